@@ -1,0 +1,37 @@
+"""`create_app`: the FastAPI application, with its services wired in and one error map."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from aifactory import __version__
+from aifactory.api import errors
+from aifactory.api.deps import AppState
+from aifactory.api.limits import BodySizeLimit
+from aifactory.api.routers import facility, jobs, me, tenancy
+from aifactory.api.schemas import ErrorOut
+
+API_PREFIX = "/api/v1"
+DEFAULT_MAX_BODY = 1024 * 1024
+
+_ERRORS = {code: {"model": ErrorOut} for code in (401, 403, 404, 409, 413, 422)}
+
+
+def create_app(state: AppState, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:
+    app = FastAPI(
+        title="aifactory",
+        version=__version__,
+        summary="Control plane of a sovereign, shared GPU facility",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        responses=_ERRORS,  # type: ignore[arg-type]
+    )
+    app.state.aifactory = state
+    api = APIRouter(prefix=API_PREFIX)
+    for router in (facility.router, jobs.router, tenancy.router, me.router):
+        api.include_router(router)
+    app.include_router(api)
+    errors.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    return app

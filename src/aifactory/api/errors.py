@@ -1,0 +1,110 @@
+"""The one map from errors to HTTP responses. Every error body has the same shape:
+
+    {"error": "<code>", "message": "<one line>", "errors": [{"field": ..., "reason": ...}]}
+
+No traceback ever leaves the server; an unexpected error is logged and answered with a 500
+that says only that.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from aifactory import errors
+from aifactory.domain.jobs import IllegalTransition
+
+log = logging.getLogger("aifactory.api")
+
+STATUS: dict[type[errors.AifactoryError], int] = {
+    errors.InvalidInput: 422,
+    errors.Unauthenticated: 401,
+    errors.PermissionDenied: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.NotReady: 503,
+}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: Sequence[tuple[str | None, str]] = (),
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = {
+        "error": code,
+        "message": message,
+        "errors": [{"field": f, "reason": r} for f, r in details],
+    }
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(errors.AifactoryError, _on_domain_error)  # type: ignore[arg-type]
+    app.add_exception_handler(IllegalTransition, _on_illegal)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _on_http)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+async def _on_domain_error(_request: Request, exc: errors.AifactoryError) -> JSONResponse:
+    status = next((s for kind, s in STATUS.items() if isinstance(exc, kind)), 400)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return error_response(status, exc.code, exc.message, [(exc.field, exc.message)], headers)
+
+
+async def _on_illegal(_request: Request, exc: IllegalTransition) -> JSONResponse:
+    return error_response(409, "conflict", str(exc), [("state", str(exc))])
+
+
+async def _on_validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    details = [(_field_of(e["loc"]), _reason_of(e)) for e in exc.errors()]
+    message = "; ".join(f"{f}: {r}" for f, r in details) or "invalid request"
+    return error_response(422, "invalid_input", message, details)
+
+
+async def _on_http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+        exc.status_code, "http_error"
+    )
+    return error_response(
+        exc.status_code,
+        code,
+        str(exc.detail),
+        [(None, str(exc.detail))],
+        dict(exc.headers or {}) or None,
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(
+        500,
+        "internal_error",
+        "the server hit an unexpected error; it has been logged",
+        [(None, "internal error")],
+    )
+
+
+def _field_of(loc: Sequence[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) if parts else str(loc[0]) if loc else "body"
+
+
+def _reason_of(error: dict[str, Any]) -> str:
+    if error.get("type") == "json_invalid":
+        return f"the body is not valid JSON ({error.get('ctx', {}).get('error', 'parse error')})"
+    if error.get("type") == "missing":
+        return "is required"
+    if error.get("type") == "extra_forbidden":
+        return "is not a known field"
+    message = str(error.get("msg", "is invalid"))
+    return message.removeprefix("Value error, ")

@@ -1,0 +1,121 @@
+"""Jobs: submit, list, show, cancel, events and logs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aifactory.api.deps import CurrentUser, Now, ReadSession, StateDep, WriteSession
+from aifactory.api.schemas import JobDetail, JobEventOut, JobOut, JobSubmit, LogsOut
+from aifactory.domain.jobs import JobSpec, JobState
+from aifactory.services import jobs as service
+from aifactory.store.models import Job, Project, User
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+@router.post("", status_code=201, response_model=JobOut)
+def submit_job(
+    body: JobSubmit,
+    session: WriteSession,
+    user: CurrentUser,
+    now: Now,
+    state: StateDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+) -> JobOut:
+    submitted = service.submit_job(
+        session,
+        user,
+        _spec(body),
+        project=body.project,
+        idempotency_key=body.idempotency_key or idempotency_key,
+        now=now,
+    )
+    if submitted.created:
+        session.info["after_commit"] = state.on_submit
+    else:
+        response.status_code = 200
+    return _out(session, [submitted.job])[0]
+
+
+@router.get("", response_model=list[JobOut])
+def list_jobs(
+    session: ReadSession,
+    user: CurrentUser,
+    project: str | None = None,
+    state: JobState | None = None,
+    owner: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before_id: Annotated[int | None, Query(ge=1)] = None,
+) -> list[JobOut]:
+    found = service.list_jobs(
+        session, user, project=project, state=state, user=owner, limit=limit, before_id=before_id
+    )
+    return _out(session, found)
+
+
+@router.get("/{job_id}", response_model=JobDetail)
+def show_job(job_id: int, session: ReadSession, user: CurrentUser) -> JobDetail:
+    job = service.get_job(session, user, job_id)
+    events = [JobEventOut.of(e) for e in service.job_events(session, user, job_id)]
+    return JobDetail(**_out(session, [job])[0].model_dump(), events=events)
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut)
+def cancel_job(
+    job_id: int, session: WriteSession, user: CurrentUser, now: Now, state: StateDep
+) -> JobOut:
+    job = service.cancel_job(session, user, job_id, now=now)
+    session.info["after_commit"] = state.on_submit
+    return _out(session, [job])[0]
+
+
+@router.get("/{job_id}/logs", response_model=LogsOut)
+def job_logs(
+    job_id: int,
+    session: ReadSession,
+    user: CurrentUser,
+    state: StateDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    tail: Annotated[int | None, Query(ge=0, le=100_000)] = None,
+) -> LogsOut:
+    chunk = service.read_logs(
+        session, user, job_id, locate=state.locate_log, offset=offset, tail_lines=tail
+    )
+    return LogsOut(text=chunk.text, offset=chunk.offset, size=chunk.size, complete=chunk.complete)
+
+
+def _spec(body: JobSubmit) -> JobSpec:
+    return JobSpec(
+        name=body.name,
+        command=tuple(body.argv()),
+        env=dict(body.env),
+        working_dir=body.working_dir,
+        gpus_per_node=body.gpus,
+        nodes=body.nodes,
+        cpus_per_node=body.cpus,
+        memory_mb_per_node=body.memory_mb,
+        gpu_model=body.gpu_model,
+        time_limit_s=body.time_limit_s,
+        preemptible=body.preemptible,
+        priority=body.priority,
+    )
+
+
+def _out(session: Session, jobs: Iterable[Job]) -> list[JobOut]:
+    jobs = list(jobs)
+    projects = _names(session, Project, {j.project_id for j in jobs})
+    users = _names(session, User, {j.user_id for j in jobs})
+    return [JobOut.of(j, projects[j.project_id], users[j.user_id]) for j in jobs]
+
+
+def _names(session: Session, model: type[Project] | type[User], ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = session.execute(select(model.id, model.name).where(model.id.in_(ids))).tuples()
+    return dict(rows.all())

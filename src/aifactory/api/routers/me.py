@@ -1,0 +1,55 @@
+"""The caller: who they are, their projects and their API tokens."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from aifactory.api.deps import CurrentUser, Now, ReadSession, WriteSession
+from aifactory.api.routers.tenancy import project_out
+from aifactory.api.schemas import MeOut, TokenCreate, TokenIssued, TokenOut
+from aifactory.services import auth, tenancy
+from aifactory.store.models import Project
+
+router = APIRouter(tags=["me"])
+
+
+@router.get("/me", response_model=MeOut)
+def whoami(session: ReadSession, user: CurrentUser) -> MeOut:
+    orgs = {o.id: o.name for o in tenancy.list_organisations(session, user)}
+    mine = [p for p in tenancy.list_projects(session, user) if p.id in user.memberships]
+    default = session.get(Project, user.default_project_id) if user.default_project_id else None
+    return MeOut(
+        name=user.name,
+        facility_role=user.facility_role,
+        default_project=default.name if default else None,
+        projects=[project_out(p, orgs[p.organisation_id], user) for p in mine],
+    )
+
+
+@router.put("/me/default-project/{project}", response_model=MeOut)
+def use_project(project: str, session: WriteSession, user: CurrentUser) -> MeOut:
+    tenancy.set_default_project(session, user, project=project)
+    user = auth.principal_of(session, tenancy.user_by_name(session, user.name))
+    return whoami(session, user)
+
+
+@router.get("/tokens", response_model=list[TokenOut])
+def list_tokens(
+    session: ReadSession, user: CurrentUser, owner: str | None = None
+) -> list[TokenOut]:
+    return [TokenOut.of(t) for t in auth.list_tokens(session, user, user_name=owner)]
+
+
+@router.post("/tokens", status_code=201, response_model=TokenIssued)
+def create_token(
+    body: TokenCreate, session: WriteSession, user: CurrentUser, now: Now
+) -> TokenIssued:
+    row, plain = auth.create_token(
+        session, user, name=body.name, now=now, ttl_days=body.ttl_days, user_name=body.user
+    )
+    return TokenIssued(**TokenOut.of(row).model_dump(), token=plain)
+
+
+@router.delete("/tokens/{token_id}", response_model=TokenOut)
+def revoke_token(token_id: int, session: WriteSession, user: CurrentUser, now: Now) -> TokenOut:
+    return TokenOut.of(auth.revoke_token(session, user, token_id, now=now))

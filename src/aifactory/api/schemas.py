@@ -1,0 +1,299 @@
+"""Request and response schemas: the API's own family of models (not ORM, not domain)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from aifactory.domain.jobs import JobState
+from aifactory.domain.tenancy import FacilityRole, OrgKind, ProjectRole
+
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][\w.\-]*$")]
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_SCRIPT = 64 * 1024
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class JobSubmit(Request):
+    name: str = Field("job", min_length=1, max_length=128)
+    project: Name | None = None
+    command: list[Annotated[str, Field(max_length=32 * 1024)]] | None = Field(
+        None, min_length=1, max_length=4096, description="argv; exactly one of command, script"
+    )
+    script: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_SCRIPT,
+        description="a bash script; exactly one of command, script",
+    )
+    env: dict[str, Annotated[str, Field(max_length=32 * 1024)]] = Field(
+        default_factory=dict, max_length=256
+    )
+    working_dir: str | None = Field(None, min_length=1, max_length=4096)
+    gpus: int = Field(0, ge=0, le=1024, description="GPUs per node")
+    nodes: int = Field(1, ge=1, le=1024)
+    cpus: int = Field(1, ge=1, le=4096, description="CPUs per node")
+    memory_mb: int = Field(1024, ge=1, le=64 * 1024 * 1024, description="memory per node")
+    gpu_model: str | None = Field(None, min_length=1, max_length=64)
+    time_limit_s: int = Field(3600, ge=1, le=30 * 86400)
+    preemptible: bool = False
+    priority: int = Field(0, ge=-1000, le=1000)
+    idempotency_key: str | None = Field(None, min_length=1, max_length=128)
+
+    @field_validator("env")
+    @classmethod
+    def _env_keys(cls, env: dict[str, str]) -> dict[str, str]:
+        for key in env:
+            if not _ENV_KEY.match(key):
+                raise ValueError(f"{key!r} is not a valid environment variable name")
+        return env
+
+    @field_validator("working_dir")
+    @classmethod
+    def _absolute(cls, path: str | None) -> str | None:
+        if path is not None and not path.startswith("/"):
+            raise ValueError("must be an absolute path")
+        return path
+
+    @model_validator(mode="after")
+    def _one_of_command_script(self) -> JobSubmit:
+        if (self.command is None) == (self.script is None):
+            raise ValueError("give exactly one of 'command' and 'script'")
+        return self
+
+    def argv(self) -> list[str]:
+        return (
+            list(self.command)
+            if self.command is not None
+            else ["/bin/bash", "-c", self.script or ""]
+        )
+
+
+def _iso(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class JobOut(Response):
+    id: int
+    name: str
+    project: str
+    user: str
+    state: JobState
+    state_reason: str | None
+    command: list[str]
+    env: dict[str, str]
+    working_dir: str | None
+    gpus: int
+    nodes: int
+    cpus: int
+    memory_mb: int
+    gpu_model: str | None
+    time_limit_s: int
+    preemptible: bool
+    priority: int
+    idempotency_key: str | None
+    cancel_requested: bool
+    attempts: int
+    exit_code: int | None
+    placement: dict[str, Any] | None
+    submitted_at: datetime
+    admitted_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+
+    @classmethod
+    def of(cls, job: Any, project: str, user: str) -> JobOut:
+        return cls(
+            id=job.id,
+            name=job.name,
+            project=project,
+            user=user,
+            state=JobState(job.state),
+            state_reason=job.state_reason,
+            command=job.command,
+            env=job.env,
+            working_dir=job.working_dir,
+            gpus=job.gpus_per_node,
+            nodes=job.nodes,
+            cpus=job.cpus_per_node,
+            memory_mb=job.memory_mb_per_node,
+            gpu_model=job.gpu_model,
+            time_limit_s=job.time_limit_s,
+            preemptible=job.preemptible,
+            priority=job.priority,
+            idempotency_key=job.idempotency_key,
+            cancel_requested=job.cancel_requested,
+            attempts=job.attempts,
+            exit_code=job.exit_code,
+            placement=job.placement,
+            submitted_at=_iso(job.submitted_at),
+            admitted_at=_iso(job.admitted_at),
+            started_at=_iso(job.started_at),
+            ended_at=_iso(job.ended_at),
+        )
+
+
+class JobEventOut(Response):
+    at: datetime
+    from_state: JobState | None
+    to_state: JobState
+    reason: str | None
+    actor: str
+
+    @classmethod
+    def of(cls, event: Any) -> JobEventOut:
+        return cls(
+            at=_iso(event.at),
+            from_state=event.from_state,
+            to_state=event.to_state,
+            reason=event.reason,
+            actor=event.actor,
+        )
+
+
+class JobDetail(JobOut):
+    events: list[JobEventOut]
+
+
+class LogsOut(BaseModel):
+    text: str
+    offset: int
+    size: int
+    complete: bool
+
+
+class OrganisationCreate(Request):
+    name: Name
+    kind: OrgKind
+
+
+class OrganisationOut(Response):
+    id: int
+    name: str
+    kind: OrgKind
+
+
+class ProjectCreate(Request):
+    name: Name
+    organisation: Name
+    owner: Name | None = Field(None, description="the first owner; yourself if not given")
+
+
+class ProjectOut(BaseModel):
+    id: int
+    name: str
+    organisation: str
+    role: ProjectRole | None = Field(None, description="your role in it")
+
+
+class MemberAdd(Request):
+    user: Name
+    role: ProjectRole = ProjectRole.MEMBER
+
+
+class MemberOut(BaseModel):
+    user: str
+    role: ProjectRole
+
+
+class UserCreate(Request):
+    name: Name
+    email: str | None = Field(None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    facility_role: FacilityRole = FacilityRole.USER
+    token: bool = Field(True, description="also issue a first API token")
+
+
+class UserOut(Response):
+    id: int
+    name: str
+    email: str | None
+    facility_role: FacilityRole
+
+
+class MeOut(BaseModel):
+    name: str
+    facility_role: FacilityRole
+    default_project: str | None
+    projects: list[ProjectOut]
+
+
+class TokenCreate(Request):
+    name: str = Field("cli", min_length=1, max_length=64)
+    ttl_days: float | None = Field(None, gt=0, le=3650)
+    user: Name | None = Field(None, description="admins only: issue for another user")
+
+
+class TokenOut(BaseModel):
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, row: Any) -> TokenOut:
+        return cls(
+            id=row.id,
+            name=row.name,
+            prefix=row.prefix,
+            created_at=_iso(row.created_at),
+            expires_at=_iso(row.expires_at),
+            revoked_at=_iso(row.revoked_at),
+        )
+
+
+class TokenIssued(TokenOut):
+    token: str = Field(description="shown once; only its hash is stored")
+
+
+class UserCreated(UserOut):
+    token: str | None = None
+
+
+class NodeOut(Response):
+    id: str
+    site: str
+    pool: str
+    executor: str
+    gpus: int
+    gpu_model: str | None
+    cpus: int
+    memory_mb: int
+    schedulable: bool
+
+
+class FacilityOut(BaseModel):
+    nodes: list[NodeOut]
+    jobs_by_state: dict[str, int]
+    admission_paused: bool
+
+
+class AdmissionChange(Request):
+    paused: bool
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+
+
+class ErrorDetail(BaseModel):
+    field: str | None
+    reason: str
+
+
+class ErrorOut(BaseModel):
+    error: str
+    message: str
+    errors: list[ErrorDetail]

@@ -1,0 +1,129 @@
+"""`aifactory up` (start a facility here) and the operators' facility commands."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Literal, cast
+
+import typer
+
+from aifactory.cli.config import config_path, load, save
+from aifactory.cli.context import client
+from aifactory.cli.formats import print_json, table
+
+facility_app = typer.Typer(
+    help="The facility: nodes, queue, admission (operators).", invoke_without_command=True
+)
+JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(up)
+    app.add_typer(facility_app, name="facility")
+
+
+def up(
+    host: Annotated[str, typer.Option(help="address to serve the API on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="database, jobs and logs")] = Path(
+        ".aifactory"
+    ),
+    virtual_gpus: Annotated[
+        int | None,
+        typer.Option(
+            "--virtual-gpus", help="declare N logical GPU slots (demos, tests, no-GPU machines)"
+        ),
+    ] = None,
+    executor: Annotated[str, typer.Option(help="local or slurm")] = "local",
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar="AIFACTORY_DATABASE_URL",
+            help="e.g. postgresql+psycopg://user@host/db (default: SQLite in the data dir)",
+        ),
+    ] = None,
+    cpus: Annotated[int | None, typer.Option(help="CPU slots to offer")] = None,
+    memory_mb: Annotated[int | None, typer.Option("--memory-mb")] = None,
+    site: Annotated[str, typer.Option(help="country code of this site")] = "NL",
+    paused: Annotated[bool, typer.Option(help="start with admission paused")] = False,
+) -> None:
+    """Start a facility on this machine: API, control loop and local executor."""
+    from aifactory.config import Settings
+    from aifactory.server import build, serve
+
+    if executor not in ("local", "slurm"):
+        raise typer.BadParameter("must be local or slurm", param_hint="--executor")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = Settings(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        virtual_gpus=virtual_gpus,
+        executor=cast(Literal["local", "slurm"], executor),
+        database_url=database_url,
+        cpus=cpus,
+        memory_mb=memory_mb,
+        site=site,
+        paused=paused,
+    )
+    facility = build(settings)
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    if facility.admin_token:
+        typer.echo(f"admin token: {facility.admin_token}")
+        if not load():
+            typer.echo(f"(saved for the CLI in {save(url, facility.admin_token)})")
+    typer.echo(
+        f"aifactory is up at {url} (API docs: {url}/api/v1/docs); data in "
+        f"{data_dir.resolve()}; CLI config: {config_path()}",
+        err=True,
+    )
+    serve(facility)
+
+
+@facility_app.callback()
+def show(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Nodes, jobs by state and whether admission is paused."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with client(ctx) as api:
+        found = api.facility()
+    if as_json:
+        print_json(found)
+        return
+    table(
+        "nodes",
+        ["id", "site", "gpus", "model", "cpus", "memory MB", "schedulable"],
+        [
+            [
+                n["id"],
+                n["site"],
+                n["gpus"],
+                n["gpu_model"],
+                n["cpus"],
+                n["memory_mb"],
+                n["schedulable"],
+            ]
+            for n in found["nodes"]
+        ],
+    )
+    states = ", ".join(f"{k} {v}" for k, v in sorted(found["jobs_by_state"].items()))
+    typer.echo(
+        f"jobs: {states or 'none'}; admission {'PAUSED' if found['admission_paused'] else 'open'}"
+    )
+
+
+@facility_app.command()
+def pause(ctx: typer.Context) -> None:
+    """Stop admitting new jobs (running jobs go on)."""
+    with client(ctx) as api:
+        api.set_admission(paused=True)
+    typer.echo("admission paused")
+
+
+@facility_app.command()
+def resume(ctx: typer.Context) -> None:
+    with client(ctx) as api:
+        api.set_admission(paused=False)
+    typer.echo("admission open")

@@ -1,0 +1,198 @@
+"""Job commands: submit, jobs, show, logs, cancel."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from aifactory.cli.context import client
+from aifactory.cli.formats import parse_duration, parse_env, print_json, table, when
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command(context_settings={"allow_interspersed_args": False})(submit)
+    app.command("jobs")(list_jobs)
+    app.command()(show)
+    app.command()(logs)
+    app.command()(cancel)
+
+
+def submit(
+    ctx: typer.Context,
+    command: Annotated[list[str] | None, typer.Argument(help="the command, after --")] = None,
+    name: Annotated[str | None, typer.Option(help="job name (default: the command)")] = None,
+    project: Annotated[str | None, typer.Option(help="default: your default project")] = None,
+    gpus: Annotated[int, typer.Option(help="GPUs per node")] = 0,
+    nodes: Annotated[int, typer.Option()] = 1,
+    cpus: Annotated[int, typer.Option(help="CPUs per node")] = 1,
+    memory_mb: Annotated[int, typer.Option("--memory-mb", help="memory per node")] = 1024,
+    gpu_model: Annotated[str | None, typer.Option("--gpu-model")] = None,
+    time_limit: Annotated[
+        str, typer.Option("--time-limit", "-t", help="90, 30m, 2h or 1:30:00")
+    ] = "1h",
+    env: Annotated[list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE")] = None,
+    workdir: Annotated[str | None, typer.Option(help="absolute working directory")] = None,
+    script: Annotated[
+        Path | None,
+        typer.Option(help="a bash script file instead of a command", exists=True, dir_okay=False),
+    ] = None,
+    preemptible: Annotated[bool, typer.Option()] = False,
+    priority: Annotated[int, typer.Option()] = 0,
+    idempotency_key: Annotated[
+        str | None, typer.Option("--idempotency-key", help="resubmits return the same job")
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="wait for the job to end; exit with its code")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Submit a job: aifactory submit --gpus 1 -- python train.py"""
+    if not command and script is None:
+        raise typer.BadParameter("give a command after -- or --script FILE")
+    spec: dict[str, Any] = {
+        "name": name or Path((command or [str(script)])[0]).name[:128],
+        "project": project,
+        "gpus": gpus,
+        "nodes": nodes,
+        "cpus": cpus,
+        "memory_mb": memory_mb,
+        "gpu_model": gpu_model,
+        "time_limit_s": parse_duration(time_limit),
+        "env": parse_env(env or []),
+        "working_dir": workdir,
+        "preemptible": preemptible,
+        "priority": priority,
+    }
+    with client(ctx) as api:
+        job = api.submit(
+            command or None,
+            script=script.read_text() if script else None,
+            idempotency_key=idempotency_key,
+            **spec,
+        )
+        if wait:
+            job = api.wait(job["id"])
+    if as_json:
+        print_json(job)
+    else:
+        typer.echo(f"job {job['id']} {job['state']} in project {job['project']}")
+    if wait and job["state"] != "SUCCEEDED":
+        raise typer.Exit(job["exit_code"] or 1)
+
+
+def list_jobs(
+    ctx: typer.Context,
+    project: Annotated[str | None, typer.Option()] = None,
+    state: Annotated[str | None, typer.Option(help="e.g. RUNNING")] = None,
+    owner: Annotated[str | None, typer.Option(help="only this user's jobs")] = None,
+    limit: Annotated[int, typer.Option()] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """List jobs you can see, newest first."""
+    with client(ctx) as api:
+        found = api.jobs(
+            project=project, state=state.upper() if state else None, owner=owner, limit=limit
+        )
+    if as_json:
+        print_json(found)
+        return
+    table(
+        None,
+        ["id", "name", "project", "user", "state", "gpus", "submitted", "exit"],
+        [
+            [
+                j["id"],
+                j["name"],
+                j["project"],
+                j["user"],
+                j["state"],
+                j["gpus"] * j["nodes"],
+                when(j["submitted_at"]),
+                j["exit_code"],
+            ]
+            for j in found
+        ],
+    )
+
+
+def show(
+    ctx: typer.Context,
+    job_id: Annotated[int, typer.Argument(metavar="JOB")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Show a job: its spec, state, placement, exit code and history."""
+    with client(ctx) as api:
+        job = api.job(job_id)
+    if as_json:
+        print_json(job)
+        return
+    typer.echo(
+        f"job {job['id']}  {job['name']}  [{job['state']}]"
+        + (f"  {job['state_reason']}" if job["state_reason"] else "")
+    )
+    typer.echo(f"  project {job['project']}, user {job['user']}")
+    typer.echo(f"  command {' '.join(job['command'])}")
+    typer.echo(
+        f"  asks    {job['nodes']} node(s) × {job['gpus']} GPU, {job['cpus']} CPU, "
+        f"{job['memory_mb']} MB; limit {job['time_limit_s']} s"
+    )
+    if job["placement"]:
+        for node, part in job["placement"].items():
+            typer.echo(f"  placed  {node}: GPUs {part['gpu_ids'] or '-'}, CPUs {part['cpu_ids']}")
+    typer.echo(f"  exit    {job['exit_code'] if job['exit_code'] is not None else '-'}")
+    table(
+        "history",
+        ["at", "from", "to", "reason", "by"],
+        [
+            [when(e["at"]), e["from_state"], e["to_state"], e["reason"], e["actor"]]
+            for e in job["events"]
+        ],
+    )
+
+
+def logs(
+    ctx: typer.Context,
+    job_id: Annotated[int, typer.Argument(metavar="JOB")],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="stream until the job ends")
+    ] = False,
+    tail: Annotated[int | None, typer.Option(help="only the last N lines")] = None,
+) -> None:
+    """Print a job's output (stdout and stderr)."""
+    with client(ctx) as api:
+        if tail is not None:
+            first = api.logs(job_id, tail=tail)
+            sys.stdout.write(first["text"])
+            offset = first["offset"]
+            if not follow:
+                return
+        else:
+            offset = 0
+        while not follow:
+            chunk = api.logs(job_id, offset=offset)
+            sys.stdout.write(chunk["text"])
+            offset = chunk["offset"]
+            if offset >= chunk["size"]:
+                return
+        for text in api.follow_logs(job_id, offset=offset):
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+
+def cancel(
+    ctx: typer.Context,
+    job_id: Annotated[int, typer.Argument(metavar="JOB")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Cancel a job (a running one is stopped: SIGTERM, grace period, SIGKILL)."""
+    with client(ctx) as api:
+        job = api.cancel(job_id)
+    if as_json:
+        print_json(job)
+    elif job["state"] == "CANCELLED":
+        typer.echo(f"job {job_id} cancelled")
+    else:
+        typer.echo(f"job {job_id} is being stopped")

@@ -1,0 +1,51 @@
+"""The `aifactory` entry point: global options, the commands, and one error printer."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from aifactory.cli import facility, jobs, tenancy
+from aifactory.client import ApiError, Unreachable
+
+app = typer.Typer(
+    help="aifactory: run jobs on a sovereign, shared GPU facility.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None, typer.Option(help="facility address", envvar="AIFACTORY_URL")
+    ] = None,
+    token: Annotated[str | None, typer.Option(help="API token", envvar="AIFACTORY_TOKEN")] = None,
+) -> None:
+    ctx.obj = {"url": url, "token": token}
+
+
+jobs.register(app)
+tenancy.register(app)
+facility.register(app)
+
+
+def main() -> None:
+    try:
+        app()
+    except ApiError as exc:
+        typer.secho(f"error: {_one_line(exc)}", err=True, fg="red")
+        sys.exit(1)
+    except Unreachable as exc:
+        typer.secho(f"error: {exc}", err=True, fg="red")
+        sys.exit(1)
+
+
+def _one_line(exc: ApiError) -> str:
+    fields = [e for e in exc.errors if e.get("field")]
+    if len(fields) == 1 and fields[0]["reason"] in exc.message:
+        return f"{fields[0]['field']}: {exc.message}"
+    return exc.message

@@ -1,0 +1,239 @@
+"""A small synchronous SDK over /api/v1. Responses are the API's JSON objects, as dicts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+Json = dict[str, Any]
+TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMEOUT"})
+
+
+class ApiError(Exception):
+    """The facility refused a request; `errors` lists (field, reason) pairs."""
+
+    def __init__(self, status: int, code: str, message: str, errors: list[Json]) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.errors = errors
+
+
+class Unreachable(Exception):
+    pass
+
+
+class Client:
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.url + "/api/v1", headers=headers, timeout=timeout, transport=transport
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # ---- plumbing --------------------------------------------------------------------
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self._http.request(method, path, json=json, params=clean, headers=headers)
+        except httpx.TransportError as exc:
+            raise Unreachable(f"cannot reach the facility at {self.url}: {exc}") from exc
+        if response.status_code >= 400:
+            raise _api_error(response)
+        return response.json() if response.content else None
+
+    # ---- facility --------------------------------------------------------------------
+    def health(self) -> Json:
+        result: Json = self._call("GET", "/health")
+        return result
+
+    def facility(self) -> Json:
+        result: Json = self._call("GET", "/facility")
+        return result
+
+    def set_admission(self, *, paused: bool) -> Json:
+        result: Json = self._call("PUT", "/facility/admission", json={"paused": paused})
+        return result
+
+    # ---- jobs ------------------------------------------------------------------------
+    def submit(
+        self,
+        command: list[str] | None = None,
+        *,
+        script: str | None = None,
+        idempotency_key: str | None = None,
+        **spec: Any,
+    ) -> Json:
+        """Submit a job; `spec` takes the API's fields (gpus, cpus, memory_mb, project...)."""
+        body = {"command": command, "script": script, **spec}
+        body = {k: v for k, v in body.items() if v is not None}
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        result: Json = self._call("POST", "/jobs", json=body, headers=headers)
+        return result
+
+    def jobs(
+        self,
+        *,
+        project: str | None = None,
+        state: str | None = None,
+        owner: str | None = None,
+        limit: int = 100,
+    ) -> list[Json]:
+        params = {"project": project, "state": state, "owner": owner, "limit": limit}
+        result: list[Json] = self._call("GET", "/jobs", params=params)
+        return result
+
+    def job(self, job_id: int) -> Json:
+        result: Json = self._call("GET", f"/jobs/{job_id}")
+        return result
+
+    def cancel(self, job_id: int) -> Json:
+        result: Json = self._call("POST", f"/jobs/{job_id}/cancel")
+        return result
+
+    def logs(self, job_id: int, *, offset: int = 0, tail: int | None = None) -> Json:
+        result: Json = self._call(
+            "GET", f"/jobs/{job_id}/logs", params={"offset": offset, "tail": tail}
+        )
+        return result
+
+    def follow_logs(self, job_id: int, *, poll_s: float = 0.5, offset: int = 0) -> Iterator[str]:
+        """Yield new log text until the job has ended and its log is read to the end."""
+        while True:
+            chunk = self.logs(job_id, offset=offset)
+            if chunk["text"]:
+                yield chunk["text"]
+            offset = chunk["offset"]
+            if chunk["complete"]:
+                return
+            if not chunk["text"]:
+                time.sleep(poll_s)
+
+    def wait(self, job_id: int, *, timeout_s: float = 3600, poll_s: float = 0.5) -> Json:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            job = self.job(job_id)
+            if job["state"] in TERMINAL:
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job['state']} after {timeout_s} s")
+            time.sleep(poll_s)
+
+    # ---- tenancy ---------------------------------------------------------------------
+    def me(self) -> Json:
+        result: Json = self._call("GET", "/me")
+        return result
+
+    def use_project(self, project: str) -> Json:
+        result: Json = self._call("PUT", f"/me/default-project/{project}")
+        return result
+
+    def organisations(self) -> list[Json]:
+        result: list[Json] = self._call("GET", "/organisations")
+        return result
+
+    def create_organisation(self, name: str, kind: str) -> Json:
+        result: Json = self._call("POST", "/organisations", json={"name": name, "kind": kind})
+        return result
+
+    def projects(self) -> list[Json]:
+        result: list[Json] = self._call("GET", "/projects")
+        return result
+
+    def create_project(self, name: str, organisation: str, owner: str | None = None) -> Json:
+        body = {"name": name, "organisation": organisation, "owner": owner}
+        result: Json = self._call(
+            "POST", "/projects", json={k: v for k, v in body.items() if v is not None}
+        )
+        return result
+
+    def members(self, project: str) -> list[Json]:
+        result: list[Json] = self._call("GET", f"/projects/{project}/members")
+        return result
+
+    def add_member(self, project: str, user: str, role: str = "member") -> Json:
+        result: Json = self._call(
+            "PUT", f"/projects/{project}/members", json={"user": user, "role": role}
+        )
+        return result
+
+    def remove_member(self, project: str, user: str) -> None:
+        self._call("DELETE", f"/projects/{project}/members/{user}")
+
+    def users(self) -> list[Json]:
+        result: list[Json] = self._call("GET", "/users")
+        return result
+
+    def create_user(
+        self,
+        name: str,
+        *,
+        email: str | None = None,
+        facility_role: str = "user",
+        token: bool = True,
+    ) -> Json:
+        body = {"name": name, "email": email, "facility_role": facility_role, "token": token}
+        result: Json = self._call(
+            "POST", "/users", json={k: v for k, v in body.items() if v is not None}
+        )
+        return result
+
+    def tokens(self, owner: str | None = None) -> list[Json]:
+        result: list[Json] = self._call("GET", "/tokens", params={"owner": owner})
+        return result
+
+    def create_token(
+        self, name: str = "cli", *, ttl_days: float | None = None, user: str | None = None
+    ) -> Json:
+        body = {"name": name, "ttl_days": ttl_days, "user": user}
+        result: Json = self._call(
+            "POST", "/tokens", json={k: v for k, v in body.items() if v is not None}
+        )
+        return result
+
+    def revoke_token(self, token_id: int) -> Json:
+        result: Json = self._call("DELETE", f"/tokens/{token_id}")
+        return result
+
+
+def _api_error(response: httpx.Response) -> ApiError:
+    try:
+        body = response.json()
+        return ApiError(
+            response.status_code,
+            str(body.get("error", "error")),
+            str(body.get("message", response.reason_phrase)),
+            list(body.get("errors", [])),
+        )
+    except ValueError:
+        return ApiError(
+            response.status_code, "error", f"HTTP {response.status_code}: {response.text[:200]}", []
+        )

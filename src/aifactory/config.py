@@ -1,0 +1,41 @@
+"""The facility's settings: one typed object, from flags, `AIFACTORY_*` variables or defaults.
+
+Built once at the entry point and passed down; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AIFACTORY_", extra="ignore")
+
+    data_dir: Path = Field(Path(".aifactory"), description="database, job directories, logs")
+    database_url: str | None = Field(None, description="default: SQLite under data_dir")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    executor: Literal["local", "slurm"] = "local"
+    virtual_gpus: int | None = Field(None, ge=0, le=1024, description="declare GPU slots")
+    cpus: int | None = Field(None, ge=1, description="CPU slots (default: this machine's)")
+    memory_mb: int | None = Field(None, ge=1)
+    site: str = Field("NL", min_length=2, max_length=8)
+    policy: str = "fifo"
+    tick_s: float = Field(0.5, gt=0)
+    grace_s: float = Field(10.0, ge=0, description="SIGTERM → SIGKILL grace period")
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    paused: bool = Field(False, description="start with admission paused")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'aifactory.db').resolve()}"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return (self.data_dir / "jobs").resolve()

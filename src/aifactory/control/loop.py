@@ -1,0 +1,260 @@
+"""The control loop: snapshot → schedule → act, and reconcile with the executor.
+
+One loop runs per facility: it acts only while it holds the `control` lease, and every write
+it makes checks the lease epoch in the same transaction, so a loop that lost its lease (paused,
+partitioned) cannot overwrite its successor's work. Each step follows load → act → apply:
+short read session, executor calls outside any session, short write session.
+
+Intent before action: a job is committed ADMITTED, with its named devices, before the executor
+is asked to start it; on restart, ADMITTED jobs the executor never saw are started again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import psutil
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aifactory.control.placement import DeviceBook
+from aifactory.control.reconcile import Plan, plan_for
+from aifactory.control.snapshot import read_snapshot
+from aifactory.domain.jobs import ACTIVE, JobState
+from aifactory.executors.base import Executor, Launch, NodeSlice
+from aifactory.scheduler import Hold, Policy, Preempt, Start, schedule
+from aifactory.store import flags
+from aifactory.store.db import Database
+from aifactory.store.jobs import jobs_in_states, lock_job, switch_job_state
+from aifactory.store.leases import try_acquire
+from aifactory.store.models import Job, Node
+from aifactory.store.nodes import upsert_node
+
+log = logging.getLogger("aifactory.control")
+LEASE = "control"
+ACTOR = "control"
+Clock = Callable[[], float]
+
+
+class LeaseLost(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveJob:
+    id: int
+    state: JobState
+    cancel_requested: bool
+    launch: Launch
+
+
+class ControlLoop:
+    def __init__(
+        self,
+        db: Database,
+        executor: Executor,
+        policy: Policy,
+        clock: Clock,
+        *,
+        lease_ttl_s: float = 15.0,
+        tick_s: float = 0.5,
+    ) -> None:
+        self.db = db
+        self.executor = executor
+        self.policy = policy
+        self.clock = clock
+        self.lease_ttl_s = lease_ttl_s
+        self.tick_s = tick_s
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.epoch: int | None = None
+        self._registered = False
+        self._wake = threading.Event()
+
+    # ---- running -------------------------------------------------------------------------
+    def wake(self) -> None:
+        """Ask for a tick now (e.g. after a submit) instead of at the next interval."""
+        self._wake.set()
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.tick()
+            except Exception:
+                log.exception("control loop tick failed; retrying")
+            self._wake.wait(self.tick_s)
+            self._wake.clear()
+
+    def tick(self) -> bool:
+        """One round; returns False while another loop holds the lease."""
+        if not self._hold_lease():
+            return False
+        if not self._registered:
+            self._register_nodes()
+        self._sync()
+        if not self._admission_paused():
+            self._schedule()
+        return True
+
+    # ---- lease ---------------------------------------------------------------------------
+    def _hold_lease(self) -> bool:
+        with self.db.session() as session:
+            epoch = try_acquire(
+                session, LEASE, self.holder, self.clock(), self.lease_ttl_s, is_dead=holder_is_dead
+            )
+        if epoch != self.epoch:
+            self._registered = False  # a new term: register and reconcile first
+            if epoch is not None:
+                log.info("holding the control lease (epoch %s)", epoch)
+        self.epoch = epoch
+        return epoch is not None
+
+    def _fence(self, session: Session) -> None:
+        epoch = try_acquire(session, LEASE, self.holder, self.clock(), self.lease_ttl_s)
+        if epoch is None or epoch != self.epoch:
+            raise LeaseLost(f"{self.holder} lost the control lease")
+
+    def _register_nodes(self) -> None:
+        offers = self.executor.inventory()
+        with self.db.session() as session:
+            self._fence(session)
+            for offer in offers:
+                upsert_node(
+                    session,
+                    offer.node,
+                    executor=self.executor.name,
+                    gpu_ids=offer.gpu_ids,
+                    now=self.clock(),
+                )
+        self._registered = True
+
+    def _admission_paused(self) -> bool:
+        with self.db.read() as session:
+            return flags.admission_paused(session)
+
+    # ---- reconcile: what the executor saw → job states -----------------------------------
+    def _sync(self) -> None:
+        with self.db.read() as session:
+            active = [_active(job) for job in jobs_in_states(session, sorted(ACTIVE))]
+        if not active:
+            return
+        seen = self.executor.poll(job.id for job in active)
+        plans = {job.id: plan_for(job.state, job.cancel_requested, seen[job.id]) for job in active}
+        for job in active:
+            self._act(job, plans[job.id])
+        self._apply(active, plans)
+
+    def _act(self, job: ActiveJob, plan: Plan) -> None:
+        if plan.start:
+            log.info("starting job %s", job.id)
+            self.executor.start(job.launch)
+        if plan.cancel:
+            self.executor.cancel(job.id)
+
+    def _apply(self, active: Iterable[ActiveJob], plans: dict[int, Plan]) -> None:
+        changing = [job for job in active if plans[job.id].moves]
+        if not changing:
+            return
+        with self.db.session() as session:
+            self._fence(session)
+            now = self.clock()
+            for job in changing:
+                row = lock_job(session, job.id)
+                if row is None or row.state != job.state.value:
+                    continue  # changed since we looked: the next tick sees it afresh
+                for move in plans[job.id].moves:
+                    switch_job_state(
+                        session,
+                        row,
+                        move.target,
+                        now=now,
+                        actor=ACTOR,
+                        reason=move.reason,
+                        **move.fields,
+                    )
+
+    # ---- schedule: pending → admitted ----------------------------------------------------
+    def _schedule(self) -> None:
+        with self.db.read() as session:
+            snapshot = read_snapshot(session)
+        if not snapshot.pending:
+            return
+        decisions = schedule(snapshot, self.policy, self.clock())
+        if not decisions:
+            return
+        with self.db.session() as session:
+            self._fence(session)
+            launches = self._admit(session, decisions)
+        for launch in launches:
+            log.info("starting job %s", launch.job_id)
+            self.executor.start(launch)
+
+    def _admit(self, session: Session, decisions: list[Start | Preempt | Hold]) -> list[Launch]:
+        book = _device_book(session)
+        now = self.clock()
+        launches: list[Launch] = []
+        for decision in decisions:
+            if isinstance(decision, Preempt):
+                raise NotImplementedError("preemption arrives with the fair-share policy (#3)")
+            row = lock_job(session, decision.job_id)
+            if row is None or row.state != JobState.PENDING.value:
+                continue
+            if isinstance(decision, Hold):
+                switch_job_state(
+                    session, row, JobState.HELD, now=now, actor=ACTOR, reason=decision.reason
+                )
+                continue
+            named = book.assign(decision.placement)
+            switch_job_state(
+                session,
+                row,
+                JobState.ADMITTED,
+                now=now,
+                actor=ACTOR,
+                reason="admitted",
+                placement=named,
+                admitted_at=now,
+                attempts=row.attempts + 1,
+            )
+            launches.append(_active(row).launch)
+        return launches
+
+
+def holder_is_dead(holder: str) -> bool:
+    """A holder on this host whose process is gone (killed, crashed) holds nothing."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    return not psutil.pid_exists(int(pid_text))
+
+
+def _device_book(session: Session) -> DeviceBook:
+    nodes = list(session.scalars(select(Node)))
+    active = jobs_in_states(session, sorted(ACTIVE))
+    return DeviceBook(
+        {n.id: list(n.gpu_ids) for n in nodes},
+        {n.id: n.cpus for n in nodes},
+        [job.placement or {} for job in active],
+    )
+
+
+def _active(job: Job) -> ActiveJob:
+    placement = {
+        node_id: NodeSlice(list(part["gpu_ids"]), list(part["cpu_ids"]), int(part["memory_mb"]))
+        for node_id, part in (job.placement or {}).items()
+    }
+    launch = Launch(
+        job_id=job.id,
+        command=list(job.command),
+        env=dict(job.env),
+        working_dir=job.working_dir,
+        time_limit_s=job.time_limit_s,
+        placement=placement,
+    )
+    return ActiveJob(job.id, JobState(job.state), job.cancel_requested, launch)

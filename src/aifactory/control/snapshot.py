@@ -1,0 +1,60 @@
+"""Read the facility into a scheduler `Snapshot`, in one short read transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aifactory.domain.jobs import ACTIVE, JobState
+from aifactory.domain.resources import Resources
+from aifactory.scheduler import NodeView, PendingJob, RunningJob, Snapshot
+from aifactory.store.models import Job, Node, Project
+
+
+def read_snapshot(session: Session) -> Snapshot:
+    nodes = tuple(
+        NodeView(
+            row.id, Resources(row.gpus, row.cpus, row.memory_mb), row.gpu_model, row.schedulable
+        )
+        for row in session.scalars(select(Node).order_by(Node.id))
+    )
+    projects = dict(session.execute(select(Project.id, Project.name)).tuples().all())
+    active = session.scalars(select(Job).where(Job.state.in_([s.value for s in ACTIVE])))
+    running = tuple(_running(job, projects[job.project_id]) for job in active)
+    waiting = session.scalars(select(Job).where(Job.state == JobState.PENDING.value))
+    pending = tuple(_pending(job, projects[job.project_id]) for job in waiting)
+    return Snapshot(nodes=nodes, running=running, pending=pending)
+
+
+def _running(job: Job, project: str) -> RunningJob:
+    return RunningJob(
+        job_id=job.id,
+        project=project,
+        placement=placement_resources(job.placement or {}),
+        started_at=job.started_at or job.admitted_at or job.submitted_at,
+        time_limit_s=job.time_limit_s,
+    )
+
+
+def _pending(job: Job, project: str) -> PendingJob:
+    return PendingJob(
+        job_id=job.id,
+        project=project,
+        submitted_at=job.submitted_at,
+        per_node=Resources(job.gpus_per_node, job.cpus_per_node, job.memory_mb_per_node),
+        nodes=job.nodes,
+        gpu_model=job.gpu_model,
+        time_limit_s=job.time_limit_s,
+        priority=job.priority,
+        preemptible=job.preemptible,
+    )
+
+
+def placement_resources(placement: dict[str, Any]) -> dict[str, Resources]:
+    """The stored placement ({node: {gpus, cpus, memory_mb, gpu_ids, cpu_ids}}) as Resources."""
+    return {
+        node_id: Resources(int(p["gpus"]), int(p["cpus"]), int(p["memory_mb"]))
+        for node_id, p in placement.items()
+    }

@@ -1,0 +1,1 @@
+"""Executors run admitted jobs: `local` (subprocesses on this machine), later `slurm`."""

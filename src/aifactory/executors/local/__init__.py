@@ -1,0 +1,1 @@
+"""Run jobs as real subprocesses on this machine, each under its own small supervisor."""

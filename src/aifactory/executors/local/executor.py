@@ -1,0 +1,171 @@
+"""The local executor: jobs as real subprocesses on this machine.
+
+Each job gets a directory under `<data dir>/jobs/<id>/` and a detached supervisor process
+(`supervisor.py`). Everything the executor knows it reads back from that directory, so a
+restarted control plane sees exactly what the last one left.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from aifactory.domain.nodes import Node
+from aifactory.domain.resources import Resources
+from aifactory.executors.base import Launch, NodeOffer, Observation, Outcome, Phase
+from aifactory.executors.local import gpus
+from aifactory.executors.local.jobdir import JobDir, read_json, write_json
+
+
+@dataclass(frozen=True, slots=True)
+class LocalConfig:
+    jobs_dir: Path
+    site: str = "NL"
+    virtual_gpus: int | None = None  # None: discover with NVML
+    cpus: int | None = None  # None: the CPUs this process may use
+    memory_mb: int | None = None  # None: the machine's memory
+    grace_s: float = 10.0
+    node_id: str | None = None
+
+
+class LocalExecutor:
+    name = "local"
+    capabilities = frozenset({"gpu_isolation", "cpu_affinity", "memory_watchdog", "energy"})
+
+    def __init__(self, config: LocalConfig) -> None:
+        self.config = config
+        self.node_id = config.node_id or socket.gethostname()
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        config.jobs_dir.mkdir(parents=True, exist_ok=True)
+
+    def inventory(self) -> list[NodeOffer]:
+        gpu_ids, model = self._gpus()
+        cpus = self.config.cpus or len(os.sched_getaffinity(0))
+        memory_mb = self.config.memory_mb or psutil.virtual_memory().total // (1024 * 1024)
+        node = Node(
+            id=self.node_id,
+            site=self.config.site,
+            gpu_model=model,
+            capacity=Resources(len(gpu_ids), cpus, int(memory_mb)),
+        )
+        return [NodeOffer(node, gpu_ids)]
+
+    def _gpus(self) -> tuple[list[str], str | None]:
+        if self.config.virtual_gpus is not None:
+            count = self.config.virtual_gpus
+            return [str(i) for i in range(count)], ("virtual" if count else None)
+        found = gpus.discover()
+        return [g.uuid for g in found], (found[0].model if found else None)
+
+    def jobdir(self, job_id: int) -> JobDir:
+        return JobDir(self.config.jobs_dir / str(job_id))
+
+    def log_path(self, job_id: int) -> Path:
+        return self.jobdir(job_id).log
+
+    def start(self, launch: Launch) -> None:
+        jobdir = self.jobdir(launch.job_id)
+        jobdir.root.mkdir(parents=True, exist_ok=True)
+        if jobdir.attempt.exists() or jobdir.exit.exists() or jobdir.supervisor_alive():
+            return  # already started once: starting is idempotent
+        write_json(jobdir.launch, self._launch_record(launch))
+        self._children[launch.job_id] = subprocess.Popen(
+            [sys.executable, "-m", "aifactory.executors.local.supervisor", str(jobdir.root)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=open(jobdir.root / "supervisor.err", "ab"),  # noqa: SIM115
+            start_new_session=True,
+            close_fds=True,
+        )
+
+    def _launch_record(self, launch: Launch) -> dict[str, object]:
+        (node_slice,) = launch.placement.values()  # the local executor has one node
+        real_cpus = sorted(os.sched_getaffinity(0))
+        affinity = sorted({real_cpus[i % len(real_cpus)] for i in node_slice.cpu_ids})
+        base = {k: v for k, v in os.environ.items() if k in _INHERITED_ENV or k.startswith("LC_")}
+        env = {**base, **launch.env, **_device_env(launch.job_id, node_slice.gpu_ids)}
+        return {
+            "job_id": launch.job_id,
+            "command": list(launch.command),
+            "env": env,
+            "working_dir": launch.working_dir or str(self.jobdir(launch.job_id).root),
+            "time_limit_s": launch.time_limit_s,
+            "grace_s": self.config.grace_s,
+            "gpu_ids": node_slice.gpu_ids,
+            "cpu_affinity": affinity,
+            "memory_mb": node_slice.memory_mb,
+        }
+
+    def poll(self, job_ids: Iterable[int]) -> dict[int, Observation]:
+        self._reap()
+        return {job_id: self._observe(job_id) for job_id in job_ids}
+
+    def _observe(self, job_id: int) -> Observation:
+        jobdir = self.jobdir(job_id)
+        alive = jobdir.supervisor_alive() or job_id in self._children
+        done = read_json(jobdir.exit)  # read after the probe: a supervisor writes, then exits
+        if done is not None:
+            return _exited(done)
+        started = read_json(jobdir.started)
+        if started is not None:
+            if alive:
+                return Observation(Phase.RUNNING, started_at=float(started["started_at"]))
+            return Observation(Phase.LOST, reason="the job's supervisor disappeared")
+        if alive:
+            return Observation(Phase.STARTING)
+        if jobdir.attempt.exists():
+            return Observation(Phase.LOST, reason="the supervisor died while starting the job")
+        return Observation(Phase.NOT_STARTED)
+
+    def _reap(self) -> None:
+        for job_id, child in list(self._children.items()):
+            if child.poll() is not None:
+                del self._children[job_id]
+
+    def cancel(self, job_id: int) -> None:
+        jobdir = self.jobdir(job_id)
+        jobdir.root.mkdir(parents=True, exist_ok=True)
+        jobdir.cancel.touch()
+
+
+# What a job inherits from the control plane's environment: never its secrets (tokens, DB URLs).
+_INHERITED_ENV = frozenset(
+    {"PATH", "HOME", "LANG", "TZ", "TMPDIR", "USER", "LOGNAME", "SHELL", "TERM"}
+)
+
+
+def _device_env(job_id: int, gpu_ids: list[str]) -> dict[str, str]:
+    visible = ",".join(gpu_ids)
+    return {
+        "CUDA_VISIBLE_DEVICES": visible,
+        "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+        "AIFACTORY_JOB_ID": str(job_id),
+        "AIFACTORY_GPU_IDS": visible,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _exited(record: dict[str, object]) -> Observation:
+    usage = record.get("usage") or {}
+    assert isinstance(usage, dict)
+    code = record.get("exit_code")
+    return Observation(
+        Phase.EXITED,
+        started_at=_float(record.get("started_at")),
+        ended_at=_float(record.get("ended_at")),
+        exit_code=int(code) if isinstance(code, int) else None,
+        outcome=Outcome(str(record["outcome"])),
+        reason=str(record.get("reason") or ""),
+        usage={str(k): float(v) for k, v in usage.items()},
+    )
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None

@@ -1,0 +1,94 @@
+"""The job directory: the durable record one supervisor keeps of one job.
+
+Files (each JSON written atomically, tmp + fsync + rename):
+- `launch.json`  what to run; written by the executor before the supervisor starts.
+- `lock`         held (flock) by the live supervisor for as long as it runs.
+- `attempt.json` written by the supervisor *before* it spawns the command: once it exists the
+                 command is never spawned again, so a job runs at most once.
+- `started.json` pid and start time, after the spawn.
+- `exit.json`    outcome, exit code, end time, usage: the supervisor's last word.
+- `cancel`       present when a cancel was asked for.
+- `output.log`   the job's stdout and stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+class JobDir:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def launch(self) -> Path:
+        return self.root / "launch.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "lock"
+
+    @property
+    def attempt(self) -> Path:
+        return self.root / "attempt.json"
+
+    @property
+    def started(self) -> Path:
+        return self.root / "started.json"
+
+    @property
+    def exit(self) -> Path:
+        return self.root / "exit.json"
+
+    @property
+    def cancel(self) -> Path:
+        return self.root / "cancel"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "output.log"
+
+    def supervisor_alive(self) -> bool:
+        """True while a supervisor holds the lock (probed without waiting)."""
+        if not self.lock.exists():
+            return False
+        with open(self.lock, "a+b") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data: dict[str, Any] = json.load(handle)
+            return data
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

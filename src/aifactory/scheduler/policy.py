@@ -1,0 +1,76 @@
+"""Policies and the one entry point, `schedule`.
+
+`fifo` here is first-come-first-served with EASY backfill on user time limits: the first job that
+does not fit gets a reservation at the earliest time enough running jobs will have ended (by
+their limits); a later job may jump ahead only if it cannot delay that reservation. Issue #3
+brings the Slurm baseline and the fair-share policy behind this same signature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aifactory.domain.resources import Resources
+from aifactory.scheduler.backfill import Reservation, reserve
+from aifactory.scheduler.decisions import Decision, Start
+from aifactory.scheduler.placement import place, take
+from aifactory.scheduler.snapshot import PendingJob, Snapshot
+
+POLICIES = ("fifo",)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    name: str = "fifo"
+    backfill: bool = True
+
+
+def schedule(snapshot: Snapshot, policy: Policy, now: float) -> list[Decision]:
+    if policy.name not in POLICIES:
+        raise ValueError(f"unknown policy {policy.name!r}; known: {', '.join(POLICIES)}")
+    return _fifo(snapshot, policy, now)
+
+
+def _submit_order(job: PendingJob) -> tuple[float, int]:
+    """First come, first served; the id breaks ties so the order is total."""
+    return (job.submitted_at, job.job_id)
+
+
+def _fifo(snapshot: Snapshot, policy: Policy, now: float) -> list[Decision]:
+    # 1. Free capacity and the queue in submit order.
+    free = snapshot.free_by_node()
+    models = snapshot.gpu_model_of()
+    queue = sorted(snapshot.pending, key=_submit_order)
+    reservation: Reservation | None = None
+    started: list[tuple[PendingJob, Start]] = []
+    for job in queue:
+        # 2. Before the first blocked job, start everything that fits.
+        if reservation is None:
+            placement = place(job, free, models)
+            if placement is not None:
+                take(free, placement)
+                started.append((job, Start(job.job_id, placement)))
+                continue
+            if not policy.backfill:
+                break
+            # 3. The head of the line is blocked: reserve its earliest start.
+            reservation = reserve(job, snapshot, started, now)
+            continue
+        # 4. Backfill: fit now and never delay the reservation.
+        placement = _backfill_placement(job, free, models, reservation, now)
+        if placement is not None:
+            take(free, placement)
+            started.append((job, Start(job.job_id, placement)))
+    return [start for _, start in started]
+
+
+def _backfill_placement(
+    job: PendingJob,
+    free: dict[str, Resources],
+    models: dict[str, str | None],
+    reservation: Reservation,
+    now: float,
+) -> dict[str, Resources] | None:
+    ends_in_time = now + job.time_limit_s <= reservation.start_at
+    excluded: frozenset[str] = frozenset() if ends_in_time else reservation.nodes
+    return place(job, free, models, excluded)

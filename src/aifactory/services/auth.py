@@ -1,0 +1,115 @@
+"""API tokens: issued once in plain text, stored as SHA-256, expiring and revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aifactory.domain.tenancy import FacilityRole, ProjectRole
+from aifactory.errors import InvalidInput, NotFound, Unauthenticated
+from aifactory.services.principal import Principal
+from aifactory.store.models import ApiToken, Member, User
+
+TOKEN_PREFIX = "afy_"  # noqa: S105 - a public prefix, not a secret
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(
+    session: Session, user: User, *, name: str, now: float, ttl_days: float | None = None
+) -> tuple[ApiToken, str]:
+    if ttl_days is not None and ttl_days <= 0:
+        raise InvalidInput("must be a positive number of days", field="ttl_days")
+    plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(
+        user_id=user.id,
+        name=name,
+        token_hash=hash_token(plain),
+        prefix=plain[: len(TOKEN_PREFIX) + 6],
+        created_at=now,
+        expires_at=None if ttl_days is None else now + ttl_days * 86400,
+    )
+    session.add(row)
+    session.flush()
+    return row, plain
+
+
+def authenticate(session: Session, token: str | None, now: float) -> Principal:
+    if not token:
+        raise Unauthenticated("missing API token: send the header 'Authorization: Bearer <token>'")
+    found = session.execute(
+        select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == hash_token(token))
+    ).first()
+    if found is None:
+        raise Unauthenticated("invalid API token")
+    row, user = found.tuple()
+    if row.revoked_at is not None:
+        raise Unauthenticated("this API token was revoked")
+    if row.expires_at is not None and row.expires_at <= now:
+        when = datetime.fromtimestamp(row.expires_at, UTC).isoformat(timespec="seconds")
+        raise Unauthenticated(f"this API token expired at {when}")
+    return principal_of(session, user)
+
+
+def principal_of(session: Session, user: User) -> Principal:
+    members = session.execute(
+        select(Member.project_id, Member.role).where(Member.user_id == user.id)
+    ).tuples()
+    return Principal(
+        user_id=user.id,
+        name=user.name,
+        facility_role=FacilityRole(user.facility_role),
+        memberships={pid: ProjectRole(role) for pid, role in members},
+        default_project_id=user.default_project_id,
+    )
+
+
+def list_tokens(
+    session: Session, principal: Principal, *, user_name: str | None = None
+) -> list[ApiToken]:
+    user_id = _token_owner(session, principal, user_name)
+    stmt = select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)
+    return list(session.scalars(stmt))
+
+
+def create_token(
+    session: Session,
+    principal: Principal,
+    *,
+    name: str,
+    now: float,
+    ttl_days: float | None = None,
+    user_name: str | None = None,
+) -> tuple[ApiToken, str]:
+    user = session.get(User, _token_owner(session, principal, user_name))
+    assert user is not None
+    return issue_token(session, user, name=name, now=now, ttl_days=ttl_days)
+
+
+def revoke_token(session: Session, principal: Principal, token_id: int, *, now: float) -> ApiToken:
+    row = session.get(ApiToken, token_id)
+    if row is None or (row.user_id != principal.user_id and not principal.is_admin):
+        raise NotFound("token not found", field="token_id")
+    if row.revoked_at is None:
+        row.revoked_at = now
+    return row
+
+
+def _token_owner(session: Session, principal: Principal, user_name: str | None) -> int:
+    """Users manage their own tokens; an admin may manage anyone's."""
+    if user_name is None or user_name == principal.name:
+        return principal.user_id
+    if not principal.is_admin:
+        raise NotFound("user not found", field="user")
+    user_id = session.scalars(select(User.id).where(User.name == user_name)).first()
+    if user_id is None:
+        raise NotFound(f"no user named {user_name!r}", field="user")
+    return user_id

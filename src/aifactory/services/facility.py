@@ -1,0 +1,36 @@
+"""The facility as operators run it: its nodes, queue counts, and admission switch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from aifactory.domain.tenancy import FacilityRole
+from aifactory.services.principal import Principal
+from aifactory.store import flags
+from aifactory.store.models import Job, Node
+
+
+@dataclass(frozen=True, slots=True)
+class FacilityStatus:
+    nodes: list[Node]
+    jobs_by_state: dict[str, int]
+    admission_paused: bool
+
+
+def status(session: Session, principal: Principal) -> FacilityStatus:
+    del principal  # every signed-in user may see the facility's size and load
+    nodes = list(session.scalars(select(Node).order_by(Node.id)))
+    counts = session.execute(select(Job.state, func.count()).group_by(Job.state)).tuples()
+    return FacilityStatus(nodes, dict(counts.all()), flags.admission_paused(session))
+
+
+def set_admission(session: Session, principal: Principal, *, paused: bool) -> None:
+    principal.require_facility(FacilityRole.ADMIN, FacilityRole.OPERATOR)
+    flags.set_admission_paused(session, paused)
+
+
+def has_nodes(session: Session) -> bool:
+    return session.scalars(select(Node.id).limit(1)).first() is not None

@@ -1,0 +1,173 @@
+"""Organisations, projects, members and users.
+
+Admins create organisations, projects and users; a project's owners manage its members; every
+member sees the project and its member list. Operators see everything and change nothing here.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from aifactory.domain.tenancy import FacilityRole, OrgKind, ProjectRole
+from aifactory.errors import Conflict, NotFound
+from aifactory.services.principal import Principal
+from aifactory.store.models import Member, Organisation, Project, User
+
+
+def create_organisation(
+    session: Session, principal: Principal, *, name: str, kind: OrgKind, now: float
+) -> Organisation:
+    principal.require_facility(FacilityRole.ADMIN)
+    org = Organisation(name=name, kind=kind.value, created_at=now)
+    _insert_unique(session, org, f"an organisation named {name!r} already exists", "name")
+    return org
+
+
+def list_organisations(session: Session, principal: Principal) -> list[Organisation]:
+    stmt = select(Organisation).order_by(Organisation.id)
+    if not principal.facility_role.sees_all_projects:
+        visible = select(Project.organisation_id).where(Project.id.in_(principal.memberships))
+        stmt = stmt.where(Organisation.id.in_(visible))
+    return list(session.scalars(stmt))
+
+
+def create_project(
+    session: Session,
+    principal: Principal,
+    *,
+    name: str,
+    organisation: str,
+    owner: str | None,
+    now: float,
+) -> Project:
+    principal.require_facility(FacilityRole.ADMIN)
+    org = session.scalars(select(Organisation).where(Organisation.name == organisation)).first()
+    if org is None:
+        raise NotFound(f"no organisation named {organisation!r}", field="organisation")
+    owner_user = user_by_name(session, owner or principal.name, field="owner")
+    project = Project(name=name, organisation_id=org.id, created_at=now)
+    _insert_unique(session, project, f"a project named {name!r} already exists", "name")
+    add_membership(session, project, owner_user, ProjectRole.OWNER, now=now)
+    return project
+
+
+def list_projects(session: Session, principal: Principal) -> list[Project]:
+    stmt = select(Project).order_by(Project.id)
+    if not principal.facility_role.sees_all_projects:
+        stmt = stmt.where(Project.id.in_(principal.memberships))
+    return list(session.scalars(stmt))
+
+
+def project_by_name(
+    session: Session, principal: Principal, name: str, *, field: str = "project"
+) -> Project:
+    project = session.scalars(select(Project).where(Project.name == name)).first()
+    if project is None or principal.role_in(project.id) is None:
+        raise NotFound(f"no project named {name!r} that you are a member of", field=field)
+    return project
+
+
+def list_members(
+    session: Session, principal: Principal, *, project: str
+) -> list[tuple[Member, User]]:
+    found = project_by_name(session, principal, project)
+    principal.require(found.id, ProjectRole.VIEWER)
+    stmt = (
+        select(Member, User)
+        .join(User, User.id == Member.user_id)
+        .where(Member.project_id == found.id)
+        .order_by(User.name)
+    )
+    return [row.tuple() for row in session.execute(stmt)]
+
+
+def add_member(
+    session: Session,
+    principal: Principal,
+    *,
+    project: str,
+    user: str,
+    role: ProjectRole,
+    now: float,
+) -> Member:
+    found = project_by_name(session, principal, project)
+    principal.require(found.id, ProjectRole.OWNER)
+    target = user_by_name(session, user)
+    existing = session.get(Member, (found.id, target.id))
+    if existing is not None:
+        existing.role = role.value
+        return existing
+    return add_membership(session, found, target, role, now=now)
+
+
+def remove_member(session: Session, principal: Principal, *, project: str, user: str) -> None:
+    found = project_by_name(session, principal, project)
+    principal.require(found.id, ProjectRole.OWNER)
+    target = user_by_name(session, user)
+    member = session.get(Member, (found.id, target.id))
+    if member is None:
+        raise NotFound(f"{user!r} is not a member of {project!r}", field="user")
+    owners = session.scalars(
+        select(Member).where(Member.project_id == found.id, Member.role == ProjectRole.OWNER.value)
+    ).all()
+    if member.role == ProjectRole.OWNER.value and len(owners) == 1:
+        raise Conflict("a project keeps at least one owner; add another owner first", field="user")
+    session.delete(member)
+    if target.default_project_id == found.id:
+        target.default_project_id = None
+
+
+def add_membership(
+    session: Session, project: Project, user: User, role: ProjectRole, *, now: float
+) -> Member:
+    member = Member(project_id=project.id, user_id=user.id, role=role.value, created_at=now)
+    session.add(member)
+    if user.default_project_id is None:
+        user.default_project_id = project.id
+    session.flush()
+    return member
+
+
+def create_user(
+    session: Session,
+    principal: Principal,
+    *,
+    name: str,
+    email: str | None,
+    facility_role: FacilityRole,
+    now: float,
+) -> User:
+    principal.require_facility(FacilityRole.ADMIN)
+    user = User(name=name, email=email, facility_role=facility_role.value, created_at=now)
+    _insert_unique(session, user, f"a user named {name!r} already exists", "name")
+    return user
+
+
+def list_users(session: Session, principal: Principal) -> list[User]:
+    principal.require_facility(FacilityRole.ADMIN, FacilityRole.OPERATOR)
+    return list(session.scalars(select(User).order_by(User.id)))
+
+
+def user_by_name(session: Session, name: str, *, field: str = "user") -> User:
+    user = session.scalars(select(User).where(User.name == name)).first()
+    if user is None:
+        raise NotFound(f"no user named {name!r}", field=field)
+    return user
+
+
+def set_default_project(session: Session, principal: Principal, *, project: str) -> Project:
+    found = project_by_name(session, principal, project)
+    user = session.get(User, principal.user_id)
+    assert user is not None
+    user.default_project_id = found.id
+    return found
+
+
+def _insert_unique(session: Session, row: object, message: str, field: str) -> None:
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError as exc:
+        raise Conflict(message, field=field) from exc

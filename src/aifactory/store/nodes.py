@@ -1,0 +1,43 @@
+"""Node rows: what each executor reports it offers, and their domain view."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aifactory.domain.nodes import Node as NodeValue
+from aifactory.domain.resources import Resources
+from aifactory.store.models import Node
+
+
+def upsert_node(
+    session: Session, node: NodeValue, *, executor: str, gpu_ids: list[str], now: float
+) -> None:
+    row = session.get(Node, node.id) or Node(id=node.id, schedulable=True)
+    row.site = node.site
+    row.pool = node.pool
+    row.executor = executor
+    row.gpus = node.capacity.gpus
+    row.gpu_model = node.gpu_model
+    row.gpu_ids = gpu_ids
+    row.cpus = node.capacity.cpus
+    row.memory_mb = node.capacity.memory_mb
+    row.updated_at = now
+    session.add(row)
+
+
+def node_values(session: Session, *, schedulable_only: bool = True) -> list[NodeValue]:
+    stmt = select(Node).order_by(Node.id)
+    if schedulable_only:
+        stmt = stmt.where(Node.schedulable.is_(True))
+    return [to_value(row) for row in session.scalars(stmt)]
+
+
+def to_value(row: Node) -> NodeValue:
+    return NodeValue(
+        id=row.id,
+        site=row.site,
+        pool=row.pool,
+        gpu_model=row.gpu_model,
+        capacity=Resources(row.gpus, row.cpus, row.memory_mb),
+    )

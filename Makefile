@@ -1,0 +1,43 @@
+# aifactory — the two commands a new user needs:
+#   make run    set up and start a facility here (SQLite, local executor)
+#   make test   set up and pass the whole suite (lint, types, tests on SQLite and PostgreSQL)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+ARGS   ?=
+
+.PHONY: setup run test lint typecheck pytest system-deps bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/aifactory up $(ARGS)
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: setup
+	$(BIN)/mypy
+
+pytest: setup system-deps
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: setup system-deps
+	$(BIN)/python benchmarks/api_submit.py
+
+clean:
+	rm -rf $(VENV) .aifactory .mypy_cache .ruff_cache .pytest_cache

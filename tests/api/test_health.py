@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+import httpx
+
+from tests.conftest import LiveServer
+
+
+def test_health_answers_200_when_ready(live_server: LiveServer) -> None:
+    response = httpx.get(f"{live_server.url}/api/v1/health")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+def test_openapi_documents_jobs(live_server: LiveServer) -> None:
+    spec = httpx.get(f"{live_server.url}/api/v1/openapi.json").json()
+    assert "/api/v1/jobs" in spec["paths"]
+    assert "post" in spec["paths"]["/api/v1/jobs"]

@@ -1,0 +1,152 @@
+"""Fixtures that start real services: SQLite files, a PostgreSQL server, a live API server.
+
+Store and API tests take `db_url`, which runs each of them on SQLite and on PostgreSQL, each
+test on a fresh database copied from a migrated template.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from aifactory.api.app import create_app
+from aifactory.api.deps import AppState
+from aifactory.domain.nodes import Node
+from aifactory.domain.resources import Resources
+from aifactory.services.bootstrap import bootstrap
+from aifactory.store.db import Database
+from aifactory.store.migrate import upgrade
+from aifactory.store.nodes import upsert_node
+from tests.postgres import create_database, free_port, postgres_server
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    try:
+        server = postgres_server()
+        url = server.__enter__()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        template_url = create_database(url, "aifactory_template")
+        upgrade(template_url)
+        yield url
+    finally:
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    if request.param == "sqlite":
+        path = tmp_path / "aifactory.db"
+        shutil.copy(sqlite_template, path)
+        return f"sqlite:///{path}"
+    admin_url: str = request.getfixturevalue("postgres_admin_url")
+    return create_database(
+        admin_url, f"test_{os.getpid()}_{next(_counter)}", template="aifactory_template"
+    )
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    path = tmp_path / "aifactory.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    yield database
+    database.dispose()
+
+
+class FakeClock:
+    """A clock tests move by hand."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+TEST_NODE = Node(
+    id="node-1", site="NL", gpu_model="h100", capacity=Resources(gpus=8, cpus=32, memory_mb=256_000)
+)
+
+
+def seed_facility(database: Database, now: float) -> str:
+    """Bootstrap an admin and one 8-GPU node; return the admin token."""
+    with database.session() as session:
+        token = bootstrap(session, now=now)
+        upsert_node(
+            session, TEST_NODE, executor="local", gpu_ids=[str(i) for i in range(8)], now=now
+        )
+    assert token is not None
+    return token
+
+
+@dataclass
+class LiveServer:
+    url: str
+    admin_token: str
+    db: Database
+    logs_dir: Path
+    submissions: list[float]
+
+
+@pytest.fixture
+def live_server(db: Database, tmp_path: Path) -> Iterator[LiveServer]:
+    """The real API on a real port (uvicorn in a thread), over the test's database."""
+    token = seed_facility(db, time.time())
+    logs_dir = tmp_path / "logs"
+    logs_dir.mkdir()
+    woken: list[float] = []
+    state = AppState(
+        db=db,
+        clock=time.time,
+        locate_log=lambda job: logs_dir / f"{job}.log",
+        on_submit=lambda: woken.append(time.time()),
+        ready=lambda: True,
+    )
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(state, max_body_bytes=64 * 1024),
+        host="127.0.0.1",
+        port=port,
+        log_level="error",
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "the API server did not start"
+        time.sleep(0.02)
+    yield LiveServer(f"http://127.0.0.1:{port}", token, db, logs_dir, woken)
+    server.should_exit = True
+    thread.join(timeout=10)

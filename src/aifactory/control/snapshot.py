@@ -20,7 +20,7 @@ def read_snapshot(session: Session) -> Snapshot:
         )
         for row in session.scalars(select(Node).order_by(Node.id))
     )
-    projects = dict(session.execute(select(Project.id, Project.name)).tuples().all())
+    projects = {pid: name for pid, name in session.execute(select(Project.id, Project.name))}
     active = session.scalars(select(Job).where(Job.state.in_([s.value for s in ACTIVE])))
     running = tuple(_running(job, projects[job.project_id]) for job in active)
     waiting = session.scalars(select(Job).where(Job.state == JobState.PENDING.value))

@@ -50,7 +50,7 @@ def authenticate(session: Session, token: str | None, now: float) -> Principal:
     ).first()
     if found is None:
         raise Unauthenticated("invalid API token")
-    row, user = found.tuple()
+    row, user = found
     if row.revoked_at is not None:
         raise Unauthenticated("this API token was revoked")
     if row.expires_at is not None and row.expires_at <= now:
@@ -62,7 +62,7 @@ def authenticate(session: Session, token: str | None, now: float) -> Principal:
 def principal_of(session: Session, user: User) -> Principal:
     members = session.execute(
         select(Member.project_id, Member.role).where(Member.user_id == user.id)
-    ).tuples()
+    ).all()
     return Principal(
         user_id=user.id,
         name=user.name,

@@ -23,8 +23,8 @@ class FacilityStatus:
 def status(session: Session, principal: Principal) -> FacilityStatus:
     del principal  # every signed-in user may see the facility's size and load
     nodes = list(session.scalars(select(Node).order_by(Node.id)))
-    counts = session.execute(select(Job.state, func.count()).group_by(Job.state)).tuples()
-    return FacilityStatus(nodes, dict(counts.all()), flags.admission_paused(session))
+    counts = session.execute(select(Job.state, func.count()).group_by(Job.state)).all()
+    return FacilityStatus(nodes, {state: n for state, n in counts}, flags.admission_paused(session))
 
 
 def set_admission(session: Session, principal: Principal, *, paused: bool) -> None:

@@ -80,7 +80,7 @@ def list_members(
         .where(Member.project_id == found.id)
         .order_by(User.name)
     )
-    return [row.tuple() for row in session.execute(stmt)]
+    return [(member, user) for member, user in session.execute(stmt)]
 
 
 def add_member(

@@ -117,5 +117,5 @@ def _out(session: Session, jobs: Iterable[Job]) -> list[JobOut]:
 def _names(session: Session, model: type[Project] | type[User], ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
-    rows = session.execute(select(model.id, model.name).where(model.id.in_(ids))).tuples()
-    return dict(rows.all())
+    rows = session.execute(select(model.id, model.name).where(model.id.in_(ids))).all()
+    return {row_id: name for row_id, name in rows}

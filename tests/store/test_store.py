@@ -1,0 +1,100 @@
+"""Leases and job state changes on a real SQLite file and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import pytest
+
+from aifactory.domain.jobs import IllegalTransition, JobState
+from aifactory.services.bootstrap import bootstrap
+from aifactory.store.db import Database
+from aifactory.store.jobs import events_of, record_submission, switch_job_state
+from aifactory.store.leases import release, try_acquire
+from aifactory.store.models import Job, Project, User
+
+
+def test_one_holder_at_a_time_and_epochs_grow_on_takeover(db: Database) -> None:
+    with db.session() as s:
+        assert try_acquire(s, "control", "a", now=100.0, ttl_s=10) == 1
+    with db.session() as s:
+        assert try_acquire(s, "control", "b", now=105.0, ttl_s=10) is None
+    with db.session() as s:
+        assert try_acquire(s, "control", "a", now=108.0, ttl_s=10) == 1  # renewal
+    with db.session() as s:
+        assert try_acquire(s, "control", "b", now=117.0, ttl_s=10) is None
+    with db.session() as s:
+        assert try_acquire(s, "control", "b", now=118.5, ttl_s=10) == 2  # expired: taken
+    with db.session() as s:
+        assert try_acquire(s, "control", "a", now=119.0, ttl_s=10) is None
+
+
+def test_a_holder_known_dead_is_replaced_at_once(db: Database) -> None:
+    with db.session() as s:
+        try_acquire(s, "control", "dead", now=0.0, ttl_s=60)
+    with db.session() as s:
+        epoch = try_acquire(
+            s, "control", "alive", now=1.0, ttl_s=60, is_dead=lambda holder: holder == "dead"
+        )
+    assert epoch == 2
+
+
+def test_release_lets_the_next_holder_in(db: Database) -> None:
+    with db.session() as s:
+        try_acquire(s, "control", "a", now=0.0, ttl_s=60)
+    with db.session() as s:
+        release(s, "control", "a")
+    with db.session() as s:
+        assert try_acquire(s, "control", "b", now=1.0, ttl_s=60) == 2
+
+
+def _a_job(db: Database) -> int:
+    with db.session() as s:
+        bootstrap(s, now=0.0)
+        project = s.query(Project).one()
+        user = s.query(User).one()
+        row = Job(
+            project_id=project.id,
+            user_id=user.id,
+            name="j",
+            command=["true"],
+            env={},
+            working_dir=None,
+            gpus_per_node=0,
+            nodes=1,
+            cpus_per_node=1,
+            memory_mb_per_node=1,
+            gpu_model=None,
+            time_limit_s=60,
+            preemptible=False,
+            priority=0,
+            idempotency_key=None,
+            state="PENDING",
+            cancel_requested=False,
+            attempts=0,
+            submitted_at=0.0,
+            updated_at=0.0,
+        )
+        record_submission(s, row, actor="test")
+        return row.id
+
+
+def test_each_state_change_writes_its_event_in_the_same_transaction(db: Database) -> None:
+    job_id = _a_job(db)
+    with db.session() as s:
+        row = s.get(Job, job_id)
+        assert row is not None
+        switch_job_state(s, row, JobState.ADMITTED, now=1.0, actor="control", reason="go")
+    with db.read() as s:
+        events = [(e.from_state, e.to_state, e.reason) for e in events_of(s, job_id)]
+    assert events == [(None, "PENDING", "submitted"), ("PENDING", "ADMITTED", "go")]
+
+
+def test_an_illegal_change_writes_nothing(db: Database) -> None:
+    job_id = _a_job(db)
+    with pytest.raises(IllegalTransition), db.session() as s:
+        row = s.get(Job, job_id)
+        assert row is not None
+        switch_job_state(s, row, JobState.SUCCEEDED, now=1.0, actor="control")
+    with db.read() as s:
+        row = s.get(Job, job_id)
+        assert row is not None and row.state == "PENDING"
+        assert len(events_of(s, job_id)) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -98,7 +99,5 @@ class FacilityProcess:
         """Tests end with no process of theirs left, whatever happened."""
         for started in (self.data_dir / "jobs").glob("*/started.json"):
             pid = int(started.read_text().split('"pid": ')[1].split(",")[0])
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass

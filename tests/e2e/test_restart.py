@@ -69,7 +69,8 @@ def test_sigkill_during_runs_loses_nothing_and_runs_nothing_twice(
 
     ran = Counter(int(line) for line in marker.read_text().split())
     assert ran == Counter({i: 1 for i in ids if i != failing}), "each job ran exactly once"
-    assert final[failing]["state"] == "FAILED" and final[failing]["exit_code"] == 3
+    assert final[failing]["state"] == "FAILED"
+    assert final[failing]["exit_code"] == 3
     for job_id, job in final.items():
         if job_id == failing:
             continue

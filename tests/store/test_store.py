@@ -96,5 +96,6 @@ def test_an_illegal_change_writes_nothing(db: Database) -> None:
         switch_job_state(s, row, JobState.SUCCEEDED, now=1.0, actor="control")
     with db.read() as s:
         row = s.get(Job, job_id)
-        assert row is not None and row.state == "PENDING"
+        assert row is not None
+        assert row.state == "PENDING"
         assert len(events_of(s, job_id)) == 1

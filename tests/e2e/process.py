@@ -21,7 +21,7 @@ TOKEN_LINE = re.compile(r"^admin token: (afy_\S+)$", re.MULTILINE)
 
 class FacilityProcess:
     def __init__(
-        self, data_dir: Path, database_url: str, *, virtual_gpus: int = 4, cpus: int = 8
+        self, data_dir: Path, database_url: str, *, virtual_gpus: int | None = 4, cpus: int = 8
     ) -> None:
         self.data_dir = data_dir
         self.database_url = database_url
@@ -32,13 +32,13 @@ class FacilityProcess:
             str(data_dir),
             "--port",
             str(self.port),
-            "--virtual-gpus",
-            str(virtual_gpus),
             "--cpus",
             str(cpus),
             "--database-url",
             database_url,
         ]
+        if virtual_gpus is not None:
+            self.args += ["--virtual-gpus", str(virtual_gpus)]
         self.env = {**os.environ, "AIFACTORY_CONFIG": str(data_dir / "cli.json")}
         self.proc: subprocess.Popen[str] | None = None
         self.token: str | None = None

@@ -14,6 +14,16 @@ from aifactory.api.schemas import ErrorOut
 API_PREFIX = "/api/v1"
 DEFAULT_MAX_BODY = 1024 * 1024
 
+# Sovereign by default: FastAPI's built-in OpenTelemetry (spans, metrics, logs, and OTLP
+# exporters when FASTAPI_OTEL_AUTO_CONFIGURE is set) stays off, whatever the environment says.
+NO_TELEMETRY = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "auto_configure": False,
+}
+
 _ERRORS = {code: {"model": ErrorOut} for code in (401, 403, 404, 409, 413, 422)}
 
 
@@ -26,6 +36,7 @@ def create_app(state: AppState, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> Fa
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
         responses=_ERRORS,  # type: ignore[arg-type]
+        telemetry=NO_TELEMETRY,  # type: ignore[arg-type]
     )
     app.state.aifactory = state
     api = APIRouter(prefix=API_PREFIX)

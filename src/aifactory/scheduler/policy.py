@@ -8,6 +8,7 @@ brings the Slurm baseline and the fair-share policy behind this same signature.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from aifactory.domain.resources import Resources
@@ -53,8 +54,12 @@ def _fifo(snapshot: Snapshot, policy: Policy, now: float) -> list[Decision]:
                 continue
             if not policy.backfill:
                 break
-            # 3. The head of the line is blocked: reserve its earliest start.
+            # 3. The head of the line is blocked: reserve its earliest start. A job that
+            #    cannot start even on an empty facility (nodes drained) reserves nothing and
+            #    must not lift the protection of the next blocked job: look on.
             reservation = reserve(job, snapshot, started, now)
+            if math.isinf(reservation.start_at):
+                reservation = None
             continue
         # 4. Backfill: fit now and never delay the reservation.
         placement = _backfill_placement(job, free, models, reservation, now)

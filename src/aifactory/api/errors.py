@@ -66,7 +66,7 @@ async def _on_illegal(_request: Request, exc: IllegalTransition) -> JSONResponse
 
 
 async def _on_validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-    details = [(_field_of(e["loc"]), _reason_of(e)) for e in exc.errors()]
+    details = [(_field_of(e["loc"], e.get("type")), _reason_of(e)) for e in exc.errors()]
     message = "; ".join(f"{f}: {r}" for f, r in details) or "invalid request"
     return error_response(422, "invalid_input", message, details)
 
@@ -94,7 +94,9 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _field_of(loc: Sequence[Any]) -> str:
+def _field_of(loc: Sequence[Any], kind: str | None = None) -> str:
+    if kind == "json_invalid":
+        return "body"  # its loc holds the character position, not a field
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) if parts else str(loc[0]) if loc else "body"
 

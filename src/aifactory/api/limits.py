@@ -26,17 +26,26 @@ class BodySizeLimit:
             return
         received = 0
         started = False
+        too_large = replaced = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.max_bytes:
+                too_large = True
                 raise BodyTooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
-            nonlocal started
+            nonlocal started, replaced
+            if too_large and not started:
+                # The app caught BodyTooLarge (FastAPI answers 400 "error parsing the body"):
+                # send the 413 in place of whatever it answers.
+                started = replaced = True
+                await self._refuse(send)
+            if replaced:
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 

@@ -14,10 +14,29 @@ from aifactory.domain.tenancy import FacilityRole, OrgKind, ProjectRole
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][\w.\-]*$")]
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_SCRIPT = 64 * 1024
+MAX_ID = 2**31 - 1  # ids are INTEGER columns; a larger one would fail in the database, not 404
 
 
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL and no argv or env can carry one: refuse it here.
+        if _has_nul(value):
+            raise ValueError("must not contain NUL characters")
+        return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
 
 
 class JobSubmit(Request):
@@ -174,7 +193,7 @@ class LogsOut(BaseModel):
 
 class OrganisationCreate(Request):
     name: Name
-    kind: OrgKind
+    kind: Annotated[OrgKind, Field(strict=False)]
 
 
 class OrganisationOut(Response):
@@ -198,7 +217,7 @@ class ProjectOut(BaseModel):
 
 class MemberAdd(Request):
     user: Name
-    role: ProjectRole = ProjectRole.MEMBER
+    role: Annotated[ProjectRole, Field(strict=False)] = ProjectRole.MEMBER
 
 
 class MemberOut(BaseModel):
@@ -209,7 +228,7 @@ class MemberOut(BaseModel):
 class UserCreate(Request):
     name: Name
     email: str | None = Field(None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
-    facility_role: FacilityRole = FacilityRole.USER
+    facility_role: Annotated[FacilityRole, Field(strict=False)] = FacilityRole.USER
     token: bool = Field(True, description="also issue a first API token")
 
 

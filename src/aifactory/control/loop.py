@@ -64,6 +64,7 @@ class ControlLoop:
         *,
         lease_ttl_s: float = 15.0,
         tick_s: float = 0.5,
+        min_gap_s: float = 0.05,
     ) -> None:
         self.db = db
         self.executor = executor
@@ -71,6 +72,8 @@ class ControlLoop:
         self.clock = clock
         self.lease_ttl_s = lease_ttl_s
         self.tick_s = tick_s
+        self.min_gap_s = min_gap_s  # a burst of wakes (submits) costs one tick, not one each
+        self._renewed_at = -1.0
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.epoch: int | None = None
         self._registered = False
@@ -87,6 +90,7 @@ class ControlLoop:
                 self.tick()
             except Exception:
                 log.exception("control loop tick failed; retrying")
+            stop.wait(self.min_gap_s)
             self._wake.wait(self.tick_s)
             self._wake.clear()
 
@@ -103,6 +107,9 @@ class ControlLoop:
 
     # ---- lease ---------------------------------------------------------------------------
     def _hold_lease(self) -> bool:
+        """Renew when a third of the lease has gone by; every write re-checks it anyway."""
+        if self.epoch is not None and self.clock() - self._renewed_at < self.lease_ttl_s / 3:
+            return True
         with self.db.session() as session:
             epoch = try_acquire(
                 session, LEASE, self.holder, self.clock(), self.lease_ttl_s, is_dead=holder_is_dead
@@ -112,12 +119,15 @@ class ControlLoop:
             if epoch is not None:
                 log.info("holding the control lease (epoch %s)", epoch)
         self.epoch = epoch
+        self._renewed_at = self.clock()
         return epoch is not None
 
     def _fence(self, session: Session) -> None:
         epoch = try_acquire(session, LEASE, self.holder, self.clock(), self.lease_ttl_s)
         if epoch is None or epoch != self.epoch:
+            self.epoch = None
             raise LeaseLost(f"{self.holder} lost the control lease")
+        self._renewed_at = self.clock()
 
     def _register_nodes(self) -> None:
         offers = self.executor.inventory()

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from aifactory.domain.tenancy import FacilityRole, ProjectRole
 from aifactory.errors import InvalidInput, NotFound, Unauthenticated
 from aifactory.services.principal import Principal
+from aifactory.services.tenancy import user_by_name
 from aifactory.store.models import ApiToken, Member, User
 
 TOKEN_PREFIX = "afy_"  # noqa: S105 - a public prefix, not a secret
@@ -109,7 +110,4 @@ def _token_owner(session: Session, principal: Principal, user_name: str | None) 
         return principal.user_id
     if not principal.is_admin:
         raise NotFound("user not found", field="user")
-    user_id = session.scalars(select(User.id).where(User.name == user_name)).first()
-    if user_id is None:
-        raise NotFound(f"no user named {user_name!r}", field="user")
-    return user_id
+    return user_by_name(session, user_name).id

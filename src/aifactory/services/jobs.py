@@ -123,7 +123,7 @@ def list_jobs(
     if state is not None:
         stmt = stmt.where(Job.state == state.value)
     if user is not None:
-        stmt = stmt.where(Job.user_id == user_by_name(session, user).id)
+        stmt = stmt.where(Job.user_id == user_by_name(session, user, field="owner").id)
     if before_id is not None:
         stmt = stmt.where(Job.id < before_id)
     return list(session.scalars(stmt))
@@ -143,7 +143,7 @@ def job_events(session: Session, principal: Principal, job_id: int) -> list[JobE
 
 def cancel_job(session: Session, principal: Principal, job_id: int, *, now: float) -> Job:
     job = get_job(session, principal, job_id)
-    principal.require(job.project_id, ProjectRole.MEMBER, what="job")
+    principal.require(job.project_id, ProjectRole.MEMBER, what="job", operators_too=True)
     job = lock_job(session, job_id) or job
     state = JobState(job.state)
     if state in TERMINAL:

@@ -25,16 +25,31 @@ class Principal:
         return self.facility_role is FacilityRole.ADMIN
 
     def role_in(self, project_id: int) -> ProjectRole | None:
-        if self.facility_role.sees_all_projects:
-            return ProjectRole.OWNER if self.is_admin else ProjectRole.VIEWER
-        return self.memberships.get(project_id)
+        """Their membership, raised to what their facility role grants everywhere: admins act as
+        owners of every project, operators see every project."""
+        own = self.memberships.get(project_id)
+        granted = {
+            FacilityRole.ADMIN: ProjectRole.OWNER,
+            FacilityRole.OPERATOR: ProjectRole.VIEWER,
+        }.get(self.facility_role)
+        roles = [r for r in (own, granted) if r is not None]
+        return max(roles, key=lambda r: r.rank) if roles else None
 
-    def require(self, project_id: int, needed: ProjectRole, *, what: str = "project") -> None:
+    def require(
+        self,
+        project_id: int,
+        needed: ProjectRole,
+        *,
+        what: str = "project",
+        operators_too: bool = False,
+    ) -> None:
+        """`operators_too`: an operator may do this in any project to run the facility (e.g.
+        cancel a job), though never act as a tenant (submit work charged to the project)."""
         role = self.role_in(project_id)
         if role is None:
             raise NotFound(f"{what} not found")
-        if self.facility_role.runs_facility and needed is not ProjectRole.OWNER:
-            return  # operators act on any job (cancel, logs) to run the facility
+        if operators_too and self.facility_role.runs_facility:
+            return
         if not role.at_least(needed):
             raise PermissionDenied(
                 f"your role in this project is {role.value}; this needs {needed.value}"

@@ -63,7 +63,7 @@ def list_projects(session: Session, principal: Principal) -> list[Project]:
 def project_by_name(
     session: Session, principal: Principal, name: str, *, field: str = "project"
 ) -> Project:
-    project = session.scalars(select(Project).where(Project.name == name)).first()
+    project = session.scalars(select(Project).where(Project.name == _no_nul(name))).first()
     if project is None or principal.role_in(project.id) is None:
         raise NotFound(f"no project named {name!r} that you are a member of", field=field)
     return project
@@ -97,6 +97,8 @@ def add_member(
     target = user_by_name(session, user)
     existing = session.get(Member, (found.id, target.id))
     if existing is not None:
+        if role is not ProjectRole.OWNER:
+            _keep_an_owner(session, found, existing, field="role")
         existing.role = role.value
         return existing
     return add_membership(session, found, target, role, now=now)
@@ -109,14 +111,21 @@ def remove_member(session: Session, principal: Principal, *, project: str, user:
     member = session.get(Member, (found.id, target.id))
     if member is None:
         raise NotFound(f"{user!r} is not a member of {project!r}", field="user")
-    owners = session.scalars(
-        select(Member).where(Member.project_id == found.id, Member.role == ProjectRole.OWNER.value)
-    ).all()
-    if member.role == ProjectRole.OWNER.value and len(owners) == 1:
-        raise Conflict("a project keeps at least one owner; add another owner first", field="user")
+    _keep_an_owner(session, found, member, field="user")
     session.delete(member)
     if target.default_project_id == found.id:
         target.default_project_id = None
+
+
+def _keep_an_owner(session: Session, project: Project, member: Member, *, field: str) -> None:
+    """Refuse to remove or demote `member` when they are the project's only owner."""
+    owners = session.scalars(
+        select(Member).where(
+            Member.project_id == project.id, Member.role == ProjectRole.OWNER.value
+        )
+    ).all()
+    if member.role == ProjectRole.OWNER.value and len(owners) == 1:
+        raise Conflict("a project keeps at least one owner; add another owner first", field=field)
 
 
 def add_membership(
@@ -151,10 +160,15 @@ def list_users(session: Session, principal: Principal) -> list[User]:
 
 
 def user_by_name(session: Session, name: str, *, field: str = "user") -> User:
-    user = session.scalars(select(User).where(User.name == name)).first()
+    user = session.scalars(select(User).where(User.name == _no_nul(name))).first()
     if user is None:
         raise NotFound(f"no user named {name!r}", field=field)
     return user
+
+
+def _no_nul(name: str) -> str:
+    """PostgreSQL refuses NUL even in a query, and no name holds one: look up "" (no match)."""
+    return "" if "\x00" in name else name
 
 
 def set_default_project(session: Session, principal: Principal, *, project: str) -> Project:

@@ -3,13 +3,15 @@
 SQLite serialises writers; a deferred transaction that reads and then writes can fail at once
 with SQLITE_BUSY when another writer got in between. So write sessions on SQLite start with
 `BEGIN IMMEDIATE` (they wait on busy_timeout instead), while read sessions stay deferred and
-run beside writers under WAL.
+run beside writers under WAL. Within one process, writers also queue on a lock first: SQLite's
+busy handler waits by sleeping in growing steps, which turns contention into long tails.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -53,13 +55,14 @@ class Database:
                 url, pool_size=10, max_overflow=20, pool_pre_ping=True
             )
             self.read_engine = self.write_engine
+        self._writer_lock: threading.Lock | None = threading.Lock() if is_sqlite(url) else None
         self._write = sessionmaker(self.write_engine, expire_on_commit=False)
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A write transaction: committed on success, rolled back on any error."""
-        with self._write() as session, session.begin():
+        with self._writer_lock or nullcontext(), self._write() as session, session.begin():
             yield session
 
     @contextmanager

@@ -1,7 +1,8 @@
 """Job rows: the one function that changes a job's state, and the queries around jobs.
 
 `switch_job_state` is the only writer of `jobs.state`: it checks the move against
-`domain.jobs.TRANSITIONS` and writes the `job_events` row in the same transaction.
+`domain.jobs.TRANSITIONS` and writes the `job_events` row in the same transaction. Every job in
+a terminal state has an `ended_at`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from aifactory.domain.jobs import JobState, check_transition
+from aifactory.domain.jobs import TERMINAL, JobState, check_transition
 from aifactory.store.models import Job, JobEvent
 
 
@@ -42,6 +43,8 @@ def switch_job_state(
     job.updated_at = now
     for name, value in fields.items():
         setattr(job, name, value)
+    if target in TERMINAL and job.ended_at is None:
+        job.ended_at = now  # e.g. cancelled while waiting: it ended now
 
 
 def record_submission(session: Session, job: Job, *, actor: str) -> None:

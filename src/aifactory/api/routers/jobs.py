@@ -5,17 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aifactory.api.deps import CurrentUser, Now, ReadSession, StateDep, WriteSession
-from aifactory.api.schemas import JobDetail, JobEventOut, JobOut, JobSubmit, LogsOut
+from aifactory.api.schemas import MAX_ID, JobDetail, JobEventOut, JobOut, JobSubmit, LogsOut
 from aifactory.domain.jobs import JobSpec, JobState
 from aifactory.services import jobs as service
 from aifactory.store.models import Job, Project, User
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
+JobId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 @router.post("", status_code=201, response_model=JobOut)
@@ -26,7 +27,7 @@ def submit_job(
     now: Now,
     state: StateDep,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=128)] = None,
 ) -> JobOut:
     submitted = service.submit_job(
         session,
@@ -51,7 +52,7 @@ def list_jobs(
     state: JobState | None = None,
     owner: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> list[JobOut]:
     found = service.list_jobs(
         session, user, project=project, state=state, user=owner, limit=limit, before_id=before_id
@@ -60,7 +61,7 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobDetail)
-def show_job(job_id: int, session: ReadSession, user: CurrentUser) -> JobDetail:
+def show_job(job_id: JobId, session: ReadSession, user: CurrentUser) -> JobDetail:
     job = service.get_job(session, user, job_id)
     events = [JobEventOut.of(e) for e in service.job_events(session, user, job_id)]
     return JobDetail(**_out(session, [job])[0].model_dump(), events=events)
@@ -68,7 +69,7 @@ def show_job(job_id: int, session: ReadSession, user: CurrentUser) -> JobDetail:
 
 @router.post("/{job_id}/cancel", response_model=JobOut)
 def cancel_job(
-    job_id: int, session: WriteSession, user: CurrentUser, now: Now, state: StateDep
+    job_id: JobId, session: WriteSession, user: CurrentUser, now: Now, state: StateDep
 ) -> JobOut:
     job = service.cancel_job(session, user, job_id, now=now)
     session.info["after_commit"] = state.on_submit
@@ -77,7 +78,7 @@ def cancel_job(
 
 @router.get("/{job_id}/logs", response_model=LogsOut)
 def job_logs(
-    job_id: int,
+    job_id: JobId,
     session: ReadSession,
     user: CurrentUser,
     state: StateDep,

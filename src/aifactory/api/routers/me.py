@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from aifactory.api.deps import CurrentUser, Now, ReadSession, WriteSession
 from aifactory.api.routers.tenancy import project_out
-from aifactory.api.schemas import MeOut, TokenCreate, TokenIssued, TokenOut
+from aifactory.api.schemas import MAX_ID, MeOut, TokenCreate, TokenIssued, TokenOut
 from aifactory.services import auth, tenancy
 from aifactory.store.models import Project
 
@@ -51,5 +53,10 @@ def create_token(
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut)
-def revoke_token(token_id: int, session: WriteSession, user: CurrentUser, now: Now) -> TokenOut:
+def revoke_token(
+    token_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    session: WriteSession,
+    user: CurrentUser,
+    now: Now,
+) -> TokenOut:
     return TokenOut.of(auth.revoke_token(session, user, token_id, now=now))

@@ -116,6 +116,7 @@ class LiveServer:
     db: Database
     logs_dir: Path
     submissions: list[float]
+    state: AppState
 
 
 @pytest.fixture
@@ -147,6 +148,6 @@ def live_server(db: Database, tmp_path: Path) -> Iterator[LiveServer]:
     while not server.started:
         assert time.monotonic() < deadline, "the API server did not start"
         time.sleep(0.02)
-    yield LiveServer(f"http://127.0.0.1:{port}", token, db, logs_dir, woken)
+    yield LiveServer(f"http://127.0.0.1:{port}", token, db, logs_dir, woken, state)
     server.should_exit = True
     thread.join(timeout=10)

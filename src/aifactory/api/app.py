@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
 from fastapi import APIRouter, FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from aifactory import __version__
 from aifactory.api import errors
@@ -16,7 +20,7 @@ DEFAULT_MAX_BODY = 1024 * 1024
 
 # Sovereign by default: FastAPI's built-in OpenTelemetry (spans, metrics, logs, and OTLP
 # exporters when FASTAPI_OTEL_AUTO_CONFIGURE is set) stays off, whatever the environment says.
-NO_TELEMETRY = {
+NO_TELEMETRY: TelemetryConfig = {
     "tracing": False,
     "metrics": False,
     "logs": False,
@@ -25,6 +29,18 @@ NO_TELEMETRY = {
 }
 
 _ERRORS = {code: {"model": ErrorOut} for code in (401, 403, 404, 409, 413, 422)}
+
+
+def _lifespan(state: AppState) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        state.committer.start()
+        try:
+            yield
+        finally:
+            state.committer.stop()
+
+    return lifespan
 
 
 def create_app(state: AppState, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:
@@ -36,7 +52,8 @@ def create_app(state: AppState, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> Fa
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
         responses=_ERRORS,  # type: ignore[arg-type]
-        telemetry=NO_TELEMETRY,  # type: ignore[arg-type]
+        telemetry=NO_TELEMETRY,
+        lifespan=_lifespan(state),
     )
     app.state.aifactory = state
     api = APIRouter(prefix=API_PREFIX)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from aifactory.services.auth import authenticate
+from aifactory.api.group_commit import GroupCommitter
+from aifactory.api.principal_cache import PrincipalCache
+from aifactory.services.auth import Authenticated, authenticate_token, hash_token
 from aifactory.services.jobs import LogLocator
 from aifactory.services.principal import Principal
 from aifactory.store.db import Database
@@ -25,6 +28,13 @@ class AppState:
     locate_log: LogLocator
     on_submit: Callable[[], None]
     ready: Callable[[], bool]
+    auth_cache_s: float = 2.0
+    principals: PrincipalCache = field(init=False)
+    committer: GroupCommitter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.principals = PrincipalCache(ttl_s=self.auth_cache_s)
+        self.committer = GroupCommitter(self.db, self.clock, self.on_submit)
 
 
 def app_state(request: Request) -> AppState:
@@ -39,6 +49,7 @@ def write_session(state: StateDep) -> Iterator[Session]:
     """A write transaction; a handler may leave a hook in `session.info["after_commit"]`."""
     with state.db.session() as session:
         yield session
+    state.principals.clear()  # tokens, members or users may have changed
     hook = session.info.get("after_commit")
     if hook is not None:
         hook()
@@ -56,13 +67,25 @@ ReadSession = Annotated[Session, Depends(read_session, scope="function")]
 _bearer = HTTPBearer(auto_error=False, description="an API token: 'Bearer afy_...'")
 
 
-def current_principal(
+async def current_principal(
     state: StateDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    """From the cache when it is fresh; else one read transaction, off the event loop."""
     token = credentials.credentials if credentials else None
+    now = state.clock()
+    if token:
+        cached = state.principals.get(hash_token(token), now)
+        if cached is not None:
+            return cached
+    found = await run_in_threadpool(_authenticate, state, token, now)
+    state.principals.put(found.token_hash, found.principal, found.expires_at, now)
+    return found.principal
+
+
+def _authenticate(state: AppState, token: str | None, now: float) -> Authenticated:
     with state.db.read() as session:
-        return authenticate(session, token, state.clock())
+        return authenticate_token(session, token, now)
 
 
 CurrentUser = Annotated[Principal, Depends(current_principal)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -41,13 +42,25 @@ def issue_token(
     return row, plain
 
 
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    principal: Principal
+    token_hash: str
+    expires_at: float | None
+
+
 def authenticate(session: Session, token: str | None, now: float) -> Principal:
+    return authenticate_token(session, token, now).principal
+
+
+def authenticate_token(session: Session, token: str | None, now: float) -> Authenticated:
     if not token:
         raise Unauthenticated("missing API token: send the header 'Authorization: Bearer <token>'")
+    token_hash = hash_token(token)
     found = session.execute(
         select(ApiToken, User)
         .join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == hash_token(token))
+        .where(ApiToken.token_hash == token_hash)
     ).first()
     if found is None:
         raise Unauthenticated("invalid API token")
@@ -57,7 +70,7 @@ def authenticate(session: Session, token: str | None, now: float) -> Principal:
     if row.expires_at is not None and row.expires_at <= now:
         when = datetime.fromtimestamp(row.expires_at, UTC).isoformat(timespec="seconds")
         raise Unauthenticated(f"this API token expired at {when}")
-    return principal_of(session, user)
+    return Authenticated(principal_of(session, user), token_hash, row.expires_at)
 
 
 def principal_of(session: Session, user: User) -> Principal:

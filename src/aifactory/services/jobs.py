@@ -7,8 +7,8 @@ naming the field; one that fits waits PENDING for the control loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sqlalchemy import select
@@ -16,13 +16,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from aifactory.domain.jobs import ACTIVE, TERMINAL, WAITING, JobSpec, JobState
-from aifactory.domain.nodes import why_never_fits
+from aifactory.domain.nodes import Node, why_never_fits
 from aifactory.domain.tenancy import ProjectRole
-from aifactory.errors import Conflict, InvalidInput, NotFound
+from aifactory.errors import AifactoryError, Conflict, InvalidInput, NotFound
 from aifactory.services.principal import Principal
 from aifactory.services.tenancy import project_by_name, user_by_name
-from aifactory.store.jobs import events_of, lock_job, record_submission, switch_job_state
-from aifactory.store.models import Job, JobEvent, Project
+from aifactory.store.jobs import events_of, insert_jobs, lock_job, switch_job_state
+from aifactory.store.models import Job, JobEvent, Project, User
 from aifactory.store.nodes import node_values
 
 LogLocator = Callable[[int], Path]
@@ -30,9 +30,22 @@ MAX_LOG_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
+class Submission:
+    principal: Principal
+    spec: JobSpec
+    project: str | None
+    idempotency_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Submitted:
     job: Job
+    project: str
+    user: str
     created: bool  # False when an earlier submission with the same key is returned
+
+
+Outcome = Submitted | AifactoryError
 
 
 def submit_job(
@@ -44,25 +57,111 @@ def submit_job(
     idempotency_key: str | None,
     now: float,
 ) -> Submitted:
-    target = _submit_project(session, principal, project)
-    principal.require(target.id, ProjectRole.MEMBER)
-    if idempotency_key:
-        earlier = _by_key(session, target.id, idempotency_key)
+    (outcome,) = submit_jobs(
+        session, [Submission(principal, spec, project, idempotency_key)], now=now
+    )
+    if isinstance(outcome, AifactoryError):
+        raise outcome
+    return outcome
+
+
+def submit_jobs(session: Session, batch: Sequence[Submission], *, now: float) -> list[Outcome]:
+    """Many submissions in one transaction (group commit); each stands or falls on its own.
+
+    Checks run per submission; the new jobs and their first events are then written with two
+    bulk inserts. A key already used (in the store, or earlier in the batch) returns that job.
+    """
+    nodes = node_values(session)
+    projects: dict[str | int | None, Project] = {}
+    outcomes: dict[int, Outcome] = {}
+    fresh: dict[int, Job] = {}
+    first_with_key: dict[tuple[int, str], int] = {}
+    repeats: dict[int, int] = {}  # index → the earlier index in this batch with its key
+    for index, submission in enumerate(batch):
+        try:
+            target = _checked_target(session, submission, nodes, projects)
+        except AifactoryError as exc:
+            outcomes[index] = exc
+            continue
+        key = submission.idempotency_key
+        if key and (target.id, key) in first_with_key:
+            repeats[index] = first_with_key[(target.id, key)]
+            continue
+        earlier = _by_key(session, target.id, key) if key else None
         if earlier is not None:
-            return Submitted(earlier, created=False)
-    unfit = why_never_fits(spec, node_values(session))
+            outcomes[index] = _earlier(session, earlier, target)
+            continue
+        if key:
+            first_with_key[(target.id, key)] = index
+        fresh[index] = _new_job(submission.spec, target.id, submission.principal.user_id, key, now)
+    outcomes.update(_insert(session, batch, fresh, projects))
+    for index, first in repeats.items():
+        settled = outcomes[first]
+        outcomes[index] = (
+            replace(settled, created=False) if isinstance(settled, Submitted) else settled
+        )
+    return [outcomes[i] for i in range(len(batch))]
+
+
+def _checked_target(
+    session: Session,
+    submission: Submission,
+    nodes: list[Node],
+    projects: dict[str | int | None, Project],
+) -> Project:
+    cache_key = submission.project or submission.principal.default_project_id
+    target = projects.get(cache_key)
+    if target is None:
+        target = _submit_project(session, submission.principal, submission.project)
+        projects[cache_key] = target
+    submission.principal.require(target.id, ProjectRole.MEMBER)
+    unfit = why_never_fits(submission.spec, nodes)
     if unfit is not None:
         raise InvalidInput(f"can never run on this facility: {unfit.reason}", field=unfit.field)
-    job = _new_job(spec, target.id, principal.user_id, idempotency_key, now)
+    return target
+
+
+def _insert(
+    session: Session,
+    batch: Sequence[Submission],
+    fresh: dict[int, Job],
+    projects: dict[str | int | None, Project],
+) -> dict[int, Outcome]:
+    """Bulk insert; if another writer took one of the keys meanwhile, go one by one and
+    answer that key with the job the other writer made."""
+    names = {p.id: p.name for p in projects.values()}
+    if not fresh:
+        return {}
     try:
         with session.begin_nested():
-            record_submission(session, job, actor=principal.name)
-    except IntegrityError:  # the same key raced in from another request
-        earlier = _by_key(session, target.id, idempotency_key or "")
+            insert_jobs(session, list(fresh.values()), [batch[i].principal.name for i in fresh])
+    except IntegrityError:
+        return {i: _insert_one(session, batch[i], job, names) for i, job in fresh.items()}
+    return {
+        i: Submitted(job, names[job.project_id], batch[i].principal.name, created=True)
+        for i, job in fresh.items()
+    }
+
+
+def _insert_one(
+    session: Session, submission: Submission, job: Job, names: dict[int, str]
+) -> Outcome:
+    try:
+        with session.begin_nested():
+            insert_jobs(session, [job], [submission.principal.name])
+    except IntegrityError:
+        earlier = _by_key(session, job.project_id, job.idempotency_key or "")
         if earlier is None:
             raise
-        return Submitted(earlier, created=False)
-    return Submitted(job, created=True)
+        project = session.get(Project, job.project_id)
+        assert project is not None
+        return _earlier(session, earlier, project)
+    return Submitted(job, names[job.project_id], submission.principal.name, created=True)
+
+
+def _earlier(session: Session, job: Job, project: Project) -> Submitted:
+    user = session.get(User, job.user_id)
+    return Submitted(job, project.name, user.name if user else "?", created=False)
 
 
 def _submit_project(session: Session, principal: Principal, name: str | None) -> Project:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from aifactory.domain.jobs import TERMINAL, JobState, check_transition
@@ -49,17 +49,39 @@ def switch_job_state(
 
 def record_submission(session: Session, job: Job, *, actor: str) -> None:
     """The first event of every job, written with its insert."""
-    session.add(job)
-    session.flush()
-    session.add(
-        JobEvent(
-            job_id=job.id,
-            at=job.submitted_at,
-            from_state=None,
-            to_state=job.state,
-            reason="submitted",
-            actor=actor,
-        )
+    insert_jobs(session, [job], [actor])
+
+
+JOBS_TABLE: Table = Job.__table__  # type: ignore[assignment]
+EVENTS_TABLE: Table = JobEvent.__table__  # type: ignore[assignment]
+_JOB_COLUMNS = tuple(c.key for c in JOBS_TABLE.columns if c.key != "id")
+
+
+def insert_jobs(session: Session, jobs: Sequence[Job], actors: Sequence[str]) -> None:
+    """Insert new jobs and their first events with two bulk statements; sets each `job.id`.
+
+    Core INSERT … RETURNING over the tables (one round trip for many rows), not the ORM's unit
+    of work: submission is the hottest write path of the facility.
+    """
+    table, events = JOBS_TABLE, EVENTS_TABLE
+    rows = [{c: getattr(job, c) for c in _JOB_COLUMNS} for job in jobs]
+    returning = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    ids = session.connection().execute(returning, rows).scalars().all()
+    for job, job_id in zip(jobs, ids, strict=True):
+        job.id = job_id
+    session.connection().execute(
+        insert(events),
+        [
+            {
+                "job_id": job.id,
+                "at": job.submitted_at,
+                "from_state": None,
+                "to_state": job.state,
+                "reason": "submitted",
+                "actor": actor,
+            }
+            for job, actor in zip(jobs, actors, strict=True)
+        ],
     )
 
 

@@ -12,7 +12,9 @@ from sqlalchemy.orm import Session
 from aifactory.api.deps import CurrentUser, Now, ReadSession, StateDep, WriteSession
 from aifactory.api.schemas import MAX_ID, JobDetail, JobEventOut, JobOut, JobSubmit, LogsOut
 from aifactory.domain.jobs import JobSpec, JobState
+from aifactory.errors import AifactoryError
 from aifactory.services import jobs as service
+from aifactory.services.jobs import Submission
 from aifactory.store.models import Job, Project, User
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -20,28 +22,23 @@ JobId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 @router.post("", status_code=201, response_model=JobOut)
-def submit_job(
+async def submit_job(
     body: JobSubmit,
-    session: WriteSession,
     user: CurrentUser,
-    now: Now,
     state: StateDep,
     response: Response,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=128)] = None,
 ) -> JobOut:
-    submitted = service.submit_job(
-        session,
-        user,
-        _spec(body),
-        project=body.project,
-        idempotency_key=body.idempotency_key or idempotency_key,
-        now=now,
+    """Submit a job. Answered after the commit (group-committed with concurrent submits)."""
+    submission = Submission(
+        user, _spec(body), body.project, body.idempotency_key or idempotency_key
     )
-    if submitted.created:
-        session.info["after_commit"] = state.on_submit
-    else:
+    outcome = await state.committer.submit(submission)
+    if isinstance(outcome, AifactoryError):
+        raise outcome
+    if not outcome.created:
         response.status_code = 200
-    return _out(session, [submitted.job])[0]
+    return JobOut.of(outcome.job, outcome.project, outcome.user)
 
 
 @router.get("", response_model=list[JobOut])

@@ -73,17 +73,21 @@ class LocalExecutor:
     def start(self, launch: Launch) -> None:
         jobdir = self.jobdir(launch.job_id)
         jobdir.root.mkdir(parents=True, exist_ok=True)
+        child = self._children.get(launch.job_id)
+        if child is not None and child.poll() is None:
+            return  # our supervisor for it is still running (it may not hold the lock yet)
         if jobdir.attempt.exists() or jobdir.exit.exists() or jobdir.supervisor_alive():
             return  # already started once: starting is idempotent
         write_json(jobdir.launch, self._launch_record(launch))
-        self._children[launch.job_id] = subprocess.Popen(
-            [sys.executable, "-m", "aifactory.executors.local.supervisor", str(jobdir.root)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=open(jobdir.root / "supervisor.err", "ab"),  # noqa: SIM115
-            start_new_session=True,
-            close_fds=True,
-        )
+        with open(jobdir.root / "supervisor.err", "ab") as err:  # the child keeps its own copy
+            self._children[launch.job_id] = subprocess.Popen(
+                [sys.executable, "-m", "aifactory.executors.local.supervisor", str(jobdir.root)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+                close_fds=True,
+            )
 
     def _launch_record(self, launch: Launch) -> dict[str, object]:
         (node_slice,) = launch.placement.values()  # the local executor has one node

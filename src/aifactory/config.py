@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     grace_s: float = Field(10.0, ge=0, description="SIGTERM → SIGKILL grace period")
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     paused: bool = Field(False, description="start with admission paused")
+    workers: int = Field(1, ge=1, le=64, description="API worker processes")
 
     @property
     def resolved_database_url(self) -> str:

@@ -7,13 +7,17 @@ jobs running under their supervisors; the next start reconciles them.
 
 from __future__ import annotations
 
+import gc
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import uvicorn
+from fastapi import FastAPI
 
 from aifactory.api.app import create_app
 from aifactory.api.deps import AppState
@@ -28,6 +32,7 @@ from aifactory.store.db import Database
 from aifactory.store.migrate import upgrade
 
 log = logging.getLogger("aifactory")
+WORKER_SETTINGS = "AIFACTORY_WORKER_SETTINGS"
 
 
 @dataclass
@@ -69,34 +74,72 @@ def make_executor(settings: Settings) -> Executor:
 
 
 def serve(facility: Facility) -> None:
-    """Run the control loop and the API until SIGINT/SIGTERM."""
-    stop = threading.Event()
-    ticked = threading.Event()
-    facility.loop.tick()  # reconcile and register nodes before answering anyone
-    ticked.set()
-    thread = threading.Thread(
-        target=facility.loop.run, args=(stop,), name="control-loop", daemon=True
-    )
-    thread.start()
-    state = AppState(
-        db=facility.db,
-        clock=time.time,
-        locate_log=facility.executor.log_path,
-        on_submit=facility.loop.wake,
-        ready=ticked.is_set,
-    )
-    app = create_app(state, max_body_bytes=facility.settings.max_body_bytes)
+    """Serve the API (and run the control loop) until SIGINT/SIGTERM.
+
+    With `workers > 1`, uvicorn starts that many worker processes; each runs the API and a
+    control loop, and the database lease lets exactly one of those loops act at a time.
+    """
+    settings = facility.settings
+    if settings.workers > 1:
+        facility.db.dispose()
+        os.environ[WORKER_SETTINGS] = settings.model_dump_json()  # handed to the workers
+        uvicorn.run(
+            "aifactory.server:worker_app",
+            factory=True,
+            workers=settings.workers,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+        )
+        return
     config = uvicorn.Config(
-        app,
-        host=facility.settings.host,
-        port=facility.settings.port,
+        app_for(facility),
+        host=settings.host,
+        port=settings.port,
         log_level="warning",
         access_log=False,
     )
     try:
         uvicorn.Server(config).run()
     finally:
-        stop.set()
-        facility.loop.wake()
-        thread.join(timeout=5)
         facility.db.dispose()
+
+
+def worker_app() -> FastAPI:
+    """One worker process of a multi-worker facility (see `serve`)."""
+    settings = Settings.model_validate_json(os.environ[WORKER_SETTINGS])
+    return app_for(build(settings.model_copy(update={"paused": False})))
+
+
+def app_for(facility: Facility) -> FastAPI:
+    state = AppState(
+        db=facility.db,
+        clock=time.time,
+        locate_log=facility.executor.log_path,
+        on_submit=facility.loop.wake,
+        ready=lambda: True,
+    )
+    app = create_app(
+        state,
+        max_body_bytes=facility.settings.max_body_bytes,
+        background=lambda: _control_loop_running(facility.loop),
+    )
+    gc.collect()
+    gc.freeze()  # start-up objects never need collecting: keeps collections short
+    return app
+
+
+@contextmanager
+def _control_loop_running(loop: ControlLoop) -> Iterator[None]:
+    """Reconcile and register nodes before the first request, then loop on a thread."""
+    loop.tick()
+    stop = threading.Event()
+    thread = threading.Thread(target=loop.run, args=(stop,), name="control-loop", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        loop.wake()
+        thread.join(timeout=5)

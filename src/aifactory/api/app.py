@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    asynccontextmanager,
+    nullcontext,
+)
 
 from fastapi import APIRouter, FastAPI
 from fastapi.telemetry import TelemetryConfig
@@ -31,19 +36,28 @@ NO_TELEMETRY: TelemetryConfig = {
 _ERRORS = {code: {"model": ErrorOut} for code in (401, 403, 404, 409, 413, 422)}
 
 
-def _lifespan(state: AppState) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+Background = Callable[[], AbstractContextManager[None]]
+
+
+def _lifespan(
+    state: AppState, background: Background | None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        state.committer.start()
-        try:
-            yield
-        finally:
-            state.committer.stop()
+        with background() if background else nullcontext():
+            state.committer.start()
+            try:
+                yield
+            finally:
+                state.committer.stop()
 
     return lifespan
 
 
-def create_app(state: AppState, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:
+def create_app(
+    state: AppState, *, max_body_bytes: int = DEFAULT_MAX_BODY, background: Background | None = None
+) -> FastAPI:
+    """`background`: work that runs for the app's lifetime (the control loop)."""
     app = FastAPI(
         title="aifactory",
         version=__version__,
@@ -53,7 +67,7 @@ def create_app(state: AppState, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> Fa
         redoc_url=None,
         responses=_ERRORS,  # type: ignore[arg-type]
         telemetry=NO_TELEMETRY,
-        lifespan=_lifespan(state),
+        lifespan=_lifespan(state, background),
     )
     app.state.aifactory = state
     api = APIRouter(prefix=API_PREFIX)

@@ -37,7 +37,8 @@ class AppState:
         self.committer = GroupCommitter(self.db, self.clock, self.on_submit)
 
 
-def app_state(request: Request) -> AppState:
+async def app_state(request: Request) -> AppState:
+    """async: a plain `def` dependency costs a thread-pool round trip on every request."""
     state: AppState = request.app.state.aifactory
     return state
 
@@ -91,7 +92,7 @@ def _authenticate(state: AppState, token: str | None, now: float) -> Authenticat
 CurrentUser = Annotated[Principal, Depends(current_principal)]
 
 
-def now(state: StateDep) -> float:
+async def now(state: StateDep) -> float:
     return state.clock()
 
 

@@ -48,6 +48,10 @@ def up(
     memory_mb: Annotated[int | None, typer.Option("--memory-mb")] = None,
     site: Annotated[str, typer.Option(help="country code of this site")] = "NL",
     paused: Annotated[bool, typer.Option(help="start with admission paused")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(min=1, max=64, help="API worker processes (one control loop acts at a time)"),
+    ] = 1,
 ) -> None:
     """Start a facility on this machine: API, control loop and local executor."""
     from aifactory.config import Settings
@@ -67,6 +71,7 @@ def up(
         memory_mb=memory_mb,
         site=site,
         paused=paused,
+        workers=workers,
     )
     facility = build(settings)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"

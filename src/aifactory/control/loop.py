@@ -39,6 +39,7 @@ from aifactory.store.nodes import upsert_node
 log = logging.getLogger("aifactory.control")
 LEASE = "control"
 ACTOR = "control"
+CHECKPOINT_EVERY_S = 5.0
 Clock = Callable[[], float]
 
 
@@ -74,6 +75,7 @@ class ControlLoop:
         self.tick_s = tick_s
         self.min_gap_s = min_gap_s  # a burst of wakes (submits) costs one tick, not one each
         self._renewed_at = -1.0
+        self._checkpointed_at = -1.0
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.epoch: int | None = None
         self._registered = False
@@ -103,6 +105,9 @@ class ControlLoop:
         self._sync()
         if not self._admission_paused():
             self._schedule()
+        if self.clock() - self._checkpointed_at >= CHECKPOINT_EVERY_S:
+            self.db.checkpoint()
+            self._checkpointed_at = self.clock()
         return True
 
     # ---- lease ---------------------------------------------------------------------------

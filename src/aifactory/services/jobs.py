@@ -21,7 +21,7 @@ from aifactory.domain.tenancy import ProjectRole
 from aifactory.errors import AifactoryError, Conflict, InvalidInput, NotFound
 from aifactory.services.principal import Principal
 from aifactory.services.tenancy import project_by_name, user_by_name
-from aifactory.store.jobs import events_of, insert_jobs, lock_job, switch_job_state
+from aifactory.store.jobs import NewJob, events_of, insert_jobs, lock_job, switch_job_state
 from aifactory.store.models import Job, JobEvent, Project, User
 from aifactory.store.nodes import node_values
 
@@ -39,7 +39,7 @@ class Submission:
 
 @dataclass(frozen=True, slots=True)
 class Submitted:
-    job: Job
+    job: Job | NewJob
     project: str
     user: str
     created: bool  # False when an earlier submission with the same key is returned
@@ -74,7 +74,7 @@ def submit_jobs(session: Session, batch: Sequence[Submission], *, now: float) ->
     nodes = node_values(session)
     projects: dict[str | int | None, Project] = {}
     outcomes: dict[int, Outcome] = {}
-    fresh: dict[int, Job] = {}
+    fresh: dict[int, NewJob] = {}
     first_with_key: dict[tuple[int, str], int] = {}
     repeats: dict[int, int] = {}  # index → the earlier index in this batch with its key
     for index, submission in enumerate(batch):
@@ -124,7 +124,7 @@ def _checked_target(
 def _insert(
     session: Session,
     batch: Sequence[Submission],
-    fresh: dict[int, Job],
+    fresh: dict[int, NewJob],
     projects: dict[str | int | None, Project],
 ) -> dict[int, Outcome]:
     """Bulk insert; if another writer took one of the keys meanwhile, go one by one and
@@ -144,7 +144,7 @@ def _insert(
 
 
 def _insert_one(
-    session: Session, submission: Submission, job: Job, names: dict[int, str]
+    session: Session, submission: Submission, job: NewJob, names: dict[int, str]
 ) -> Outcome:
     try:
         with session.begin_nested():
@@ -179,8 +179,8 @@ def _by_key(session: Session, project_id: int, key: str) -> Job | None:
     return session.scalars(stmt).first()
 
 
-def _new_job(spec: JobSpec, project_id: int, user_id: int, key: str | None, now: float) -> Job:
-    return Job(
+def _new_job(spec: JobSpec, project_id: int, user_id: int, key: str | None, now: float) -> NewJob:
+    return NewJob(
         project_id=project_id,
         user_id=user_id,
         name=spec.name,
@@ -196,9 +196,6 @@ def _new_job(spec: JobSpec, project_id: int, user_id: int, key: str | None, now:
         preemptible=spec.preemptible,
         priority=spec.priority,
         idempotency_key=key,
-        state=JobState.PENDING.value,
-        cancel_requested=False,
-        attempts=0,
         submitted_at=now,
         updated_at=now,
     )

@@ -8,6 +8,7 @@ a terminal state has an `ended_at`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, insert, select
@@ -47,9 +48,45 @@ def switch_job_state(
         job.ended_at = now  # e.g. cancelled while waiting: it ended now
 
 
+@dataclass(slots=True)
+class NewJob:
+    """A job row before it is stored: plain values, far cheaper to build than an ORM object
+    on the submit path. `insert_jobs` fills in `id`."""
+
+    project_id: int
+    user_id: int
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    working_dir: str | None
+    gpus_per_node: int
+    nodes: int
+    cpus_per_node: int
+    memory_mb_per_node: int
+    gpu_model: str | None
+    time_limit_s: int
+    preemptible: bool
+    priority: int
+    idempotency_key: str | None
+    submitted_at: float
+    state: str = JobState.PENDING.value
+    state_reason: str | None = None
+    placement: dict[str, Any] | None = None
+    cancel_requested: bool = False
+    attempts: int = 0
+    exit_code: int | None = None
+    admitted_at: float | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    updated_at: float = 0.0
+    id: int = 0
+
+
 def record_submission(session: Session, job: Job, *, actor: str) -> None:
-    """The first event of every job, written with its insert."""
-    insert_jobs(session, [job], [actor])
+    """Insert one ORM-built job with its first event (sets `job.id`)."""
+    row = NewJob(**{c: getattr(job, c) for c in _JOB_COLUMNS})
+    insert_jobs(session, [row], [actor])
+    job.id = row.id
 
 
 JOBS_TABLE: Table = Job.__table__  # type: ignore[assignment]
@@ -57,7 +94,7 @@ EVENTS_TABLE: Table = JobEvent.__table__  # type: ignore[assignment]
 _JOB_COLUMNS = tuple(c.key for c in JOBS_TABLE.columns if c.key != "id")
 
 
-def insert_jobs(session: Session, jobs: Sequence[Job], actors: Sequence[str]) -> None:
+def insert_jobs(session: Session, jobs: Sequence[NewJob], actors: Sequence[str]) -> None:
     """Insert new jobs and their first events with two bulk statements; sets each `job.id`.
 
     Core INSERT … RETURNING over the tables (one round trip for many rows), not the ORM's unit

@@ -26,9 +26,8 @@ async def submit_job(
     body: JobSubmit,
     user: CurrentUser,
     state: StateDep,
-    response: Response,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=128)] = None,
-) -> JobOut:
+) -> Response:
     """Submit a job. Answered after the commit (group-committed with concurrent submits)."""
     submission = Submission(
         user, _spec(body), body.project, body.idempotency_key or idempotency_key
@@ -36,9 +35,11 @@ async def submit_job(
     outcome = await state.committer.submit(submission)
     if isinstance(outcome, AifactoryError):
         raise outcome
-    if not outcome.created:
-        response.status_code = 200
-    return JobOut.of(outcome.job, outcome.project, outcome.user)
+    body_json = JobOut.of(outcome.job, outcome.project, outcome.user).model_dump_json()
+    # Serialised once here; FastAPI would validate the model a second time.
+    return Response(
+        body_json, status_code=201 if outcome.created else 200, media_type="application/json"
+    )
 
 
 @router.get("", response_model=list[JobOut])

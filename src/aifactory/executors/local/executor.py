@@ -87,6 +87,7 @@ class LocalExecutor:
                 stderr=err,
                 start_new_session=True,
                 close_fds=True,
+                env=_supervisor_env(),  # a job can read its parent's environment in /proc
             )
 
     def _launch_record(self, launch: Launch) -> dict[str, object]:
@@ -143,6 +144,14 @@ class LocalExecutor:
 _INHERITED_ENV = frozenset(
     {"PATH", "HOME", "LANG", "TZ", "TMPDIR", "USER", "LOGNAME", "SHELL", "TERM"}
 )
+
+
+def _supervisor_env() -> dict[str, str]:
+    """What the supervisor needs to import aifactory, and nothing secret."""
+    keep = {k: v for k, v in os.environ.items() if k in _INHERITED_ENV or k.startswith("LC_")}
+    if "PYTHONPATH" in os.environ:
+        keep["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return keep
 
 
 def _device_env(job_id: int, gpu_ids: list[str]) -> dict[str, str]:

@@ -76,7 +76,7 @@ class Supervisor:
             started_at = time.time()
             try:
                 proc = self._spawn(log)
-            except OSError as exc:
+            except (OSError, ValueError, IndexError) as exc:  # e.g. missing, not executable
                 message = _spawn_error(self.launch["command"], self.launch.get("working_dir"), exc)
                 log.write(f"aifactory: {message}\n".encode())
                 return _exit_record("failed", None, message, started_at, {})
@@ -178,14 +178,17 @@ def _outcome_of(code: int) -> tuple[str, str]:
     return ("failed", f"exited with code {code}")
 
 
-def _spawn_error(command: list[str], working_dir: str | None, exc: OSError) -> str:
+def _spawn_error(command: list[str], working_dir: str | None, exc: Exception) -> str:
+    if not command:
+        return "the command is empty"
     if working_dir and not os.path.isdir(working_dir):
         return f"working directory does not exist: {working_dir}"
     if isinstance(exc, FileNotFoundError):
         return f"command not found: {command[0]}"
     if isinstance(exc, PermissionError):
         return f"command is not executable: {command[0]}"
-    return f"could not start {command[0]}: {exc.strerror or exc}"
+    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return f"could not start {command[0]}: {detail}"
 
 
 def _exit_record(

@@ -132,9 +132,16 @@ def _insert(
     names = {p.id: p.name for p in projects.values()}
     if not fresh:
         return {}
+    jobs, actors = list(fresh.values()), [batch[i].principal.name for i in fresh]
+    if not any(job.idempotency_key for job in jobs):
+        insert_jobs(session, jobs, actors)  # nothing unique to collide on: no savepoint
+        return {
+            i: Submitted(job, names[job.project_id], batch[i].principal.name, created=True)
+            for i, job in fresh.items()
+        }
     try:
         with session.begin_nested():
-            insert_jobs(session, list(fresh.values()), [batch[i].principal.name for i in fresh])
+            insert_jobs(session, jobs, actors)
     except IntegrityError:
         return {i: _insert_one(session, batch[i], job, names) for i, job in fresh.items()}
     return {

@@ -27,10 +27,29 @@ def upsert_node(
 
 
 def node_values(session: Session, *, schedulable_only: bool = True) -> list[NodeValue]:
-    stmt = select(Node).order_by(Node.id)
+    """A Core select (no ORM objects): every submission batch reads the nodes."""
+    table = Node.__table__
+    stmt = select(
+        table.c.id,
+        table.c.site,
+        table.c.pool,
+        table.c.gpu_model,
+        table.c.gpus,
+        table.c.cpus,
+        table.c.memory_mb,
+    ).order_by(table.c.id)
     if schedulable_only:
-        stmt = stmt.where(Node.schedulable.is_(True))
-    return [to_value(row) for row in session.scalars(stmt)]
+        stmt = stmt.where(table.c.schedulable.is_(True))
+    return [
+        NodeValue(
+            id=r.id,
+            site=r.site,
+            pool=r.pool,
+            gpu_model=r.gpu_model,
+            capacity=Resources(r.gpus, r.cpus, r.memory_mb),
+        )
+        for r in session.execute(stmt)
+    ]
 
 
 def to_value(row: Node) -> NodeValue:

@@ -14,7 +14,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.telemetry import TelemetryConfig
 
 from aifactory import __version__
-from aifactory.api import errors
+from aifactory.api import docs, errors
 from aifactory.api.deps import AppState
 from aifactory.api.limits import BodySizeLimit
 from aifactory.api.routers import facility, jobs, me, tenancy
@@ -63,7 +63,7 @@ def create_app(
         version=__version__,
         summary="Control plane of a sovereign, shared GPU facility",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served by api.docs, without a CDN
         redoc_url=None,
         responses=_ERRORS,  # type: ignore[arg-type]
         telemetry=NO_TELEMETRY,
@@ -75,5 +75,6 @@ def create_app(
         api.include_router(router)
     app.include_router(api)
     errors.install(app)
+    docs.install(app, prefix=API_PREFIX)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     return app

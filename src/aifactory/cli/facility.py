@@ -59,6 +59,10 @@ def up(
 
     if executor not in ("local", "slurm"):
         raise typer.BadParameter("must be local or slurm", param_hint="--executor")
+    if executor == "slurm":
+        raise typer.BadParameter(
+            "the Slurm executor is not built yet (issue #6); use local", param_hint="--executor"
+        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings(
         host=host,

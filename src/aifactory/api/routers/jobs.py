@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from aifactory.api.body import parse_body
 from aifactory.api.deps import CurrentUser, Now, ReadSession, StateDep, WriteSession
 from aifactory.api.schemas import MAX_ID, JobDetail, JobEventOut, JobOut, JobSubmit, LogsOut
 from aifactory.domain.jobs import JobSpec, JobState
@@ -21,14 +22,29 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 JobId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
-@router.post("", status_code=201, response_model=JobOut)
+@router.post(
+    "",
+    status_code=201,
+    response_model=JobOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": JobSubmit.model_json_schema()}},
+        }
+    },
+)
 async def submit_job(
-    body: JobSubmit,
+    request: Request,
     user: CurrentUser,
     state: StateDep,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=128)] = None,
 ) -> Response:
-    """Submit a job. Answered after the commit (group-committed with concurrent submits)."""
+    """Submit a job. Answered after the commit (group-committed with concurrent submits).
+
+    The body is parsed and validated in one pass from its bytes (the facility's hottest
+    route); errors come out exactly as FastAPI's own validation errors do.
+    """
+    body = parse_body(JobSubmit, await request.body())
     submission = Submission(
         user, _spec(body), body.project, body.idempotency_key or idempotency_key
     )

@@ -37,7 +37,7 @@ pytest: setup system-deps
 test: lint typecheck pytest
 
 bench: setup system-deps
-	$(BIN)/python benchmarks/api_submit.py
+	$(BIN)/python benchmarks/api_submit.py --duration 10
 
 clean:
 	rm -rf $(VENV) .aifactory .mypy_cache .ruff_cache .pytest_cache

@@ -28,7 +28,7 @@ from aifactory.executors.local.executor import LocalConfig, LocalExecutor
 from aifactory.scheduler import Policy
 from aifactory.services.bootstrap import bootstrap
 from aifactory.store import flags
-from aifactory.store.db import Database
+from aifactory.store.db import Database, is_sqlite
 from aifactory.store.migrate import upgrade
 
 log = logging.getLogger("aifactory")
@@ -81,6 +81,10 @@ def serve(facility: Facility) -> None:
     """
     settings = facility.settings
     if settings.workers > 1:
+        if is_sqlite(facility.db.url):
+            log.warning("%d workers share SQLite's single write lock across processes, which "
+                        "makes latency spiky; use PostgreSQL for several workers",
+                        settings.workers)
         facility.db.dispose()
         os.environ[WORKER_SETTINGS] = settings.model_dump_json()  # handed to the workers
         uvicorn.run(

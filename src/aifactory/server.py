@@ -82,9 +82,11 @@ def serve(facility: Facility) -> None:
     settings = facility.settings
     if settings.workers > 1:
         if is_sqlite(facility.db.url):
-            log.warning("%d workers share SQLite's single write lock across processes, which "
-                        "makes latency spiky; use PostgreSQL for several workers",
-                        settings.workers)
+            log.warning(
+                "%d workers share SQLite's single write lock across processes, which "
+                "makes latency spiky; use PostgreSQL for several workers",
+                settings.workers,
+            )
         facility.db.dispose()
         os.environ[WORKER_SETTINGS] = settings.model_dump_json()  # handed to the workers
         uvicorn.run(

@@ -72,7 +72,7 @@ def submit_jobs(session: Session, batch: Sequence[Submission], *, now: float) ->
     bulk inserts. A key already used (in the store, or earlier in the batch) returns that job.
     """
     nodes = node_values(session)
-    projects: dict[str | int | None, Project] = {}
+    projects: dict[tuple[int, str | None], Project] = {}
     outcomes: dict[int, Outcome] = {}
     fresh: dict[int, NewJob] = {}
     first_with_key: dict[tuple[int, str], int] = {}
@@ -107,14 +107,16 @@ def _checked_target(
     session: Session,
     submission: Submission,
     nodes: list[Node],
-    projects: dict[str | int | None, Project],
+    projects: dict[tuple[int, str | None], Project],
 ) -> Project:
-    cache_key = submission.project or submission.principal.default_project_id
-    target = projects.get(cache_key)
+    """The project to submit into, after the same checks an unbatched submit makes (cached
+    per user and project name within a batch)."""
+    principal = submission.principal
+    target = projects.get((principal.user_id, submission.project))
     if target is None:
-        target = _submit_project(session, submission.principal, submission.project)
-        projects[cache_key] = target
-    submission.principal.require(target.id, ProjectRole.MEMBER)
+        target = _submit_project(session, principal, submission.project)
+        projects[(principal.user_id, submission.project)] = target
+    principal.require(target.id, ProjectRole.MEMBER)
     unfit = why_never_fits(submission.spec, nodes)
     if unfit is not None:
         raise InvalidInput(f"can never run on this facility: {unfit.reason}", field=unfit.field)
@@ -125,25 +127,22 @@ def _insert(
     session: Session,
     batch: Sequence[Submission],
     fresh: dict[int, NewJob],
-    projects: dict[str | int | None, Project],
+    projects: dict[tuple[int, str | None], Project],
 ) -> dict[int, Outcome]:
-    """Bulk insert; if another writer took one of the keys meanwhile, go one by one and
-    answer that key with the job the other writer made."""
+    """Bulk insert. Only idempotency keys can collide (with a writer in another process); if
+    one did, go one by one and answer that key with the job the other writer made."""
     names = {p.id: p.name for p in projects.values()}
-    if not fresh:
-        return {}
     jobs, actors = list(fresh.values()), [batch[i].principal.name for i in fresh]
-    if not any(job.idempotency_key for job in jobs):
+    if not jobs:
+        return {}
+    if any(job.idempotency_key for job in jobs):
+        try:
+            with session.begin_nested():
+                insert_jobs(session, jobs, actors)
+        except IntegrityError:
+            return {i: _insert_one(session, batch[i], job, names) for i, job in fresh.items()}
+    else:
         insert_jobs(session, jobs, actors)  # nothing unique to collide on: no savepoint
-        return {
-            i: Submitted(job, names[job.project_id], batch[i].principal.name, created=True)
-            for i, job in fresh.items()
-        }
-    try:
-        with session.begin_nested():
-            insert_jobs(session, jobs, actors)
-    except IntegrityError:
-        return {i: _insert_one(session, batch[i], job, names) for i, job in fresh.items()}
     return {
         i: Submitted(job, names[job.project_id], batch[i].principal.name, created=True)
         for i, job in fresh.items()

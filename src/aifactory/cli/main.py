@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from aifactory.cli import facility, jobs, tenancy
+from aifactory.cli import facility, jobs, sim, tenancy
 from aifactory.client import ApiError, Unreachable
 
 app = typer.Typer(
@@ -31,6 +31,7 @@ def _global(
 jobs.register(app)
 tenancy.register(app)
 facility.register(app)
+sim.register(app)
 
 
 def main() -> None:

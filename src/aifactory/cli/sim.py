@@ -1,0 +1,94 @@
+"""`aifactory sim`: replay a trace under several policies and compare them to a baseline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import Progress
+
+from aifactory.cli.formats import console, table
+from aifactory.sim.replay import POLICIES, replay, report
+from aifactory.sim.scenarios import workload
+from aifactory.sim.traces import TraceError
+
+HOURS = frozenset({"avg_wait", "p99_wait", "avg_jct"})
+SHOWN = (
+    "avg_wait",
+    "p99_wait",
+    "avg_jct",
+    "avg_bsld",
+    "utilisation",
+    "jain_fairness",
+    "worst_tenant_wait_ratio",
+    "decision_p99_ms",
+    "jobs_per_s",
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(sim)
+
+
+def sim(
+    trace: Annotated[
+        str,
+        typer.Option(
+            help="itp-merged, itp-cluster04, openb, or a CSV path "
+            "(submit_time,duration,gpus,[nodes],[project],[user],"
+            "[time_limit],[name])"
+        ),
+    ],
+    policies: Annotated[str, typer.Option(help=f"comma list of {', '.join(POLICIES)}")] = ",".join(
+        POLICIES
+    ),
+    gpus: Annotated[int | None, typer.Option(help="GPUs to replay on (8-GPU nodes)")] = None,
+    jobs: Annotated[int | None, typer.Option(help="only the first N jobs")] = None,
+    openb_dir: Annotated[
+        Path | None, typer.Option("--openb-dir", help="folder with the openb CSV files")
+    ] = None,
+    baseline: Annotated[str | None, typer.Option(help="policy the ratios compare to")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the user time-limit model")] = 1,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the figures here")] = None,
+) -> None:
+    """Replay a workload trace through the live scheduler, policy by policy."""
+    names = [p.strip() for p in policies.split(",") if p.strip()]
+    unknown = [p for p in names if p not in POLICIES]
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown policy {unknown[0]!r}; known: {', '.join(POLICIES)}", param_hint="--policies"
+        )
+    try:
+        work = workload(trace, gpus=gpus, jobs=jobs, openb_dir=openb_dir, seed=seed)
+    except TraceError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--trace") from None
+    with Progress(console=console, transient=True) as bar:
+        tasks = {n: bar.add_task(n, total=len(work.jobs)) for n in names}
+        runs = replay(work, names, progress=lambda name, n: bar.advance(tasks[name], n))
+    result = report(work, runs)
+    _print(result, baseline or names[0])
+    if json_out is not None:
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
+        console.print(f"wrote {json_out}")
+
+
+def _print(result: dict[str, Any], baseline: str) -> None:
+    base = result["policies"].get(baseline)
+    rows = []
+    for name, figures in result["policies"].items():
+        rows.append([name, *(_cell(k, figures[k], base[k] if base else None) for k in SHOWN)])
+    title = (
+        f"{result['trace']}: {result['jobs']} jobs on {result['gpus']} GPUs "
+        f"(waits and JCT in hours; ratio to {baseline} in brackets)"
+    )
+    table(title, ["policy", *SHOWN], rows)
+
+
+def _cell(key: str, value: float, base: float | None) -> str:
+    shown = value / 3600 if key in HOURS else value
+    text = f"{shown:.3g}" if abs(shown) < 1000 else f"{shown:.0f}"
+    if base:
+        text += f" ({value / base:.2f})"
+    return text

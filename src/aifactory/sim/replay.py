@@ -1,0 +1,52 @@
+"""Replay one workload under several policies and collect DESIGN.md §5 figures for each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aifactory.scheduler import Policy, schedule
+from aifactory.sim.engine import SimResult, Simulator
+from aifactory.sim.metrics import summarise
+from aifactory.sim.scenarios import Workload
+
+# Live policies the simulator can replay; issue #3 adds slurm, fairshare and (sim-only) oracle.
+POLICIES: dict[str, Policy] = {
+    "fifo": Policy(name="fifo", backfill=False),  # submit order, head-of-line blocking
+    "easy": Policy(name="fifo", backfill=True),  # FIFO with EASY backfill on user limits
+}
+
+
+@dataclass
+class PolicyRun:
+    policy: str
+    result: SimResult
+    figures: dict[str, float]
+
+
+def replay(
+    work: Workload, policies: list[str], progress: Callable[[str, int], None] | None = None
+) -> list[PolicyRun]:
+    unknown = [p for p in policies if p not in POLICIES]
+    if unknown:
+        raise ValueError(f"unknown policy {unknown[0]!r}; known: {', '.join(POLICIES)}")
+    runs = []
+    for name in policies:
+        tick = (lambda n, name=name: progress(name, n)) if progress else None
+        result = Simulator(work.jobs, work.nodes, POLICIES[name], schedule, progress=tick).run()
+        runs.append(PolicyRun(name, result, summarise(result)))
+    return runs
+
+
+def report(work: Workload, runs: list[PolicyRun]) -> dict[str, Any]:
+    """The JSON of DESIGN.md §5: one object per policy under "policies"."""
+    return {
+        "trace": work.name,
+        "jobs": len(work.jobs),
+        "gpus": sum(n.capacity.gpus for n in work.nodes),
+        "nodes": len(work.nodes),
+        "policies": {
+            run.policy: {**run.figures, "unfinished": run.result.unfinished} for run in runs
+        },
+    }

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from aifactory.cli.main import app
+from aifactory.sim.metrics import KEYS
+
+
+def test_sim_prints_a_table_and_writes_design_json(tmp_path: Path) -> None:
+    trace = tmp_path / "t.csv"
+    trace.write_text("submit_time,duration,gpus,project\n0,100,4,a\n1,50,8,b\n2,30,4,c\n")
+    out = tmp_path / "out.json"
+    result = CliRunner().invoke(
+        app, ["sim", "--trace", str(trace), "--gpus", "8", "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "easy" in result.output
+    report = json.loads(out.read_text())
+    assert report["jobs"] == 3
+    assert report["gpus"] == 8
+    assert set(report["policies"]) == {"fifo", "easy"}
+    for figures in report["policies"].values():
+        assert set(KEYS) <= set(figures)
+
+
+def test_sim_refuses_unknown_policies_and_traces(tmp_path: Path) -> None:
+    bad_policy = CliRunner().invoke(app, ["sim", "--trace", "itp-cluster10", "--policies", "magic"])
+    assert bad_policy.exit_code != 0
+    assert "unknown policy 'magic'" in bad_policy.output
+    bad_trace = CliRunner().invoke(app, ["sim", "--trace", str(tmp_path / "none.csv")])
+    assert bad_trace.exit_code != 0
+    assert "neither a scenario" in bad_trace.output

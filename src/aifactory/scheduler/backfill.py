@@ -9,11 +9,12 @@ infinite and it reserves nothing, so it does not block the queue.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from aifactory.domain.resources import Resources
 from aifactory.scheduler.decisions import Start
-from aifactory.scheduler.placement import place, take
+from aifactory.scheduler.placement import FreeIndex, place, take
 from aifactory.scheduler.snapshot import PendingJob, RunningJob, Snapshot
 
 
@@ -28,21 +29,29 @@ def reserve(
     snapshot: Snapshot,
     started_now: Sequence[tuple[PendingJob, Start]],
     now: float,
+    *,
+    free_now: Mapping[str, Resources] | None = None,
 ) -> Reservation:
-    free = snapshot.free_by_node()
+    """`free_now`: the free capacity with `started_now` already taken, when the caller has it
+    (saves recomputing it from the snapshot)."""
+    if free_now is None:
+        free = snapshot.free_by_node()
+        for _, start in started_now:
+            take(free, start.placement)
+    else:
+        free = dict(free_now)
+    index = FreeIndex(free)
     models = snapshot.gpu_model_of()
     just_started = [
         RunningJob(job.job_id, job.project, start.placement, now, job.time_limit_s)
         for job, start in started_now
     ]
-    for _, start in started_now:
-        take(free, start.placement)
     ending = sorted([*snapshot.running, *just_started], key=lambda r: (r.expected_end, r.job_id))
     for job in ending:
-        for node_id, used in job.placement.items():
-            if node_id in free:
-                free[node_id] = free[node_id] + used
-        placement = place(head, free, models)
+        index.give({n: used for n, used in job.placement.items() if n in free})
+        if not index.could_fit(head):
+            continue
+        placement = place(head, index.free, models)
         if placement is not None:
             return Reservation(max(now, job.expected_end), frozenset(placement))
     return Reservation(math.inf, frozenset())

@@ -11,10 +11,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from aifactory.domain.resources import Resources
 from aifactory.scheduler.backfill import Reservation, reserve
 from aifactory.scheduler.decisions import Decision, Start
-from aifactory.scheduler.placement import place, take
+from aifactory.scheduler.placement import FreeIndex, place
 from aifactory.scheduler.snapshot import PendingJob, Snapshot
 
 POLICIES = ("fifo",)
@@ -39,17 +38,19 @@ def _submit_order(job: PendingJob) -> tuple[float, int]:
 
 def _fifo(snapshot: Snapshot, policy: Policy, now: float) -> list[Decision]:
     # 1. Free capacity and the queue in submit order.
-    free = snapshot.free_by_node()
+    index = FreeIndex(snapshot.free_by_node())
     models = snapshot.gpu_model_of()
     queue = sorted(snapshot.pending, key=_submit_order)
     reservation: Reservation | None = None
     started: list[tuple[PendingJob, Start]] = []
+    # Free capacity only shrinks within a call: a shape that found no room finds none later.
+    no_room: set[tuple[object, ...]] = set()
     for job in queue:
         # 2. Before the first blocked job, start everything that fits.
         if reservation is None:
-            placement = place(job, free, models)
+            placement = place(job, index.free, models) if index.could_fit(job) else None
             if placement is not None:
-                take(free, placement)
+                index.take(placement)
                 started.append((job, Start(job.job_id, placement)))
                 continue
             if not policy.backfill:
@@ -57,25 +58,21 @@ def _fifo(snapshot: Snapshot, policy: Policy, now: float) -> list[Decision]:
             # 3. The head of the line is blocked: reserve its earliest start. A job that
             #    cannot start even on an empty facility (nodes drained) reserves nothing and
             #    must not lift the protection of the next blocked job: look on.
-            reservation = reserve(job, snapshot, started, now)
+            reservation = reserve(job, snapshot, started, now, free_now=index.free)
             if math.isinf(reservation.start_at):
                 reservation = None
+            no_room.clear()
             continue
         # 4. Backfill: fit now and never delay the reservation.
-        placement = _backfill_placement(job, free, models, reservation, now)
-        if placement is not None:
-            take(free, placement)
-            started.append((job, Start(job.job_id, placement)))
+        ends_in_time = now + job.time_limit_s <= reservation.start_at
+        shape = (job.per_node, job.nodes, job.gpu_model, ends_in_time)
+        if shape in no_room or not index.could_fit(job):
+            continue
+        excluded = frozenset() if ends_in_time else reservation.nodes
+        placement = place(job, index.free, models, excluded)
+        if placement is None:
+            no_room.add(shape)
+            continue
+        index.take(placement)
+        started.append((job, Start(job.job_id, placement)))
     return [start for _, start in started]
-
-
-def _backfill_placement(
-    job: PendingJob,
-    free: dict[str, Resources],
-    models: dict[str, str | None],
-    reservation: Reservation,
-    now: float,
-) -> dict[str, Resources] | None:
-    ends_in_time = now + job.time_limit_s <= reservation.start_at
-    excluded: frozenset[str] = frozenset() if ends_in_time else reservation.nodes
-    return place(job, free, models, excluded)

@@ -54,12 +54,21 @@ class Snapshot:
     pending: tuple[PendingJob, ...] = ()
 
     def free_by_node(self) -> dict[str, Resources]:
-        free = {n.id: n.capacity for n in self.nodes if n.schedulable}
+        used: dict[str, list[int]] = {n.id: [0, 0, 0] for n in self.nodes if n.schedulable}
         for job in self.running:
-            for node_id, used in job.placement.items():
-                if node_id in free:
-                    free[node_id] = free[node_id] - used
-        return free
+            for node_id, part in job.placement.items():
+                total = used.get(node_id)
+                if total is not None:
+                    total[0] += part.gpus
+                    total[1] += part.cpus
+                    total[2] += part.memory_mb
+        return {
+            n.id: Resources(
+                n.capacity.gpus - u[0], n.capacity.cpus - u[1], n.capacity.memory_mb - u[2]
+            )
+            for n in self.nodes
+            if (u := used.get(n.id)) is not None
+        }
 
     def gpu_model_of(self) -> dict[str, str | None]:
         return {n.id: n.gpu_model for n in self.nodes}

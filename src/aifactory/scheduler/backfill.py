@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from aifactory.domain.resources import Resources
 from aifactory.scheduler.decisions import Start
-from aifactory.scheduler.placement import FreeIndex, place, take
+from aifactory.scheduler.placement import FreeIndex, take
 from aifactory.scheduler.snapshot import PendingJob, RunningJob, Snapshot
 
 
@@ -51,7 +51,7 @@ def reserve(
         index.give({n: used for n, used in job.placement.items() if n in free})
         if not index.could_fit(head):
             continue
-        placement = place(head, index.free, models)
+        placement = index.place(head, models)
         if placement is not None:
             return Reservation(max(now, job.expected_end), frozenset(placement))
     return Reservation(math.inf, frozenset())

@@ -6,7 +6,6 @@ fewest CPUs, then id), so big holes stay whole for big jobs.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 
 from aifactory.domain.resources import Resources
@@ -40,18 +39,44 @@ def take(free: dict[str, Resources], placement: Mapping[str, Resources]) -> None
 
 
 class FreeIndex:
-    """Free resources per node, plus a histogram of free GPU counts, so the necessary test
-    "are there `nodes` nodes with enough free GPUs?" costs O(distinct counts), not O(nodes).
-    The scheduler asks it before every full placement search; most waiting jobs fail it."""
+    """Free resources per node, with the nodes bucketed by their free GPU count.
+
+    `could_fit` answers the necessary test "are there `nodes` nodes with enough free GPUs?" in
+    O(distinct counts); `place` finds the same best fit as `place()` above by walking the
+    buckets upwards from the job's need instead of sorting every node.
+    """
 
     def __init__(self, free: dict[str, Resources]) -> None:
         self.free = free
-        self.gpu_counts: Counter[int] = Counter(room.gpus for room in free.values())
+        self.buckets: dict[int, set[str]] = {}
+        for node_id, room in free.items():
+            self.buckets.setdefault(room.gpus, set()).add(node_id)
 
     def could_fit(self, job: PendingJob) -> bool:
         need = job.per_node.gpus
-        hosts = sum(count for gpus, count in self.gpu_counts.items() if gpus >= need)
+        hosts = sum(len(ids) for gpus, ids in self.buckets.items() if gpus >= need)
         return hosts >= job.nodes
+
+    def place(
+        self,
+        job: PendingJob,
+        gpu_models: Mapping[str, str | None],
+        excluded: frozenset[str] = frozenset(),
+    ) -> dict[str, Resources] | None:
+        chosen: list[str] = []
+        for gpus in sorted(g for g in self.buckets if g >= job.per_node.gpus):
+            fitting = [
+                n
+                for n in self.buckets[gpus]
+                if n not in excluded
+                and job.per_node <= self.free[n]
+                and _model_ok(job, gpu_models[n])
+            ]
+            fitting.sort(key=lambda n: (self.free[n].cpus, self.free[n].memory_mb, n))
+            chosen.extend(fitting[: job.nodes - len(chosen)])
+            if len(chosen) == job.nodes:
+                return {node_id: job.per_node for node_id in chosen}
+        return None
 
     def take(self, placement: Mapping[str, Resources]) -> None:
         for node_id, used in placement.items():
@@ -62,6 +87,9 @@ class FreeIndex:
             self._set(node_id, self.free[node_id] + used)
 
     def _set(self, node_id: str, room: Resources) -> None:
-        self.gpu_counts[self.free[node_id].gpus] -= 1
+        before = self.free[node_id].gpus
+        self.buckets[before].discard(node_id)
+        if not self.buckets[before]:
+            del self.buckets[before]
         self.free[node_id] = room
-        self.gpu_counts[room.gpus] += 1
+        self.buckets.setdefault(room.gpus, set()).add(node_id)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from aifactory.scheduler.backfill import Reservation, reserve
 from aifactory.scheduler.decisions import Decision, Start
-from aifactory.scheduler.placement import FreeIndex, place
+from aifactory.scheduler.placement import FreeIndex
 from aifactory.scheduler.snapshot import PendingJob, Snapshot
 
 POLICIES = ("fifo",)
@@ -48,7 +48,7 @@ def _fifo(snapshot: Snapshot, policy: Policy, now: float) -> list[Decision]:
     for job in queue:
         # 2. Before the first blocked job, start everything that fits.
         if reservation is None:
-            placement = place(job, index.free, models) if index.could_fit(job) else None
+            placement = index.place(job, models) if index.could_fit(job) else None
             if placement is not None:
                 index.take(placement)
                 started.append((job, Start(job.job_id, placement)))
@@ -69,7 +69,7 @@ def _fifo(snapshot: Snapshot, policy: Policy, now: float) -> list[Decision]:
         if shape in no_room or not index.could_fit(job):
             continue
         excluded = frozenset() if ends_in_time else reservation.nodes
-        placement = place(job, index.free, models, excluded)
+        placement = index.place(job, models, excluded)
         if placement is None:
             no_room.add(shape)
             continue

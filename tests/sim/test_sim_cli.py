@@ -33,3 +33,53 @@ def test_sim_refuses_unknown_policies_and_traces(tmp_path: Path) -> None:
     bad_trace = CliRunner().invoke(app, ["sim", "--trace", str(tmp_path / "none.csv")])
     assert bad_trace.exit_code != 0
     assert "neither a scenario" in bad_trace.output
+
+
+def tiny_trace(tmp_path: Path) -> Path:
+    trace = tmp_path / "t.csv"
+    trace.write_text("submit_time,duration,gpus,project\n0,100,4,a\n1,50,8,b\n2,30,4,c\n")
+    return trace
+
+
+def test_sim_plot_writes_a_png(tmp_path: Path) -> None:
+    out = tmp_path / "figure.png"
+    result = CliRunner().invoke(
+        app, ["sim", "--trace", str(tiny_trace(tmp_path)), "--gpus", "8", "--plot", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.stat().st_size > 10_000
+
+
+def test_capacity_sweep_shows_waits_falling_as_the_facility_grows(tmp_path: Path) -> None:
+    out = tmp_path / "sweep.json"
+    result = CliRunner().invoke(
+        app,
+        [
+            "sim",
+            "--trace",
+            str(tiny_trace(tmp_path)),
+            "--sweep-gpus",
+            "8,16",
+            "--gpu-cost",
+            "25000",
+            "--json",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())["sweep"]
+    assert [(r["gpus"], r["policy"]) for r in rows] == [
+        (8, "fifo"),
+        (8, "easy"),
+        (16, "fifo"),
+        (16, "easy"),
+    ]
+    easy = {r["gpus"]: r for r in rows if r["policy"] == "easy"}
+    assert easy[16]["avg_wait_h"] < easy[8]["avg_wait_h"]
+    assert easy[16]["capital_eur"] == 16 * 25_000
+    bad = CliRunner().invoke(
+        app, ["sim", "--trace", str(tiny_trace(tmp_path)), "--sweep-gpus", "lots"]
+    )
+    assert bad.exit_code != 0
+    assert "GPU counts" in bad.output

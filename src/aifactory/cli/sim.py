@@ -10,8 +10,10 @@ import typer
 from rich.progress import Progress
 
 from aifactory.cli.formats import console, table
+from aifactory.sim.plots import plot_runs
 from aifactory.sim.replay import POLICIES, replay, report
-from aifactory.sim.scenarios import workload
+from aifactory.sim.scenarios import Workload, workload
+from aifactory.sim.sweep import sweep
 from aifactory.sim.traces import TraceError
 
 HOURS = frozenset({"avg_wait", "p99_wait", "avg_jct"})
@@ -52,6 +54,16 @@ def sim(
     baseline: Annotated[str | None, typer.Option(help="policy the ratios compare to")] = None,
     seed: Annotated[int, typer.Option(help="seed of the user time-limit model")] = 1,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the figures here")] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="write a PNG: JCT CDF and utilisation over time")
+    ] = None,
+    sweep_gpus: Annotated[
+        str | None,
+        typer.Option("--sweep-gpus", help="replay on several sizes, e.g. 640,960,1280,1600"),
+    ] = None,
+    gpu_cost: Annotated[
+        float | None, typer.Option("--gpu-cost", help="capital cost per GPU in EUR (sweep)")
+    ] = None,
 ) -> None:
     """Replay a workload trace through the live scheduler, policy by policy."""
     names = [p.strip() for p in policies.split(",") if p.strip()]
@@ -60,10 +72,20 @@ def sim(
         raise typer.BadParameter(
             f"unknown policy {unknown[0]!r}; known: {', '.join(POLICIES)}", param_hint="--policies"
         )
+    sizes = _sizes(sweep_gpus) if sweep_gpus is not None else None
     try:
-        work = workload(trace, gpus=gpus, jobs=jobs, openb_dir=openb_dir, seed=seed)
+        work = workload(
+            trace,
+            gpus=gpus or (sizes[0] if sizes else None),
+            jobs=jobs,
+            openb_dir=openb_dir,
+            seed=seed,
+        )
     except TraceError as exc:
         raise typer.BadParameter(str(exc), param_hint="--trace") from None
+    if sizes is not None:
+        _sweep(work, sizes, names, gpu_cost, json_out)
+        return
     with Progress(console=console, transient=True) as bar:
         tasks = {n: bar.add_task(n, total=len(work.jobs)) for n in names}
         runs = replay(work, names, progress=lambda name, n: bar.advance(tasks[name], n))
@@ -71,6 +93,51 @@ def sim(
     _print(result, baseline or names[0])
     if json_out is not None:
         json_out.write_text(json.dumps(result, indent=2) + "\n")
+        console.print(f"wrote {json_out}")
+    if plot is not None:
+        plot_runs(runs, f"{result['trace']}: {result['jobs']} jobs on {result['gpus']} GPUs", plot)
+        console.print(f"wrote {plot}")
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(
+            "give GPU counts like 640,960,1280", param_hint="--sweep-gpus"
+        ) from None
+    if not sizes or min(sizes) < 1:
+        raise typer.BadParameter("give positive GPU counts", param_hint="--sweep-gpus")
+    return sizes
+
+
+def _sweep(
+    work: Workload,
+    sizes: list[int],
+    names: list[str],
+    gpu_cost: float | None,
+    json_out: Path | None,
+) -> None:
+    with console.status(f"replaying on {len(sizes)} facility sizes"):
+        rows = sweep(work, sizes, names, gpu_cost)
+    table(
+        f"{work.name}: {len(work.jobs)} jobs on facilities of several sizes",
+        ["GPUs", "policy", "avg wait h", "p99 wait h", "utilisation", "unfinished", "capital EUR"],
+        [
+            [
+                r["gpus"],
+                r["policy"],
+                f"{r['avg_wait_h']:.2f}",
+                f"{r['p99_wait_h']:.2f}",
+                f"{r['utilisation']:.3f}",
+                r["unfinished"],
+                f"{r['capital_eur']:,.0f}" if r["capital_eur"] is not None else "-",
+            ]
+            for r in rows
+        ],
+    )
+    if json_out is not None:
+        json_out.write_text(json.dumps({"trace": work.name, "sweep": rows}, indent=2) + "\n")
         console.print(f"wrote {json_out}")
 
 

@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -173,3 +174,28 @@ def test_tenancy_commands_build_a_project_for_a_new_user(facility: FacilityProce
     assert revoked.returncode == 0
     reused = cli("jobs", env={"AIFACTORY_URL": facility.url, "AIFACTORY_TOKEN": token["token"]})
     assert reused.stderr.strip() == "error: this API token was revoked"
+
+
+def test_queue_and_show_say_why_a_job_waits(facility: FacilityProcess) -> None:
+    env = as_admin(facility)
+    running = json.loads(
+        cli("submit", "--json", "--gpus", "4", "--", "sleep", "60", env=env).stdout
+    )
+    waiting = json.loads(
+        cli("submit", "--json", "--gpus", "4", "--time-limit", "10m", "--", "true", env=env).stdout
+    )
+    with facility.client() as api:
+        deadline = time.monotonic() + 30
+        while api.job(running["id"])["state"] != "RUNNING":
+            assert time.monotonic() < deadline, "the first job never started"
+            time.sleep(0.1)
+    queued = json.loads(cli("queue", "--json", env=env).stdout)
+    entry = next(j for j in queued if j["id"] == waiting["id"])
+    assert entry["queue"]["reason"].startswith("waiting for room: needs 4 GPU(s)")
+    shown = cli("show", str(waiting["id"]), env=env).stdout
+    assert "queue   #" in shown
+    assert "waiting for room" in shown
+    table = cli("queue", env=env).stdout
+    assert str(waiting["id"]) in table
+    for job_id in (waiting["id"], running["id"]):
+        cli("cancel", str(job_id), env=env)

@@ -71,7 +71,7 @@ def create_app(
     )
     app.state.aifactory = state
     api = APIRouter(prefix=API_PREFIX)
-    for router in (facility.router, jobs.router, tenancy.router, me.router):
+    for router in (facility.router, jobs.router, jobs.queue_router, tenancy.router, me.router):
         api.include_router(router)
     app.include_router(api)
     errors.install(app)

@@ -180,8 +180,29 @@ class JobEventOut(Response):
         )
 
 
+class QueueInfo(BaseModel):
+    position: int = Field(description="1 = next in line, counting every job in the facility")
+    reason: str = Field(description="why the job is not running yet")
+    estimated_start_at: datetime | None = Field(
+        description="a cautious estimate: jobs ahead run to their limits, no backfill"
+    )
+
+    @classmethod
+    def of(cls, explanation: Any) -> QueueInfo:
+        return cls(
+            position=explanation.position,
+            reason=explanation.reason,
+            estimated_start_at=_iso(explanation.estimated_start),
+        )
+
+
 class JobDetail(JobOut):
     events: list[JobEventOut]
+    queue: QueueInfo | None = Field(None, description="for a PENDING job: why it waits")
+
+
+class QueuedJobOut(JobOut):
+    queue: QueueInfo
 
 
 class LogsOut(BaseModel):

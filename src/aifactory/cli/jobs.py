@@ -20,6 +20,7 @@ def register(app: typer.Typer) -> None:
     app.command()(show)
     app.command()(logs)
     app.command()(cancel)
+    app.command("queue")(show_queue)
 
 
 def submit(
@@ -143,6 +144,10 @@ def show(
         for node, part in job["placement"].items():
             typer.echo(f"  placed  {node}: GPUs {part['gpu_ids'] or '-'}, CPUs {part['cpu_ids']}")
     typer.echo(f"  exit    {job['exit_code'] if job['exit_code'] is not None else '-'}")
+    if job.get("queue"):
+        waiting = job["queue"]
+        typer.echo(f"  queue   #{waiting['position']}: {waiting['reason']}")
+        typer.echo(f"  start   {_estimate(waiting['estimated_start_at'])}")
     table(
         "history",
         ["at", "from", "to", "reason", "by"],
@@ -196,3 +201,41 @@ def cancel(
         typer.echo(f"job {job_id} cancelled")
     else:
         typer.echo(f"job {job_id} is being stopped")
+
+
+def show_queue(
+    ctx: typer.Context,
+    project: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option()] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """Waiting jobs in queue order: why each waits and when it may start."""
+    with client(ctx) as api:
+        found = api.queue(project=project, limit=limit)
+    if as_json:
+        print_json(found)
+        return
+    table(
+        None,
+        ["#", "id", "name", "project", "gpus", "estimated start", "why waiting"],
+        [
+            [
+                j["queue"]["position"],
+                j["id"],
+                j["name"],
+                j["project"],
+                j["gpus"] * j["nodes"],
+                _estimate(j["queue"]["estimated_start_at"]),
+                j["queue"]["reason"],
+            ]
+            for j in found
+        ],
+    )
+
+
+def _estimate(value: str | None) -> str:
+    return (
+        f"by {when(value)} at the latest (if jobs ahead use their full limits)"
+        if value
+        else "unknown"
+    )

@@ -115,6 +115,13 @@ class Client:
         result: Json = self._call("GET", f"/jobs/{job_id}")
         return result
 
+    def queue(self, *, project: str | None = None, limit: int = 200) -> list[Json]:
+        """Waiting jobs in queue order, each with `queue.reason` and `queue.estimated_start_at`."""
+        result: list[Json] = self._call(
+            "GET", "/queue", params={"project": project, "limit": limit}
+        )
+        return result
+
     def cancel(self, job_id: int) -> Json:
         result: Json = self._call("POST", f"/jobs/{job_id}/cancel")
         return result

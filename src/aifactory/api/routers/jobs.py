@@ -11,14 +11,25 @@ from sqlalchemy.orm import Session
 
 from aifactory.api.body import parse_body
 from aifactory.api.deps import CurrentUser, Now, ReadSession, StateDep, WriteSession
-from aifactory.api.schemas import MAX_ID, JobDetail, JobEventOut, JobOut, JobSubmit, LogsOut
+from aifactory.api.schemas import (
+    MAX_ID,
+    JobDetail,
+    JobEventOut,
+    JobOut,
+    JobSubmit,
+    LogsOut,
+    QueuedJobOut,
+    QueueInfo,
+)
 from aifactory.domain.jobs import JobSpec, JobState
 from aifactory.errors import AifactoryError
 from aifactory.services import jobs as service
+from aifactory.services import queue as queue_service
 from aifactory.services.jobs import Submission
 from aifactory.store.models import Job, Project, User
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
+queue_router = APIRouter(prefix="/queue", tags=["jobs"])
 JobId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
@@ -75,10 +86,15 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobDetail)
-def show_job(job_id: JobId, session: ReadSession, user: CurrentUser) -> JobDetail:
+def show_job(job_id: JobId, session: ReadSession, user: CurrentUser, now: Now) -> JobDetail:
     job = service.get_job(session, user, job_id)
     events = [JobEventOut.of(e) for e in service.job_events(session, user, job_id)]
-    return JobDetail(**_out(session, [job])[0].model_dump(), events=events)
+    waiting = queue_service.explain_job(session, job, now=now)
+    return JobDetail(
+        **_out(session, [job])[0].model_dump(),
+        events=events,
+        queue=QueueInfo.of(waiting) if waiting else None,
+    )
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut)
@@ -103,6 +119,23 @@ def job_logs(
         session, user, job_id, locate=state.locate_log, offset=offset, tail_lines=tail
     )
     return LogsOut(text=chunk.text, offset=chunk.offset, size=chunk.size, complete=chunk.complete)
+
+
+@queue_router.get("", response_model=list[QueuedJobOut])
+def show_queue(
+    session: ReadSession,
+    user: CurrentUser,
+    now: Now,
+    project: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[QueuedJobOut]:
+    """Waiting jobs you can see, in queue order, each with why it waits and an estimate."""
+    found = queue_service.queue(session, user, now=now, project=project, limit=limit)
+    outs = _out(session, [q.job for q in found])
+    return [
+        QueuedJobOut(**o.model_dump(), queue=QueueInfo.of(q.explanation))
+        for o, q in zip(outs, found, strict=True)
+    ]
 
 
 def _spec(body: JobSubmit) -> JobSpec:

@@ -1,0 +1,62 @@
+"""The queue as users see it: their waiting jobs, why each waits, and when it may start.
+
+Computed on demand from a fresh snapshot (`scheduler.explain`), so the control loop writes
+nothing for it. Positions count every job in the facility's queue; only visible jobs are listed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aifactory.control.snapshot import read_snapshot
+from aifactory.domain.jobs import JobState
+from aifactory.scheduler.explain import Explanation, explain
+from aifactory.services.principal import Principal
+from aifactory.services.tenancy import project_by_name
+from aifactory.store import flags
+from aifactory.store.models import Job
+
+PAUSED = "admission is paused by the operators; "
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    job: Job
+    explanation: Explanation
+
+
+def queue(
+    session: Session,
+    principal: Principal,
+    *,
+    now: float,
+    project: str | None = None,
+    limit: int = 200,
+) -> list[Queued]:
+    explanations = _explanations(session, now)
+    stmt = select(Job).where(Job.state == JobState.PENDING.value)
+    if project is not None:
+        stmt = stmt.where(Job.project_id == project_by_name(session, principal, project).id)
+    visible = [j for j in session.scalars(stmt) if principal.role_in(j.project_id) is not None]
+    listed = [Queued(j, explanations[j.id]) for j in visible if j.id in explanations]
+    return sorted(listed, key=lambda q: q.explanation.position)[:limit]
+
+
+def explain_job(session: Session, job: Job, *, now: float) -> Explanation | None:
+    """The explanation of one (already visible) job, if it is waiting."""
+    if job.state != JobState.PENDING.value:
+        return None
+    return _explanations(session, now).get(job.id)
+
+
+def _explanations(session: Session, now: float) -> dict[int, Explanation]:
+    found = explain(read_snapshot(session), now)
+    if not flags.admission_paused(session):
+        return found
+    return {
+        i: Explanation(e.job_id, e.position, PAUSED + e.reason, e.estimated_start)
+        for i, e in found.items()
+    }

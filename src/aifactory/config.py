@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     cpus: int | None = Field(None, ge=1, description="CPU slots (default: this machine's)")
     memory_mb: int | None = Field(None, ge=1)
     site: str = Field("NL", min_length=2, max_length=8)
-    policy: str = "fifo"
+    policy: str = Field("easy", description="scheduling policy: fifo or easy")
     tick_s: float = Field(0.5, gt=0)
     grace_s: float = Field(10.0, ge=0, description="SIGTERM → SIGKILL grace period")
     max_body_bytes: int = Field(1024 * 1024, ge=1024)

@@ -25,7 +25,7 @@ from aifactory.config import Settings
 from aifactory.control.loop import ControlLoop
 from aifactory.executors.base import Executor
 from aifactory.executors.local.executor import LocalConfig, LocalExecutor
-from aifactory.scheduler import Policy
+from aifactory.scheduler import policy_named
 from aifactory.services.bootstrap import bootstrap
 from aifactory.store import flags
 from aifactory.store.db import Database, is_sqlite
@@ -54,7 +54,7 @@ def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facilit
         if settings.paused:
             flags.set_admission_paused(session, True)
     executor = make_executor(settings)
-    loop = ControlLoop(db, executor, Policy(settings.policy), clock, tick_s=settings.tick_s)
+    loop = ControlLoop(db, executor, policy_named(settings.policy), clock, tick_s=settings.tick_s)
     return Facility(settings, db, executor, loop, token)
 
 

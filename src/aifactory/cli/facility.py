@@ -11,6 +11,7 @@ import typer
 from aifactory.cli.config import config_path, load, save
 from aifactory.cli.context import client
 from aifactory.cli.formats import print_json, table
+from aifactory.scheduler import NAMED
 
 facility_app = typer.Typer(
     help="The facility: nodes, queue, admission (operators).", invoke_without_command=True
@@ -48,6 +49,7 @@ def up(
     memory_mb: Annotated[int | None, typer.Option("--memory-mb")] = None,
     site: Annotated[str, typer.Option(help="country code of this site")] = "NL",
     paused: Annotated[bool, typer.Option(help="start with admission paused")] = False,
+    policy: Annotated[str, typer.Option(help="scheduling policy: fifo or easy")] = "easy",
     workers: Annotated[
         int,
         typer.Option(min=1, max=64, help="API worker processes (one control loop acts at a time)"),
@@ -59,6 +61,10 @@ def up(
 
     if executor not in ("local", "slurm"):
         raise typer.BadParameter("must be local or slurm", param_hint="--executor")
+    if policy not in NAMED:
+        raise typer.BadParameter(
+            f"unknown policy; known: {', '.join(NAMED)}", param_hint="--policy"
+        )
     if executor == "slurm":
         raise typer.BadParameter(
             "the Slurm executor is not built yet (issue #6); use local", param_hint="--executor"
@@ -76,6 +82,7 @@ def up(
         site=site,
         paused=paused,
         workers=workers,
+        policy=policy,
     )
     facility = build(settings)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"

@@ -6,10 +6,12 @@ knows: specs, user time limits, submit times and current usage — never true ru
 """
 
 from aifactory.scheduler.decisions import Decision, Hold, Preempt, Start
-from aifactory.scheduler.policy import Policy, schedule
+from aifactory.scheduler.policy import DEFAULT, NAMED, Policy, policy_named, schedule
 from aifactory.scheduler.snapshot import NodeView, PendingJob, RunningJob, Snapshot
 
 __all__ = [
+    "DEFAULT",
+    "NAMED",
     "Decision",
     "Hold",
     "NodeView",
@@ -19,5 +21,6 @@ __all__ = [
     "RunningJob",
     "Snapshot",
     "Start",
+    "policy_named",
     "schedule",
 ]

@@ -16,8 +16,6 @@ from aifactory.scheduler.decisions import Decision, Start
 from aifactory.scheduler.placement import FreeIndex
 from aifactory.scheduler.snapshot import PendingJob, Snapshot
 
-POLICIES = ("fifo",)
-
 
 @dataclass(frozen=True, slots=True)
 class Policy:
@@ -25,9 +23,28 @@ class Policy:
     backfill: bool = True
 
 
+# The policies a facility (and the simulator) can be configured with, by the one name used in
+# settings, CLI, API and reports. Issue #3 adds slurm and fairshare (and the sim-only oracle).
+NAMED: dict[str, Policy] = {
+    "fifo": Policy(name="fifo", backfill=False),  # submit order, head-of-line blocking
+    "easy": Policy(name="fifo", backfill=True),  # FIFO with EASY backfill on user time limits
+}
+DEFAULT = "easy"
+
+
+def policy_named(name: str) -> Policy:
+    try:
+        return NAMED[name]
+    except KeyError:
+        raise ValueError(f"unknown policy {name!r}; known: {', '.join(NAMED)}") from None
+
+
+ALGORITHMS = ("fifo",)  # what `Policy.name` selects; the named policies above configure them
+
+
 def schedule(snapshot: Snapshot, policy: Policy, now: float) -> list[Decision]:
-    if policy.name not in POLICIES:
-        raise ValueError(f"unknown policy {policy.name!r}; known: {', '.join(POLICIES)}")
+    if policy.name not in ALGORITHMS:
+        raise ValueError(f"unknown policy {policy.name!r}; known: {', '.join(ALGORITHMS)}")
     return _fifo(snapshot, policy, now)
 
 

@@ -6,16 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aifactory.scheduler import Policy, schedule
+from aifactory.scheduler import NAMED, Policy, schedule
 from aifactory.sim.engine import SimResult, Simulator
 from aifactory.sim.metrics import summarise
 from aifactory.sim.scenarios import Workload
 
-# Live policies the simulator can replay; issue #3 adds slurm, fairshare and (sim-only) oracle.
-POLICIES: dict[str, Policy] = {
-    "fifo": Policy(name="fifo", backfill=False),  # submit order, head-of-line blocking
-    "easy": Policy(name="fifo", backfill=True),  # FIFO with EASY backfill on user limits
-}
+POLICIES: dict[str, Policy] = dict(NAMED)  # the live policies, under their live names
 
 
 @dataclass

@@ -82,3 +82,20 @@ def test_the_scheduler_never_sees_true_runtimes() -> None:
         if factor == 1.0:
             expected = first_calls
     assert first_calls == expected
+
+
+def test_the_free_capacity_the_simulator_keeps_always_matches_a_recount() -> None:
+    """The engine hands the scheduler its own running tally of free capacity; check it."""
+    from aifactory.sim.scenarios import workload
+
+    checked = []
+
+    def checking(snapshot: Snapshot, policy: Policy, now: float) -> list[Decision]:
+        assert snapshot.free is not None
+        assert dict(snapshot.free) == snapshot.count_free()
+        checked.append(now)
+        return schedule(snapshot, policy, now)
+
+    work = workload("itp-cluster04", jobs=400)
+    Simulator(work.jobs, work.nodes, POLICIES["easy"], checking).run()
+    assert len(checked) > 100

@@ -52,8 +52,17 @@ class Snapshot:
     nodes: tuple[NodeView, ...]
     running: tuple[RunningJob, ...] = ()
     pending: tuple[PendingJob, ...] = ()
+    # Optional: free capacity of each schedulable node, for callers that keep it up to date as
+    # jobs start and end (the simulator). It must equal what `free_by_node` would count.
+    free: Mapping[str, Resources] | None = None
 
     def free_by_node(self) -> dict[str, Resources]:
+        """A fresh (mutable) map of free capacity per schedulable node."""
+        if self.free is not None:
+            return dict(self.free)
+        return self.count_free()
+
+    def count_free(self) -> dict[str, Resources]:
         used: dict[str, list[int]] = {n.id: [0, 0, 0] for n in self.nodes if n.schedulable}
         for job in self.running:
             for node_id, part in job.placement.items():

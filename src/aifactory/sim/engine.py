@@ -91,6 +91,7 @@ class Simulator:
         self.pending: dict[int, PendingJob] = {}
         self.running: dict[int, RunningJob] = {}
         self.starts: dict[int, float] = {}
+        self.free = {n.id: n.capacity for n in nodes if n.schedulable}  # kept as jobs start/end
         self.ends: list[tuple[float, int]] = []  # heap of (end time, job id)
 
     def run(self) -> SimResult:
@@ -121,7 +122,8 @@ class Simulator:
     def _complete_until(self, now: float, result: SimResult) -> None:
         while self.ends and self.ends[0][0] <= now:
             end, job_id = heapq.heappop(self.ends)
-            del self.running[job_id]
+            for node_id, used in self.running.pop(job_id).placement.items():
+                self.free[node_id] = self.free[node_id] + used
             result.finished.append(Finished(self.by_id[job_id], self.starts[job_id], end))
             if self.progress:
                 self.progress(1)
@@ -134,7 +136,9 @@ class Simulator:
         return index
 
     def _decide(self, now: float, result: SimResult) -> None:
-        snapshot = Snapshot(self.nodes, tuple(self.running.values()), tuple(self.pending.values()))
+        snapshot = Snapshot(
+            self.nodes, tuple(self.running.values()), tuple(self.pending.values()), self.free
+        )
         began = time.perf_counter()
         decisions = self.scheduler(snapshot, self.policy, now)
         result.decision_s.append(time.perf_counter() - began)
@@ -150,6 +154,8 @@ class Simulator:
             job.job_id, job.project, decision.placement, now, pending.time_limit_s
         )
         self.starts[job.job_id] = now
+        for node_id, used in decision.placement.items():
+            self.free[node_id] = self.free[node_id] - used
         heapq.heappush(self.ends, (now + min(job.duration, limit), job.job_id))
 
     def _sample(self, at: float) -> Sample:

@@ -72,11 +72,20 @@ class FreeIndex:
                 and job.per_node <= self.free[n]
                 and _model_ok(job, gpu_models[n])
             ]
-            fitting.sort(key=lambda n: (self.free[n].cpus, self.free[n].memory_mb, n))
-            chosen.extend(fitting[: job.nodes - len(chosen)])
+            if not fitting:
+                continue
+            wanted = job.nodes - len(chosen)
+            if wanted == 1:  # the common case: the best node, without sorting them all
+                chosen.append(min(fitting, key=self._tie_break))
+            else:
+                chosen.extend(sorted(fitting, key=self._tie_break)[:wanted])
             if len(chosen) == job.nodes:
                 return {node_id: job.per_node for node_id in chosen}
         return None
+
+    def _tie_break(self, node_id: str) -> tuple[int, int, str]:
+        room = self.free[node_id]
+        return (room.cpus, room.memory_mb, node_id)
 
     def take(self, placement: Mapping[str, Resources]) -> None:
         for node_id, used in placement.items():

@@ -1,4 +1,8 @@
-"""Read the facility into a scheduler `Snapshot`, in one short read transaction."""
+"""Read the facility into a scheduler `Snapshot`, in one short read transaction.
+
+Rows, not ORM objects: with thousands of pending jobs this runs every tick, and building ORM
+instances for each would cost more than scheduling them.
+"""
 
 from __future__ import annotations
 
@@ -21,14 +25,40 @@ def read_snapshot(session: Session) -> Snapshot:
         for row in session.scalars(select(Node).order_by(Node.id))
     )
     projects = {pid: name for pid, name in session.execute(select(Project.id, Project.name))}
-    active = session.scalars(select(Job).where(Job.state.in_([s.value for s in ACTIVE])))
+    active = session.execute(
+        select(*_RUNNING_COLUMNS).where(Job.state.in_([s.value for s in ACTIVE]))
+    )
     running = tuple(_running(job, projects[job.project_id]) for job in active)
-    waiting = session.scalars(select(Job).where(Job.state == JobState.PENDING.value))
+    waiting = session.execute(select(*_PENDING_COLUMNS).where(Job.state == JobState.PENDING.value))
     pending = tuple(_pending(job, projects[job.project_id]) for job in waiting)
     return Snapshot(nodes=nodes, running=running, pending=pending)
 
 
-def _running(job: Job, project: str) -> RunningJob:
+_RUNNING_COLUMNS = (
+    Job.id,
+    Job.project_id,
+    Job.placement,
+    Job.started_at,
+    Job.admitted_at,
+    Job.submitted_at,
+    Job.time_limit_s,
+)
+_PENDING_COLUMNS = (
+    Job.id,
+    Job.project_id,
+    Job.submitted_at,
+    Job.gpus_per_node,
+    Job.cpus_per_node,
+    Job.memory_mb_per_node,
+    Job.nodes,
+    Job.gpu_model,
+    Job.time_limit_s,
+    Job.priority,
+    Job.preemptible,
+)
+
+
+def _running(job: Any, project: str) -> RunningJob:
     return RunningJob(
         job_id=job.id,
         project=project,
@@ -38,7 +68,7 @@ def _running(job: Job, project: str) -> RunningJob:
     )
 
 
-def _pending(job: Job, project: str) -> PendingJob:
+def _pending(job: Any, project: str) -> PendingJob:
     return PendingJob(
         job_id=job.id,
         project=project,

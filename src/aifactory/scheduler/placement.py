@@ -2,6 +2,10 @@
 
 Best fit: among the nodes that can take the job, the ones with the fewest free GPUs first (then
 fewest CPUs, then id), so big holes stay whole for big jobs.
+
+`place` states the rule plainly (a scan of every node); `FreeIndex.place` finds the same
+placement from free-GPU buckets and is what the policies call. Property tests hold the two
+equal, with `place` as the reference.
 """
 
 from __future__ import annotations

@@ -15,21 +15,26 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy import make_url, select
 
 from aifactory.api.app import create_app
 from aifactory.api.deps import AppState
 from aifactory.config import Settings
 from aifactory.control.loop import ControlLoop
+from aifactory.domain.tenancy import FacilityRole
 from aifactory.executors.base import Executor
 from aifactory.executors.local.executor import LocalConfig, LocalExecutor
 from aifactory.scheduler import policy_named
+from aifactory.services.auth import issue_token
 from aifactory.services.bootstrap import bootstrap
 from aifactory.store import flags
 from aifactory.store.db import Database, is_sqlite
 from aifactory.store.migrate import upgrade
+from aifactory.store.models import User
 
 log = logging.getLogger("aifactory")
 WORKER_SETTINGS = "AIFACTORY_WORKER_SETTINGS"
@@ -56,6 +61,22 @@ def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facilit
     executor = make_executor(settings)
     loop = ControlLoop(db, executor, policy_named(settings.policy), clock, tick_s=settings.tick_s)
     return Facility(settings, db, executor, loop, token)
+
+
+def recover_admin_token(settings: Settings, user_name: str) -> str:
+    """A new token for an existing admin of an existing facility (see `aifactory admin-token`)."""
+    url = settings.resolved_database_url
+    if is_sqlite(url) and not Path(make_url(url).database or "").is_file():
+        raise LookupError(f"no facility in {settings.data_dir.resolve()} (no {url})")
+    db = Database(url)
+    try:
+        with db.session() as session:
+            user = session.scalars(select(User).where(User.name == user_name)).first()
+            if user is None or user.facility_role != FacilityRole.ADMIN.value:
+                raise LookupError(f"no admin named {user_name!r} in this facility")
+            return issue_token(session, user, name="recovered admin token", now=time.time())[1]
+    finally:
+        db.dispose()
 
 
 def make_executor(settings: Settings) -> Executor:

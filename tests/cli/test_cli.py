@@ -199,3 +199,22 @@ def test_queue_and_show_say_why_a_job_waits(facility: FacilityProcess) -> None:
     assert str(waiting["id"]) in table
     for job_id in (waiting["id"], running["id"]):
         cli("cancel", str(job_id), env=env)
+
+
+def test_an_operator_recovers_a_lost_admin_token_from_the_database(
+    facility: FacilityProcess, tmp_path: Path
+) -> None:
+    args = ["--data-dir", str(facility.data_dir), "--database-url", facility.database_url]
+    recovered = cli("admin-token", *args)
+    assert recovered.returncode == 0, recovered.stderr
+    token = recovered.stdout.strip().removeprefix("admin token: ")
+    assert token.startswith("afy_")
+    assert token != facility.token
+    me = cli("whoami", "--json", env={"AIFACTORY_URL": facility.url, "AIFACTORY_TOKEN": token})
+    assert json.loads(me.stdout)["name"] == "admin"
+    nobody = cli("admin-token", *args, "--user", "ghost")
+    assert nobody.returncode != 0
+    assert "no admin named 'ghost'" in nobody.stderr
+    empty = cli("admin-token", "--data-dir", str(tmp_path / "none"))
+    assert empty.returncode != 0
+    assert "no facility in" in empty.stderr

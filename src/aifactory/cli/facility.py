@@ -21,6 +21,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON for scripts")
 
 def register(app: typer.Typer) -> None:
     app.command()(up)
+    app.command("admin-token")(admin_token)
     app.add_typer(facility_app, name="facility")
 
 
@@ -96,6 +97,31 @@ def up(
         err=True,
     )
     serve(facility)
+
+
+def admin_token(
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="the facility's data dir")] = Path(
+        ".aifactory"
+    ),
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", envvar="AIFACTORY_DATABASE_URL")
+    ] = None,
+    user: Annotated[str, typer.Option(help="an admin user")] = "admin",
+) -> None:
+    """Issue a new API token for an admin, reading the facility's database directly.
+
+    For operators who lost the first admin token: whoever can read the database can do this,
+    so it needs no token. Run it on the facility's own machine.
+    """
+    from aifactory.config import Settings
+    from aifactory.server import recover_admin_token
+
+    settings = Settings(data_dir=data_dir, database_url=database_url)
+    try:
+        token = recover_admin_token(settings, user)
+    except LookupError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--user / --data-dir") from None
+    typer.echo(f"admin token: {token}")
 
 
 @facility_app.callback()

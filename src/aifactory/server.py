@@ -170,3 +170,4 @@ def _control_loop_running(loop: ControlLoop) -> Iterator[None]:
         stop.set()
         loop.wake()
         thread.join(timeout=5)
+        loop.release()

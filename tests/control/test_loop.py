@@ -219,3 +219,13 @@ def test_lost_jobs_fail_with_the_reason(
     failed = job(db, job_id)
     assert failed.state == JobState.FAILED
     assert failed.state_reason == "lost: supervisor disappeared"
+
+
+def test_a_cleanly_stopped_loop_hands_its_lease_over_at_once(
+    db: Database, loop: ControlLoop, clock: FakeClock
+) -> None:
+    successor = ControlLoop(db, FakeExecutor(), Policy(), clock, lease_ttl_s=10)
+    assert successor.tick() is False
+    loop.release()
+    assert successor.tick() is True  # no waiting for the 10 s lease to run out
+    assert loop.tick() is False

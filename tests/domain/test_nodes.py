@@ -179,7 +179,6 @@ def test_nodes_and_unfit_are_immutable() -> None:
 
 def test_resources_default_to_nothing() -> None:
     assert Resources() == Resources(0, 0, 0)
-    assert not Resources().is_negative
 
 
 def test_resources_add_and_subtract_component_wise() -> None:
@@ -195,16 +194,6 @@ def test_resources_add_and_subtract_component_wise() -> None:
 def test_resources_subtraction_can_go_negative() -> None:
     diff = Resources(1, 8, 100) - Resources(2, 4, 50)
     assert diff == Resources(-1, 4, 50)
-    assert diff.is_negative
-    assert (Resources(0, 0, 0) - Resources(0, 1, 0)).is_negative
-    assert (Resources(0, 0, 0) - Resources(0, 0, 1)).is_negative
-    assert not Resources(0, 0, 0).is_negative
-
-
-def test_resources_scaled() -> None:
-    assert Resources(2, 8, 1024).scaled(3) == Resources(6, 24, 3072)
-    assert Resources(2, 8, 1024).scaled(0) == Resources()
-    assert Resources(2, 8, 1024).scaled(1) == Resources(2, 8, 1024)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import pytest
 from aifactory.domain.jobs import IllegalTransition, JobState
 from aifactory.services.bootstrap import bootstrap
 from aifactory.store.db import Database
-from aifactory.store.jobs import events_of, record_submission, switch_job_state
+from aifactory.store.jobs import NewJob, events_of, insert_jobs, switch_job_state
 from aifactory.store.leases import release, try_acquire
 from aifactory.store.models import Job, Project, User
 
@@ -51,7 +51,7 @@ def _a_job(db: Database) -> int:
         bootstrap(s, now=0.0)
         project = s.query(Project).one()
         user = s.query(User).one()
-        row = Job(
+        row = NewJob(
             project_id=project.id,
             user_id=user.id,
             name="j",
@@ -67,13 +67,10 @@ def _a_job(db: Database) -> int:
             preemptible=False,
             priority=0,
             idempotency_key=None,
-            state="PENDING",
-            cancel_requested=False,
-            attempts=0,
             submitted_at=0.0,
             updated_at=0.0,
         )
-        record_submission(s, row, actor="test")
+        insert_jobs(s, [row], ["test"])
         return row.id
 
 

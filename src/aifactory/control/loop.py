@@ -32,7 +32,7 @@ from aifactory.scheduler import Hold, Policy, Preempt, Start, schedule
 from aifactory.store import flags
 from aifactory.store.db import Database
 from aifactory.store.jobs import jobs_in_states, lock_job, switch_job_state
-from aifactory.store.leases import try_acquire
+from aifactory.store.leases import release, try_acquire
 from aifactory.store.models import Job, Node
 from aifactory.store.nodes import upsert_node
 
@@ -126,6 +126,14 @@ class ControlLoop:
         self.epoch = epoch
         self._renewed_at = self.clock()
         return epoch is not None
+
+    def release(self) -> None:
+        """On a clean stop: hand the lease back so a successor need not wait for it to expire."""
+        if self.epoch is None:
+            return
+        with self.db.session() as session:
+            release(session, LEASE, self.holder)
+        self.epoch = None
 
     def _fence(self, session: Session) -> None:
         epoch = try_acquire(session, LEASE, self.holder, self.clock(), self.lease_ttl_s)

@@ -34,10 +34,3 @@ class Resources:
 
     def __ge__(self, other: Resources) -> bool:
         return other <= self
-
-    def scaled(self, factor: int) -> Resources:
-        return Resources(self.gpus * factor, self.cpus * factor, self.memory_mb * factor)
-
-    @property
-    def is_negative(self) -> bool:
-        return self.gpus < 0 or self.cpus < 0 or self.memory_mb < 0

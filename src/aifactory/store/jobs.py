@@ -82,13 +82,6 @@ class NewJob:
     id: int = 0
 
 
-def record_submission(session: Session, job: Job, *, actor: str) -> None:
-    """Insert one ORM-built job with its first event (sets `job.id`)."""
-    row = NewJob(**{c: getattr(job, c) for c in _JOB_COLUMNS})
-    insert_jobs(session, [row], [actor])
-    job.id = row.id
-
-
 JOBS_TABLE: Table = Job.__table__  # type: ignore[assignment]
 EVENTS_TABLE: Table = JobEvent.__table__  # type: ignore[assignment]
 _JOB_COLUMNS = tuple(c.key for c in JOBS_TABLE.columns if c.key != "id")

@@ -50,13 +50,3 @@ def node_values(session: Session, *, schedulable_only: bool = True) -> list[Node
         )
         for r in session.execute(stmt)
     ]
-
-
-def to_value(row: Node) -> NodeValue:
-    return NodeValue(
-        id=row.id,
-        site=row.site,
-        pool=row.pool,
-        gpu_model=row.gpu_model,
-        capacity=Resources(row.gpus, row.cpus, row.memory_mb),
-    )

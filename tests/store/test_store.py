@@ -7,7 +7,13 @@ import pytest
 from aifactory.domain.jobs import IllegalTransition, JobState
 from aifactory.services.bootstrap import bootstrap
 from aifactory.store.db import Database
-from aifactory.store.jobs import NewJob, events_of, insert_jobs, switch_job_state
+from aifactory.store.jobs import (
+    NewJob,
+    events_of,
+    insert_jobs,
+    request_preemption,
+    switch_job_state,
+)
 from aifactory.store.leases import release, try_acquire
 from aifactory.store.models import Job, Project, User
 
@@ -96,3 +102,27 @@ def test_an_illegal_change_writes_nothing(db: Database) -> None:
         assert row is not None
         assert row.state == "PENDING"
         assert len(events_of(s, job_id)) == 1
+
+
+def test_a_preemption_request_is_kept_with_an_event_and_changes_no_state(db: Database) -> None:
+    job_id = _a_job(db)
+    with db.session() as s:
+        row = s.get(Job, job_id)
+        assert row is not None
+        switch_job_state(s, row, JobState.ADMITTED, now=1.0, actor="control", reason="go")
+        request_preemption(s, row, "reclaimed for project p", now=2.0, actor="control")
+    with db.read() as s:
+        row = s.get(Job, job_id)
+        assert row is not None
+        assert (row.state, row.preempt_requested_at, row.preempt_reason) == (
+            "ADMITTED",
+            2.0,
+            "reclaimed for project p",
+        )
+        last = events_of(s, job_id)[-1]
+        assert (last.from_state, last.to_state, last.reason, last.at) == (
+            "ADMITTED",
+            "ADMITTED",
+            "preemption requested: reclaimed for project p",
+            2.0,
+        )

@@ -2,7 +2,8 @@
 
 `switch_job_state` is the only writer of `jobs.state`: it checks the move against
 `domain.jobs.TRANSITIONS` and writes the `job_events` row in the same transaction. Every job in
-a terminal state has an `ended_at`.
+a terminal state has an `ended_at`. `request_preemption` records the intent to preempt an active
+job (and its event); the state itself moves only when the executor has seen the job stop.
 """
 
 from __future__ import annotations
@@ -48,6 +49,24 @@ def switch_job_state(
         job.ended_at = now  # e.g. cancelled while waiting: it ended now
 
 
+def request_preemption(session: Session, job: Job, reason: str, *, now: float, actor: str) -> None:
+    """Mark an active job to be preempted, durably and before anyone signals it (intent before
+    action), with an event that names the reason; the job keeps its state until it has stopped."""
+    job.preempt_requested_at = now
+    job.preempt_reason = reason
+    job.updated_at = now
+    session.add(
+        JobEvent(
+            job_id=job.id,
+            at=now,
+            from_state=job.state,
+            to_state=job.state,
+            reason=f"preemption requested: {reason}",
+            actor=actor,
+        )
+    )
+
+
 @dataclass(slots=True)
 class NewJob:
     """A job row before it is stored: plain values, far cheaper to build than an ORM object
@@ -73,6 +92,8 @@ class NewJob:
     state_reason: str | None = None
     placement: dict[str, Any] | None = None
     cancel_requested: bool = False
+    preempt_requested_at: float | None = None
+    preempt_reason: str | None = None
     attempts: int = 0
     exit_code: int | None = None
     admitted_at: float | None = None

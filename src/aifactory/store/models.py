@@ -128,6 +128,10 @@ class Job(Base):
     state_reason: Mapped[str | None] = mapped_column(Text)
     placement: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Set when the scheduler asks to preempt an active job (the intent, committed before any
+    # signal is sent); cleared when the job is requeued.
+    preempt_requested_at: Mapped[float | None] = mapped_column(Float)
+    preempt_reason: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     exit_code: Mapped[int | None] = mapped_column(Integer)
     submitted_at: Mapped[float] = mapped_column(Float)
@@ -138,7 +142,8 @@ class Job(Base):
 
 
 class JobEvent(Base):
-    """One row per state change, written in the same transaction as the change."""
+    """One row per state change, written in the same transaction as the change; and one
+    (from and to the same state) when a preemption is asked for, so its reason shows at once."""
 
     __tablename__ = "job_events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

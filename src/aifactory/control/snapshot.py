@@ -1,7 +1,8 @@
 """Read the facility into a scheduler `Snapshot`, in one short read transaction.
 
 Rows, not ORM objects: with thousands of pending jobs this runs every tick, and building ORM
-instances for each would cost more than scheduling them.
+instances for each would cost more than scheduling them. A job's user is its user id as text:
+read from the job row itself, with no join on users.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ def read_snapshot(session: Session) -> Snapshot:
 _RUNNING_COLUMNS = (
     Job.id,
     Job.project_id,
+    Job.user_id,
+    Job.preemptible,
+    Job.cancel_requested,
+    Job.preempt_requested_at,
     Job.placement,
     Job.started_at,
     Job.admitted_at,
@@ -46,6 +51,7 @@ _RUNNING_COLUMNS = (
 _PENDING_COLUMNS = (
     Job.id,
     Job.project_id,
+    Job.user_id,
     Job.submitted_at,
     Job.gpus_per_node,
     Job.cpus_per_node,
@@ -65,6 +71,10 @@ def _running(job: Any, project: str) -> RunningJob:
         placement=placement_resources(job.placement or {}),
         started_at=job.started_at or job.admitted_at or job.submitted_at,
         time_limit_s=job.time_limit_s,
+        user=str(job.user_id),
+        preemptible=job.preemptible,
+        # Asked to stop (cancel or preemption): its devices free up within a grace period.
+        stopping=job.cancel_requested or job.preempt_requested_at is not None,
     )
 
 
@@ -79,6 +89,7 @@ def _pending(job: Any, project: str) -> PendingJob:
         time_limit_s=job.time_limit_s,
         priority=job.priority,
         preemptible=job.preemptible,
+        user=str(job.user_id),
     )
 
 

@@ -5,19 +5,19 @@ from __future__ import annotations
 import pytest
 
 from aifactory.control.loop import ControlLoop
-from aifactory.domain.jobs import JobSpec, JobState
+from aifactory.domain.jobs import JobState
 from aifactory.executors.base import Observation, Outcome, Phase
 from aifactory.scheduler import Policy
 from aifactory.services.auth import principal_of
 from aifactory.services.bootstrap import bootstrap
-from aifactory.services.jobs import cancel_job, submit_job
+from aifactory.services.jobs import cancel_job
 from aifactory.services.tenancy import user_by_name
 from aifactory.store import flags
 from aifactory.store.db import Database
 from aifactory.store.jobs import events_of
-from aifactory.store.models import Job
 from tests.conftest import FakeClock
 from tests.control.fake_executor import FakeExecutor
+from tests.control.helpers import job, submit
 
 
 @pytest.fixture
@@ -37,20 +37,6 @@ def loop(db: Database, executor: FakeExecutor, clock: FakeClock) -> ControlLoop:
     control = ControlLoop(db, executor, Policy(), clock, lease_ttl_s=10)
     assert control.tick()  # registers the node
     return control
-
-
-def submit(db: Database, now: float, gpus: int = 1, name: str = "job") -> int:
-    with db.session() as session:
-        admin = principal_of(session, user_by_name(session, "admin"))
-        spec = JobSpec(name=name, command=("true",), gpus_per_node=gpus)
-        return submit_job(session, admin, spec, project=None, idempotency_key=None, now=now).job.id
-
-
-def job(db: Database, job_id: int) -> Job:
-    with db.read() as session:
-        found = session.get(Job, job_id)
-        assert found is not None
-        return found
 
 
 def exited(code: int, outcome: Outcome = Outcome.SUCCEEDED) -> Observation:

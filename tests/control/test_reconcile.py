@@ -1,7 +1,8 @@
 """`plan_for`: what to do about one active job, given what its executor observed.
 
-Every phase × {ADMITTED, RUNNING} × cancel flag (and every outcome for EXITED) is tabled, and
-every planned sequence of moves must be legal from the job's state under the domain's table.
+Every phase × {ADMITTED, RUNNING} × cancel flag × preemption asked (and every outcome for
+EXITED) is tabled, and every planned sequence of moves must be legal from the job's state under
+the domain's table.
 """
 
 from __future__ import annotations
@@ -17,6 +18,14 @@ from aifactory.executors.base import Observation, Outcome, Phase
 
 S = JobState
 STARTED, ENDED = 100.0, 160.0
+WHY = "reclaimed for project p"
+REQUEUED = {
+    "placement": None,
+    "admitted_at": None,
+    "started_at": None,
+    "preempt_requested_at": None,
+    "preempt_reason": None,
+}
 
 
 def observed(
@@ -54,26 +63,35 @@ def _every_observation() -> list[Observation]:
     return seen
 
 
-ALL = list(itertools.product(sorted(ACTIVE), (False, True), _every_observation()))
+ALL = list(itertools.product(sorted(ACTIVE), (False, True), (None, WHY), _every_observation()))
 
 
 def test_every_phase_is_covered() -> None:
-    assert {seen.phase for _, _, seen in ALL} == set(Phase)
-    assert {seen.outcome for _, _, seen in ALL} >= set(Outcome)
+    assert {seen.phase for *_, seen in ALL} == set(Phase)
+    assert {seen.outcome for *_, seen in ALL} >= set(Outcome)
 
 
-@pytest.mark.parametrize(("state", "cancel", "seen"), ALL)
-def test_every_plan_is_a_legal_walk(state: JobState, cancel: bool, seen: Observation) -> None:
-    plan = plan_for(state, cancel, seen)
+@pytest.mark.parametrize(("state", "cancel", "preempt", "seen"), ALL)
+def test_every_plan_is_a_legal_walk(
+    state: JobState, cancel: bool, preempt: str | None, seen: Observation
+) -> None:
+    plan = plan_for(state, cancel, seen, preempt)
     end = walk(state, plan)
-    # A plan never leaves an active job half-way: it stays active or reaches an end state.
-    assert end in ACTIVE or not TRANSITIONS[end], (state, seen, end)
-    # Nothing goes backwards: a RUNNING job is never sent to PENDING or ADMITTED.
-    assert S.PENDING not in targets(plan)
+    requeued = seen.outcome is Outcome.PREEMPTED and not cancel
+    # A plan never leaves an active job half-way: it stays active, reaches an end state, or —
+    # preempted — is back in line.
+    assert end in ACTIVE or not TRANSITIONS[end] or requeued, (state, seen, end)
+    # Nothing goes backwards but a preempted job, which is requeued (and then always is).
+    assert (S.PENDING in targets(plan)) is requeued
     assert S.ADMITTED not in targets(plan)
+    if requeued:
+        assert end is S.PENDING
+        assert plan.moves[-1].fields == REQUEUED  # scheduled afresh, in its place in line
     # It never both starts and moves, nor starts and cancels.
     assert not (plan.start and plan.moves)
     assert not (plan.start and plan.cancel)
+    # The executor is told to preempt only what was asked, and never beside a cancel (it wins).
+    assert not (plan.preempt and (cancel or preempt is None))
     # Only an ADMITTED job that nobody has seen is started.
     if plan.start:
         assert state is S.ADMITTED
@@ -88,6 +106,8 @@ class Row:
     moves: list[JobState]
     start: bool = False
     cancel_executor: bool = False
+    preempt: bool = False  # the scheduler asked to preempt the job
+    preempt_executor: bool = False
 
 
 A, R = S.ADMITTED, S.RUNNING
@@ -112,17 +132,33 @@ ROWS = [
     Row(A, True, Phase.LOST, [S.FAILED]),
     Row(R, False, Phase.LOST, [S.FAILED]),
     Row(R, True, Phase.LOST, [S.FAILED]),
+    # Preemption asked: passed on until the attempt has exited; a cancel wins. One the executor
+    # never saw is started with the preemption told first, so it never runs (see _not_started).
+    Row(A, False, Phase.NOT_STARTED, [], start=True, preempt=True, preempt_executor=True),
+    Row(A, True, Phase.NOT_STARTED, [S.CANCELLED], preempt=True),
+    Row(R, False, Phase.NOT_STARTED, [S.FAILED], preempt=True),
+    Row(A, False, Phase.STARTING, [], preempt=True, preempt_executor=True),
+    Row(R, True, Phase.STARTING, [], cancel_executor=True, preempt=True),
+    Row(A, False, Phase.RUNNING, [S.RUNNING], preempt=True, preempt_executor=True),
+    Row(R, False, Phase.RUNNING, [], preempt=True, preempt_executor=True),
+    Row(R, True, Phase.RUNNING, [], cancel_executor=True, preempt=True),
+    Row(R, False, Phase.LOST, [S.FAILED], preempt=True),  # it may run on: never requeue it
 ]
 
 
-@pytest.mark.parametrize(
-    "row", ROWS, ids=[f"{r.state}-{'cancel' if r.cancel else 'keep'}-{r.phase}" for r in ROWS]
-)
+def _row_id(r: Row) -> str:
+    asked = ("cancel-" if r.cancel else "") + ("preempt-" if r.preempt else "")
+    return f"{r.state}-{asked or 'keep-'}{r.phase}"
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[_row_id(r) for r in ROWS])
 def test_non_exit_phases(row: Row) -> None:
-    plan = plan_for(row.state, row.cancel, observed(row.phase, reason="gone"))
+    seen = observed(row.phase, reason="gone")
+    plan = plan_for(row.state, row.cancel, seen, WHY if row.preempt else None)
     assert targets(plan) == row.moves
     assert plan.start is row.start
     assert plan.cancel is row.cancel_executor
+    assert plan.preempt is row.preempt_executor
 
 
 # ---- EXITED, outcome by outcome ---------------------------------------------------------------
@@ -149,12 +185,19 @@ EXIT_ROWS = [
 ]
 
 
+@pytest.mark.parametrize("preempt", [None, WHY], ids=["", "preempting"])
 @pytest.mark.parametrize("cancel", [False, True], ids=["keep", "cancel"])
 @pytest.mark.parametrize(("state", "outcome", "code", "expected"), EXIT_ROWS)
 def test_exited(
-    state: JobState, outcome: Outcome, code: int | None, expected: list[JobState], cancel: bool
+    state: JobState,
+    outcome: Outcome,
+    code: int | None,
+    expected: list[JobState],
+    cancel: bool,
+    preempt: str | None,
 ) -> None:
-    plan = plan_for(state, cancel, observed(Phase.EXITED, outcome, code))
+    """A job that ended on its own keeps its outcome, even if a preemption was on its way."""
+    plan = plan_for(state, cancel, observed(Phase.EXITED, outcome, code), preempt)
     assert targets(plan) == expected
     assert walk(state, plan) is expected[-1]
     # An exited job needs no start and no cancel, whatever was asked.
@@ -178,6 +221,62 @@ def test_exited_admitted_job_catches_up_in_order() -> None:
         moves=(
             Move(S.RUNNING, "started", {"started_at": STARTED}),
             Move(S.SUCCEEDED, "succeeded", {"exit_code": 0, "ended_at": ENDED}),
+        )
+    )
+
+
+# ---- EXITED preempted: requeued, unless a cancel came too ----------------------------------
+
+PREEMPTED_ROWS = [
+    # (state, exit code, cancel asked, expected moves)
+    (A, -15, False, [S.RUNNING, S.PREEMPTED, S.PENDING]),  # it ran while we were away
+    (A, None, False, [S.PENDING]),  # preempted before it started
+    (R, -15, False, [S.PREEMPTED, S.PENDING]),
+    (R, -9, False, [S.PREEMPTED, S.PENDING]),  # ignored SIGTERM: killed after the grace
+    (R, None, False, [S.PREEMPTED, S.PENDING]),
+    (A, -15, True, [S.RUNNING, S.CANCELLED]),
+    (A, None, True, [S.CANCELLED]),
+    (R, -15, True, [S.CANCELLED]),
+]
+
+
+@pytest.mark.parametrize(("state", "code", "cancel", "expected"), PREEMPTED_ROWS)
+def test_exited_preempted(
+    state: JobState, code: int | None, cancel: bool, expected: list[JobState]
+) -> None:
+    seen = observed(Phase.EXITED, Outcome.PREEMPTED, code, reason="preempted: stopped")
+    plan = plan_for(state, cancel, seen, WHY)
+    assert targets(plan) == expected
+    assert walk(state, plan) is expected[-1]
+    assert (plan.start, plan.cancel, plan.preempt) == (False, False, False)
+
+
+def test_a_preempted_running_job_is_requeued_with_the_schedulers_reason() -> None:
+    seen = observed(Phase.EXITED, Outcome.PREEMPTED, -15, reason="preempted: stopped")
+    assert plan_for(R, False, seen, WHY) == Plan(
+        moves=(
+            Move(S.PREEMPTED, f"preempted: {WHY}"),
+            Move(S.PENDING, "requeued after preemption", REQUEUED),
+        )
+    )
+
+
+def test_a_job_preempted_before_it_started_goes_straight_back_in_line() -> None:
+    seen = observed(Phase.EXITED, Outcome.PREEMPTED, None, reason="preempted before it started")
+    assert plan_for(A, False, seen, WHY) == Plan(
+        moves=(Move(S.PENDING, f"preempted before it started: {WHY}", REQUEUED),)
+    )
+
+
+def test_a_cancel_during_a_preemption_ends_the_job_cancelled() -> None:
+    seen = observed(Phase.EXITED, Outcome.PREEMPTED, -15, reason="preempted: stopped")
+    assert plan_for(R, True, seen, WHY) == Plan(
+        moves=(
+            Move(
+                S.CANCELLED,
+                "cancelled while it was being preempted",
+                {"exit_code": -15, "ended_at": ENDED},
+            ),
         )
     )
 

@@ -97,7 +97,7 @@ class FacilityProcess:
 
     def kill_leftover_jobs(self) -> None:
         """Tests end with no process of theirs left, whatever happened."""
-        for started in (self.data_dir / "jobs").glob("*/started.json"):
+        for started in (self.data_dir / "jobs").rglob("started.json"):  # every attempt's
             pid = int(started.read_text().split('"pid": ')[1].split(",")[0])
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)

@@ -64,14 +64,14 @@ def cleanup_jobs(jobs_dir: Path) -> None:
     """Stop every supervisor and job started under `jobs_dir`, gently first, then by force."""
     if not jobs_dir.exists():
         return
-    for root in jobs_dir.iterdir():
-        if root.is_dir() and not (root / "exit.json").exists():
-            (root / "cancel").touch()  # a live supervisor stops its job and exits
+    for launch in jobs_dir.rglob("launch.json"):  # one per attempt
+        if not (launch.parent / "exit.json").exists():
+            (launch.parent / "cancel").touch()  # a live supervisor stops its job and exits
     for pid in wait_gone(supervisors_under(jobs_dir), timeout_s=10.0):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     # A job whose supervisor is gone without an exit record (LOST) runs on, unsupervised.
-    for started in jobs_dir.glob("*/started.json"):
+    for started in jobs_dir.rglob("started.json"):
         record = read_json(started)
         if record is None or (started.parent / "exit.json").exists():
             continue

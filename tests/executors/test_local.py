@@ -5,84 +5,28 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import time
-from collections.abc import Callable, Container, Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from aifactory.executors.base import Launch, NodeSlice, Observation, Outcome, Phase
+from aifactory.executors.base import Outcome, Phase
 from aifactory.executors.local.executor import LocalExecutor
 from aifactory.executors.local.jobdir import JobDir, read_json, write_json
 from tests.executors.conftest import gone, supervisors_under, wait_gone
-
-PY = sys.executable
-MB = 1024 * 1024
-
-
-def launch(
-    job_id: int,
-    command: Sequence[str],
-    *,
-    env: Mapping[str, str] | None = None,
-    working_dir: str | None = None,
-    time_limit_s: int = 30,
-    gpu_ids: Sequence[str] = ("0",),
-    cpu_ids: Sequence[int] = (0,),
-    memory_mb: int = 1024,
-) -> Launch:
-    node_slice = NodeSlice(list(gpu_ids), list(cpu_ids), memory_mb)
-    return Launch(job_id, command, env or {}, working_dir, time_limit_s, {"node": node_slice})
-
-
-def python(code: str) -> list[str]:
-    return [PY, "-c", code]
-
-
-def wait_phase(
-    executor: LocalExecutor,
-    job_id: int,
-    phases: Container[Phase] = (Phase.EXITED,),
-    timeout_s: float = 10.0,
-) -> Observation:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        observation = executor.poll([job_id])[job_id]
-        if observation.phase in phases:
-            return observation
-        if time.monotonic() > deadline:
-            pytest.fail(f"job {job_id} still {observation} after {timeout_s} s")
-        time.sleep(0.02)
-
-
-def run_to_exit(executor: LocalExecutor, job: Launch, timeout_s: float = 10.0) -> Observation:
-    executor.start(job)
-    return wait_phase(executor, job.job_id, timeout_s=timeout_s)
-
-
-def wait_for_file(path: Path, timeout_s: float = 5.0) -> str:
-    deadline = time.monotonic() + timeout_s
-    while not path.exists() or not path.read_text().endswith("\n"):
-        if time.monotonic() > deadline:
-            pytest.fail(f"{path} did not appear within {timeout_s} s")
-        time.sleep(0.02)
-    return path.read_text()
-
-
-def duration_s(observation: Observation) -> float:
-    assert observation.started_at is not None
-    assert observation.ended_at is not None
-    return observation.ended_at - observation.started_at
-
-
-def started_pid(executor: LocalExecutor, job_id: int) -> int:
-    record = read_json(executor.jobdir(job_id).started)
-    assert record is not None
-    return int(record["pid"])
-
-
-# --- outcomes -------------------------------------------------------------------------------
+from tests.executors.jobs import (
+    MB,
+    at,
+    duration_s,
+    launch,
+    python,
+    run_to_exit,
+    seen,
+    started_pid,
+    wait_for_file,
+    wait_phase,
+)
 
 
 def test_success_records_exit_code_and_captures_stdout_and_stderr(executor: LocalExecutor) -> None:
@@ -100,7 +44,7 @@ def test_success_records_exit_code_and_captures_stdout_and_stderr(executor: Loca
     log = executor.log_path(1).read_text()
     assert "to stdout" in log
     assert "to stderr" in log
-    assert executor.log_path(1) == executor.jobdir(1).root / "output.log"
+    assert executor.log_path(1) == executor.jobdir(at(1)).root / "output.log"
 
 
 def test_nonzero_exit_is_failed_with_its_code(executor: LocalExecutor) -> None:
@@ -131,7 +75,7 @@ def test_command_not_found_fails_with_a_reason_in_the_observation_and_log(
     assert observation.exit_code is None
     assert observation.reason == "command not found: aifactory-no-such-command"
     assert "command not found: aifactory-no-such-command" in executor.log_path(1).read_text()
-    assert not executor.jobdir(1).started.exists()  # nothing was ever spawned
+    assert not executor.jobdir(at(1)).started.exists()  # nothing was ever spawned
 
 
 def test_missing_working_dir_fails_with_a_clear_reason(
@@ -163,7 +107,7 @@ def test_default_working_dir_is_the_jobs_own_directory(executor: LocalExecutor) 
 
     assert observation.outcome is Outcome.SUCCEEDED
     printed = Path(executor.log_path(7).read_text().strip())
-    assert printed.resolve() == executor.jobdir(7).root.resolve()
+    assert printed.resolve() == executor.home(7).resolve()  # the same for every attempt
 
 
 def test_env_has_the_jobs_variables_and_its_devices_but_no_control_plane_secrets(
@@ -270,7 +214,7 @@ def test_cancel_stops_a_running_job(executor: LocalExecutor, tmp_path: Path) -> 
     wait_phase(executor, 1, (Phase.RUNNING,))
     wait_for_file(ready)
 
-    executor.cancel(1)
+    executor.cancel(at(1))
     observation = wait_phase(executor, 1)
 
     assert observation.outcome is Outcome.CANCELLED
@@ -281,23 +225,23 @@ def test_cancel_stops_a_running_job(executor: LocalExecutor, tmp_path: Path) -> 
 
 def test_cancel_before_start_means_it_never_runs(executor: LocalExecutor, tmp_path: Path) -> None:
     marker = tmp_path / "ran"
-    executor.cancel(1)
-    assert executor.poll([1])[1].phase is Phase.NOT_STARTED
+    executor.cancel(at(1))
+    assert seen(executor, 1).phase is Phase.NOT_STARTED
 
     observation = run_to_exit(executor, launch(1, ["touch", str(marker)]))
 
     assert observation.outcome is Outcome.CANCELLED
     assert observation.exit_code is None
     assert observation.reason == "cancelled before it started"
-    assert not executor.jobdir(1).started.exists()
+    assert not executor.jobdir(at(1)).started.exists()
     assert not marker.exists()
 
 
 def test_cancel_after_exit_changes_nothing(executor: LocalExecutor) -> None:
     first = run_to_exit(executor, launch(1, ["true"]))
-    executor.cancel(1)
+    executor.cancel(at(1))
 
-    assert executor.poll([1])[1] == first
+    assert seen(executor, 1) == first
     assert first.outcome is Outcome.SUCCEEDED
 
 
@@ -358,7 +302,7 @@ def test_start_is_idempotent_across_calls_and_executor_instances(
 
     assert wait_gone(supervisors_under(jobs_dir)) == []
     assert marker.read_text().splitlines() == ["run"]
-    assert first.poll([1])[1] == observation
+    assert seen(first, 1) == observation
 
 
 def test_concurrent_starts_from_many_executors_run_the_job_once(
@@ -374,7 +318,7 @@ def test_concurrent_starts_from_many_executors_run_the_job_once(
     assert observation.outcome is Outcome.SUCCEEDED
     assert wait_gone(supervisors_under(jobs_dir)) == []
     assert marker.read_text().splitlines() == ["run"]
-    assert all(e.poll([1])[1] == observation for e in executors)
+    assert all(seen(e, 1) == observation for e in executors)
 
 
 def test_a_restarted_executor_sees_running_and_exited_jobs(
@@ -387,7 +331,7 @@ def test_a_restarted_executor_sees_running_and_exited_jobs(
     wait_phase(first, 1, (Phase.RUNNING,))
 
     restarted = make_executor()
-    running = restarted.poll([1])[1]
+    running = seen(restarted, 1)
     assert running.phase is Phase.RUNNING
     assert running.started_at is not None
 
@@ -399,7 +343,7 @@ def test_a_restarted_executor_sees_running_and_exited_jobs(
 
 
 def test_a_job_nobody_started_is_not_started(executor: LocalExecutor, jobs_dir: Path) -> None:
-    observations = executor.poll([404, 405])
+    observations = executor.poll([at(404), at(405)])
 
     assert {o.phase for o in observations.values()} == {Phase.NOT_STARTED}
     assert not (jobs_dir / "404").exists()  # polling only observes
@@ -411,7 +355,7 @@ def test_a_dead_supervisor_makes_a_running_job_lost(
     first = make_executor()
     first.start(launch(1, ["sleep", "30"]))
     wait_phase(first, 1, (Phase.RUNNING,))
-    attempt = read_json(first.jobdir(1).attempt)
+    attempt = read_json(first.jobdir(at(1)).attempt)
     assert attempt is not None
     supervisor_pid = int(attempt["supervisor_pid"])
     job_pid = started_pid(first, 1)
@@ -420,12 +364,12 @@ def test_a_dead_supervisor_makes_a_running_job_lost(
     assert wait_gone([supervisor_pid]) == []
     restarted = make_executor()
     try:
-        observation = restarted.poll([1])[1]
+        observation = seen(restarted, 1)
         assert observation.phase is Phase.LOST
         assert observation.reason == "the job's supervisor disappeared"
         restarted.start(launch(1, ["sleep", "30"]))  # a lost job is never started again
-        assert read_json(restarted.jobdir(1).started) == read_json(first.jobdir(1).started)
-        assert restarted.poll([1])[1].phase is Phase.LOST
+        assert read_json(restarted.jobdir(at(1)).started) == read_json(first.jobdir(at(1)).started)
+        assert seen(restarted, 1).phase is Phase.LOST
     finally:
         os.killpg(job_pid, signal.SIGKILL)
     assert wait_gone([job_pid]) == []
@@ -435,15 +379,15 @@ def test_a_supervisor_that_died_while_starting_leaves_the_job_lost(
     executor: LocalExecutor, tmp_path: Path
 ) -> None:
     marker = tmp_path / "ran"
-    jobdir = JobDir(executor.jobdir(1).root)
+    jobdir = JobDir(executor.jobdir(at(1)).root)
     jobdir.root.mkdir(parents=True)
     write_json(jobdir.attempt, {"supervisor_pid": 0, "at": time.time()})  # as a crash leaves it
 
-    assert executor.poll([1])[1].phase is Phase.LOST
+    assert seen(executor, 1).phase is Phase.LOST
     executor.start(launch(1, ["touch", str(marker)]))
     time.sleep(0.3)
 
-    observation = executor.poll([1])[1]
+    observation = seen(executor, 1)
     assert observation.phase is Phase.LOST
     assert observation.reason == "the supervisor died while starting the job"
     assert not marker.exists()

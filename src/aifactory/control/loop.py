@@ -6,7 +6,11 @@ partitioned) cannot overwrite its successor's work. Each step follows load → a
 short read session, executor calls outside any session, short write session.
 
 Intent before action: a job is committed ADMITTED, with its named devices, before the executor
-is asked to start it; on restart, ADMITTED jobs the executor never saw are started again.
+is asked to start it; on restart, ADMITTED jobs the executor never saw are started again. Each
+admission is a new attempt (`jobs.attempts`), and the executor is addressed by attempt, so a job
+requeued after a preemption runs again while no attempt ever runs twice. Likewise a preemption
+is committed (`preempt_requested_at`, with an event) before the executor is asked to stop the
+job, and passed on every tick until the executor has seen the attempt exit.
 """
 
 from __future__ import annotations
@@ -27,11 +31,11 @@ from aifactory.control.placement import DeviceBook
 from aifactory.control.reconcile import Plan, plan_for
 from aifactory.control.snapshot import read_snapshot
 from aifactory.domain.jobs import ACTIVE, JobState
-from aifactory.executors.base import Executor, Launch, NodeSlice
-from aifactory.scheduler import Hold, Policy, Preempt, Start, schedule
+from aifactory.executors.base import Attempt, Executor, Launch, NodeSlice
+from aifactory.scheduler import Decision, Hold, Policy, Preempt, Snapshot, Start, schedule
 from aifactory.store import flags
 from aifactory.store.db import Database
-from aifactory.store.jobs import jobs_in_states, lock_job, switch_job_state
+from aifactory.store.jobs import jobs_in_states, lock_job, request_preemption, switch_job_state
 from aifactory.store.leases import release, try_acquire
 from aifactory.store.models import Job, Node
 from aifactory.store.nodes import upsert_node
@@ -41,6 +45,7 @@ LEASE = "control"
 ACTOR = "control"
 CHECKPOINT_EVERY_S = 5.0
 Clock = Callable[[], float]
+Scheduler = Callable[[Snapshot, Policy, float], list[Decision]]
 
 
 class LeaseLost(RuntimeError):
@@ -52,7 +57,21 @@ class ActiveJob:
     id: int
     state: JobState
     cancel_requested: bool
+    preempt_reason: str | None  # set once a preemption was asked for
     launch: Launch
+
+    @property
+    def attempt(self) -> Attempt:
+        return self.launch.attempt
+
+    def unchanged(self, row: Job) -> bool:
+        """The row is as this job was read: no move, cancel or preemption came in between."""
+        return (
+            row.state == self.state.value
+            and row.attempts == self.attempt.number
+            and row.cancel_requested == self.cancel_requested
+            and row.preempt_reason == self.preempt_reason
+        )
 
 
 class ControlLoop:
@@ -66,10 +85,12 @@ class ControlLoop:
         lease_ttl_s: float = 15.0,
         tick_s: float = 0.5,
         min_gap_s: float = 0.05,
+        scheduler: Scheduler = schedule,
     ) -> None:
         self.db = db
         self.executor = executor
         self.policy = policy
+        self.scheduler = scheduler  # a seam: tests hand in decisions a policy would make
         self.clock = clock
         self.lease_ttl_s = lease_ttl_s
         self.tick_s = tick_s
@@ -166,18 +187,24 @@ class ControlLoop:
             active = [_active(job) for job in jobs_in_states(session, sorted(ACTIVE))]
         if not active:
             return
-        seen = self.executor.poll(job.id for job in active)
-        plans = {job.id: plan_for(job.state, job.cancel_requested, seen[job.id]) for job in active}
+        seen = self.executor.poll(job.attempt for job in active)
+        plans = {
+            job.id: plan_for(job.state, job.cancel_requested, seen[job.attempt], job.preempt_reason)
+            for job in active
+        }
         for job in active:
             self._act(job, plans[job.id])
         self._apply(active, plans)
 
     def _act(self, job: ActiveJob, plan: Plan) -> None:
-        if plan.start:
-            log.info("starting job %s", job.id)
-            self.executor.start(job.launch)
+        """Stops first: a preemption told before a start keeps the attempt from running."""
         if plan.cancel:
-            self.executor.cancel(job.id)
+            self.executor.cancel(job.attempt)
+        if plan.preempt:
+            self.executor.preempt(job.attempt)
+        if plan.start:
+            log.info("starting job %s (attempt %s)", job.id, job.attempt.number)
+            self.executor.start(job.launch)
 
     def _apply(self, active: Iterable[ActiveJob], plans: dict[int, Plan]) -> None:
         changing = [job for job in active if plans[job.id].moves]
@@ -188,7 +215,7 @@ class ControlLoop:
             now = self.clock()
             for job in changing:
                 row = lock_job(session, job.id)
-                if row is None or row.state != job.state.value:
+                if row is None or not job.unchanged(row):
                     continue  # changed since we looked: the next tick sees it afresh
                 for move in plans[job.id].moves:
                     switch_job_state(
@@ -207,23 +234,39 @@ class ControlLoop:
             snapshot = read_snapshot(session)
         if not snapshot.pending:
             return
-        decisions = schedule(snapshot, self.policy, self.clock())
+        decisions = self.scheduler(snapshot, self.policy, self.clock())
         if not decisions:
             return
         with self.db.session() as session:
             self._fence(session)
-            launches = self._admit(session, decisions)
+            stops = self._preempt(session, [d for d in decisions if isinstance(d, Preempt)])
+            launches = self._admit(session, [d for d in decisions if not isinstance(d, Preempt)])
+        for attempt in stops:
+            log.info("preempting job %s (attempt %s)", attempt.job_id, attempt.number)
+            self.executor.preempt(attempt)
         for launch in launches:
-            log.info("starting job %s", launch.job_id)
+            log.info("starting job %s (attempt %s)", launch.job_id, launch.attempt.number)
             self.executor.start(launch)
 
-    def _admit(self, session: Session, decisions: list[Start | Preempt | Hold]) -> list[Launch]:
+    def _preempt(self, session: Session, decisions: list[Preempt]) -> list[Attempt]:
+        """Commit each preemption's intent; the attempts to stop once that is committed."""
+        now = self.clock()
+        stops: list[Attempt] = []
+        for decision in decisions:
+            row = lock_job(session, decision.job_id)
+            refusal = _why_not_preemptible(row)
+            if row is None or refusal is not None:
+                log.info("not preempting job %s: %s", decision.job_id, refusal)
+                continue
+            request_preemption(session, row, decision.reason, now=now, actor=ACTOR)
+            stops.append(Attempt(row.id, row.attempts))
+        return stops
+
+    def _admit(self, session: Session, decisions: list[Start | Hold]) -> list[Launch]:
         book = _device_book(session)
         now = self.clock()
         launches: list[Launch] = []
         for decision in decisions:
-            if isinstance(decision, Preempt):
-                raise NotImplementedError("preemption arrives with the fair-share policy (#3)")
             row = lock_job(session, decision.job_id)
             if row is None or row.state != JobState.PENDING.value:
                 continue
@@ -257,6 +300,22 @@ def holder_is_dead(holder: str) -> bool:
     return not psutil.pid_exists(int(pid_text))
 
 
+def _why_not_preemptible(row: Job | None) -> str | None:
+    """Why a Preempt decision cannot apply to this job (None: it can). Never an error: the
+    snapshot the policy saw may be a tick old."""
+    if row is None:
+        return "no such job"
+    if JobState(row.state) not in ACTIVE:
+        return f"it is {row.state}, not running"
+    if not row.preemptible:
+        return "it is not preemptible"
+    if row.cancel_requested:
+        return "it is being cancelled"
+    if row.preempt_requested_at is not None:
+        return "it is already being preempted"
+    return None
+
+
 def _device_book(session: Session) -> DeviceBook:
     nodes = list(session.scalars(select(Node)))
     active = jobs_in_states(session, sorted(ACTIVE))
@@ -273,11 +332,11 @@ def _active(job: Job) -> ActiveJob:
         for node_id, part in (job.placement or {}).items()
     }
     launch = Launch(
-        job_id=job.id,
+        attempt=Attempt(job.id, job.attempts),
         command=list(job.command),
         env=dict(job.env),
         working_dir=job.working_dir,
         time_limit_s=job.time_limit_s,
         placement=placement,
     )
-    return ActiveJob(job.id, JobState(job.state), job.cancel_requested, launch)
+    return ActiveJob(job.id, JobState(job.state), job.cancel_requested, job.preempt_reason, launch)

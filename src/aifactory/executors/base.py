@@ -1,9 +1,15 @@
-"""The executor interface: a few idempotent verbs, keyed by the aifactory job id.
+"""The executor interface: a few idempotent verbs, keyed by the attempt (job id, attempt number).
+
+Vocabulary: an *attempt* is one try at running a job. A job runs again, as a new attempt (its
+`attempts` count), only after it was preempted and requeued.
 
 Invariants every executor keeps (DESIGN.md §7):
-- `start` is idempotent: asking twice for one job never runs it twice.
+- `start` is idempotent: asking twice for one attempt never runs it twice.
 - `poll` only observes; it never changes a job.
-- A job's observation moves forward only: NOT_STARTED → STARTING → RUNNING → EXITED, or LOST.
+- An attempt's observation moves forward only: NOT_STARTED → STARTING → RUNNING → EXITED, or
+  LOST.
+- `cancel` and `preempt` both stop an attempt (SIGTERM, a grace period, SIGKILL); they differ
+  only in the outcome recorded. Asked before the attempt started, it never runs at all.
 """
 
 from __future__ import annotations
@@ -34,14 +40,26 @@ class NodeSlice:
     memory_mb: int
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class Attempt:
+    """One try at running a job: its id and the attempt number (1, then 2… after each requeue)."""
+
+    job_id: int
+    number: int
+
+
 @dataclass(frozen=True, slots=True)
 class Launch:
-    job_id: int
+    attempt: Attempt
     command: Sequence[str]
     env: Mapping[str, str]
     working_dir: str | None
     time_limit_s: int
     placement: Mapping[str, NodeSlice]
+
+    @property
+    def job_id(self) -> int:
+        return self.attempt.job_id
 
 
 class Outcome(enum.StrEnum):
@@ -49,10 +67,11 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"
+    PREEMPTED = "preempted"  # stopped at the scheduler's request: the job is to run again
 
 
 class Phase(enum.StrEnum):
-    NOT_STARTED = "not_started"  # the executor never saw this job: safe to start it
+    NOT_STARTED = "not_started"  # the executor never saw this attempt: safe to start it
     STARTING = "starting"
     RUNNING = "running"
     EXITED = "exited"
@@ -78,8 +97,12 @@ class Executor(Protocol):
 
     def start(self, launch: Launch) -> None: ...
 
-    def poll(self, job_ids: Iterable[int]) -> dict[int, Observation]: ...
+    def poll(self, attempts: Iterable[Attempt]) -> dict[Attempt, Observation]: ...
 
-    def cancel(self, job_id: int) -> None: ...
+    def cancel(self, attempt: Attempt) -> None: ...
 
-    def log_path(self, job_id: int) -> Path: ...
+    def preempt(self, attempt: Attempt) -> None: ...
+
+    def log_path(self, job_id: int) -> Path:
+        """The log of the job's latest attempt."""
+        ...

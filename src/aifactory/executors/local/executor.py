@@ -1,8 +1,8 @@
 """The local executor: jobs as real subprocesses on this machine.
 
-Each job gets a directory under `<data dir>/jobs/<id>/` and a detached supervisor process
-(`supervisor.py`). Everything the executor knows it reads back from that directory, so a
-restarted control plane sees exactly what the last one left.
+Each attempt at a job gets a directory, `<data dir>/jobs/<id>/attempt-<n>/` (see `jobdir`), and
+a detached supervisor process (`supervisor.py`). Everything the executor knows it reads back
+from those directories, so a restarted control plane sees exactly what the last one left.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import psutil
 
 from aifactory.domain.nodes import Node
 from aifactory.domain.resources import Resources
-from aifactory.executors.base import Launch, NodeOffer, Observation, Outcome, Phase
+from aifactory.executors.base import Attempt, Launch, NodeOffer, Observation, Outcome, Phase
 from aifactory.executors.local import gpus
 from aifactory.executors.local.jobdir import JobDir, read_json, write_json
 
@@ -42,7 +42,7 @@ class LocalExecutor:
     def __init__(self, config: LocalConfig) -> None:
         self.config = config
         self.node_id = config.node_id or socket.gethostname()
-        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._children: dict[Attempt, subprocess.Popen[bytes]] = {}
         config.jobs_dir.mkdir(parents=True, exist_ok=True)
 
     def inventory(self) -> list[NodeOffer]:
@@ -64,23 +64,34 @@ class LocalExecutor:
         found = gpus.discover()
         return [g.uuid for g in found], (found[0].model if found else None)
 
-    def jobdir(self, job_id: int) -> JobDir:
-        return JobDir(self.config.jobs_dir / str(job_id))
+    def home(self, job_id: int) -> Path:
+        """The job's own directory: its default working directory, shared by its attempts."""
+        return self.config.jobs_dir / str(job_id)
+
+    def jobdir(self, attempt: Attempt) -> JobDir:
+        home = self.home(attempt.job_id)
+        own = JobDir(home / f"attempt-{attempt.number}")
+        if attempt.number == 1 and not own.root.exists() and JobDir(home).launch.exists():
+            return JobDir(home)  # started before attempts had directories of their own
+        return own
 
     def log_path(self, job_id: int) -> Path:
-        return self.jobdir(job_id).log
+        """The latest attempt's log; earlier attempts keep theirs in their own directories."""
+        numbers = (p.name.removeprefix("attempt-") for p in self.home(job_id).glob("attempt-*"))
+        latest = max((int(n) for n in numbers if n.isdigit()), default=1)
+        return self.jobdir(Attempt(job_id, latest)).log
 
     def start(self, launch: Launch) -> None:
-        jobdir = self.jobdir(launch.job_id)
+        jobdir = self.jobdir(launch.attempt)
         jobdir.root.mkdir(parents=True, exist_ok=True)
-        child = self._children.get(launch.job_id)
+        child = self._children.get(launch.attempt)
         if child is not None and child.poll() is None:
             return  # our supervisor for it is still running (it may not hold the lock yet)
         if jobdir.attempt.exists() or jobdir.exit.exists() or jobdir.supervisor_alive():
-            return  # already started once: starting is idempotent
+            return  # this attempt started once already: starting is idempotent
         write_json(jobdir.launch, self._launch_record(launch))
         with open(jobdir.root / "supervisor.err", "ab") as err:  # the child keeps its own copy
-            self._children[launch.job_id] = subprocess.Popen(
+            self._children[launch.attempt] = subprocess.Popen(
                 [sys.executable, "-m", "aifactory.executors.local.supervisor", str(jobdir.root)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -95,12 +106,13 @@ class LocalExecutor:
         real_cpus = sorted(os.sched_getaffinity(0))
         affinity = sorted({real_cpus[i % len(real_cpus)] for i in node_slice.cpu_ids})
         base = {k: v for k, v in os.environ.items() if k in _INHERITED_ENV or k.startswith("LC_")}
-        env = {**base, **launch.env, **_device_env(launch.job_id, node_slice.gpu_ids)}
+        env = {**base, **launch.env, **_device_env(launch.attempt, node_slice.gpu_ids)}
         return {
             "job_id": launch.job_id,
+            "attempt": launch.attempt.number,
             "command": list(launch.command),
             "env": env,
-            "working_dir": launch.working_dir or str(self.jobdir(launch.job_id).root),
+            "working_dir": launch.working_dir or str(self.home(launch.job_id)),
             "time_limit_s": launch.time_limit_s,
             "grace_s": self.config.grace_s,
             "gpu_ids": node_slice.gpu_ids,
@@ -108,13 +120,13 @@ class LocalExecutor:
             "memory_mb": node_slice.memory_mb,
         }
 
-    def poll(self, job_ids: Iterable[int]) -> dict[int, Observation]:
+    def poll(self, attempts: Iterable[Attempt]) -> dict[Attempt, Observation]:
         self._reap()
-        return {job_id: self._observe(job_id) for job_id in job_ids}
+        return {attempt: self._observe(attempt) for attempt in attempts}
 
-    def _observe(self, job_id: int) -> Observation:
-        jobdir = self.jobdir(job_id)
-        alive = jobdir.supervisor_alive() or job_id in self._children
+    def _observe(self, attempt: Attempt) -> Observation:
+        jobdir = self.jobdir(attempt)
+        alive = jobdir.supervisor_alive() or attempt in self._children
         done = read_json(jobdir.exit)  # read after the probe: a supervisor writes, then exits
         if done is not None:
             return _exited(done)
@@ -130,14 +142,21 @@ class LocalExecutor:
         return Observation(Phase.NOT_STARTED)
 
     def _reap(self) -> None:
-        for job_id, child in list(self._children.items()):
+        for attempt, child in list(self._children.items()):
             if child.poll() is not None:
-                del self._children[job_id]
+                del self._children[attempt]
 
-    def cancel(self, job_id: int) -> None:
-        jobdir = self.jobdir(job_id)
-        jobdir.root.mkdir(parents=True, exist_ok=True)
-        jobdir.cancel.touch()
+    def cancel(self, attempt: Attempt) -> None:
+        self._ask(self.jobdir(attempt).cancel)
+
+    def preempt(self, attempt: Attempt) -> None:
+        self._ask(self.jobdir(attempt).preempt)
+
+    def _ask(self, marker: Path) -> None:
+        """Leave a stop marker the attempt's supervisor acts on within its poll interval, or
+        at its start if it has not started yet (then the command never runs)."""
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
 
 
 # What a job inherits from the control plane's environment: never its secrets (tokens, DB URLs).
@@ -154,12 +173,13 @@ def _supervisor_env() -> dict[str, str]:
     return keep
 
 
-def _device_env(job_id: int, gpu_ids: list[str]) -> dict[str, str]:
+def _device_env(attempt: Attempt, gpu_ids: list[str]) -> dict[str, str]:
     visible = ",".join(gpu_ids)
     return {
         "CUDA_VISIBLE_DEVICES": visible,
         "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
-        "AIFACTORY_JOB_ID": str(job_id),
+        "AIFACTORY_JOB_ID": str(attempt.job_id),
+        "AIFACTORY_ATTEMPT": str(attempt.number),  # above 1: resuming after a preemption
         "AIFACTORY_GPU_IDS": visible,
         "PYTHONUNBUFFERED": "1",
     }

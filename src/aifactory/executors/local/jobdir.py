@@ -1,14 +1,20 @@
-"""The job directory: the durable record one supervisor keeps of one job.
+"""The attempt directory: the durable record one supervisor keeps of one attempt at a job.
 
-Files (each JSON written atomically, tmp + fsync + rename):
+Layout: `<jobs dir>/<job id>/` is the job's home (its default working directory, kept across
+attempts so a requeued job finds what it left there); each attempt has its own directory in it,
+`attempt-<n>/`. A job started before attempts had directories of their own keeps its files in
+its home, which then stands for attempt 1.
+
+Files of an attempt (each JSON written atomically, tmp + fsync + rename):
 - `launch.json`  what to run; written by the executor before the supervisor starts.
 - `lock`         held (flock) by the live supervisor for as long as it runs.
 - `attempt.json` written by the supervisor *before* it spawns the command: once it exists the
-                 command is never spawned again, so a job runs at most once.
+                 command is never spawned again, so an attempt runs at most once.
 - `started.json` pid and start time, after the spawn.
 - `exit.json`    outcome, exit code, end time, usage: the supervisor's last word.
 - `cancel`       present when a cancel was asked for.
-- `output.log`   the job's stdout and stderr.
+- `preempt`      present when a preemption was asked for (a cancel, if both, wins).
+- `output.log`   the attempt's stdout and stderr.
 """
 
 from __future__ import annotations
@@ -48,6 +54,10 @@ class JobDir:
     @property
     def cancel(self) -> Path:
         return self.root / "cancel"
+
+    @property
+    def preempt(self) -> Path:
+        return self.root / "preempt"
 
     @property
     def log(self) -> Path:

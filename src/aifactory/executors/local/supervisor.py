@@ -1,9 +1,10 @@
-"""The per-job supervisor: `python -m aifactory.executors.local.supervisor JOB_DIR`.
+"""The per-attempt supervisor: `python -m aifactory.executors.local.supervisor ATTEMPT_DIR`.
 
 It runs in its own session, so the control plane can die and come back while jobs go on. It
 spawns the command once (at most once, see `jobdir`), in its own process group, with its GPUs
 (CUDA_VISIBLE_DEVICES), CPU affinity and an RSS watchdog for memory; enforces the time limit
-(SIGTERM, grace period, SIGKILL); honours a cancel; and records the outcome in `exit.json`.
+(SIGTERM, grace period, SIGKILL); honours a cancel or a preemption the same way; and records the
+outcome in `exit.json`.
 """
 
 from __future__ import annotations
@@ -39,14 +40,23 @@ def main(argv: list[str]) -> int:
     if launch is None:
         return 2
     write_json(jobdir.attempt, {"supervisor_pid": os.getpid(), "at": time.time()})
-    if jobdir.cancel.exists():
-        now = time.time()
-        write_json(
-            jobdir.exit, _exit_record("cancelled", None, "cancelled before it started", now, {})
-        )
+    stopped = _stop_asked(jobdir)
+    if stopped is not None:
+        reason = f"{stopped[0]} before it started"
+        write_json(jobdir.exit, _exit_record(stopped[0], None, reason, time.time(), {}))
         return 0
     write_json(jobdir.exit, Supervisor(jobdir, launch).run())
     return 0
+
+
+def _stop_asked(jobdir: JobDir) -> tuple[str, str] | None:
+    """(outcome, reason) when a stop was asked for. A cancel wins over a preemption: a user
+    who cancels a job being preempted wants it ended, not requeued."""
+    if jobdir.cancel.exists():
+        return ("cancelled", "cancelled at the user's request")
+    if jobdir.preempt.exists():
+        return ("preempted", "preempted: stopped to make room; it will run again")
+    return None
 
 
 def _acquire(lock: BinaryIO) -> bool:
@@ -111,8 +121,8 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 pass
             now = time.time()
-            if self.stop_reason is None and self.jobdir.cancel.exists():
-                self.stop_reason = ("cancelled", "cancelled at the user's request")
+            if self.stop_reason is None:
+                self.stop_reason = _stop_asked(self.jobdir)
             if self.stop_reason is None and now >= deadline:
                 limit = self.launch["time_limit_s"]
                 self.stop_reason = ("timeout", f"time limit of {limit} s reached")

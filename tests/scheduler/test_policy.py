@@ -11,11 +11,11 @@ from dataclasses import dataclass
 import pytest
 
 from aifactory.domain.resources import Resources
-from aifactory.scheduler import Policy, Snapshot, Start, schedule
+from aifactory.scheduler import NAMED, Policy, Snapshot, Start, schedule
 from tests.scheduler.builders import a_job, a_node, running, snapshot, started_gpus
 
-FIFO = Policy()
-NO_BACKFILL = Policy(backfill=False)
+FIFO = Policy(name="fifo")  # the `easy` policy: FIFO with EASY backfill
+NO_BACKFILL = Policy(name="fifo", backfill=False)
 
 
 @dataclass(frozen=True)
@@ -424,7 +424,8 @@ def test_start_carries_the_full_per_node_slice() -> None:
 
 def test_unknown_policy_is_refused() -> None:
     snap = snapshot([a_node("n1")], pending=[a_job(1)])
-    with pytest.raises(ValueError, match="unknown policy 'magic'; known: fifo"):
+    known = "fifo, slurm, fairshare, oracle"
+    with pytest.raises(ValueError, match=f"unknown policy 'magic'; known: {known}"):
         schedule(snap, Policy(name="magic"), 0.0)
 
 
@@ -440,8 +441,9 @@ def test_schedule_does_not_change_the_snapshot() -> None:
     assert after == before
 
 
-def test_backfill_true_is_the_default() -> None:
-    assert Policy() == Policy(name="fifo", backfill=True)
+def test_fairshare_with_backfill_is_the_default() -> None:
+    assert Policy() == Policy(name="fairshare", backfill=True)
+    assert NAMED["easy"] == Policy(name="fifo", backfill=True)
 
 
 def test_free_by_node_subtracts_running_and_skips_unschedulable() -> None:
@@ -474,4 +476,4 @@ def test_a_never_fitting_head_does_not_lift_the_protection_of_the_next_blocked_j
         running=[running(100, {"n1": 4}, started_at=0, limit=1000)],
         pending=[a_job(1).gpus(16), a_job(2).gpus(8), a_job(3).gpus(4).limit(99_999)],
     )
-    assert schedule(snap, Policy(), now=10.0) == []
+    assert schedule(snap, Policy(name="fifo"), now=10.0) == []

@@ -122,7 +122,7 @@ def snapshots(draw: st.DrawFn, busy: bool = False) -> tuple[Snapshot, float]:
     return snap, now
 
 
-POLICIES = (Policy(), Policy(backfill=False))
+POLICIES = (Policy(name="fifo"), Policy(name="fifo", backfill=False))
 
 
 def _starts(snap: Snapshot, policy: Policy, now: float) -> list[Start]:
@@ -203,7 +203,7 @@ def test_fifo_starts_in_queue_order_and_backfill_only_adds(
 ) -> None:
     snap, now = generated
     queue = [j.job_id for j in _queue(snap)]
-    plain = _starts(snap, Policy(backfill=False), now)
+    plain = _starts(snap, Policy(name="fifo", backfill=False), now)
     # Without backfill: a prefix of the queue.
     assert [s.job_id for s in plain] == queue[: len(plain)]
     # The first job left waiting really does not fit now.
@@ -212,7 +212,7 @@ def test_fifo_starts_in_queue_order_and_backfill_only_adds(
         free = _free_at(snap, [*snap.running, *_as_running(snap, plain, now)], -math.inf)
         assert place(head, free, snap.gpu_model_of()) is None
     # With backfill: the same starts first, then more, still in queue order.
-    easy = _starts(snap, Policy(), now)
+    easy = _starts(snap, Policy(name="fifo"), now)
     assert easy[: len(plain)] == plain
     ranks = [queue.index(s.job_id) for s in easy]
     assert ranks == sorted(ranks)
@@ -248,14 +248,14 @@ def test_same_snapshot_same_decisions_in_any_order(
 def test_backfill_never_delays_the_head(generated: tuple[Snapshot, float]) -> None:
     snap, now = generated
     queue = _queue(snap)
-    plain = _starts(snap, Policy(backfill=False), now)
+    plain = _starts(snap, Policy(name="fifo", backfill=False), now)
     if len(plain) == len(queue):
         return  # nothing is blocked: nothing to protect
     head = queue[len(plain)]
     by_id = {j.job_id: j for j in snap.pending}
     before = reserve(head, snap, [(by_id[s.job_id], s) for s in plain], now)
 
-    starts = _starts(snap, Policy(), now)
+    starts = _starts(snap, Policy(name="fifo"), now)
     assert head.job_id not in {s.job_id for s in starts}
     if math.isinf(before.start_at):
         assert before.nodes == frozenset()  # can never fit: reserves nothing

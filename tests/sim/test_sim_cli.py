@@ -17,11 +17,11 @@ def test_sim_prints_a_table_and_writes_design_json(tmp_path: Path) -> None:
         app, ["sim", "--trace", str(trace), "--gpus", "8", "--json", str(out)]
     )
     assert result.exit_code == 0, result.output
-    assert "easy" in result.output
+    assert "fairshare" in result.output
     report = json.loads(out.read_text())
     assert report["jobs"] == 3
     assert report["gpus"] == 8
-    assert set(report["policies"]) == {"fifo", "easy"}
+    assert set(report["policies"]) == {"fifo", "slurm", "fairshare", "oracle"}
     for figures in report["policies"].values():
         assert set(KEYS) <= set(figures)
 
@@ -61,6 +61,8 @@ def test_capacity_sweep_shows_waits_falling_as_the_facility_grows(tmp_path: Path
             str(tiny_trace(tmp_path)),
             "--sweep-gpus",
             "8,16",
+            "--policies",
+            "fifo,easy",
             "--gpu-cost",
             "25000",
             "--json",

@@ -63,8 +63,13 @@ def when(value: str | None) -> str:
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     view = Table(title=title, show_lines=False)
-    for column in columns:
-        view.add_column(column)
+    # The first column names the row: never cut it short, squeeze the figures instead.
+    widest = max((len(str(row[0])) for row in rows if row), default=0)
+    for position, column in enumerate(columns):
+        if position == 0:
+            view.add_column(column, no_wrap=True, min_width=max(widest, len(column)))
+        else:
+            view.add_column(column)
     for row in rows:
         view.add_row(*("-" if v is None else str(v) for v in row))
     console.print(view)

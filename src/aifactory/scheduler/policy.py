@@ -1,51 +1,68 @@
 """Policies and the one entry point, `schedule`.
 
-`fifo` here is first-come-first-served with EASY backfill on user time limits: the first job that
-does not fit gets a reservation at the earliest time enough running jobs will have ended (by
-their limits); a later job may jump ahead only if it cannot delay that reservation. Issue #3
-brings the Slurm baseline and the fair-share policy behind this same signature.
+`fifo` is first-come-first-served; with `backfill` (the `easy` policy) the first job that does
+not fit gets a reservation at the earliest time enough running jobs will have ended (by their
+limits) and a later job may jump ahead only if it cannot delay that reservation. `slurm` is the
+baseline of scheduler/slurm.py, `fairshare` (the default) ours in scheduler/fairshare.py, and
+`oracle` (scheduler/oracle.py) the simulator-only bound that knows true runtimes.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aifactory.scheduler.backfill import Reservation, reserve
 from aifactory.scheduler.decisions import Decision, Start
+from aifactory.scheduler.fairshare import FairshareKnobs, schedule_fairshare
 from aifactory.scheduler.placement import FreeIndex
+from aifactory.scheduler.slurm import SlurmKnobs, schedule_slurm
 from aifactory.scheduler.snapshot import PendingJob, Snapshot
+from aifactory.scheduler.usage import WEEK_S
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    name: str = "fifo"
+    name: str = "fairshare"
     backfill: bool = True
+    half_life_s: float = WEEK_S  # how fast past usage fades (callers decay usage with it)
+    slurm: SlurmKnobs = field(default_factory=SlurmKnobs)
+    fairshare: FairshareKnobs = field(default_factory=FairshareKnobs)
 
 
 # The policies a facility (and the simulator) can be configured with, by the one name used in
-# settings, CLI, API and reports. Issue #3 adds slurm and fairshare (and the sim-only oracle).
+# settings, CLI, API and reports.
 NAMED: dict[str, Policy] = {
     "fifo": Policy(name="fifo", backfill=False),  # submit order, head-of-line blocking
     "easy": Policy(name="fifo", backfill=True),  # FIFO with EASY backfill on user time limits
+    "slurm": Policy(name="slurm"),
+    "fairshare": Policy(name="fairshare"),
 }
-DEFAULT = "easy"
+# Never on a live facility: it needs the true runtimes only the simulator has.
+SIM_ONLY: dict[str, Policy] = {"oracle": Policy(name="oracle")}
+DEFAULT = "fairshare"
 
 
 def policy_named(name: str) -> Policy:
+    if name in SIM_ONLY:
+        raise ValueError(f"policy {name!r} knows true runtimes: it exists only in the simulator")
     try:
         return NAMED[name]
     except KeyError:
         raise ValueError(f"unknown policy {name!r}; known: {', '.join(NAMED)}") from None
 
 
-ALGORITHMS = ("fifo",)  # what `Policy.name` selects; the named policies above configure them
+ALGORITHMS = ("fifo", "slurm", "fairshare", "oracle")  # what `Policy.name` selects
 
 
 def schedule(snapshot: Snapshot, policy: Policy, now: float) -> list[Decision]:
-    if policy.name not in ALGORITHMS:
-        raise ValueError(f"unknown policy {policy.name!r}; known: {', '.join(ALGORITHMS)}")
-    return _fifo(snapshot, policy, now)
+    if policy.name == "fifo":
+        return _fifo(snapshot, policy, now)
+    if policy.name == "slurm":
+        return schedule_slurm(snapshot, policy.slurm, now, backfill=policy.backfill)
+    if policy.name in ("fairshare", "oracle"):
+        return schedule_fairshare(snapshot, policy.fairshare, now, oracle=policy.name == "oracle")
+    raise ValueError(f"unknown policy {policy.name!r}; known: {', '.join(ALGORITHMS)}")
 
 
 def _submit_order(job: PendingJob) -> tuple[float, int]:

@@ -7,9 +7,14 @@ free capacity from the two, so a snapshot can never disagree with itself.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from aifactory.domain.resources import Resources
+
+if TYPE_CHECKING:
+    from aifactory.scheduler.estimates import RuntimeEstimates
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +32,13 @@ class RunningJob:
     placement: Mapping[str, Resources]
     started_at: float
     time_limit_s: float
+    user: str = ""
+    preemptible: bool = False
+    stopping: bool = False  # asked to stop (preempted or cancelled): its GPUs free up soon
+
+    @property
+    def gpus(self) -> int:
+        return sum(part.gpus for part in self.placement.values())
 
     @property
     def expected_end(self) -> float:
@@ -45,6 +57,26 @@ class PendingJob:
     time_limit_s: float = 3600.0
     priority: int = 0
     preemptible: bool = False
+    user: str = ""
+
+    @property
+    def gpus(self) -> int:
+        return self.per_node.gpus * self.nodes
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectView:
+    """What the scheduler knows of a tenant beyond its jobs.
+
+    `shares`: its relative entitlement (allocation weight); `quota_gpus`: GPUs it is guaranteed
+    and may take back from borrowers; `usage`: its GPU-seconds of use, decayed to `now` (see
+    `scheduler.usage`). A project missing from the snapshot has one share, no quota, no usage.
+    """
+
+    name: str
+    shares: float = 1.0
+    quota_gpus: int = 0
+    usage: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +87,13 @@ class Snapshot:
     # Optional: free capacity of each schedulable node, for callers that keep it up to date as
     # jobs start and end (the simulator). It must equal what `free_by_node` would count.
     free: Mapping[str, Resources] | None = None
+    projects: Mapping[str, ProjectView] = field(default_factory=lambda: MappingProxyType({}))
+    # What history teaches about runtimes (None: trust the user time limits alone).
+    runtimes: RuntimeEstimates | None = None
+
+    def project(self, name: str) -> ProjectView:
+        found = self.projects.get(name)
+        return found if found is not None else ProjectView(name)
 
     def free_by_node(self) -> dict[str, Resources]:
         """A fresh (mutable) map of free capacity per schedulable node."""

@@ -3,8 +3,11 @@
 At every instant something happens (jobs arrive or end), it builds the same `Snapshot` the live
 control loop builds and calls `schedule(snapshot, policy, now)`; Start decisions begin jobs,
 which end at start + min(true duration, user limit) (a job past its limit is killed, as live).
-The scheduler never sees the true duration. Snapshots of who runs and who waits are taken every
-`sample_s` for the fairness metric.
+A Preempt decision stops a job after the policy's grace period; its work is lost and it waits
+again with its original submit time, to start over. Like the live facility, the simulator
+keeps each project's decayed usage and a `RuntimeHistory` of finished jobs for the snapshot;
+the scheduler never sees a true duration — except `oracle`, which is handed them on purpose.
+Snapshots of who runs and who waits are taken every `sample_s` for the fairness metric.
 """
 
 from __future__ import annotations
@@ -12,12 +15,15 @@ from __future__ import annotations
 import heapq
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from aifactory.domain.resources import Resources
 from aifactory.scheduler import NodeView, PendingJob, Policy, RunningJob, Snapshot, Start
-from aifactory.scheduler.decisions import Decision
+from aifactory.scheduler.decisions import Decision, Preempt
+from aifactory.scheduler.estimates import RuntimeEstimates, RuntimeHistory
+from aifactory.scheduler.snapshot import ProjectView
+from aifactory.scheduler.usage import DecayedUsage
 from aifactory.sim.traces import TraceJob
 
 CPUS_PER_GPU = 1  # modelled nodes offer one CPU slot per GPU plus these; jobs ask one per GPU
@@ -61,6 +67,18 @@ class SimResult:
     decision_s: list[float] = field(default_factory=list)
     wall_s: float = 0.0
     unfinished: int = 0
+    preemptions: int = 0
+    lost_gpu_s: float = 0.0  # GPU-seconds of work thrown away by preemption
+
+
+class TrueRuntimes:
+    """What only the simulator knows, handed to `oracle` and to no other policy."""
+
+    def __init__(self, jobs: Mapping[int, TraceJob]) -> None:
+        self.jobs = jobs
+
+    def runtime(self, job: PendingJob | RunningJob) -> float:
+        return min(self.jobs[job.job_id].duration, job.time_limit_s)
 
 
 def cluster(gpus_per_node: Sequence[int]) -> tuple[NodeView, ...]:
@@ -80,6 +98,7 @@ class Simulator:
         *,
         sample_s: float = 3600.0,
         progress: Callable[[int], None] | None = None,
+        quotas: Mapping[str, int] | None = None,
     ) -> None:
         self.jobs = sorted(jobs, key=lambda j: (j.submit, j.job_id))
         self.nodes = nodes
@@ -92,7 +111,19 @@ class Simulator:
         self.running: dict[int, RunningJob] = {}
         self.starts: dict[int, float] = {}
         self.free = {n.id: n.capacity for n in nodes if n.schedulable}  # kept as jobs start/end
-        self.ends: list[tuple[float, int]] = []  # heap of (end time, job id)
+        self.ends: list[tuple[float, int, int]] = []  # heap of (end time, job id, run number)
+        self.runs: dict[int, int] = {}  # job id → its current run number (older ends are void)
+        self.stopping: set[int] = set()  # preempted, ending after the grace period
+        self.usage = DecayedUsage(policy.half_life_s)
+        self.holding: dict[str, int] = defaultdict(int)  # GPUs held now, by project
+        self.history = RuntimeHistory()
+        self.runtimes: RuntimeEstimates = (
+            TrueRuntimes(self.by_id) if policy.name == "oracle" else self.history
+        )
+        quotas = quotas or {}
+        self.project_names = sorted({job.project for job in self.jobs} | set(quotas))
+        self.quotas = quotas
+        self.grace_s = policy.fairshare.preemption_grace_s
 
     def run(self) -> SimResult:
         began = time.perf_counter()
@@ -100,6 +131,7 @@ class Simulator:
         next_arrival, next_sample = 0, self.jobs[0].submit if self.jobs else 0.0
         while next_arrival < len(self.jobs) or self.ends:
             now = self._next_instant(next_arrival)
+            self.usage.advance(now, self.holding)
             while next_sample <= now:
                 result.samples.append(self._sample(next_sample))
                 next_sample += self.sample_s
@@ -121,10 +153,22 @@ class Simulator:
 
     def _complete_until(self, now: float, result: SimResult) -> None:
         while self.ends and self.ends[0][0] <= now:
-            end, job_id = heapq.heappop(self.ends)
-            for node_id, used in self.running.pop(job_id).placement.items():
+            end, job_id, run = heapq.heappop(self.ends)
+            if self.runs.get(job_id) != run:
+                continue  # that run was preempted
+            held = self.running.pop(job_id)
+            for node_id, used in held.placement.items():
                 self.free[node_id] = self.free[node_id] + used
-            result.finished.append(Finished(self.by_id[job_id], self.starts[job_id], end))
+            self.holding[held.project] -= held.gpus
+            job = self.by_id[job_id]
+            if job_id in self.stopping:  # preempted: the work is lost, it waits again
+                self.stopping.discard(job_id)
+                result.preemptions += 1
+                result.lost_gpu_s += held.gpus * (end - held.started_at)
+                self.pending[job_id] = _pending(job)
+                continue
+            self.history.record(job.user, job.project, held.time_limit_s, end - held.started_at)
+            result.finished.append(Finished(job, self.starts[job_id], end))
             if self.progress:
                 self.progress(1)
 
@@ -137,7 +181,12 @@ class Simulator:
 
     def _decide(self, now: float, result: SimResult) -> None:
         snapshot = Snapshot(
-            self.nodes, tuple(self.running.values()), tuple(self.pending.values()), self.free
+            self.nodes,
+            tuple(self.running.values()),
+            tuple(self.pending.values()),
+            self.free,
+            projects=self._projects(),
+            runtimes=self.runtimes,
         )
         began = time.perf_counter()
         decisions = self.scheduler(snapshot, self.policy, now)
@@ -145,18 +194,47 @@ class Simulator:
         for decision in decisions:
             if isinstance(decision, Start):
                 self._start(decision, now)
+            elif isinstance(decision, Preempt):
+                self._preempt(decision, now)
+
+    def _projects(self) -> dict[str, ProjectView]:
+        usage = self.usage.usage
+        return {
+            name: ProjectView(name, 1.0, self.quotas.get(name, 0), usage.get(name, 0.0))
+            for name in self.project_names
+        }
+
+    def _preempt(self, decision: Preempt, now: float) -> None:
+        running = self.running.get(decision.job_id)
+        if running is None or running.stopping or not running.preemptible:
+            return
+        self.running[decision.job_id] = replace(running, stopping=True)
+        self.stopping.add(decision.job_id)
+        run = self.runs[decision.job_id] + 1
+        self.runs[decision.job_id] = run
+        heapq.heappush(self.ends, (now + self.grace_s, decision.job_id, run))
 
     def _start(self, decision: Start, now: float) -> None:
         pending = self.pending.pop(decision.job_id)
         job = self.by_id[decision.job_id]
         limit = job.time_limit if job.time_limit is not None else float("inf")
-        self.running[job.job_id] = RunningJob(
-            job.job_id, job.project, decision.placement, now, pending.time_limit_s
+        running = RunningJob(
+            job.job_id,
+            job.project,
+            decision.placement,
+            now,
+            pending.time_limit_s,
+            user=job.user,
+            preemptible=pending.preemptible,
         )
+        self.running[job.job_id] = running
+        self.holding[job.project] += running.gpus
         self.starts[job.job_id] = now
         for node_id, used in decision.placement.items():
             self.free[node_id] = self.free[node_id] - used
-        heapq.heappush(self.ends, (now + min(job.duration, limit), job.job_id))
+        run = self.runs.get(job.job_id, 0) + 1
+        self.runs[job.job_id] = run
+        heapq.heappush(self.ends, (now + min(job.duration, limit), job.job_id, run))
 
     def _sample(self, at: float) -> Sample:
         running: dict[str, int] = defaultdict(int)
@@ -178,4 +256,6 @@ def _pending(job: TraceJob) -> PendingJob:
         per_node=Resources(per_node, max(1, per_node) * CPUS_PER_GPU, 1024),
         nodes=job.nodes,
         time_limit_s=job.time_limit if job.time_limit is not None else float("inf"),
+        preemptible=job.preemptible,
+        user=job.user,
     )

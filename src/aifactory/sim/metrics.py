@@ -56,11 +56,11 @@ def summarise(result: SimResult) -> dict[str, float]:
         **_spread("wait", waits),
         "avg_bsld": _mean([max(1.0, f.jct / max(f.runtime, BSLD_FLOOR_S)) for f in done]),
         "makespan": _makespan(done),
-        "utilisation": utilisation(done, result.total_gpus),
+        "utilisation": utilisation(done, result.total_gpus, result.lost_gpu_s),
         "jain_fairness": jain_fairness(result.samples, result.total_gpus),
         "worst_tenant_wait_ratio": worst_tenant_wait_ratio(done),
-        "preemptions": 0.0,
-        "lost_gpu_hours": 0.0,
+        "preemptions": float(result.preemptions),
+        "lost_gpu_hours": result.lost_gpu_s / 3600,
         "decision_p50_ms": percentile(result.decision_s, 50) * 1000,
         "decision_p99_ms": percentile(result.decision_s, 99) * 1000,
         "jobs_per_s": len(done) / result.wall_s if result.wall_s > 0 else 0.0,
@@ -87,12 +87,13 @@ def _makespan(done: Sequence[Finished]) -> float:
     return max(f.end for f in done) - min(f.job.submit for f in done)
 
 
-def utilisation(done: Sequence[Finished], total_gpus: int) -> float:
-    """Busy GPU-seconds ÷ (GPUs × span from first submit to last end)."""
+def utilisation(done: Sequence[Finished], total_gpus: int, lost_gpu_s: float = 0.0) -> float:
+    """Busy GPU-seconds (work later lost to preemption included) ÷ (GPUs × span from first
+    submit to last end)."""
     span = _makespan(done)
     if span <= 0 or total_gpus <= 0:
         return 0.0
-    return sum(f.runtime * f.job.gpus for f in done) / (total_gpus * span)
+    return (sum(f.runtime * f.job.gpus for f in done) + lost_gpu_s) / (total_gpus * span)
 
 
 def water_fill(capacity: float, demands: Mapping[str, float]) -> dict[str, float]:

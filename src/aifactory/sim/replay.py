@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from aifactory.scheduler import NAMED, Policy, schedule
+from aifactory.scheduler.policy import SIM_ONLY
 from aifactory.sim.engine import SimResult, Simulator
 from aifactory.sim.metrics import summarise
 from aifactory.sim.scenarios import Workload
 
-POLICIES: dict[str, Policy] = dict(NAMED)  # the live policies, under their live names
+# The live policies under their live names, and the simulator-only oracle.
+POLICIES: dict[str, Policy] = {**NAMED, **SIM_ONLY}
 
 
 @dataclass

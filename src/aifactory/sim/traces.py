@@ -35,6 +35,7 @@ class TraceJob:
     user: str = "user"
     time_limit: float | None = None
     name: str = ""
+    preemptible: bool = False
 
     @property
     def gpus_per_node(self) -> int:

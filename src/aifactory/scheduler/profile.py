@@ -1,0 +1,187 @@
+"""A plan of the nodes over time, for backfill that reserves room for jobs that must wait.
+
+It knows, per node, what is free now, when each running job should release its part (by the
+caller's `end_of`: the user limit for Slurm, a learned estimate for fair-share) and which
+future windows are reserved. `earliest(job, duration)` finds the first moment `job.nodes`
+nodes each have the job's per-node resources free for `duration` seconds, outside every
+reservation; `start` and `reserve` update the plan as the policy decides. Reservations hold
+whole nodes, as Slurm's backfill does ("even if jobs don't require whole nodes"). A *hard*
+reservation is one a job may precede only if it ends by its time limit (`limit`), not merely
+by its estimate, before the reservation begins.
+
+For speed, each job shape gets a table of nodes sorted by the earliest moment the shape fits
+there outside any reservation, however short the job (`opens`), then by how little room is
+left (best fit); a single-node search walks it and stops as soon as no later node can do
+better, as a job can never start on a node before it opens.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aifactory.domain.resources import Resources
+from aifactory.scheduler.snapshot import PendingJob, RunningJob, Snapshot
+
+Shape = tuple[Resources, str | None]  # per-node resources, GPU model (None: any)
+Entry = tuple[float, int, int, int, str]  # opens, free GPUs/CPUs/MB now (best fit), node id
+INSTANT = (1e-6, 1e-6)  # the span of the shortest job, to find when a node opens
+SOON_S = 1.0  # a job past its expected end still holds its room: assume it ends this soon
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    start_at: float
+    nodes: tuple[str, ...]
+
+
+class NodePlan:
+    def __init__(
+        self, snapshot: Snapshot, now: float, end_of: Callable[[RunningJob], float]
+    ) -> None:
+        self.now = now
+        self.free = snapshot.free_by_node()
+        self.models = snapshot.gpu_model_of()
+        self.capacity = {n.id: n.capacity for n in snapshot.nodes if n.id in self.free}
+        self.releases: dict[str, list[tuple[float, Resources]]] = {n: [] for n in self.free}
+        for job in snapshot.running:
+            end = max(end_of(job), now + SOON_S)
+            for node_id, part in job.placement.items():
+                if node_id in self.releases:
+                    self.releases[node_id].append((end, part))
+        for timeline in self.releases.values():
+            timeline.sort(key=lambda release: release[0])
+        self.blocks: dict[str, list[tuple[float, float, bool]]] = {}
+        self.block_ends: dict[str, list[float]] = {}
+        self._tables: dict[Shape, list[Entry]] = {}
+        self._entries: dict[Shape, dict[str, Entry]] = {}
+        self._fits: dict[Shape, dict[str, float]] = {}
+
+    # ---- queries ---------------------------------------------------------------------------
+    def earliest(self, job: PendingJob, duration: float, limit: float | None = None) -> Slot | None:
+        """The first slot for `job`; None if it can never fit (too big, no such nodes)."""
+        table = self._table(job)
+        if len(table) < job.nodes:
+            return None
+        span = (duration, duration if limit is None else limit)
+        if job.nodes == 1:
+            return self._earliest_single(table, span)
+        return self._earliest_gang(table, job.nodes, span)
+
+    def _earliest_single(self, table: list[Entry], span: tuple[float, float]) -> Slot | None:
+        best, best_node = math.inf, ""
+        for entry in table:
+            if entry[0] >= best:
+                break
+            start = self._clear_of_blocks(entry[4], entry[0], span)
+            if start < best:
+                best, best_node = start, entry[4]
+                if start <= self.now:
+                    break
+        return Slot(best, (best_node,)) if math.isfinite(best) else None
+
+    def _earliest_gang(
+        self, table: list[Entry], count: int, span: tuple[float, float]
+    ) -> Slot | None:
+        starts = sorted({self._clear_of_blocks(e[4], e[0], span) for e in table})
+        for at in starts:
+            if math.isinf(at):
+                break
+            chosen = [
+                e[4] for e in table if e[0] <= at and self._clear_of_blocks(e[4], at, span) == at
+            ]
+            if len(chosen) >= count:
+                return Slot(at, tuple(chosen[:count]))
+        return None
+
+    def _clear_of_blocks(self, node_id: str, at: float, span: tuple[float, float]) -> float:
+        """The first moment from `at` when the node has no reservation for the job's span
+        (its estimate before soft reservations, its limit before hard ones)."""
+        blocks = self.blocks.get(node_id)
+        if not blocks:
+            return at
+        # A node's reservations never overlap, so they are sorted by end as well as by start:
+        # skip those over before `at`, stop at the first that begins after the longest span.
+        longest = max(span)
+        for begin, end, hard in blocks[bisect.bisect_right(self.block_ends[node_id], at) :]:
+            if at + span[hard] > begin:
+                at = end
+            elif at + longest <= begin:
+                break
+        return at
+
+    def any_open(self, gpus: int, duration: float) -> bool:
+        """Could any job asking at least `gpus` GPUs per node for at least `duration` start
+        somewhere now? (False lets a policy stop looking.)"""
+        for node_id, room in self.free.items():
+            has_room = room.gpus >= gpus and (gpus > 0 or room.cpus > 0)
+            if has_room and self._clear_of_blocks(node_id, self.now, (duration,) * 2) <= self.now:
+                return True
+        return False
+
+    # ---- changes ---------------------------------------------------------------------------
+    def start(self, job: PendingJob, nodes: tuple[str, ...], duration: float) -> None:
+        end = self.now + max(duration, SOON_S)
+        for node_id in nodes:
+            self.free[node_id] = self.free[node_id] - job.per_node
+            bisect.insort(self.releases[node_id], (end, job.per_node), key=lambda r: r[0])
+            self._refresh(node_id, room_changed=True)
+
+    def reserve(
+        self, nodes: tuple[str, ...], begin: float, end: float, *, hard: bool = False
+    ) -> None:
+        for node_id in nodes:
+            bisect.insort(self.blocks.setdefault(node_id, []), (begin, end, hard))
+            bisect.insort(self.block_ends.setdefault(node_id, []), end)
+            self._refresh(node_id, room_changed=False)
+
+    # ---- the per-shape tables --------------------------------------------------------------
+    def _table(self, job: PendingJob) -> list[Entry]:
+        model = job.gpu_model if job.per_node.gpus else None
+        shape = (job.per_node, model)
+        table = self._tables.get(shape)
+        if table is None:
+            hosts = [
+                node_id
+                for node_id, cap in self.capacity.items()
+                if job.per_node <= cap and (model is None or self.models[node_id] == model)
+            ]
+            fits = {node_id: self._fits_at(node_id, job.per_node) for node_id in hosts}
+            entries = {node_id: self._entry(node_id, fits[node_id]) for node_id in hosts}
+            table = sorted(entries.values())
+            self._tables[shape], self._entries[shape], self._fits[shape] = table, entries, fits
+        return table
+
+    def _fits_at(self, node_id: str, need: Resources) -> float:
+        """When `need` first fits on the node, reservations aside (∞: never)."""
+        grown = self.free[node_id]
+        if need <= grown:
+            return self.now
+        for at, part in self.releases[node_id]:
+            grown = grown + part
+            if need <= grown:
+                return at
+        return math.inf
+
+    def _entry(self, node_id: str, fits_at: float) -> Entry:
+        room = self.free[node_id]
+        opens = self._clear_of_blocks(node_id, fits_at, INSTANT)
+        return (opens, room.gpus, room.cpus, room.memory_mb, node_id)
+
+    def _refresh(self, node_id: str, *, room_changed: bool) -> None:
+        for shape, entries in self._entries.items():
+            old = entries.get(node_id)
+            if old is None:
+                continue
+            fits = self._fits[shape]
+            if room_changed:
+                fits[node_id] = self._fits_at(node_id, shape[0])
+            new = self._entry(node_id, fits[node_id])
+            if new == old:
+                continue
+            table = self._tables[shape]
+            del table[bisect.bisect_left(table, old)]
+            entries[node_id] = new
+            bisect.insort(table, new)

@@ -24,7 +24,18 @@ class Settings(BaseSettings):
     cpus: int | None = Field(None, ge=1, description="CPU slots (default: this machine's)")
     memory_mb: int | None = Field(None, ge=1)
     site: str = Field("NL", min_length=2, max_length=8)
-    policy: str = Field("easy", description="scheduling policy: fifo or easy")
+    policy: str = Field(
+        "fairshare", description="scheduling policy: fairshare (default), slurm, easy or fifo"
+    )
+    usage_half_life_s: float = Field(
+        7 * 86400.0, gt=0, description="how fast past GPU use fades in fair-share (half-life)"
+    )
+    starvation_after_s: float = Field(
+        24 * 3600.0, gt=0, description="fairshare: a job waiting this long goes first"
+    )
+    fairness_weight: float = Field(
+        1.0, ge=0, le=8, description="fairshare: how hard over-use of a fair share counts"
+    )
     tick_s: float = Field(0.5, gt=0)
     grace_s: float = Field(10.0, ge=0, description="SIGTERM → SIGKILL grace period")
     max_body_bytes: int = Field(1024 * 1024, ge=1024)

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import uvicorn
@@ -28,7 +28,7 @@ from aifactory.control.loop import ControlLoop
 from aifactory.domain.tenancy import FacilityRole
 from aifactory.executors.base import Executor
 from aifactory.executors.local.executor import LocalConfig, LocalExecutor
-from aifactory.scheduler import policy_named
+from aifactory.scheduler import Policy, policy_named
 from aifactory.services.auth import issue_token
 from aifactory.services.bootstrap import bootstrap
 from aifactory.store import flags
@@ -59,8 +59,23 @@ def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facilit
         if settings.paused:
             flags.set_admission_paused(session, True)
     executor = make_executor(settings)
-    loop = ControlLoop(db, executor, policy_named(settings.policy), clock, tick_s=settings.tick_s)
+    loop = ControlLoop(db, executor, policy_from(settings), clock, tick_s=settings.tick_s)
     return Facility(settings, db, executor, loop, token)
+
+
+def policy_from(settings: Settings) -> Policy:
+    """The configured policy with the knobs the settings turn."""
+    policy = policy_named(settings.policy)
+    return replace(
+        policy,
+        half_life_s=settings.usage_half_life_s,
+        fairshare=replace(
+            policy.fairshare,
+            starvation_after_s=settings.starvation_after_s,
+            fairness_weight=settings.fairness_weight,
+            preemption_grace_s=settings.grace_s,
+        ),
+    )
 
 
 def recover_admin_token(settings: Settings, user_name: str) -> str:
@@ -146,6 +161,7 @@ def app_for(facility: Facility) -> FastAPI:
         locate_log=facility.executor.log_path,
         on_submit=facility.loop.wake,
         ready=lambda: True,
+        policy=facility.loop.policy,
     )
     app = create_app(
         state,

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from aifactory.api.group_commit import GroupCommitter
 from aifactory.api.principal_cache import PrincipalCache
+from aifactory.scheduler import Policy
 from aifactory.services.auth import Authenticated, authenticate_token, hash_token
 from aifactory.services.jobs import LogLocator
 from aifactory.services.principal import Principal
@@ -28,6 +29,7 @@ class AppState:
     locate_log: LogLocator
     on_submit: Callable[[], None]
     ready: Callable[[], bool]
+    policy: Policy = field(default_factory=Policy)  # the control loop's: explanations use it
     auth_cache_s: float = 2.0
     principals: PrincipalCache = field(init=False)
     committer: GroupCommitter = field(init=False)

@@ -50,7 +50,9 @@ def up(
     memory_mb: Annotated[int | None, typer.Option("--memory-mb")] = None,
     site: Annotated[str, typer.Option(help="country code of this site")] = "NL",
     paused: Annotated[bool, typer.Option(help="start with admission paused")] = False,
-    policy: Annotated[str, typer.Option(help="scheduling policy: fifo or easy")] = "easy",
+    policy: Annotated[
+        str, typer.Option(help="scheduling policy: fairshare (default), slurm, easy or fifo")
+    ] = "fairshare",
     workers: Annotated[
         int,
         typer.Option(min=1, max=64, help="API worker processes (one control loop acts at a time)"),

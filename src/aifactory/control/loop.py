@@ -230,11 +230,12 @@ class ControlLoop:
 
     # ---- schedule: pending → admitted ----------------------------------------------------
     def _schedule(self) -> None:
+        now = self.clock()
         with self.db.read() as session:
-            snapshot = read_snapshot(session)
+            snapshot = read_snapshot(session, now, self.policy.half_life_s)
         if not snapshot.pending:
             return
-        decisions = self.scheduler(snapshot, self.policy, self.clock())
+        decisions = self.scheduler(snapshot, self.policy, now)
         if not decisions:
             return
         with self.db.session() as session:

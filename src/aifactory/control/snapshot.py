@@ -9,16 +9,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from aifactory.domain.jobs import ACTIVE, JobState
 from aifactory.domain.resources import Resources
 from aifactory.scheduler import NodeView, PendingJob, RunningJob, Snapshot
+from aifactory.scheduler.estimates import RuntimeHistory
+from aifactory.scheduler.snapshot import ProjectView
+from aifactory.scheduler.usage import WEEK_S, Interval, usage_at
 from aifactory.store.models import Job, Node, Project
 
+FINISHED = (JobState.SUCCEEDED.value, JobState.FAILED.value, JobState.TIMEOUT.value)
+HISTORY_JOBS = 5000  # the most recent finished jobs the runtime estimates learn from
+USAGE_HALF_LIVES = 10  # older use is worth < 0.1 % of new: not worth reading
 
-def read_snapshot(session: Session) -> Snapshot:
+
+def read_snapshot(session: Session, now: float = 0.0, half_life_s: float = WEEK_S) -> Snapshot:
     nodes = tuple(
         NodeView(
             row.id, Resources(row.gpus, row.cpus, row.memory_mb), row.gpu_model, row.schedulable
@@ -32,7 +39,49 @@ def read_snapshot(session: Session) -> Snapshot:
     running = tuple(_running(job, projects[job.project_id]) for job in active)
     waiting = session.execute(select(*_PENDING_COLUMNS).where(Job.state == JobState.PENDING.value))
     pending = tuple(_pending(job, projects[job.project_id]) for job in waiting)
-    return Snapshot(nodes=nodes, running=running, pending=pending)
+    if not pending:  # nothing to decide: skip what only deciding needs
+        return Snapshot(nodes=nodes, running=running, pending=pending)
+    return Snapshot(
+        nodes=nodes,
+        running=running,
+        pending=pending,
+        projects=_project_views(session, projects, now, half_life_s),
+        runtimes=_runtime_history(session, projects),
+    )
+
+
+def _project_views(
+    session: Session, names: dict[int, str], now: float, half_life_s: float
+) -> dict[str, ProjectView]:
+    """Every project with its decayed GPU use (shares and quotas arrive with allocations)."""
+    since = now - USAGE_HALF_LIVES * half_life_s
+    rows = session.execute(
+        select(Job.project_id, Job.gpus_per_node, Job.nodes, Job.started_at, Job.ended_at).where(
+            Job.started_at.is_not(None), or_(Job.ended_at.is_(None), Job.ended_at >= since)
+        )
+    )
+    intervals = [
+        Interval(names[row.project_id], row.gpus_per_node * row.nodes, row.started_at, row.ended_at)
+        for row in rows
+    ]
+    usage = usage_at(intervals, now, half_life_s)
+    return {name: ProjectView(name, usage=usage.get(name, 0.0)) for name in names.values()}
+
+
+def _runtime_history(session: Session, names: dict[int, str]) -> RuntimeHistory:
+    """What the most recent finished jobs teach about runtimes, oldest first."""
+    rows = session.execute(
+        select(Job.project_id, Job.user_id, Job.time_limit_s, Job.started_at, Job.ended_at)
+        .where(Job.state.in_(FINISHED), Job.started_at.is_not(None), Job.ended_at.is_not(None))
+        .order_by(Job.ended_at.desc(), Job.id.desc())
+        .limit(HISTORY_JOBS)
+    ).all()
+    history = RuntimeHistory()
+    for row in reversed(rows):
+        history.record(
+            str(row.user_id), names[row.project_id], row.time_limit_s, row.ended_at - row.started_at
+        )
+    return history
 
 
 _RUNNING_COLUMNS = (

@@ -1,11 +1,12 @@
 """Why a pending job is not running, and when it may start. Pure, like `schedule`.
 
-The estimate plans the queue in order (no backfill) as if every job ran to its user time
-limit: each job starts at the earliest moment, no earlier than the job ahead of it, when enough
-nodes have room. Jobs usually end before their limits and backfill starts small jobs sooner,
-so the estimate is usually cautious; but a job behind the head can also be overtaken by a
-backfilled one, so it is an estimate, never a promise. Only the first `PLANNED` jobs of the
-queue get one.
+The queue is taken in the order the facility's policy considers it. The estimate plans that
+queue without backfill: each job starts at the earliest moment, no earlier than the job ahead of
+it, when enough nodes have room, with running and planned jobs ending when the policy expects
+them to (by learned runtime estimates under fair-share, by user time limits otherwise). Jobs
+often end sooner and backfill starts small jobs early, so the estimate is usually cautious;
+but a later arrival can also be ordered ahead, so it is an estimate, never a promise. Only the
+first `PLANNED` jobs of the queue get one.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aifactory.domain.resources import Resources
+from aifactory.scheduler.estimates import expected_end
+from aifactory.scheduler.fairshare import overuse_penalty
 from aifactory.scheduler.placement import FreeIndex
+from aifactory.scheduler.policy import Policy, queue_order
 from aifactory.scheduler.snapshot import PendingJob, Snapshot
 
 PLANNED = 500
@@ -30,16 +34,19 @@ class Explanation:
     estimated_start: float | None  # None: not planned (beyond PLANNED, or can never start)
 
 
-def explain(snapshot: Snapshot, now: float) -> dict[int, Explanation]:
-    queue = sorted(snapshot.pending, key=lambda j: (j.submitted_at, j.job_id))
+def explain(snapshot: Snapshot, now: float, policy: Policy | None = None) -> dict[int, Explanation]:
+    policy = policy if policy is not None else Policy()
+    queue = queue_order(snapshot, policy, now)
     models = snapshot.gpu_model_of()
     free_now = FreeIndex(snapshot.free_by_node())
     capacity = FreeIndex({n.id: n.capacity for n in snapshot.nodes if n.schedulable})
     possible = [job for job in queue[:PLANNED] if capacity.place(job, models) is not None]
-    starts = _plan(snapshot, possible, models, now)
+    learned = policy.name in ("fairshare", "oracle")
+    starts = _plan(snapshot, possible, models, now, learned)
+    notes = _fairness_notes(snapshot, policy, now) if learned else {}
     out = {}
     for position, job in enumerate(queue, start=1):
-        reason = _reason(job, position, free_now, capacity, models)
+        reason = _reason(job, position, free_now, capacity, models) + notes.get(job.job_id, "")
         out[job.job_id] = Explanation(job.job_id, position, reason, starts.get(job.job_id))
     return out
 
@@ -69,12 +76,40 @@ def _ask(job: PendingJob) -> str:
     )
 
 
+def _fairness_notes(snapshot: Snapshot, policy: Policy, now: float) -> dict[int, str]:
+    """What fair-share adds: the starvation guard, quotas and over-use of a fair share."""
+    knobs = policy.fairshare
+    penalty = overuse_penalty(snapshot, knobs.fairness_weight)
+    notes = {}
+    for job in snapshot.pending:
+        project = snapshot.project(job.project)
+        if now - job.submitted_at >= knobs.starvation_after_s:
+            notes[job.job_id] = "; waited past the starvation guard: goes first"
+        elif project.quota_gpus and job.gpus <= project.quota_gpus:
+            notes[job.job_id] = (
+                f"; project {job.project} is guaranteed {project.quota_gpus} GPU(s): "
+                "borrowed GPUs are reclaimed for it"
+            )
+        elif penalty.get(job.project, 1.0) > 1.0:
+            notes[job.job_id] = (
+                f"; project {job.project} is over its fair share of recent GPU use, "
+                "so its jobs queue behind those of lighter users"
+            )
+    return notes
+
+
 def _plan(
-    snapshot: Snapshot, queue: list[PendingJob], models: Mapping[str, str | None], now: float
+    snapshot: Snapshot,
+    queue: list[PendingJob],
+    models: Mapping[str, str | None],
+    now: float,
+    learned: bool,
 ) -> dict[int, float]:
+    runtimes = snapshot.runtimes if learned else None
     index = FreeIndex(snapshot.free_by_node())
     releases: list[tuple[float, int, dict[str, Resources]]] = [
-        (max(now, r.expected_end), r.job_id, dict(r.placement)) for r in snapshot.running
+        (max(now, expected_end(r, now, runtimes)), r.job_id, dict(r.placement))
+        for r in snapshot.running
     ]
     heapq.heapify(releases)
     clock, starts = now, {}
@@ -90,6 +125,7 @@ def _plan(
             continue
         starts[job.job_id] = clock
         index.take(placement)
-        if math.isfinite(job.time_limit_s):
-            heapq.heappush(releases, (clock + job.time_limit_s, job.job_id, placement))
+        runtime = job.time_limit_s if runtimes is None else runtimes.runtime(job)
+        if math.isfinite(runtime):
+            heapq.heappush(releases, (clock + runtime, job.job_id, placement))
     return starts

@@ -62,7 +62,7 @@ def schedule_fairshare(
     decisions: list[Decision] = []
     reclaiming = [] if oracle else _reclaim(snapshot, plan, decisions)
     handled = {job.job_id for job in reclaiming}
-    queue = _order(snapshot, knobs, now, oracle, handled)
+    queue = order(snapshot, knobs, now, oracle=oracle, handled=handled)
     soft_left = knobs.reservations
     for job, starving in queue:
         estimate = _estimate(job, runtimes)
@@ -182,15 +182,17 @@ def _fits_without(
 
 
 # ---- 2 + 3. the order ----------------------------------------------------------------------
-def _order(
+def order(
     snapshot: Snapshot,
     knobs: FairshareKnobs,
     now: float,
-    oracle: bool,
-    handled: set[int],
+    *,
+    oracle: bool = False,
+    handled: frozenset[int] | set[int] = frozenset(),
 ) -> list[tuple[PendingJob, bool]]:
+    """The queue after reclaim, with whether each job is starving."""
     runtimes = snapshot.runtimes
-    penalty = {} if oracle else _overuse_penalty(snapshot, knobs.fairness_weight)
+    penalty = {} if oracle else overuse_penalty(snapshot, knobs.fairness_weight)
     keyed = []
     for job in snapshot.pending:
         if job.job_id in handled:
@@ -207,7 +209,7 @@ def _order(
     return [(job, starving) for _, job, starving in keyed]
 
 
-def _overuse_penalty(snapshot: Snapshot, weight: float) -> dict[str, float]:
+def overuse_penalty(snapshot: Snapshot, weight: float) -> dict[str, float]:
     """2^(w·(used share ÷ entitled share − 1)) for each project that wants GPUs now."""
     wanting = {job.project for job in snapshot.pending}
     if weight == 0 or len(wanting) < 2:

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from aifactory.scheduler.backfill import Reservation, reserve
 from aifactory.scheduler.decisions import Decision, Start
-from aifactory.scheduler.fairshare import FairshareKnobs, schedule_fairshare
+from aifactory.scheduler.fairshare import FairshareKnobs, order, schedule_fairshare
 from aifactory.scheduler.placement import FreeIndex
-from aifactory.scheduler.slurm import SlurmKnobs, schedule_slurm
+from aifactory.scheduler.slurm import SlurmKnobs, by_priority, schedule_slurm
 from aifactory.scheduler.snapshot import PendingJob, Snapshot
 from aifactory.scheduler.usage import WEEK_S
 
@@ -63,6 +63,16 @@ def schedule(snapshot: Snapshot, policy: Policy, now: float) -> list[Decision]:
     if policy.name in ("fairshare", "oracle"):
         return schedule_fairshare(snapshot, policy.fairshare, now, oracle=policy.name == "oracle")
     raise ValueError(f"unknown policy {policy.name!r}; known: {', '.join(ALGORITHMS)}")
+
+
+def queue_order(snapshot: Snapshot, policy: Policy, now: float) -> list[PendingJob]:
+    """The pending jobs in the order `policy` considers them (for explanations)."""
+    if policy.name == "slurm":
+        return by_priority(snapshot, policy.slurm, now)
+    if policy.name in ("fairshare", "oracle"):
+        oracle = policy.name == "oracle"
+        return [job for job, _ in order(snapshot, policy.fairshare, now, oracle=oracle)]
+    return sorted(snapshot.pending, key=_submit_order)
 
 
 def _submit_order(job: PendingJob) -> tuple[float, int]:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from aifactory.control.snapshot import read_snapshot
 from aifactory.domain.jobs import JobState
+from aifactory.scheduler import Policy
 from aifactory.scheduler.explain import Explanation, explain
 from aifactory.services.principal import Principal
 from aifactory.services.tenancy import project_by_name
@@ -35,8 +36,9 @@ def queue(
     now: float,
     project: str | None = None,
     limit: int = 200,
+    policy: Policy | None = None,
 ) -> list[Queued]:
-    explanations = _explanations(session, now)
+    explanations = _explanations(session, now, policy)
     stmt = select(Job).where(Job.state == JobState.PENDING.value)
     if project is not None:
         stmt = stmt.where(Job.project_id == project_by_name(session, principal, project).id)
@@ -45,15 +47,19 @@ def queue(
     return sorted(listed, key=lambda q: q.explanation.position)[:limit]
 
 
-def explain_job(session: Session, job: Job, *, now: float) -> Explanation | None:
+def explain_job(
+    session: Session, job: Job, *, now: float, policy: Policy | None = None
+) -> Explanation | None:
     """The explanation of one (already visible) job, if it is waiting."""
     if job.state != JobState.PENDING.value:
         return None
-    return _explanations(session, now).get(job.id)
+    return _explanations(session, now, policy).get(job.id)
 
 
-def _explanations(session: Session, now: float) -> dict[int, Explanation]:
-    found = explain(read_snapshot(session), now)
+def _explanations(session: Session, now: float, policy: Policy | None) -> dict[int, Explanation]:
+    """`policy`: the facility's (default: the default policy)."""
+    policy = policy if policy is not None else Policy()
+    found = explain(read_snapshot(session, now, policy.half_life_s), now, policy)
     if not flags.admission_paused(session):
         return found
     return {

@@ -86,10 +86,12 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobDetail)
-def show_job(job_id: JobId, session: ReadSession, user: CurrentUser, now: Now) -> JobDetail:
+def show_job(
+    job_id: JobId, session: ReadSession, user: CurrentUser, now: Now, state: StateDep
+) -> JobDetail:
     job = service.get_job(session, user, job_id)
     events = [JobEventOut.of(e) for e in service.job_events(session, user, job_id)]
-    waiting = queue_service.explain_job(session, job, now=now)
+    waiting = queue_service.explain_job(session, job, now=now, policy=state.policy)
     return JobDetail(
         **_out(session, [job])[0].model_dump(),
         events=events,
@@ -126,11 +128,14 @@ def show_queue(
     session: ReadSession,
     user: CurrentUser,
     now: Now,
+    state: StateDep,
     project: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[QueuedJobOut]:
     """Waiting jobs you can see, in queue order, each with why it waits and an estimate."""
-    found = queue_service.queue(session, user, now=now, project=project, limit=limit)
+    found = queue_service.queue(
+        session, user, now=now, project=project, limit=limit, policy=state.policy
+    )
     outs = _out(session, [q.job for q in found])
     return [
         QueuedJobOut(**o.model_dump(), queue=QueueInfo.of(q.explanation))

@@ -1,0 +1,43 @@
+"""The live snapshot carries what fair-share needs: decayed usage and runtime history."""
+
+from __future__ import annotations
+
+import pytest
+
+from aifactory.control.loop import ControlLoop
+from aifactory.domain.jobs import JobState
+from aifactory.executors.base import Observation, Outcome, Phase
+from aifactory.scheduler import Policy
+from aifactory.scheduler.estimates import RuntimeHistory
+from aifactory.services.bootstrap import bootstrap
+from aifactory.store.db import Database
+from tests.conftest import FakeClock
+from tests.control.fake_executor import FakeExecutor
+from tests.control.helpers import PreemptingScheduler, job, submit
+
+
+def test_usage_and_runtime_history_reach_the_scheduler(db: Database) -> None:
+    clock, executor, scheduler = FakeClock(), FakeExecutor(), PreemptingScheduler()
+    with db.session() as session:
+        bootstrap(session, now=clock())
+    loop = ControlLoop(db, executor, Policy(), clock, lease_ttl_s=10, scheduler=scheduler)
+    assert loop.tick()
+    start = clock()
+    done = submit(db, start, gpus=4, name="done")
+    loop.tick()
+    # It ran 600 s on 4 GPUs (one hour limit), then the facility sees the next job waiting.
+    executor.observations[done] = Observation(
+        Phase.EXITED, start, start + 600.0, 0, Outcome.SUCCEEDED, "exited 0"
+    )
+    clock.advance(600.0)
+    loop.tick()
+    assert job(db, done).state == JobState.SUCCEEDED
+    submit(db, clock(), gpus=8, name="next")
+    loop.tick()
+    seen = scheduler.snapshots[-1]
+    # 4 GPUs × 600 s, decayed over the few seconds since (half-life 7 days): ≈ 2400.
+    assert seen.projects["default"].usage == pytest.approx(2400.0, rel=1e-3)
+    assert isinstance(seen.runtimes, RuntimeHistory)
+    assert seen.runtimes.finished == 1
+    (waiting,) = seen.pending
+    assert seen.runtimes.runtime(waiting) == pytest.approx(600.0)  # same user, same limit

@@ -52,11 +52,14 @@ class RuntimeHistory:
 
     _ratios: dict[tuple[str, ...], _Recent] = field(default_factory=dict)
     _runtimes: dict[tuple[str, ...], _Recent] = field(default_factory=dict)
+    # Answers since the last record, by (user, project, limit): schedulers ask every round.
+    _answers: dict[tuple[str, str, float], float] = field(default_factory=dict)
     finished: int = 0
 
     def record(self, user: str, project: str, time_limit_s: float, runtime_s: float) -> None:
         runtime = max(MIN_RUNTIME_S, runtime_s)
         self.finished += 1
+        self._answers.clear()
         for key in _keys(user, project):
             self._runtimes.setdefault(key, _Recent()).add(runtime)
         if math.isfinite(time_limit_s) and time_limit_s > 0:
@@ -65,6 +68,13 @@ class RuntimeHistory:
                 self._ratios.setdefault(key, _Recent()).add(ratio)
 
     def runtime(self, job: PendingJob | RunningJob) -> float:
+        key = (job.user, job.project, job.time_limit_s)
+        found = self._answers.get(key)
+        if found is None:
+            found = self._answers[key] = self._learned(job)
+        return found
+
+    def _learned(self, job: PendingJob | RunningJob) -> float:
         limit = job.time_limit_s
         if math.isfinite(limit):
             specific = ("limit", job.user, job.project, str(limit))

@@ -40,7 +40,7 @@ from aifactory.domain.resources import Resources
 from aifactory.scheduler.decisions import Decision, Preempt, Start
 from aifactory.scheduler.estimates import RuntimeEstimates, expected_end
 from aifactory.scheduler.placement import FreeIndex
-from aifactory.scheduler.profile import NodePlan
+from aifactory.scheduler.profile import NodePlan, least_asks
 from aifactory.scheduler.snapshot import PendingJob, RunningJob, Snapshot
 
 HOUR_S = 3600.0
@@ -64,8 +64,17 @@ def schedule_fairshare(
     handled = {job.job_id for job in reclaiming}
     queue = order(snapshot, knobs, now, oracle=oracle, handled=handled)
     soft_left = knobs.reservations
-    for job, starving in queue:
-        estimate = _estimate(job, runtimes)
+    estimates = [_estimate(job, runtimes) for job, _ in queue]
+    least = least_asks(
+        [(job.per_node.gpus, e) for (job, _), e in zip(queue, estimates, strict=True)]
+    )
+    for position, (job, starving) in enumerate(queue):
+        estimate = estimates[position]
+        if not starving and soft_left == 0:  # from here on only starts now matter
+            if not plan.any_open(*least[position]):
+                break
+            if not plan.room_now(job):
+                continue
         slot = plan.earliest(job, estimate, job.time_limit_s)
         if slot is None:
             continue

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aifactory.domain.resources import Resources
+from aifactory.scheduler.placement import FreeIndex
 from aifactory.scheduler.snapshot import PendingJob, RunningJob, Snapshot
 
 Shape = tuple[Resources, str | None]  # per-node resources, GPU model (None: any)
@@ -43,6 +44,7 @@ class NodePlan:
     ) -> None:
         self.now = now
         self.free = snapshot.free_by_node()
+        self.index = FreeIndex(self.free)  # shares `free`: a quick "any room now?"
         self.models = snapshot.gpu_model_of()
         self.capacity = {n.id: n.capacity for n in snapshot.nodes if n.id in self.free}
         self.releases: dict[str, list[tuple[float, Resources]]] = {n: [] for n in self.free}
@@ -112,6 +114,10 @@ class NodePlan:
                 break
         return at
 
+    def room_now(self, job: PendingJob) -> bool:
+        """A quick necessary test for starting now: enough nodes with the GPUs free."""
+        return self.index.could_fit(job)
+
     def any_open(self, gpus: int, duration: float) -> bool:
         """Could any job asking at least `gpus` GPUs per node for at least `duration` start
         somewhere now? (False lets a policy stop looking.)"""
@@ -124,8 +130,8 @@ class NodePlan:
     # ---- changes ---------------------------------------------------------------------------
     def start(self, job: PendingJob, nodes: tuple[str, ...], duration: float) -> None:
         end = self.now + max(duration, SOON_S)
+        self.index.take({node_id: job.per_node for node_id in nodes})
         for node_id in nodes:
-            self.free[node_id] = self.free[node_id] - job.per_node
             bisect.insort(self.releases[node_id], (end, job.per_node), key=lambda r: r[0])
             self._refresh(node_id, room_changed=True)
 
@@ -185,3 +191,15 @@ class NodePlan:
             del table[bisect.bisect_left(table, old)]
             entries[node_id] = new
             bisect.insort(table, new)
+
+
+def least_asks(asks: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """For each position of a queue of (GPUs per node, duration) asks, the fewest GPUs and the
+    shortest duration from there on: what the most modest later job could need."""
+    out: list[tuple[int, float]] = []
+    gpus, duration = 1 << 30, math.inf
+    for job_gpus, job_duration in reversed(asks):
+        gpus, duration = min(gpus, job_gpus), min(duration, job_duration)
+        out.append((gpus, duration))
+    out.reverse()
+    return out

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aifactory.scheduler.decisions import Decision, Start
-from aifactory.scheduler.profile import NodePlan
+from aifactory.scheduler.profile import NodePlan, least_asks
 from aifactory.scheduler.snapshot import PendingJob, ProjectView, Snapshot
 from aifactory.scheduler.usage import WEEK_S
 
@@ -56,7 +56,7 @@ def schedule_slurm(
     decisions: list[Decision] = []
     tested = 0
     blocked = False
-    least = _least_asks(queue)
+    least = least_asks([(job.per_node.gpus, job.time_limit_s) for job in queue])
     for position, job in enumerate(queue):
         if blocked:
             tested += 1
@@ -75,17 +75,6 @@ def schedule_slurm(
         if slot.start_at - now <= knobs.bf_window_s:
             plan.reserve(slot.nodes, slot.start_at, slot.start_at + job.time_limit_s)
     return decisions
-
-
-def _least_asks(queue: list[PendingJob]) -> list[tuple[int, float]]:
-    """For each position, the fewest GPUs per node and shortest limit of the jobs from there."""
-    out: list[tuple[int, float]] = []
-    gpus, limit = 1 << 30, math.inf
-    for job in reversed(queue):
-        gpus, limit = min(gpus, job.per_node.gpus), min(limit, job.time_limit_s)
-        out.append((gpus, limit))
-    out.reverse()
-    return out
 
 
 def by_priority(snapshot: Snapshot, knobs: SlurmKnobs, now: float) -> list[PendingJob]:

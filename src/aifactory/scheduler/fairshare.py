@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 from aifactory.domain.resources import Resources
 from aifactory.scheduler.decisions import Decision, Preempt, Start
-from aifactory.scheduler.estimates import RuntimeEstimates, expected_end
+from aifactory.scheduler.estimates import expected_end
 from aifactory.scheduler.placement import FreeIndex
 from aifactory.scheduler.profile import NodePlan, least_asks
 from aifactory.scheduler.snapshot import PendingJob, RunningJob, Snapshot
@@ -64,12 +64,8 @@ def schedule_fairshare(
     handled = {job.job_id for job in reclaiming}
     queue = order(snapshot, knobs, now, oracle=oracle, handled=handled)
     soft_left = knobs.reservations
-    estimates = [_estimate(job, runtimes) for job, _ in queue]
-    least = least_asks(
-        [(job.per_node.gpus, e) for (job, _), e in zip(queue, estimates, strict=True)]
-    )
-    for position, (job, starving) in enumerate(queue):
-        estimate = estimates[position]
+    least = least_asks([(job.per_node.gpus, estimate) for job, estimate, _ in queue])
+    for position, (job, estimate, starving) in enumerate(queue):
         if not starving and soft_left == 0:  # from here on only starts now matter
             if not plan.any_open(*least[position]):
                 break
@@ -88,10 +84,6 @@ def schedule_fairshare(
             soft_left -= 1
             plan.reserve(slot.nodes, slot.start_at, slot.start_at + estimate)
     return decisions
-
-
-def _estimate(job: PendingJob, runtimes: RuntimeEstimates | None) -> float:
-    return job.time_limit_s if runtimes is None else runtimes.runtime(job)
 
 
 # ---- 1. reclaim guaranteed quotas ----------------------------------------------------------
@@ -191,6 +183,11 @@ def _fits_without(
 
 
 # ---- 2 + 3. the order ----------------------------------------------------------------------
+# A job in the queue, with its runtime estimate (learned, or its limit without history) and
+# whether it starves. A plain tuple: the queue is rebuilt every round, thousands long.
+Queued = tuple[PendingJob, float, bool]
+
+
 def order(
     snapshot: Snapshot,
     knobs: FairshareKnobs,
@@ -198,24 +195,25 @@ def order(
     *,
     oracle: bool = False,
     handled: frozenset[int] | set[int] = frozenset(),
-) -> list[tuple[PendingJob, bool]]:
-    """The queue after reclaim, with whether each job is starving."""
+) -> list[Queued]:
+    """The queue after reclaim: each job with its runtime estimate and whether it starves."""
     runtimes = snapshot.runtimes
     penalty = {} if oracle else overuse_penalty(snapshot, knobs.fairness_weight)
-    keyed = []
+    starving_since = -math.inf if oracle else now - knobs.starvation_after_s
+    keyed: list[tuple[tuple[int, float, int], Queued]] = []
     for job in snapshot.pending:
         if job.job_id in handled:
             continue
-        starving = not oracle and now - job.submitted_at >= knobs.starvation_after_s
-        if starving:
-            key = (0, job.submitted_at, job.job_id)
-        else:
-            size = _estimate(job, runtimes) * max(job.gpus, 1)
-            size *= penalty.get(job.project, 1.0) * math.pow(2.0, -job.priority / 250)
-            key = (1, size, job.job_id)
-        keyed.append((key, job, starving))
+        estimate = job.time_limit_s if runtimes is None else runtimes.runtime(job)
+        if job.submitted_at <= starving_since:
+            keyed.append(((0, job.submitted_at, job.job_id), (job, estimate, True)))
+            continue
+        size = estimate * (job.gpus or 1) * penalty.get(job.project, 1.0)
+        if job.priority:
+            size *= math.pow(2.0, -job.priority / 250)
+        keyed.append(((1, size, job.job_id), (job, estimate, False)))
     keyed.sort(key=lambda item: item[0])
-    return [(job, starving) for _, job, starving in keyed]
+    return [queued for _, queued in keyed]
 
 
 def overuse_penalty(snapshot: Snapshot, weight: float) -> dict[str, float]:

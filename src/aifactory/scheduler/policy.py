@@ -71,7 +71,7 @@ def queue_order(snapshot: Snapshot, policy: Policy, now: float) -> list[PendingJ
         return by_priority(snapshot, policy.slurm, now)
     if policy.name in ("fairshare", "oracle"):
         oracle = policy.name == "oracle"
-        return [job for job, _ in order(snapshot, policy.fairshare, now, oracle=oracle)]
+        return [job for job, _, _ in order(snapshot, policy.fairshare, now, oracle=oracle)]
     return sorted(snapshot.pending, key=_submit_order)
 
 

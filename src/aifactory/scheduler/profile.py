@@ -199,7 +199,10 @@ def least_asks(asks: list[tuple[int, float]]) -> list[tuple[int, float]]:
     out: list[tuple[int, float]] = []
     gpus, duration = 1 << 30, math.inf
     for job_gpus, job_duration in reversed(asks):
-        gpus, duration = min(gpus, job_gpus), min(duration, job_duration)
+        if job_gpus < gpus:
+            gpus = job_gpus
+        if job_duration < duration:
+            duration = job_duration
         out.append((gpus, duration))
     out.reverse()
     return out

@@ -18,6 +18,7 @@ better, as a job can never start on a node before it opens.
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,15 +88,46 @@ class NodePlan:
     def _earliest_gang(
         self, table: list[Entry], count: int, span: tuple[float, float]
     ) -> Slot | None:
-        starts = sorted({self._clear_of_blocks(e[4], e[0], span) for e in table})
-        for at in starts:
+        # No gang starts before `count` nodes could each start it on their own: try that
+        # moment first (found without looking at nodes that open later), then every later one.
+        lower = self._kth_start(table, count, span)
+        if math.isinf(lower):
+            return None
+        slot = self._gang_at(table, count, span, lower)
+        if slot is not None:
+            return slot
+        each = {self._clear_of_blocks(e[4], e[0], span) for e in table}
+        for at in sorted(t for t in each if t > lower):
             if math.isinf(at):
                 break
-            chosen = [
-                e[4] for e in table if e[0] <= at and self._clear_of_blocks(e[4], at, span) == at
-            ]
-            if len(chosen) >= count:
-                return Slot(at, tuple(chosen[:count]))
+            slot = self._gang_at(table, count, span, at)
+            if slot is not None:
+                return slot
+        return None
+
+    def _kth_start(self, table: list[Entry], count: int, span: tuple[float, float]) -> float:
+        smallest: list[float] = []  # the `count` earliest single-node starts, negated (heap)
+        for entry in table:
+            if len(smallest) == count and entry[0] >= -smallest[0]:
+                break
+            start = self._clear_of_blocks(entry[4], entry[0], span)
+            if len(smallest) < count:
+                heapq.heappush(smallest, -start)
+            elif start < -smallest[0]:
+                heapq.heapreplace(smallest, -start)
+        return -smallest[0] if len(smallest) == count else math.inf
+
+    def _gang_at(
+        self, table: list[Entry], count: int, span: tuple[float, float], at: float
+    ) -> Slot | None:
+        chosen: list[str] = []
+        for entry in table:
+            if entry[0] > at:
+                break  # the table is sorted by when nodes open
+            if self._clear_of_blocks(entry[4], at, span) == at:
+                chosen.append(entry[4])
+                if len(chosen) == count:
+                    return Slot(at, tuple(chosen))
         return None
 
     def _clear_of_blocks(self, node_id: str, at: float, span: tuple[float, float]) -> float:
@@ -121,10 +153,15 @@ class NodePlan:
     def any_open(self, gpus: int, duration: float) -> bool:
         """Could any job asking at least `gpus` GPUs per node for at least `duration` start
         somewhere now? (False lets a policy stop looking.)"""
-        for node_id, room in self.free.items():
-            has_room = room.gpus >= gpus and (gpus > 0 or room.cpus > 0)
-            if has_room and self._clear_of_blocks(node_id, self.now, (duration,) * 2) <= self.now:
-                return True
+        span = (duration, duration)
+        for free_gpus, node_ids in self.index.buckets.items():
+            if free_gpus < gpus:
+                continue
+            for node_id in node_ids:
+                if gpus == 0 and self.free[node_id].cpus <= 0:
+                    continue
+                if self._clear_of_blocks(node_id, self.now, span) <= self.now:
+                    return True
         return False
 
     # ---- changes ---------------------------------------------------------------------------

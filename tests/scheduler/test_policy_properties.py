@@ -33,7 +33,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-import pytest
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
@@ -252,12 +251,14 @@ def _assert_borrowed_only(snap: Snapshot, victims: list[RunningJob]) -> None:
 
 
 def _oldest_in_quota(snap: Snapshot) -> PendingJob | None:
-    """The first pending job, in submit order, that fits in its project's unused quota."""
+    """The first pending job, in submit order, that fits in its project's unused quota (quotas
+    are GPUs: a job asking none is never reclaimed for)."""
     held = _held(snap)
     in_quota = [
         job
         for job in snap.pending
-        if (quota := snap.project(job.project).quota_gpus) > 0
+        if job.gpus > 0
+        and (quota := snap.project(job.project).quota_gpus) > 0
         and held[job.project] + job.gpus <= quota
     ]
     return min(in_quota, key=lambda job: (job.submitted_at, job.job_id), default=None)
@@ -431,13 +432,6 @@ RECLAIMED_ROOM_GOES_TO_A_BORROWER = _case(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fairshare bugs: (1) _victims walks borrowed jobs newest first and never undoes a "
-    "useless pick, so it can miss a lawful set of victims and reclaim nothing; (2) a project's "
-    "own out-of-quota start in the reclaim round makes its reclaiming job lose its in-quota "
-    "status, and the reclaimed room goes to a borrower",
-)
 @PROPERTIES
 @example(GREEDY_MISSES_A_LAWFUL_VICTIM)
 @example(RECLAIMED_ROOM_GOES_TO_A_BORROWER)
@@ -497,11 +491,6 @@ AT_QUOTA_ZERO_GPU_VICTIM = _case(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fairshare bug: _victims accepts a 0-GPU job of a project holding exactly its "
-    "quota (held - 0 >= quota), even of the reclaiming project itself",
-)
 @PROPERTIES
 @example(AT_QUOTA_ZERO_GPU_VICTIM)
 @given(cases())
@@ -533,12 +522,6 @@ ONE_VICTIM_FOR_TWO_RECLAIMS = _case(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fairshare bug: _reclaim lets a later in-quota job pick a victim already chosen "
-    "this round (candidates are not reduced by earlier picks), so one job is preempted twice "
-    "and its room counted twice",
-)
 @PROPERTIES
 @example(ONE_VICTIM_FOR_TWO_RECLAIMS)
 @given(cases(busy=True))
@@ -594,11 +577,6 @@ ZERO_GPU_JOBS_PREEMPT_EACH_OTHER = _case(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fairshare bug: CPU-only (0-GPU) in-quota jobs of a project at its quota preempt "
-    "each other for ever (a 0-GPU preemption does not raise Σ min(held, quota))",
-)
 @PROPERTIES
 @example(ZERO_GPU_JOBS_PREEMPT_EACH_OTHER)
 @given(cases(busy=True))

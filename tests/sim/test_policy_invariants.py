@@ -16,7 +16,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import replace
 
-import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -192,12 +191,6 @@ def _assert_starts_in_time(policy: Policy, stream: tuple[float, tuple[float, ...
     assert big.wait <= STARVATION_S + limit + SLACK_S, (policy.name, big.wait)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fairshare bug: a starving job's hard reservation is recomputed every round from "
-    "learned runtime estimates and hops between nodes as they change; the node it leaves "
-    "refills with short jobs, so neither ever drains (here: a wait of 5730 s, bound 3000 s)",
-)
 @settings(max_examples=6, deadline=None)
 @example((30.0, (100.0, 600.0), 900.0))
 @given(STREAMS)

@@ -38,8 +38,12 @@ class RuntimeEstimates(Protocol):
 class _Recent:
     """The last few ratios (runtime ÷ limit) or runtimes, with their mean kept current."""
 
-    values: deque[float] = field(default_factory=lambda: deque(maxlen=KEEP))
+    keep: int = KEEP
+    values: deque[float] = field(init=False)
     mean: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.values = deque(maxlen=self.keep)
 
     def add(self, value: float) -> None:
         self.values.append(value)
@@ -55,17 +59,26 @@ class RuntimeHistory:
     # Answers since the last record, by (user, project, limit): schedulers ask every round.
     _answers: dict[tuple[str, str, float], float] = field(default_factory=dict)
     finished: int = 0
+    keep: int = KEEP  # how many recent jobs each estimate averages
 
     def record(self, user: str, project: str, time_limit_s: float, runtime_s: float) -> None:
         runtime = max(MIN_RUNTIME_S, runtime_s)
         self.finished += 1
         self._answers.clear()
         for key in _keys(user, project):
-            self._runtimes.setdefault(key, _Recent()).add(runtime)
+            self._remember(self._runtimes, key, runtime)
         if math.isfinite(time_limit_s) and time_limit_s > 0:
             ratio = min(1.0, runtime / time_limit_s)
             for key in (("limit", user, project, str(time_limit_s)), *_keys(user, project)):
-                self._ratios.setdefault(key, _Recent()).add(ratio)
+                self._remember(self._ratios, key, ratio)
+
+    def _remember(
+        self, into: dict[tuple[str, ...], _Recent], key: tuple[str, ...], value: float
+    ) -> None:
+        recent = into.get(key)
+        if recent is None:
+            recent = into[key] = _Recent(self.keep)
+        recent.add(value)
 
     def runtime(self, job: PendingJob | RunningJob) -> float:
         key = (job.user, job.project, job.time_limit_s)

@@ -2,17 +2,20 @@
 
 One round, in order:
 
-1. **Reclaim.** A project's pending job that fits inside its guaranteed quota (GPUs it holds
-   plus the job's ≤ `quota_gpus`) goes first. If there is no room, the policy preempts
-   *borrowed* GPUs for it: preemptible jobs of projects holding more than their own quota, and
-   only as many as leave each such project at or above its quota, newest first (least work
-   lost). The victims get a grace period to stop; until they have, their room is kept for the
-   reclaiming job, which therefore starts in the first round after they are gone. No loops:
-   in-quota GPUs are never preempted and every preemption raises Σ min(held, quota) over
-   projects, which is bounded by the sum of quotas.
+1. **Reclaim.** A project's pending job that asks GPUs and fits inside its guaranteed quota
+   (GPUs it holds plus the job's ≤ `quota_gpus`) goes first. If there is no room, the policy
+   preempts *borrowed* GPUs for it: preemptible GPU jobs of other projects holding more than
+   their own quota, and only as many as leave each such project at or above its quota — on
+   each node the newest first, then the nodes whose victims lose the least work. The victims
+   get a grace period to stop; until they have, their room is kept for the reclaiming job (and
+   its project starts nothing else that would eat its quota), so it starts in the first round
+   after they are gone. No loops: in-quota GPUs are never preempted and every preemption raises
+   Σ min(held, quota) over projects, which is bounded by the sum of quotas.
 2. **Starvation guard.** A job that has waited `starvation_after_s` is "starving": it goes
-   ahead of every other (oldest first) and gets a hard reservation that no later job may
-   overlap unless it would end, by its *time limit*, before the reservation begins.
+   ahead of every other (oldest first) and is promised the earliest start the running jobs'
+   *time limits* allow, as a hard reservation that no later job may overlap unless it would
+   end, by its own limit, before the reservation begins. The promise never slips from one
+   round to the next, so the wait is bounded.
 3. **Fair-share order.** Everyone else is ordered by expected size, smallest first: estimated
    runtime (learned from history; see estimates.py) × GPUs, scaled by how far the project is
    over its fair share of recent use (decayed usage share ÷ entitled share among the projects
@@ -34,7 +37,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aifactory.domain.resources import Resources
 from aifactory.scheduler.decisions import Decision, Preempt, Start
@@ -60,13 +63,19 @@ def schedule_fairshare(
     runtimes = snapshot.runtimes
     plan = NodePlan(snapshot, now, lambda job: expected_end(job, now, runtimes))
     decisions: list[Decision] = []
-    reclaiming = [] if oracle else _reclaim(snapshot, plan, decisions)
-    handled = {job.job_id for job in reclaiming}
-    queue = order(snapshot, knobs, now, oracle=oracle, handled=handled)
+    reclaim = Reclaim() if oracle else _reclaim(snapshot, plan, decisions)
+    queue = order(snapshot, knobs, now, oracle=oracle, handled=reclaim.handled)
     soft_left = knobs.reservations
+    strict: NodePlan | None = None  # by time limits: where starving jobs' promises are kept
     least = least_asks([(job.per_node.gpus, estimate) for job, estimate, _ in queue])
     for position, (job, estimate, starving) in enumerate(queue):
-        if not starving and soft_left == 0:  # from here on only starts now matter
+        if job.project in reclaim.waiting:
+            continue  # its room is being reclaimed: its other jobs must not eat its quota
+        if starving:
+            strict = strict or _strict_plan(snapshot, plan, reclaim)
+            _guard(job, estimate, plan, strict, decisions)
+            continue
+        if soft_left == 0:  # from here on only starts now matter
             if not plan.any_open(*least[position]):
                 break
             if not plan.room_now(job):
@@ -77,21 +86,65 @@ def schedule_fairshare(
         if slot.start_at <= now:
             plan.start(job, slot.nodes, estimate)
             decisions.append(Start(job.job_id, {n: job.per_node for n in slot.nodes}))
-            continue
-        if starving:
-            plan.reserve(slot.nodes, slot.start_at, slot.start_at + estimate, hard=True)
         elif soft_left > 0:
             soft_left -= 1
             plan.reserve(slot.nodes, slot.start_at, slot.start_at + estimate)
     return decisions
 
 
+def _strict_plan(snapshot: Snapshot, plan: NodePlan, reclaim: Reclaim) -> NodePlan:
+    """The facility by time limits, with this round's starts and reservations so far."""
+    strict = NodePlan(snapshot, plan.now, lambda run: run.started_at + run.time_limit_s)
+    for job, nodes in reclaim.started:
+        strict.start(job, nodes, job.time_limit_s)
+    for node_id, blocks in plan.blocks.items():
+        for begin, end, hard in blocks:
+            strict.reserve((node_id,), begin, end, hard=hard)
+    return strict
+
+
+def _guard(
+    job: PendingJob,
+    estimate: float,
+    plan: NodePlan,
+    strict: NodePlan,
+    decisions: list[Decision],
+) -> None:
+    """Start a starving job, or promise it the earliest start running jobs' *limits* allow.
+
+    The promise is a hard reservation: a later job may precede it on its nodes only if it
+    ends by its own limit first. So the nodes are free by the promised time, and the next
+    round finds a promise no later: a starving job waits at most until the jobs running when
+    it began starving reach their limits (plus those of starving jobs ahead of it).
+    """
+    slot = strict.earliest(job, job.time_limit_s)
+    if slot is None:
+        return
+    if slot.start_at <= plan.now:
+        plan.start(job, slot.nodes, estimate)
+        strict.start(job, slot.nodes, job.time_limit_s)
+        decisions.append(Start(job.job_id, {n: job.per_node for n in slot.nodes}))
+        return
+    plan.reserve(slot.nodes, slot.start_at, slot.start_at + estimate, hard=True)
+    strict.reserve(slot.nodes, slot.start_at, slot.start_at + job.time_limit_s, hard=True)
+
+
 # ---- 1. reclaim guaranteed quotas ----------------------------------------------------------
-def _reclaim(snapshot: Snapshot, plan: NodePlan, decisions: list[Decision]) -> list[PendingJob]:
-    """Start, or make room for, in-quota jobs; returns those handled (started or waiting)."""
+@dataclass
+class Reclaim:
+    """What reclaiming did this round."""
+
+    handled: set[int] = field(default_factory=set)  # in-quota jobs started or waiting for room
+    started: list[tuple[PendingJob, tuple[str, ...]]] = field(default_factory=list)
+    waiting: set[str] = field(default_factory=set)  # projects waiting for reclaimed room
+
+
+def _reclaim(snapshot: Snapshot, plan: NodePlan, decisions: list[Decision]) -> Reclaim:
+    """Start, or make room for, jobs that fit inside their project's guaranteed quota."""
+    done = Reclaim()
     quotas = {name: p.quota_gpus for name, p in snapshot.projects.items() if p.quota_gpus > 0}
     if not quotas:
-        return []
+        return done
     held: dict[str, int] = defaultdict(int)
     for run in snapshot.running:
         if not run.stopping:
@@ -102,36 +155,39 @@ def _reclaim(snapshot: Snapshot, plan: NodePlan, decisions: list[Decision]) -> l
         if run.stopping:
             _give(future, run)
     waiting = sorted(
-        (job for job in snapshot.pending if job.project in quotas),
+        (job for job in snapshot.pending if job.project in quotas and job.gpus > 0),
         key=lambda job: (job.submitted_at, job.job_id),
     )
-    handled: list[PendingJob] = []
+    taken: set[int] = set()
     for job in waiting:
         if held[job.project] + job.gpus > quotas[job.project]:
             continue
         placement = FreeIndex(dict(future)).place(job, plan.models)
         victims: list[RunningJob] = []
         if placement is None:
-            victims = _victims(job, snapshot, plan.models, future, held, quotas)
+            victims = _victims(job, snapshot, plan, future, held, quotas, taken)
             if not victims:
                 continue
             for victim in victims:
                 _give(future, victim)
                 held[victim.project] -= victim.gpus
+                taken.add(victim.job_id)
                 decisions.append(Preempt(victim.job_id, f"reclaimed for project {job.project}"))
             placement = FreeIndex(dict(future)).place(job, plan.models)
             assert placement is not None  # _victims returns only a set that makes room
         held[job.project] += job.gpus
-        handled.append(job)
+        done.handled.add(job.job_id)
         for node_id, part in placement.items():
             future[node_id] = future[node_id] - part
         nodes = tuple(sorted(placement))
         if not victims and all(job.per_node <= plan.free[n] for n in nodes):
             plan.start(job, nodes, job.time_limit_s)
+            done.started.append((job, nodes))
             decisions.append(Start(job.job_id, dict(placement)))
         else:  # the room coming free is this job's: nobody else may start there
             plan.reserve(nodes, plan.now, math.inf, hard=True)
-    return handled
+            done.waiting.add(job.project)
+    return done
 
 
 def _give(free: dict[str, Resources], run: RunningJob) -> None:
@@ -143,43 +199,58 @@ def _give(free: dict[str, Resources], run: RunningJob) -> None:
 def _victims(
     job: PendingJob,
     snapshot: Snapshot,
-    models: Mapping[str, str | None],
+    plan: NodePlan,
     future: Mapping[str, Resources],
     held: Mapping[str, int],
     quotas: Mapping[str, int],
+    taken: set[int],
 ) -> list[RunningJob]:
-    """The newest borrowed jobs whose room lets `job` start, none it does not need; [] if
-    even all borrowed room would not do."""
-    borrowed = dict(held)
-    candidates = sorted(
-        (run for run in snapshot.running if run.preemptible and not run.stopping),
-        key=lambda run: (-run.started_at, -run.job_id),
-    )
-    chosen: list[RunningJob] = []
-    for run in candidates:
-        if borrowed.get(run.project, 0) - run.gpus < quotas.get(run.project, 0):
-            continue  # that would cut into its own quota
-        borrowed[run.project] -= run.gpus
-        chosen.append(run)
-        if _fits_without(job, models, future, chosen):
-            for spare in sorted(chosen, key=lambda r: (r.started_at, r.job_id)):
-                trial = [v for v in chosen if v is not spare]
-                if _fits_without(job, models, future, trial):
-                    chosen = trial
-            return chosen
+    """Borrowed jobs to preempt so that `job` fits: on each node the newest borrowers until
+    the job fits there, then the nodes whose victims lose the least work; [] if no lawful
+    set makes room. Only GPUs a project holds beyond its own quota count as borrowed."""
+    spare = {p: held[p] - quotas.get(p, 0) for p in held}
+    on_node: dict[str, list[RunningJob]] = defaultdict(list)
+    for run in snapshot.running:
+        lawful = run.preemptible and not run.stopping and run.gpus > 0
+        if lawful and run.job_id not in taken and run.project != job.project:
+            for node_id in run.placement:
+                on_node[node_id].append(run)
+    options: list[tuple[float, str, list[RunningJob]]] = []
+    for node_id, room in future.items():
+        if not job.per_node <= plan.capacity[node_id] or not _model_fits(job, plan, node_id):
+            continue
+        budget, here = dict(spare), []
+        for run in sorted(on_node[node_id], key=lambda r: (-r.started_at, -r.job_id)):
+            if job.per_node <= room:
+                break
+            if run.gpus <= budget.get(run.project, 0):
+                budget[run.project] -= run.gpus
+                here.append(run)
+                room = room + run.placement[node_id]
+        if job.per_node <= room:
+            lost = sum(run.gpus * max(0.0, plan.now - run.started_at) for run in here)
+            options.append((lost, node_id, here))
+    options.sort(key=lambda option: (option[0], option[1]))
+    budget, nodes = dict(spare), 0
+    chosen: dict[int, RunningJob] = {}
+    for _, _, here in options:
+        new = [run for run in here if run.job_id not in chosen]
+        need: dict[str, int] = defaultdict(int)
+        for run in new:
+            need[run.project] += run.gpus
+        if any(gpus > budget.get(project, 0) for project, gpus in need.items()):
+            continue
+        for project, gpus in need.items():
+            budget[project] -= gpus
+        chosen.update((run.job_id, run) for run in new)
+        nodes += 1
+        if nodes == job.nodes:
+            return list(chosen.values())
     return []
 
 
-def _fits_without(
-    job: PendingJob,
-    models: Mapping[str, str | None],
-    future: Mapping[str, Resources],
-    victims: list[RunningJob],
-) -> bool:
-    free = dict(future)
-    for victim in victims:
-        _give(free, victim)
-    return FreeIndex(free).place(job, models) is not None
+def _model_fits(job: PendingJob, plan: NodePlan, node_id: str) -> bool:
+    return job.gpu_model is None or job.per_node.gpus == 0 or plan.models[node_id] == job.gpu_model
 
 
 # ---- 2 + 3. the order ----------------------------------------------------------------------

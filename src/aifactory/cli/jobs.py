@@ -234,8 +234,5 @@ def show_queue(
 
 
 def _estimate(value: str | None) -> str:
-    return (
-        f"by {when(value)} at the latest (if jobs ahead use their full limits)"
-        if value
-        else "unknown"
-    )
+    """An estimate, never a promise: jobs end sooner or later than expected."""
+    return f"about {when(value)} (estimate)" if value else "unknown"

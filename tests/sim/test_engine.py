@@ -99,3 +99,44 @@ def test_the_free_capacity_the_simulator_keeps_always_matches_a_recount() -> Non
     work = workload("itp-cluster04", jobs=400)
     Simulator(work.jobs, work.nodes, POLICIES["easy"], checking).run()
     assert len(checked) > 100
+
+
+# One project, one 8-GPU node. J1 holds it until 100. J2 asks 400 s but runs 20; J3 asks 60 s
+# and runs 50. At 100 both wait.
+SHORTEST_FIRST = [
+    TraceJob(1, submit=0, duration=100, gpus=8, time_limit=100, project="a"),
+    TraceJob(2, submit=1, duration=20, gpus=8, time_limit=400, project="a"),
+    TraceJob(3, submit=2, duration=50, gpus=8, time_limit=60, project="a"),
+]
+
+
+def test_slurm_orders_one_projects_jobs_by_age() -> None:
+    """Same fair-share and size factors: the older J2 has the higher priority."""
+    assert run("slurm", SHORTEST_FIRST) == {1: (0, 100), 2: (100, 120), 3: (120, 170)}
+
+
+def test_fairshare_runs_the_job_expected_to_be_smaller_first() -> None:
+    """J1 used all of its limit, so history expects J2 to take 400 s and J3 60 s: J3 first."""
+    assert run("fairshare", SHORTEST_FIRST) == {1: (0, 100), 3: (100, 150), 2: (150, 170)}
+
+
+def test_oracle_knows_j2_is_really_the_shorter() -> None:
+    assert run("oracle", SHORTEST_FIRST) == {1: (0, 100), 2: (100, 120), 3: (120, 170)}
+
+
+def test_a_guaranteed_quota_is_reclaimed_from_a_preemptible_borrower() -> None:
+    """b borrows the node (no quota) with a preemptible job; q's in-quota job arrives at 10.
+    The borrower is preempted, stops after the 60 s grace, and q's job starts at once; the
+    borrower starts over when q's job ends and loses 8 GPUs × 70 s of work."""
+    jobs = [
+        TraceJob(1, 0, duration=1000, gpus=8, time_limit=2000, project="b", preemptible=True),
+        TraceJob(2, 10, duration=100, gpus=8, time_limit=200, project="q"),
+    ]
+    result = Simulator(jobs, cluster([8]), POLICIES["fairshare"], schedule, quotas={"q": 8}).run()
+    assert {f.job.job_id: (f.start, f.end) for f in result.finished} == {
+        2: (70, 170),
+        1: (170, 1170),
+    }
+    figures = summarise(result)
+    assert figures["preemptions"] == 1
+    assert figures["lost_gpu_hours"] == pytest.approx(8 * 70 / 3600)

@@ -11,7 +11,7 @@ import typer
 from aifactory.cli.config import config_path, load, save
 from aifactory.cli.context import client
 from aifactory.cli.formats import print_json, table
-from aifactory.scheduler import NAMED
+from aifactory.scheduler import policy_named
 
 facility_app = typer.Typer(
     help="The facility: nodes, queue, admission (operators).", invoke_without_command=True
@@ -51,7 +51,11 @@ def up(
     site: Annotated[str, typer.Option(help="country code of this site")] = "NL",
     paused: Annotated[bool, typer.Option(help="start with admission paused")] = False,
     policy: Annotated[
-        str, typer.Option(help="scheduling policy: fairshare (default), slurm, easy or fifo")
+        str,
+        typer.Option(
+            envvar="AIFACTORY_POLICY",
+            help="scheduling policy: fairshare (default), slurm, easy or fifo",
+        ),
     ] = "fairshare",
     workers: Annotated[
         int,
@@ -64,10 +68,10 @@ def up(
 
     if executor not in ("local", "slurm"):
         raise typer.BadParameter("must be local or slurm", param_hint="--executor")
-    if policy not in NAMED:
-        raise typer.BadParameter(
-            f"unknown policy; known: {', '.join(NAMED)}", param_hint="--policy"
-        )
+    try:
+        policy_named(policy)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--policy") from None
     if executor == "slurm":
         raise typer.BadParameter(
             "the Slurm executor is not built yet (issue #6); use local", param_hint="--executor"

@@ -81,11 +81,10 @@ def test_main_pass_stops_at_the_first_job_that_does_not_fit() -> None:
     assert started_gpus(schedule(snap, SLURM, 10.0)) == [(2, {"n1": 1})]
 
 
-def test_backfill_reserves_for_every_blocked_job_not_only_the_first() -> None:
+def _two_reservations_then(last_limit: float) -> Snapshot:
     """n1 busy until 100, n2 half busy until 300. A (8 GPUs, 1000 s) reserves n1 from 100;
-    B (8 GPUs) reserves n2 from 300. C (4 GPUs, 500 s) could start on n2's free half now, but
-    would still run at 300: it would delay B. EASY (a reservation for A only) starts it."""
-    snap = snapshot(
+    B (8 GPUs) reserves n2 from 300; C (4 GPUs) could start on n2's free half now."""
+    return snapshot(
         [a_node("n1"), a_node("n2")],
         running=[
             running(100, {"n1": 8}, started_at=0, limit=100),
@@ -94,26 +93,21 @@ def test_backfill_reserves_for_every_blocked_job_not_only_the_first() -> None:
         pending=[
             a_job(1).gpus(8).limit(1000),
             a_job(2).gpus(8).limit(1000),
-            a_job(3).gpus(4).limit(500),
+            a_job(3).gpus(4).limit(last_limit),
         ],
     )
+
+
+def test_backfill_reserves_for_every_blocked_job_not_only_the_first() -> None:
+    """C (500 s) would still run at 300: it would delay B. EASY (a reservation for A only)
+    starts it."""
+    snap = _two_reservations_then(500)
     assert schedule(snap, SLURM, 10.0) == []
     assert started_gpus(schedule(snap, EASY, 10.0)) == [(3, {"n2": 4})]
 
 
 def test_backfill_lets_a_job_through_that_ends_before_every_reservation() -> None:
-    snap = snapshot(
-        [a_node("n1"), a_node("n2")],
-        running=[
-            running(100, {"n1": 8}, started_at=0, limit=100),
-            running(101, {"n2": 4}, started_at=0, limit=300),
-        ],
-        pending=[
-            a_job(1).gpus(8).limit(1000),
-            a_job(2).gpus(8).limit(1000),
-            a_job(3).gpus(4).limit(200),  # 10 + 200 < 300: done before B needs n2
-        ],
-    )
+    snap = _two_reservations_then(200)  # 10 + 200 < 300: done before B needs n2
     assert started_gpus(schedule(snap, SLURM, 10.0)) == [(3, {"n2": 4})]
 
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from aifactory.domain.resources import Resources
 from aifactory.scheduler.decisions import Decision, Preempt, Start
 from aifactory.scheduler.estimates import expected_end
-from aifactory.scheduler.placement import FreeIndex
+from aifactory.scheduler.placement import FreeIndex, model_ok
 from aifactory.scheduler.profile import NodePlan, least_asks
 from aifactory.scheduler.snapshot import PendingJob, RunningJob, Snapshot
 
@@ -217,7 +217,7 @@ def _victims(
                 on_node[node_id].append(run)
     options: list[tuple[float, str, list[RunningJob]]] = []
     for node_id, room in future.items():
-        if not job.per_node <= plan.capacity[node_id] or not _model_fits(job, plan, node_id):
+        if not job.per_node <= plan.capacity[node_id] or not model_ok(job, plan.models[node_id]):
             continue
         budget, here = dict(spare), []
         for run in sorted(on_node[node_id], key=lambda r: (-r.started_at, -r.job_id)):
@@ -247,10 +247,6 @@ def _victims(
         if nodes == job.nodes:
             return list(chosen.values())
     return []
-
-
-def _model_fits(job: PendingJob, plan: NodePlan, node_id: str) -> bool:
-    return job.gpu_model is None or job.per_node.gpus == 0 or plan.models[node_id] == job.gpu_model
 
 
 # ---- 2 + 3. the order ----------------------------------------------------------------------

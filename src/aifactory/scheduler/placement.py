@@ -25,7 +25,7 @@ def place(
     candidates = [
         node_id
         for node_id, room in free.items()
-        if node_id not in excluded and job.per_node <= room and _model_ok(job, gpu_models[node_id])
+        if node_id not in excluded and job.per_node <= room and model_ok(job, gpu_models[node_id])
     ]
     if len(candidates) < job.nodes:
         return None
@@ -33,7 +33,7 @@ def place(
     return {node_id: job.per_node for node_id in candidates[: job.nodes]}
 
 
-def _model_ok(job: PendingJob, node_model: str | None) -> bool:
+def model_ok(job: PendingJob, node_model: str | None) -> bool:
     return job.gpu_model is None or job.per_node.gpus == 0 or job.gpu_model == node_model
 
 
@@ -74,7 +74,7 @@ class FreeIndex:
                 for n in self.buckets[gpus]
                 if n not in excluded
                 and job.per_node <= self.free[n]
-                and _model_ok(job, gpu_models[n])
+                and model_ok(job, gpu_models[n])
             ]
             if not fitting:
                 continue

@@ -1,0 +1,1 @@
+"""Accounting: what was used, what it cost, and the statements built from it."""

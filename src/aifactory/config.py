@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     fairness_weight: float = Field(
         1.0, ge=0, le=8, description="fairshare: how hard over-use of a fair share counts"
     )
+    enforce_budgets: bool = Field(
+        True, description="hold GPU jobs their project's allocations cannot pay for"
+    )
+    vat_pct: int = Field(21, ge=0, le=100, description="VAT on invoices (NL standard rate)")
+    grid_g_per_kwh: float = Field(
+        270.0, ge=0, le=2000, description="grid carbon intensity for CO2 figures (g/kWh)"
+    )
     tick_s: float = Field(0.5, gt=0)
     grace_s: float = Field(10.0, ge=0, description="SIGTERM → SIGKILL grace period")
     max_body_bytes: int = Field(1024 * 1024, ge=1024)

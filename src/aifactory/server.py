@@ -59,7 +59,14 @@ def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facilit
         if settings.paused:
             flags.set_admission_paused(session, True)
     executor = make_executor(settings)
-    loop = ControlLoop(db, executor, policy_from(settings), clock, tick_s=settings.tick_s)
+    loop = ControlLoop(
+        db,
+        executor,
+        policy_from(settings),
+        clock,
+        tick_s=settings.tick_s,
+        enforce_budgets=settings.enforce_budgets,
+    )
     return Facility(settings, db, executor, loop, token)
 
 

@@ -11,6 +11,11 @@ admission is a new attempt (`jobs.attempts`), and the executor is addressed by a
 requeued after a preemption runs again while no attempt ever runs twice. Likewise a preemption
 is committed (`preempt_requested_at`, with an event) before the executor is asked to stop the
 job, and passed on every tick until the executor has seen the attempt exit.
+
+Money follows the same rule (accounting.budget): an admission reserves the job's most from its
+project's allocation in the admission's transaction, and the transaction that moves a job off
+its attempt also meters and settles the attempt. With `enforce_budgets`, a job no allocation
+can pay for is held (HELD, "no budget: …") and released once it can be paid.
 """
 
 from __future__ import annotations
@@ -21,23 +26,24 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import psutil
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from aifactory.accounting import budget
 from aifactory.control.placement import DeviceBook
-from aifactory.control.reconcile import Plan, plan_for
+from aifactory.control.reconcile import Move, Plan, plan_for
 from aifactory.control.snapshot import read_snapshot
 from aifactory.domain.jobs import ACTIVE, JobState
-from aifactory.executors.base import Attempt, Executor, Launch, NodeSlice
+from aifactory.executors.base import Attempt, Executor, Launch, NodeSlice, Observation
 from aifactory.scheduler import Decision, Hold, Policy, Preempt, Snapshot, Start, schedule
 from aifactory.store import flags
 from aifactory.store.db import Database
 from aifactory.store.jobs import jobs_in_states, lock_job, request_preemption, switch_job_state
 from aifactory.store.leases import release, try_acquire
-from aifactory.store.models import Job, Node
+from aifactory.store.models import Job, Node, Project
 from aifactory.store.nodes import upsert_node
 
 log = logging.getLogger("aifactory.control")
@@ -86,11 +92,13 @@ class ControlLoop:
         tick_s: float = 0.5,
         min_gap_s: float = 0.05,
         scheduler: Scheduler = schedule,
+        enforce_budgets: bool = False,
     ) -> None:
         self.db = db
         self.executor = executor
         self.policy = policy
         self.scheduler = scheduler  # a seam: tests hand in decisions a policy would make
+        self.enforce_budgets = enforce_budgets
         self.clock = clock
         self.lease_ttl_s = lease_ttl_s
         self.tick_s = tick_s
@@ -123,8 +131,11 @@ class ControlLoop:
             return False
         if not self._registered:
             self._register_nodes()
+            self._settle_orphans()
         self._sync()
         if not self._admission_paused():
+            if self.enforce_budgets:
+                self._release_paid_holds()
             self._schedule()
         if self.clock() - self._checkpointed_at >= CHECKPOINT_EVERY_S:
             self.db.checkpoint()
@@ -177,6 +188,11 @@ class ControlLoop:
                 )
         self._registered = True
 
+    def _settle_orphans(self) -> None:
+        with self.db.session() as session:
+            self._fence(session)
+            budget.settle_orphans(session, now=self.clock())
+
     def _admission_paused(self) -> bool:
         with self.db.read() as session:
             return flags.admission_paused(session)
@@ -194,7 +210,7 @@ class ControlLoop:
         }
         for job in active:
             self._act(job, plans[job.id])
-        self._apply(active, plans)
+        self._apply(active, plans, seen)
 
     def _act(self, job: ActiveJob, plan: Plan) -> None:
         """Stops first: a preemption told before a start keeps the attempt from running."""
@@ -206,7 +222,12 @@ class ControlLoop:
             log.info("starting job %s (attempt %s)", job.id, job.attempt.number)
             self.executor.start(job.launch)
 
-    def _apply(self, active: Iterable[ActiveJob], plans: dict[int, Plan]) -> None:
+    def _apply(
+        self,
+        active: Iterable[ActiveJob],
+        plans: dict[int, Plan],
+        seen: dict[Attempt, Observation],
+    ) -> None:
         changing = [job for job in active if plans[job.id].moves]
         if not changing:
             return
@@ -217,25 +238,60 @@ class ControlLoop:
                 row = lock_job(session, job.id)
                 if row is None or not job.unchanged(row):
                     continue  # changed since we looked: the next tick sees it afresh
-                for move in plans[job.id].moves:
-                    switch_job_state(
-                        session,
-                        row,
-                        move.target,
-                        now=now,
-                        actor=ACTOR,
-                        reason=move.reason,
-                        **move.fields,
-                    )
+                self._move(session, row, plans[job.id].moves, seen[job.attempt], now)
+
+    def _move(
+        self, session: Session, row: Job, moves: Iterable[Move], seen: Observation, now: float
+    ) -> None:
+        """Apply the moves; if they take the job off its attempt, settle the attempt with them."""
+        started_at = row.started_at
+        for move in moves:
+            switch_job_state(
+                session, row, move.target, now=now, actor=ACTOR, reason=move.reason, **move.fields
+            )
+            started_at = row.started_at or started_at  # a requeue clears it: keep the attempt's
+        if JobState(row.state) not in ACTIVE:
+            budget.settle(
+                session,
+                row,
+                attempt=row.attempts,
+                started_at=seen.started_at or started_at,
+                ended_at=seen.ended_at or now,
+                observed=dict(seen.usage),
+                now=now,
+            )
 
     # ---- schedule: pending → admitted ----------------------------------------------------
-    def _schedule(self) -> None:
+    def _release_paid_holds(self) -> None:
+        """Budget holds whose project can now pay (a new award, a settled job) go back to wait."""
         now = self.clock()
         with self.db.read() as session:
-            snapshot = read_snapshot(session, now, self.policy.half_life_s)
-        if not snapshot.pending:
+            held = _budget_holds(session)
+            if not held:
+                return
+            funds = budget.wallets(session, {project for _, project in held})
+            still = budget.unpayable([budget.need_of(j, p) for j, p in held], funds, now)
+        payable = [job.id for job, _ in held if job.id not in still]
+        if not payable:
             return
-        decisions = self.scheduler(snapshot, self.policy, now)
+        with self.db.session() as session:
+            self._fence(session)
+            for job_id in payable:
+                row = lock_job(session, job_id)
+                if row is not None and row.state == JobState.HELD.value:
+                    reason = "the project's allocation can pay for it now"
+                    switch_job_state(
+                        session, row, JobState.PENDING, now=now, actor=ACTOR, reason=reason
+                    )
+
+    def _schedule(self) -> None:
+        now = self.clock()
+        holds: list[Decision] = []
+        with self.db.read() as session:
+            snapshot = read_snapshot(session, now, self.policy.half_life_s)
+            if self.enforce_budgets and snapshot.pending:
+                snapshot, holds = _screen(session, snapshot, now)
+        decisions = holds + (self.scheduler(snapshot, self.policy, now) if snapshot.pending else [])
         if not decisions:
             return
         with self.db.session() as session:
@@ -276,6 +332,8 @@ class ControlLoop:
                     session, row, JobState.HELD, now=now, actor=ACTOR, reason=decision.reason
                 )
                 continue
+            if not self._reserve(session, row, now):
+                continue
             named = book.assign(decision.placement)
             switch_job_state(
                 session,
@@ -290,6 +348,41 @@ class ControlLoop:
             )
             launches.append(_active(row).launch)
         return launches
+
+    def _reserve(self, session: Session, row: Job, now: float) -> bool:
+        """Reserve the attempt's most; False (and the job held) if it must not start."""
+        project = session.get(Project, row.project_id)
+        assert project is not None
+        refusal = budget.reserve(session, row, project.name, attempt=row.attempts + 1, now=now)
+        if refusal is None or not self.enforce_budgets:
+            return True
+        switch_job_state(session, row, JobState.HELD, now=now, actor=ACTOR, reason=refusal)
+        return False
+
+
+def _screen(session: Session, snapshot: Snapshot, now: float) -> tuple[Snapshot, list[Decision]]:
+    """Take the jobs no allocation can pay for out of the snapshot, as holds with the reason."""
+    needs = [
+        budget.Need(p.job_id, p.project, p.gpus, p.time_limit_s, p.gpu_model)
+        for p in snapshot.pending
+    ]
+    funds = budget.wallets(session, {p.project for p in snapshot.pending})
+    refused = budget.unpayable(needs, funds, now)
+    if not refused:
+        return snapshot, []
+    payable = tuple(p for p in snapshot.pending if p.job_id not in refused)
+    holds: list[Decision] = [Hold(job_id, reason) for job_id, reason in sorted(refused.items())]
+    return replace(snapshot, pending=payable), holds
+
+
+def _budget_holds(session: Session) -> list[tuple[Job, str]]:
+    stmt = (
+        select(Job, Project.name)
+        .join(Project, Project.id == Job.project_id)
+        .where(Job.state == JobState.HELD.value, Job.state_reason.startswith(budget.HOLD_PREFIX))
+        .order_by(Job.id)
+    )
+    return [(job, name) for job, name in session.execute(stmt)]
 
 
 def holder_is_dead(holder: str) -> bool:

@@ -7,22 +7,25 @@ read from the job row itself, with no join on users.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from aifactory.domain.jobs import ACTIVE, JobState
+from aifactory.domain.programmes import Award, Entitlement, entitlements
 from aifactory.domain.resources import Resources
 from aifactory.scheduler import NodeView, PendingJob, RunningJob, Snapshot
 from aifactory.scheduler.estimates import RuntimeHistory
 from aifactory.scheduler.snapshot import ProjectView
 from aifactory.scheduler.usage import WEEK_S, Interval, usage_at
-from aifactory.store.models import Job, Node, Project
+from aifactory.store.models import Allocation, Job, Node, Programme, Project
 
 FINISHED = (JobState.SUCCEEDED.value, JobState.FAILED.value, JobState.TIMEOUT.value)
 HISTORY_JOBS = 5000  # the most recent finished jobs the runtime estimates learn from
 USAGE_HALF_LIVES = 10  # older use is worth < 0.1 % of new: not worth reading
+UNENTITLED_SHARES = 1e-3  # a project with no allocation in force, beside ones with
 
 
 def read_snapshot(session: Session, now: float = 0.0, half_life_s: float = WEEK_S) -> Snapshot:
@@ -41,19 +44,54 @@ def read_snapshot(session: Session, now: float = 0.0, half_life_s: float = WEEK_
     pending = tuple(_pending(job, projects[job.project_id]) for job in waiting)
     if not pending:  # nothing to decide: skip what only deciding needs
         return Snapshot(nodes=nodes, running=running, pending=pending)
+    entitled = _entitlements(session, now)
     return Snapshot(
         nodes=nodes,
         running=running,
-        pending=pending,
-        projects=_project_views(session, projects, now, half_life_s),
+        pending=tuple(_weighted(job, entitled.get(job.project)) for job in pending),
+        projects=_project_views(session, projects, entitled, now, half_life_s),
         runtimes=_runtime_history(session, projects),
     )
 
 
+def _entitlements(session: Session, now: float) -> dict[str, Entitlement]:
+    """Shares, quotas and priority weights from the allocations valid now: an award takes
+    effect in the scheduler on the next tick, with no one copying numbers by hand."""
+    rows = session.execute(
+        select(
+            Project.name,
+            Programme.name.label("programme"),
+            Programme.capacity_share,
+            Programme.priority_weight,
+            Allocation.award_gpu_s,
+            Allocation.quota_gpus,
+        )
+        .join(Project, Project.id == Allocation.project_id)
+        .join(Programme, Programme.id == Allocation.programme_id)
+        .where(Allocation.valid_from <= now, Allocation.valid_to > now)
+    )
+    return entitlements(
+        Award(r.name, r.programme, r.capacity_share, r.award_gpu_s, r.quota_gpus, r.priority_weight)
+        for r in rows
+    )
+
+
+def _weighted(job: PendingJob, entitled: Entitlement | None) -> PendingJob:
+    """A programme's priority weight adds to the priority class of its projects' jobs."""
+    if entitled is None or entitled.priority_weight == 0:
+        return job
+    return replace(job, priority=job.priority + entitled.priority_weight)
+
+
 def _project_views(
-    session: Session, names: dict[int, str], now: float, half_life_s: float
+    session: Session,
+    names: dict[int, str],
+    entitled: dict[str, Entitlement],
+    now: float,
+    half_life_s: float,
 ) -> dict[str, ProjectView]:
-    """Every project with its decayed GPU use (shares and quotas arrive with allocations)."""
+    """Every project with its decayed GPU use and its entitlement. Without any allocation in
+    force, every project has one share; with some, a project without one has almost none."""
     since = now - USAGE_HALF_LIVES * half_life_s
     rows = session.execute(
         select(Job.project_id, Job.gpus_per_node, Job.nodes, Job.started_at, Job.ended_at).where(
@@ -65,7 +103,12 @@ def _project_views(
         for row in rows
     ]
     usage = usage_at(intervals, now, half_life_s)
-    return {name: ProjectView(name, usage=usage.get(name, 0.0)) for name in names.values()}
+    default = Entitlement(1.0 if not entitled else UNENTITLED_SHARES, 0, 0)
+    views = {}
+    for name in names.values():
+        own = entitled.get(name, default)
+        views[name] = ProjectView(name, own.shares, own.quota_gpus, usage.get(name, 0.0))
+    return views
 
 
 def _runtime_history(session: Session, names: dict[int, str]) -> RuntimeHistory:

@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -29,7 +30,7 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON, list[Any]: JSON}
 
 
 class User(Base):
@@ -171,3 +172,162 @@ class FacilityFlag(Base):
     __tablename__ = "facility_flags"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+# ---- programmes, calls, proposals, allocations (accounting) ------------------------------
+# Money is whole euro cents, GPU time in the ledger whole GPU-seconds; tariffs are decimal
+# euros kept as text so no float ever touches a price.
+
+
+class Programme(Base):
+    __tablename__ = "programmes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    eligible_kinds: Mapped[list[str]] = mapped_column(JSON)
+    gpu_tariffs: Mapped[dict[str, Any]] = mapped_column(JSON)  # model or "*" → "€/GPU-h" text
+    cpu_tariff: Mapped[str] = mapped_column(String(32))
+    subsidy_pct: Mapped[int] = mapped_column(Integer)
+    priority_weight: Mapped[int] = mapped_column(Integer)
+    preemptible_default: Mapped[bool] = mapped_column(Boolean)
+    max_gpus_per_job: Mapped[int | None] = mapped_column(Integer)
+    capacity_share: Mapped[float] = mapped_column(Float)
+    starter_gpu_hours: Mapped[float] = mapped_column(Float)  # auto-approve up to this; 0: never
+    starter_days: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Call(Base):
+    __tablename__ = "calls"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    programme_id: Mapped[int] = mapped_column(ForeignKey("programmes.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    opens_at: Mapped[float] = mapped_column(Float)
+    closes_at: Mapped[float] = mapped_column(Float)
+    budget_gpu_hours: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Proposal(Base):
+    __tablename__ = "proposals"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    abstract: Mapped[str] = mapped_column(Text)
+    justification: Mapped[str] = mapped_column(Text)
+    requested_gpu_hours: Mapped[float] = mapped_column(Float)
+    gpu_model: Mapped[str | None] = mapped_column(String(64))
+    planned_datasets: Mapped[list[str]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16))
+    submitted_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    submitted_at: Mapped[float] = mapped_column(Float)
+    decided_at: Mapped[float | None] = mapped_column(Float)
+    decision_note: Mapped[str | None] = mapped_column(Text)
+
+
+class Review(Base):
+    __tablename__ = "reviews"
+    __table_args__ = (UniqueConstraint("proposal_id", "reviewer_id", name="uq_reviews_pair"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"), index=True)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    assigned_at: Mapped[float] = mapped_column(Float)
+    score: Mapped[int | None] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    reviewed_at: Mapped[float | None] = mapped_column(Float)
+
+
+class Allocation(Base):
+    __tablename__ = "allocations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    programme_id: Mapped[int] = mapped_column(ForeignKey("programmes.id"), index=True)
+    proposal_id: Mapped[int | None] = mapped_column(ForeignKey("proposals.id"))
+    award_gpu_s: Mapped[int] = mapped_column(Integer)
+    gpu_model: Mapped[str | None] = mapped_column(String(64))
+    quota_gpus: Mapped[int] = mapped_column(Integer)
+    valid_from: Mapped[float] = mapped_column(Float)
+    valid_to: Mapped[float] = mapped_column(Float)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class LedgerEntry(Base):
+    """Append-only. `gpu_s` is the signed effect on the allocation's balance (domain.ledger);
+    `key` is natural and unique, so an action replayed after a crash is refused, not doubled."""
+
+    __tablename__ = "ledger_entries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), unique=True)
+    allocation_id: Mapped[int] = mapped_column(ForeignKey("allocations.id"), index=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    attempt: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    gpu_s: Mapped[int] = mapped_column(Integer)
+    cost_cents: Mapped[int] = mapped_column(Integer)
+    subsidy_cents: Mapped[int] = mapped_column(Integer)
+    at: Mapped[float] = mapped_column(Float, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class UsageRecord(Base):
+    """What one attempt of a job consumed, written when the attempt ends (once: unique)."""
+
+    __tablename__ = "usage_records"
+    __table_args__ = (UniqueConstraint("job_id", "attempt", name="uq_usage_records_attempt"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    allocation_id: Mapped[int | None] = mapped_column(ForeignKey("allocations.id"), index=True)
+    gpu_model: Mapped[str | None] = mapped_column(String(64))
+    gpus: Mapped[int] = mapped_column(Integer)
+    cpus: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float] = mapped_column(Float, index=True)
+    gpu_s: Mapped[int] = mapped_column(Integer)
+    cpu_s: Mapped[int] = mapped_column(Integer)
+    energy_j: Mapped[float] = mapped_column(Float)
+    energy_measured: Mapped[bool] = mapped_column(Boolean)
+    gpu_cents: Mapped[int] = mapped_column(Integer)
+    cpu_cents: Mapped[int] = mapped_column(Integer)
+    subsidy_cents: Mapped[int] = mapped_column(Integer)
+
+
+class AllocationAlert(Base):
+    __tablename__ = "allocation_alerts"
+    __table_args__ = (
+        UniqueConstraint("allocation_id", "threshold", name="uq_allocation_alerts_threshold"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    allocation_id: Mapped[int] = mapped_column(ForeignKey("allocations.id"), index=True)
+    threshold: Mapped[int] = mapped_column(Integer)
+    at: Mapped[float] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(Text)
+
+
+class IssuedInvoice(Base):
+    """Immutable once issued: the lines, totals and the PDF itself are stored as issued."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (UniqueConstraint("project_id", "month", name="uq_invoices_project_month"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    month: Mapped[str] = mapped_column(String(7))
+    issued_at: Mapped[float] = mapped_column(Float)
+    issued_by: Mapped[str] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(3))
+    vat_pct: Mapped[int] = mapped_column(Integer)
+    gross_cents: Mapped[int] = mapped_column(Integer)
+    subsidy_cents: Mapped[int] = mapped_column(Integer)
+    net_cents: Mapped[int] = mapped_column(Integer)
+    vat_cents: Mapped[int] = mapped_column(Integer)
+    total_cents: Mapped[int] = mapped_column(Integer)
+    lines: Mapped[list[Any]] = mapped_column(JSON)
+    csv: Mapped[str] = mapped_column(Text)
+    pdf: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,284 @@
+"""Budget enforcement: a job's most (GPUs × time limit) is reserved from an allocation when it
+is admitted, and settled to its real use when the attempt ends; the rest goes back.
+
+Invariants: reservation, admission and the job's event are one transaction, and so are
+settlement and the job's leaving its attempt; so a crash anywhere leaves either both or
+neither, and the ledger's unique keys make a replay a no-op. A job its project cannot pay for
+is HELD with a reason starting `HOLD_PREFIX`, and goes back to PENDING once it can be paid.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aifactory.accounting import ledger
+from aifactory.accounting.metering import Metered, meter
+from aifactory.domain.jobs import ACTIVE, JobState
+from aifactory.domain.ledger import EntryKind, entry_key
+from aifactory.domain.money import cost_cents, share_cents
+from aifactory.domain.programmes import Funds, Tariff, Window, payer, thresholds_crossed
+from aifactory.store.models import (
+    Allocation,
+    AllocationAlert,
+    Job,
+    LedgerEntry,
+    Node,
+    Programme,
+    Project,
+    UsageRecord,
+)
+
+log = logging.getLogger("aifactory.accounting")
+HOLD_PREFIX = "no budget: "
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """What a waiting job may cost: its most GPU-seconds."""
+
+    job_id: int
+    project: str
+    gpus: int
+    time_limit_s: float
+    gpu_model: str | None = None
+
+    @property
+    def gpu_s(self) -> int:
+        return round(self.gpus * self.time_limit_s)
+
+
+def need_of(job: Job, project: str) -> Need:
+    return Need(job.id, project, job.gpus_per_node * job.nodes, job.time_limit_s, job.gpu_model)
+
+
+def wallets(session: Session, projects: Iterable[str] | None = None) -> dict[str, list[Funds]]:
+    """Every allocation of the given projects (all if None) with its balance, by project name."""
+    stmt = select(Allocation, Project.name).join(Project, Project.id == Allocation.project_id)
+    if projects is not None:
+        stmt = stmt.where(Project.name.in_(list(projects)))
+    rows = list(session.execute(stmt.order_by(Allocation.id)))
+    left = ledger.balances(session, [a.id for a, _ in rows])
+    found: dict[str, list[Funds]] = {}
+    for allocation, project in rows:
+        balance = left[allocation.id].left if allocation.id in left else 0
+        found.setdefault(project, []).append(_funds(allocation, project, balance))
+    return found
+
+
+def _funds(allocation: Allocation, project: str, balance: int) -> Funds:
+    window = Window(allocation.valid_from, allocation.valid_to)
+    return Funds(allocation.id, allocation.name, project, window, balance, allocation.gpu_model)
+
+
+def unpayable(needs: Iterable[Need], funds: dict[str, list[Funds]], now: float) -> dict[int, str]:
+    """The jobs no allocation of theirs could pay for now, each with the reason. Pure."""
+    reasons: dict[int, str] = {}
+    for need in needs:
+        if need.gpus == 0:
+            continue  # CPU-only work is metered and billed, but not held for GPU-hours
+        choice = payer(funds.get(need.project, []), need.gpu_s, need.gpu_model, now)
+        if isinstance(choice, str):
+            reasons[need.job_id] = HOLD_PREFIX + choice
+    return reasons
+
+
+def reserve(session: Session, job: Job, project: str, *, attempt: int, now: float) -> str | None:
+    """Reserve the job's most from the allocation that pays; the reason if none can."""
+    need = need_of(job, project)
+    choice = payer(wallets(session, [project]).get(project, []), need.gpu_s, job.gpu_model, now)
+    if isinstance(choice, str):
+        return None if need.gpus == 0 else HOLD_PREFIX + choice
+    ledger.post(
+        session,
+        allocation_id=choice.allocation_id,
+        kind=EntryKind.RESERVE,
+        gpu_s=-need.gpu_s,
+        key=entry_key(EntryKind.RESERVE, job.id, attempt),
+        at=now,
+        actor="control",
+        reason=f"job {job.id} attempt {attempt}: up to {need.gpus} GPUs × {job.time_limit_s} s",
+        job_id=job.id,
+        attempt=attempt,
+    )
+    raise_alerts(session, choice.allocation_id, now=now)
+    return None
+
+
+def settle(
+    session: Session,
+    job: Job,
+    *,
+    attempt: int,
+    started_at: float | None,
+    ended_at: float,
+    observed: dict[str, float],
+    now: float,
+) -> UsageRecord | None:
+    """Meter the ended attempt, charge it to the allocation that reserved for it (if any) and
+    release the reservation. Idempotent: an attempt already settled is left alone."""
+    if _usage_of(session, job.id, attempt) is not None:
+        return None
+    reservation = ledger.entry_by_key(session, entry_key(EntryKind.RESERVE, job.id, attempt))
+    allocation = session.get(Allocation, reservation.allocation_id) if reservation else None
+    programme = session.get(Programme, allocation.programme_id) if allocation else None
+    placement = job.placement or {}
+    gpu_model = _model_of(session, placement) or job.gpu_model
+    metered = meter(
+        gpus=sum(int(p["gpus"]) for p in placement.values()),
+        cpus=sum(int(p["cpus"]) for p in placement.values()),
+        gpu_model=gpu_model,
+        started_at=started_at,
+        ended_at=ended_at,
+        observed=observed,
+    )
+    record = _record(job, attempt, allocation, gpu_model, metered, programme)
+    session.add(record)
+    session.flush()
+    if reservation is not None and allocation is not None:
+        _post_settlement(session, reservation, record, now)
+    return record
+
+
+def _record(
+    job: Job,
+    attempt: int,
+    allocation: Allocation | None,
+    gpu_model: str | None,
+    metered: Metered,
+    programme: Programme | None,
+) -> UsageRecord:
+    tariff = tariff_of(programme) if programme else Tariff()
+    gpu_cents = cost_cents(metered.gpu_s, tariff.per_gpu_hour(gpu_model))
+    cpu_cents = cost_cents(metered.cpu_s, tariff.cpu_hour)
+    subsidy = share_cents(gpu_cents + cpu_cents, programme.subsidy_pct if programme else 0)
+    return UsageRecord(
+        job_id=job.id,
+        attempt=attempt,
+        project_id=job.project_id,
+        allocation_id=allocation.id if allocation else None,
+        gpu_model=gpu_model,
+        gpus=metered.gpus,
+        cpus=metered.cpus,
+        started_at=metered.started_at,
+        ended_at=metered.ended_at,
+        gpu_s=metered.gpu_s,
+        cpu_s=metered.cpu_s,
+        energy_j=metered.energy_j,
+        energy_measured=metered.energy_measured,
+        gpu_cents=gpu_cents,
+        cpu_cents=cpu_cents,
+        subsidy_cents=subsidy,
+    )
+
+
+def _post_settlement(
+    session: Session, reservation: LedgerEntry, record: UsageRecord, now: float
+) -> None:
+    job_id, attempt = record.job_id, record.attempt
+    common = {"allocation_id": reservation.allocation_id, "at": now, "actor": "control"}
+    ledger.post(
+        session,
+        kind=EntryKind.RELEASE,
+        gpu_s=-reservation.gpu_s,
+        key=entry_key(EntryKind.RELEASE, job_id, attempt),
+        reason=f"job {job_id} attempt {attempt} ended: reservation released",
+        job_id=job_id,
+        attempt=attempt,
+        **common,  # type: ignore[arg-type]
+    )
+    ledger.post(
+        session,
+        kind=EntryKind.SETTLE,
+        gpu_s=-record.gpu_s,
+        key=entry_key(EntryKind.SETTLE, job_id, attempt),
+        reason=f"job {job_id} attempt {attempt} used {record.gpu_s} GPU-s",
+        job_id=job_id,
+        attempt=attempt,
+        cost_cents=record.gpu_cents + record.cpu_cents,
+        subsidy_cents=record.subsidy_cents,
+        **common,  # type: ignore[arg-type]
+    )
+    raise_alerts(session, reservation.allocation_id, now=now)
+
+
+def settle_orphans(session: Session, *, now: float) -> int:
+    """Settle reservations whose attempt is no longer running but was never settled — none
+    should exist, since settlement shares the job's transaction; this is the safety net a
+    restart runs, and it charges what the job row still shows of the attempt."""
+    open_reservations = _attempts(session, EntryKind.RESERVE) - _attempts(
+        session, EntryKind.RELEASE
+    )
+    settled = 0
+    for job_id, attempt in sorted(open_reservations):
+        job = session.get(Job, job_id)
+        if job is None or (job.attempts == attempt and JobState(job.state) in ACTIVE):
+            continue
+        same = job.attempts == attempt
+        ended = job.ended_at if same and job.ended_at is not None else now
+        started = job.started_at if same else None
+        log.error("settling job %s attempt %s, missed at its end", job_id, attempt)
+        settle(
+            session, job, attempt=attempt, started_at=started, ended_at=ended, observed={}, now=now
+        )
+        settled += 1
+    return settled
+
+
+def _attempts(session: Session, kind: EntryKind) -> set[tuple[int, int]]:
+    stmt = select(LedgerEntry.job_id, LedgerEntry.attempt).where(
+        LedgerEntry.kind == kind.value, LedgerEntry.job_id.is_not(None)
+    )
+    return {(j, a) for j, a in session.execute(stmt) if j is not None and a is not None}
+
+
+def raise_alerts(session: Session, allocation_id: int, *, now: float) -> None:
+    """Record (once each) that use reached 80 % and 100 % of the allocation."""
+    balance = ledger.balances(session, [allocation_id])[allocation_id]
+    granted = balance.awarded + balance.adjusted
+    have = set(
+        session.scalars(
+            select(AllocationAlert.threshold).where(AllocationAlert.allocation_id == allocation_id)
+        )
+    )
+    for threshold in thresholds_crossed(granted, balance.used):
+        if threshold in have:
+            continue
+        allocation = session.get(Allocation, allocation_id)
+        name = allocation.name if allocation else str(allocation_id)
+        message = (
+            f"allocation {name} has used {threshold} % of its {granted / 3600:.1f} GPU-h "
+            f"({balance.used / 3600:.1f} GPU-h used or reserved)"
+        )
+        session.add(
+            AllocationAlert(
+                allocation_id=allocation_id, threshold=threshold, at=now, message=message
+            )
+        )
+        log.warning(message)
+
+
+def tariff_of(programme: Programme) -> Tariff:
+    return Tariff(
+        {model: Decimal(str(price)) for model, price in programme.gpu_tariffs.items()},
+        Decimal(programme.cpu_tariff),
+    )
+
+
+def _usage_of(session: Session, job_id: int, attempt: int) -> UsageRecord | None:
+    return session.scalars(
+        select(UsageRecord).where(UsageRecord.job_id == job_id, UsageRecord.attempt == attempt)
+    ).first()
+
+
+def _model_of(session: Session, placement: dict[str, object]) -> str | None:
+    for node_id in sorted(placement):
+        node = session.get(Node, node_id)
+        if node is not None and node.gpu_model:
+            return node.gpu_model
+    return None

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -119,15 +120,17 @@ def settle(
     ended_at: float,
     observed: dict[str, float],
     now: float,
+    placement: dict[str, Any] | None = None,
 ) -> UsageRecord | None:
     """Meter the ended attempt, charge it to the allocation that reserved for it (if any) and
-    release the reservation. Idempotent: an attempt already settled is left alone."""
+    release the reservation. Idempotent: an attempt already settled is left alone.
+    `placement`: the attempt's, when the job row no longer shows it (requeued)."""
     if _usage_of(session, job.id, attempt) is not None:
         return None
     reservation = ledger.entry_by_key(session, entry_key(EntryKind.RESERVE, job.id, attempt))
     allocation = session.get(Allocation, reservation.allocation_id) if reservation else None
     programme = session.get(Programme, allocation.programme_id) if allocation else None
-    placement = job.placement or {}
+    placement = placement if placement is not None else (job.placement or {})
     gpu_model = _model_of(session, placement) or job.gpu_model
     metered = meter(
         gpus=sum(int(p["gpus"]) for p in placement.values()),

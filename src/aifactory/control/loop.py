@@ -244,7 +244,7 @@ class ControlLoop:
         self, session: Session, row: Job, moves: Iterable[Move], seen: Observation, now: float
     ) -> None:
         """Apply the moves; if they take the job off its attempt, settle the attempt with them."""
-        started_at = row.started_at
+        started_at, placement = row.started_at, row.placement
         for move in moves:
             switch_job_state(
                 session, row, move.target, now=now, actor=ACTOR, reason=move.reason, **move.fields
@@ -259,6 +259,7 @@ class ControlLoop:
                 ended_at=seen.ended_at or now,
                 observed=dict(seen.usage),
                 now=now,
+                placement=placement,
             )
 
     # ---- schedule: pending → admitted ----------------------------------------------------

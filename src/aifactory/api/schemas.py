@@ -61,7 +61,9 @@ class JobSubmit(Request):
     memory_mb: int = Field(1024, ge=1, le=64 * 1024 * 1024, description="memory per node")
     gpu_model: str | None = Field(None, min_length=1, max_length=64)
     time_limit_s: int = Field(3600, ge=1, le=30 * 86400)
-    preemptible: bool = False
+    preemptible: bool | None = Field(
+        None, description="may be preempted; unset: as the project's programme says"
+    )
     priority: int = Field(0, ge=-1000, le=1000)
     idempotency_key: str | None = Field(None, min_length=1, max_length=128)
 

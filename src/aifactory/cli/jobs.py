@@ -42,7 +42,13 @@ def submit(
         Path | None,
         typer.Option(help="a bash script file instead of a command", exists=True, dir_okay=False),
     ] = None,
-    preemptible: Annotated[bool, typer.Option()] = False,
+    preemptible: Annotated[
+        bool | None,
+        typer.Option(
+            "--preemptible/--not-preemptible",
+            help="may be preempted (default: as the project's programme says)",
+        ),
+    ] = None,
     priority: Annotated[int, typer.Option()] = 0,
     idempotency_key: Annotated[
         str | None, typer.Option("--idempotency-key", help="resubmits return the same job")

@@ -71,7 +71,7 @@ class JobSpec:
     memory_mb_per_node: int = 1024
     gpu_model: str | None = None
     time_limit_s: int = 3600
-    preemptible: bool = False
+    preemptible: bool | None = None  # None: as the project's programme says (default no)
     priority: int = 0
 
     @property

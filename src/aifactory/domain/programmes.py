@@ -171,3 +171,38 @@ def entitlements(awards: Iterable[Award]) -> dict[str, Entitlement]:
             max(had.priority_weight, award.priority_weight),
         )
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class JobRules:
+    """What the programmes of a project's allocations in force say about a new job.
+
+    `max_gpus`: the largest job any of them admits (None: no limit); `preemptible_default`:
+    a job that does not say is preemptible only if every programme in force says so.
+    """
+
+    programmes: tuple[str, ...] = ()
+    max_gpus: int | None = None
+    preemptible_default: bool = False
+
+    def too_large(self, gpus: int) -> str | None:
+        if self.max_gpus is None or gpus <= self.max_gpus:
+            return None
+        names = ", ".join(self.programmes)
+        return (
+            f"the project's programme ({names}) allows at most {self.max_gpus} GPUs per job; "
+            f"this job asks for {gpus}"
+        )
+
+
+def job_rules(programmes: Iterable[tuple[str, int | None, bool]]) -> JobRules:
+    """From (name, max GPUs per job, preemptible by default) of each programme in force."""
+    found = sorted(set(programmes))
+    if not found:
+        return JobRules()
+    limits = [limit for _, limit, _ in found]
+    return JobRules(
+        programmes=tuple(name for name, _, _ in found),
+        max_gpus=None if None in limits else max(x for x in limits if x is not None),
+        preemptible_default=all(default for _, _, default in found),
+    )

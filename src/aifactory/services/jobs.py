@@ -15,8 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from aifactory.accounting.rules import rules_for
 from aifactory.domain.jobs import ACTIVE, TERMINAL, WAITING, JobSpec, JobState
 from aifactory.domain.nodes import Node, why_never_fits
+from aifactory.domain.programmes import JobRules
 from aifactory.domain.tenancy import ProjectRole
 from aifactory.errors import AifactoryError, Conflict, InvalidInput, NotFound
 from aifactory.services.principal import Principal
@@ -73,6 +75,7 @@ def submit_jobs(session: Session, batch: Sequence[Submission], *, now: float) ->
     """
     nodes = node_values(session)
     projects: dict[tuple[int, str | None], Project] = {}
+    rules: dict[int, JobRules] = {}
     outcomes: dict[int, Outcome] = {}
     fresh: dict[int, NewJob] = {}
     first_with_key: dict[tuple[int, str], int] = {}
@@ -80,6 +83,9 @@ def submit_jobs(session: Session, batch: Sequence[Submission], *, now: float) ->
     for index, submission in enumerate(batch):
         try:
             target = _checked_target(session, submission, nodes, projects)
+            if target.id not in rules:
+                rules[target.id] = rules_for(session, target.id, now)
+            spec = _as_programme_says(submission.spec, rules[target.id])
         except AifactoryError as exc:
             outcomes[index] = exc
             continue
@@ -93,7 +99,7 @@ def submit_jobs(session: Session, batch: Sequence[Submission], *, now: float) ->
             continue
         if key:
             first_with_key[(target.id, key)] = index
-        fresh[index] = _new_job(submission.spec, target.id, submission.principal.user_id, key, now)
+        fresh[index] = _new_job(spec, target.id, submission.principal.user_id, key, now)
     outcomes.update(_insert(session, batch, fresh, projects))
     for index, first in repeats.items():
         settled = outcomes[first]
@@ -121,6 +127,16 @@ def _checked_target(
     if unfit is not None:
         raise InvalidInput(f"can never run on this facility: {unfit.reason}", field=unfit.field)
     return target
+
+
+def _as_programme_says(spec: JobSpec, rules: JobRules) -> JobSpec:
+    """Refuse a job larger than the programme admits; fill in its preemptible default."""
+    too_large = rules.too_large(spec.total_gpus)
+    if too_large is not None:
+        raise InvalidInput(too_large, field="gpus")
+    if spec.preemptible is None:
+        return replace(spec, preemptible=rules.preemptible_default)
+    return spec
 
 
 def _insert(
@@ -199,7 +215,7 @@ def _new_job(spec: JobSpec, project_id: int, user_id: int, key: str | None, now:
         memory_mb_per_node=spec.memory_mb_per_node,
         gpu_model=spec.gpu_model,
         time_limit_s=spec.time_limit_s,
-        preemptible=spec.preemptible,
+        preemptible=bool(spec.preemptible),
         priority=spec.priority,
         idempotency_key=key,
         submitted_at=now,

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from aifactory.control.loop import ControlLoop
 from aifactory.domain.jobs import JobState
 from aifactory.executors.base import Observation, Outcome, Phase
 from aifactory.scheduler import Policy
 from aifactory.scheduler.estimates import RuntimeHistory
+from aifactory.services.auth import principal_of
 from aifactory.services.bootstrap import bootstrap
+from aifactory.services.tenancy import create_project, user_by_name
 from aifactory.store.db import Database
+from aifactory.store.models import Allocation
 from tests.conftest import FakeClock
 from tests.control.fake_executor import FakeExecutor
 from tests.control.helpers import PreemptingScheduler, job, submit
@@ -41,3 +45,24 @@ def test_usage_and_runtime_history_reach_the_scheduler(db: Database) -> None:
     assert seen.runtimes.finished == 1
     (waiting,) = seen.pending
     assert seen.runtimes.runtime(waiting) == pytest.approx(600.0)  # same user, same limit
+
+
+def test_awards_reach_the_scheduler_as_shares_quotas_and_priority(db: Database) -> None:
+    """The bootstrap's starter allocation (research: half the facility, priority weight 100)
+    is the only award in force; a new project with none gets almost no share."""
+    clock, scheduler = FakeClock(), PreemptingScheduler()
+    with db.session() as session:
+        bootstrap(session, now=clock())
+        starter = session.scalars(select(Allocation)).one()
+        starter.quota_gpus = 4
+        admin = principal_of(session, user_by_name(session, "admin"))
+        create_project(session, admin, name="other", organisation="default", owner=None, now=0)
+    loop = ControlLoop(db, FakeExecutor(), Policy(), clock, lease_ttl_s=10, scheduler=scheduler)
+    assert loop.tick()
+    submit(db, clock(), gpus=1)
+    loop.tick()
+    seen = scheduler.snapshots[-1]
+    assert (seen.projects["default"].shares, seen.projects["default"].quota_gpus) == (0.5, 4)
+    assert seen.projects["other"].shares == pytest.approx(1e-3)
+    assert seen.projects["other"].quota_gpus == 0
+    assert [job.priority for job in seen.pending] == [100]

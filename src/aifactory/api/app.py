@@ -17,7 +17,15 @@ from aifactory import __version__
 from aifactory.api import docs, errors
 from aifactory.api.deps import AppState
 from aifactory.api.limits import BodySizeLimit
-from aifactory.api.routers import facility, jobs, me, tenancy
+from aifactory.api.routers import (
+    allocations,
+    facility,
+    jobs,
+    me,
+    programmes,
+    proposals,
+    tenancy,
+)
 from aifactory.api.schemas import ErrorOut
 
 API_PREFIX = "/api/v1"
@@ -71,7 +79,17 @@ def create_app(
     )
     app.state.aifactory = state
     api = APIRouter(prefix=API_PREFIX)
-    for router in (facility.router, jobs.router, jobs.queue_router, tenancy.router, me.router):
+    routers = (
+        facility.router,
+        jobs.router,
+        jobs.queue_router,
+        tenancy.router,
+        me.router,
+        programmes.router,
+        proposals.router,
+        allocations.router,
+    )
+    for router in routers:
         api.include_router(router)
     app.include_router(api)
     errors.install(app)

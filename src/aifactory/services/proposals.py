@@ -1,0 +1,456 @@
+"""Proposals: a project asks an open call for GPU-hours; reviewers score it; an admin decides.
+
+Flow (domain.proposal_flow): submitted → awarded | rejected | withdrawn, decided once; `_decide`
+is the one place the state changes. An award becomes an allocation (services.allocations)
+with its AWARD ledger entry, and the awards of one call never exceed the call's budget.
+
+Starter rule: a request of at most the programme's `starter_gpu_hours` (when above 0) is
+awarded at once by "auto", valid from now for `starter_days`, without a quota — unless the
+call has no budget left for it or the project already holds an allocation of the programme
+then, in which case it waits for an admin like any other.
+
+Conflict of interest: a reviewer who is a member of any project of the applicant's
+organisation may not be assigned, nor review if that membership came later.
+
+Who sees what: admins and operators see every proposal (as every project: services.principal);
+a project's members see their project's; a reviewer sees those assigned to them; anyone else
+is told it does not exist. Reviewer names are shown to admins only (a reviewer sees their own
+review); applicants see the scores and comments of finished reviews.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from aifactory.domain.money import gpu_seconds
+from aifactory.domain.programmes import ProposalState, conflict_of_interest
+from aifactory.domain.proposal_flow import transition_problem
+from aifactory.domain.tenancy import FacilityRole, ProjectRole
+from aifactory.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from aifactory.services import allocations
+from aifactory.services.allocations import AllocationView, Grant
+from aifactory.services.principal import Principal
+from aifactory.services.programmes import (
+    awarded_by_call,
+    call_by_name,
+    call_is_open,
+    hours_text,
+    time_text,
+)
+from aifactory.services.tenancy import project_by_name, user_by_name
+from aifactory.store.models import (
+    Allocation,
+    Call,
+    Member,
+    Organisation,
+    Programme,
+    Project,
+    Proposal,
+    Review,
+    User,
+)
+
+AUTO = "auto"
+STARTER_NOTE = "auto-approved starter allocation"
+DAY_S = 86400
+MAX_DATASETS = 100
+REVIEWER_ROLES = (FacilityRole.REVIEWER, FacilityRole.ADMIN)
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewView:
+    reviewer: str | None  # None where the caller may not know who reviewed
+    score: int | None
+    comment: str | None
+    assigned_at: float
+    reviewed_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalView:
+    proposal: Proposal
+    call: str
+    programme: str
+    project: str
+    submitted_by: str
+    reviews: tuple[ReviewView, ...]
+    allocation: str | None  # the allocation it was awarded as
+
+
+def submit_proposal(
+    session: Session,
+    principal: Principal,
+    *,
+    call: str,
+    project: str,
+    title: str,
+    abstract: str,
+    justification: str,
+    requested_gpu_hours: float,
+    gpu_model: str | None = None,
+    planned_datasets: Sequence[str] = (),
+    now: float,
+) -> ProposalView:
+    applicant = project_by_name(session, principal, project)
+    principal.require(applicant.id, ProjectRole.MEMBER)
+    found = call_by_name(session, call)
+    _check_open(found, now)
+    programme = _programme_of(session, found)
+    allocations.check_eligible(session, applicant, programme)
+    _check_request(found, requested_gpu_hours, gpu_model, planned_datasets)
+    _check_texts({"title": title, "abstract": abstract, "justification": justification})
+    proposal = Proposal(
+        call_id=found.id,
+        project_id=applicant.id,
+        title=title.strip(),
+        abstract=abstract.strip(),
+        justification=justification.strip(),
+        requested_gpu_hours=requested_gpu_hours,
+        gpu_model=gpu_model,
+        planned_datasets=list(planned_datasets),
+        state=ProposalState.SUBMITTED.value,
+        submitted_by=principal.user_id,
+        submitted_at=now,
+    )
+    session.add(proposal)
+    session.flush()
+    _maybe_starter(session, proposal, now=now)
+    return _view(session, principal, proposal)
+
+
+def _check_open(call: Call, now: float) -> None:
+    if call_is_open(call, now):
+        return
+    when = (
+        f"opens at {time_text(call.opens_at)}"
+        if now < call.opens_at
+        else f"closed at {time_text(call.closes_at)}"
+    )
+    raise InvalidInput(f"call {call.name} is not open: it {when}", field="call")
+
+
+def _check_request(
+    call: Call, requested: float, gpu_model: str | None, datasets: Sequence[str]
+) -> None:
+    if not (math.isfinite(requested) and 0 < requested <= call.budget_gpu_hours):
+        raise InvalidInput(
+            f"must be above 0 and at most the call's budget, {call.budget_gpu_hours:g} GPU-h",
+            field="requested_gpu_hours",
+        )
+    if gpu_model is not None and not (gpu_model.strip() and len(gpu_model) <= 64):
+        raise InvalidInput("must be 1–64 characters, or left out for any model", field="gpu_model")
+    if len(datasets) > MAX_DATASETS or any(not d.strip() or len(d) > 128 for d in datasets):
+        raise InvalidInput(
+            f"at most {MAX_DATASETS} dataset names of 1–128 characters", field="planned_datasets"
+        )
+
+
+def _check_texts(texts: dict[str, str]) -> None:
+    for name, text in texts.items():
+        if not text.strip():
+            raise InvalidInput("must not be empty", field=name)
+    if len(texts["title"].strip()) > 200:
+        raise InvalidInput("must be at most 200 characters", field="title")
+
+
+def _maybe_starter(session: Session, proposal: Proposal, *, now: float) -> None:
+    """Award a small first request at once (see the module's starter rule)."""
+    call = _call_of(session, proposal)
+    programme = _programme_of(session, call)
+    starter = programme.starter_gpu_hours
+    if not 0 < proposal.requested_gpu_hours <= starter:
+        return
+    window_end = now + programme.starter_days * DAY_S
+    grant = Grant(proposal.requested_gpu_hours, now, window_end, 0, proposal.gpu_model)
+    try:
+        with session.begin_nested():
+            _award(session, proposal, grant, actor=AUTO, note=STARTER_NOTE, now=now)
+    except InvalidInput:
+        return  # no budget left in the call, or an allocation already held: an admin decides
+
+
+def award(
+    session: Session,
+    principal: Principal,
+    *,
+    proposal_id: int,
+    gpu_hours: float,
+    valid_from: float,
+    valid_to: float,
+    quota_gpus: int = 0,
+    gpu_model: str | None = None,
+    note: str | None = None,
+    now: float,
+) -> AllocationView:
+    """Award GPU-hours to a submitted proposal; `gpu_model` defaults to the one it asked for."""
+    principal.require_facility(FacilityRole.ADMIN)
+    proposal = _proposal(session, principal, proposal_id)
+    model = gpu_model if gpu_model is not None else proposal.gpu_model
+    grant = Grant(gpu_hours, valid_from, valid_to, quota_gpus, model)
+    text = note.strip() if note and note.strip() else f"awarded {gpu_hours:g} GPU-h"
+    allocation = _award(session, proposal, grant, actor=principal.name, note=text, now=now)
+    return allocations.view_of(session, allocation, now=now)
+
+
+def _award(
+    session: Session, proposal: Proposal, grant: Grant, *, actor: str, note: str, now: float
+) -> Allocation:
+    _check_move(proposal, ProposalState.AWARDED)
+    allocations.check_grant(grant)
+    call = _call_of(session, proposal)
+    _check_call_budget(session, call, grant.gpu_hours)
+    project = session.get(Project, proposal.project_id)
+    assert project is not None  # a foreign key
+    allocation = allocations.open_allocation(
+        session,
+        project=project,
+        programme=_programme_of(session, call),
+        grant=grant,
+        name=f"{project.name}-{call.name}",
+        proposal_id=proposal.id,
+        actor=actor,
+        reason=f"awarded from proposal {proposal.id}",
+        now=now,
+    )
+    _decide(proposal, ProposalState.AWARDED, note=note, now=now)
+    return allocation
+
+
+def _check_call_budget(session: Session, call: Call, gpu_hours: float) -> None:
+    # Lock the call (PostgreSQL; SQLite writers are serial): two awards at once cannot both
+    # take the call's last GPU-hours.
+    session.execute(select(Call.id).where(Call.id == call.id).with_for_update())
+    awarded = awarded_by_call(session, [call.id]).get(call.id, 0)
+    left = gpu_seconds(call.budget_gpu_hours) - awarded
+    if gpu_seconds(gpu_hours) > left:
+        raise InvalidInput(
+            f"call {call.name} has {hours_text(max(left, 0))} GPU-h left", field="gpu_hours"
+        )
+
+
+def reject(
+    session: Session, principal: Principal, *, proposal_id: int, note: str, now: float
+) -> ProposalView:
+    principal.require_facility(FacilityRole.ADMIN)
+    proposal = _proposal(session, principal, proposal_id)
+    if not note.strip():
+        raise InvalidInput("say why the proposal is rejected", field="note")
+    _decide(proposal, ProposalState.REJECTED, note=note.strip(), now=now)
+    return _view(session, principal, proposal)
+
+
+def withdraw(
+    session: Session, principal: Principal, *, proposal_id: int, now: float
+) -> ProposalView:
+    """The applicant's owners take their proposal back before it is decided."""
+    proposal = _proposal(session, principal, proposal_id)
+    if principal.role_in(proposal.project_id) is None:
+        raise PermissionDenied("only the applicant project's owners may withdraw its proposal")
+    principal.require(proposal.project_id, ProjectRole.OWNER, what="proposal")
+    note = f"withdrawn by {principal.name}"
+    _decide(proposal, ProposalState.WITHDRAWN, note=note, now=now)
+    return _view(session, principal, proposal)
+
+
+def _check_move(proposal: Proposal, to: ProposalState) -> None:
+    problem = transition_problem(ProposalState(proposal.state), to)
+    if problem is not None:
+        raise Conflict(f"proposal {proposal.id}: {problem}", field="state")
+
+
+def _decide(proposal: Proposal, to: ProposalState, *, note: str, now: float) -> None:
+    """The one place a proposal's state changes."""
+    _check_move(proposal, to)
+    proposal.state = to.value
+    proposal.decided_at = now
+    proposal.decision_note = note
+
+
+def assign_reviewer(
+    session: Session, principal: Principal, *, proposal_id: int, reviewer: str, now: float
+) -> ProposalView:
+    """Ask `reviewer` to review the proposal; asking twice changes nothing."""
+    principal.require_facility(FacilityRole.ADMIN)
+    proposal = _proposal(session, principal, proposal_id)
+    _check_under_review(proposal)
+    user = user_by_name(session, reviewer, field="reviewer")
+    if FacilityRole(user.facility_role) not in REVIEWER_ROLES:
+        raise InvalidInput(
+            f"{user.name} has the facility role {user.facility_role}; "
+            "only a reviewer or an admin may review",
+            field="reviewer",
+        )
+    _check_no_conflict(session, user, proposal)
+    if _review_by(session, proposal.id, user.id) is None:
+        session.add(Review(proposal_id=proposal.id, reviewer_id=user.id, assigned_at=now))
+        session.flush()
+    return _view(session, principal, proposal)
+
+
+def review(
+    session: Session,
+    principal: Principal,
+    *,
+    proposal_id: int,
+    score: int,
+    comment: str,
+    now: float,
+) -> ProposalView:
+    """Score (1–5) and comment; reviewing again replaces one's earlier review."""
+    proposal = _proposal(session, principal, proposal_id)
+    row = _review_by(session, proposal.id, principal.user_id)
+    if row is None or principal.facility_role not in REVIEWER_ROLES:
+        raise PermissionDenied("only a reviewer assigned to this proposal may review it")
+    _check_under_review(proposal)
+    if not 1 <= score <= 5:
+        raise InvalidInput("must be 1–5", field="score")
+    if not comment.strip():
+        raise InvalidInput("must not be empty", field="comment")
+    user = session.get(User, principal.user_id)
+    assert user is not None  # the principal's own row
+    _check_no_conflict(session, user, proposal)
+    row.score, row.comment, row.reviewed_at = score, comment.strip(), now
+    session.flush()
+    return _view(session, principal, proposal)
+
+
+def _check_under_review(proposal: Proposal) -> None:
+    if proposal.state != ProposalState.SUBMITTED.value:
+        raise Conflict(
+            f"proposal {proposal.id} is {proposal.state}; its review is closed", field="state"
+        )
+
+
+def _check_no_conflict(session: Session, reviewer: User, proposal: Proposal) -> None:
+    project = session.get(Project, proposal.project_id)
+    assert project is not None  # a foreign key
+    theirs = session.scalars(
+        select(Project.organisation_id)
+        .join(Member, Member.project_id == Project.id)
+        .where(Member.user_id == reviewer.id)
+    )
+    if conflict_of_interest(theirs, project.organisation_id):
+        org = session.get(Organisation, project.organisation_id)
+        assert org is not None  # a foreign key
+        raise Conflict(
+            f"reviewer {reviewer.name} belongs to organisation {org.name}, the applicant's: "
+            "conflict of interest",
+            field="reviewer",
+        )
+
+
+def _review_by(session: Session, proposal_id: int, user_id: int) -> Review | None:
+    stmt = select(Review).where(Review.proposal_id == proposal_id, Review.reviewer_id == user_id)
+    return session.scalars(stmt).first()
+
+
+def list_proposals(
+    session: Session,
+    principal: Principal,
+    *,
+    call: str | None = None,
+    project: str | None = None,
+    state: ProposalState | None = None,
+) -> list[ProposalView]:
+    stmt = select(Proposal).order_by(Proposal.id)
+    if not principal.facility_role.sees_all_projects:
+        assigned = select(Review.proposal_id).where(Review.reviewer_id == principal.user_id)
+        mine = Proposal.project_id.in_(list(principal.memberships))
+        stmt = stmt.where(or_(mine, Proposal.id.in_(assigned)))
+    if call is not None:
+        stmt = stmt.where(Proposal.call_id == call_by_name(session, call).id)
+    if project is not None:
+        stmt = stmt.where(Proposal.project_id == project_by_name(session, principal, project).id)
+    if state is not None:
+        stmt = stmt.where(Proposal.state == state.value)
+    return _views(session, principal, list(session.scalars(stmt)))
+
+
+def get_proposal(session: Session, principal: Principal, proposal_id: int) -> ProposalView:
+    return _view(session, principal, _proposal(session, principal, proposal_id))
+
+
+def _proposal(session: Session, principal: Principal, proposal_id: int) -> Proposal:
+    """The proposal if the caller may see it; the same NotFound whether it exists or not."""
+    proposal = session.get(Proposal, proposal_id)
+    if proposal is None or not (
+        principal.role_in(proposal.project_id) is not None
+        or _review_by(session, proposal.id, principal.user_id) is not None
+    ):
+        raise NotFound(f"proposal {proposal_id} not found", field="proposal_id")
+    return proposal
+
+
+def _call_of(session: Session, proposal: Proposal) -> Call:
+    call = session.get(Call, proposal.call_id)
+    assert call is not None  # a foreign key
+    return call
+
+
+def _programme_of(session: Session, call: Call) -> Programme:
+    programme = session.get(Programme, call.programme_id)
+    assert programme is not None  # a foreign key
+    return programme
+
+
+def _view(session: Session, principal: Principal, proposal: Proposal) -> ProposalView:
+    return _views(session, principal, [proposal])[0]
+
+
+def _views(session: Session, principal: Principal, proposals: list[Proposal]) -> list[ProposalView]:
+    """Each proposal with its names, the reviews the caller may see and its allocation."""
+    ids = [p.id for p in proposals]
+    if not ids:
+        return []
+    names = {
+        row[0]: row[1:]
+        for row in session.execute(
+            select(Proposal.id, Call.name, Programme.name, Project.name, User.name)
+            .join(Call, Call.id == Proposal.call_id)
+            .join(Programme, Programme.id == Call.programme_id)
+            .join(Project, Project.id == Proposal.project_id)
+            .join(User, User.id == Proposal.submitted_by)
+            .where(Proposal.id.in_(ids))
+        )
+    }
+    reviews = _reviews(session, principal, proposals)
+    stmt = select(Allocation.proposal_id, Allocation.name).where(Allocation.proposal_id.in_(ids))
+    awarded = {pid: name for pid, name in session.execute(stmt)}
+    return [
+        ProposalView(p, *names[p.id], reviews.get(p.id, ()), awarded.get(p.id)) for p in proposals
+    ]
+
+
+def _reviews(
+    session: Session, principal: Principal, proposals: list[Proposal]
+) -> dict[int, tuple[ReviewView, ...]]:
+    projects = {p.id: p.project_id for p in proposals}
+    stmt = (
+        select(Review, User.name)
+        .join(User, User.id == Review.reviewer_id)
+        .where(Review.proposal_id.in_(list(projects)))
+        .order_by(Review.id)
+    )
+    shown: dict[int, list[ReviewView]] = {}
+    for row, reviewer in session.execute(stmt):
+        view = _shown(principal, projects[row.proposal_id], row, reviewer)
+        if view is not None:
+            shown.setdefault(row.proposal_id, []).append(view)
+    return {pid: tuple(views) for pid, views in shown.items()}
+
+
+def _shown(principal: Principal, project_id: int, row: Review, reviewer: str) -> ReviewView | None:
+    """What the caller may see of one review (see the module's rules), or None."""
+    own = row.reviewer_id == principal.user_id
+    if principal.is_admin or own:
+        name: str | None = reviewer
+    elif principal.role_in(project_id) is not None and row.score is not None:
+        name = None
+    else:
+        return None
+    return ReviewView(name, row.score, row.comment, row.assigned_at, row.reviewed_at)

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -246,7 +247,7 @@ class Allocation(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
     programme_id: Mapped[int] = mapped_column(ForeignKey("programmes.id"), index=True)
     proposal_id: Mapped[int | None] = mapped_column(ForeignKey("proposals.id"))
-    award_gpu_s: Mapped[int] = mapped_column(Integer)
+    award_gpu_s: Mapped[int] = mapped_column(BigInteger)
     gpu_model: Mapped[str | None] = mapped_column(String(64))
     quota_gpus: Mapped[int] = mapped_column(Integer)
     valid_from: Mapped[float] = mapped_column(Float)
@@ -266,9 +267,9 @@ class LedgerEntry(Base):
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), index=True)
     attempt: Mapped[int | None] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(16))
-    gpu_s: Mapped[int] = mapped_column(Integer)
-    cost_cents: Mapped[int] = mapped_column(Integer)
-    subsidy_cents: Mapped[int] = mapped_column(Integer)
+    gpu_s: Mapped[int] = mapped_column(BigInteger)
+    cost_cents: Mapped[int] = mapped_column(BigInteger)
+    subsidy_cents: Mapped[int] = mapped_column(BigInteger)
     at: Mapped[float] = mapped_column(Float, index=True)
     actor: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
@@ -289,13 +290,13 @@ class UsageRecord(Base):
     cpus: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[float] = mapped_column(Float)
     ended_at: Mapped[float] = mapped_column(Float, index=True)
-    gpu_s: Mapped[int] = mapped_column(Integer)
-    cpu_s: Mapped[int] = mapped_column(Integer)
+    gpu_s: Mapped[int] = mapped_column(BigInteger)
+    cpu_s: Mapped[int] = mapped_column(BigInteger)
     energy_j: Mapped[float] = mapped_column(Float)
     energy_measured: Mapped[bool] = mapped_column(Boolean)
-    gpu_cents: Mapped[int] = mapped_column(Integer)
-    cpu_cents: Mapped[int] = mapped_column(Integer)
-    subsidy_cents: Mapped[int] = mapped_column(Integer)
+    gpu_cents: Mapped[int] = mapped_column(BigInteger)
+    cpu_cents: Mapped[int] = mapped_column(BigInteger)
+    subsidy_cents: Mapped[int] = mapped_column(BigInteger)
 
 
 class AllocationAlert(Base):
@@ -323,11 +324,11 @@ class IssuedInvoice(Base):
     issued_by: Mapped[str] = mapped_column(String(64))
     currency: Mapped[str] = mapped_column(String(3))
     vat_pct: Mapped[int] = mapped_column(Integer)
-    gross_cents: Mapped[int] = mapped_column(Integer)
-    subsidy_cents: Mapped[int] = mapped_column(Integer)
-    net_cents: Mapped[int] = mapped_column(Integer)
-    vat_cents: Mapped[int] = mapped_column(Integer)
-    total_cents: Mapped[int] = mapped_column(Integer)
+    gross_cents: Mapped[int] = mapped_column(BigInteger)
+    subsidy_cents: Mapped[int] = mapped_column(BigInteger)
+    net_cents: Mapped[int] = mapped_column(BigInteger)
+    vat_cents: Mapped[int] = mapped_column(BigInteger)
+    total_cents: Mapped[int] = mapped_column(BigInteger)
     lines: Mapped[list[Any]] = mapped_column(JSON)
     csv: Mapped[str] = mapped_column(Text)
     pdf: Mapped[bytes] = mapped_column(LargeBinary)

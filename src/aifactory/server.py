@@ -169,6 +169,8 @@ def app_for(facility: Facility) -> FastAPI:
         on_submit=facility.loop.wake,
         ready=lambda: True,
         policy=facility.loop.policy,
+        vat_pct=facility.settings.vat_pct,
+        grid_g_per_kwh=facility.settings.grid_g_per_kwh,
     )
     app = create_app(
         state,

@@ -241,25 +241,40 @@ def _flat_rows(figures: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
 
 
 def report_charts(report: FunderReport, out_dir: Path, fmt: str = "png") -> list[Path]:
-    """Draw the report's charts into `out_dir` as PNG or SVG files; returns their paths.
+    """Draw the report's charts into `out_dir` as PNG or SVG files; returns their paths."""
+    _check_format(fmt)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in CHART_NAMES:
+        path = out_dir / f"{name}.{fmt}"
+        path.write_bytes(report_chart(report, name, fmt))
+        paths.append(path)
+    return paths
+
+
+def report_chart(report: FunderReport, name: str, fmt: str = "png") -> bytes:
+    """One of the report's charts (`CHART_NAMES`) as PNG or SVG bytes.
 
     Figures are drawn with `matplotlib.figure.Figure` (no pyplot, no global state).
     """
+    _check_format(fmt)
+    charts = {chart_name: (title, draw) for chart_name, title, draw in _CHARTS}
+    if name not in charts:
+        raise ValueError(f"chart must be one of {', '.join(CHART_NAMES)}, not {name!r}")
+    title, draw = charts[name]
+    figure = Figure(figsize=(7.0, 4.5), layout="constrained")
+    axes = figure.add_subplot()
+    draw(axes, report)
+    axes.set_title(f"{title}\n{_period_label(report)}")
+    out = io.BytesIO()
+    metadata = {"Date": None} if fmt == "svg" else None
+    figure.savefig(out, format=fmt, dpi=110, metadata=metadata)
+    return out.getvalue()
+
+
+def _check_format(fmt: str) -> None:
     if fmt not in CHART_FORMATS:
         raise ValueError(f"chart format must be one of {', '.join(CHART_FORMATS)}, not {fmt!r}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    period = _period_label(report)
-    paths = []
-    for name, title, draw in _CHARTS:
-        figure = Figure(figsize=(7.0, 4.5), layout="constrained")
-        axes = figure.add_subplot()
-        draw(axes, report)
-        axes.set_title(f"{title}\n{period}")
-        path = out_dir / f"{name}.{fmt}"
-        metadata = {"Date": None} if fmt == "svg" else None
-        figure.savefig(path, format=fmt, dpi=110, metadata=metadata)
-        paths.append(path)
-    return paths
 
 
 def _period_label(report: FunderReport) -> str:
@@ -325,3 +340,4 @@ _CHARTS: tuple[tuple[str, str, Callable[[Axes, FunderReport], None]], ...] = (
     ("pool_share", "Pool share: delivered vs promised", _draw_pool_share),
     ("waiting_time", "Waiting time by programme", _draw_waits),
 )
+CHART_NAMES = tuple(name for name, _, _ in _CHARTS)

@@ -22,6 +22,7 @@ from aifactory.api.routers import (
     facility,
     jobs,
     me,
+    money,
     programmes,
     proposals,
     tenancy,
@@ -88,6 +89,7 @@ def create_app(
         programmes.router,
         proposals.router,
         allocations.router,
+        money.router,
     )
     for router in routers:
         api.include_router(router)

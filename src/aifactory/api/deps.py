@@ -30,6 +30,8 @@ class AppState:
     on_submit: Callable[[], None]
     ready: Callable[[], bool]
     policy: Policy = field(default_factory=Policy)  # the control loop's: explanations use it
+    vat_pct: int = 21  # config.Settings.vat_pct: VAT on the invoices issued
+    grid_g_per_kwh: float = 270.0  # config.Settings.grid_g_per_kwh: CO2 in usage and reports
     auth_cache_s: float = 2.0
     principals: PrincipalCache = field(init=False)
     committer: GroupCommitter = field(init=False)

@@ -1,0 +1,168 @@
+"""Request and response schemas for usage, invoices and funder reports.
+
+Units at the API: moments are ISO 8601 datetimes in UTC; money is euros as text with two
+decimals ("12.34", negative for money taken off); GPU time is GPU-seconds (exact) and
+GPU-hours (a float, for reading); energy is joules, CO2 grams.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from aifactory.api.schemas import Request
+from aifactory.domain.money import euros
+from aifactory.services.invoices import InvoiceView
+from aifactory.services.usage import UsageRow, UsageTotals
+
+# The charts and formats accounting.reports draws (a test checks they agree).
+ChartName = Literal["gpu_hours_by_programme", "gpu_hours_by_org_kind", "pool_share", "waiting_time"]
+ChartFormat = Literal["png", "svg"]
+CHART_MEDIA_TYPES: dict[str, str] = {"png": "image/png", "svg": "image/svg+xml"}
+
+
+def money(amount_cents: int) -> str:
+    return str(euros(amount_cents))
+
+
+def _at(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class UsageRecordOut(BaseModel):
+    job_id: int
+    attempt: int
+    project: str
+    allocation: str | None = Field(description="none: metered only, nothing billed")
+    programme: str | None
+    gpu_model: str | None
+    gpus: int
+    cpus: int
+    started_at: datetime
+    ended_at: datetime
+    gpu_s: int
+    gpu_hours: float
+    cpu_s: int
+    energy_j: float
+    energy_source: Literal["measured", "modelled"]
+    co2_g: float
+    cost: str = Field(description="GPU and CPU time, € before subsidy")
+    subsidy: str
+    net: str
+
+    @classmethod
+    def of(cls, row: UsageRow) -> UsageRecordOut:
+        record = row.record
+        return cls(
+            job_id=record.job_id,
+            attempt=record.attempt,
+            project=row.project,
+            allocation=row.allocation,
+            programme=row.programme,
+            gpu_model=record.gpu_model,
+            gpus=record.gpus,
+            cpus=record.cpus,
+            started_at=_at(record.started_at),
+            ended_at=_at(record.ended_at),
+            gpu_s=record.gpu_s,
+            gpu_hours=row.gpu_hours,
+            cpu_s=record.cpu_s,
+            energy_j=record.energy_j,
+            energy_source=row.energy_source,
+            co2_g=row.co2_g,
+            cost=money(row.cost_cents),
+            subsidy=money(record.subsidy_cents),
+            net=money(row.net_cents),
+        )
+
+
+class UsageTotalsOut(BaseModel):
+    records: int = Field(description="every record that matched, listed or not")
+    gpu_s: int
+    gpu_hours: float
+    cpu_s: int
+    energy_j: float
+    co2_g: float
+    cost: str
+    subsidy: str
+    net: str
+
+    @classmethod
+    def of(cls, totals: UsageTotals) -> UsageTotalsOut:
+        return cls(
+            records=totals.records,
+            gpu_s=totals.gpu_s,
+            gpu_hours=totals.gpu_hours,
+            cpu_s=totals.cpu_s,
+            energy_j=totals.energy_j,
+            co2_g=totals.co2_g,
+            cost=money(totals.cost_cents),
+            subsidy=money(totals.subsidy_cents),
+            net=money(totals.net_cents),
+        )
+
+
+class UsageOut(BaseModel):
+    records: list[UsageRecordOut] = Field(description="by end time; at most `limit`")
+    totals: UsageTotalsOut
+
+
+class InvoiceIssue(Request):
+    month: str = Field(
+        min_length=1, max_length=16, description="YYYY-MM: a month that has ended (UTC)"
+    )
+
+
+class InvoiceLineOut(BaseModel):
+    description: str
+    quantity: str = Field(description='hours as billed, e.g. "12.50"; "" for money lines')
+    unit: str = Field(description='"GPU-h", "CPU-h", or "" for money lines')
+    unit_price: str
+    amount: str
+
+
+class InvoiceOut(BaseModel):
+    number: str
+    project: str
+    month: str
+    issued_at: datetime
+    issued_by: str
+    currency: str
+    vat_pct: int
+    gross: str
+    subsidy: str
+    net: str
+    vat: str
+    total: str
+    lines: list[InvoiceLineOut]
+
+    @classmethod
+    def of(cls, view: InvoiceView) -> InvoiceOut:
+        invoice = view.invoice
+        return cls(
+            number=invoice.number,
+            project=view.project,
+            month=invoice.month,
+            issued_at=_at(invoice.issued_at),
+            issued_by=invoice.issued_by,
+            currency=invoice.currency,
+            vat_pct=invoice.vat_pct,
+            gross=money(invoice.gross_cents),
+            subsidy=money(invoice.subsidy_cents),
+            net=money(invoice.net_cents),
+            vat=money(invoice.vat_cents),
+            total=money(invoice.total_cents),
+            lines=[_line(line) for line in invoice.lines],
+        )
+
+
+def _line(stored: dict[str, Any]) -> InvoiceLineOut:
+    return InvoiceLineOut(
+        description=stored["description"],
+        quantity=stored["quantity"],
+        unit=stored["unit"],
+        unit_price=stored["unit_price"],
+        amount=money(int(stored["amount_cents"])),
+    )

@@ -1,0 +1,239 @@
+"""Issued invoices: one per project and closed month, numbered, stored as issued, never redone.
+
+Invariants: an invoice is issued only for a month that has ended (UTC); issuing again returns
+the stored invoice unchanged, lines, totals, CSV and PDF bytes included. Numbers run
+"AIF-<year>-<000001…>" per year of issue with no gaps and are never reused; the unique
+constraints on (project, month) and on the number turn a concurrent double issue into a retry,
+never into two invoices. Only settled usage paid from an allocation is billed: a usage record
+without one (metered only) is free.
+
+Who may do what: facility admins, finance and a project's owners issue; its members (viewer
+and up), admins, finance and operators read; anyone else is told the project does not exist.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from aifactory.accounting.invoices import build_invoice, invoice_csv, invoice_pdf
+from aifactory.domain.statements import ChargedUsage, Invoice
+from aifactory.domain.tenancy import FacilityRole, ProjectRole
+from aifactory.errors import Conflict, InvalidInput, NotFound
+from aifactory.services.principal import Principal
+from aifactory.services.usage import sees_all_money, visible_project
+from aifactory.store.models import (
+    Allocation,
+    IssuedInvoice,
+    Organisation,
+    Programme,
+    Project,
+    UsageRecord,
+)
+
+NUMBER_PREFIX = "AIF"
+MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
+ISSUERS = (FacilityRole.ADMIN, FacilityRole.FINANCE)
+NUMBER_TRIES = 5
+NUMBER_DIGITS = 6
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceView:
+    project: str
+    invoice: IssuedInvoice
+
+
+@dataclass(frozen=True, slots=True)
+class Issued(InvoiceView):
+    created: bool  # False: it had been issued before, and is returned as it was
+
+
+def issue_invoice(
+    session: Session,
+    principal: Principal,
+    *,
+    project: str,
+    month: str,
+    now: float,
+    vat_pct: int,
+) -> Issued:
+    """The project's invoice for `month` ("YYYY-MM"): issued now, or as issued before."""
+    start, end = month_bounds(month)
+    found = visible_project(session, principal, project)
+    if principal.facility_role not in ISSUERS:
+        principal.require(found.id, ProjectRole.OWNER)
+    existing = _stored(session, found.id, month)
+    if existing is not None:
+        return Issued(found.name, existing, created=False)
+    if now < end:
+        opens = datetime.fromtimestamp(end, UTC).strftime("%Y-%m-%d")
+        raise InvalidInput(
+            f"month {month} is not closed yet; invoices are issued from {opens}", field="month"
+        )
+    charges = charges_of(session, found.id, start, end)
+    return _insert_numbered(session, principal, found, month, charges, now=now, vat_pct=vat_pct)
+
+
+def _insert_numbered(
+    session: Session,
+    principal: Principal,
+    project: Project,
+    month: str,
+    charges: list[ChargedUsage],
+    *,
+    now: float,
+    vat_pct: int,
+) -> Issued:
+    """Store the invoice under the next number; if a concurrent issue took that number, count
+    again, and if it issued this very invoice, return theirs."""
+    for _ in range(NUMBER_TRIES):
+        row = _row(session, principal, project, month, charges, now=now, vat_pct=vat_pct)
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            existing = _stored(session, project.id, month)
+            if existing is not None:
+                return Issued(project.name, existing, created=False)
+            continue
+        return Issued(project.name, row, created=True)
+    raise Conflict("invoice numbers are being issued concurrently; try again", field="month")
+
+
+def _row(
+    session: Session,
+    principal: Principal,
+    project: Project,
+    month: str,
+    charges: list[ChargedUsage],
+    *,
+    now: float,
+    vat_pct: int,
+) -> IssuedInvoice:
+    organisation = session.get(Organisation, project.organisation_id)
+    assert organisation is not None
+    invoice = build_invoice(
+        number=_next_number(session, now),
+        project=project.name,
+        organisation=organisation.name,
+        month=month,
+        issued_at=now,
+        charges=charges,
+        vat_pct=vat_pct,
+    )
+    return _stored_form(invoice, project.id, principal.name)
+
+
+def _stored_form(invoice: Invoice, project_id: int, issued_by: str) -> IssuedInvoice:
+    return IssuedInvoice(
+        number=invoice.number,
+        project_id=project_id,
+        month=invoice.month,
+        issued_at=invoice.issued_at,
+        issued_by=issued_by,
+        currency=invoice.currency,
+        vat_pct=invoice.vat_pct,
+        gross_cents=invoice.gross_cents,
+        subsidy_cents=invoice.subsidy_cents,
+        net_cents=invoice.net_cents,
+        vat_cents=invoice.vat_cents,
+        total_cents=invoice.total_cents,
+        lines=[asdict(line) for line in invoice.lines],
+        csv=invoice_csv(invoice),
+        pdf=invoice_pdf(invoice),
+    )
+
+
+def _next_number(session: Session, now: float) -> str:
+    """The number after the last one issued in the year of `now` (UTC): with no gaps, one
+    more than the invoices issued that year. Fixed-width, so the greatest text is the last."""
+    prefix = f"{NUMBER_PREFIX}-{datetime.fromtimestamp(now, UTC).year}-"
+    last = session.scalar(
+        select(func.max(IssuedInvoice.number)).where(IssuedInvoice.number.startswith(prefix))
+    )
+    issued = int(last.removeprefix(prefix)) if last else 0
+    return f"{prefix}{issued + 1:0{NUMBER_DIGITS}d}"
+
+
+def charges_of(session: Session, project_id: int, start: float, end: float) -> list[ChargedUsage]:
+    """The project's usage that ended in [start, end) and was paid from an allocation."""
+    stmt = (
+        select(UsageRecord, Programme.name, Programme.subsidy_pct)
+        .join(Allocation, Allocation.id == UsageRecord.allocation_id)
+        .join(Programme, Programme.id == Allocation.programme_id)
+        .where(
+            UsageRecord.project_id == project_id,
+            UsageRecord.ended_at >= start,
+            UsageRecord.ended_at < end,
+        )
+        .order_by(UsageRecord.ended_at, UsageRecord.id)
+    )
+    return [
+        ChargedUsage(
+            job_id=record.job_id,
+            attempt=record.attempt,
+            programme=programme,
+            gpu_model=record.gpu_model,
+            gpu_s=record.gpu_s,
+            cpu_s=record.cpu_s,
+            gpu_cents=record.gpu_cents,
+            cpu_cents=record.cpu_cents,
+            subsidy_pct=subsidy_pct,
+            subsidy_cents=record.subsidy_cents,
+            ended_at=record.ended_at,
+        )
+        for record, programme, subsidy_pct in session.execute(stmt)
+    ]
+
+
+def get_invoice(session: Session, principal: Principal, *, project: str, month: str) -> InvoiceView:
+    month_bounds(month)
+    found = _readable_project(session, principal, project)
+    invoice = _stored(session, found.id, month)
+    if invoice is None:
+        raise NotFound(f"no invoice for {found.name} in {month} has been issued", field="month")
+    return InvoiceView(found.name, invoice)
+
+
+def list_invoices(
+    session: Session, principal: Principal, *, project: str | None = None
+) -> list[InvoiceView]:
+    """The invoices the principal may read, by project name, then month."""
+    stmt = select(IssuedInvoice, Project.name).join(Project, Project.id == IssuedInvoice.project_id)
+    if project is not None:
+        stmt = stmt.where(Project.id == _readable_project(session, principal, project).id)
+    elif not sees_all_money(principal):
+        stmt = stmt.where(Project.id.in_(list(principal.memberships)))
+    rows = session.execute(stmt.order_by(Project.name, IssuedInvoice.month))
+    return [InvoiceView(name, invoice) for invoice, name in rows]
+
+
+def _readable_project(session: Session, principal: Principal, name: str) -> Project:
+    found = visible_project(session, principal, name)
+    if not sees_all_money(principal):
+        principal.require(found.id, ProjectRole.VIEWER)
+    return found
+
+
+def _stored(session: Session, project_id: int, month: str) -> IssuedInvoice | None:
+    stmt = select(IssuedInvoice).where(
+        IssuedInvoice.project_id == project_id, IssuedInvoice.month == month
+    )
+    return session.scalars(stmt).first()
+
+
+def month_bounds(month: str) -> tuple[float, float]:
+    """[first instant, first instant of the next month) of "YYYY-MM", in UTC seconds."""
+    match = MONTH.fullmatch(month)
+    year, number = (int(match[1]), int(match[2])) if match else (0, 0)
+    if not (1970 <= year < 9999 and 1 <= number <= 12):
+        raise InvalidInput(f"month must be YYYY-MM (e.g. 2026-01), not {month!r}", field="month")
+    start = datetime(year, number, 1, tzinfo=UTC)
+    end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC)
+    return start.timestamp(), end.timestamp()

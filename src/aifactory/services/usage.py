@@ -1,0 +1,168 @@
+"""Usage: what each attempt of a job consumed and cost, read from the usage records.
+
+A usage record is written once, when an attempt ends (accounting.budget.settle); this module
+only reads them. A record's cost is its GPU and CPU cents, its net that cost less the subsidy;
+CO2 is its energy at the facility's grid carbon intensity.
+
+Who sees what: facility admins, finance and operators see every project's usage; anyone else
+sees the projects they are a member of, and is told any other project does not exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from aifactory.accounting.reports import JOULES_PER_KWH
+from aifactory.domain.money import gpu_hours
+from aifactory.domain.tenancy import FacilityRole
+from aifactory.errors import InvalidInput, NotFound
+from aifactory.services.principal import Principal
+from aifactory.services.tenancy import project_by_name
+from aifactory.store.models import Allocation, Programme, Project, UsageRecord
+
+SEES_ALL_MONEY = (FacilityRole.ADMIN, FacilityRole.FINANCE, FacilityRole.OPERATOR)
+MAX_ROWS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """One usage record with the names it points to."""
+
+    record: UsageRecord
+    project: str
+    allocation: str | None  # None: metered only, no allocation paid
+    programme: str | None
+    grid_g_per_kwh: float
+
+    @property
+    def gpu_hours(self) -> float:
+        return gpu_hours(self.record.gpu_s)
+
+    @property
+    def energy_source(self) -> Literal["measured", "modelled"]:
+        return "measured" if self.record.energy_measured else "modelled"
+
+    @property
+    def co2_g(self) -> float:
+        return self.record.energy_j / JOULES_PER_KWH * self.grid_g_per_kwh
+
+    @property
+    def cost_cents(self) -> int:
+        return self.record.gpu_cents + self.record.cpu_cents
+
+    @property
+    def net_cents(self) -> int:
+        return self.cost_cents - self.record.subsidy_cents
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotals:
+    """Sums over every record that matched, even those `rows` leaves out."""
+
+    records: int
+    gpu_s: int
+    cpu_s: int
+    energy_j: float
+    co2_g: float
+    cost_cents: int
+    subsidy_cents: int
+
+    @property
+    def gpu_hours(self) -> float:
+        return gpu_hours(self.gpu_s)
+
+    @property
+    def net_cents(self) -> int:
+        return self.cost_cents - self.subsidy_cents
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    rows: list[UsageRow]  # the first `limit`, by end time
+    totals: UsageTotals
+
+
+def usage(
+    session: Session,
+    principal: Principal,
+    *,
+    project: str | None,
+    start: float | None,
+    end: float | None,
+    grid_g_per_kwh: float,
+    limit: int = MAX_ROWS,
+) -> Usage:
+    """The usage records that ended in [start, end) (either side open if None), by end time."""
+    if start is not None and end is not None and not start < end:
+        raise InvalidInput("the period must end after it starts", field="to")
+    stmt = select(UsageRecord)
+    if project is not None:
+        stmt = stmt.where(UsageRecord.project_id == visible_project(session, principal, project).id)
+    elif not sees_all_money(principal):
+        stmt = stmt.where(UsageRecord.project_id.in_(list(principal.memberships)))
+    if start is not None:
+        stmt = stmt.where(UsageRecord.ended_at >= start)
+    if end is not None:
+        stmt = stmt.where(UsageRecord.ended_at < end)
+    rows = _rows(session, stmt, limit, grid_g_per_kwh)
+    return Usage(rows, _totals(session, stmt, grid_g_per_kwh))
+
+
+def _rows(
+    session: Session, records: Select[UsageRecord], limit: int, grid_g_per_kwh: float
+) -> list[UsageRow]:
+    stmt = (
+        records.add_columns(Project.name, Allocation.name, Programme.name)
+        .join(Project, Project.id == UsageRecord.project_id)
+        .outerjoin(Allocation, Allocation.id == UsageRecord.allocation_id)
+        .outerjoin(Programme, Programme.id == Allocation.programme_id)
+        .order_by(UsageRecord.ended_at, UsageRecord.id)
+        .limit(limit)
+    )
+    return [
+        UsageRow(record, project, allocation, programme, grid_g_per_kwh)
+        for record, project, allocation, programme in session.execute(stmt)
+    ]
+
+
+def _totals(session: Session, records: Select[UsageRecord], grid_g_per_kwh: float) -> UsageTotals:
+    matched = records.subquery()
+    stmt = select(
+        func.count(),
+        func.coalesce(func.sum(matched.c.gpu_s), 0),
+        func.coalesce(func.sum(matched.c.cpu_s), 0),
+        func.coalesce(func.sum(matched.c.energy_j), 0.0),
+        func.coalesce(func.sum(matched.c.gpu_cents + matched.c.cpu_cents), 0),
+        func.coalesce(func.sum(matched.c.subsidy_cents), 0),
+    )
+    count, gpu_s, cpu_s, energy_j, cost, subsidy = session.execute(stmt).one()
+    return UsageTotals(
+        records=int(count),
+        gpu_s=int(gpu_s),
+        cpu_s=int(cpu_s),
+        energy_j=float(energy_j),
+        co2_g=float(energy_j) / JOULES_PER_KWH * grid_g_per_kwh,
+        cost_cents=int(cost),
+        subsidy_cents=int(subsidy),
+    )
+
+
+def sees_all_money(principal: Principal) -> bool:
+    return principal.facility_role in SEES_ALL_MONEY
+
+
+def visible_project(session: Session, principal: Principal, name: str) -> Project:
+    """The project named `name` if the principal may see its money; else NotFound."""
+    if not sees_all_money(principal):
+        return project_by_name(session, principal, name)
+    # PostgreSQL refuses NUL even in a query, and no name holds one.
+    found = None
+    if "\x00" not in name:
+        found = session.scalars(select(Project).where(Project.name == name)).first()
+    if found is None:
+        raise NotFound(f"no project named {name!r}", field="project")
+    return found

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from aifactory.cli import facility, jobs, sim, tenancy
+from aifactory.cli import accounting, facility, jobs, sim, tenancy
 from aifactory.client import ApiError, Unreachable
 
 app = typer.Typer(
@@ -32,6 +32,7 @@ jobs.register(app)
 tenancy.register(app)
 facility.register(app)
 sim.register(app)
+accounting.register(app)
 
 
 def main() -> None:

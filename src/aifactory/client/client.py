@@ -1,4 +1,5 @@
-"""A small synchronous SDK over /api/v1. Responses are the API's JSON objects, as dicts."""
+"""A small synchronous SDK over /api/v1. Responses are the API's JSON objects, as dicts;
+files (PDF, CSV, charts) come back as bytes. The accounting calls live in client.accounting."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+
+from aifactory.client.accounting import AccountingCalls
 
 Json = dict[str, Any]
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMEOUT"})
@@ -27,7 +30,7 @@ class Unreachable(Exception):
     pass
 
 
-class Client:
+class Client(AccountingCalls):
     def __init__(
         self,
         url: str,
@@ -61,6 +64,21 @@ class Client:
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Any:
+        response = self._send(method, path, json=json, params=params, headers=headers)
+        return response.json() if response.content else None
+
+    def _download(self, path: str, *, params: dict[str, Any] | None = None) -> bytes:
+        return self._send("GET", path, params=params).content
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             response = self._http.request(method, path, json=json, params=clean, headers=headers)
@@ -68,7 +86,7 @@ class Client:
             raise Unreachable(f"cannot reach the facility at {self.url}: {exc}") from exc
         if response.status_code >= 400:
             raise _api_error(response)
-        return response.json() if response.content else None
+        return response
 
     # ---- facility --------------------------------------------------------------------
     def health(self) -> Json:

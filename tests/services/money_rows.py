@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aifactory.domain.jobs import JobState
@@ -122,6 +123,7 @@ class Metered:
     energy_j: float
     measured: bool = True
     admitted_at: float | None = None  # default: at the start
+    booked_at: float | None = None  # when it was settled; default: at the end
 
     @property
     def gpu_s(self) -> int:
@@ -165,6 +167,7 @@ def run_attempt(
         gpu_cents=used.gpu_cents,
         cpu_cents=used.cpu_cents,
         subsidy_cents=used.subsidy_cents,
+        booked_at=used.ended_at if used.booked_at is None else used.booked_at,
     )
     session.add(record)
     if allocation is not None:
@@ -215,3 +218,8 @@ def _post(
             reason="test",
         )
     )
+
+
+def lab_pilot(session: Session) -> Allocation:
+    """The allocation `lab-pilot` of the test world."""
+    return session.scalars(select(Allocation).where(Allocation.name == "lab-pilot")).one()

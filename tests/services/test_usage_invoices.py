@@ -36,6 +36,7 @@ from tests.services.money_rows import (
     a_job,
     a_programme,
     an_allocation,
+    lab_pilot,
     run_attempt,
 )
 
@@ -281,6 +282,30 @@ def test_a_month_is_invoiced_only_once_it_has_closed(world: Database) -> None:
             ).invoice.gross_cents
             == 252
         )  # job 2's second attempt
+
+
+def test_a_charge_settled_after_its_month_was_invoiced_is_billed_the_next_month(
+    world: Database,
+) -> None:
+    """Invoices bill by when a charge was booked (settled), not when the work ended: usage
+    settled late (the control plane was down at the month's end) is never lost."""
+    with world.session() as s:
+        january = issue_invoice(
+            s, who(s, "admin"), project="lab", month="2026-01", now=FEB + 60, vat_pct=21
+        )
+        lab = january.invoice.project_id
+        owen = user_by_name(s, "owen").id
+        late = a_job(s, project_id=lab, user_id=owen, submitted_at=FEB - 3 * H)
+        ended_in_january = Metered(
+            FEB - 2 * H, FEB - H, **ONE_GPU_HOUR, energy_j=1.0, booked_at=FEB + H
+        )
+        run_attempt(s, late, 1, ended_in_january, lab_pilot(s))
+    with world.session() as s:
+        february = issue_invoice(
+            s, who(s, "admin"), project="lab", month="2026-02", now=MAR, vat_pct=21
+        )
+    assert january.invoice.gross_cents == 1268  # as issued: unchanged
+    assert february.invoice.gross_cents == 252 + 252  # job 2's second attempt and the late one
 
 
 @pytest.mark.parametrize("month", ["2026-1", "2026-13", "2026-00", "26-01", "2026-01x", "٢٠٢٦-٠١"])

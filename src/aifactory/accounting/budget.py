@@ -141,6 +141,7 @@ def settle(
         observed=observed,
     )
     record = _record(job, attempt, allocation, gpu_model, metered, programme)
+    record.booked_at = now
     session.add(record)
     session.flush()
     if reservation is not None and allocation is not None:

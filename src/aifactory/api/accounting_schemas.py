@@ -344,6 +344,7 @@ class LedgerEntryOut(BaseModel):
     key: str
     kind: EntryKind
     gpu_hours: float = Field(description="signed effect on the balance")
+    gpu_s: int = Field(description="the same, exactly, in GPU-seconds")
     cost: str = Field(description="€, for a settlement")
     subsidy: str = Field(description="€ of the cost the programme pays")
     at: datetime
@@ -358,6 +359,7 @@ class LedgerEntryOut(BaseModel):
             key=entry.key,
             kind=EntryKind(entry.kind),
             gpu_hours=gpu_hours(entry.gpu_s),
+            gpu_s=entry.gpu_s,
             cost=money(entry.cost_cents),
             subsidy=money(entry.subsidy_cents),
             at=_at(entry.at),

@@ -169,10 +169,10 @@ def charges_of(session: Session, project_id: int, start: float, end: float) -> l
         .join(Programme, Programme.id == Allocation.programme_id)
         .where(
             UsageRecord.project_id == project_id,
-            UsageRecord.ended_at >= start,
-            UsageRecord.ended_at < end,
+            UsageRecord.booked_at >= start,
+            UsageRecord.booked_at < end,
         )
-        .order_by(UsageRecord.ended_at, UsageRecord.id)
+        .order_by(UsageRecord.booked_at, UsageRecord.id)
     )
     return [
         ChargedUsage(

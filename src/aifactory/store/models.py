@@ -276,7 +276,9 @@ class LedgerEntry(Base):
 
 
 class UsageRecord(Base):
-    """What one attempt of a job consumed, written when the attempt ends (once: unique)."""
+    """What one attempt of a job consumed, written when the attempt ends (once: unique).
+    `booked_at` is when it was settled: invoices bill by it, so a charge settled late (after a
+    restart) lands in the next invoice instead of in a month already invoiced."""
 
     __tablename__ = "usage_records"
     __table_args__ = (UniqueConstraint("job_id", "attempt", name="uq_usage_records_attempt"),)
@@ -297,6 +299,7 @@ class UsageRecord(Base):
     gpu_cents: Mapped[int] = mapped_column(BigInteger)
     cpu_cents: Mapped[int] = mapped_column(BigInteger)
     subsidy_cents: Mapped[int] = mapped_column(BigInteger)
+    booked_at: Mapped[float] = mapped_column(Float, index=True)
 
 
 class AllocationAlert(Base):

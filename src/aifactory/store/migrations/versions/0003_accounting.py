@@ -238,6 +238,7 @@ def upgrade() -> None:
         sa.Column("gpu_cents", sa.BigInteger(), nullable=False),
         sa.Column("cpu_cents", sa.BigInteger(), nullable=False),
         sa.Column("subsidy_cents", sa.BigInteger(), nullable=False),
+        sa.Column("booked_at", sa.Float(), nullable=False),
         sa.ForeignKeyConstraint(
             ["allocation_id"],
             ["allocations.id"],
@@ -255,6 +256,7 @@ def upgrade() -> None:
             batch_op.f("ix_usage_records_allocation_id"), ["allocation_id"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_usage_records_ended_at"), ["ended_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_usage_records_booked_at"), ["booked_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_usage_records_job_id"), ["job_id"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_usage_records_project_id"), ["project_id"], unique=False
@@ -269,6 +271,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_usage_records_project_id"))
         batch_op.drop_index(batch_op.f("ix_usage_records_job_id"))
         batch_op.drop_index(batch_op.f("ix_usage_records_ended_at"))
+        batch_op.drop_index(batch_op.f("ix_usage_records_booked_at"))
         batch_op.drop_index(batch_op.f("ix_usage_records_allocation_id"))
 
     op.drop_table("usage_records")

@@ -47,6 +47,7 @@ class Facility:
     executor: Executor
     loop: ControlLoop
     admin_token: str | None  # set only on the very first start
+    clock: Callable[[], float] = time.time  # the API's and the control loop's one clock
 
 
 def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facility:
@@ -67,7 +68,7 @@ def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facilit
         tick_s=settings.tick_s,
         enforce_budgets=settings.enforce_budgets,
     )
-    return Facility(settings, db, executor, loop, token)
+    return Facility(settings, db, executor, loop, token, clock)
 
 
 def policy_from(settings: Settings) -> Policy:
@@ -164,7 +165,7 @@ def worker_app() -> FastAPI:
 def app_for(facility: Facility) -> FastAPI:
     state = AppState(
         db=facility.db,
-        clock=time.time,
+        clock=facility.clock,
         locate_log=facility.executor.log_path,
         on_submit=facility.loop.wake,
         ready=lambda: True,

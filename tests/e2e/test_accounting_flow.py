@@ -177,7 +177,10 @@ def test_call_to_invoice_and_funder_report(running: Running) -> None:
 
     # ---- jobs use the award until one is held ------------------------------------------
     sleep = {"command": ["sleep", "1"], "project": "nlp"}
-    run_to_end(alice, gpus=2, time_limit_s=1800, **sleep)  # reserves 1.0 GPU-h, uses ~2 GPU-s
+    first = run_to_end(alice, gpus=2, time_limit_s=1800, **sleep)  # reserves 1.0 GPU-h
+    (charge,) = first["usage"]  # the job shows what it used and who paid
+    assert (charge["allocation"], charge["programme"], charge["gpus"]) == (name, "research", 2)
+    assert charge["net"] == "0.00"  # research is fully subsidised, and still metered
     held = ok(alice.post("/jobs", json={"name": "big", "gpus": 4, "time_limit_s": H, **sleep}), 201)
     wait_for(lambda: job_state(alice, held["id"])["state"] == "HELD", "the job to be held")
     assert job_state(alice, held["id"])["state_reason"] == (

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from aifactory.api.schemas import Request
+from aifactory.api.schemas import JobDetail, Request
 from aifactory.domain.money import euros
 from aifactory.services.invoices import InvoiceView
 from aifactory.services.usage import UsageRow, UsageTotals
@@ -76,6 +76,12 @@ class UsageRecordOut(BaseModel):
             subsidy=money(record.subsidy_cents),
             net=money(row.net_cents),
         )
+
+
+class JobDetailOut(JobDetail):
+    usage: list[UsageRecordOut] = Field(
+        default_factory=list, description="each ended attempt: what it used and what it cost"
+    )
 
 
 class UsageTotalsOut(BaseModel):

@@ -150,6 +150,13 @@ def show(
         for node, part in job["placement"].items():
             typer.echo(f"  placed  {node}: GPUs {part['gpu_ids'] or '-'}, CPUs {part['cpu_ids']}")
     typer.echo(f"  exit    {job['exit_code'] if job['exit_code'] is not None else '-'}")
+    for used in job.get("usage", []):
+        paid = f"allocation {used['allocation']}" if used["allocation"] else "metered only"
+        typer.echo(
+            f"  used    attempt {used['attempt']}: {used['gpu_hours']:.2f} GPU-h, "
+            f"{used['energy_j'] / 3.6e6:.3f} kWh ({used['energy_source']}), "
+            f"€ {used['net']} net of € {used['subsidy']} subsidy; {paid}"
+        )
     if job.get("queue"):
         waiting = job["queue"]
         typer.echo(f"  queue   #{waiting['position']}: {waiting['reason']}")

@@ -112,6 +112,12 @@ def usage(
     return Usage(rows, _totals(session, stmt, grid_g_per_kwh))
 
 
+def job_usage(session: Session, job_id: int, *, grid_g_per_kwh: float) -> list[UsageRow]:
+    """Each ended attempt of one job (the caller checked the job is visible)."""
+    stmt = select(UsageRecord).where(UsageRecord.job_id == job_id)
+    return _rows(session, stmt, MAX_ROWS, grid_g_per_kwh)
+
+
 def _rows(
     session: Session, records: Select[UsageRecord], limit: int, grid_g_per_kwh: float
 ) -> list[UsageRow]:

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from aifactory.api.body import parse_body
 from aifactory.api.deps import CurrentUser, Now, ReadSession, StateDep, WriteSession
+from aifactory.api.money_schemas import JobDetailOut, UsageRecordOut
 from aifactory.api.schemas import (
     MAX_ID,
-    JobDetail,
     JobEventOut,
     JobOut,
     JobSubmit,
@@ -25,6 +25,7 @@ from aifactory.domain.jobs import JobSpec, JobState
 from aifactory.errors import AifactoryError
 from aifactory.services import jobs as service
 from aifactory.services import queue as queue_service
+from aifactory.services import usage as usage_service
 from aifactory.services.jobs import Submission
 from aifactory.store.models import Job, Project, User
 
@@ -85,17 +86,19 @@ def list_jobs(
     return _out(session, found)
 
 
-@router.get("/{job_id}", response_model=JobDetail)
+@router.get("/{job_id}", response_model=JobDetailOut)
 def show_job(
     job_id: JobId, session: ReadSession, user: CurrentUser, now: Now, state: StateDep
-) -> JobDetail:
+) -> JobDetailOut:
     job = service.get_job(session, user, job_id)
     events = [JobEventOut.of(e) for e in service.job_events(session, user, job_id)]
     waiting = queue_service.explain_job(session, job, now=now, policy=state.policy)
-    return JobDetail(
+    used = usage_service.job_usage(session, job.id, grid_g_per_kwh=state.grid_g_per_kwh)
+    return JobDetailOut(
         **_out(session, [job])[0].model_dump(),
         events=events,
         queue=QueueInfo.of(waiting) if waiting else None,
+        usage=[UsageRecordOut.of(row) for row in used],
     )
 
 

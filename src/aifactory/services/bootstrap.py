@@ -13,13 +13,11 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from aifactory.accounting import ledger
-from aifactory.domain.ledger import EntryKind
-from aifactory.domain.money import gpu_seconds
 from aifactory.domain.tenancy import FacilityRole, OrgKind, ProjectRole
+from aifactory.services.allocations import Grant, open_allocation
 from aifactory.services.auth import issue_token
 from aifactory.services.tenancy import add_membership
-from aifactory.store.models import Allocation, Organisation, Programme, Project, User
+from aifactory.store.models import Organisation, Programme, Project, User
 
 DEFAULT = "default"
 DAY_S = 86400
@@ -140,28 +138,14 @@ def _seed_programmes(session: Session, project: Project, *, now: float) -> None:
     session.add_all(programmes)
     session.flush()
     research = programmes[0]
-    starter = Allocation(
-        name=f"{DEFAULT}-starter",
-        project_id=project.id,
-        programme_id=research.id,
-        proposal_id=None,
-        award_gpu_s=gpu_seconds(research.starter_gpu_hours),
-        gpu_model=None,
-        quota_gpus=0,
-        valid_from=now,
-        valid_to=now + research.starter_days * DAY_S,
-        created_by="bootstrap",
-        created_at=now,
-    )
-    session.add(starter)
-    session.flush()
-    ledger.post(
+    open_allocation(
         session,
-        allocation_id=starter.id,
-        kind=EntryKind.AWARD,
-        gpu_s=starter.award_gpu_s,
-        key=f"award:{starter.id}",
-        at=now,
+        project=project,
+        programme=research,
+        grant=Grant(research.starter_gpu_hours, now, now + research.starter_days * DAY_S),
+        name=f"{DEFAULT}-starter",
+        proposal_id=None,
         actor="bootstrap",
         reason="starter allocation of the default project",
+        now=now,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from aifactory.accounting import ledger
 from aifactory.accounting.metering import Metered, meter
 from aifactory.domain.jobs import ACTIVE, JobState
-from aifactory.domain.ledger import EntryKind, entry_key
+from aifactory.domain.ledger import Balance, EntryKind, entry_key
 from aifactory.domain.money import cost_cents, share_cents
 from aifactory.domain.programmes import Funds, Tariff, Window, payer, thresholds_crossed
 from aifactory.store.models import (
@@ -64,17 +64,26 @@ def wallets(session: Session, projects: Iterable[str] | None = None) -> dict[str
     if projects is not None:
         stmt = stmt.where(Project.name.in_(list(projects)))
     rows = list(session.execute(stmt.order_by(Allocation.id)))
-    left = ledger.balances(session, [a.id for a, _ in rows])
+    balances = ledger.balances(session, [a.id for a, _ in rows])
     found: dict[str, list[Funds]] = {}
     for allocation, project in rows:
-        balance = left[allocation.id].left if allocation.id in left else 0
+        balance = balances.get(allocation.id, Balance(0, 0, 0, 0))
         found.setdefault(project, []).append(_funds(allocation, project, balance))
     return found
 
 
-def _funds(allocation: Allocation, project: str, balance: int) -> Funds:
+def _funds(allocation: Allocation, project: str, balance: Balance) -> Funds:
     window = Window(allocation.valid_from, allocation.valid_to)
-    return Funds(allocation.id, allocation.name, project, window, balance, allocation.gpu_model)
+    granted = balance.awarded + balance.adjusted
+    return Funds(
+        allocation.id,
+        allocation.name,
+        project,
+        window,
+        balance.left,
+        allocation.gpu_model,
+        granted,
+    )
 
 
 def unpayable(needs: Iterable[Need], funds: dict[str, list[Funds]], now: float) -> dict[int, str]:
@@ -89,26 +98,53 @@ def unpayable(needs: Iterable[Need], funds: dict[str, list[Funds]], now: float) 
     return reasons
 
 
-def reserve(session: Session, job: Job, project: str, *, attempt: int, now: float) -> str | None:
-    """Reserve the job's most from the allocation that pays; the reason if none can."""
-    need = need_of(job, project)
-    choice = payer(wallets(session, [project]).get(project, []), need.gpu_s, job.gpu_model, now)
-    if isinstance(choice, str):
-        return None if need.gpus == 0 else HOLD_PREFIX + choice
-    ledger.post(
-        session,
-        allocation_id=choice.allocation_id,
-        kind=EntryKind.RESERVE,
-        gpu_s=-need.gpu_s,
-        key=entry_key(EntryKind.RESERVE, job.id, attempt),
-        at=now,
-        actor="control",
-        reason=f"job {job.id} attempt {attempt}: up to {need.gpus} GPUs × {job.time_limit_s} s",
-        job_id=job.id,
-        attempt=attempt,
-    )
-    raise_alerts(session, choice.allocation_id, now=now)
-    return None
+class Purse:
+    """Reservations for one round of admissions, in one transaction: each project's funds are
+    read from the ledger once and kept current as jobs reserve, so admitting hundreds of jobs
+    costs one balance query per project, not several per job."""
+
+    def __init__(self, session: Session, now: float) -> None:
+        self.session = session
+        self.now = now
+        self._funds: dict[str, list[Funds]] = {}
+
+    def reserve(self, job: Job, project: str, *, attempt: int) -> str | None:
+        """Reserve the job's most from the allocation that pays; the reason if none can."""
+        need = need_of(job, project)
+        funds = self._funds_of(project)
+        choice = payer(funds, need.gpu_s, job.gpu_model, self.now)
+        if isinstance(choice, str):
+            return None if need.gpus == 0 else HOLD_PREFIX + choice
+        # The attempt number is taken in this same transaction: its key cannot exist yet.
+        ledger.append(
+            self.session,
+            allocation_id=choice.allocation_id,
+            kind=EntryKind.RESERVE,
+            gpu_s=-need.gpu_s,
+            key=entry_key(EntryKind.RESERVE, job.id, attempt),
+            at=self.now,
+            actor="control",
+            reason=f"job {job.id} attempt {attempt}: up to {need.gpus} GPUs × {job.time_limit_s} s",
+            job_id=job.id,
+            attempt=attempt,
+        )
+        after = replace(choice, balance_gpu_s=choice.balance_gpu_s - need.gpu_s)
+        funds[funds.index(choice)] = after
+        if _crosses(choice, after):
+            raise_alerts(self.session, choice.allocation_id, now=self.now)
+        return None
+
+    def _funds_of(self, project: str) -> list[Funds]:
+        if project not in self._funds:
+            self._funds[project] = wallets(self.session, [project]).get(project, [])
+        return self._funds[project]
+
+
+def _crosses(before: Funds, after: Funds) -> bool:
+    """Whether a reservation took use past an alert threshold (so alerts must be checked)."""
+    granted = before.granted_gpu_s
+    used_before, used_after = granted - before.balance_gpu_s, granted - after.balance_gpu_s
+    return thresholds_crossed(granted, used_after) != thresholds_crossed(granted, used_before)
 
 
 def settle(

@@ -34,6 +34,39 @@ def post(
     """Append one entry; False (and nothing written) if its key was posted before."""
     if session.scalar(select(LedgerEntry.id).where(LedgerEntry.key == key)) is not None:
         return False
+    append(
+        session,
+        allocation_id=allocation_id,
+        kind=kind,
+        gpu_s=gpu_s,
+        key=key,
+        at=at,
+        actor=actor,
+        reason=reason,
+        job_id=job_id,
+        attempt=attempt,
+        cost_cents=cost_cents,
+        subsidy_cents=subsidy_cents,
+    )
+    return True
+
+
+def append(
+    session: Session,
+    *,
+    allocation_id: int,
+    kind: EntryKind,
+    gpu_s: int,
+    key: str,
+    at: float,
+    actor: str,
+    reason: str,
+    job_id: int | None = None,
+    attempt: int | None = None,
+    cost_cents: int = 0,
+    subsidy_cents: int = 0,
+) -> None:
+    """Append an entry whose key the caller knows is new (the unique key still guards it)."""
     session.add(
         LedgerEntry(
             key=key,
@@ -49,8 +82,6 @@ def post(
             reason=reason,
         )
     )
-    session.flush()
-    return True
 
 
 def entry_by_key(session: Session, key: str) -> LedgerEntry | None:

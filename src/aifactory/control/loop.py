@@ -323,6 +323,7 @@ class ControlLoop:
     def _admit(self, session: Session, decisions: list[Start | Hold]) -> list[Launch]:
         book = _device_book(session)
         now = self.clock()
+        purse = budget.Purse(session, now)
         launches: list[Launch] = []
         for decision in decisions:
             row = lock_job(session, decision.job_id)
@@ -333,7 +334,7 @@ class ControlLoop:
                     session, row, JobState.HELD, now=now, actor=ACTOR, reason=decision.reason
                 )
                 continue
-            if not self._reserve(session, row, now):
+            if not self._reserve(session, purse, row, now):
                 continue
             named = book.assign(decision.placement)
             switch_job_state(
@@ -350,11 +351,11 @@ class ControlLoop:
             launches.append(_active(row).launch)
         return launches
 
-    def _reserve(self, session: Session, row: Job, now: float) -> bool:
+    def _reserve(self, session: Session, purse: budget.Purse, row: Job, now: float) -> bool:
         """Reserve the attempt's most; False (and the job held) if it must not start."""
         project = session.get(Project, row.project_id)
         assert project is not None
-        refusal = budget.reserve(session, row, project.name, attempt=row.attempts + 1, now=now)
+        refusal = purse.reserve(row, project.name, attempt=row.attempts + 1)
         if refusal is None or not self.enforce_budgets:
             return True
         switch_job_state(session, row, JobState.HELD, now=now, actor=ACTOR, reason=refusal)

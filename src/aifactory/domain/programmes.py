@@ -90,6 +90,7 @@ class Funds:
     window: Window
     balance_gpu_s: int
     gpu_model: str | None = None  # None: any model
+    granted_gpu_s: int = 0  # award + adjustments: what alert thresholds are a share of
 
 
 def payer(

@@ -4,7 +4,8 @@ control-plane crashes, driven through the real control loop on a real SQLite dat
 After every step, for the default project's allocation:
 - its balance (the sum of its entries) equals award + adjustments − settled use − open
   reservations, each counted independently from the usage records and the job rows;
-- it is never negative, and use never passes 100 % without its alert;
+- it runs out, or goes below zero (an attempt ran into its stop grace period past its limit),
+  only with its 100 % alert recorded;
 - every ended attempt with a reservation has exactly one usage record, one release and one
   settlement whose money equals the record's — nothing charged twice, nothing forgotten.
 """
@@ -102,10 +103,10 @@ class LedgerMachine(RuleBasedStateMachine):
         self.clock.advance(seconds)
 
     @precondition(lambda self: bool(self._active()))
-    @rule(data=st.data(), outcome=st.sampled_from(OUTCOMES), fraction=st.floats(0, 1))
+    @rule(data=st.data(), outcome=st.sampled_from(OUTCOMES), fraction=st.floats(0, 1.05))
     def end_one(self, data: st.DataObject, outcome: Outcome, fraction: float) -> None:
         job = data.draw(st.sampled_from(self._active()))
-        ran = job.time_limit_s * fraction
+        ran = job.time_limit_s * fraction  # past 1: it ran on into its stop grace period
         start = self.clock() - ran
         code = None if outcome in (Outcome.PREEMPTED, Outcome.TIMEOUT) else 0
         self.executor.observations[job.id] = Observation(
@@ -179,9 +180,8 @@ class LedgerMachine(RuleBasedStateMachine):
         balance = sum(e.gpu_s for e in entries)
         granted = by_kind[EntryKind.AWARD] + by_kind[EntryKind.ADJUST]
         assert balance == granted - settled_use - open_reserved
-        assert balance >= 0
-        if balance == 0 and granted > 0:
-            assert 100 in alerts
+        if balance <= 0 and granted > 0:
+            assert 100 in alerts  # nothing goes negative (or runs out) unnoticed
 
     @invariant()
     def each_ended_attempt_is_settled_exactly_once(self) -> None:

@@ -278,9 +278,15 @@ def _attempts(session: Session, kind: EntryKind) -> set[tuple[int, int]]:
 
 
 def raise_alerts(session: Session, allocation_id: int, *, now: float) -> None:
-    """Record (once each) that use reached 80 % and 100 % of the allocation."""
+    """Record (once each) that use reached 80 % and 100 % of the allocation.
+
+    A balance can go below zero only when an attempt used more than it reserved — it ran into
+    its stop grace period past the time limit; use is then past 100 %, so that alert is there,
+    and the overdraft is logged as an error."""
     balance = ledger.balances(session, [allocation_id])[allocation_id]
     granted = balance.awarded + balance.adjusted
+    if balance.left < 0:
+        log.error("allocation %s is overdrawn by %d GPU-s", allocation_id, -balance.left)
     have = set(
         session.scalars(
             select(AllocationAlert.threshold).where(AllocationAlert.allocation_id == allocation_id)

@@ -6,13 +6,16 @@ import pytest
 from sqlalchemy import select
 
 from aifactory.control.loop import ControlLoop
-from aifactory.domain.jobs import JobState
+from aifactory.domain.jobs import JobSpec, JobState
+from aifactory.domain.tenancy import OrgKind
 from aifactory.executors.base import Observation, Outcome, Phase
 from aifactory.scheduler import Policy
 from aifactory.scheduler.estimates import RuntimeHistory
+from aifactory.services.allocations import create_allocation
 from aifactory.services.auth import principal_of
 from aifactory.services.bootstrap import bootstrap
-from aifactory.services.tenancy import create_project, user_by_name
+from aifactory.services.jobs import submit_job
+from aifactory.services.tenancy import create_organisation, create_project, user_by_name
 from aifactory.store.db import Database
 from aifactory.store.models import Allocation
 from tests.conftest import FakeClock
@@ -66,3 +69,37 @@ def test_awards_reach_the_scheduler_as_shares_quotas_and_priority(db: Database) 
     assert seen.projects["other"].shares == pytest.approx(1e-3)
     assert seen.projects["other"].quota_gpus == 0
     assert [job.priority for job in seen.pending] == [100]
+
+
+def test_a_pools_idle_projects_leave_its_share_to_their_siblings(db: Database) -> None:
+    """Startups are promised 15 % of the facility; of two startup projects with equal awards
+    only one has work: it gets the pool's whole share, beside research's 50 %."""
+    clock, scheduler = FakeClock(), PreemptingScheduler()
+    with db.session() as session:
+        bootstrap(session, now=clock())
+        admin = principal_of(session, user_by_name(session, "admin"))
+        create_organisation(session, admin, name="spark", kind=OrgKind.STARTUP, now=0)
+        for name in ("busy", "idle"):
+            create_project(session, admin, name=name, organisation="spark", owner=None, now=0)
+            create_allocation(
+                session,
+                admin,
+                project=name,
+                programme="startup",
+                gpu_hours=100,
+                valid_from=0,
+                valid_to=clock() + 86400,
+                reason="test",
+                now=clock(),
+            )
+    loop = ControlLoop(db, FakeExecutor(), Policy(), clock, lease_ttl_s=10, scheduler=scheduler)
+    assert loop.tick()
+    submit(db, clock(), gpus=1)  # into `default` (research)
+    with db.session() as session:
+        admin = principal_of(session, user_by_name(session, "admin"))
+        spec = JobSpec(name="s", command=("true",), gpus_per_node=1)
+        submit_job(session, admin, spec, project="busy", idempotency_key=None, now=clock())
+    loop.tick()
+    seen = scheduler.snapshots[-1]
+    assert seen.projects["default"].shares == pytest.approx(0.5)
+    assert seen.projects["busy"].shares == pytest.approx(0.15)

@@ -44,7 +44,8 @@ def read_snapshot(session: Session, now: float = 0.0, half_life_s: float = WEEK_
     pending = tuple(_pending(job, projects[job.project_id]) for job in waiting)
     if not pending:  # nothing to decide: skip what only deciding needs
         return Snapshot(nodes=nodes, running=running, pending=pending)
-    entitled = _entitlements(session, now)
+    with_work = {job.project for job in pending} | {job.project for job in running}
+    entitled = _entitlements(session, now, with_work)
     return Snapshot(
         nodes=nodes,
         running=running,
@@ -54,9 +55,12 @@ def read_snapshot(session: Session, now: float = 0.0, half_life_s: float = WEEK_
     )
 
 
-def _entitlements(session: Session, now: float) -> dict[str, Entitlement]:
+def _entitlements(session: Session, now: float, with_work: set[str]) -> dict[str, Entitlement]:
     """Shares, quotas and priority weights from the allocations valid now: an award takes
-    effect in the scheduler on the next tick, with no one copying numbers by hand."""
+    effect in the scheduler on the next tick, with no one copying numbers by hand.
+
+    Only projects with work (waiting or running) share a pool, as in a hierarchical fair-share
+    tree: a pool's idle projects leave its share to their siblings before other pools."""
     rows = session.execute(
         select(
             Project.name,
@@ -73,6 +77,7 @@ def _entitlements(session: Session, now: float) -> dict[str, Entitlement]:
     return entitlements(
         Award(r.name, r.programme, r.capacity_share, r.award_gpu_s, r.quota_gpus, r.priority_weight)
         for r in rows
+        if r.name in with_work
     )
 
 

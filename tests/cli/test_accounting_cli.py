@@ -52,12 +52,12 @@ class Cli:
 
     server: LiveServer
 
-    def __call__(self, *args: str, token: str | None = None) -> Result:
+    def __call__(self, *args: str, token: str | None = None, columns: int = 250) -> Result:
         target = ["--url", self.server.url, "--token", token or self.server.admin_token]
-        return CliRunner().invoke(app, [*target, *args], env={"COLUMNS": "250"})
+        return CliRunner().invoke(app, [*target, *args], env={"COLUMNS": str(columns)})
 
-    def ok(self, *args: str, token: str | None = None) -> str:
-        result = self(*args, token=token)
+    def ok(self, *args: str, token: str | None = None, columns: int = 250) -> str:
+        result = self(*args, token=token, columns=columns)
         assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
         return result.stdout
 
@@ -90,8 +90,13 @@ def test_programmes_lists_the_bootstrap_five_and_set_updates_one(cli: Cli, tmp_p
     listed = cli.ok("programmes")
     for name in BOOTSTRAP_PROGRAMMES:
         assert name in listed
-    assert "university, research_institute" in listed  # research's eligible kinds
+    assert "university, institute" in listed  # research's eligible kinds, shortened
     assert "3.20" in listed  # commercial's € per GPU-h
+    assert "Open research" not in listed  # titles are in --json
+    narrow = cli.ok("programmes", columns=80)
+    assert "…" not in narrow
+    assert max(len(line) for line in narrow.splitlines()) <= 80
+    assert "starter" not in narrow  # left out at 80 columns, before anything is cut short
     programmes = {p["name"]: p for p in cli.json("programmes")}
     assert set(programmes) == set(BOOTSTRAP_PROGRAMMES)
     # What `programmes --json` prints is a programme file, read-only fields and all.
@@ -113,13 +118,13 @@ def test_calls_create_and_list(cli: Cli) -> None:
         "calls", "create", "r1", "--programme", "research", "--title", "Research 2025",
         "--opens", day(-1), "--closes", day(30), "--budget-gpu-hours", "1000",
     )  # fmt: skip
-    assert made.strip() == "call r1 created: 1000 GPU-h under research"
+    assert made.strip() == "call r1 created: 1,000 GPU-h under research"
     (call,) = cli.json("calls")
     assert call["name"] == "r1"
     assert call["opens_at"].startswith(day(-1) + "T00:00:00")
     assert (call["budget_gpu_hours"], call["awarded_gpu_hours"], call["open"]) == (1000, 0, True)
     row = next(line for line in cli.ok("calls").splitlines() if "r1" in line)
-    for cell in ("research", "Research 2025", "1000", "yes"):
+    for cell in ("research", "Research 2025", day(-1), day(30), "1,000", "yes"):
         assert cell in row
 
 
@@ -192,7 +197,12 @@ def test_allocations_create_adjust_and_ledger(cli: Cli, admin: Client) -> None:
     assert "50 (-20)" in row
     ledger = cli.json("allocations", "ledger", name)
     assert [(e["gpu_hours"], e["reason"]) for e in ledger][-1] == (-20, "returned unused")
-    assert "returned unused" in cli.ok("allocations", "ledger", name)
+    shown = cli.ok("allocations", "ledger", name, columns=100)
+    assert max(len(line) for line in shown.splitlines()) <= 100
+    award, taken = (line for line in shown.splitlines() if "contract" in line or "unused" in line)
+    assert "│ +50 " in award
+    assert "│ -20 " in taken
+    assert "returned unused" in taken
 
 
 def test_usage_on_an_empty_facility(cli: Cli) -> None:
@@ -228,8 +238,7 @@ def test_an_invoice_for_the_running_month_is_one_error_line(live_server: LiveSer
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: month: ")
-    assert f"month {THIS_MONTH} is not closed yet" in lines[0]
+    assert lines[0].startswith(f"error: month {THIS_MONTH} is not closed yet")  # once, not twice
 
 
 def test_report_prints_headlines_and_writes_its_files(cli: Cli, tmp_path: Path) -> None:

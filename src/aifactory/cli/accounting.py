@@ -13,11 +13,13 @@ import typer
 
 from aifactory.cli import money, proposals
 from aifactory.cli.context import client
-from aifactory.cli.formats import print_json, table, when
-from aifactory.cli.units import From, JsonFlag, To, hours, when_option
+from aifactory.cli.formats import print_json, table
+from aifactory.cli.units import From, JsonFlag, To, day, hours, minute, when_option
 
 # What `programmes --json` shows but a programme file may not set.
 _READ_ONLY = ("name", "created_at")
+# The one organisation kind too long for its table cell, shortened there (not in --json).
+_KINDS = {"research_institute": "institute"}
 
 programmes_app = typer.Typer(help="Access programmes: who may apply, tariffs, subsidy, shares.")
 calls_app = typer.Typer(help="Calls for proposals under a programme, with a GPU-hour budget.")
@@ -49,31 +51,31 @@ def programmes_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         None,
         [
             "name",
-            "title",
-            "eligible kinds",
-            "€ per GPU-h",
-            "subsidy %",
-            "priority weight",
-            "preemptible default",
-            "max GPUs",
-            "capacity share",
-            "starter GPU-h",
+            "€/GPU-h",
+            "subsidy",
+            "prio",
+            "preempt",
+            "max\nGPUs",
+            "share",
+            "starter\nGPU-h",
+            "eligible",
         ],
         [
             [
                 p["name"],
-                p["title"],
-                ", ".join(p["eligible_kinds"]),
                 _tariffs(p["gpu_tariffs"]),
-                p["subsidy_pct"],
+                f"{p['subsidy_pct']}%",
                 p["priority_weight"],
                 "yes" if p["preemptible_default"] else "no",
                 p["max_gpus_per_job"],
                 f"{p['capacity_share']:.0%}",
                 hours(p["starter_gpu_hours"]),
+                ", ".join(_KINDS.get(k, k) for k in p["eligible_kinds"]),
             ]
             for p in found
         ],
+        spare=("prio", "max\nGPUs", "starter\nGPU-h"),
+        last_wraps_to=16,
     )
 
 
@@ -142,28 +144,30 @@ def calls_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         [
             "name",
             "programme",
-            "title",
             "opens",
             "closes",
-            "budget GPU-h",
+            "budget\nGPU-h",
             "awarded",
             "left",
-            "open now",
+            "open",
+            "title",
         ],
         [
             [
                 c["name"],
                 c["programme"],
-                c["title"],
-                when(c["opens_at"]),
-                when(c["closes_at"]),
+                day(c["opens_at"]),
+                day(c["closes_at"]),
                 hours(c["budget_gpu_hours"]),
                 hours(c["awarded_gpu_hours"]),
                 hours(c["left_gpu_hours"]),
                 "yes" if c["open"] else "no",
+                c["title"],
             ]
             for c in found
         ],
+        spare=("awarded", "open", "programme"),  # awarded: budget - left
+        last_wraps_to=24,
     )
 
 
@@ -217,13 +221,13 @@ def allocations_list(
             "name",
             "project",
             "programme",
-            "GPU-h awarded",
+            "awarded\nGPU-h",
             "used",
             "reserved",
             "left",
-            "valid from",
-            "valid to",
-            "quota GPUs",
+            "from",
+            "to",
+            "quota\nGPUs",
             "alerts",
         ],
         [
@@ -235,13 +239,14 @@ def allocations_list(
                 hours(a["settled_gpu_hours"]),
                 hours(a["reserved_gpu_hours"]),
                 hours(a["left_gpu_hours"]),
-                when(a["valid_from"]),
-                when(a["valid_to"]),
+                day(a["valid_from"]),
+                day(a["valid_to"]),
                 a["quota_gpus"],
-                ", ".join(f"{x['threshold']}%" for x in a["alerts"]) or "-",
+                ",".join(f"{x['threshold']}%" for x in a["alerts"]) or "-",
             ]
             for a in found
         ],
+        spare=("quota\nGPUs", "from", "programme", "project"),  # its name starts with the project
     )
 
 
@@ -250,7 +255,7 @@ def _awarded(allocation: dict[str, Any]) -> str:
     award, adjusted = allocation["award_gpu_hours"], allocation["adjusted_gpu_hours"]
     if not adjusted:
         return hours(award)
-    return f"{hours(award)} ({'+' if adjusted > 0 else '-'}{hours(abs(adjusted))})"
+    return f"{hours(award)} ({hours(adjusted, signed=True)})"
 
 
 @allocations_app.command("create")
@@ -317,18 +322,28 @@ def allocation_ledger(ctx: typer.Context, name: str, as_json: JsonFlag = False) 
         return
     table(
         name,
-        ["at", "kind", "GPU-h", "cost €", "subsidy €", "by", "reason", "job"],
+        ["at", "kind", "GPU-h", "€", "job", "by", "reason"],
         [
             [
-                when(e["at"]),
+                minute(e["at"]),
                 e["kind"],
-                hours(e["gpu_hours"]),
-                e["cost"],
-                e["subsidy"],
+                hours(e["gpu_hours"], signed=True),
+                e["cost"] if e["kind"] == "settle" else "",
+                _job(e),
                 e["actor"],
                 e["reason"],
-                e["job_id"] if e["attempt"] is None else f"{e['job_id']}.{e['attempt']}",
             ]
             for e in entries
         ],
+        spare=("by",),
+        last_wraps_to=40,
     )
+
+
+def _job(entry: dict[str, Any]) -> str:
+    """'12.1': job 12, attempt 1, as `usage` shows it; '-' for an entry of no job."""
+    if entry["job_id"] is None:
+        return "-"
+    if entry["attempt"] is None:
+        return str(entry["job_id"])
+    return f"{entry['job_id']}.{entry['attempt']}"

@@ -10,6 +10,7 @@ import typer
 
 from aifactory.cli.context import client
 from aifactory.cli.formats import parse_duration, parse_env, print_json, table, when
+from aifactory.cli.units import JOULES_PER_KWH, energy, hours
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 
@@ -153,8 +154,8 @@ def show(
     for used in job.get("usage", []):
         paid = f"allocation {used['allocation']}" if used["allocation"] else "metered only"
         typer.echo(
-            f"  used    attempt {used['attempt']}: {used['gpu_hours']:.2f} GPU-h, "
-            f"{used['energy_j'] / 3.6e6:.3f} kWh ({used['energy_source']}), "
+            f"  used    attempt {used['attempt']}: {hours(used['gpu_hours'])} GPU-h, "
+            f"{energy(used['energy_j'] / JOULES_PER_KWH)} ({used['energy_source']}), "
             f"€ {used['net']} net of € {used['subsidy']} subsidy; {paid}"
         )
     if job.get("queue"):

@@ -47,7 +47,10 @@ def main() -> None:
 
 
 def _one_line(exc: ApiError) -> str:
+    """The message, led by the field it is about unless the message already names it first."""
     fields = [e for e in exc.errors if e.get("field")]
     if len(fields) == 1 and fields[0]["reason"] in exc.message:
-        return f"{fields[0]['field']}: {exc.message}"
+        field = fields[0]["field"]
+        if exc.message.split(maxsplit=1)[0].rstrip(":") != field:
+            return f"{field}: {exc.message}"
     return exc.message

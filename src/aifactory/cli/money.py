@@ -9,12 +9,22 @@ from typing import Annotated, Any
 import typer
 
 from aifactory.cli.context import client
-from aifactory.cli.formats import print_json, table, when
-from aifactory.cli.units import From, JsonFlag, MaybeFrom, MaybeTo, To, hours, note
+from aifactory.cli.formats import print_json, table
+from aifactory.cli.units import (
+    JOULES_PER_KWH,
+    From,
+    JsonFlag,
+    MaybeFrom,
+    MaybeTo,
+    To,
+    co2,
+    energy,
+    hours,
+    minute,
+    note,
+)
 from aifactory.client import Client
 from aifactory.client.accounting import CHARTS
-
-JOULES_PER_KWH = 3.6e6
 
 
 def register(app: typer.Typer) -> None:
@@ -42,7 +52,7 @@ def show_usage(
     shown = "" if len(records) == totals["records"] else f" (showing {len(records)})"
     typer.echo(
         f"total: {totals['records']} record(s){shown}, {hours(totals['gpu_hours'])} GPU-h, "
-        f"{totals['energy_j'] / JOULES_PER_KWH:.2f} kWh, {totals['co2_g'] / 1000:.2f} kg CO2; "
+        f"{energy(totals['energy_j'] / JOULES_PER_KWH)}, {co2(totals['co2_g'])}; "
         f"cost € {totals['cost']}, subsidy € {totals['subsidy']}, net € {totals['net']}"
     )
 
@@ -50,34 +60,28 @@ def show_usage(
 def _usage_table(records: list[dict[str, Any]]) -> None:
     table(
         None,
-        [
-            "job",
-            "project",
-            "programme",
-            "GPUs",
-            "ended",
-            "GPU-h",
-            "kWh",
-            "cost €",
-            "subsidy €",
-            "net €",
-        ],
+        ["job", "project", "programme", "GPUs", "ended", "GPU-h", "kWh", "net €"],
         [
             [
                 f"{r['job_id']}.{r['attempt']}",
                 r["project"],
                 r["programme"],
                 r["gpus"],
-                when(r["ended_at"]),
+                minute(r["ended_at"]),
                 hours(r["gpu_hours"]),
-                f"{r['energy_j'] / JOULES_PER_KWH:.2f}",
-                r["cost"],
-                r["subsidy"],
+                _kwh(r["energy_j"]),
                 r["net"],
             ]
             for r in records
         ],
+        spare=("programme",),
     )
+
+
+def _kwh(joules: float) -> str:
+    """kWh to the Wh, as a column of them reads best; a little energy is <0.001, not 0."""
+    shown = f"{joules / JOULES_PER_KWH:,.3f}"
+    return "<0.001" if joules and shown == "0.000" else shown
 
 
 def invoice(
@@ -107,7 +111,7 @@ def invoice(
 def _print_invoice(inv: dict[str, Any]) -> None:
     typer.echo(
         f"invoice {inv['number']}: project {inv['project']}, {inv['month']} "
-        f"(issued {when(inv['issued_at'])} by {inv['issued_by']})"
+        f"(issued {minute(inv['issued_at'])} by {inv['issued_by']})"
     )
     if not inv["lines"]:
         typer.echo("no charges")
@@ -170,8 +174,8 @@ def _print_report(r: dict[str, Any]) -> None:
         f"  {hours(r['gpu_hours_total'])} GPU-h delivered, utilisation {r['utilisation']:.1%}"
     )
     typer.echo(
-        f"  energy {r['energy_kwh_measured']:.2f} kWh measured + "
-        f"{r['energy_kwh_modelled']:.2f} kWh modelled, {r['co2_kg']:.2f} kg CO2"
+        f"  energy {energy(r['energy_kwh_measured'])} measured + "
+        f"{energy(r['energy_kwh_modelled'])} modelled, {co2(r['co2_kg'] * 1000)}"
     )
     by_programme, shares = r["gpu_hours_by_programme"], r["pool_share"]
     waits = r["wait_by_programme"]

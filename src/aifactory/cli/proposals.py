@@ -7,8 +7,8 @@ from typing import Annotated, Any
 import typer
 
 from aifactory.cli.context import client
-from aifactory.cli.formats import print_json, table, when
-from aifactory.cli.units import From, JsonFlag, To, hours
+from aifactory.cli.formats import print_json, table
+from aifactory.cli.units import From, JsonFlag, To, day, hours, minute
 
 ProposalId = Annotated[int, typer.Argument(metavar="ID")]
 app = typer.Typer(help="Proposals: ask a call for GPU-hours; review; award or reject.")
@@ -38,27 +38,29 @@ def proposals_list(
             "id",
             "call",
             "project",
-            "title",
-            "GPU-h asked",
+            "asked\nGPU-h",
             "state",
             "submitted",
             "reviews",
             "allocation",
+            "title",
         ],
         [
             [
                 p["id"],
                 p["call"],
                 p["project"],
-                p["title"],
                 hours(p["requested_gpu_hours"]),
                 p["state"],
-                when(p["submitted_at"]),
+                day(p["submitted_at"]),
                 _reviews_done(p["reviews"]),
                 p["allocation"],
+                p["title"],
             ]
             for p in found
         ],
+        spare=("reviews", "submitted", "allocation"),
+        last_wraps_to=24,
     )
 
 
@@ -80,27 +82,29 @@ def proposal_show(ctx: typer.Context, proposal_id: ProposalId, as_json: JsonFlag
     typer.echo(
         f"  asks     {hours(p['requested_gpu_hours'])} GPU-h of {p['gpu_model'] or 'any GPU model'}"
     )
-    typer.echo(f"  by       {p['submitted_by']} at {when(p['submitted_at'])}")
+    typer.echo(f"  by       {p['submitted_by']} at {minute(p['submitted_at'])}")
     if p["planned_datasets"]:
         typer.echo(f"  datasets {', '.join(p['planned_datasets'])}")
     if p["decided_at"]:
-        typer.echo(f"  decided  {when(p['decided_at'])}: {p['decision_note']}")
+        typer.echo(f"  decided  {minute(p['decided_at'])}: {p['decision_note']}")
     if p["allocation"]:
         typer.echo(f"  awarded  as allocation {p['allocation']}")
     typer.echo(f"\nabstract\n  {p['abstract']}\n\njustification\n  {p['justification']}")
     table(
         "reviews",
-        ["reviewer", "score", "comment", "assigned", "reviewed"],
+        ["reviewer", "score", "assigned", "reviewed", "comment"],
         [
             [
                 r["reviewer"],
                 r["score"],
+                minute(r["assigned_at"]),
+                minute(r["reviewed_at"]),
                 r["comment"],
-                when(r["assigned_at"]),
-                when(r["reviewed_at"]),
             ]
             for r in p["reviews"]
         ],
+        spare=("assigned",),
+        last_wraps_to=30,
     )
 
 
@@ -199,7 +203,7 @@ def proposal_award(
     else:
         typer.echo(
             f"proposal {proposal_id} awarded: allocation {a['name']}, "
-            f"{hours(a['award_gpu_hours'])} GPU-h, {when(a['valid_from'])} to {when(a['valid_to'])}"
+            f"{hours(a['award_gpu_hours'])} GPU-h, {day(a['valid_from'])} to {day(a['valid_to'])}"
         )
 
 

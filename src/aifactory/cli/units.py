@@ -1,8 +1,12 @@
-"""What people type and read in the accounting commands: dates and GPU-hours.
+"""What people type and read in the accounting commands: dates, GPU-hours and energy.
 
 Dates: YYYY-MM-DD is midnight UTC that day; a full ISO 8601 time is taken as written (without
 an offset: UTC, as the API reads it). Both go to the API as ISO 8601. A period's `--to` is
-exclusive, as at the API.
+exclusive, as at the API. Shown back: a boundary (a call's opening, an allocation's validity) as
+its UTC day, a moment (a ledger entry, the end of a job) to the minute in local time.
+
+Figures keep about three significant digits, so that a four-second job reads 0.001 GPU-h, not 0,
+and a large award 12,000 rather than 12000.00. The API's figures stay exact (see --json).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+JOULES_PER_KWH = 3.6e6
 JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -40,9 +45,55 @@ MaybeFrom = Annotated[str | None, when_option("--from", "start: YYYY-MM-DD (UTC)
 MaybeTo = Annotated[str | None, when_option("--to", "end, exclusive: YYYY-MM-DD (UTC) or ISO 8601")]
 
 
-def hours(value: float) -> str:
-    """GPU-hours for reading: at most two decimals, no trailing zeros."""
-    return f"{value:.2f}".rstrip("0").rstrip(".")
+def hours(value: float, *, signed: bool = False) -> str:
+    """GPU-hours for reading: 12,000 and 250 (from 100 up), 42.5, 2.75, 0.002; trailing zeros go.
+
+    An amount too small for three decimals reads <0.001, never 0; zero is 0, never -0. `signed`
+    marks a positive amount with + (ledger entries).
+    """
+    if value == 0:
+        return "0"
+    sign = "-" if value < 0 else "+" if signed else ""
+    return sign + _figure(abs(value))
+
+
+def energy(kwh: float) -> str:
+    """'12.4 kWh' from 1 kWh up, else in Wh ('338 Wh', '0.338 Wh'); figures as hours() has them."""
+    if kwh >= 1:
+        return f"{_figure(kwh)} kWh"
+    return f"{_figure(kwh * 1000) if kwh else '0'} Wh"
+
+
+def co2(grams: float) -> str:
+    """'1.2 kg CO2' from 1 kg up, else in grams ('91 g CO2', '0.091 g CO2')."""
+    if grams >= 1000:
+        return f"{_figure(grams / 1000)} kg CO2"
+    return f"{_figure(grams) if grams else '0'} g CO2"
+
+
+def _figure(value: float) -> str:
+    """A positive amount to about three significant digits, without trailing zeros."""
+    if value >= 100:
+        return f"{value:,.0f}"
+    places = 1 if value >= 10 else 2 if value >= 1 else 3
+    shown = f"{value:.{places}f}".rstrip("0").rstrip(".")
+    return "<0.001" if shown == "0" else shown
+
+
+def day(value: str | None) -> str:
+    """A boundary from the API (ISO 8601) as its UTC day, YYYY-MM-DD."""
+    return "-" if not value else _instant(value).astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def minute(value: str | None) -> str:
+    """A moment from the API (ISO 8601) in local time, to the minute: YYYY-MM-DD HH:MM."""
+    return "-" if not value else _instant(value).astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def _instant(value: str) -> datetime:
+    """ISO 8601, without an offset read as UTC, as the API reads it."""
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def note(text: str, *, as_json: bool) -> None:

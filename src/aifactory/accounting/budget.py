@@ -179,7 +179,6 @@ def settle(
     record = _record(job, attempt, allocation, gpu_model, metered, programme)
     record.booked_at = now
     session.add(record)
-    session.flush()
     if reservation is not None and allocation is not None:
         _post_settlement(session, reservation, record, now)
     return record
@@ -220,9 +219,12 @@ def _record(
 def _post_settlement(
     session: Session, reservation: LedgerEntry, record: UsageRecord, now: float
 ) -> None:
+    """The attempt had no usage record until now, so its release and settlement keys are new.
+    Settling never adds use (release R, charge U ≤ R) unless the attempt overran its
+    reservation: only then can an alert threshold newly be crossed."""
     job_id, attempt = record.job_id, record.attempt
     common = {"allocation_id": reservation.allocation_id, "at": now, "actor": "control"}
-    ledger.post(
+    ledger.append(
         session,
         kind=EntryKind.RELEASE,
         gpu_s=-reservation.gpu_s,
@@ -232,7 +234,7 @@ def _post_settlement(
         attempt=attempt,
         **common,  # type: ignore[arg-type]
     )
-    ledger.post(
+    ledger.append(
         session,
         kind=EntryKind.SETTLE,
         gpu_s=-record.gpu_s,
@@ -244,7 +246,8 @@ def _post_settlement(
         subsidy_cents=record.subsidy_cents,
         **common,  # type: ignore[arg-type]
     )
-    raise_alerts(session, reservation.allocation_id, now=now)
+    if record.gpu_s > -reservation.gpu_s:
+        raise_alerts(session, reservation.allocation_id, now=now)
 
 
 def settle_orphans(session: Session, *, now: float) -> int:

@@ -335,3 +335,40 @@ class IssuedInvoice(Base):
     lines: Mapped[list[Any]] = mapped_column(JSON)
     csv: Mapped[str] = mapped_column(Text)
     pdf: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+# ---- audit log (governance.audit) ----------------------------------------------------------
+
+
+class AuditEvent(Base):
+    """Append-only and hash-chained (domain.audit): `hash` covers every other column but `id`,
+    and `prev_hash` is the hash of event `seq - 1`."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_actor_seq", "actor", "seq"),
+        Index("ix_audit_events_object_seq", "object", "seq"),
+        Index("ix_audit_events_project_id_seq", "project_id", "seq"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    at: Mapped[float] = mapped_column(Float, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    object: Mapped[str] = mapped_column(String(200))
+    project_id: Mapped[int | None] = mapped_column(Integer)  # no foreign key: history outlives
+    source: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """One row (id 1): the last event's seq and hash. Appends lock it, so concurrent writers
+    take turns and the chain stays one line; it also shows when the tail was cut off."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))

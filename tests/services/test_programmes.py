@@ -44,7 +44,7 @@ def world(db: Database) -> Database:
     with db.session() as s:  # make room: the bootstrap's shares sum to the whole facility
         commercial = next(p for p in list_programmes(s, who(s, "admin")) if p.name == "commercial")
         spec = replace(_spec_of(commercial), capacity_share=0.05)
-        update_programme(s, who(s, "admin"), name="commercial", spec=spec)
+        update_programme(s, who(s, "admin"), name="commercial", spec=spec, now=T0)
     return db
 
 
@@ -87,13 +87,13 @@ def test_an_update_replaces_everything_but_the_name(world: Database) -> None:
         max_gpus_per_job=None,
     )
     with world.session() as s:
-        updated = update_programme(s, who(s, "admin"), name="hpc", spec=cheaper)
+        updated = update_programme(s, who(s, "admin"), name="hpc", spec=cheaper, now=T0)
         assert (updated.name, updated.title, updated.created_at) == ("hpc", "HPC", T0)
         assert updated.gpu_tariffs == {"*": "1.50", "a100": "100.00", "l4": "0.70"}
         assert updated.cpu_tariff == "0.00"
         assert updated.max_gpus_per_job is None
         with pytest.raises(NotFound) as missing:
-            update_programme(s, who(s, "admin"), name="nope", spec=HPC)
+            update_programme(s, who(s, "admin"), name="nope", spec=HPC, now=T0)
     assert missing.value.field == "programme"
 
 
@@ -104,7 +104,7 @@ def test_only_admins_create_or_change_programmes_and_calls(world: Database, name
         with pytest.raises(PermissionDenied):
             create_programme(s, user, name="rogue", spec=HPC, now=T0)
         with pytest.raises(PermissionDenied):
-            update_programme(s, user, name="research", spec=HPC)
+            update_programme(s, user, name="research", spec=HPC, now=T0)
         with pytest.raises(PermissionDenied):
             create_call(
                 s,
@@ -129,9 +129,9 @@ def test_capacity_shares_never_sum_above_the_whole_facility(world: Database) -> 
         assert "at most 0.1 is left" in refused.value.message
         create_programme(s, admin, name="hpc", spec=replace(HPC, capacity_share=0.1), now=T0)
         # An update does not count the programme's own old share against it.
-        update_programme(s, admin, name="hpc", spec=replace(HPC, capacity_share=0.1))
+        update_programme(s, admin, name="hpc", spec=replace(HPC, capacity_share=0.1), now=T0)
         with pytest.raises(InvalidInput) as grown:
-            update_programme(s, admin, name="hpc", spec=replace(HPC, capacity_share=0.101))
+            update_programme(s, admin, name="hpc", spec=replace(HPC, capacity_share=0.101), now=T0)
         assert grown.value.field == "capacity_share"
 
 

@@ -19,6 +19,7 @@ from aifactory.api.deps import AppState
 from aifactory.api.limits import BodySizeLimit
 from aifactory.api.routers import (
     allocations,
+    audit,
     facility,
     jobs,
     me,
@@ -90,6 +91,7 @@ def create_app(
         proposals.router,
         allocations.router,
         money.router,
+        audit.router,
     )
     for router in routers:
         api.include_router(router)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -13,8 +14,9 @@ from sqlalchemy.orm import Session
 
 from aifactory.api.group_commit import GroupCommitter
 from aifactory.api.principal_cache import PrincipalCache
+from aifactory.errors import Unauthenticated
 from aifactory.scheduler import Policy
-from aifactory.services.auth import Authenticated, authenticate_token, hash_token
+from aifactory.services.auth import Authenticated, authenticate_token, hash_token, record_failure
 from aifactory.services.jobs import LogLocator
 from aifactory.services.principal import Principal
 from aifactory.store.db import Database
@@ -73,24 +75,43 @@ _bearer = HTTPBearer(auto_error=False, description="an API token: 'Bearer afy_..
 
 
 async def current_principal(
+    request: Request,
     state: StateDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """From the cache when it is fresh; else one read transaction, off the event loop."""
+    """From the cache when it is fresh; else one read transaction, off the event loop. The
+    principal carries this request's client address.
+
+    A token refused is audited by the error handler (`on_error`), once this request's own
+    session, which may hold the SQLite writer lock, has ended. No token at all is no attempt
+    to sign in, and is not audited."""
     token = credentials.credentials if credentials else None
     now = state.clock()
+    source = request.client.host if request.client else None
     if token:
         cached = state.principals.get(hash_token(token), now)
         if cached is not None:
-            return cached
-    found = await run_in_threadpool(_authenticate, state, token, now)
+            return replace(cached, source=source)
+    try:
+        found = await run_in_threadpool(_authenticate, state, token, now)
+    except Unauthenticated as exc:
+        if token:
+            request.state.on_error = partial(_audit_refusal, state, token, exc, source, now)
+        raise
     state.principals.put(found.token_hash, found.principal, found.expires_at, now)
-    return found.principal
+    return replace(found.principal, source=source)
 
 
 def _authenticate(state: AppState, token: str | None, now: float) -> Authenticated:
     with state.db.read() as session:
         return authenticate_token(session, token, now)
+
+
+def _audit_refusal(
+    state: AppState, token: str, exc: Unauthenticated, source: str | None, now: float
+) -> None:
+    with state.db.session() as session:
+        record_failure(session, token, reason=exc.message, source=source, now=now)
 
 
 CurrentUser = Annotated[Principal, Depends(current_principal)]

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -55,7 +56,15 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _on_unexpected)
 
 
-async def _on_domain_error(_request: Request, exc: errors.AifactoryError) -> JSONResponse:
+async def _on_domain_error(request: Request, exc: errors.AifactoryError) -> JSONResponse:
+    # Work the error answer waits for (e.g. auditing a refused token), left by a dependency:
+    # it runs here, after every session the request opened has ended.
+    on_error = getattr(request.state, "on_error", None)
+    if on_error is not None:
+        try:
+            await run_in_threadpool(on_error)
+        except Exception:  # the client still gets its answer; the operator sees why in the log
+            log.exception("work before an error response failed")
     status = next((s for kind, s in STATUS.items() if isinstance(exc, kind)), 400)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return error_response(status, exc.code, exc.message, [(exc.field, exc.message)], headers)

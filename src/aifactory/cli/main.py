@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from aifactory.cli import accounting, facility, jobs, sim, tenancy
+from aifactory.cli import accounting, audit, facility, jobs, sim, tenancy
 from aifactory.client import ApiError, Unreachable
 
 app = typer.Typer(
@@ -33,6 +33,7 @@ tenancy.register(app)
 facility.register(app)
 sim.register(app)
 accounting.register(app)
+audit.register(app)
 
 
 def main() -> None:

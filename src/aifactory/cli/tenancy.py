@@ -157,7 +157,9 @@ def user_create(
     ctx: typer.Context,
     name: str,
     email: Annotated[str | None, typer.Option()] = None,
-    role: Annotated[str, typer.Option(help="user, operator, reviewer, finance, admin")] = "user",
+    role: Annotated[
+        str, typer.Option(help="user, operator, reviewer, finance, auditor, admin")
+    ] = "user",
     as_json: JsonFlag = False,
 ) -> None:
     """Create a user and print their first API token (shown once)."""

@@ -1,5 +1,6 @@
 """A small synchronous SDK over /api/v1. Responses are the API's JSON objects, as dicts;
-files (PDF, CSV, charts) come back as bytes. The accounting calls live in client.accounting."""
+files (PDF, CSV, charts) come back as bytes. The accounting calls live in client.accounting,
+the audit log's in client.audit."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import httpx
 
 from aifactory.client.accounting import AccountingCalls
+from aifactory.client.audit import AuditCalls
 
 Json = dict[str, Any]
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMEOUT"})
@@ -30,7 +32,7 @@ class Unreachable(Exception):
     pass
 
 
-class Client(AccountingCalls):
+class Client(AccountingCalls, AuditCalls):
     def __init__(
         self,
         url: str,
@@ -69,6 +71,19 @@ class Client(AccountingCalls):
 
     def _download(self, path: str, *, params: dict[str, Any] | None = None) -> bytes:
         return self._send("GET", path, params=params).content
+
+    def _lines(self, path: str, *, params: dict[str, Any] | None = None) -> Iterator[str]:
+        """A streamed text response, line by line (each with its newline)."""
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            with self._http.stream("GET", path, params=clean) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _api_error(response)
+                for line in response.iter_lines():
+                    yield line + "\n"
+        except httpx.TransportError as exc:
+            raise Unreachable(f"cannot reach the facility at {self.url}: {exc}") from exc
 
     def _send(
         self,

@@ -33,9 +33,11 @@ _PROJECT_RANK = {ProjectRole.VIEWER: 0, ProjectRole.MEMBER: 1, ProjectRole.OWNER
 
 
 class FacilityRole(enum.StrEnum):
-    """A facility-wide role; `user` is an ordinary tenant with no facility powers."""
+    """A facility-wide role; `user` is an ordinary tenant with no facility powers; `auditor`
+    reads (and verifies) the whole audit log and nothing more."""
 
     USER = "user"
+    AUDITOR = "auditor"
     FINANCE = "finance"
     REVIEWER = "reviewer"
     OPERATOR = "operator"
@@ -44,6 +46,10 @@ class FacilityRole(enum.StrEnum):
     @property
     def sees_all_projects(self) -> bool:
         return self in (FacilityRole.OPERATOR, FacilityRole.ADMIN)
+
+    @property
+    def reads_whole_audit_log(self) -> bool:
+        return self in (FacilityRole.AUDITOR, FacilityRole.ADMIN)
 
     @property
     def runs_facility(self) -> bool:

@@ -28,6 +28,7 @@ from aifactory.domain.money import gpu_seconds
 from aifactory.domain.programmes import Window, eligible
 from aifactory.domain.tenancy import FacilityRole
 from aifactory.errors import Conflict, InvalidInput, NotFound
+from aifactory.governance import audit
 from aifactory.services.principal import Principal
 from aifactory.services.programmes import (
     MAX_GPU_HOURS,
@@ -107,6 +108,7 @@ def create_allocation(
         actor=principal.name,
         reason=reason.strip(),
         now=now,
+        source=principal.source,
     )
     return view_of(session, allocation, now=now)
 
@@ -122,9 +124,11 @@ def open_allocation(
     actor: str,
     reason: str,
     now: float,
+    source: str | None = None,
 ) -> Allocation:
-    """Check the grant, make the allocation (named `name`, or `name-2`, `name-3`… when taken)
-    and post its AWARD entry. Every check comes before the first write."""
+    """Check the grant, make the allocation (named `name`, or `name-2`, `name-3`… when taken),
+    post its AWARD entry and audit it (from `source`, the client address, if any). Every check
+    comes before the first write."""
     check_grant(grant)
     check_eligible(session, project, programme)
     _check_no_overlap(session, project, programme, grant.window)
@@ -152,6 +156,16 @@ def open_allocation(
         at=now,
         actor=actor,
         reason=reason,
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action="allocation.create",
+        object=f"allocation:{allocation.name}",
+        at=now,
+        source=source,
+        project_id=project.id,
+        detail={"programme": programme.name, "gpu_hours": grant.gpu_hours, "reason": reason},
     )
     return allocation
 
@@ -257,6 +271,16 @@ def adjust_allocation(
     if not posted:
         raise Conflict("another adjustment was recorded at the same time; try again")
     raise_alerts(session, found.id, now=now)
+    audit.record(
+        session,
+        actor=principal.name,
+        action="allocation.adjust",
+        object=f"allocation:{found.name}",
+        at=now,
+        source=principal.source,
+        project_id=found.project_id,
+        detail={"gpu_hours": gpu_hours, "reason": reason.strip()},
+    )
     return view_of(session, found, now=now)
 
 

@@ -10,8 +10,10 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from aifactory.domain.audit import Outcome
 from aifactory.domain.tenancy import FacilityRole, ProjectRole
 from aifactory.errors import InvalidInput, NotFound, Unauthenticated
+from aifactory.governance import audit
 from aifactory.services.principal import Principal
 from aifactory.services.tenancy import user_by_name
 from aifactory.store.models import ApiToken, Member, User
@@ -73,6 +75,29 @@ def authenticate_token(session: Session, token: str | None, now: float) -> Authe
     return Authenticated(principal_of(session, user), token_hash, row.expires_at)
 
 
+def record_failure(
+    session: Session, token: str, *, reason: str, source: str | None, now: float
+) -> None:
+    """Audit a refused token (in its own transaction: the request itself fails). The actor is
+    the token's owner when the token is known (revoked, expired), else "unknown"."""
+    found = session.execute(
+        select(ApiToken.id, User.name)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == hash_token(token))
+    ).first()
+    actor, what = (found[1], f"token:{found[0]}") if found else ("unknown", "token:?")
+    audit.record(
+        session,
+        actor=actor,
+        action="auth.failed",
+        object=what,
+        at=now,
+        source=source,
+        outcome=Outcome.DENIED,
+        detail={"reason": reason, "prefix": token[: len(TOKEN_PREFIX) + 6]},
+    )
+
+
 def principal_of(session: Session, user: User) -> Principal:
     members = session.execute(
         select(Member.project_id, Member.role).where(Member.user_id == user.id)
@@ -105,7 +130,9 @@ def create_token(
 ) -> tuple[ApiToken, str]:
     user = session.get(User, _token_owner(session, principal, user_name))
     assert user is not None
-    return issue_token(session, user, name=name, now=now, ttl_days=ttl_days)
+    row, plain = issue_token(session, user, name=name, now=now, ttl_days=ttl_days)
+    _audit(session, principal, "token.create", row, now, {"name": name, "user": user.name})
+    return row, plain
 
 
 def revoke_token(session: Session, principal: Principal, token_id: int, *, now: float) -> ApiToken:
@@ -114,7 +141,27 @@ def revoke_token(session: Session, principal: Principal, token_id: int, *, now: 
         raise NotFound("token not found", field="token_id")
     if row.revoked_at is None:
         row.revoked_at = now
+        _audit(session, principal, "token.revoke", row, now, {"name": row.name})
     return row
+
+
+def _audit(
+    session: Session,
+    principal: Principal,
+    action: str,
+    token: ApiToken,
+    now: float,
+    detail: dict[str, str],
+) -> None:
+    audit.record(
+        session,
+        actor=principal.name,
+        action=action,
+        object=f"token:{token.id}",
+        at=now,
+        source=principal.source,
+        detail=detail,
+    )
 
 
 def _token_owner(session: Session, principal: Principal, user_name: str | None) -> int:

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aifactory.domain.tenancy import FacilityRole, OrgKind, ProjectRole
+from aifactory.governance import audit
 from aifactory.services.allocations import Grant, open_allocation
 from aifactory.services.auth import issue_token
 from aifactory.services.tenancy import add_membership
@@ -128,6 +129,14 @@ def bootstrap(session: Session, *, now: float, admin_name: str = "admin") -> str
     add_membership(session, project, admin, ProjectRole.OWNER, now=now)
     _seed_programmes(session, project, now=now)
     _, token = issue_token(session, admin, name="first admin token", now=now)
+    audit.record(
+        session,
+        actor="bootstrap",
+        action="user.create",
+        object=f"user:{admin_name}",
+        at=now,
+        detail={"facility_role": FacilityRole.ADMIN.value},
+    )
     return token
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from aifactory.domain.tenancy import FacilityRole
+from aifactory.governance import audit
 from aifactory.services.principal import Principal
 from aifactory.store import flags
 from aifactory.store.models import Job, Node
@@ -27,9 +28,17 @@ def status(session: Session, principal: Principal) -> FacilityStatus:
     return FacilityStatus(nodes, {state: n for state, n in counts}, flags.admission_paused(session))
 
 
-def set_admission(session: Session, principal: Principal, *, paused: bool) -> None:
+def set_admission(session: Session, principal: Principal, *, paused: bool, now: float) -> None:
     principal.require_facility(FacilityRole.ADMIN, FacilityRole.OPERATOR)
     flags.set_admission_paused(session, paused)
+    audit.record(
+        session,
+        actor=principal.name,
+        action="facility.pause" if paused else "facility.resume",
+        object="facility:admission",
+        at=now,
+        source=principal.source,
+    )
 
 
 def has_nodes(session: Session) -> bool:

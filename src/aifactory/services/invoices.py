@@ -25,6 +25,7 @@ from aifactory.accounting.invoices import build_invoice, invoice_csv, invoice_pd
 from aifactory.domain.statements import ChargedUsage, Invoice
 from aifactory.domain.tenancy import FacilityRole, ProjectRole
 from aifactory.errors import Conflict, InvalidInput, NotFound
+from aifactory.governance import audit
 from aifactory.services.principal import Principal
 from aifactory.services.usage import sees_all_money, visible_project
 from aifactory.store.models import (
@@ -77,7 +78,19 @@ def issue_invoice(
             f"month {month} is not closed yet; invoices are issued from {opens}", field="month"
         )
     charges = charges_of(session, found.id, start, end)
-    return _insert_numbered(session, principal, found, month, charges, now=now, vat_pct=vat_pct)
+    issued = _insert_numbered(session, principal, found, month, charges, now=now, vat_pct=vat_pct)
+    if issued.created:
+        audit.record(
+            session,
+            actor=principal.name,
+            action="invoice.issue",
+            object=f"invoice:{issued.invoice.number}",
+            at=now,
+            source=principal.source,
+            project_id=found.id,
+            detail={"month": month, "total_cents": issued.invoice.total_cents},
+        )
+    return issued
 
 
 def _insert_numbered(

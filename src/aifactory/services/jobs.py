@@ -21,6 +21,7 @@ from aifactory.domain.nodes import Node, why_never_fits
 from aifactory.domain.programmes import JobRules
 from aifactory.domain.tenancy import ProjectRole
 from aifactory.errors import AifactoryError, Conflict, InvalidInput, NotFound
+from aifactory.governance import audit
 from aifactory.services.principal import Principal
 from aifactory.services.tenancy import project_by_name, user_by_name
 from aifactory.store.jobs import NewJob, events_of, insert_jobs, lock_job, switch_job_state
@@ -71,7 +72,8 @@ def submit_jobs(session: Session, batch: Sequence[Submission], *, now: float) ->
     """Many submissions in one transaction (group commit); each stands or falls on its own.
 
     Checks run per submission; the new jobs and their first events are then written with two
-    bulk inserts. A key already used (in the store, or earlier in the batch) returns that job.
+    bulk inserts, and their audit events with one more. A key already used (in the store, or
+    earlier in the batch) returns that job.
     """
     nodes = node_values(session)
     projects: dict[tuple[int, str | None], Project] = {}
@@ -101,12 +103,31 @@ def submit_jobs(session: Session, batch: Sequence[Submission], *, now: float) ->
             first_with_key[(target.id, key)] = index
         fresh[index] = _new_job(spec, target.id, submission.principal.user_id, key, now)
     outcomes.update(_insert(session, batch, fresh, projects))
+    audit.append(session, _submit_events(batch, outcomes, fresh), at=now)
     for index, first in repeats.items():
         settled = outcomes[first]
         outcomes[index] = (
             replace(settled, created=False) if isinstance(settled, Submitted) else settled
         )
     return [outcomes[i] for i in range(len(batch))]
+
+
+def _submit_events(
+    batch: Sequence[Submission], outcomes: dict[int, Outcome], fresh: dict[int, NewJob]
+) -> list[audit.NewEvent]:
+    """One `job.submit` event per job this batch made, in submission order."""
+    made = [(i, o) for i, o in outcomes.items() if i in fresh and isinstance(o, Submitted)]
+    return [
+        audit.NewEvent(
+            actor=batch[i].principal.name,
+            action="job.submit",
+            object=f"job:{outcome.job.id}",
+            source=batch[i].principal.source,
+            project_id=outcome.job.project_id,
+        )
+        for i, outcome in sorted(made)
+        if outcome.created
+    ]
 
 
 def _checked_target(
@@ -287,6 +308,16 @@ def cancel_job(session: Session, principal: Principal, job_id: int, *, now: floa
     elif state in ACTIVE:
         job.cancel_requested = True  # the control loop stops it and records CANCELLED
         job.updated_at = now
+    audit.record(
+        session,
+        actor=principal.name,
+        action="job.cancel",
+        object=f"job:{job_id}",
+        at=now,
+        source=principal.source,
+        project_id=job.project_id,
+        detail={"state": state.value},
+    )
     return job
 
 

@@ -19,6 +19,7 @@ class Principal:
     facility_role: FacilityRole
     memberships: dict[int, ProjectRole] = field(default_factory=dict)
     default_project_id: int | None = None
+    source: str | None = None  # the client address this request came from (for the audit log)
 
     @property
     def is_admin(self) -> bool:

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +25,7 @@ from aifactory.domain.money import CENT, gpu_hours, gpu_seconds
 from aifactory.domain.programmes import Tariff, Window
 from aifactory.domain.tenancy import FacilityRole, OrgKind
 from aifactory.errors import Conflict, InvalidInput, NotFound
+from aifactory.governance import audit
 from aifactory.services.principal import Principal
 from aifactory.store.models import Allocation, Call, Programme, Proposal
 
@@ -81,11 +83,20 @@ def create_programme(
     programme = Programme(name=name, created_at=now)
     _apply(programme, spec)
     insert_unique(session, programme, f"a programme named {name!r} already exists", "name")
+    audit.record(
+        session,
+        actor=principal.name,
+        action="programme.create",
+        object=f"programme:{name}",
+        at=now,
+        source=principal.source,
+        detail=_terms(programme),
+    )
     return programme
 
 
 def update_programme(
-    session: Session, principal: Principal, *, name: str, spec: ProgrammeSpec
+    session: Session, principal: Principal, *, name: str, spec: ProgrammeSpec, now: float
 ) -> Programme:
     """Replace everything but the name; allocations already made keep their programme."""
     principal.require_facility(FacilityRole.ADMIN)
@@ -94,7 +105,29 @@ def update_programme(
     _check_capacity(session, spec.capacity_share, name=name)
     _apply(programme, spec)
     session.flush()
+    audit.record(
+        session,
+        actor=principal.name,
+        action="programme.update",
+        object=f"programme:{name}",
+        at=now,
+        source=principal.source,
+        detail=_terms(programme),
+    )
     return programme
+
+
+def _terms(programme: Programme) -> dict[str, Any]:
+    """A programme's terms as its audit events record them."""
+    return {
+        "eligible_kinds": programme.eligible_kinds,
+        "gpu_tariffs": programme.gpu_tariffs,
+        "cpu_tariff": programme.cpu_tariff,
+        "subsidy_pct": programme.subsidy_pct,
+        "priority_weight": programme.priority_weight,
+        "capacity_share": programme.capacity_share,
+        "max_gpus_per_job": programme.max_gpus_per_job,
+    }
 
 
 def list_programmes(session: Session, principal: Principal) -> list[Programme]:
@@ -228,6 +261,15 @@ def create_call(
         created_at=now,
     )
     insert_unique(session, call, f"a call named {name!r} already exists", "name")
+    audit.record(
+        session,
+        actor=principal.name,
+        action="call.create",
+        object=f"call:{name}",
+        at=now,
+        source=principal.source,
+        detail={"programme": found.name, "budget_gpu_hours": budget_gpu_hours},
+    )
     return CallView(call, found.name, 0, call_is_open(call, now))
 
 

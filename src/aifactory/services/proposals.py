@@ -32,6 +32,7 @@ from aifactory.domain.programmes import ProposalState, conflict_of_interest
 from aifactory.domain.proposal_flow import transition_problem
 from aifactory.domain.tenancy import FacilityRole, ProjectRole
 from aifactory.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from aifactory.governance import audit
 from aifactory.services import allocations
 from aifactory.services.allocations import AllocationView, Grant
 from aifactory.services.principal import Principal
@@ -169,7 +170,7 @@ def _maybe_starter(session: Session, proposal: Proposal, *, now: float) -> None:
     grant = Grant(proposal.requested_gpu_hours, now, window_end, 0, proposal.gpu_model)
     try:
         with session.begin_nested():
-            _award(session, proposal, grant, actor=AUTO, note=STARTER_NOTE, now=now)
+            _award(session, proposal, grant, actor=AUTO, source=None, note=STARTER_NOTE, now=now)
     except InvalidInput:
         return  # no budget left in the call, or an allocation already held: an admin decides
 
@@ -193,12 +194,21 @@ def award(
     model = gpu_model if gpu_model is not None else proposal.gpu_model
     grant = Grant(gpu_hours, valid_from, valid_to, quota_gpus, model)
     text = note.strip() if note and note.strip() else f"awarded {gpu_hours:g} GPU-h"
-    allocation = _award(session, proposal, grant, actor=principal.name, note=text, now=now)
+    allocation = _award(
+        session, proposal, grant, actor=principal.name, source=principal.source, note=text, now=now
+    )
     return allocations.view_of(session, allocation, now=now)
 
 
 def _award(
-    session: Session, proposal: Proposal, grant: Grant, *, actor: str, note: str, now: float
+    session: Session,
+    proposal: Proposal,
+    grant: Grant,
+    *,
+    actor: str,
+    source: str | None,
+    note: str,
+    now: float,
 ) -> Allocation:
     _check_move(proposal, ProposalState.AWARDED)
     allocations.check_grant(grant)
@@ -216,8 +226,19 @@ def _award(
         actor=actor,
         reason=f"awarded from proposal {proposal.id}",
         now=now,
+        source=source,
     )
     _decide(proposal, ProposalState.AWARDED, note=note, now=now)
+    audit.record(
+        session,
+        actor=actor,
+        action="proposal.award",
+        object=f"proposal:{proposal.id}",
+        at=now,
+        source=source,
+        project_id=proposal.project_id,
+        detail={"allocation": allocation.name, "gpu_hours": grant.gpu_hours, "note": note},
+    )
     return allocation
 
 
@@ -241,6 +262,16 @@ def reject(
     if not note.strip():
         raise InvalidInput("say why the proposal is rejected", field="note")
     _decide(proposal, ProposalState.REJECTED, note=note.strip(), now=now)
+    audit.record(
+        session,
+        actor=principal.name,
+        action="proposal.reject",
+        object=f"proposal:{proposal.id}",
+        at=now,
+        source=principal.source,
+        project_id=proposal.project_id,
+        detail={"note": note.strip()},
+    )
     return _view(session, principal, proposal)
 
 

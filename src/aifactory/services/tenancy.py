@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from aifactory.domain.tenancy import FacilityRole, OrgKind, ProjectRole
 from aifactory.errors import Conflict, NotFound
+from aifactory.governance import audit
 from aifactory.services.principal import Principal
 from aifactory.store.models import Member, Organisation, Project, User
 
@@ -22,6 +23,15 @@ def create_organisation(
     principal.require_facility(FacilityRole.ADMIN)
     org = Organisation(name=name, kind=kind.value, created_at=now)
     _insert_unique(session, org, f"an organisation named {name!r} already exists", "name")
+    audit.record(
+        session,
+        actor=principal.name,
+        action="organisation.create",
+        object=f"organisation:{name}",
+        at=now,
+        source=principal.source,
+        detail={"kind": kind.value},
+    )
     return org
 
 
@@ -50,6 +60,16 @@ def create_project(
     project = Project(name=name, organisation_id=org.id, created_at=now)
     _insert_unique(session, project, f"a project named {name!r} already exists", "name")
     add_membership(session, project, owner_user, ProjectRole.OWNER, now=now)
+    audit.record(
+        session,
+        actor=principal.name,
+        action="project.create",
+        object=f"project:{name}",
+        at=now,
+        source=principal.source,
+        project_id=project.id,
+        detail={"organisation": org.name, "owner": owner_user.name},
+    )
     return project
 
 
@@ -99,12 +119,26 @@ def add_member(
     if existing is not None:
         if role is not ProjectRole.OWNER:
             _keep_an_owner(session, found, existing, field="role")
-        existing.role = role.value
-        return existing
-    return add_membership(session, found, target, role, now=now)
+        before, existing.role = existing.role, role.value
+        member = existing
+    else:
+        before, member = None, add_membership(session, found, target, role, now=now)
+    audit.record(
+        session,
+        actor=principal.name,
+        action="member.add" if before is None else "member.role",
+        object=f"user:{target.name}",
+        at=now,
+        source=principal.source,
+        project_id=found.id,
+        detail={"project": found.name, "role": role.value, "was": before},
+    )
+    return member
 
 
-def remove_member(session: Session, principal: Principal, *, project: str, user: str) -> None:
+def remove_member(
+    session: Session, principal: Principal, *, project: str, user: str, now: float
+) -> None:
     found = project_by_name(session, principal, project)
     principal.require(found.id, ProjectRole.OWNER)
     target = user_by_name(session, user)
@@ -115,6 +149,16 @@ def remove_member(session: Session, principal: Principal, *, project: str, user:
     session.delete(member)
     if target.default_project_id == found.id:
         target.default_project_id = None
+    audit.record(
+        session,
+        actor=principal.name,
+        action="member.remove",
+        object=f"user:{target.name}",
+        at=now,
+        source=principal.source,
+        project_id=found.id,
+        detail={"project": found.name, "role": member.role},
+    )
 
 
 def _keep_an_owner(session: Session, project: Project, member: Member, *, field: str) -> None:
@@ -151,6 +195,15 @@ def create_user(
     principal.require_facility(FacilityRole.ADMIN)
     user = User(name=name, email=email, facility_role=facility_role.value, created_at=now)
     _insert_unique(session, user, f"a user named {name!r} already exists", "name")
+    audit.record(
+        session,
+        actor=principal.name,
+        action="user.create",
+        object=f"user:{name}",
+        at=now,
+        source=principal.source,
+        detail={"facility_role": facility_role.value},
+    )
     return user
 
 

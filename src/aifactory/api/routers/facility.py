@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from aifactory import __version__
-from aifactory.api.deps import CurrentUser, ReadSession, StateDep, WriteSession
+from aifactory.api.deps import CurrentUser, Now, ReadSession, StateDep, WriteSession
 from aifactory.api.schemas import AdmissionChange, FacilityOut, Health, NodeOut
 from aifactory.errors import NotReady
 from aifactory.services import facility
@@ -33,7 +33,7 @@ def show_facility(session: ReadSession, user: CurrentUser) -> FacilityOut:
 
 @router.put("/facility/admission", response_model=FacilityOut)
 def change_admission(
-    body: AdmissionChange, session: WriteSession, user: CurrentUser
+    body: AdmissionChange, session: WriteSession, user: CurrentUser, now: Now
 ) -> FacilityOut:
-    facility.set_admission(session, user, paused=body.paused)
+    facility.set_admission(session, user, paused=body.paused, now=now)
     return show_facility(session, user)

@@ -20,7 +20,7 @@ from aifactory.api.money_schemas import (
     UsageRecordOut,
     UsageTotalsOut,
 )
-from aifactory.services import invoices, reports, usage
+from aifactory.services import audit, invoices, reports, usage
 from aifactory.services.usage import MAX_ROWS
 
 router = APIRouter(tags=["money"])
@@ -134,18 +134,27 @@ def funder_report(
     session: ReadSession,
     user: CurrentUser,
     state: StateDep,
+    now: Now,
     start: From,
     end: To,
     output: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
 ) -> HttpResponse:
     """What the facility delivered in [from, to): GPU-hours by programme and organisation
-    kind, utilisation, waits, organisations served, energy and CO2, pool shares."""
+    kind, utilisation, waits, organisations served, energy and CO2, pool shares. Audited."""
     report = reports.funder_report(
         session,
         user,
         start=_seconds(start),
         end=_seconds(end),
         grid_g_per_kwh=state.grid_g_per_kwh,
+    )
+    audit.record_read(
+        state.db,
+        user,
+        action="report.export",
+        object="report:funder",
+        now=now,
+        detail={"from": start.isoformat(), "to": end.isoformat(), "format": output},
     )
     if output == "csv":
         return HttpResponse(report_csv(report), media_type=CSV)

@@ -32,10 +32,10 @@ def create_programme(
 
 @router.put("/programmes/{programme}", response_model=ProgrammeOut)
 def update_programme(
-    programme: str, body: ProgrammeBody, session: WriteSession, user: CurrentUser
+    programme: str, body: ProgrammeBody, session: WriteSession, user: CurrentUser, now: Now
 ) -> ProgrammeOut:
     """Replace everything about the programme but its name."""
-    updated = service.update_programme(session, user, name=programme, spec=body.spec())
+    updated = service.update_programme(session, user, name=programme, spec=body.spec(), now=now)
     return ProgrammeOut.of(updated)
 
 

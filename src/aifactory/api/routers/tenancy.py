@@ -72,8 +72,10 @@ def add_member(
 
 
 @router.delete("/projects/{project}/members/{member}", status_code=204)
-def remove_member(project: str, member: str, session: WriteSession, user: CurrentUser) -> Response:
-    tenancy.remove_member(session, user, project=project, user=member)
+def remove_member(
+    project: str, member: str, session: WriteSession, user: CurrentUser, now: Now
+) -> Response:
+    tenancy.remove_member(session, user, project=project, user=member, now=now)
     return Response(status_code=204)
 
 
@@ -85,7 +87,9 @@ def create_user(
         session, user, name=body.name, email=body.email, facility_role=body.facility_role, now=now
     )
     token = (
-        auth.issue_token(session, created, name="first token", now=now)[1] if body.token else None
+        auth.create_token(session, user, name="first token", now=now, user_name=created.name)[1]
+        if body.token
+        else None
     )
     return UserCreated(**UserOut.model_validate(created).model_dump(), token=token)
 

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from aifactory.domain.resources import Resources
 from aifactory.scheduler import PendingJob
 from aifactory.scheduler.placement import FreeIndex, place
+from aifactory.scheduler.snapshot import NodeKind
 
 rooms = st.dictionaries(
     st.sampled_from([f"n{i}" for i in range(12)]),
@@ -31,7 +32,7 @@ jobs = st.builds(
 def test_index_placement_equals_the_reference_scan(
     free: dict[str, Resources], job: PendingJob, data: st.DataObject
 ) -> None:
-    models = {n: data.draw(st.sampled_from(["h100", "a100"])) for n in free}
+    models = {n: NodeKind(data.draw(st.sampled_from(["h100", "a100"]))) for n in free}
     excluded = frozenset(data.draw(st.lists(st.sampled_from(sorted(free)), max_size=3)))
     index = FreeIndex(dict(free))
     assert index.place(job, models, excluded) == place(job, free, models, excluded)
@@ -42,7 +43,7 @@ def test_index_placement_equals_the_reference_scan(
 def test_could_fit_never_rejects_a_job_that_fits(
     free: dict[str, Resources], job: PendingJob
 ) -> None:
-    models = dict.fromkeys(free, "h100")
+    models = dict.fromkeys(free, NodeKind("h100"))
     if place(job, free, models) is not None:
         assert FreeIndex(dict(free)).could_fit(job)
 
@@ -51,7 +52,7 @@ def test_could_fit_never_rejects_a_job_that_fits(
 @given(rooms, jobs)
 def test_take_then_give_restores_the_index(free: dict[str, Resources], job: PendingJob) -> None:
     index = FreeIndex(dict(free))
-    placement = index.place(job, dict.fromkeys(free, "h100"))
+    placement = index.place(job, dict.fromkeys(free, NodeKind("h100")))
     if placement is None:
         return
     index.take(placement)

@@ -10,10 +10,11 @@ from aifactory.domain.resources import Resources
 from aifactory.scheduler.backfill import Reservation, reserve
 from aifactory.scheduler.decisions import Start
 from aifactory.scheduler.placement import place, take
+from aifactory.scheduler.snapshot import NodeKind
 from tests.scheduler.builders import JobBuilder, a_job, a_node, running, snapshot
 
 R = Resources
-H100 = dict.fromkeys(["n1", "n2", "n3"], "h100")
+H100 = dict.fromkeys(["n1", "n2", "n3"], NodeKind("h100"))
 
 # ---- place -----------------------------------------------------------------------------------
 
@@ -80,7 +81,7 @@ def test_place(
 
 def test_place_respects_gpu_model() -> None:
     free = {"n1": R(8, 64, 8000), "n2": R(8, 64, 8000)}
-    models = {"n1": "a100", "n2": "h100"}
+    models = {"n1": NodeKind("a100"), "n2": NodeKind("h100")}
     assert place(a_job(1).gpus(1, "h100").build(), free, models) == {"n2": R(1, 1, 1024)}
     assert place(a_job(1).gpus(1, "b200").build(), free, models) is None
     assert place(a_job(1).gpus(1, "a100").nodes(2).build(), free, models) is None

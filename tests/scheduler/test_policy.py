@@ -458,7 +458,11 @@ def test_free_by_node_subtracts_running_and_skips_unschedulable() -> None:
         "n1": Resources(5, 61, 511_900),
         "n3": Resources(4, 64, 512_000),
     }
-    assert snap.gpu_model_of() == {"n1": "h100", "n2": "h100", "n3": "a100"}
+    assert {n: k.gpu_model for n, k in snap.kinds().items()} == {
+        "n1": "h100",
+        "n2": "h100",
+        "n3": "a100",
+    }
 
 
 def test_running_job_expected_end_is_start_plus_limit() -> None:

@@ -267,16 +267,19 @@ def _oldest_in_quota(snap: Snapshot) -> PendingJob | None:
 def _reclaimable(snap: Snapshot, job: PendingJob) -> bool:
     """Would `job` fit once the stopping jobs and some lawful set of victims were gone?
 
-    Lawful victims: running, preemptible, not stopping, and leaving each of their projects
-    at or above its quota. Every subset is tried (the snapshots are small).
+    Lawful victims: running, preemptible, not stopping, holding GPUs (quotas guarantee GPUs:
+    a CPU-only job borrows none, so it is never preempted to make room), and leaving each of
+    their projects at or above its quota. Every subset is tried (the snapshots are small).
     """
     held = _held(snap)
-    models = snap.gpu_model_of()
+    models = snap.kinds()
     room = snap.count_free()
     for run in snap.running:
         if run.stopping:
             _give(room, run)
-    candidates = [run for run in snap.running if run.preemptible and not run.stopping]
+    candidates = [
+        run for run in snap.running if run.preemptible and not run.stopping and run.gpus > 0
+    ]
     for size in range(len(candidates) + 1):
         for victims in itertools.combinations(candidates, size):
             taken: Counter[str] = Counter()

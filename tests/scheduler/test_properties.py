@@ -210,7 +210,7 @@ def test_fifo_starts_in_queue_order_and_backfill_only_adds(
     if len(plain) < len(queue):
         head = _queue(snap)[len(plain)]
         free = _free_at(snap, [*snap.running, *_as_running(snap, plain, now)], -math.inf)
-        assert place(head, free, snap.gpu_model_of()) is None
+        assert place(head, free, snap.kinds()) is None
     # With backfill: the same starts first, then more, still in queue order.
     easy = _starts(snap, Policy(name="fifo"), now)
     assert easy[: len(plain)] == plain
@@ -268,7 +268,7 @@ def test_backfill_never_delays_the_head(generated: tuple[Snapshot, float]) -> No
     everyone = [*snap.running, *_as_running(snap, starts, now)]
     free = _free_at(snap, everyone, before.start_at)
     promised = {n: free[n] for n in before.nodes}
-    assert place(head, promised, snap.gpu_model_of()) is not None, (head, before, promised)
+    assert place(head, promised, snap.kinds()) is not None, (head, before, promised)
     # And the scheduler's own view agrees: reserving again now gives no later start.
     after = reserve(head, replace(snap, running=tuple(everyone)), [], now)
     assert after.start_at <= before.start_at

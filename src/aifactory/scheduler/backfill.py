@@ -41,7 +41,7 @@ def reserve(
     else:
         free = dict(free_now)
     index = FreeIndex(free)
-    models = snapshot.gpu_model_of()
+    models = snapshot.kinds()
     just_started = [
         RunningJob(job.job_id, job.project, start.placement, now, job.time_limit_s)
         for job, start in started_now

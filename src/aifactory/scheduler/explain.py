@@ -21,7 +21,7 @@ from aifactory.scheduler.estimates import expected_end
 from aifactory.scheduler.fairshare import overuse_penalty
 from aifactory.scheduler.placement import FreeIndex
 from aifactory.scheduler.policy import Policy, queue_order
-from aifactory.scheduler.snapshot import PendingJob, Snapshot
+from aifactory.scheduler.snapshot import NodeKind, PendingJob, Snapshot
 
 PLANNED = 500
 
@@ -37,7 +37,7 @@ class Explanation:
 def explain(snapshot: Snapshot, now: float, policy: Policy | None = None) -> dict[int, Explanation]:
     policy = policy if policy is not None else Policy()
     queue = queue_order(snapshot, policy, now)
-    models = snapshot.gpu_model_of()
+    models = snapshot.kinds()
     free_now = FreeIndex(snapshot.free_by_node())
     capacity = FreeIndex({n.id: n.capacity for n in snapshot.nodes if n.schedulable})
     possible = [job for job in queue[:PLANNED] if capacity.place(job, models) is not None]
@@ -56,7 +56,7 @@ def _reason(
     position: int,
     free_now: FreeIndex,
     capacity: FreeIndex,
-    models: Mapping[str, str | None],
+    models: Mapping[str, NodeKind],
 ) -> str:
     ask = _ask(job)
     if capacity.place(job, models) is None:
@@ -101,7 +101,7 @@ def _fairness_notes(snapshot: Snapshot, policy: Policy, now: float) -> dict[int,
 def _plan(
     snapshot: Snapshot,
     queue: list[PendingJob],
-    models: Mapping[str, str | None],
+    models: Mapping[str, NodeKind],
     now: float,
     learned: bool,
 ) -> dict[int, float]:

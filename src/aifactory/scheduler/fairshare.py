@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from aifactory.domain.resources import Resources
 from aifactory.scheduler.decisions import Decision, Preempt, Start
 from aifactory.scheduler.estimates import expected_end
-from aifactory.scheduler.placement import FreeIndex, model_ok
+from aifactory.scheduler.placement import FreeIndex, can_host
 from aifactory.scheduler.profile import NodePlan, least_asks
 from aifactory.scheduler.snapshot import PendingJob, RunningJob, Snapshot
 
@@ -162,7 +162,7 @@ def _reclaim(snapshot: Snapshot, plan: NodePlan, decisions: list[Decision]) -> R
     for job in waiting:
         if held[job.project] + job.gpus > quotas[job.project]:
             continue
-        placement = FreeIndex(dict(future)).place(job, plan.models)
+        placement = FreeIndex(dict(future)).place(job, plan.kinds)
         victims: list[RunningJob] = []
         if placement is None:
             victims = _victims(job, snapshot, plan, future, held, quotas, taken)
@@ -173,7 +173,7 @@ def _reclaim(snapshot: Snapshot, plan: NodePlan, decisions: list[Decision]) -> R
                 held[victim.project] -= victim.gpus
                 taken.add(victim.job_id)
                 decisions.append(Preempt(victim.job_id, f"reclaimed for project {job.project}"))
-            placement = FreeIndex(dict(future)).place(job, plan.models)
+            placement = FreeIndex(dict(future)).place(job, plan.kinds)
             assert placement is not None  # _victims returns only a set that makes room
         held[job.project] += job.gpus
         done.handled.add(job.job_id)
@@ -217,7 +217,7 @@ def _victims(
                 on_node[node_id].append(run)
     options: list[tuple[float, str, list[RunningJob]]] = []
     for node_id, room in future.items():
-        if not job.per_node <= plan.capacity[node_id] or not model_ok(job, plan.models[node_id]):
+        if not job.per_node <= plan.capacity[node_id] or not can_host(job, plan.kinds[node_id]):
             continue
         budget, here = dict(spare), []
         for run in sorted(on_node[node_id], key=lambda r: (-r.started_at, -r.job_id)):

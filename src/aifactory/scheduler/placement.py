@@ -13,19 +13,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aifactory.domain.resources import Resources
-from aifactory.scheduler.snapshot import PendingJob
+from aifactory.scheduler.snapshot import NodeKind, PendingJob
 
 
 def place(
     job: PendingJob,
     free: Mapping[str, Resources],
-    gpu_models: Mapping[str, str | None],
+    kinds: Mapping[str, NodeKind],
     excluded: frozenset[str] = frozenset(),
 ) -> dict[str, Resources] | None:
     candidates = [
         node_id
         for node_id, room in free.items()
-        if node_id not in excluded and job.per_node <= room and model_ok(job, gpu_models[node_id])
+        if node_id not in excluded and job.per_node <= room and can_host(job, kinds[node_id])
     ]
     if len(candidates) < job.nodes:
         return None
@@ -33,8 +33,10 @@ def place(
     return {node_id: job.per_node for node_id in candidates[: job.nodes]}
 
 
-def model_ok(job: PendingJob, node_model: str | None) -> bool:
-    return job.gpu_model is None or job.per_node.gpus == 0 or job.gpu_model == node_model
+def can_host(job: PendingJob, kind: NodeKind) -> bool:
+    """The node has the GPU model the job asks for, in a country its data may be in."""
+    model_ok = job.gpu_model is None or job.per_node.gpus == 0 or job.gpu_model == kind.gpu_model
+    return model_ok and (job.countries is None or kind.country in job.countries)
 
 
 def take(free: dict[str, Resources], placement: Mapping[str, Resources]) -> None:
@@ -64,7 +66,7 @@ class FreeIndex:
     def place(
         self,
         job: PendingJob,
-        gpu_models: Mapping[str, str | None],
+        kinds: Mapping[str, NodeKind],
         excluded: frozenset[str] = frozenset(),
     ) -> dict[str, Resources] | None:
         chosen: list[str] = []
@@ -72,9 +74,7 @@ class FreeIndex:
             fitting = [
                 n
                 for n in self.buckets[gpus]
-                if n not in excluded
-                and job.per_node <= self.free[n]
-                and model_ok(job, gpu_models[n])
+                if n not in excluded and job.per_node <= self.free[n] and can_host(job, kinds[n])
             ]
             if not fitting:
                 continue

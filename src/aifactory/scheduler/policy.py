@@ -83,7 +83,7 @@ def _submit_order(job: PendingJob) -> tuple[float, int]:
 def _fifo(snapshot: Snapshot, policy: Policy, now: float) -> list[Decision]:
     # 1. Free capacity and the queue in submit order.
     index = FreeIndex(snapshot.free_by_node())
-    models = snapshot.gpu_model_of()
+    models = snapshot.kinds()
     queue = sorted(snapshot.pending, key=_submit_order)
     reservation: Reservation | None = None
     started: list[tuple[PendingJob, Start]] = []

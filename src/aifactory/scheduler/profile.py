@@ -24,10 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aifactory.domain.resources import Resources
-from aifactory.scheduler.placement import FreeIndex
+from aifactory.scheduler.placement import FreeIndex, can_host
 from aifactory.scheduler.snapshot import PendingJob, RunningJob, Snapshot
 
-Shape = tuple[Resources, str | None]  # per-node resources, GPU model (None: any)
+Shape = tuple[Resources, str | None, frozenset[str] | None]  # per node; GPU model; countries
 Entry = tuple[float, int, int, int, str]  # opens, free GPUs/CPUs/MB now (best fit), node id
 INSTANT = (1e-6, 1e-6)  # the span of the shortest job, to find when a node opens
 SOON_S = 1.0  # a job past its expected end still holds its room: assume it ends this soon
@@ -46,7 +46,7 @@ class NodePlan:
         self.now = now
         self.free = snapshot.free_by_node()
         self.index = FreeIndex(self.free)  # shares `free`: a quick "any room now?"
-        self.models = snapshot.gpu_model_of()
+        self.kinds = snapshot.kinds()
         self.capacity = {n.id: n.capacity for n in snapshot.nodes if n.id in self.free}
         self.releases: dict[str, list[tuple[float, Resources]]] = {n: [] for n in self.free}
         for job in snapshot.running:
@@ -183,13 +183,13 @@ class NodePlan:
     # ---- the per-shape tables --------------------------------------------------------------
     def _table(self, job: PendingJob) -> list[Entry]:
         model = job.gpu_model if job.per_node.gpus else None
-        shape = (job.per_node, model)
+        shape = (job.per_node, model, job.countries)
         table = self._tables.get(shape)
         if table is None:
             hosts = [
                 node_id
                 for node_id, cap in self.capacity.items()
-                if job.per_node <= cap and (model is None or self.models[node_id] == model)
+                if job.per_node <= cap and can_host(job, self.kinds[node_id])
             ]
             fits = {node_id: self._fits_at(node_id, job.per_node) for node_id in hosts}
             entries = {node_id: self._entry(node_id, fits[node_id]) for node_id in hosts}

@@ -23,6 +23,19 @@ class NodeView:
     capacity: Resources
     gpu_model: str | None = None
     schedulable: bool = True
+    country: str | None = None  # of the node's site (ISO alpha-2), for data residency
+
+    @property
+    def kind(self) -> NodeKind:
+        return NodeKind(self.gpu_model, self.country)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeKind:
+    """What, besides free room, decides whether a node may take a job."""
+
+    gpu_model: str | None = None
+    country: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +71,8 @@ class PendingJob:
     priority: int = 0
     preemptible: bool = False
     user: str = ""
+    # Where its datasets may be processed (data residency); None: anywhere.
+    countries: frozenset[str] | None = None
 
     @property
     def gpus(self) -> int:
@@ -118,5 +133,5 @@ class Snapshot:
             if (u := used.get(n.id)) is not None
         }
 
-    def gpu_model_of(self) -> dict[str, str | None]:
-        return {n.id: n.gpu_model for n in self.nodes}
+    def kinds(self) -> dict[str, NodeKind]:
+        return {n.id: n.kind for n in self.nodes}

@@ -8,30 +8,26 @@ windows, budgets) and name the field at fault, so each rule is written once.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field
 
 from aifactory.api.schemas import Name, Request
+from aifactory.api.units import as_utc, moment_at, money
 from aifactory.domain.ledger import EntryKind
-from aifactory.domain.money import CENT, euros, gpu_hours
+from aifactory.domain.money import CENT, gpu_hours
 from aifactory.domain.programmes import ProposalState
 from aifactory.domain.tenancy import OrgKind
 from aifactory.services.allocations import AllocationView
 from aifactory.services.programmes import CallView, ProgrammeSpec
 from aifactory.services.proposals import ProposalView, ReviewView
 
-
-def _as_utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 Moment = Annotated[
     datetime,
     Field(strict=False, description="ISO 8601; without an offset it is read as UTC"),
-    AfterValidator(_as_utc),
+    AfterValidator(as_utc),
 ]
 Price = Annotated[Decimal, Field(strict=False, description='euros, e.g. "2.50"')]
 Hours = Annotated[float, Field(allow_inf_nan=False, description="GPU-hours")]
@@ -42,11 +38,7 @@ Reason = Annotated[str, Field(min_length=1, max_length=2000)]
 
 
 def _at(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
-
-
-def money(amount_cents: int) -> str:
-    return str(euros(amount_cents))
+    return None if ts is None else moment_at(ts)
 
 
 def price(text: str) -> str:

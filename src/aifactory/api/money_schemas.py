@@ -7,13 +7,13 @@ GPU-hours (a float, for reading); energy is joules, CO2 grams.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from aifactory.api.schemas import JobDetail, Request
-from aifactory.domain.money import euros
+from aifactory.api.units import moment_at, money
 from aifactory.services.invoices import InvoiceView
 from aifactory.services.usage import UsageRow, UsageTotals
 
@@ -21,14 +21,6 @@ from aifactory.services.usage import UsageRow, UsageTotals
 ChartName = Literal["gpu_hours_by_programme", "gpu_hours_by_org_kind", "pool_share", "waiting_time"]
 ChartFormat = Literal["png", "svg"]
 CHART_MEDIA_TYPES: dict[str, str] = {"png": "image/png", "svg": "image/svg+xml"}
-
-
-def money(amount_cents: int) -> str:
-    return str(euros(amount_cents))
-
-
-def _at(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
 
 
 class UsageRecordOut(BaseModel):
@@ -64,8 +56,8 @@ class UsageRecordOut(BaseModel):
             gpu_model=record.gpu_model,
             gpus=record.gpus,
             cpus=record.cpus,
-            started_at=_at(record.started_at),
-            ended_at=_at(record.ended_at),
+            started_at=moment_at(record.started_at),
+            ended_at=moment_at(record.ended_at),
             gpu_s=record.gpu_s,
             gpu_hours=row.gpu_hours,
             cpu_s=record.cpu_s,
@@ -151,7 +143,7 @@ class InvoiceOut(BaseModel):
             number=invoice.number,
             project=view.project,
             month=invoice.month,
-            issued_at=_at(invoice.issued_at),
+            issued_at=moment_at(invoice.issued_at),
             issued_by=invoice.issued_by,
             currency=invoice.currency,
             vat_pct=invoice.vat_pct,

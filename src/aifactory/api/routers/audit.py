@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 
 from aifactory.api.audit_schemas import AuditEventOut, AuditVerifyOut
 from aifactory.api.deps import CurrentUser, ReadSession, StateDep
+from aifactory.api.units import unix
 from aifactory.governance.audit import Filters
 from aifactory.services import audit as service
 from aifactory.store.models import AuditEvent
@@ -22,9 +23,7 @@ MAX_SEQ = 2**62
 
 
 def _seconds(moment: datetime | None) -> float | None:
-    if moment is None:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    return None if moment is None else unix(moment)
 
 
 def _filters(

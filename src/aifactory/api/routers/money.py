@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -20,6 +20,7 @@ from aifactory.api.money_schemas import (
     UsageRecordOut,
     UsageTotalsOut,
 )
+from aifactory.api.units import unix
 from aifactory.services import audit, invoices, reports, usage
 from aifactory.services.usage import MAX_ROWS
 
@@ -36,7 +37,7 @@ CSV = "text/csv; charset=utf-8"
 
 
 def _seconds(moment: datetime) -> float:
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    return unix(moment)
 
 
 def _file(content: bytes | str, media_type: str, filename: str) -> HttpResponse:

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from aifactory.accounting import ledger
 from aifactory.accounting.metering import Metered, meter
@@ -254,11 +254,8 @@ def settle_orphans(session: Session, *, now: float) -> int:
     """Settle reservations whose attempt is no longer running but was never settled — none
     should exist, since settlement shares the job's transaction; this is the safety net a
     restart runs, and it charges what the job row still shows of the attempt."""
-    open_reservations = _attempts(session, EntryKind.RESERVE) - _attempts(
-        session, EntryKind.RELEASE
-    )
     settled = 0
-    for job_id, attempt in sorted(open_reservations):
+    for job_id, attempt in _open_reservations(session):
         job = session.get(Job, job_id)
         if job is None or (job.attempts == attempt and JobState(job.state) in ACTIVE):
             continue
@@ -273,11 +270,25 @@ def settle_orphans(session: Session, *, now: float) -> int:
     return settled
 
 
-def _attempts(session: Session, kind: EntryKind) -> set[tuple[int, int]]:
-    stmt = select(LedgerEntry.job_id, LedgerEntry.attempt).where(
-        LedgerEntry.kind == kind.value, LedgerEntry.job_id.is_not(None)
+def _open_reservations(session: Session) -> list[tuple[int, int]]:
+    """(job, attempt) of every reservation without its release, found in SQL (an anti-join on
+    the indexed job id), so a restart does not read the whole ledger."""
+    release = aliased(LedgerEntry)
+    released = (
+        select(release.id)
+        .where(
+            release.job_id == LedgerEntry.job_id,
+            release.attempt == LedgerEntry.attempt,
+            release.kind == EntryKind.RELEASE.value,
+        )
+        .exists()
     )
-    return {(j, a) for j, a in session.execute(stmt) if j is not None and a is not None}
+    stmt = (
+        select(LedgerEntry.job_id, LedgerEntry.attempt)
+        .where(LedgerEntry.kind == EntryKind.RESERVE.value, ~released)
+        .order_by(LedgerEntry.job_id, LedgerEntry.attempt)
+    )
+    return [(j, a) for j, a in session.execute(stmt) if j is not None and a is not None]
 
 
 def raise_alerts(session: Session, allocation_id: int, *, now: float) -> None:

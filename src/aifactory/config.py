@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,7 +23,21 @@ class Settings(BaseSettings):
     virtual_gpus: int | None = Field(None, ge=0, le=1024, description="declare GPU slots")
     cpus: int | None = Field(None, ge=1, description="CPU slots (default: this machine's)")
     memory_mb: int | None = Field(None, ge=1)
-    site: str = Field("NL", min_length=2, max_length=8)
+    site: str = Field(
+        "NL",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="the site this machine's nodes stand at (a name)",
+    )
+    country: str | None = Field(
+        None,
+        pattern=r"^[A-Z]{2}$",
+        description="the site's country (ISO 3166-1 alpha-2); default: the site name if it is one",
+    )
+    data_root: Path | None = Field(
+        None, description="where datasets lie (default: data_dir/datasets); none may be outside"
+    )
     policy: str = Field(
         "fairshare", description="scheduling policy: fairshare (default), slurm, easy or fifo"
     )
@@ -49,11 +63,26 @@ class Settings(BaseSettings):
     paused: bool = Field(False, description="start with admission paused")
     workers: int = Field(1, ge=1, le=64, description="API worker processes")
 
+    @model_validator(mode="after")
+    def _site_has_a_country(self) -> Settings:
+        if self.country is None and not (len(self.site) == 2 and self.site.isalpha()):
+            raise ValueError(f"site {self.site!r} is not a country code: set country too")
+        return self
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'aifactory.db').resolve()}"
+
+    @property
+    def site_country(self) -> str:
+        """ "NL" for a site named NL: the default site is named after its country."""
+        return self.country or self.site.upper()
+
+    @property
+    def datasets_dir(self) -> Path:
+        return (self.data_root or self.data_dir / "datasets").resolve()
 
     @property
     def jobs_dir(self) -> Path:

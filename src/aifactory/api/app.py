@@ -20,7 +20,9 @@ from aifactory.api.limits import BodySizeLimit
 from aifactory.api.routers import (
     allocations,
     audit,
+    datasets,
     facility,
+    gdpr,
     jobs,
     me,
     money,
@@ -92,6 +94,8 @@ def create_app(
         allocations.router,
         money.router,
         audit.router,
+        datasets.router,
+        gdpr.router,
     )
     for router in routers:
         api.include_router(router)

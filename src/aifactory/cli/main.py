@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from aifactory.cli import accounting, audit, facility, jobs, sim, tenancy
+from aifactory.cli import accounting, audit, datasets, facility, gdpr, jobs, sim, tenancy
 from aifactory.client import ApiError, Unreachable
 
 app = typer.Typer(
@@ -34,6 +34,8 @@ facility.register(app)
 sim.register(app)
 accounting.register(app)
 audit.register(app)
+datasets.register(app)
+gdpr.register(app)
 
 
 def main() -> None:

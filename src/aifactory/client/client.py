@@ -12,6 +12,8 @@ import httpx
 
 from aifactory.client.accounting import AccountingCalls
 from aifactory.client.audit import AuditCalls
+from aifactory.client.datasets import DatasetCalls
+from aifactory.client.gdpr import GdprCalls
 
 Json = dict[str, Any]
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMEOUT"})
@@ -32,7 +34,7 @@ class Unreachable(Exception):
     pass
 
 
-class Client(AccountingCalls, AuditCalls):
+class Client(AccountingCalls, AuditCalls, DatasetCalls, GdprCalls):
     def __init__(
         self,
         url: str,

@@ -16,6 +16,7 @@ Invariants the checks below keep:
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -57,6 +58,30 @@ class SpecialCondition(enum.StrEnum):
     HEALTH_OR_SOCIAL_CARE = "health_or_social_care"
     PUBLIC_HEALTH = "public_health"
     ARCHIVING_RESEARCH_STATISTICS = "archiving_research_statistics"
+
+
+class VersionState(enum.StrEnum):
+    """A version is `present` until an erasure starts; `erasing` is never readable, so a crash
+    mid-erasure cannot leave half-erased data looking present."""
+
+    PRESENT = "present"
+    ERASING = "erasing"
+    ERASED = "erased"
+
+
+class ErasureTrigger(enum.StrEnum):
+    REQUEST = "request"  # a data subject's or controller's request (GDPR Art. 17)
+    RETENTION = "retention"  # the retention period ran out
+    CLOSURE = "closure"  # the owning project was closed
+
+
+DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+ENV_PREFIX = "AIFACTORY_DATASET_"
+
+
+def env_name(dataset: str) -> str:
+    """The variable a job finds the dataset's path in: nl-books → AIFACTORY_DATASET_NL_BOOKS."""
+    return ENV_PREFIX + re.sub(r"[^A-Z0-9]", "_", dataset.upper())
 
 
 class Residency(enum.StrEnum):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from aifactory.domain.permissions import MATRIX, Action, Role, allowed, who_may
 from aifactory.domain.tenancy import FacilityRole, ProjectRole
 from aifactory.errors import NotFound, PermissionDenied
 
@@ -55,6 +56,33 @@ class Principal:
             raise PermissionDenied(
                 f"your role in this project is {role.value}; this needs {needed.value}"
             )
+
+    def roles(self, project_id: int | None = None) -> frozenset[Role]:
+        """Their roles for an object in `project_id` (None: a facility-wide object)."""
+        held = set()
+        facility = Role.of_facility(self.facility_role)
+        if facility is not None:
+            held.add(facility)
+        own = self.memberships.get(project_id) if project_id is not None else None
+        if own is not None:
+            held.add(Role.of_project(own))
+        return frozenset(held)
+
+    def may(self, action: Action, project_id: int | None = None) -> bool:
+        return allowed(action, self.roles(project_id))
+
+    def authorize(self, action: Action, project_id: int | None = None, *, what: str = "") -> None:
+        """The one check (domain.permissions.MATRIX). Someone with no role that sees the
+        project is told the object does not exist (404); anyone else why not (403)."""
+        roles = self.roles(project_id)
+        if allowed(action, roles):
+            return
+        if project_id is not None and not allowed(Action.PROJECT_READ, roles):
+            raise NotFound(f"{what or 'project'} not found")
+        yours = ", ".join(sorted(r.value for r in roles)) or "none"
+        raise PermissionDenied(
+            f"{MATRIX[action].why} needs the role {who_may(action)} (yours: {yours})"
+        )
 
     def require_facility(self, *roles: FacilityRole) -> None:
         if self.facility_role not in roles:

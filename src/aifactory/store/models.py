@@ -91,7 +91,7 @@ class Member(Base):
 class Node(Base):
     __tablename__ = "nodes"
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    site: Mapped[str] = mapped_column(String(8))
+    site: Mapped[str] = mapped_column(String(64))
     pool: Mapped[str] = mapped_column(String(64))
     executor: Mapped[str] = mapped_column(String(16))
     gpus: Mapped[int] = mapped_column(Integer)
@@ -372,3 +372,120 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+# ---- data governance (governance.datasets, governance.erasure) ------------------------------
+
+
+class Site(Base):
+    """Where nodes stand: the country decides which datasets may be processed there."""
+
+    __tablename__ = "sites"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    country: Mapped[str] = mapped_column(String(2))
+    description: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class Dataset(Base):
+    """A named dataset; its data and its terms live in immutable versions. No owner project:
+    a facility dataset, granted by facility admins."""
+
+    __tablename__ = "datasets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    owner_project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"), index=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    controller: Mapped[str] = mapped_column(Text)  # GDPR Art. 4(7): decides why and how
+    processor: Mapped[str] = mapped_column(Text)  # Art. 4(8): processes on its behalf
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class DatasetVersion(Base):
+    """One upload: where it lies, what it hashes to, and the terms it was registered under.
+    Never changed after registration except by erasure (`state`)."""
+
+    __tablename__ = "dataset_versions"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "version", name="uq_dataset_versions_dataset_version"),
+        Index("ix_dataset_versions_state_retention", "state", "retention_until"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(Text)  # absolute, resolved, under the data root
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    files: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    classification: Mapped[str] = mapped_column(String(24))
+    legal_basis: Mapped[str | None] = mapped_column(String(32))
+    special_condition: Mapped[str | None] = mapped_column(String(40))
+    dpia_ref: Mapped[str | None] = mapped_column(String(200))
+    purposes: Mapped[list[str]] = mapped_column(JSON)
+    residency: Mapped[str] = mapped_column(String(3))
+    retention_until: Mapped[float] = mapped_column(Float)
+    licence: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16))  # present | erasing | erased
+    registered_by: Mapped[str] = mapped_column(String(64))
+    registered_at: Mapped[float] = mapped_column(Float)
+    erased_at: Mapped[float | None] = mapped_column(Float)
+
+
+class DatasetGrant(Base):
+    __tablename__ = "dataset_grants"
+    __table_args__ = (Index("ix_dataset_grants_project_dataset", "project_id", "dataset_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    purpose: Mapped[str] = mapped_column(Text)
+    until: Mapped[float] = mapped_column(Float)
+    granted_by: Mapped[str] = mapped_column(String(64))
+    granted_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float)
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+    revoke_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class JobDataset(Base):
+    """A dataset version a job declared, resolved at submission: what it may read, and what an
+    erasure report lists as having used it."""
+
+    __tablename__ = "job_datasets"
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("dataset_versions.id"), primary_key=True, index=True
+    )
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    env_name: Mapped[str] = mapped_column(String(96))
+
+
+class Erasure(Base):
+    """An erasure (GDPR Art. 17, retention expiry or project closure) of one dataset version:
+    recorded → erasing → done. `erasing` survives a crash and is finished on restart."""
+
+    __tablename__ = "erasures"
+    __table_args__ = (Index("ix_erasures_state", "state"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id"), index=True)
+    trigger: Mapped[str] = mapped_column(String(16))  # request | retention | closure
+    reason: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16))  # recorded | erasing | done
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    certificate_pdf: Mapped[bytes | None] = mapped_column(LargeBinary)
+    completed_at: Mapped[float | None] = mapped_column(Float)
+
+
+class ProjectClosure(Base):
+    """A project closed for good: its jobs' files and its datasets erased, with a certificate."""
+
+    __tablename__ = "project_closures"
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16))  # closing | closed
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    certificate_pdf: Mapped[bytes | None] = mapped_column(LargeBinary)
+    completed_at: Mapped[float | None] = mapped_column(Float)

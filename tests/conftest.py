@@ -125,6 +125,7 @@ def live_server(db: Database, tmp_path: Path) -> Iterator[LiveServer]:
     token = seed_facility(db, time.time())
     logs_dir = tmp_path / "logs"
     logs_dir.mkdir()
+    (tmp_path / "datasets").mkdir()
     woken: list[float] = []
     state = AppState(
         db=db,
@@ -132,6 +133,8 @@ def live_server(db: Database, tmp_path: Path) -> Iterator[LiveServer]:
         locate_log=lambda job: logs_dir / f"{job}.log",
         on_submit=lambda: woken.append(time.time()),
         ready=lambda: True,
+        data_root=tmp_path / "datasets",
+        jobs_dir=tmp_path / "jobs",
     )
     port = free_port()
     config = uvicorn.Config(

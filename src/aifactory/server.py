@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import uvicorn
@@ -28,6 +29,7 @@ from aifactory.control.loop import ControlLoop
 from aifactory.domain.tenancy import FacilityRole
 from aifactory.executors.base import Executor
 from aifactory.executors.local.executor import LocalConfig, LocalExecutor
+from aifactory.governance import erasure
 from aifactory.scheduler import Policy, policy_named
 from aifactory.services.auth import issue_token
 from aifactory.services.bootstrap import bootstrap
@@ -52,6 +54,7 @@ class Facility:
 
 def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facility:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.datasets_dir.mkdir(parents=True, exist_ok=True)
     url = settings.resolved_database_url
     upgrade(url)
     db = Database(url)
@@ -67,6 +70,9 @@ def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facilit
         clock,
         tick_s=settings.tick_s,
         enforce_budgets=settings.enforce_budgets,
+        housekeeping=partial(
+            erasure.advance, db, data_root=settings.datasets_dir, jobs_dir=settings.jobs_dir
+        ),
     )
     return Facility(settings, db, executor, loop, token, clock)
 
@@ -172,6 +178,8 @@ def app_for(facility: Facility) -> FastAPI:
         policy=facility.loop.policy,
         vat_pct=facility.settings.vat_pct,
         grid_g_per_kwh=facility.settings.grid_g_per_kwh,
+        data_root=facility.settings.datasets_dir,
+        jobs_dir=facility.settings.jobs_dir,
     )
     app = create_app(
         state,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -35,6 +36,10 @@ class AppState:
     vat_pct: int = 21  # config.Settings.vat_pct: VAT on the invoices issued
     grid_g_per_kwh: float = 270.0  # config.Settings.grid_g_per_kwh: CO2 in usage and reports
     auth_cache_s: float = 2.0
+    # config.Settings.datasets_dir / jobs_dir: where datasets lie (none may be outside) and
+    # where jobs' directories are (exports and erasures reach them). None: no data facility.
+    data_root: Path | None = None
+    jobs_dir: Path | None = None
     principals: PrincipalCache = field(init=False)
     committer: GroupCommitter = field(init=False)
 

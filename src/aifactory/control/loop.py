@@ -51,6 +51,7 @@ LEASE = "control"
 ACTOR = "control"
 CHECKPOINT_EVERY_S = 5.0
 Clock = Callable[[], float]
+Housekeeping = Callable[[float], None]  # given the time; runs while this loop holds the lease
 Scheduler = Callable[[Snapshot, Policy, float], list[Decision]]
 
 
@@ -93,12 +94,14 @@ class ControlLoop:
         min_gap_s: float = 0.05,
         scheduler: Scheduler = schedule,
         enforce_budgets: bool = False,
+        housekeeping: Housekeeping | None = None,
     ) -> None:
         self.db = db
         self.executor = executor
         self.policy = policy
         self.scheduler = scheduler  # a seam: tests hand in decisions a policy would make
         self.enforce_budgets = enforce_budgets
+        self.housekeeping = housekeeping  # e.g. erasures and retention (governance.erasure)
         self.clock = clock
         self.lease_ttl_s = lease_ttl_s
         self.tick_s = tick_s
@@ -137,6 +140,8 @@ class ControlLoop:
             if self.enforce_budgets:
                 self._release_paid_holds()
             self._schedule()
+        if self.housekeeping is not None:
+            self.housekeeping(self.clock())
         if self.clock() - self._checkpointed_at >= CHECKPOINT_EVERY_S:
             self.db.checkpoint()
             self._checkpointed_at = self.clock()

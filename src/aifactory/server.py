@@ -37,6 +37,7 @@ from aifactory.store import flags
 from aifactory.store.db import Database, is_sqlite
 from aifactory.store.migrate import upgrade
 from aifactory.store.models import User
+from aifactory.store.sites import upsert_site
 
 log = logging.getLogger("aifactory")
 WORKER_SETTINGS = "AIFACTORY_WORKER_SETTINGS"
@@ -60,6 +61,7 @@ def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facilit
     db = Database(url)
     with db.session() as session:
         token = bootstrap(session, now=clock())
+        upsert_site(session, settings.site, settings.site_country, now=clock())
         if settings.paused:
             flags.set_admission_paused(session, True)
     executor = make_executor(settings)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from aifactory.api.schemas import JobDetail, Request
 from aifactory.api.units import moment_at, money
+from aifactory.governance.admission import DataUse
 from aifactory.services.invoices import InvoiceView
 from aifactory.services.usage import UsageRow, UsageTotals
 
@@ -70,10 +71,35 @@ class UsageRecordOut(BaseModel):
         )
 
 
+class JobDatasetOut(BaseModel):
+    """A dataset the job declared, and where its project's right to read it stands now."""
+
+    dataset: str
+    version: int
+    env: str = Field(description="the variable the job finds the path in")
+    path: str
+    version_state: str = Field(description="present, erasing or erased")
+    access: str = Field(description="owner, granted, revoked, expired or none")
+    note: str
+
+    @classmethod
+    def of(cls, use: DataUse) -> JobDatasetOut:
+        return cls(
+            dataset=use.dataset,
+            version=use.version,
+            env=use.env_name,
+            path=use.path,
+            version_state=use.version_state,
+            access=use.access,
+            note=use.note,
+        )
+
+
 class JobDetailOut(JobDetail):
     usage: list[UsageRecordOut] = Field(
         default_factory=list, description="each ended attempt: what it used and what it cost"
     )
+    datasets: list[JobDatasetOut] = Field(default_factory=list)
 
 
 class UsageTotalsOut(BaseModel):

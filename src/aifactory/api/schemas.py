@@ -8,12 +8,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from aifactory.domain.datasets import ENV_PREFIX
 from aifactory.domain.jobs import JobState
 from aifactory.domain.tenancy import FacilityRole, OrgKind, ProjectRole
 
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][\w.\-]*$")]
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_SCRIPT = 64 * 1024
+DATASET_REF = r"^[a-z0-9][a-z0-9._-]{0,63}(@[1-9][0-9]{0,8})?$"
 MAX_ID = 2**31 - 1  # ids are INTEGER columns; a larger one would fail in the database, not 404
 
 
@@ -66,6 +68,12 @@ class JobSubmit(Request):
     )
     priority: int = Field(0, ge=-1000, le=1000)
     idempotency_key: str | None = Field(None, min_length=1, max_length=128)
+    datasets: list[Annotated[str, Field(pattern=DATASET_REF)]] = Field(
+        default_factory=list,
+        max_length=16,
+        description="datasets the job reads: name (newest version) or name@version; each "
+        "path comes in AIFACTORY_DATASET_<NAME>",
+    )
 
     @field_validator("env")
     @classmethod
@@ -73,6 +81,8 @@ class JobSubmit(Request):
         for key in env:
             if not _ENV_KEY.match(key):
                 raise ValueError(f"{key!r} is not a valid environment variable name")
+            if key.startswith(ENV_PREFIX):
+                raise ValueError(f"{key!r}: {ENV_PREFIX}* is set by the facility from 'datasets'")
         return env
 
     @field_validator("working_dir")
@@ -313,6 +323,18 @@ class NodeOut(Response):
     cpus: int
     memory_mb: int
     schedulable: bool
+
+
+class SiteOut(BaseModel):
+    name: str
+    country: str = Field(description="ISO 3166-1 alpha-2: decides which data may go there")
+    description: str
+    nodes: int
+
+
+class SiteChange(Request):
+    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2, e.g. NL")
+    description: str | None = Field(None, max_length=500)
 
 
 class FacilityOut(BaseModel):

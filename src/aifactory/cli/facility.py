@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal, cast
 
 import typer
+from pydantic import ValidationError
 
 from aifactory.cli.config import config_path, load, save
 from aifactory.cli.context import client
@@ -16,6 +17,10 @@ from aifactory.scheduler import policy_named
 facility_app = typer.Typer(
     help="The facility: nodes, queue, admission (operators).", invoke_without_command=True
 )
+sites_app = typer.Typer(
+    help="Sites: where nodes stand, and the country data residency counts them in.",
+    invoke_without_command=True,
+)
 JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 
 
@@ -23,6 +28,7 @@ def register(app: typer.Typer) -> None:
     app.command()(up)
     app.command("admin-token")(admin_token)
     app.add_typer(facility_app, name="facility")
+    app.add_typer(sites_app, name="sites")
 
 
 def up(
@@ -48,7 +54,20 @@ def up(
     ] = None,
     cpus: Annotated[int | None, typer.Option(help="CPU slots to offer")] = None,
     memory_mb: Annotated[int | None, typer.Option("--memory-mb")] = None,
-    site: Annotated[str, typer.Option(help="country code of this site")] = "NL",
+    site: Annotated[
+        str, typer.Option(help="this site's name (a country code names a site in that country)")
+    ] = "NL",
+    country: Annotated[
+        str | None, typer.Option(help="the site's country (ISO alpha-2), for data residency")
+    ] = None,
+    data_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-root",
+            envvar="AIFACTORY_DATA_ROOT",
+            help="where datasets lie (default: DATA_DIR/datasets)",
+        ),
+    ] = None,
     paused: Annotated[bool, typer.Option(help="start with admission paused")] = False,
     policy: Annotated[
         str,
@@ -77,20 +96,27 @@ def up(
             "the Slurm executor is not built yet (issue #6); use local", param_hint="--executor"
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    settings = Settings(
-        host=host,
-        port=port,
-        data_dir=data_dir,
-        virtual_gpus=virtual_gpus,
-        executor=cast(Literal["local", "slurm"], executor),
-        database_url=database_url,
-        cpus=cpus,
-        memory_mb=memory_mb,
-        site=site,
-        paused=paused,
-        workers=workers,
-        policy=policy,
-    )
+    try:
+        settings = Settings(
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            virtual_gpus=virtual_gpus,
+            executor=cast(Literal["local", "slurm"], executor),
+            database_url=database_url,
+            cpus=cpus,
+            memory_mb=memory_mb,
+            site=site,
+            country=country,
+            data_root=data_root,
+            paused=paused,
+            workers=workers,
+            policy=policy,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = str(first["loc"][0]).replace("_", "-") if first["loc"] else "site"
+        raise typer.BadParameter(first["msg"], param_hint=f"--{where}") from None
     facility = build(settings)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     if facility.admin_token:
@@ -175,3 +201,33 @@ def resume(ctx: typer.Context) -> None:
     with client(ctx) as api:
         api.set_admission(paused=False)
     typer.echo("admission open")
+
+
+@sites_app.callback()
+def sites(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """List sites with their country and number of nodes."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with client(ctx) as api:
+        found = api.sites()
+    if as_json:
+        print_json(found)
+        return
+    table(
+        None,
+        ["site", "country", "nodes", "description"],
+        [[s["name"], s["country"], s["nodes"], s["description"]] for s in found],
+    )
+
+
+@sites_app.command("set")
+def set_site(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="SITE")],
+    country: Annotated[str, typer.Option(help="ISO 3166-1 alpha-2 code, e.g. NL")],
+    description: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Define a site or correct its country (admins and operators)."""
+    with client(ctx) as api:
+        site = api.set_site(name, country=country.upper(), description=description)
+    typer.echo(f"site {site['name']}: {site['country']} ({site['nodes']} node(s))")

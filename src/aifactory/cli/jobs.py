@@ -51,6 +51,15 @@ def submit(
         ),
     ] = None,
     priority: Annotated[int, typer.Option()] = 0,
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="a dataset it reads: NAME or NAME@VERSION (repeatable); its path comes in "
+            "AIFACTORY_DATASET_<NAME>",
+        ),
+    ] = None,
     idempotency_key: Annotated[
         str | None, typer.Option("--idempotency-key", help="resubmits return the same job")
     ] = None,
@@ -73,6 +82,7 @@ def submit(
         "working_dir": workdir,
         "preemptible": preemptible,
         "priority": priority,
+        "datasets": dataset or None,
     }
     with client(ctx) as api:
         job = api.submit(
@@ -151,6 +161,11 @@ def show(
         for node, part in job["placement"].items():
             typer.echo(f"  placed  {node}: GPUs {part['gpu_ids'] or '-'}, CPUs {part['cpu_ids']}")
     typer.echo(f"  exit    {job['exit_code'] if job['exit_code'] is not None else '-'}")
+    for used in job.get("datasets", []):
+        typer.echo(
+            f"  data    {used['dataset']}@{used['version']} in ${used['env']} "
+            f"[{used['version_state']}, {used['access']}]: {used['note']}"
+        )
     for used in job.get("usage", []):
         paid = f"allocation {used['allocation']}" if used["allocation"] else "metered only"
         typer.echo(

@@ -118,6 +118,15 @@ class Client(AccountingCalls, AuditCalls, DatasetCalls, GdprCalls):
         result: Json = self._call("PUT", "/facility/admission", json={"paused": paused})
         return result
 
+    def sites(self) -> list[Json]:
+        result: list[Json] = self._call("GET", "/sites")
+        return result
+
+    def set_site(self, name: str, *, country: str, description: str | None = None) -> Json:
+        body = {"country": country, "description": description}
+        result: Json = self._call("PUT", f"/sites/{name}", json=body)
+        return result
+
     # ---- jobs ------------------------------------------------------------------------
     def submit(
         self,

@@ -38,6 +38,7 @@ from aifactory.control.reconcile import Move, Plan, plan_for
 from aifactory.control.snapshot import read_snapshot
 from aifactory.domain.jobs import ACTIVE, JobState
 from aifactory.executors.base import Attempt, Executor, Launch, NodeSlice, Observation
+from aifactory.governance import admission
 from aifactory.scheduler import Decision, Hold, Policy, Preempt, Snapshot, Start, schedule
 from aifactory.store import flags
 from aifactory.store.db import Database
@@ -45,6 +46,7 @@ from aifactory.store.jobs import jobs_in_states, lock_job, request_preemption, s
 from aifactory.store.leases import release, try_acquire
 from aifactory.store.models import Job, Node, Project
 from aifactory.store.nodes import upsert_node
+from aifactory.store.sites import known_site
 
 log = logging.getLogger("aifactory.control")
 LEASE = "control"
@@ -137,6 +139,7 @@ class ControlLoop:
             self._settle_orphans()
         self._sync()
         if not self._admission_paused():
+            self._release_data_holds()
             if self.enforce_budgets:
                 self._release_paid_holds()
             self._schedule()
@@ -184,6 +187,7 @@ class ControlLoop:
         with self.db.session() as session:
             self._fence(session)
             for offer in offers:
+                known_site(session, offer.node.site, now=self.clock())
                 upsert_node(
                     session,
                     offer.node,
@@ -290,13 +294,37 @@ class ControlLoop:
                         session, row, JobState.PENDING, now=now, actor=ACTOR, reason=reason
                     )
 
+    def _release_data_holds(self) -> None:
+        """Jobs held for data (no grant, version being erased) go back to wait once mended."""
+        now = self.clock()
+        with self.db.read() as session:
+            held = data_holds(session)
+            if not held:
+                return
+            still = admission.problems(session, now, held)
+        mended = [job_id for job_id in held if job_id not in still]
+        if not mended:
+            return
+        with self.db.session() as session:
+            self._fence(session)
+            for job_id in mended:
+                row = lock_job(session, job_id)
+                if row is not None and row.state == JobState.HELD.value:
+                    reason = "its project may read its datasets now"
+                    switch_job_state(
+                        session, row, JobState.PENDING, now=now, actor=ACTOR, reason=reason
+                    )
+
     def _schedule(self) -> None:
         now = self.clock()
         holds: list[Decision] = []
         with self.db.read() as session:
             snapshot = read_snapshot(session, now, self.policy.half_life_s)
+            if snapshot.pending:
+                snapshot, holds = _screen_data(session, snapshot, now)
             if self.enforce_budgets and snapshot.pending:
-                snapshot, holds = _screen(session, snapshot, now)
+                snapshot, budget_holds = _screen(session, snapshot, now)
+                holds += budget_holds
         decisions = holds + (self.scheduler(snapshot, self.policy, now) if snapshot.pending else [])
         if not decisions:
             return
@@ -339,6 +367,8 @@ class ControlLoop:
                     session, row, JobState.HELD, now=now, actor=ACTOR, reason=decision.reason
                 )
                 continue
+            if row.uses_datasets and not self._may_read(session, row, now):
+                continue
             if not self._reserve(session, purse, row, now):
                 continue
             named = book.assign(decision.placement)
@@ -354,7 +384,17 @@ class ControlLoop:
                 attempts=row.attempts + 1,
             )
             launches.append(_active(row).launch)
+            if row.uses_datasets:
+                admission.record_access(session, row, now=now)
         return launches
+
+    def _may_read(self, session: Session, row: Job, now: float) -> bool:
+        """Checked again as it starts: a grant revoked since the snapshot stops it at once."""
+        problem = admission.problems(session, now, [row.id]).get(row.id)
+        if problem is None:
+            return True
+        switch_job_state(session, row, JobState.HELD, now=now, actor=ACTOR, reason=problem)
+        return False
 
     def _reserve(self, session: Session, purse: budget.Purse, row: Job, now: float) -> bool:
         """Reserve the attempt's most; False (and the job held) if it must not start."""
@@ -380,6 +420,30 @@ def _screen(session: Session, snapshot: Snapshot, now: float) -> tuple[Snapshot,
     payable = tuple(p for p in snapshot.pending if p.job_id not in refused)
     holds: list[Decision] = [Hold(job_id, reason) for job_id, reason in sorted(refused.items())]
     return replace(snapshot, pending=payable), holds
+
+
+def _screen_data(
+    session: Session, snapshot: Snapshot, now: float
+) -> tuple[Snapshot, list[Decision]]:
+    """Take the jobs that may not read their datasets out of the snapshot, as holds."""
+    refused = admission.problems(session, now)
+    waiting = {p.job_id for p in snapshot.pending}
+    holds: list[Decision] = [
+        Hold(job_id, reason) for job_id, reason in sorted(refused.items()) if job_id in waiting
+    ]
+    if not holds:
+        return snapshot, []
+    allowed = tuple(p for p in snapshot.pending if p.job_id not in refused)
+    return replace(snapshot, pending=allowed), holds
+
+
+def data_holds(session: Session) -> list[int]:
+    stmt = select(Job.id).where(
+        Job.uses_datasets.is_(True),
+        Job.state == JobState.HELD.value,
+        Job.state_reason.startswith(admission.HOLD_PREFIX),
+    )
+    return list(session.scalars(stmt.order_by(Job.id)))
 
 
 def _budget_holds(session: Session) -> list[tuple[Job, str]]:

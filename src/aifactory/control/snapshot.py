@@ -21,6 +21,7 @@ from aifactory.scheduler.estimates import RuntimeHistory
 from aifactory.scheduler.snapshot import ProjectView
 from aifactory.scheduler.usage import WEEK_S, Interval, usage_at
 from aifactory.store.models import Allocation, Job, Node, Programme, Project
+from aifactory.store.sites import site_countries
 
 FINISHED = (JobState.SUCCEEDED.value, JobState.FAILED.value, JobState.TIMEOUT.value)
 HISTORY_JOBS = 5000  # the most recent finished jobs the runtime estimates learn from
@@ -29,9 +30,14 @@ UNENTITLED_SHARES = 1e-3  # a project with no allocation in force, beside ones w
 
 
 def read_snapshot(session: Session, now: float = 0.0, half_life_s: float = WEEK_S) -> Snapshot:
+    countries = site_countries(session)
     nodes = tuple(
         NodeView(
-            row.id, Resources(row.gpus, row.cpus, row.memory_mb), row.gpu_model, row.schedulable
+            row.id,
+            Resources(row.gpus, row.cpus, row.memory_mb),
+            row.gpu_model,
+            row.schedulable,
+            country=countries.get(row.site),
         )
         for row in session.scalars(select(Node).order_by(Node.id))
     )
@@ -158,6 +164,7 @@ _PENDING_COLUMNS = (
     Job.time_limit_s,
     Job.priority,
     Job.preemptible,
+    Job.countries,
 )
 
 
@@ -187,6 +194,7 @@ def _pending(job: Any, project: str) -> PendingJob:
         priority=job.priority,
         preemptible=job.preemptible,
         user=str(job.user_id),
+        countries=None if job.countries is None else frozenset(job.countries),
     )
 
 

@@ -73,6 +73,7 @@ class JobSpec:
     time_limit_s: int = 3600
     preemptible: bool | None = None  # None: as the project's programme says (default no)
     priority: int = 0
+    datasets: tuple[str, ...] = ()  # `name` or `name@version`: resolved at submission
 
     @property
     def per_node(self) -> Resources:

@@ -18,15 +18,16 @@ from sqlalchemy.orm import Session
 from aifactory.accounting.rules import rules_for
 from aifactory.domain.jobs import ACTIVE, TERMINAL, WAITING, JobSpec, JobState
 from aifactory.domain.nodes import Node, why_never_fits
+from aifactory.domain.permissions import Action
 from aifactory.domain.programmes import JobRules
-from aifactory.domain.tenancy import ProjectRole
 from aifactory.errors import AifactoryError, Conflict, InvalidInput, NotFound
-from aifactory.governance import audit
+from aifactory.governance import admission, audit
 from aifactory.services.principal import Principal
 from aifactory.services.tenancy import project_by_name, user_by_name
 from aifactory.store.jobs import NewJob, events_of, insert_jobs, lock_job, switch_job_state
 from aifactory.store.models import Job, JobEvent, Project, User
 from aifactory.store.nodes import node_values
+from aifactory.store.sites import site_countries
 
 LogLocator = Callable[[int], Path]
 MAX_LOG_CHUNK = 1024 * 1024
@@ -82,12 +83,14 @@ def submit_jobs(session: Session, batch: Sequence[Submission], *, now: float) ->
     fresh: dict[int, NewJob] = {}
     first_with_key: dict[tuple[int, str], int] = {}
     repeats: dict[int, int] = {}  # index → the earlier index in this batch with its key
+    data: dict[int, list[admission.Declared]] = {}
     for index, submission in enumerate(batch):
         try:
             target = _checked_target(session, submission, nodes, projects)
             if target.id not in rules:
                 rules[target.id] = rules_for(session, target.id, now)
             spec = _as_programme_says(submission.spec, rules[target.id])
+            declared = _declared(session, spec, nodes)
         except AifactoryError as exc:
             outcomes[index] = exc
             continue
@@ -102,7 +105,14 @@ def submit_jobs(session: Session, batch: Sequence[Submission], *, now: float) ->
         if key:
             first_with_key[(target.id, key)] = index
         fresh[index] = _new_job(spec, target.id, submission.principal.user_id, key, now)
+        if declared:
+            _with_data(fresh[index], declared)
+            data[index] = declared
     outcomes.update(_insert(session, batch, fresh, projects))
+    for index, declared in data.items():
+        outcome = outcomes.get(index)
+        if isinstance(outcome, Submitted) and outcome.created:
+            admission.record(session, fresh[index].id, declared)
     audit.append(session, _submit_events(batch, outcomes, fresh), at=now)
     for index, first in repeats.items():
         settled = outcomes[first]
@@ -143,7 +153,7 @@ def _checked_target(
     if target is None:
         target = _submit_project(session, principal, submission.project)
         projects[(principal.user_id, submission.project)] = target
-    principal.require(target.id, ProjectRole.MEMBER)
+    principal.authorize(Action.JOB_SUBMIT, target.id)
     unfit = why_never_fits(submission.spec, nodes)
     if unfit is not None:
         raise InvalidInput(f"can never run on this facility: {unfit.reason}", field=unfit.field)
@@ -222,6 +232,33 @@ def _by_key(session: Session, project_id: int, key: str) -> Job | None:
     return session.scalars(stmt).first()
 
 
+def _declared(session: Session, spec: JobSpec, nodes: list[Node]) -> list[admission.Declared]:
+    """The job's datasets, resolved; refused if no node where they may be processed fits it."""
+    if not spec.datasets:
+        return []
+    declared = admission.resolve(session, spec.datasets)
+    countries = admission.job_countries(declared)
+    if countries is not None:
+        where = site_countries(session)
+        lawful = [n for n in nodes if where.get(n.site) in countries]
+        unfit = why_never_fits(spec, lawful) if lawful else None
+        if not lawful or unfit is not None:
+            held_to = ", ".join(countries) if len(countries) < 5 else "the EU"
+            why = f": {unfit.reason}" if unfit is not None else ""
+            raise InvalidInput(
+                f"its datasets may be processed only in {held_to}, and no node there can "
+                f"run it{why}",
+                field="datasets",
+            )
+    return declared
+
+
+def _with_data(job: NewJob, declared: list[admission.Declared]) -> None:
+    job.env = {**job.env, **admission.job_environment(declared)}
+    job.uses_datasets = True
+    job.countries = admission.job_countries(declared)
+
+
 def _new_job(spec: JobSpec, project_id: int, user_id: int, key: str | None, now: float) -> NewJob:
     return NewJob(
         project_id=project_id,
@@ -256,9 +293,10 @@ def list_jobs(
 ) -> list[Job]:
     stmt = select(Job).order_by(Job.id.desc()).limit(limit)
     if project is not None:
-        stmt = stmt.where(Job.project_id == project_by_name(session, principal, project).id)
-    elif not principal.facility_role.sees_all_projects:
-        stmt = stmt.where(Job.project_id.in_(principal.memberships))
+        found = project_by_name(session, principal, project, action=Action.JOB_READ)
+        stmt = stmt.where(Job.project_id == found.id)
+    elif (projects := principal.projects_for(Action.JOB_READ)) is not None:
+        stmt = stmt.where(Job.project_id.in_(projects))
     if state is not None:
         stmt = stmt.where(Job.state == state.value)
     if user is not None:
@@ -270,7 +308,7 @@ def list_jobs(
 
 def get_job(session: Session, principal: Principal, job_id: int) -> Job:
     job = session.get(Job, job_id)
-    if job is None or principal.role_in(job.project_id) is None:
+    if job is None or not principal.may(Action.JOB_READ, job.project_id):
         raise NotFound(f"job {job_id} not found", field="job_id")
     return job
 
@@ -282,7 +320,7 @@ def job_events(session: Session, principal: Principal, job_id: int) -> list[JobE
 
 def cancel_job(session: Session, principal: Principal, job_id: int, *, now: float) -> Job:
     job = get_job(session, principal, job_id)
-    principal.require(job.project_id, ProjectRole.MEMBER, what="job", operators_too=True)
+    principal.authorize(Action.JOB_CANCEL, job.project_id, what="job", seen=True)
     job = lock_job(session, job_id) or job
     state = JobState(job.state)
     if state in TERMINAL:

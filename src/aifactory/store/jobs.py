@@ -100,6 +100,8 @@ class NewJob:
     started_at: float | None = None
     ended_at: float | None = None
     updated_at: float = 0.0
+    uses_datasets: bool = False
+    countries: list[str] | None = None
     id: int = 0
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -141,6 +142,11 @@ class Job(Base):
     started_at: Mapped[float | None] = mapped_column(Float)
     ended_at: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
+    # Data governance: whether it declared datasets (job_datasets), and the countries their
+    # residencies allow it to run in (None: anywhere). Versions are immutable, so both are
+    # settled at submission and the scheduler reads them without a join.
+    uses_datasets: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    countries: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class JobEvent(Base):

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from aifactory import __version__
 from aifactory.api.deps import CurrentUser, Now, ReadSession, StateDep, WriteSession
-from aifactory.api.schemas import AdmissionChange, FacilityOut, Health, NodeOut
+from aifactory.api.schemas import (
+    AdmissionChange,
+    FacilityOut,
+    Health,
+    NodeOut,
+    SiteChange,
+    SiteOut,
+)
 from aifactory.errors import NotReady
-from aifactory.services import facility
+from aifactory.services import facility, sites
+
+SiteName = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+]
 
 router = APIRouter(tags=["facility"])
 
@@ -37,3 +50,24 @@ def change_admission(
 ) -> FacilityOut:
     facility.set_admission(session, user, paused=body.paused, now=now)
     return show_facility(session, user)
+
+
+@router.get("/sites", response_model=list[SiteOut])
+def list_sites(session: ReadSession, user: CurrentUser) -> list[SiteOut]:
+    """Where the nodes stand, and the country each site's data residency counts as."""
+    del user  # anyone signed in: where work may run is no secret
+    return [
+        SiteOut(name=s.name, country=s.country, description=s.description, nodes=n)
+        for s, n in sites.list_sites(session)
+    ]
+
+
+@router.put("/sites/{name}", response_model=SiteOut)
+def set_site(
+    name: SiteName, body: SiteChange, session: WriteSession, user: CurrentUser, now: Now
+) -> SiteOut:
+    """Define a site or correct its country (admins and operators)."""
+    sites.set_site(session, user, name, country=body.country, description=body.description, now=now)
+    (found,) = [(s, n) for s, n in sites.list_sites(session) if s.name == name]
+    site, nodes = found
+    return SiteOut(name=site.name, country=site.country, description=site.description, nodes=nodes)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from aifactory.api.body import parse_body
 from aifactory.api.deps import CurrentUser, Now, ReadSession, StateDep, WriteSession
-from aifactory.api.money_schemas import JobDetailOut, UsageRecordOut
+from aifactory.api.money_schemas import JobDatasetOut, JobDetailOut, UsageRecordOut
 from aifactory.api.schemas import (
     MAX_ID,
     JobEventOut,
@@ -23,6 +23,7 @@ from aifactory.api.schemas import (
 )
 from aifactory.domain.jobs import JobSpec, JobState
 from aifactory.errors import AifactoryError
+from aifactory.governance import admission
 from aifactory.services import jobs as service
 from aifactory.services import queue as queue_service
 from aifactory.services import usage as usage_service
@@ -99,6 +100,7 @@ def show_job(
         events=events,
         queue=QueueInfo.of(waiting) if waiting else None,
         usage=[UsageRecordOut.of(row) for row in used],
+        datasets=[JobDatasetOut.of(use) for use in admission.data_uses(session, job, now)],
     )
 
 
@@ -160,6 +162,7 @@ def _spec(body: JobSubmit) -> JobSpec:
         time_limit_s=body.time_limit_s,
         preemptible=body.preemptible,
         priority=body.priority,
+        datasets=tuple(body.datasets),
     )
 
 

@@ -23,7 +23,7 @@ from aifactory.cli.units import (
     minute,
     note,
 )
-from aifactory.client import Client
+from aifactory.client import ApiError, Client
 from aifactory.client.accounting import CHARTS
 
 
@@ -92,9 +92,9 @@ def invoice(
     csv: Annotated[Path | None, typer.Option(help="write the CSV here", dir_okay=False)] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """The project's invoice for MONTH: issued now if it was not yet, else as issued."""
+    """The project's invoice for MONTH: as issued, or issued now if it was not yet (finance)."""
     with client(ctx) as api:
-        issued = api.issue_invoice(project, month)
+        issued = _issued_or_issue(api, project, month)
         if pdf is not None:
             pdf.write_bytes(api.invoice_pdf(project, month))
         if csv is not None:
@@ -106,6 +106,16 @@ def invoice(
     for path in (pdf, csv):
         if path is not None:
             note(f"wrote {path}", as_json=as_json)
+
+
+def _issued_or_issue(api: Client, project: str, month: str) -> dict[str, Any]:
+    """Read it first: members read invoices, finance and admins issue them."""
+    try:
+        return api.invoice(project, month)
+    except ApiError as exc:
+        if exc.status != 404 or [e["field"] for e in exc.errors] != ["month"]:
+            raise
+    return api.issue_invoice(project, month)
 
 
 def _print_invoice(inv: dict[str, Any]) -> None:

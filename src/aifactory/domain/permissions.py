@@ -3,11 +3,15 @@
 Eight roles: five facility roles that hold everywhere (admin, operator, reviewer, finance,
 auditor) and three project roles that hold in one project (owner, member, viewer). A user's
 roles for a request are their facility role plus their role in the project the object belongs
-to, if any; an action is allowed when any of those roles is in the action's row.
+to, if any; an action is allowed when any of those roles is in the action's row. Roles do not
+rank: an owner may do what a member may only because both are in the row.
 
 Facility-wide actions (no project) are decided by the facility role alone. Listing actions
 ("read") scope their answer: a project role lets its holder read that project's part, a facility
-role in the row lets its holder read everything. docs/permissions.md is written from this table
+role in the row lets its holder read everything (a reviewer: what is assigned to them). Rules
+that are not roles (assignment, conflict of interest, one's own tokens, a project's last owner)
+are checked by the services on top of the matrix; each row's `why` names them. The check itself
+is `services.principal.Principal.authorize`. docs/permissions.md is written from this table
 (`aifactory permissions --markdown`), and tests/api/test_permission_matrix.py exercises every
 cell through the API.
 """
@@ -53,6 +57,7 @@ class Action(enum.StrEnum):
     SITE_MANAGE = "site.manage"
     USER_CREATE = "user.create"
     USER_LIST = "user.list"
+    TOKEN_MANAGE = "token.manage"  # noqa: S105 - an action name, not a secret
     ORGANISATION_CREATE = "organisation.create"
     PROJECT_CREATE = "project.create"
     PROJECT_READ = "project.read"
@@ -95,7 +100,7 @@ class Action(enum.StrEnum):
 @dataclass(frozen=True, slots=True)
 class Rule:
     roles: frozenset[Role]
-    why: str  # one line for docs/permissions.md
+    why: str  # what the action is, after "may": docs/permissions.md and every refusal say it
 
 
 def _rule(why: str, *roles: Role) -> Rule:
@@ -110,10 +115,15 @@ MATRIX: dict[Action, Rule] = {
     Action.SITE_MANAGE: _rule("define sites and their countries, place nodes in them", ADM, OPS),
     Action.USER_CREATE: _rule("create users and set facility roles", ADM),
     Action.USER_LIST: _rule("list every user", ADM, OPS),
+    Action.TOKEN_MANAGE: _rule(
+        "list, issue and revoke other users' API tokens (everyone manages their own)", ADM
+    ),
     Action.ORGANISATION_CREATE: _rule("create organisations", ADM),
     Action.PROJECT_CREATE: _rule("create projects", ADM),
     Action.PROJECT_READ: _rule("see a project and its members", ADM, OPS, OWN, MEM, VIEW),
-    Action.MEMBER_MANAGE: _rule("add, change or remove a project's members", ADM, OWN),
+    Action.MEMBER_MANAGE: _rule(
+        "add, change or remove a project's members (a project keeps at least one owner)", ADM, OWN
+    ),
     Action.JOB_SUBMIT: _rule("submit jobs charged to the project", ADM, OWN, MEM),
     Action.JOB_READ: _rule("see the project's jobs and their logs", ADM, OPS, OWN, MEM, VIEW),
     Action.JOB_CANCEL: _rule("cancel the project's jobs", ADM, OPS, OWN, MEM),
@@ -121,12 +131,21 @@ MATRIX: dict[Action, Rule] = {
     Action.CALL_CREATE: _rule("open calls for proposals", ADM),
     Action.PROPOSAL_SUBMIT: _rule("apply for compute for the project", ADM, OWN, MEM),
     Action.PROPOSAL_READ: _rule(
-        "see proposals (reviewers: those assigned to them)", ADM, REV, OWN, MEM
+        "see proposals and finished reviews (reviewers: those assigned to them)",
+        ADM,
+        REV,
+        OWN,
+        MEM,
+        VIEW,
     ),
-    Action.PROPOSAL_ASSIGN: _rule("assign reviewers to a proposal", ADM),
-    Action.PROPOSAL_REVIEW: _rule("score a proposal assigned to them", REV),
+    Action.PROPOSAL_ASSIGN: _rule("assign reviewers to a proposal and see who reviews", ADM),
+    Action.PROPOSAL_REVIEW: _rule(
+        "score a proposal assigned to them, free of conflicts of interest", ADM, REV
+    ),
     Action.PROPOSAL_DECIDE: _rule("award or reject a proposal", ADM),
-    Action.PROPOSAL_WITHDRAW: _rule("withdraw the project's proposal", ADM, OWN),
+    Action.PROPOSAL_WITHDRAW: _rule(
+        "withdraw the project's proposal before it is decided", ADM, OWN
+    ),
     Action.ALLOCATION_READ: _rule(
         "see allocations and their ledgers", ADM, OPS, FIN, OWN, MEM, VIEW
     ),
@@ -134,10 +153,10 @@ MATRIX: dict[Action, Rule] = {
     Action.ALLOCATION_ADJUST: _rule("top up or correct an allocation", ADM, FIN),
     Action.USAGE_READ: _rule("see metered usage and cost", ADM, OPS, FIN, OWN, MEM, VIEW),
     Action.INVOICE_READ: _rule("see and download invoices", ADM, FIN, OWN, MEM, VIEW),
-    Action.INVOICE_ISSUE: _rule("issue a closed month's invoice", ADM, FIN, OWN),
+    Action.INVOICE_ISSUE: _rule("issue a closed month's invoice, never redone", ADM, FIN),
     Action.REPORT_EXPORT: _rule("export funder reports", ADM, OPS, FIN),
     Action.AUDIT_READ: _rule(
-        "read the audit log (project roles: their project's part)", ADM, AUD, OWN, MEM
+        "read the audit log (project roles: their project's events)", ADM, AUD, OWN, MEM
     ),
     Action.AUDIT_VERIFY: _rule("verify the audit log's hash chain", ADM, AUD),
     Action.DATASET_READ: _rule("see datasets, versions and grants", ADM, OPS, AUD, OWN, MEM, VIEW),
@@ -156,8 +175,9 @@ def allowed(action: Action, roles: frozenset[Role]) -> bool:
 
 
 def who_may(action: Action) -> str:
-    """The roles in the action's row, for error messages: 'admin or owner'."""
-    return " or ".join(r.value for r in Role if r in MATRIX[action].roles)
+    """The roles in the action's row, for refusals: 'admin, finance or owner'."""
+    names = [r.value for r in Role if r in MATRIX[action].roles]
+    return " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
 def as_markdown() -> str:

@@ -1,4 +1,4 @@
-"""Organisations, projects, members and roles, and what each role may do."""
+"""Organisations, projects, members and roles. What each role may do: domain.permissions."""
 
 from __future__ import annotations
 
@@ -15,26 +15,15 @@ class OrgKind(enum.StrEnum):
 
 
 class ProjectRole(enum.StrEnum):
-    """A member's role in one project. Ordered: each role can do what the ones below can."""
+    """A member's role in one project."""
 
     VIEWER = "viewer"
     MEMBER = "member"
     OWNER = "owner"
 
-    @property
-    def rank(self) -> int:
-        return _PROJECT_RANK[self]
-
-    def at_least(self, other: ProjectRole) -> bool:
-        return self.rank >= other.rank
-
-
-_PROJECT_RANK = {ProjectRole.VIEWER: 0, ProjectRole.MEMBER: 1, ProjectRole.OWNER: 2}
-
 
 class FacilityRole(enum.StrEnum):
-    """A facility-wide role; `user` is an ordinary tenant with no facility powers; `auditor`
-    reads (and verifies) the whole audit log and nothing more."""
+    """A facility-wide role; `user` is an ordinary tenant with no facility powers."""
 
     USER = "user"
     AUDITOR = "auditor"
@@ -42,15 +31,3 @@ class FacilityRole(enum.StrEnum):
     REVIEWER = "reviewer"
     OPERATOR = "operator"
     ADMIN = "admin"
-
-    @property
-    def sees_all_projects(self) -> bool:
-        return self in (FacilityRole.OPERATOR, FacilityRole.ADMIN)
-
-    @property
-    def reads_whole_audit_log(self) -> bool:
-        return self in (FacilityRole.AUDITOR, FacilityRole.ADMIN)
-
-    @property
-    def runs_facility(self) -> bool:
-        return self in (FacilityRole.OPERATOR, FacilityRole.ADMIN)

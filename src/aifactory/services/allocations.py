@@ -9,8 +9,8 @@ Invariants: an allocation ends after it starts; a project's organisation is elig
 programme; a project holds at most one allocation per programme at any moment (windows of the
 same project and programme never overlap); an adjustment never takes a balance below zero.
 
-Who sees what: admins, finance and operators see every allocation and its ledger; a project's
-members see their project's; anyone else is told it does not exist.
+Who sees what (ALLOCATION_READ): admins, finance and operators see every allocation and its
+ledger; a project's members see their project's; anyone else is told it does not exist.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from aifactory.accounting import ledger
 from aifactory.accounting.budget import raise_alerts
 from aifactory.domain.ledger import Balance, EntryKind
 from aifactory.domain.money import gpu_seconds
+from aifactory.domain.permissions import Action
 from aifactory.domain.programmes import Window, eligible
-from aifactory.domain.tenancy import FacilityRole
 from aifactory.errors import Conflict, InvalidInput, NotFound
 from aifactory.governance import audit
 from aifactory.services.principal import Principal
@@ -50,7 +50,6 @@ from aifactory.store.models import (
 MAX_QUOTA_GPUS = 100_000
 NAME_LIMIT = 64  # allocations.name is String(64)
 NO_ENTRIES = Balance(awarded=0, adjusted=0, settled=0, reserved=0)
-_SEE_ALL = (FacilityRole.ADMIN, FacilityRole.FINANCE, FacilityRole.OPERATOR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +92,7 @@ def create_allocation(
     now: float,
 ) -> AllocationView:
     """A direct grant, without a proposal (e.g. a commercial or government contract)."""
-    principal.require_facility(FacilityRole.ADMIN)
-    found = project_by_name(session, principal, project)
+    found = project_by_name(session, principal, project, action=Action.ALLOCATION_CREATE)
     scheme = programme_by_name(session, programme)
     if not reason.strip():
         raise InvalidInput("say why this allocation is granted", field="reason")
@@ -247,8 +245,7 @@ def adjust_allocation(
     now: float,
 ) -> AllocationView:
     """Add (or with a negative amount take) GPU-hours, as an ADJUST entry with its reason."""
-    principal.require_facility(FacilityRole.ADMIN, FacilityRole.FINANCE)
-    found = _by_name(session, principal, allocation, lock=True)
+    found = _by_name(session, principal, allocation, action=Action.ALLOCATION_ADJUST, lock=True)
     gpu_s = _adjustment(gpu_hours, reason)
     left = ledger.balances(session, [found.id]).get(found.id, NO_ENTRIES).left
     if left + gpu_s < 0:
@@ -307,9 +304,10 @@ def list_allocations(
 ) -> list[AllocationView]:
     stmt = select(Allocation).order_by(Allocation.id)
     if project is not None:
-        stmt = stmt.where(Allocation.project_id == _project(session, principal, project).id)
-    elif not _sees_all(principal):
-        stmt = stmt.where(Allocation.project_id.in_(list(principal.memberships)))
+        found = project_by_name(session, principal, project, action=Action.ALLOCATION_READ)
+        stmt = stmt.where(Allocation.project_id == found.id)
+    elif (projects := principal.projects_for(Action.ALLOCATION_READ)) is not None:
+        stmt = stmt.where(Allocation.project_id.in_(projects))
     return views_of(session, list(session.scalars(stmt)), now=now)
 
 
@@ -326,26 +324,22 @@ def allocation_ledger(
     return ledger.entries_of(session, _by_name(session, principal, allocation).id)
 
 
-def _sees_all(principal: Principal) -> bool:
-    return principal.facility_role in _SEE_ALL
-
-
-def _project(session: Session, principal: Principal, name: str) -> Project:
-    if not _sees_all(principal):
-        return project_by_name(session, principal, name)
-    found = session.scalars(select(Project).where(Project.name == no_nul(name))).first()
-    if found is None:
-        raise NotFound(f"no project named {name!r}", field="project")
-    return found
-
-
 def _by_name(
-    session: Session, principal: Principal, name: str, *, lock: bool = False
+    session: Session,
+    principal: Principal,
+    name: str,
+    *,
+    action: Action = Action.ALLOCATION_READ,
+    lock: bool = False,
 ) -> Allocation:
+    """The allocation named `name` if the principal may do `action` to it; NotFound if they
+    may not see it."""
+    principal.refuse_early(action)
     stmt = select(Allocation).where(Allocation.name == no_nul(name))
     found = session.scalars(stmt.with_for_update() if lock else stmt).first()
-    if found is None or not (_sees_all(principal) or found.project_id in principal.memberships):
+    if found is None or not principal.may(Action.ALLOCATION_READ, found.project_id):
         raise NotFound(f"no allocation named {name!r} that you can see", field="allocation")
+    principal.authorize(action, found.project_id, seen=True)
     return found
 
 

@@ -2,7 +2,8 @@
 
 Admins and auditors read and verify the whole log. A project's owners and members read the
 events about their projects (those with the project's id); viewers and everyone else are
-refused (403). Reading is never recorded, but an export of money or usage data is (`record_read`).
+refused (403): domain.permissions, AUDIT_READ and AUDIT_VERIFY. Reading is never recorded, but
+an export of money or usage data is (`record_read`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from aifactory.domain.audit import ChainCheck
-from aifactory.domain.tenancy import FacilityRole, ProjectRole
-from aifactory.errors import PermissionDenied
+from aifactory.domain.permissions import Action
 from aifactory.governance import audit
 from aifactory.governance.audit import Filters
 from aifactory.services.principal import Principal
@@ -24,14 +24,10 @@ from aifactory.store.models import AuditEvent
 
 def readable_projects(principal: Principal) -> list[int] | None:
     """The projects whose events `principal` may read; None: every event."""
-    if principal.facility_role.reads_whole_audit_log:
-        return None
-    projects = [p for p, role in principal.memberships.items() if role.at_least(ProjectRole.MEMBER)]
-    if not projects:
-        raise PermissionDenied(
-            "the audit log is read by admins, auditors, and project owners and members"
-        )
-    return sorted(projects)
+    projects = principal.projects_for(Action.AUDIT_READ)
+    if projects == []:
+        principal.authorize(Action.AUDIT_READ)  # refused, saying who may
+    return projects
 
 
 def list_events(
@@ -46,7 +42,7 @@ def export_events(db: Database, principal: Principal, filters: Filters) -> Itera
 
 
 def verify(session: Session, principal: Principal) -> ChainCheck:
-    principal.require_facility(FacilityRole.ADMIN, FacilityRole.AUDITOR)
+    principal.authorize(Action.AUDIT_VERIFY)
     return audit.verify(session)
 
 

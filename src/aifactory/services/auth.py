@@ -1,4 +1,8 @@
-"""API tokens: issued once in plain text, stored as SHA-256, expiring and revocable."""
+"""API tokens: issued once in plain text, stored as SHA-256, expiring and revocable.
+
+Everyone lists, issues and revokes their own tokens; another user's only with TOKEN_MANAGE
+(admins). A token that is not yours and not yours to manage does not exist for you (404).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aifactory.domain.audit import Outcome
+from aifactory.domain.permissions import Action
 from aifactory.domain.tenancy import FacilityRole, ProjectRole
 from aifactory.errors import InvalidInput, NotFound, Unauthenticated
 from aifactory.governance import audit
@@ -137,7 +142,7 @@ def create_token(
 
 def revoke_token(session: Session, principal: Principal, token_id: int, *, now: float) -> ApiToken:
     row = session.get(ApiToken, token_id)
-    if row is None or (row.user_id != principal.user_id and not principal.is_admin):
+    if row is None or not (row.user_id == principal.user_id or principal.may(Action.TOKEN_MANAGE)):
         raise NotFound("token not found", field="token_id")
     if row.revoked_at is None:
         row.revoked_at = now
@@ -165,9 +170,8 @@ def _audit(
 
 
 def _token_owner(session: Session, principal: Principal, user_name: str | None) -> int:
-    """Users manage their own tokens; an admin may manage anyone's."""
+    """Users manage their own tokens; TOKEN_MANAGE (admins) anyone's."""
     if user_name is None or user_name == principal.name:
         return principal.user_id
-    if not principal.is_admin:
-        raise NotFound("user not found", field="user")
+    principal.authorize(Action.TOKEN_MANAGE)
     return user_by_name(session, user_name).id

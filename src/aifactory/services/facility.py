@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from aifactory.domain.tenancy import FacilityRole
+from aifactory.domain.permissions import Action
 from aifactory.governance import audit
 from aifactory.services.principal import Principal
 from aifactory.store import flags
@@ -29,7 +29,7 @@ def status(session: Session, principal: Principal) -> FacilityStatus:
 
 
 def set_admission(session: Session, principal: Principal, *, paused: bool, now: float) -> None:
-    principal.require_facility(FacilityRole.ADMIN, FacilityRole.OPERATOR)
+    principal.authorize(Action.FACILITY_PAUSE)
     flags.set_admission_paused(session, paused)
     audit.record(
         session,

@@ -7,8 +7,9 @@ constraints on (project, month) and on the number turn a concurrent double issue
 never into two invoices. Only settled usage paid from an allocation is billed: a usage record
 without one (metered only) is free.
 
-Who may do what: facility admins, finance and a project's owners issue; its members (viewer
-and up), admins, finance and operators read; anyone else is told the project does not exist.
+Who may do what (INVOICE_ISSUE, INVOICE_READ): facility admins and finance issue; they and the
+project's members (owner, member, viewer) read; anyone else who sees the project is refused, and
+whoever does not is told it does not exist.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from aifactory.accounting.invoices import build_invoice, invoice_csv, invoice_pdf
+from aifactory.domain.permissions import Action
 from aifactory.domain.statements import ChargedUsage, Invoice
-from aifactory.domain.tenancy import FacilityRole, ProjectRole
 from aifactory.errors import Conflict, InvalidInput, NotFound
 from aifactory.governance import audit
 from aifactory.services.principal import Principal
-from aifactory.services.usage import sees_all_money, visible_project
+from aifactory.services.tenancy import project_by_name
 from aifactory.store.models import (
     Allocation,
     IssuedInvoice,
@@ -39,7 +40,6 @@ from aifactory.store.models import (
 
 NUMBER_PREFIX = "AIF"
 MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
-ISSUERS = (FacilityRole.ADMIN, FacilityRole.FINANCE)
 NUMBER_TRIES = 5
 NUMBER_DIGITS = 6
 
@@ -66,9 +66,7 @@ def issue_invoice(
 ) -> Issued:
     """The project's invoice for `month` ("YYYY-MM"): issued now, or as issued before."""
     start, end = month_bounds(month)
-    found = visible_project(session, principal, project)
-    if principal.facility_role not in ISSUERS:
-        principal.require(found.id, ProjectRole.OWNER)
+    found = project_by_name(session, principal, project, action=Action.INVOICE_ISSUE)
     existing = _stored(session, found.id, month)
     if existing is not None:
         return Issued(found.name, existing, created=False)
@@ -207,7 +205,7 @@ def charges_of(session: Session, project_id: int, start: float, end: float) -> l
 
 def get_invoice(session: Session, principal: Principal, *, project: str, month: str) -> InvoiceView:
     month_bounds(month)
-    found = _readable_project(session, principal, project)
+    found = project_by_name(session, principal, project, action=Action.INVOICE_READ)
     invoice = _stored(session, found.id, month)
     if invoice is None:
         raise NotFound(f"no invoice for {found.name} in {month} has been issued", field="month")
@@ -220,18 +218,12 @@ def list_invoices(
     """The invoices the principal may read, by project name, then month."""
     stmt = select(IssuedInvoice, Project.name).join(Project, Project.id == IssuedInvoice.project_id)
     if project is not None:
-        stmt = stmt.where(Project.id == _readable_project(session, principal, project).id)
-    elif not sees_all_money(principal):
-        stmt = stmt.where(Project.id.in_(list(principal.memberships)))
+        found = project_by_name(session, principal, project, action=Action.INVOICE_READ)
+        stmt = stmt.where(Project.id == found.id)
+    elif (projects := principal.projects_for(Action.INVOICE_READ)) is not None:
+        stmt = stmt.where(Project.id.in_(projects))
     rows = session.execute(stmt.order_by(Project.name, IssuedInvoice.month))
     return [InvoiceView(name, invoice) for invoice, name in rows]
-
-
-def _readable_project(session: Session, principal: Principal, name: str) -> Project:
-    found = visible_project(session, principal, name)
-    if not sees_all_money(principal):
-        principal.require(found.id, ProjectRole.VIEWER)
-    return found
 
 
 def _stored(session: Session, project_id: int, month: str) -> IssuedInvoice | None:

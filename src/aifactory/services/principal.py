@@ -1,14 +1,20 @@
-"""Who is asking, and the one place that decides what they may see and do in a project.
+"""Who is asking, and the one check of what they may do: `authorize`, over the permission
+matrix (domain.permissions.MATRIX).
 
-A user who is not a member of a project is told it does not exist (404), so ids of other
-tenants' jobs and projects leak nothing; a member whose role is too low is told why (403).
+Their roles for an object are their facility role plus their role in the object's project.
+Whoever has no role that sees the project is told the object does not exist (404), so ids of
+other tenants' jobs and projects leak nothing; anyone else who may not is told why (403). An
+action only facility roles may do is refused before the object is looked up (`refuse_early`):
+the answer then depends on the caller alone and says nothing about the object. Listings keep
+to `projects_for(action)`. Rules that are not roles (a reviewer reviews only what is assigned
+to them, a project keeps an owner…) are the services' own, on top of this check.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from aifactory.domain.permissions import MATRIX, Action, Role, allowed, who_may
+from aifactory.domain.permissions import MATRIX, PROJECT_ROLES, Action, Role, allowed, who_may
 from aifactory.domain.tenancy import FacilityRole, ProjectRole
 from aifactory.errors import NotFound, PermissionDenied
 
@@ -21,41 +27,6 @@ class Principal:
     memberships: dict[int, ProjectRole] = field(default_factory=dict)
     default_project_id: int | None = None
     source: str | None = None  # the client address this request came from (for the audit log)
-
-    @property
-    def is_admin(self) -> bool:
-        return self.facility_role is FacilityRole.ADMIN
-
-    def role_in(self, project_id: int) -> ProjectRole | None:
-        """Their membership, raised to what their facility role grants everywhere: admins act as
-        owners of every project, operators see every project."""
-        own = self.memberships.get(project_id)
-        granted = {
-            FacilityRole.ADMIN: ProjectRole.OWNER,
-            FacilityRole.OPERATOR: ProjectRole.VIEWER,
-        }.get(self.facility_role)
-        roles = [r for r in (own, granted) if r is not None]
-        return max(roles, key=lambda r: r.rank) if roles else None
-
-    def require(
-        self,
-        project_id: int,
-        needed: ProjectRole,
-        *,
-        what: str = "project",
-        operators_too: bool = False,
-    ) -> None:
-        """`operators_too`: an operator may do this in any project to run the facility (e.g.
-        cancel a job), though never act as a tenant (submit work charged to the project)."""
-        role = self.role_in(project_id)
-        if role is None:
-            raise NotFound(f"{what} not found")
-        if operators_too and self.facility_role.runs_facility:
-            return
-        if not role.at_least(needed):
-            raise PermissionDenied(
-                f"your role in this project is {role.value}; this needs {needed.value}"
-            )
 
     def roles(self, project_id: int | None = None) -> frozenset[Role]:
         """Their roles for an object in `project_id` (None: a facility-wide object)."""
@@ -71,20 +42,43 @@ class Principal:
     def may(self, action: Action, project_id: int | None = None) -> bool:
         return allowed(action, self.roles(project_id))
 
-    def authorize(self, action: Action, project_id: int | None = None, *, what: str = "") -> None:
-        """The one check (domain.permissions.MATRIX). Someone with no role that sees the
-        project is told the object does not exist (404); anyone else why not (403)."""
+    def sees(self, project_id: int) -> bool:
+        """Whether the project exists for them (PROJECT_READ)."""
+        return self.may(Action.PROJECT_READ, project_id)
+
+    def projects_for(self, action: Action) -> list[int] | None:
+        """Where a listing for `action` reaches: None for every project (their facility role is
+        in the action's row), else the projects whose membership allows it."""
+        if self.may(action):
+            return None
+        return sorted(p for p in self.memberships if self.may(action, p))
+
+    def authorize(
+        self,
+        action: Action,
+        project_id: int | None = None,
+        *,
+        what: str = "project",
+        field: str | None = None,
+        seen: bool = False,
+    ) -> None:
+        """The one check. Refused: NotFound("<what> not found") for someone with no role that
+        sees the project, unless the service already showed them the object (`seen`: a
+        reviewer's assigned proposal); PermissionDenied with the roles it needs otherwise."""
         roles = self.roles(project_id)
         if allowed(action, roles):
             return
-        if project_id is not None and not allowed(Action.PROJECT_READ, roles):
-            raise NotFound(f"{what or 'project'} not found")
-        yours = ", ".join(sorted(r.value for r in roles)) or "none"
-        raise PermissionDenied(
-            f"{MATRIX[action].why} needs the role {who_may(action)} (yours: {yours})"
+        if project_id is not None and not seen and not self.sees(project_id):
+            raise NotFound(f"{what} not found", field=field)
+        yours = (
+            f"your roles here: {', '.join(r.value for r in Role if r in roles) or 'none'}"
+            if project_id is not None
+            else f"your facility role: {self.facility_role.value}"
         )
+        raise PermissionDenied(f"only {who_may(action)} may {MATRIX[action].why} ({yours})")
 
-    def require_facility(self, *roles: FacilityRole) -> None:
-        if self.facility_role not in roles:
-            allowed = " or ".join(r.value for r in roles)
-            raise PermissionDenied(f"this needs the facility role {allowed}")
+    def refuse_early(self, action: Action) -> None:
+        """Refuse (403) before the object is looked up when no project role is in the action's
+        row and their facility role is not: nothing about the object could allow it."""
+        if not MATRIX[action].roles & PROJECT_ROLES:
+            self.authorize(action)

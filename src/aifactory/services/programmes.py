@@ -22,8 +22,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from aifactory.domain.money import CENT, gpu_hours, gpu_seconds
+from aifactory.domain.permissions import Action
 from aifactory.domain.programmes import Tariff, Window
-from aifactory.domain.tenancy import FacilityRole, OrgKind
+from aifactory.domain.tenancy import OrgKind
 from aifactory.errors import Conflict, InvalidInput, NotFound
 from aifactory.governance import audit
 from aifactory.services.principal import Principal
@@ -77,7 +78,7 @@ class CallView:
 def create_programme(
     session: Session, principal: Principal, *, name: str, spec: ProgrammeSpec, now: float
 ) -> Programme:
-    principal.require_facility(FacilityRole.ADMIN)
+    principal.authorize(Action.PROGRAMME_EDIT)
     _check_spec(spec)
     _check_capacity(session, spec.capacity_share, name=name)
     programme = Programme(name=name, created_at=now)
@@ -99,7 +100,7 @@ def update_programme(
     session: Session, principal: Principal, *, name: str, spec: ProgrammeSpec, now: float
 ) -> Programme:
     """Replace everything but the name; allocations already made keep their programme."""
-    principal.require_facility(FacilityRole.ADMIN)
+    principal.authorize(Action.PROGRAMME_EDIT)
     programme = programme_by_name(session, name)
     _check_spec(spec)
     _check_capacity(session, spec.capacity_share, name=name)
@@ -248,7 +249,7 @@ def create_call(
     budget_gpu_hours: float,
     now: float,
 ) -> CallView:
-    principal.require_facility(FacilityRole.ADMIN)
+    principal.authorize(Action.CALL_CREATE)
     found = programme_by_name(session, programme)
     _check_call(title, Window(opens_at, closes_at), budget_gpu_hours)
     call = Call(

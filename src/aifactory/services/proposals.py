@@ -12,10 +12,11 @@ then, in which case it waits for an admin like any other.
 Conflict of interest: a reviewer who is a member of any project of the applicant's
 organisation may not be assigned, nor review if that membership came later.
 
-Who sees what: admins and operators see every proposal (as every project: services.principal);
-a project's members see their project's; a reviewer sees those assigned to them; anyone else
-is told it does not exist. Reviewer names are shown to admins only (a reviewer sees their own
-review); applicants see the scores and comments of finished reviews.
+Who sees what (PROPOSAL_READ): admins see every proposal; a project's members (owner, member,
+viewer) see their project's; a reviewer sees only those assigned to them — the rule on top of
+the matrix, as are assignment and conflict of interest for PROPOSAL_REVIEW; anyone else is told
+it does not exist. Reviewer names are shown to those who assign reviewers (PROPOSAL_ASSIGN; a
+reviewer sees their own review); applicants see the scores and comments of finished reviews.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from aifactory.domain.money import gpu_seconds
+from aifactory.domain.permissions import Action, Role, allowed, who_may
 from aifactory.domain.programmes import ProposalState, conflict_of_interest
 from aifactory.domain.proposal_flow import transition_problem
-from aifactory.domain.tenancy import FacilityRole, ProjectRole
+from aifactory.domain.tenancy import FacilityRole
 from aifactory.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from aifactory.governance import audit
 from aifactory.services import allocations
@@ -60,7 +62,6 @@ AUTO = "auto"
 STARTER_NOTE = "auto-approved starter allocation"
 DAY_S = 86400
 MAX_DATASETS = 100
-REVIEWER_ROLES = (FacilityRole.REVIEWER, FacilityRole.ADMIN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +98,7 @@ def submit_proposal(
     planned_datasets: Sequence[str] = (),
     now: float,
 ) -> ProposalView:
-    applicant = project_by_name(session, principal, project)
-    principal.require(applicant.id, ProjectRole.MEMBER)
+    applicant = project_by_name(session, principal, project, action=Action.PROPOSAL_SUBMIT)
     found = call_by_name(session, call)
     _check_open(found, now)
     programme = _programme_of(session, found)
@@ -189,8 +189,7 @@ def award(
     now: float,
 ) -> AllocationView:
     """Award GPU-hours to a submitted proposal; `gpu_model` defaults to the one it asked for."""
-    principal.require_facility(FacilityRole.ADMIN)
-    proposal = _proposal(session, principal, proposal_id)
+    proposal = _proposal(session, principal, proposal_id, Action.PROPOSAL_DECIDE)
     model = gpu_model if gpu_model is not None else proposal.gpu_model
     grant = Grant(gpu_hours, valid_from, valid_to, quota_gpus, model)
     text = note.strip() if note and note.strip() else f"awarded {gpu_hours:g} GPU-h"
@@ -257,8 +256,7 @@ def _check_call_budget(session: Session, call: Call, gpu_hours: float) -> None:
 def reject(
     session: Session, principal: Principal, *, proposal_id: int, note: str, now: float
 ) -> ProposalView:
-    principal.require_facility(FacilityRole.ADMIN)
-    proposal = _proposal(session, principal, proposal_id)
+    proposal = _proposal(session, principal, proposal_id, Action.PROPOSAL_DECIDE)
     if not note.strip():
         raise InvalidInput("say why the proposal is rejected", field="note")
     _decide(proposal, ProposalState.REJECTED, note=note.strip(), now=now)
@@ -279,10 +277,7 @@ def withdraw(
     session: Session, principal: Principal, *, proposal_id: int, now: float
 ) -> ProposalView:
     """The applicant's owners take their proposal back before it is decided."""
-    proposal = _proposal(session, principal, proposal_id)
-    if principal.role_in(proposal.project_id) is None:
-        raise PermissionDenied("only the applicant project's owners may withdraw its proposal")
-    principal.require(proposal.project_id, ProjectRole.OWNER, what="proposal")
+    proposal = _proposal(session, principal, proposal_id, Action.PROPOSAL_WITHDRAW)
     note = f"withdrawn by {principal.name}"
     _decide(proposal, ProposalState.WITHDRAWN, note=note, now=now)
     return _view(session, principal, proposal)
@@ -306,14 +301,14 @@ def assign_reviewer(
     session: Session, principal: Principal, *, proposal_id: int, reviewer: str, now: float
 ) -> ProposalView:
     """Ask `reviewer` to review the proposal; asking twice changes nothing."""
-    principal.require_facility(FacilityRole.ADMIN)
-    proposal = _proposal(session, principal, proposal_id)
+    proposal = _proposal(session, principal, proposal_id, Action.PROPOSAL_ASSIGN)
     _check_under_review(proposal)
     user = user_by_name(session, reviewer, field="reviewer")
-    if FacilityRole(user.facility_role) not in REVIEWER_ROLES:
+    role = Role.of_facility(FacilityRole(user.facility_role))
+    if role is None or not allowed(Action.PROPOSAL_REVIEW, frozenset({role})):
         raise InvalidInput(
             f"{user.name} has the facility role {user.facility_role}; "
-            "only a reviewer or an admin may review",
+            f"only {who_may(Action.PROPOSAL_REVIEW)} may review",
             field="reviewer",
         )
     _check_no_conflict(session, user, proposal)
@@ -333,9 +328,9 @@ def review(
     now: float,
 ) -> ProposalView:
     """Score (1–5) and comment; reviewing again replaces one's earlier review."""
-    proposal = _proposal(session, principal, proposal_id)
+    proposal = _proposal(session, principal, proposal_id, Action.PROPOSAL_REVIEW)
     row = _review_by(session, proposal.id, principal.user_id)
-    if row is None or principal.facility_role not in REVIEWER_ROLES:
+    if row is None:
         raise PermissionDenied("only a reviewer assigned to this proposal may review it")
     _check_under_review(proposal)
     if not 1 <= score <= 5:
@@ -389,14 +384,18 @@ def list_proposals(
     state: ProposalState | None = None,
 ) -> list[ProposalView]:
     stmt = select(Proposal).order_by(Proposal.id)
-    if not principal.facility_role.sees_all_projects:
-        assigned = select(Review.proposal_id).where(Review.reviewer_id == principal.user_id)
-        mine = Proposal.project_id.in_(list(principal.memberships))
-        stmt = stmt.where(or_(mine, Proposal.id.in_(assigned)))
+    if not _reads_all_of(principal, None):
+        mine = [p for p in principal.memberships if _reads_all_of(principal, p)]
+        visible: ColumnElement[bool] = Proposal.project_id.in_(mine)
+        if principal.may(Action.PROPOSAL_READ):  # a reviewer: those assigned to them
+            assigned = select(Review.proposal_id).where(Review.reviewer_id == principal.user_id)
+            visible = or_(visible, Proposal.id.in_(assigned))
+        stmt = stmt.where(visible)
     if call is not None:
         stmt = stmt.where(Proposal.call_id == call_by_name(session, call).id)
     if project is not None:
-        stmt = stmt.where(Proposal.project_id == project_by_name(session, principal, project).id)
+        found = project_by_name(session, principal, project, action=Action.PROPOSAL_READ)
+        stmt = stmt.where(Proposal.project_id == found.id)
     if state is not None:
         stmt = stmt.where(Proposal.state == state.value)
     return _views(session, principal, list(session.scalars(stmt)))
@@ -406,15 +405,33 @@ def get_proposal(session: Session, principal: Principal, proposal_id: int) -> Pr
     return _view(session, principal, _proposal(session, principal, proposal_id))
 
 
-def _proposal(session: Session, principal: Principal, proposal_id: int) -> Proposal:
-    """The proposal if the caller may see it; the same NotFound whether it exists or not."""
+def _proposal(
+    session: Session,
+    principal: Principal,
+    proposal_id: int,
+    action: Action = Action.PROPOSAL_READ,
+) -> Proposal:
+    """The proposal if the caller may do `action` to it: the same NotFound whether it exists or
+    not for one who may not see it, PermissionDenied for one who sees it."""
+    principal.refuse_early(action)
     proposal = session.get(Proposal, proposal_id)
-    if proposal is None or not (
-        principal.role_in(proposal.project_id) is not None
-        or _review_by(session, proposal.id, principal.user_id) is not None
-    ):
+    if proposal is None or not _sees(session, principal, proposal):
         raise NotFound(f"proposal {proposal_id} not found", field="proposal_id")
+    principal.authorize(action, proposal.project_id, seen=True)
     return proposal
+
+
+def _sees(session: Session, principal: Principal, proposal: Proposal) -> bool:
+    if _reads_all_of(principal, proposal.project_id):
+        return True
+    assigned = _review_by(session, proposal.id, principal.user_id) is not None
+    return assigned and principal.may(Action.PROPOSAL_READ)
+
+
+def _reads_all_of(principal: Principal, project_id: int | None) -> bool:
+    """PROPOSAL_READ through a role other than reviewer, whose grant reaches only the proposals
+    assigned to them: every proposal of the project (None: of every project)."""
+    return allowed(Action.PROPOSAL_READ, principal.roles(project_id) - {Role.REVIEWER})
 
 
 def _call_of(session: Session, proposal: Proposal) -> Call:
@@ -478,9 +495,9 @@ def _reviews(
 def _shown(principal: Principal, project_id: int, row: Review, reviewer: str) -> ReviewView | None:
     """What the caller may see of one review (see the module's rules), or None."""
     own = row.reviewer_id == principal.user_id
-    if principal.is_admin or own:
+    if own or principal.may(Action.PROPOSAL_ASSIGN, project_id):
         name: str | None = reviewer
-    elif principal.role_in(project_id) is not None and row.score is not None:
+    elif _reads_all_of(principal, project_id) and row.score is not None:
         name = None
     else:
         return None

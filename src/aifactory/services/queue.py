@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from aifactory.control.snapshot import read_snapshot
 from aifactory.domain.jobs import JobState
+from aifactory.domain.permissions import Action
 from aifactory.scheduler import Policy
 from aifactory.scheduler.explain import Explanation, explain
 from aifactory.services.principal import Principal
@@ -41,8 +42,9 @@ def queue(
     explanations = _explanations(session, now, policy)
     stmt = select(Job).where(Job.state == JobState.PENDING.value)
     if project is not None:
-        stmt = stmt.where(Job.project_id == project_by_name(session, principal, project).id)
-    visible = [j for j in session.scalars(stmt) if principal.role_in(j.project_id) is not None]
+        found = project_by_name(session, principal, project, action=Action.JOB_READ)
+        stmt = stmt.where(Job.project_id == found.id)
+    visible = [j for j in session.scalars(stmt) if principal.may(Action.JOB_READ, j.project_id)]
     listed = [Queued(j, explanations[j.id]) for j in visible if j.id in explanations]
     return sorted(listed, key=lambda q: q.explanation.position)[:limit]
 

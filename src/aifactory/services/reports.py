@@ -1,5 +1,5 @@
 """Funder reports: the store's usage and job starts over a period, as `accounting.reports`
-builds them. Facility admins, finance and operators may read them.
+builds them. Facility admins, finance and operators may read them (REPORT_EXPORT).
 
 Usage facts are the usage records that touch the period (build_report clips them to it), with
 their project, organisation (and its kind) and the programme of the allocation that paid
@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 from aifactory.accounting.reports import FunderReport, build_report
 from aifactory.domain.jobs import JobState
 from aifactory.domain.ledger import EntryKind
+from aifactory.domain.permissions import Action
 from aifactory.domain.statements import ReportInput, UsageFact, WaitFact
-from aifactory.domain.tenancy import FacilityRole
 from aifactory.errors import InvalidInput
 from aifactory.services.principal import Principal
 from aifactory.store.models import (
@@ -40,14 +40,12 @@ from aifactory.store.models import (
     UsageRecord,
 )
 
-READERS = (FacilityRole.ADMIN, FacilityRole.FINANCE, FacilityRole.OPERATOR)
-
 
 def funder_report(
     session: Session, principal: Principal, *, start: float, end: float, grid_g_per_kwh: float
 ) -> FunderReport:
     """The report of [start, end)."""
-    principal.require_facility(*READERS)
+    principal.authorize(Action.REPORT_EXPORT)
     if not start < end:
         raise InvalidInput("the period must end after it starts", field="to")
     data = ReportInput(

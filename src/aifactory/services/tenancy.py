@@ -1,7 +1,8 @@
 """Organisations, projects, members and users.
 
 Admins create organisations, projects and users; a project's owners manage its members; every
-member sees the project and its member list. Operators see everything and change nothing here.
+member sees the project and its member list. Operators see everything and change nothing here
+(domain.permissions). On top of the roles: a project keeps at least one owner.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from aifactory.domain.permissions import Action
 from aifactory.domain.tenancy import FacilityRole, OrgKind, ProjectRole
 from aifactory.errors import Conflict, NotFound
 from aifactory.governance import audit
@@ -20,7 +22,7 @@ from aifactory.store.models import Member, Organisation, Project, User
 def create_organisation(
     session: Session, principal: Principal, *, name: str, kind: OrgKind, now: float
 ) -> Organisation:
-    principal.require_facility(FacilityRole.ADMIN)
+    principal.authorize(Action.ORGANISATION_CREATE)
     org = Organisation(name=name, kind=kind.value, created_at=now)
     _insert_unique(session, org, f"an organisation named {name!r} already exists", "name")
     audit.record(
@@ -37,8 +39,9 @@ def create_organisation(
 
 def list_organisations(session: Session, principal: Principal) -> list[Organisation]:
     stmt = select(Organisation).order_by(Organisation.id)
-    if not principal.facility_role.sees_all_projects:
-        visible = select(Project.organisation_id).where(Project.id.in_(principal.memberships))
+    projects = principal.projects_for(Action.PROJECT_READ)
+    if projects is not None:
+        visible = select(Project.organisation_id).where(Project.id.in_(projects))
         stmt = stmt.where(Organisation.id.in_(visible))
     return list(session.scalars(stmt))
 
@@ -52,7 +55,7 @@ def create_project(
     owner: str | None,
     now: float,
 ) -> Project:
-    principal.require_facility(FacilityRole.ADMIN)
+    principal.authorize(Action.PROJECT_CREATE)
     org = session.scalars(select(Organisation).where(Organisation.name == organisation)).first()
     if org is None:
         raise NotFound(f"no organisation named {organisation!r}", field="organisation")
@@ -75,17 +78,27 @@ def create_project(
 
 def list_projects(session: Session, principal: Principal) -> list[Project]:
     stmt = select(Project).order_by(Project.id)
-    if not principal.facility_role.sees_all_projects:
-        stmt = stmt.where(Project.id.in_(principal.memberships))
+    projects = principal.projects_for(Action.PROJECT_READ)
+    if projects is not None:
+        stmt = stmt.where(Project.id.in_(projects))
     return list(session.scalars(stmt))
 
 
 def project_by_name(
-    session: Session, principal: Principal, name: str, *, field: str = "project"
+    session: Session,
+    principal: Principal,
+    name: str,
+    *,
+    action: Action = Action.PROJECT_READ,
+    field: str = "project",
 ) -> Project:
+    """The project named `name` if the principal may do `action` in it: NotFound if it does not
+    exist for them (they neither see it nor may do `action` there), else the matrix decides."""
+    principal.refuse_early(action)
     project = session.scalars(select(Project).where(Project.name == _no_nul(name))).first()
-    if project is None or principal.role_in(project.id) is None:
-        raise NotFound(f"no project named {name!r} that you are a member of", field=field)
+    if project is None or not (principal.sees(project.id) or principal.may(action, project.id)):
+        raise NotFound(f"no project named {name!r} that you can see", field=field)
+    principal.authorize(action, project.id)
     return project
 
 
@@ -93,7 +106,6 @@ def list_members(
     session: Session, principal: Principal, *, project: str
 ) -> list[tuple[Member, User]]:
     found = project_by_name(session, principal, project)
-    principal.require(found.id, ProjectRole.VIEWER)
     stmt = (
         select(Member, User)
         .join(User, User.id == Member.user_id)
@@ -112,8 +124,7 @@ def add_member(
     role: ProjectRole,
     now: float,
 ) -> Member:
-    found = project_by_name(session, principal, project)
-    principal.require(found.id, ProjectRole.OWNER)
+    found = project_by_name(session, principal, project, action=Action.MEMBER_MANAGE)
     target = user_by_name(session, user)
     existing = session.get(Member, (found.id, target.id))
     if existing is not None:
@@ -139,8 +150,7 @@ def add_member(
 def remove_member(
     session: Session, principal: Principal, *, project: str, user: str, now: float
 ) -> None:
-    found = project_by_name(session, principal, project)
-    principal.require(found.id, ProjectRole.OWNER)
+    found = project_by_name(session, principal, project, action=Action.MEMBER_MANAGE)
     target = user_by_name(session, user)
     member = session.get(Member, (found.id, target.id))
     if member is None:
@@ -192,7 +202,7 @@ def create_user(
     facility_role: FacilityRole,
     now: float,
 ) -> User:
-    principal.require_facility(FacilityRole.ADMIN)
+    principal.authorize(Action.USER_CREATE)
     user = User(name=name, email=email, facility_role=facility_role.value, created_at=now)
     _insert_unique(session, user, f"a user named {name!r} already exists", "name")
     audit.record(
@@ -208,7 +218,7 @@ def create_user(
 
 
 def list_users(session: Session, principal: Principal) -> list[User]:
-    principal.require_facility(FacilityRole.ADMIN, FacilityRole.OPERATOR)
+    principal.authorize(Action.USER_LIST)
     return list(session.scalars(select(User).order_by(User.id)))
 
 

@@ -4,8 +4,9 @@ A usage record is written once, when an attempt ends (accounting.budget.settle);
 only reads them. A record's cost is its GPU and CPU cents, its net that cost less the subsidy;
 CO2 is its energy at the facility's grid carbon intensity.
 
-Who sees what: facility admins, finance and operators see every project's usage; anyone else
-sees the projects they are a member of, and is told any other project does not exist.
+Who sees what (USAGE_READ): facility admins, finance and operators see every project's usage;
+anyone else sees the projects they are a member of, and is told any other project does not
+exist.
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ from sqlalchemy.orm import Session
 
 from aifactory.accounting.reports import JOULES_PER_KWH
 from aifactory.domain.money import gpu_hours
-from aifactory.domain.tenancy import FacilityRole
-from aifactory.errors import InvalidInput, NotFound
+from aifactory.domain.permissions import Action
+from aifactory.errors import InvalidInput
 from aifactory.services.principal import Principal
 from aifactory.services.tenancy import project_by_name
 from aifactory.store.models import Allocation, Programme, Project, UsageRecord
 
-SEES_ALL_MONEY = (FacilityRole.ADMIN, FacilityRole.FINANCE, FacilityRole.OPERATOR)
 MAX_ROWS = 10_000
 
 
@@ -101,9 +101,10 @@ def usage(
         raise InvalidInput("the period must end after it starts", field="to")
     stmt = select(UsageRecord)
     if project is not None:
-        stmt = stmt.where(UsageRecord.project_id == visible_project(session, principal, project).id)
-    elif not sees_all_money(principal):
-        stmt = stmt.where(UsageRecord.project_id.in_(list(principal.memberships)))
+        found = project_by_name(session, principal, project, action=Action.USAGE_READ)
+        stmt = stmt.where(UsageRecord.project_id == found.id)
+    elif (projects := principal.projects_for(Action.USAGE_READ)) is not None:
+        stmt = stmt.where(UsageRecord.project_id.in_(projects))
     if start is not None:
         stmt = stmt.where(UsageRecord.ended_at >= start)
     if end is not None:
@@ -155,20 +156,3 @@ def _totals(session: Session, records: Select[UsageRecord], grid_g_per_kwh: floa
         cost_cents=int(cost),
         subsidy_cents=int(subsidy),
     )
-
-
-def sees_all_money(principal: Principal) -> bool:
-    return principal.facility_role in SEES_ALL_MONEY
-
-
-def visible_project(session: Session, principal: Principal, name: str) -> Project:
-    """The project named `name` if the principal may see its money; else NotFound."""
-    if not sees_all_money(principal):
-        return project_by_name(session, principal, name)
-    # PostgreSQL refuses NUL even in a query, and no name holds one.
-    found = None
-    if "\x00" not in name:
-        found = session.scalars(select(Project).where(Project.name == name)).first()
-    if found is None:
-        raise NotFound(f"no project named {name!r}", field="project")
-    return found

@@ -101,5 +101,8 @@ def list_users(session: ReadSession, user: CurrentUser) -> list[UserOut]:
 
 def project_out(project: Project, organisation: str, user: Principal) -> ProjectOut:
     return ProjectOut(
-        id=project.id, name=project.name, organisation=organisation, role=user.role_in(project.id)
+        id=project.id,
+        name=project.name,
+        organisation=organisation,
+        role=user.memberships.get(project.id),
     )

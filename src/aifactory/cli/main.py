@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from aifactory.cli import accounting, audit, datasets, facility, gdpr, jobs, sim, tenancy
+from aifactory.cli import (
+    accounting,
+    audit,
+    datasets,
+    facility,
+    gdpr,
+    jobs,
+    permissions,
+    sim,
+    tenancy,
+)
 from aifactory.client import ApiError, Unreachable
 
 app = typer.Typer(
@@ -36,6 +46,7 @@ accounting.register(app)
 audit.register(app)
 datasets.register(app)
 gdpr.register(app)
+permissions.register(app)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,6 +123,13 @@ class LiveServer:
 @pytest.fixture
 def live_server(db: Database, tmp_path: Path) -> Iterator[LiveServer]:
     """The real API on a real port (uvicorn in a thread), over the test's database."""
+    with serving(db, tmp_path) as server:
+        yield server
+
+
+@contextmanager
+def serving(db: Database, tmp_path: Path) -> Iterator[LiveServer]:
+    """Seed `db` (tests.conftest.seed_facility) and serve the API over it until the end."""
     token = seed_facility(db, time.time())
     logs_dir = tmp_path / "logs"
     logs_dir.mkdir()
@@ -151,6 +159,8 @@ def live_server(db: Database, tmp_path: Path) -> Iterator[LiveServer]:
     while not server.started:
         assert time.monotonic() < deadline, "the API server did not start"
         time.sleep(0.02)
-    yield LiveServer(f"http://127.0.0.1:{port}", token, db, logs_dir, woken, state)
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", token, db, logs_dir, woken, state)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

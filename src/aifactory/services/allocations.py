@@ -333,11 +333,13 @@ def _by_name(
     lock: bool = False,
 ) -> Allocation:
     """The allocation named `name` if the principal may do `action` to it; NotFound if they
-    may not see it."""
+    see neither it nor its project."""
     principal.refuse_early(action)
     stmt = select(Allocation).where(Allocation.name == no_nul(name))
     found = session.scalars(stmt.with_for_update() if lock else stmt).first()
-    if found is None or not principal.may(Action.ALLOCATION_READ, found.project_id):
+    if found is None or not (
+        principal.may(Action.ALLOCATION_READ, found.project_id) or principal.sees(found.project_id)
+    ):
         raise NotFound(f"no allocation named {name!r} that you can see", field="allocation")
     principal.authorize(action, found.project_id, seen=True)
     return found

@@ -412,10 +412,12 @@ def _proposal(
     action: Action = Action.PROPOSAL_READ,
 ) -> Proposal:
     """The proposal if the caller may do `action` to it: the same NotFound whether it exists or
-    not for one who may not see it, PermissionDenied for one who sees it."""
+    not for one who sees neither it nor its project, PermissionDenied for anyone else."""
     principal.refuse_early(action)
     proposal = session.get(Proposal, proposal_id)
-    if proposal is None or not _sees(session, principal, proposal):
+    if proposal is None or not (
+        _sees(session, principal, proposal) or principal.sees(proposal.project_id)
+    ):
         raise NotFound(f"proposal {proposal_id} not found", field="proposal_id")
     principal.authorize(action, proposal.project_id, seen=True)
     return proposal

@@ -162,8 +162,9 @@ def test_bad_input_is_a_4xx_naming_the_field(
         (repr(change), post(api, tenants, "owen", "/datasets", {**BOOKS, **change}), s, f)
         for change, s, f in cases
     )
-    missing = {k: v for k, v in BOOKS.items() if k != "licence"}
-    assert_error(post(api, tenants, "owen", "/datasets", missing), 422, "licence")
+    for needed in ("licence", "path"):  # `path` is also where FastAPI says "path parameter"
+        missing = {k: v for k, v in BOOKS.items() if k != needed}
+        assert_error(post(api, tenants, "owen", "/datasets", missing), 422, needed)
     assert tenants.admin.datasets() == []
 
 

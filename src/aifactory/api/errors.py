@@ -106,7 +106,8 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
 def _field_of(loc: Sequence[Any], kind: str | None = None) -> str:
     if kind == "json_invalid":
         return "body"  # its loc holds the character position, not a field
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    where = ("body", "query", "path", "header")
+    parts = [str(p) for p in (loc[1:] if loc and loc[0] in where else loc)]
     return ".".join(parts) if parts else str(loc[0]) if loc else "body"
 
 

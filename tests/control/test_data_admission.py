@@ -22,6 +22,7 @@ from aifactory.store.models import (
     Dataset,
     DatasetGrant,
     DatasetVersion,
+    Erasure,
     JobDataset,
     Project,
     Site,
@@ -243,3 +244,25 @@ def test_declared_versions_are_recorded_and_unknown_ones_refused(
         with pytest.raises(InvalidInput) as refused:
             submit(db, clock(), bad)
         assert refused.value.field == "datasets"
+
+
+def test_a_recorded_erasure_holds_new_attempts_before_the_data_goes(
+    db: Database, loop: ControlLoop, executor: FakeExecutor, clock: FakeClock
+) -> None:
+    dataset(db, clock(), "own-data", owner="default")
+    job_id = submit(db, clock(), ("own-data",))
+    with db.session() as session:
+        version = session.scalars(select(DatasetVersion)).one()
+        session.add(
+            Erasure(
+                version_id=version.id,
+                trigger="request",
+                reason="Art. 17",
+                requested_by="admin",
+                requested_at=clock(),
+                state="recorded",
+            )
+        )
+    loop.tick()
+    assert job(db, job_id).state_reason == "data: dataset own-data version 1 is to be erased"
+    assert executor.starts_of(job_id) == 0

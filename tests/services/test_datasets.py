@@ -35,7 +35,7 @@ from aifactory.services.datasets import (
 )
 from aifactory.services.tenancy import create_user
 from aifactory.store.db import Database
-from aifactory.store.models import AuditEvent, Dataset, Project
+from aifactory.store.models import AuditEvent, Dataset, Project, ProjectClosure
 from tests.services.accounting_world import DAY, T0, build_world, who
 
 NOW = T0 + 3600.0
@@ -405,3 +405,33 @@ def test_may_use_the_owner_always_others_with_a_grant_in_force(world: Database, 
         )
     with world.read() as s:
         assert not may_use(s, books, ids["shop"], NOW)
+
+
+def test_a_closed_project_takes_no_new_data_and_no_grants(world: Database, root: Path) -> None:
+    register(world, root)
+    with world.session() as s:
+        for name in ("shop", "lab"):
+            project_id = s.scalar(select(Project.id).where(Project.name == name))
+            s.add(
+                ProjectClosure(
+                    project_id=project_id, requested_by="admin", requested_at=NOW, state="closed"
+                )
+            )
+    with pytest.raises(Conflict) as to_closed:
+        grant(world, user="owen")  # to shop
+    assert to_closed.value.field == "project"
+    with pytest.raises(Conflict) as of_closed:
+        with world.read() as s:
+            principal = who(s, "owen")
+        add_version(
+            world,
+            principal,
+            dataset="nl-books",
+            path="books-v2",
+            changes={},
+            data_root=root,
+            now=NOW,
+        )
+    assert of_closed.value.field == "dataset"
+    with pytest.raises(Conflict):
+        register(world, root, name="more", path="census")

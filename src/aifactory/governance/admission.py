@@ -21,6 +21,7 @@ from aifactory.domain.datasets import Residency, VersionState, countries_allowed
 from aifactory.domain.jobs import JobState
 from aifactory.errors import InvalidInput
 from aifactory.governance import audit
+from aifactory.governance.removal import has_open_erasure
 from aifactory.store.models import (
     Dataset,
     DatasetGrant,
@@ -125,6 +126,7 @@ class Use:
     owner_project_id: int | None
     version: int
     version_state: VersionState
+    erasure_due: bool  # an erasure is recorded: its data is about to go
 
 
 def problems(session: Session, now: float, job_ids: Iterable[int] | None = None) -> dict[int, str]:
@@ -176,6 +178,7 @@ def _uses(session: Session, job_ids: Iterable[int] | None) -> list[Use]:
             Dataset.owner_project_id,
             DatasetVersion.version,
             DatasetVersion.state,
+            has_open_erasure(DatasetVersion.id),
         )
         .join(Job, Job.id == JobDataset.job_id)
         .join(Project, Project.id == Job.project_id)
@@ -185,7 +188,7 @@ def _uses(session: Session, job_ids: Iterable[int] | None) -> list[Use]:
         .order_by(JobDataset.job_id, Dataset.name)
     )
     return [
-        Use(r[0], r[1], r[2], r[3], r[4], r[5], r[6], VersionState(r[7]))
+        Use(r[0], r[1], r[2], r[3], r[4], r[5], r[6], VersionState(r[7]), bool(r[8]))
         for r in session.execute(stmt)
     ]
 
@@ -203,6 +206,8 @@ def _granted(session: Session, dataset_ids: set[int], now: float) -> set[tuple[i
 def _problem(use: Use, granted: set[tuple[int, int]]) -> str | None:
     if use.version_state is not VersionState.PRESENT:
         return f"dataset {use.dataset} version {use.version} is {use.version_state.value}"
+    if use.erasure_due:
+        return f"dataset {use.dataset} version {use.version} is to be erased"
     if use.owner_project_id == use.project_id or (use.dataset_id, use.project_id) in granted:
         return None
     return (

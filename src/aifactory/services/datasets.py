@@ -46,6 +46,7 @@ from aifactory.domain.datasets import (
 from aifactory.domain.permissions import Action
 from aifactory.errors import Conflict, InvalidInput, NotFound
 from aifactory.governance import audit, storage
+from aifactory.governance.closure import is_closed
 from aifactory.services.principal import Principal
 from aifactory.services.programmes import no_nul, time_text
 from aifactory.services.tenancy import project_by_name
@@ -208,6 +209,7 @@ def _new_dataset_owner(session: Session, principal: Principal, spec: DatasetSpec
         owner = None
     else:
         owner = project_by_name(session, principal, spec.project, action=Action.DATASET_REGISTER)
+        _refuse_closed(session, owner, "project")
     if not DATASET_NAME.fullmatch(spec.name):
         raise InvalidInput(
             "1–64 characters: lower-case letters, digits, '.', '_' and '-', "
@@ -232,6 +234,8 @@ def _new_version_terms(
 ) -> tuple[Dataset, VersionTerms]:
     found = dataset_by_name(session, principal, name)
     principal.authorize(Action.DATASET_REGISTER, found.owner_project_id, seen=True)
+    if found.owner_project_id is not None:
+        _refuse_closed(session, session.get(Project, found.owner_project_id), "dataset")
     for field in changes:
         if field not in TERM_FIELDS:
             raise InvalidInput("is not a term of a version", field=field)
@@ -540,12 +544,19 @@ def _grantee(session: Session, dataset: Dataset, name: str) -> Project:
     grantee = session.scalars(select(Project).where(Project.name == no_nul(name))).first()
     if grantee is None:
         raise NotFound(f"no project named {name!r}", field="project")
+    _refuse_closed(session, grantee, "project")
     if grantee.id == dataset.owner_project_id:
         raise InvalidInput(
             f"project {grantee.name} owns {dataset.name} and uses it without a grant",
             field="project",
         )
     return grantee
+
+
+def _refuse_closed(session: Session, project: Project | None, field: str) -> None:
+    """A closing or closed project takes no new data and no new grants."""
+    if project is not None and is_closed(session, project.id):
+        raise Conflict(f"project {project.name} is closed", field=field)
 
 
 def _check_grant_terms(

@@ -25,7 +25,7 @@ from aifactory.governance import admission, audit
 from aifactory.services.principal import Principal
 from aifactory.services.tenancy import project_by_name, user_by_name
 from aifactory.store.jobs import NewJob, events_of, insert_jobs, lock_job, switch_job_state
-from aifactory.store.models import Job, JobEvent, Project, User
+from aifactory.store.models import Job, JobEvent, Project, ProjectClosure, User
 from aifactory.store.nodes import node_values
 from aifactory.store.sites import site_countries
 
@@ -88,6 +88,7 @@ def submit_jobs(session: Session, batch: Sequence[Submission], *, now: float) ->
         try:
             target = _checked_target(session, submission, nodes, projects)
             if target.id not in rules:
+                _refuse_if_closed(session, target)
                 rules[target.id] = rules_for(session, target.id, now)
             spec = _as_programme_says(submission.spec, rules[target.id])
             declared = _declared(session, spec, nodes)
@@ -230,6 +231,11 @@ def _submit_project(session: Session, principal: Principal, name: str | None) ->
 def _by_key(session: Session, project_id: int, key: str) -> Job | None:
     stmt = select(Job).where(Job.project_id == project_id, Job.idempotency_key == key)
     return session.scalars(stmt).first()
+
+
+def _refuse_if_closed(session: Session, project: Project) -> None:
+    if session.get(ProjectClosure, project.id) is not None:
+        raise Conflict(f"project {project.name} is closed: it takes no new jobs", field="project")
 
 
 def _declared(session: Session, spec: JobSpec, nodes: list[Node]) -> list[admission.Declared]:

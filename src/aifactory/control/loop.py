@@ -282,17 +282,7 @@ class ControlLoop:
             funds = budget.wallets(session, {project for _, project in held})
             still = budget.unpayable([budget.need_of(j, p) for j, p in held], funds, now)
         payable = [job.id for job, _ in held if job.id not in still]
-        if not payable:
-            return
-        with self.db.session() as session:
-            self._fence(session)
-            for job_id in payable:
-                row = lock_job(session, job_id)
-                if row is not None and row.state == JobState.HELD.value:
-                    reason = "the project's allocation can pay for it now"
-                    switch_job_state(
-                        session, row, JobState.PENDING, now=now, actor=ACTOR, reason=reason
-                    )
+        self._release(payable, "the project's allocation can pay for it now")
 
     def _release_data_holds(self) -> None:
         """Jobs held for data (no grant, version being erased) go back to wait once mended."""
@@ -302,17 +292,22 @@ class ControlLoop:
             if not held:
                 return
             still = admission.problems(session, now, held)
-        mended = [job_id for job_id in held if job_id not in still]
-        if not mended:
+        self._release(
+            [job_id for job_id in held if job_id not in still],
+            "its project may read its datasets now",
+        )
+
+    def _release(self, job_ids: list[int], reason: str) -> None:
+        """Held jobs back to wait, each with the reason it may go now."""
+        if not job_ids:
             return
         with self.db.session() as session:
             self._fence(session)
-            for job_id in mended:
+            for job_id in job_ids:
                 row = lock_job(session, job_id)
                 if row is not None and row.state == JobState.HELD.value:
-                    reason = "its project may read its datasets now"
                     switch_job_state(
-                        session, row, JobState.PENDING, now=now, actor=ACTOR, reason=reason
+                        session, row, JobState.PENDING, now=self.clock(), actor=ACTOR, reason=reason
                     )
 
     def _schedule(self) -> None:

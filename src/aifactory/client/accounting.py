@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from aifactory.client.plumbing import Plumbing
+
 Json = dict[str, Any]
 Moment = datetime | str
 # The funder report's charts, as GET /reports/funder/charts/{chart}.{png|svg} names them.
@@ -27,22 +29,7 @@ def _some(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
 
 
-class AccountingCalls:
-    # ---- plumbing, provided by Client ------------------------------------------------
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Any:
-        raise NotImplementedError
-
-    def _download(self, path: str, *, params: dict[str, Any] | None = None) -> bytes:
-        raise NotImplementedError
-
+class AccountingCalls(Plumbing):
     # ---- programmes and calls --------------------------------------------------------
     def programmes(self) -> list[Json]:
         result: list[Json] = self._call("GET", "/programmes")

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+from aifactory.client.plumbing import Plumbing
+
 Json = dict[str, Any]
 Moment = datetime | str
 
@@ -34,22 +36,7 @@ def _filters(
     }
 
 
-class AuditCalls:
-    # ---- plumbing, provided by Client ------------------------------------------------
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Any:
-        raise NotImplementedError
-
-    def _lines(self, path: str, *, params: dict[str, Any] | None = None) -> Iterator[str]:
-        raise NotImplementedError
-
+class AuditCalls(Plumbing):
     # ---- the audit log ---------------------------------------------------------------
     def audit(
         self,

@@ -11,6 +11,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from aifactory.client.plumbing import Plumbing
+
 Json = dict[str, Any]
 Moment = datetime | str
 
@@ -23,19 +25,7 @@ def _path(name: str) -> str:
     return "/datasets/" + quote(name, safe="")
 
 
-class DatasetCalls:
-    # ---- plumbing, provided by Client ------------------------------------------------
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Any:
-        raise NotImplementedError
-
+class DatasetCalls(Plumbing):
     # ---- the registry ----------------------------------------------------------------
     def datasets(self) -> list[Json]:
         result: list[Json] = self._call("GET", "/datasets")

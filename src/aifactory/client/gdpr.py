@@ -9,25 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from aifactory.client.plumbing import Plumbing
+
 Json = dict[str, Any]
 
 
-class GdprCalls:
-    # ---- plumbing, provided by Client ------------------------------------------------
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Any:
-        raise NotImplementedError
-
-    def _download(self, path: str, *, params: dict[str, Any] | None = None) -> bytes:
-        raise NotImplementedError
-
+class GdprCalls(Plumbing):
     # ---- erasures (GDPR Art. 17) ------------------------------------------------------
     def request_erasure(
         self, dataset: str, version: int, *, reason: str, stop_running_jobs: bool = False

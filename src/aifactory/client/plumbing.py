@@ -1,0 +1,29 @@
+"""What the SDK's groups of calls (accounting, audit, datasets, GDPR) need from `Client`: they
+are mixed into it and reach the API only through these three methods."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+
+class Plumbing:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """One request; the decoded JSON answer, or ApiError."""
+        raise NotImplementedError
+
+    def _download(self, path: str, *, params: dict[str, Any] | None = None) -> bytes:
+        """A GET whose answer is a file (PDF, CSV, ZIP)."""
+        raise NotImplementedError
+
+    def _lines(self, path: str, *, params: dict[str, Any] | None = None) -> Iterator[str]:
+        """A GET whose answer streams lines (JSON Lines)."""
+        raise NotImplementedError

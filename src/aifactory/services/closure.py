@@ -115,6 +115,7 @@ def close_project(
 def project_for(session: Session, principal: Principal, name: str, action: Action) -> Project:
     """The project named `name` if the principal may do `action` there (an auditor may read a
     closure without being a member): 404 for whoever neither may nor sees it, else 403."""
+    principal.refuse_early(action)
     stmt = select(Project).where(Project.name == name)
     found = None if "\x00" in name else session.scalars(stmt).first()
     if found is None:

@@ -57,7 +57,9 @@ def request_erasure(
     now: float,
 ) -> ErasureView:
     found = _dataset(session, dataset)
-    principal.authorize(Action.ERASURE_REQUEST, found.owner_project_id, what="dataset")
+    owner = found.owner_project_id
+    seen = principal.may(Action.DATASET_READ, owner)  # who reads it is told why not (403)
+    principal.authorize(Action.ERASURE_REQUEST, owner, what="dataset", seen=seen)
     why = _reason(reason)
     target = _version(session, found, version)
     _check_erasable(session, target, found)

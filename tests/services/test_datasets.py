@@ -18,6 +18,13 @@ from sqlalchemy import select
 from aifactory.domain.tenancy import FacilityRole
 from aifactory.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from aifactory.governance import storage
+from aifactory.services.dataset_grants import (
+    grant_dataset,
+    list_grants,
+    may_use,
+    revoke_grant,
+    usable_grant,
+)
 from aifactory.services.datasets import (
     DatasetSpec,
     DatasetView,
@@ -25,13 +32,8 @@ from aifactory.services.datasets import (
     VersionTerms,
     add_version,
     get_dataset,
-    grant_dataset,
     list_datasets,
-    list_grants,
-    may_use,
     register_dataset,
-    revoke_grant,
-    usable_grant,
 )
 from aifactory.services.tenancy import create_user
 from aifactory.store.db import Database

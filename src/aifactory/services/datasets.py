@@ -1,4 +1,4 @@
-"""The dataset registry: datasets, their versions and terms, and grants of their use.
+"""The dataset registry: datasets, their versions and terms (grants: services.dataset_grants).
 
 Vocabulary (DESIGN.md §3, domain.datasets): a *dataset* has a name, an owner project (none: a
 *facility dataset*), a controller and a processor (GDPR Art. 4(7), 4(8)). Its data lies in
@@ -41,14 +41,13 @@ from aifactory.domain.datasets import (
     Residency,
     SpecialCondition,
     VersionState,
-    grant_problem,
 )
 from aifactory.domain.permissions import Action
 from aifactory.errors import Conflict, InvalidInput, NotFound
 from aifactory.governance import audit, storage
 from aifactory.governance.closure import is_closed
 from aifactory.services.principal import Principal
-from aifactory.services.programmes import no_nul, time_text
+from aifactory.services.programmes import no_nul
 from aifactory.services.tenancy import project_by_name
 from aifactory.store.db import Database
 from aifactory.store.models import Dataset, DatasetGrant, DatasetVersion, Project
@@ -164,7 +163,7 @@ def lawful(terms: VersionTerms, *, now: float) -> DatasetTerms:
         special_condition=_maybe_choice(
             SpecialCondition, terms.special_condition, "special_condition"
         ),
-        dpia_ref=_text(terms.dpia_ref or "", "dpia_ref", SHORT, required=False) or None,
+        dpia_ref=checked_text(terms.dpia_ref or "", "dpia_ref", SHORT, required=False) or None,
         purposes=_purposes(terms.purposes),
         residency=_choice(Residency, terms.residency, "residency"),
         retention_until=terms.retention_until,
@@ -175,7 +174,7 @@ def lawful(terms: VersionTerms, *, now: float) -> DatasetTerms:
         raise InvalidInput(reason, field=field)
     if not (math.isfinite(terms.retention_until) and terms.retention_until > now):
         raise InvalidInput("the retention period must end in the future", field="retention_until")
-    _text(terms.licence, "licence", SHORT)
+    checked_text(terms.licence, "licence", SHORT)
     return checked
 
 
@@ -209,7 +208,7 @@ def _new_dataset_owner(session: Session, principal: Principal, spec: DatasetSpec
         owner = None
     else:
         owner = project_by_name(session, principal, spec.project, action=Action.DATASET_REGISTER)
-        _refuse_closed(session, owner, "project")
+        refuse_closed(session, owner, "project")
     if not DATASET_NAME.fullmatch(spec.name):
         raise InvalidInput(
             "1–64 characters: lower-case letters, digits, '.', '_' and '-', "
@@ -217,8 +216,8 @@ def _new_dataset_owner(session: Session, principal: Principal, spec: DatasetSpec
             field="name",
         )
     for field, value in (("controller", spec.controller), ("processor", spec.processor)):
-        _text(value, field, SHORT)
-    _text(spec.description, "description", LONG, required=False)
+        checked_text(value, field, SHORT)
+    checked_text(spec.description, "description", LONG, required=False)
     if session.scalar(select(Dataset.id).where(Dataset.name == spec.name)) is not None:
         raise Conflict(f"a dataset named {spec.name!r} already exists", field="name")
     return owner
@@ -235,7 +234,7 @@ def _new_version_terms(
     found = dataset_by_name(session, principal, name)
     principal.authorize(Action.DATASET_REGISTER, found.owner_project_id, seen=True)
     if found.owner_project_id is not None:
-        _refuse_closed(session, session.get(Project, found.owner_project_id), "dataset")
+        refuse_closed(session, session.get(Project, found.owner_project_id), "dataset")
     for field in changes:
         if field not in TERM_FIELDS:
             raise InvalidInput("is not a term of a version", field=field)
@@ -298,7 +297,7 @@ def _insert_dataset(
             session.add(dataset)
     except IntegrityError as exc:
         raise Conflict(f"a dataset named {spec.name!r} already exists", field="name") from exc
-    _record(
+    record_change(
         session,
         principal,
         "dataset.register",
@@ -348,7 +347,7 @@ def _insert_version(
     session.flush()
     detail = {k: getattr(version, k) for k in ("version", "path", "size_bytes", "files", "sha256")}
     detail.update({k: getattr(version, k) for k in sorted(TERM_FIELDS)})
-    _record(session, principal, "dataset.version", dataset, now=now, detail=detail)
+    record_change(session, principal, "dataset.version", dataset, now=now, detail=detail)
     return version
 
 
@@ -443,7 +442,7 @@ def _views(
             project=None if d.owner_project_id is None else names[d.owner_project_id],
             versions=tuple(versions.get(d.id, ())),
             grants=tuple(
-                _grant_view(g, d.name, names[g.project_id], now)
+                grant_view(g, d.name, names[g.project_id], now)
                 for g in grants.get(d.id, ())
                 if _sees_grants_of(principal, d) or principal.may(Action.DATASET_READ, g.project_id)
             ),
@@ -460,177 +459,21 @@ def _project_names(session: Session, ids: Iterable[int]) -> dict[int, str]:
     return {project_id: name for project_id, name in rows}
 
 
-def _grant_view(grant: DatasetGrant, dataset: str, project: str, now: float) -> GrantView:
+def grant_view(grant: DatasetGrant, dataset: str, project: str, now: float) -> GrantView:
     active = grant.revoked_at is None and grant.until > now
     return GrantView(grant=grant, dataset=dataset, project=project, active=active)
 
 
-# ---- grants ----------------------------------------------------------------------------------
-
-
-def list_grants(
-    session: Session, principal: Principal, *, dataset: str, now: float
-) -> list[GrantView]:
-    return list(get_dataset(session, principal, name=dataset, now=now).grants)
-
-
-def grant_dataset(
-    session: Session,
-    principal: Principal,
-    *,
-    dataset: str,
-    project: str,
-    purpose: str,
-    until: float,
-    now: float,
-) -> GrantView:
-    """Let `project` use `dataset` for `purpose` until `until`, within the newest present
-    version's terms."""
-    found = dataset_by_name(session, principal, dataset, lock=True)
-    principal.authorize(Action.DATASET_GRANT, found.owner_project_id, seen=True)
-    grantee = _grantee(session, found, project)
-    purpose = _text(purpose, "purpose", SHORT)
-    _check_grant_terms(session, found, purpose=purpose, until=until, now=now)
-    _check_not_granted(session, found, grantee, purpose, now=now)
-    grant = DatasetGrant(
-        dataset_id=found.id,
-        project_id=grantee.id,
-        purpose=purpose,
-        until=until,
-        granted_by=principal.name,
-        granted_at=now,
-    )
-    session.add(grant)
-    session.flush()
-    detail = {"grant": grant.id, "project": grantee.name, "purpose": purpose, "until": until}
-    _record(session, principal, "dataset.grant", found, now=now, project=grantee, detail=detail)
-    return _grant_view(grant, found.name, grantee.name, now)
-
-
-def revoke_grant(
-    session: Session,
-    principal: Principal,
-    *,
-    dataset: str,
-    grant_id: int,
-    reason: str,
-    now: float,
-) -> GrantView:
-    """End a grant now, saying why. Its row stays, as the record of what was allowed."""
-    found = dataset_by_name(session, principal, dataset)
-    principal.authorize(Action.DATASET_GRANT, found.owner_project_id, seen=True)
-    reason = _text(reason, "reason", LONG)
-    stmt = select(DatasetGrant).where(
-        DatasetGrant.id == grant_id, DatasetGrant.dataset_id == found.id
-    )
-    grant = session.scalars(stmt.with_for_update()).first()
-    if grant is None:
-        raise NotFound(f"dataset {found.name} has no grant {grant_id}", field="grant_id")
-    if grant.revoked_at is not None:
-        raise Conflict(
-            f"grant {grant_id} was revoked already, by {grant.revoked_by} at "
-            f"{time_text(grant.revoked_at)}",
-            field="grant_id",
-        )
-    grant.revoked_at, grant.revoked_by, grant.revoke_reason = now, principal.name, reason
-    grantee = session.get(Project, grant.project_id)
-    assert grantee is not None  # a foreign key
-    detail = {"grant": grant.id, "project": grantee.name, "reason": reason}
-    _record(session, principal, "dataset.revoke", found, now=now, project=grantee, detail=detail)
-    return _grant_view(grant, found.name, grantee.name, now)
-
-
-def _grantee(session: Session, dataset: Dataset, name: str) -> Project:
-    grantee = session.scalars(select(Project).where(Project.name == no_nul(name))).first()
-    if grantee is None:
-        raise NotFound(f"no project named {name!r}", field="project")
-    _refuse_closed(session, grantee, "project")
-    if grantee.id == dataset.owner_project_id:
-        raise InvalidInput(
-            f"project {grantee.name} owns {dataset.name} and uses it without a grant",
-            field="project",
-        )
-    return grantee
-
-
-def _refuse_closed(session: Session, project: Project | None, field: str) -> None:
+def refuse_closed(session: Session, project: Project | None, field: str) -> None:
     """A closing or closed project takes no new data and no new grants."""
     if project is not None and is_closed(session, project.id):
         raise Conflict(f"project {project.name} is closed", field=field)
 
 
-def _check_grant_terms(
-    session: Session, dataset: Dataset, *, purpose: str, until: float, now: float
-) -> None:
-    newest = newest_present(session, dataset.id)
-    if newest is None:
-        raise Conflict(f"dataset {dataset.name} has no version present to grant", field="dataset")
-    if not math.isfinite(until):
-        raise InvalidInput("must be a moment", field="until")
-    problem = grant_problem(terms_of(newest), purpose=purpose, until=until, now=now)
-    if problem is not None:
-        field, reason = problem
-        if field == "until" and until > newest.retention_until:
-            reason += f" (version {newest.version}: until {time_text(newest.retention_until)})"
-        raise InvalidInput(reason, field=field)
-
-
-def _check_not_granted(
-    session: Session, dataset: Dataset, grantee: Project, purpose: str, *, now: float
-) -> None:
-    stmt = select(DatasetGrant).where(
-        DatasetGrant.dataset_id == dataset.id,
-        DatasetGrant.project_id == grantee.id,
-        DatasetGrant.purpose == purpose,
-        DatasetGrant.revoked_at.is_(None),
-        DatasetGrant.until > now,
-    )
-    held = session.scalars(stmt).first()
-    if held is not None:
-        raise Conflict(
-            f"project {grantee.name} holds grant {held.id} for this purpose until "
-            f"{time_text(held.until)}; revoke it first to change it",
-            field="project",
-        )
-
-
-# ---- for other services: may a project use a dataset? ---------------------------------------
-
-
-def usable_grant(
-    session: Session, dataset_id: int, project_id: int, now: float
-) -> DatasetGrant | None:
-    """The grant that lets the project use the dataset now (not revoked, `until` after now),
-    the one ending last if several; None when there is none.
-
-    The owner project never needs a grant to use its own dataset, so this is None for it:
-    ask `may_use` whether a project may use a dataset at all."""
-    stmt = (
-        select(DatasetGrant)
-        .where(
-            DatasetGrant.dataset_id == dataset_id,
-            DatasetGrant.project_id == project_id,
-            DatasetGrant.revoked_at.is_(None),
-            DatasetGrant.until > now,
-        )
-        .order_by(DatasetGrant.until.desc(), DatasetGrant.id)
-    )
-    return session.scalars(stmt).first()
-
-
-def may_use(session: Session, dataset: Dataset, project_id: int, now: float) -> bool:
-    """Whether the project may use the dataset now: it owns it (the owner project always may,
-    without a grant), or it holds a usable grant. Facility datasets have no owner: every
-    project needs a grant. Whether a version is present is the caller's question."""
-    if dataset.owner_project_id == project_id:
-        return True
-    return usable_grant(session, dataset.id, project_id, now) is not None
-
-
 # ---- small checks ----------------------------------------------------------------------------
 
 
-def _record(
+def record_change(
     session: Session,
     principal: Principal,
     action: str,
@@ -670,11 +513,11 @@ def _purposes(given: Iterable[str]) -> tuple[str, ...]:
     if len(purposes) > MAX_PURPOSES:
         raise InvalidInput(f"at most {MAX_PURPOSES} purposes", field="purposes")
     for purpose in purposes:
-        _text(purpose, "purposes", SHORT)
+        checked_text(purpose, "purposes", SHORT)
     return purposes
 
 
-def _text(value: str, field: str, limit: int, *, required: bool = True) -> str:
+def checked_text(value: str, field: str, limit: int, *, required: bool = True) -> str:
     value = value.strip()
     if required and not value:
         raise InvalidInput("must not be empty", field=field)

@@ -18,6 +18,7 @@ from aifactory.api.dataset_schemas import (
 from aifactory.api.deps import CurrentUser, Now, ReadSession, StateDep, WriteSession
 from aifactory.api.schemas import MAX_ID
 from aifactory.api.units import unix
+from aifactory.services import dataset_grants as grants
 from aifactory.services import datasets as service
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -72,7 +73,7 @@ def add_version(
 
 @router.get("/{name}/grants", response_model=list[GrantOut])
 def list_grants(name: str, session: ReadSession, user: CurrentUser, now: Now) -> list[GrantOut]:
-    return [GrantOut.of(g) for g in service.list_grants(session, user, dataset=name, now=now)]
+    return [GrantOut.of(g) for g in grants.list_grants(session, user, dataset=name, now=now)]
 
 
 @router.post("/{name}/grants", status_code=201, response_model=GrantOut)
@@ -80,7 +81,7 @@ def grant_dataset(
     name: str, body: GrantCreate, session: WriteSession, user: CurrentUser, now: Now
 ) -> GrantOut:
     """Let a project use the dataset for a purpose until a date (within its retention)."""
-    granted = service.grant_dataset(
+    granted = grants.grant_dataset(
         session,
         user,
         dataset=name,
@@ -101,7 +102,7 @@ def revoke_grant(
     user: CurrentUser,
     now: Now,
 ) -> GrantOut:
-    revoked = service.revoke_grant(
+    revoked = grants.revoke_grant(
         session, user, dataset=name, grant_id=grant_id, reason=body.reason, now=now
     )
     return GrantOut.of(revoked)

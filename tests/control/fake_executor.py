@@ -32,6 +32,10 @@ class FakeExecutor:
         self.calls: list[tuple[str, Attempt]] = []  # every start, cancel and preempt, in order
         self.observations: dict[int, Observation] = {}
         self.attempt_of: dict[int, int] = {}  # job id → the attempt `observations` is about
+        self.foreign: dict[str, Resources] = {}  # node → what work not ours holds there
+
+    def foreign_load(self) -> dict[str, Resources]:
+        return dict(self.foreign)
 
     def inventory(self) -> list[NodeOffer]:
         return [NodeOffer(self.node, self.gpu_ids)]

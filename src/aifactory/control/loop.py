@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from aifactory.accounting import budget
 from aifactory.control.placement import DeviceBook
 from aifactory.control.reconcile import Move, Plan, plan_for
-from aifactory.control.snapshot import read_snapshot
+from aifactory.control.snapshot import read_snapshot, without_foreign
 from aifactory.domain.jobs import ACTIVE, JobState
 from aifactory.executors.base import Attempt, Executor, Launch, NodeSlice, Observation
 from aifactory.governance import admission
@@ -315,6 +315,7 @@ class ControlLoop:
         holds: list[Decision] = []
         with self.db.read() as session:
             snapshot = read_snapshot(session, now, self.policy.half_life_s)
+            snapshot = without_foreign(snapshot, self.executor.foreign_load())
             if snapshot.pending:
                 snapshot, holds = _screen_data(session, snapshot, now)
             if self.enforce_budgets and snapshot.pending:

@@ -7,6 +7,7 @@ read from the job row itself, with no join on users.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -204,3 +205,20 @@ def placement_resources(placement: dict[str, Any]) -> dict[str, Resources]:
         node_id: Resources(int(p["gpus"]), int(p["cpus"]), int(p["memory_mb"]))
         for node_id, p in placement.items()
     }
+
+
+def without_foreign(snapshot: Snapshot, load: Mapping[str, Resources]) -> Snapshot:
+    """The snapshot with each node's capacity less what work the facility did not start holds
+    there (never below nothing): that room is not the scheduler's to hand out."""
+    if not load:
+        return snapshot
+    empty = Resources()
+    nodes = tuple(
+        replace(node, capacity=_floor(node.capacity - load.get(node.id, empty)))
+        for node in snapshot.nodes
+    )
+    return replace(snapshot, nodes=nodes)
+
+
+def _floor(room: Resources) -> Resources:
+    return Resources(max(room.gpus, 0), max(room.cpus, 0), max(room.memory_mb, 0))

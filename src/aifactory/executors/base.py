@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from aifactory.domain.nodes import Node
+from aifactory.domain.resources import Resources
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,4 +106,9 @@ class Executor(Protocol):
 
     def log_path(self, job_id: int) -> Path:
         """The log of the job's latest attempt."""
+        ...
+
+    def foreign_load(self) -> Mapping[str, Resources]:
+        """What work this facility did not start holds on each node now (e.g. jobs submitted
+        to Slurm directly), as of the latest poll: the scheduler must not hand it out."""
         ...

@@ -11,7 +11,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +44,10 @@ class LocalExecutor:
         self.node_id = config.node_id or socket.gethostname()
         self._children: dict[Attempt, subprocess.Popen[bytes]] = {}
         config.jobs_dir.mkdir(parents=True, exist_ok=True)
+
+    def foreign_load(self) -> Mapping[str, Resources]:
+        """This machine runs only what the facility starts (its other load is not tracked)."""
+        return {}
 
     def inventory(self) -> list[NodeOffer]:
         gpu_ids, model = self._gpus()

@@ -3,7 +3,8 @@ grants and revocation, the JSON they answer with, who may do what, and bad input
 naming the field.
 
 tests.api.helpers.Tenants: proj-a (owen owner, alice member, vera viewer), proj-b (admin owner,
-bob member), olga an operator and carol a user with no project.
+bob member), olga an operator and carol a user with no project. The data root has an area for
+each project (`<root>/proj-a/`, `<root>/proj-b/`) and facility data at its top.
 """
 
 from __future__ import annotations
@@ -75,9 +76,9 @@ GRANT_FIELDS = {
 def data_root(live_server: LiveServer) -> Path:
     root = live_server.state.data_root
     assert root is not None
-    for name in ["books", "books-v2", "open", "other"]:
-        (root / name).mkdir()
-        (root / name / "part-0.txt").write_text(f"{name}\n")
+    for name in ["proj-a/books", "proj-a/books-v2", "proj-a/other", "proj-b/b-data", "open"]:
+        (root / name).mkdir(parents=True)
+        (root / name / "part-0.txt").write_text(f"{name.rsplit('/')[-1]}\n")
     return root
 
 
@@ -122,7 +123,7 @@ def test_a_dataset_is_registered_shown_and_listed(
         1,
         6,
     )
-    assert version["path"] == str(data_root.resolve() / "books")
+    assert version["path"] == str(data_root.resolve() / "proj-a" / "books")
     assert len(version["sha256"]) == 64
     assert datetime.fromisoformat(version["retention_until"]) == datetime.fromisoformat(IN_A_YEAR)
     assert tenants.as_("vera").dataset("nl-books") == body
@@ -135,7 +136,7 @@ def test_bad_input_is_a_4xx_naming_the_field(
     api: httpx.Client, tenants: Tenants, data_root: Path, tmp_path: Path
 ) -> None:
     (tmp_path / "outside").mkdir()
-    (data_root / "other" / "leak").symlink_to(tmp_path / "outside")
+    (data_root / "proj-a" / "other" / "leak").symlink_to(tmp_path / "outside")
     cases: list[tuple[dict[str, Any], int, str]] = [
         ({"legal_basis": "because"}, 422, "legal_basis"),
         ({"legal_basis": None}, 422, "legal_basis"),  # personal data without a basis
@@ -151,8 +152,11 @@ def test_bad_input_is_a_4xx_naming_the_field(
         ({"licence": ""}, 422, "licence"),
         ({"controller": 7}, 422, "controller"),
         ({"colour": "blue"}, 422, "colour"),
-        ({"path": "../outside"}, 422, "path"),
+        ({"path": "../../outside"}, 422, "path"),
         ({"path": str(tmp_path / "outside")}, 422, "path"),
+        ({"path": "../proj-b/b-data"}, 422, "path"),  # another project's area
+        ({"path": str(data_root / "proj-b" / "b-data")}, 422, "path"),
+        ({"path": "../open"}, 422, "path"),  # facility data, outside proj-a's area
         ({"path": "other"}, 422, "path"),  # a link inside leads out
         ({"path": "missing"}, 422, "path"),
         ({"path": "."}, 422, "path"),
@@ -174,7 +178,7 @@ def test_names_and_data_are_taken_once(
     assert post(api, tenants, "owen", "/datasets", BOOKS).status_code == 201
     again = post(api, tenants, "owen", "/datasets", {**BOOKS, "path": "other"})
     assert_error(again, 409, "name")
-    for path in ["books", "books/part-0.txt", str(data_root)]:
+    for path in ["books", "books/part-0.txt", str(data_root / "proj-a")]:
         overlap = post(api, tenants, "owen", "/datasets", {**BOOKS, "name": "x", "path": path})
         assert_error(overlap, 422, "path")
     live_server.state.data_root = None
@@ -183,6 +187,45 @@ def test_names_and_data_are_taken_once(
     finally:
         live_server.state.data_root = data_root
     assert_error(none, 409, "path", reason="this facility has no data root")
+
+
+def test_a_project_registers_only_data_in_its_own_area(
+    api: httpx.Client, tenants: Tenants, data_root: Path, tmp_path: Path
+) -> None:
+    area = f"the data of project proj-a's datasets lies under {data_root.resolve() / 'proj-a'}/"
+    (data_root / "proj-a" / "borrowed").symlink_to(data_root / "proj-b" / "b-data")
+    for path in [
+        "../proj-b/b-data",
+        str(data_root / "proj-b" / "b-data"),
+        "borrowed",
+        str(data_root),
+        "../open",
+    ]:
+        for user in ["owen", "admin"]:  # the area is the project's, whoever registers
+            refused = post(api, tenants, user, "/datasets", {**BOOKS, "path": path})
+            assert_error(refused, 422, "path", reason=area)
+    whole = post(api, tenants, "owen", "/datasets", {**BOOKS, "path": "."})
+    assert_error(whole, 422, "path", reason="not the area itself")
+
+    # proj-b's area is proj-b's own directory of the root: a link to another place is none.
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "b-data").mkdir(parents=True)
+    (elsewhere / "b-data" / "part-0.txt").write_text("b\n")
+    (data_root / "proj-b").rename(tmp_path / "b-area")
+    b_data = {**BOOKS, "name": "b-data", "project": "proj-b", "path": "b-data"}
+    missing = post(api, tenants, "admin", "/datasets", b_data)
+    create = f"create {data_root.resolve() / 'proj-b'}/ and put the data of its datasets there"
+    assert_error(missing, 422, "path", reason=create)
+    for target in [elsewhere, data_root / "proj-a"]:
+        (data_root / "proj-b").symlink_to(target)
+        linked = post(api, tenants, "admin", "/datasets", {**b_data, "path": "books"})
+        assert_error(linked, 422, "path", reason="must be a directory of the data root itself")
+        (data_root / "proj-b").unlink()
+    assert tenants.admin.datasets() == []
+    (tmp_path / "b-area").rename(data_root / "proj-b")
+    made = post(api, tenants, "admin", "/datasets", b_data)
+    assert made.status_code == 201, made.text
+    assert made.json()["versions"][0]["path"] == str(data_root.resolve() / "proj-b" / "b-data")
 
 
 def test_who_may_register(api: httpx.Client, tenants: Tenants, data_root: Path) -> None:
@@ -260,11 +303,12 @@ def test_a_new_version_changes_only_the_terms_given(
 
     check_all(
         [
-            ("null", new("owen", {"path": "open", "classification": None}), 422, "classification"),
-            ("no basis", new("owen", {"path": "open", "legal_basis": None}), 422, "legal_basis"),
+            ("null", new("owen", {"path": "other", "classification": None}), 422, "classification"),
+            ("no basis", new("owen", {"path": "other", "legal_basis": None}), 422, "legal_basis"),
             ("overlap", new("owen", {"path": "books-v2"}), 422, "path"),
-            ("alice", new("alice", {"path": "open"}), 403, None),
-            ("unknown", new("owen", {"path": "open"}, name="nope"), 404, "dataset"),
+            ("other area", new("owen", {"path": "../proj-b/b-data"}), 422, "path"),
+            ("alice", new("alice", {"path": "other"}), 403, None),
+            ("unknown", new("owen", {"path": "other"}, name="nope"), 404, "dataset"),
         ]
     )
 

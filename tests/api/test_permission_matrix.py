@@ -109,9 +109,10 @@ class Facility:
         return made
 
     def dataset_body(self, name: str) -> dict[str, Any]:
-        """A public dataset of p's, named `name`, over a fresh directory of the data root."""
-        (self.data_root / name).mkdir()
-        (self.data_root / name / "part-0.txt").write_text(f"{name}\n")
+        """A public dataset of p's, named `name`, over a fresh directory in p's area of the
+        data root (`<root>/p/`)."""
+        (self.data_root / "p" / name).mkdir(parents=True)
+        (self.data_root / "p" / name / "part-0.txt").write_text(f"{name}\n")
         return {
             "name": name,
             "project": "p",

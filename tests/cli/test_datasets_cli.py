@@ -1,6 +1,6 @@
 """`aifactory datasets` against the real API (uvicorn in a thread over a fresh SQLite database,
 a real data root), run in-process with typer's CliRunner, as the bootstrapped admin: the
-project `default` is theirs."""
+project `default` is theirs, its data in its area of the root (`<root>/default/`)."""
 
 from __future__ import annotations
 
@@ -49,9 +49,9 @@ def db(sqlite_url: str) -> Iterator[Database]:
 @pytest.fixture
 def root(live_server: LiveServer) -> Path:
     assert live_server.state.data_root is not None
-    for name in ["books", "books-v2"]:
-        (live_server.state.data_root / name).mkdir()
-        (live_server.state.data_root / name / "a.txt").write_text("hallo wereld\n")
+    for name in ["books", "books-v2"]:  # in the area of project default
+        (live_server.state.data_root / "default" / name).mkdir(parents=True)
+        (live_server.state.data_root / "default" / name / "a.txt").write_text("hallo wereld\n")
     (live_server.state.data_root / "open.txt").write_text("open\n")
     return live_server.state.data_root
 
@@ -108,17 +108,17 @@ def test_register_list_show_version_grant_and_revoke(live_server: LiveServer, ro
 
 def test_bad_terms_and_missing_retention_are_refused(live_server: LiveServer, root: Path) -> None:
     refused = run(
-        live_server, "register", "nl-books", "--path", "books", "--retention-days", "30",
+        live_server, "register", "nl-books", "--path", "default/books", "--retention-days", "30",
         *REGISTER[:7], "because", *REGISTER[8:],
     )  # fmt: skip
     assert isinstance(refused.exception, ApiError)
     assert refused.exception.status == 422
     assert refused.exception.errors[0]["field"] == "legal_basis"
-    missing = run(live_server, "register", "nl-books", "--path", "books", *REGISTER)
+    missing = run(live_server, "register", "nl-books", "--path", "default/books", *REGISTER)
     assert missing.exit_code == 2
     assert "--retention-days or --retain-until" in missing.output
     both = run(
-        live_server, "register", "nl-books", "--path", "books", "--retention-days", "3",
+        live_server, "register", "nl-books", "--path", "default/books", "--retention-days", "3",
         "--retain-until", "2999-01-01", *REGISTER,
     )  # fmt: skip
     assert both.exit_code == 2

@@ -1,9 +1,10 @@
 """The dataset registry on a real database (SQLite and PostgreSQL) and a real data root:
-registration with lawful terms, versions, who sees and does what, grants and their use.
+registration with lawful terms, versions in their project's area, who sees and does what,
+grants and their use.
 
 The facility is tests.services.accounting_world's: project `lab` (owen owner, alice member,
 vera viewer), `nlp` (rex owner), `shop` (bob owner), olga an operator; here also audrey, an
-auditor.
+auditor. The data root has areas for lab and shop (not nlp) and facility data at its top.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from aifactory.services.datasets import (
     list_datasets,
     register_dataset,
 )
-from aifactory.services.tenancy import create_user
+from aifactory.services.tenancy import create_project, create_user
 from aifactory.store.db import Database
 from aifactory.store.models import AuditEvent, Dataset, Project, ProjectClosure
 from tests.services.accounting_world import DAY, T0, build_world, who
@@ -65,11 +66,17 @@ def world(db: Database) -> Database:
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
+    """lab's area with its data, shop's with its own, and facility data in the root itself."""
     made = tmp_path / "data"
-    for name in ["books", "books-v2", "census", "open", "other"]:
+    for name in ["lab/books", "lab/books-v2", "lab/census", "lab/other", "shop/census", "open"]:
         (made / name).mkdir(parents=True)
         (made / name / "part-0.txt").write_text(f"{name}\n")
     return made
+
+
+def area_of(root: Path, project: str) -> str:
+    """The reason a path outside the project's area is refused ends with."""
+    return f"the data of project {project}'s datasets lies under {root.resolve() / project}/"
 
 
 def register(
@@ -122,16 +129,16 @@ def test_a_dataset_is_registered_with_its_first_version_read_only(
         1,
         "present",
         1,
-        len("books\n"),
+        len("lab/books\n"),
     )
-    assert version.path == str(root.resolve() / "books")
-    assert version.sha256 == storage.store(root, root / "books").sha256
+    assert version.path == str(root.resolve() / "lab" / "books")
+    assert version.sha256 == storage.store(root, root / "lab/books", project="lab").sha256
     assert (version.classification, version.legal_basis, version.purposes) == (
         "personal",
         "public_task",
         ["llm-training", "evaluation"],
     )
-    assert not (root / "books" / "part-0.txt").stat().st_mode & storage.WRITE_BITS
+    assert not (root / "lab/books/part-0.txt").stat().st_mode & storage.WRITE_BITS
     with world.read() as s:
         lab = s.scalars(select(Project).where(Project.name == "lab")).one()
     (registered,) = events(world, "dataset.register")
@@ -195,7 +202,7 @@ def test_unlawful_terms_are_refused_naming_the_field_and_leave_the_data_as_it_wa
     with pytest.raises(InvalidInput) as refused:
         register(world, root, terms=replace(PERSONAL, **change))
     assert refused.value.field == field
-    assert (root / "books").stat().st_mode & storage.WRITE_BITS
+    assert (root / "lab/books").stat().st_mode & storage.WRITE_BITS
     assert visible(world, "admin") == []
 
 
@@ -220,15 +227,15 @@ def test_data_paths_are_checked_against_the_root_and_other_versions(
 ) -> None:
     (tmp_path / "secret").mkdir()
     (tmp_path / "secret/a.txt").write_text("x")
-    (root / "books/leak").symlink_to(tmp_path / "secret/a.txt")
-    for path in ["../secret", str(tmp_path / "secret"), "books", "missing"]:
+    (root / "lab/books/leak").symlink_to(tmp_path / "secret/a.txt")
+    for path in ["../../secret", str(tmp_path / "secret"), "books", "missing"]:
         with pytest.raises(InvalidInput) as refused:
             register(world, root, path=path)
         assert refused.value.field == "path", path
-    (root / "books/leak").unlink()
+    (root / "lab/books/leak").unlink()
     register(world, root)
-    (root / "books/inner").mkdir(exist_ok=True)
-    (root / "books-inner.txt").write_text("x")
+    (root / "lab/books/inner").mkdir(exist_ok=True)
+    (root / "lab/books-inner.txt").write_text("x")
     for path in ["books", "books/part-0.txt", "."]:
         with pytest.raises(InvalidInput) as overlap:
             register(world, root, name="again", path=path)
@@ -237,6 +244,108 @@ def test_data_paths_are_checked_against_the_root_and_other_versions(
         register(world, None, name="again", path="census")
     assert no_root.value.field == "path"
     assert no_root.value.message == "this facility has no data root"
+
+
+def test_a_project_registers_only_data_in_its_own_area(world: Database, root: Path) -> None:
+    (root / "lab/borrowed").symlink_to(root / "shop/census")
+    outside = [
+        "../shop/census",  # another project's area
+        str(root / "shop/census"),  # the same, absolute
+        str(root.resolve() / "shop/census"),
+        "../open",  # facility data in the root
+        str(root / "open"),
+        "..",  # the root itself
+        str(root),
+        "borrowed",  # a link in lab's area into shop's
+        "books/../../shop/census",
+    ]
+    for user in ["owen", "admin"]:  # the area is the dataset's project's, whoever registers
+        for path in outside:
+            with pytest.raises(InvalidInput) as refused:
+                register(world, root, user=user, path=path)
+            assert refused.value.field == "path", path
+            assert refused.value.message.endswith(area_of(root, "lab")), refused.value.message
+    (root / "lab/other/peek").symlink_to(root / "shop/census/part-0.txt")
+    with pytest.raises(InvalidInput) as peeks:  # a link below the version, into shop's area
+        register(world, root, path="other")
+    assert peeks.value.message == (
+        f"peek is a link that leads outside project lab's area {root.resolve() / 'lab'}/"
+    )
+    for path in [".", str(root / "lab")]:
+        with pytest.raises(InvalidInput) as whole:
+            register(world, root, path=path)
+        assert whole.value.field == "path"
+        assert "not the area itself" in whole.value.message
+    assert (root / "shop/census").stat().st_mode & storage.WRITE_BITS  # shop's data untouched
+    assert visible(world, "admin") == []
+
+    # In its own area, relative or absolute; and a new version stays there too.
+    view = register(world, root, path=str(root / "lab/books"))
+    assert view.versions[0].path == str(root.resolve() / "lab/books")
+    with world.read() as s:
+        owen = who(s, "owen")
+    with pytest.raises(InvalidInput) as version:
+        add_version(
+            world,
+            owen,
+            dataset="nl-books",
+            path="../shop/census",
+            changes={},
+            data_root=root,
+            now=NOW,
+        )
+    assert (version.value.field, version.value.message.endswith(area_of(root, "lab"))) == (
+        "path",
+        True,
+    )
+    # Facility datasets, the admins', lie anywhere in the root.
+    facility = register(
+        world, root, user="admin", name="shop-copy", project=None, path="shop/census"
+    )
+    assert facility.versions[0].path == str(root.resolve() / "shop/census")
+
+
+def test_a_project_area_is_a_real_directory_of_the_root(
+    world: Database, root: Path, tmp_path: Path
+) -> None:
+    def refused(path: str = "corpus") -> InvalidInput:
+        with pytest.raises(InvalidInput) as refusal:
+            register(world, root, user="rex", name="nlp-corpus", project="nlp", path=path)
+        assert refusal.value.field == "path"
+        return refusal.value
+
+    nlp = root.resolve() / "nlp"
+    assert refused().message == (
+        f"project nlp has no area in the data root yet: create {nlp}/ and put the data of its "
+        "datasets there"
+    )
+    (tmp_path / "elsewhere/corpus").mkdir(parents=True)
+    (tmp_path / "elsewhere/corpus/part-0.txt").write_text("corpus\n")
+    for target in [tmp_path / "elsewhere", root / "shop"]:  # out of the root; another area
+        (root / "nlp").symlink_to(target)
+        for path in ["corpus", "census", str(root / "nlp/corpus"), str(target / "corpus")]:
+            problem = refused(path).message
+            assert problem.startswith(f"{nlp} must be a directory of the data root itself"), path
+        (root / "nlp").unlink()
+    (root / "nlp").write_text("not a directory\n")
+    assert "must be a directory of the data root itself" in refused().message
+    (root / "nlp").unlink()
+    assert (tmp_path / "elsewhere/corpus").stat().st_mode & storage.WRITE_BITS  # untouched
+    (root / "nlp/corpus").mkdir(parents=True)
+    (root / "nlp/corpus/part-0.txt").write_text("corpus\n")
+    made = register(world, root, user="rex", name="nlp-corpus", project="nlp", path="corpus")
+    assert made.versions[0].path == str(nlp / "corpus")
+
+
+def test_a_project_whose_name_is_no_directory_has_no_area(world: Database, root: Path) -> None:
+    """The API takes only names that are one path component; the service refuses the rest."""
+    with world.session() as s:
+        create_project(s, who(s, "admin"), name="../lab", organisation="uva", owner="owen", now=T0)
+    with pytest.raises(InvalidInput) as refused:
+        register(world, root, project="../lab", path="books")
+    assert refused.value.field == "path"
+    assert "cannot be a directory of the data root" in refused.value.message
+    assert (root / "lab/books").stat().st_mode & storage.WRITE_BITS
 
 
 def test_a_new_version_keeps_the_terms_it_does_not_change(world: Database, root: Path) -> None:
@@ -287,6 +396,7 @@ def test_a_new_version_keeps_the_terms_it_does_not_change(world: Database, root:
 def test_who_sees_which_dataset(world: Database, root: Path) -> None:
     register(world, root)
     register(world, root, user="bob", name="shop-logs", project="shop", path="census")
+    assert visible(world, "admin") == ["nl-books", "shop-logs"]  # two areas, two "census"
     register(world, root, user="admin", name="open-web", project=None, path="open", terms=PUBLIC)
     everything = ["nl-books", "open-web", "shop-logs"]
     for user in ["admin", "olga", "audrey"]:

@@ -1,11 +1,15 @@
 """Where dataset versions lie on disk: the data root's rules, with real filesystem I/O.
 
-A *version path* is a file or a directory strictly inside the facility's data root. It is
-given relative to the root (or absolute, if inside it) and stored resolved (os.path.realpath).
+A version lies in an *area*: a facility dataset's anywhere in the facility's data root; a
+project's in the project's own directory of the root, `<root>/<project>/`, which must be a
+real directory there (not a link) and whose name is the project's, one path component. So one
+project cannot register data put in the root for another. A *version path* is a file or a
+directory strictly inside its area. It is given relative to the area (or absolute, if inside
+it) and stored resolved (os.path.realpath).
 
 Invariants this module keeps for every version it stores:
-- it lies inside the data root once every symbolic link is resolved, and no symbolic link in
-  it (the path itself, or any file or directory below) leads outside the version;
+- it lies inside its area once every symbolic link is resolved, and no symbolic link in it
+  (the path itself, or any file or directory below) leads outside the version;
 - it holds data: it exists, has at least one regular file, and not zero bytes in all;
 - it holds nothing but regular files, directories and such links (no device, socket or pipe);
 - it neither equals, lies inside, nor contains the path of another version still on disk
@@ -54,32 +58,87 @@ class Stored:
     sha256: str
 
 
-def store(root: Path, path: Path) -> Stored:
-    """Make the version at `path` (from `resolve`) read-only and measure it. Its contents are
-    checked before anything changes, and again after: a change in between is refused."""
-    before = survey(root, path)
+def store(root: Path, path: Path, *, project: str | None = None) -> Stored:
+    """Make the version at `path` (from `resolve`, with the same `project`) read-only and
+    measure it. Its contents are checked before anything changes, and again after: a change in
+    between is refused."""
+    before = survey(root, path, project=project)
     freeze(path, before)
-    if survey(root, path) != before:
+    if survey(root, path, project=project) != before:
         raise Conflict("the data changed while it was being registered; try again", field="path")
     return Stored(path, sum(e.size for e in before), _count_files(before), digest(path, before))
 
 
-def resolve(root: Path, given: str) -> Path:
-    """The real path `given` names: relative to the root, or absolute inside it."""
+def area(root: Path, project: str | None) -> Path:
+    """The real directory the versions of `project`'s datasets lie in: `<root>/<project>/`, a
+    directory of the real data root itself (not a link to one, here or elsewhere); for a
+    facility dataset (`project` None), the real data root."""
     real_root = Path(os.path.realpath(root))
-    if not given.strip() or "\x00" in given:
-        raise InvalidInput("give the path of the data, inside the data root", field="path")
-    found = Path(os.path.realpath(real_root / given))  # an absolute `given` replaces the root
-    if found == real_root:
+    if project is None:
+        return real_root
+    if not _one_component(project):
         raise InvalidInput(
-            "a version lies in its own file or directory inside the data root, not the root",
+            f"project {project!r} has a name that cannot be a directory of the data root "
+            "(a '/', NUL, '.' or '..'): its datasets cannot be registered",
             field="path",
         )
-    if not found.is_relative_to(real_root):
-        raise InvalidInput(f"{given!r} is outside the data root", field="path")
-    if not os.path.lexists(found):
-        raise InvalidInput(f"{given!r} does not exist in the data root", field="path")
+    found = real_root / project
+    try:
+        info = os.lstat(found)
+    except FileNotFoundError:
+        raise InvalidInput(
+            f"project {project} has no area in the data root yet: create {found}/ and put the "
+            f"data of its datasets there",
+            field="path",
+        ) from None
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {found}: {exc.strerror}", field="path") from None
+    if not stat.S_ISDIR(info.st_mode):  # lstat: a link, even to a directory, is refused
+        raise InvalidInput(
+            f"{found} must be a directory of the data root itself (not a link or a file): "
+            f"the data of project {project}'s datasets lies under {found}/",
+            field="path",
+        )
     return found
+
+
+def resolve(root: Path, given: str, *, project: str | None = None) -> Path:
+    """The real path `given` names: relative to the area (`area`), or absolute inside it."""
+    base = area(root, project)
+    where = _where(base, project)
+    if not given.strip() or "\x00" in given:
+        raise InvalidInput(f"give the path of the data, inside {where}", field="path")
+    found = Path(os.path.realpath(base / given))  # an absolute `given` replaces the area
+    if found == base:
+        itself = "the root" if project is None else "the area itself"
+        raise InvalidInput(
+            f"a version lies in its own file or directory inside {where}, not {itself}",
+            field="path",
+        )
+    if not found.is_relative_to(base):
+        raise InvalidInput(_outside(given, base, project), field="path")
+    if not os.path.lexists(found):
+        raise InvalidInput(f"{given!r} does not exist in {where}", field="path")
+    return found
+
+
+def _one_component(name: str) -> bool:
+    """Whether `name` names one directory entry: no separator, NUL, '.' or '..'."""
+    separators = {"/", "\x00", os.sep} | ({os.altsep} if os.altsep else set())
+    return name not in {"", ".", ".."} and not any(c in name for c in separators)
+
+
+def _where(base: Path, project: str | None) -> str:
+    return "the data root" if project is None else f"project {project}'s area {base}/"
+
+
+def _outside(given: str, base: Path, project: str | None) -> str:
+    if project is None:
+        return f"{given!r} is outside the data root"
+    return (
+        f"{given!r} is not inside project {project}'s area: "
+        f"the data of project {project}'s datasets lies under {base}/"
+    )
 
 
 def check_apart(path: Path, others: Iterable[str]) -> None:
@@ -93,14 +152,18 @@ def check_apart(path: Path, others: Iterable[str]) -> None:
             )
 
 
-def survey(root: Path, path: Path) -> tuple[Entry, ...]:
-    """Everything in the version, in sorted order; refuses what a version may not hold."""
-    real_root = Path(os.path.realpath(root))
+def survey(root: Path, path: Path, *, project: str | None = None) -> tuple[Entry, ...]:
+    """Everything in the version, in sorted order; refuses what a version may not hold, and a
+    path that is not inside its area (`area`)."""
+    base = area(root, project)
+    real = Path(os.path.realpath(path))
+    if real == base or not real.is_relative_to(base):
+        raise InvalidInput(_outside(str(path), base, project), field="path")
     mode = _lstat(path).st_mode
     if stat.S_ISREG(mode):
         entries: tuple[Entry, ...] = (Entry("", FILE, _lstat(path).st_size),)
     elif stat.S_ISDIR(mode):
-        entries = tuple(sorted(_walk(real_root, path)))
+        entries = tuple(sorted(_walk(base, _where(base, project), path)))
     else:
         raise InvalidInput(f"{path} is not a regular file or a directory", field="path")
     if _count_files(entries) == 0 or sum(e.size for e in entries) == 0:
@@ -108,20 +171,20 @@ def survey(root: Path, path: Path) -> tuple[Entry, ...]:
     return entries
 
 
-def _walk(root: Path, top: Path) -> Iterable[Entry]:
+def _walk(base: Path, where: str, top: Path) -> Iterable[Entry]:
     def refuse(error: OSError) -> None:
         raise InvalidInput(f"cannot read {error.filename}: {error.strerror}", field="path")
 
     for dirpath, dirnames, filenames in os.walk(top, onerror=refuse):
         for name in dirnames + filenames:
-            yield _entry(root, top, Path(dirpath) / name)
+            yield _entry(base, where, top, Path(dirpath) / name)
 
 
-def _entry(root: Path, top: Path, path: Path) -> Entry:
+def _entry(base: Path, where: str, top: Path, path: Path) -> Entry:
     relpath = path.relative_to(top).as_posix()
     info = _lstat(path)
     if stat.S_ISLNK(info.st_mode):
-        return Entry(relpath, LINK, target=_link_target(root, top, path, relpath))
+        return Entry(relpath, LINK, target=_link_target(base, where, top, path, relpath))
     if stat.S_ISDIR(info.st_mode):
         return Entry(relpath, DIR)
     if stat.S_ISREG(info.st_mode):
@@ -132,11 +195,11 @@ def _entry(root: Path, top: Path, path: Path) -> Entry:
     )
 
 
-def _link_target(root: Path, top: Path, link: Path, relpath: str) -> str:
+def _link_target(base: Path, where: str, top: Path, link: Path, relpath: str) -> str:
     """Where a link inside the version leads, relative to the version; it must stay inside it."""
     target = Path(os.path.realpath(link))
-    if not target.is_relative_to(root):
-        raise InvalidInput(f"{relpath} is a link that leads outside the data root", field="path")
+    if not target.is_relative_to(base):
+        raise InvalidInput(f"{relpath} is a link that leads outside {where}", field="path")
     if not target.is_relative_to(top):
         raise InvalidInput(
             f"{relpath} is a link to data outside this version; versions share no files",

@@ -13,6 +13,10 @@ auditors see every dataset and grant; anyone else sees facility datasets, their 
 datasets and datasets granted to their projects (and, of a dataset they do not own, only their
 projects' grants). A dataset they cannot see does not exist for them (404).
 
+Where data lies (governance.storage): a project dataset's versions in the project's own area
+of the data root, `<root>/<project>/`, their paths given relative to it; a facility dataset's
+anywhere in the root, relative to the root. So a project registers only data put there for it.
+
 Invariants: a version is immutable once registered (read-only on disk, governance.storage) and
 shares no files with another version still on disk; its terms are lawful when registered
 (DatasetTerms.problems, retention in the future); a grant names a purpose the newest present
@@ -117,9 +121,9 @@ def register_dataset(
     root = _root(data_root)
     lawful(terms, now=now)
     with db.read() as session:
-        _new_dataset_owner(session, principal, spec)
-        target = _free_path(session, root, path)
-    stored = storage.store(root, target)
+        project = _name_of(_new_dataset_owner(session, principal, spec))
+        target = _free_path(session, root, path, project)
+    stored = storage.store(root, target, project=project)
     with db.session() as session:
         owner = _new_dataset_owner(session, principal, spec)
         _take_turns(session)
@@ -143,9 +147,10 @@ def add_version(
     VersionTerms) applied. Earlier versions stay as they are."""
     root = _root(data_root)
     with db.read() as session:
-        _new_version_terms(session, principal, dataset, changes, now=now)
-        target = _free_path(session, root, path)
-    stored = storage.store(root, target)
+        found, _terms = _new_version_terms(session, principal, dataset, changes, now=now)
+        project = _name_of(_owner(session, found))
+        target = _free_path(session, root, path, project)
+    stored = storage.store(root, target, project=project)
     with db.session() as session:
         found, terms = _new_version_terms(session, principal, dataset, changes, now=now)
         _take_turns(session)
@@ -233,8 +238,7 @@ def _new_version_terms(
 ) -> tuple[Dataset, VersionTerms]:
     found = dataset_by_name(session, principal, name)
     principal.authorize(Action.DATASET_REGISTER, found.owner_project_id, seen=True)
-    if found.owner_project_id is not None:
-        refuse_closed(session, session.get(Project, found.owner_project_id), "dataset")
+    refuse_closed(session, _owner(session, found), "dataset")
     for field in changes:
         if field not in TERM_FIELDS:
             raise InvalidInput("is not a term of a version", field=field)
@@ -256,8 +260,19 @@ def _given_terms(version: DatasetVersion) -> VersionTerms:
     )
 
 
-def _free_path(session: Session, root: Path, given: str) -> Path:
-    target = storage.resolve(root, given)
+def _owner(session: Session, dataset: Dataset) -> Project | None:
+    owner = dataset.owner_project_id
+    return None if owner is None else session.get(Project, owner)
+
+
+def _name_of(project: Project | None) -> str | None:
+    return None if project is None else project.name
+
+
+def _free_path(session: Session, root: Path, given: str, project: str | None) -> Path:
+    """The data at `given`, in `project`'s area of the root (None: anywhere in the root), if no
+    other version on disk overlaps it."""
+    target = storage.resolve(root, given, project=project)
     storage.check_apart(target, _paths_on_disk(session))
     return target
 

@@ -41,7 +41,8 @@ DataPath = Annotated[
     Field(
         min_length=1,
         max_length=4096,
-        description="inside the data root: relative to it, or absolute",
+        description="a project dataset's: inside <data root>/<project>/ (relative to it, or "
+        "absolute); a facility dataset's: inside the data root",
     ),
 ]
 Purpose = Annotated[str, Field(min_length=1, max_length=200)]

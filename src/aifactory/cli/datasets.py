@@ -18,7 +18,13 @@ from aifactory.cli.units import JsonFlag, day, minute, when_option
 app = typer.Typer(help="Datasets: registry, versions, grants.")
 
 Name = Annotated[str, typer.Argument(help="the dataset, e.g. nl-books")]
-DataPath = Annotated[str, typer.Option("--path", help="inside the data root (or relative to it)")]
+DataPath = Annotated[
+    str,
+    typer.Option(
+        "--path",
+        help="relative to <data root>/<project>/ (facility datasets: to the data root)",
+    ),
+]
 _CLASSES = "public, internal, personal or special_category"
 _RESIDENCIES = "where it may be processed: NL, EU or ANY"
 _LICENCE = "e.g. CC-BY-4.0"

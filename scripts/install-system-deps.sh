@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
-# Installs the system packages the test suite needs, when they are missing:
-# PostgreSQL's server (the tests start a real one). Debian/Ubuntu, as root or with sudo.
+# Installs the system packages the test suite needs, when they are missing: PostgreSQL's server,
+# and Slurm with munge, slurmdbd and MariaDB's server binary (the tests start a real PostgreSQL
+# server and a real one-host Slurm cluster of their own, with accounting so that sacct works).
+# Debian/Ubuntu, as root or with sudo. Fast and silent when all is there.
 set -euo pipefail
 
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
 have_postgres() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; }
 
 missing=()
 have_postgres || missing+=(postgresql)
-command -v runuser >/dev/null || missing+=(util-linux)
+have runuser || missing+=(util-linux)
+have munged || missing+=(munge)
+have slurmctld || missing+=(slurmctld)
+have slurmd || missing+=(slurmd)
+have slurmdbd || missing+=(slurmdbd)
+have mariadbd || missing+=(mariadb-server-core)
+for tool in sbatch squeue sacct scontrol scancel sinfo; do
+  have "$tool" || { missing+=(slurm-client); break; }
+done
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -16,8 +27,23 @@ echo "installing system packages: ${missing[*]}"
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else
   echo "need root (or sudo) to install: ${missing[*]}" >&2; exit 1
 fi
+# Debian starts (and enables) the services it installs; the tests start their own, so keep them
+# from starting (a policy-rc.d that says no, for the length of the install), then stop and
+# disable those of the packages installed here (never a service that was there before).
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  trap '$SUDO rm -f "$policy"' EXIT
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod 755 "$policy"
+fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# Debian starts a cluster on install; the tests start their own, so stop it.
-$SUDO service postgresql stop >/dev/null 2>&1 || true
+for service in "${missing[@]}"; do
+  case "$service" in postgresql|munge|slurmctld|slurmd|slurmdbd) ;; *) continue ;; esac
+  if [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now "$service" >/dev/null 2>&1 || true
+  else
+    $SUDO service "$service" stop >/dev/null 2>&1 || true
+  fi
+done

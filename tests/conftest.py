@@ -1,4 +1,5 @@
-"""Fixtures that start real services: SQLite files, a PostgreSQL server, a live API server.
+"""Fixtures that start real services: SQLite files, a PostgreSQL server, a live API server, a
+Slurm cluster.
 
 Store and API tests take `db_url`, which runs each of them on SQLite and on PostgreSQL, each
 test on a fresh database copied from a migrated template.
@@ -28,6 +29,7 @@ from aifactory.store.db import Database
 from aifactory.store.migrate import upgrade
 from aifactory.store.nodes import upsert_node
 from tests.postgres import create_database, free_port, postgres_server
+from tests.slurm_cluster import SlurmCluster, running_cluster
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 _counter = itertools.count()
@@ -164,3 +166,18 @@ def serving(db: Database, tmp_path: Path) -> Iterator[LiveServer]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[SlurmCluster]:
+    """A real one-host Slurm cluster (tests/slurm_cluster.py) for the session; fails, never
+    skips, when Slurm is not installed."""
+    try:
+        running = running_cluster()
+        cluster = running.__enter__()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield cluster
+    finally:
+        running.__exit__(None, None, None)

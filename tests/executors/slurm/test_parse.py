@@ -11,11 +11,8 @@ import pytest
 
 from aifactory.executors.base import Outcome, Phase
 from aifactory.executors.slurm.parse import (
-    JOB_STATES,
     QUEUE_FIELDS,
     SlurmJob,
-    base_state,
-    job_phase,
     parse_accounting,
     parse_job_details,
     parse_node_state,
@@ -24,6 +21,7 @@ from aifactory.executors.slurm.parse import (
     parse_queue,
     parse_submitted,
 )
+from aifactory.executors.slurm.states import JOB_STATES, base_state, job_phase
 from aifactory.executors.slurm.values import ExitStatus
 
 CAPTURED = Path(__file__).parent / "captured"

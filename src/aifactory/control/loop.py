@@ -209,7 +209,9 @@ class ControlLoop:
     # ---- reconcile: what the executor saw → job states -----------------------------------
     def _sync(self) -> None:
         with self.db.read() as session:
-            active = [_active(job) for job in jobs_in_states(session, sorted(ACTIVE))]
+            jobs = jobs_in_states(session, sorted(ACTIVE))
+            names = _project_names(session, {job.project_id for job in jobs})
+            active = [_active(job, names.get(job.project_id)) for job in jobs]
         if not active:
             return
         seen = self.executor.poll(job.attempt for job in active)
@@ -379,7 +381,8 @@ class ControlLoop:
                 admitted_at=now,
                 attempts=row.attempts + 1,
             )
-            launches.append(_active(row).launch)
+            names = _project_names(session, {row.project_id})
+            launches.append(_active(row, names.get(row.project_id)).launch)
             if row.uses_datasets:
                 admission.record_access(session, row, now=now)
         return launches
@@ -487,7 +490,14 @@ def _device_book(session: Session) -> DeviceBook:
     )
 
 
-def _active(job: Job) -> ActiveJob:
+def _project_names(session: Session, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = session.execute(select(Project.id, Project.name).where(Project.id.in_(sorted(ids))))
+    return {project_id: name for project_id, name in rows}
+
+
+def _active(job: Job, project: str | None = None) -> ActiveJob:
     placement = {
         node_id: NodeSlice(list(part["gpu_ids"]), list(part["cpu_ids"]), int(part["memory_mb"]))
         for node_id, part in (job.placement or {}).items()
@@ -499,5 +509,6 @@ def _active(job: Job) -> ActiveJob:
         working_dir=job.working_dir,
         time_limit_s=job.time_limit_s,
         placement=placement,
+        project=project,
     )
     return ActiveJob(job.id, JobState(job.state), job.cancel_requested, job.preempt_reason, launch)

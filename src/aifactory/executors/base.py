@@ -57,6 +57,7 @@ class Launch:
     working_dir: str | None
     time_limit_s: int
     placement: Mapping[str, NodeSlice]
+    project: str | None = None  # whose work it is (the Slurm executor's account)
 
     @property
     def job_id(self) -> int:

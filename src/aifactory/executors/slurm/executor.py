@@ -1,0 +1,341 @@
+"""The Slurm executor: admitted attempts run as Slurm batch jobs on exactly the nodes, GPUs,
+CPUs and memory the scheduler chose; aifactory keeps policy, accounting and governance.
+
+Each attempt is a Slurm job named `aif-<job>-<attempt>` (executors.slurm.script) with its own
+directory under the jobs directory, which the cluster's nodes share: `slurm.json` (the Slurm job
+id, written as soon as sbatch answers), `started.json` and `exit.json` (written by the batch
+script), `output.log`, and the `cancel` / `preempt` markers. Starting is idempotent: an attempt
+with an id, a start record or a Slurm job of its name is never submitted again, so a crash
+between sbatch and writing the id cannot run it twice (the name finds it).
+
+Stopping: cancel is `scancel` (Slurm's SIGTERM, KillWait, SIGKILL); preemption sends SIGTERM to
+the batch shell, which passes it to the whole command, and `scancel`s the job once the grace
+period is over. Slurm never requeues a job itself (`--no-requeue`): a preempted attempt is
+requeued by the facility as a new attempt, a new Slurm job. Jobs not named by this facility are
+foreign load: their resources are reported (`foreign_load`) and they are never touched.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aifactory.domain.nodes import Node
+from aifactory.domain.resources import Resources
+from aifactory.executors.base import Attempt, Launch, NodeOffer, Observation, Outcome, Phase
+from aifactory.executors.slurm.commands import AccountingDisabled, SlurmClient, SlurmError
+from aifactory.executors.slurm.parse import SlurmJob, SlurmNode
+from aifactory.executors.slurm.script import (
+    Where,
+    attempt_of,
+    batch_script,
+    job_name,
+    sbatch_options,
+)
+from aifactory.executors.slurm.states import job_phase
+
+log = logging.getLogger("aifactory.executors.slurm")
+ENDED = frozenset({Phase.EXITED})
+FOREIGN_MAX_AGE_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class SlurmExecutorConfig:
+    jobs_dir: Path  # on a file system every node of the cluster shares
+    site: str  # the site of every node, unless `node_sites` says otherwise
+    node_sites: Mapping[str, str] = field(default_factory=dict)  # node name pattern → site
+    partition: str | None = None  # None: the cluster's default partition
+    accounts: bool = True  # submit under a Slurm account named after the project
+    grace_s: float = 10.0  # SIGTERM → kill, for preemptions and before time limits
+
+
+class SlurmExecutor:
+    name = "slurm"
+    capabilities = frozenset({"gpu_isolation", "multi_node"})
+
+    def __init__(self, config: SlurmExecutorConfig, client: SlurmClient) -> None:
+        self.config = config
+        self.client = client
+        self._models: dict[str, str | None] = {}  # node → GPU model, from the last inventory
+        self._foreign: dict[str, Resources] = {}
+        self._foreign_at = -FOREIGN_MAX_AGE_S * 2
+
+    # ---- what the cluster offers ---------------------------------------------------------
+    def inventory(self) -> list[NodeOffer]:
+        offers = []
+        for node in self.client.nodes():
+            if self.config.partition and self.config.partition not in node.partitions:
+                continue
+            if not node.usable:
+                log.info("node %s is %s: not offered", node.name, node.state)
+                continue
+            offers.append(self._offer(node))
+        return offers
+
+    def _offer(self, node: SlurmNode) -> NodeOffer:
+        gpus = sum(node.gpus.values())
+        models = [m for m, n in node.gpus.items() if n]
+        model = models[0] if len(models) == 1 else None
+        self._models[node.name] = model
+        offer = Node(
+            id=node.name,
+            site=self.site_of(node.name),
+            capacity=Resources(gpus, node.cpus, node.memory_mb),
+            gpu_model=model,
+            pool=self.config.partition or "default",
+        )
+        return NodeOffer(offer, [str(i) for i in range(gpus)])
+
+    def site_of(self, node: str) -> str:
+        for pattern, site in self.config.node_sites.items():
+            if fnmatch.fnmatchcase(node, pattern):
+                return site
+        return self.config.site
+
+    def foreign_load(self) -> Mapping[str, Resources]:
+        """As of the latest look at the queue (at most FOREIGN_MAX_AGE_S old)."""
+        if time.monotonic() - self._foreign_at > FOREIGN_MAX_AGE_S:
+            self._note_foreign(self.client.queue())
+        return dict(self._foreign)
+
+    def _note_foreign(self, queue: list[SlurmJob]) -> None:
+        self._foreign = _foreign_load(queue)
+        self._foreign_at = time.monotonic()
+
+    # ---- files ---------------------------------------------------------------------------
+    def home(self, job_id: int) -> Path:
+        return self.config.jobs_dir / str(job_id)
+
+    def attempt_dir(self, attempt: Attempt) -> Path:
+        return self.home(attempt.job_id) / f"attempt-{attempt.number}"
+
+    def log_path(self, job_id: int) -> Path:
+        numbers = (p.name.removeprefix("attempt-") for p in self.home(job_id).glob("attempt-*"))
+        latest = max((int(n) for n in numbers if n.isdigit()), default=1)
+        return self.attempt_dir(Attempt(job_id, latest)) / "output.log"
+
+    # ---- start ---------------------------------------------------------------------------
+    def start(self, launch: Launch) -> None:
+        attempt = launch.attempt
+        where = Where(
+            self.attempt_dir(attempt), Path(launch.working_dir or self.home(attempt.job_id))
+        )
+        where.attempt_dir.mkdir(parents=True, exist_ok=True)
+        where.working_dir.mkdir(parents=True, exist_ok=True)
+        if self._slurm_id(attempt) is not None or (where.attempt_dir / "started.json").exists():
+            return  # submitted once already
+        if (where.attempt_dir / "cancel").exists():
+            return  # cancelled before it was submitted: it never runs
+        found = self.client.queue(name=job_name(attempt))
+        if found:
+            self._remember(attempt, found[0].id)  # sbatch answered before a crash: adopt it
+            return
+        options = sbatch_options(
+            launch,
+            where,
+            gpu_models=self._models,
+            partition=self.config.partition,
+            account=launch.project if self.config.accounts else None,
+            warn_s=max(1, int(self.config.grace_s)),
+        )
+        env = {
+            **launch.env,
+            "AIFACTORY_JOB_ID": str(attempt.job_id),
+            "AIFACTORY_ATTEMPT": str(attempt.number),  # above 1: resuming after a preemption
+            "PYTHONUNBUFFERED": "1",
+        }
+        slurm_id = self.client.submit(batch_script(launch, where), options, env=env)
+        self._remember(attempt, slurm_id)
+        log.info("job %s attempt %s is Slurm job %s", attempt.job_id, attempt.number, slurm_id)
+
+    def _remember(self, attempt: Attempt, slurm_id: int) -> None:
+        _write_json(self.attempt_dir(attempt) / "slurm.json", {"slurm_job_id": slurm_id})
+
+    def _slurm_id(self, attempt: Attempt) -> int | None:
+        record = _read_json(self.attempt_dir(attempt) / "slurm.json")
+        return int(record["slurm_job_id"]) if record else None
+
+    # ---- observe -------------------------------------------------------------------------
+    def poll(self, attempts: Iterable[Attempt]) -> dict[Attempt, Observation]:
+        wanted = list(attempts)
+        queue = self.client.queue()
+        self._note_foreign(queue)
+        by_name = {job.name: job for job in queue}
+        by_id = {job.id: job for job in queue}
+        seen: dict[Attempt, Observation] = {}
+        forgotten: dict[Attempt, int] = {}
+        for attempt in wanted:
+            slurm_id = self._slurm_id(attempt)
+            job = by_id.get(slurm_id) if slurm_id is not None else by_name.get(job_name(attempt))
+            if job is None and slurm_id is not None:
+                forgotten[attempt] = slurm_id
+                continue
+            seen[attempt] = self._observe(attempt, job)
+        seen.update(self._from_accounting(forgotten))
+        self._enforce_grace(seen)
+        return seen
+
+    def _observe(self, attempt: Attempt, job: SlurmJob | None) -> Observation:
+        if job is None:
+            if (self.attempt_dir(attempt) / "started.json").exists():
+                return self._from_files(attempt, "Slurm no longer knows the job")
+            return Observation(Phase.NOT_STARTED)
+        phase, outcome = job_phase(job.state)
+        if phase is Phase.STARTING:
+            return Observation(Phase.STARTING, reason=job.reason)
+        if phase is Phase.RUNNING:
+            return Observation(Phase.RUNNING, started_at=job.started_at)
+        return self._exited(attempt, job, outcome)
+
+    def _exited(self, attempt: Attempt, job: SlurmJob, outcome: Outcome | None) -> Observation:
+        code = job.exit.returncode if job.exit is not None else None
+        record = _read_json(self.attempt_dir(attempt) / "exit.json")
+        if record is not None and isinstance(record.get("exit_code"), int):
+            code = int(record["exit_code"])
+        outcome = self._asked(attempt) or outcome or Outcome.FAILED
+        if outcome is Outcome.SUCCEEDED and code not in (0, None):
+            outcome = Outcome.FAILED
+        return Observation(
+            Phase.EXITED,
+            started_at=job.started_at,
+            ended_at=job.ended_at or time.time(),
+            exit_code=code,
+            outcome=outcome,
+            reason=f"Slurm job {job.id}: {job.state_detail}"
+            + (f" ({job.reason})" if job.reason and job.reason != "None" else ""),
+        )
+
+    def _asked(self, attempt: Attempt) -> Outcome | None:
+        """What the facility asked of an attempt that then ended: a cancel wins."""
+        if (self.attempt_dir(attempt) / "cancel").exists():
+            return Outcome.CANCELLED
+        if (self.attempt_dir(attempt) / "preempt").exists():
+            return Outcome.PREEMPTED
+        return None
+
+    def _from_accounting(self, forgotten: Mapping[Attempt, int]) -> dict[Attempt, Observation]:
+        """Attempts slurmctld has forgotten (ended more than MinJobAge ago): from sacct, else
+        from the files the batch script left."""
+        if not forgotten:
+            return {}
+        try:
+            records = {
+                j.id: j for j in self.client.accounting(forgotten.values()) if j.step is None
+            }
+        except AccountingDisabled:
+            records = {}
+        seen = {}
+        for attempt, slurm_id in forgotten.items():
+            job = records.get(slurm_id)
+            if job is not None:
+                seen[attempt] = self._observe(attempt, job)
+            else:
+                seen[attempt] = self._from_files(attempt, f"Slurm job {slurm_id} is not known")
+        return seen
+
+    def _from_files(self, attempt: Attempt, why: str) -> Observation:
+        record = _read_json(self.attempt_dir(attempt) / "exit.json")
+        started = _read_json(self.attempt_dir(attempt) / "started.json") or {}
+        if record is None:
+            return Observation(Phase.LOST, reason=f"{why} and it left no exit record")
+        code = int(record["exit_code"])
+        outcome = self._asked(attempt) or (Outcome.SUCCEEDED if code == 0 else Outcome.FAILED)
+        return Observation(
+            Phase.EXITED,
+            started_at=_number(started.get("started_at")),
+            ended_at=_number(record.get("ended_at")),
+            exit_code=code,
+            outcome=outcome,
+            reason=f"{why}; from its exit record",
+        )
+
+    # ---- stop ----------------------------------------------------------------------------
+    def cancel(self, attempt: Attempt) -> None:
+        _touch(self.attempt_dir(attempt) / "cancel", time.time())
+        slurm_id = self._slurm_id(attempt)
+        if slurm_id is not None:
+            self.client.cancel(slurm_id)
+
+    def preempt(self, attempt: Attempt) -> None:
+        """SIGTERM to the job now (it may checkpoint); the kill follows after the grace."""
+        marker = self.attempt_dir(attempt) / "preempt"
+        if not marker.exists():
+            _touch(marker, time.time())
+        slurm_id = self._slurm_id(attempt)
+        if slurm_id is None:
+            return  # not submitted: the marker keeps it from being submitted at all
+        try:
+            self.client.cancel(slurm_id, signal="TERM", batch_only=True)
+        except SlurmError:
+            self.client.cancel(slurm_id)  # still pending: signals go to running jobs only
+
+    def _enforce_grace(self, seen: Mapping[Attempt, Observation]) -> None:
+        """Preempted attempts still running once their grace is over are killed."""
+        now = time.time()
+        for attempt, observed in seen.items():
+            if observed.phase in ENDED or observed.phase is Phase.NOT_STARTED:
+                continue
+            marker = self.attempt_dir(attempt) / "preempt"
+            asked = _marked_at(marker)
+            slurm_id = self._slurm_id(attempt)
+            if asked is not None and now - asked > self.config.grace_s and slurm_id is not None:
+                self.client.cancel(slurm_id)
+
+
+def _foreign_load(queue: Iterable[SlurmJob]) -> dict[str, Resources]:
+    """What running jobs this facility did not start hold on each node (an even share per node
+    of a job spanning several)."""
+    load: dict[str, Resources] = {}
+    for job in queue:
+        phase, _ = job_phase(job.state)
+        if phase is not Phase.RUNNING or attempt_of(job.name) is not None or not job.nodes:
+            continue
+        count = len(job.nodes)
+        share = Resources(
+            int(job.tres.get("gres/gpu", 0)) // count,
+            int(job.tres.get("cpu", 0)) // count,
+            int(job.tres.get("mem", 0)) // count,
+        )
+        for node in job.nodes:
+            load[node] = load.get(node, Resources()) + share
+    return load
+
+
+def _touch(path: Path, at: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{at}\n")
+
+
+def _marked_at(path: Path) -> float | None:
+    try:
+        return float(path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, record: dict[str, object]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w") as out:
+        json.dump(record, out)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None

@@ -1,0 +1,146 @@
+"""The Slurm executor against the real test cluster: an admitted attempt runs as a Slurm job on
+exactly its placement and reports its outcome; starting twice (also from a fresh executor after
+a crash) submits once; cancel and preemption (SIGTERM seen by the job, then the kill); foreign
+jobs are reported as load and never touched."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aifactory.domain.resources import Resources
+from aifactory.executors.base import Attempt, Launch, NodeSlice, Observation, Outcome, Phase
+from aifactory.executors.slurm.commands import SlurmClient
+from aifactory.executors.slurm.executor import SlurmExecutor, SlurmExecutorConfig
+from aifactory.executors.slurm.script import job_name
+from tests.executors.slurm.conftest import Jobs
+
+pytestmark = pytest.mark.slow
+_ids = iter(range(1000, 100_000))
+
+
+@pytest.fixture
+def executor(slurm_client: SlurmClient, tmp_path: Path) -> Iterator[SlurmExecutor]:
+    made = SlurmExecutor(
+        SlurmExecutorConfig(
+            jobs_dir=tmp_path / "jobs", site="NL", node_sites={"n2": "DE-site"}, grace_s=3
+        ),
+        slurm_client,
+    )
+    made.inventory()
+    yield made
+    for job in slurm_client.queue():
+        if job.name.startswith("aif-") and job.state in ("PENDING", "RUNNING"):
+            slurm_client.cancel(job.id)
+
+
+def launch(command: list[str], *, node: str = "n1", gpus: int = 0, limit_s: int = 120) -> Launch:
+    return Launch(
+        attempt=Attempt(next(_ids), 1),
+        command=command,
+        env={"GREETING": "hallo"},
+        working_dir=None,
+        time_limit_s=limit_s,
+        placement={node: NodeSlice([str(i) for i in range(gpus)], [0, 1], 512)},
+        project=None,
+    )
+
+
+def until(
+    executor: SlurmExecutor, attempt: Attempt, *phases: Phase, timeout_s: float = 30
+) -> Observation:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        seen = executor.poll([attempt])[attempt]
+        if seen.phase in phases:
+            return seen
+        assert time.monotonic() < deadline, f"{attempt}: {seen}"
+        time.sleep(0.3)
+
+
+def test_inventory_maps_nodes_gpus_and_sites(executor: SlurmExecutor) -> None:
+    offers = {o.node.id: o for o in executor.inventory()}
+    assert set(offers) == {"n1", "n2"}
+    assert offers["n1"].node.capacity == Resources(4, 8, 16000)
+    assert offers["n1"].node.gpu_model == "h100"
+    assert offers["n1"].gpu_ids == ["0", "1", "2", "3"]
+    assert (offers["n1"].node.site, offers["n2"].node.site) == ("NL", "DE-site")
+
+
+def test_an_attempt_runs_on_its_placement_and_succeeds(
+    executor: SlurmExecutor, slurm_client: SlurmClient
+) -> None:
+    job = launch(["bash", "-c", 'echo "$GREETING $CUDA_VISIBLE_DEVICES $SLURMD_NODENAME"'], gpus=2)
+    executor.start(job)
+    executor.start(job)  # idempotent
+    done = until(executor, job.attempt, Phase.EXITED)
+    assert (done.outcome, done.exit_code) == (Outcome.SUCCEEDED, 0)
+    assert executor.log_path(job.job_id).read_text() == "hallo 0,1 n1\n"
+    assert len(slurm_client.queue(name=job_name(job.attempt))) == 1
+
+
+def test_a_failing_attempt_reports_its_exit_code(executor: SlurmExecutor) -> None:
+    job = launch(["bash", "-c", "exit 3"])
+    executor.start(job)
+    done = until(executor, job.attempt, Phase.EXITED)
+    assert (done.outcome, done.exit_code) == (Outcome.FAILED, 3)
+
+
+def test_a_restarted_executor_finds_the_job_instead_of_submitting_again(
+    executor: SlurmExecutor, slurm_client: SlurmClient, tmp_path: Path
+) -> None:
+    job = launch(["sleep", "30"])
+    executor.start(job)
+    until(executor, job.attempt, Phase.RUNNING, Phase.STARTING)
+    # A crash after sbatch answered but before the id was written: only the name is left.
+    (executor.attempt_dir(job.attempt) / "slurm.json").unlink()
+    fresh = SlurmExecutor(executor.config, slurm_client)
+    fresh.inventory()
+    fresh.start(job)
+    assert len(slurm_client.queue(name=job_name(job.attempt))) == 1
+    assert fresh.poll([job.attempt])[job.attempt].phase in (Phase.RUNNING, Phase.STARTING)
+    fresh.cancel(job.attempt)
+    assert until(fresh, job.attempt, Phase.EXITED).outcome is Outcome.CANCELLED
+
+
+def test_never_submitted_reads_as_not_started(executor: SlurmExecutor) -> None:
+    job = launch(["true"])
+    assert executor.poll([job.attempt])[job.attempt].phase is Phase.NOT_STARTED
+
+
+def test_preemption_signals_the_job_which_checkpoints_then_it_is_killed(
+    executor: SlurmExecutor, tmp_path: Path
+) -> None:
+    marker = tmp_path / "checkpointed"
+    script = f"trap 'echo saved > {marker}' TERM; for i in $(seq 600); do sleep 0.1; done"
+    job = launch(["bash", "-c", script])
+    executor.start(job)
+    until(executor, job.attempt, Phase.RUNNING)
+    time.sleep(0.5)  # the trap is set
+    executor.preempt(job.attempt)
+    done = until(executor, job.attempt, Phase.EXITED, timeout_s=40)
+    assert done.outcome is Outcome.PREEMPTED
+    assert marker.read_text() == "saved\n"
+
+
+def test_foreign_jobs_are_load_and_left_alone(
+    executor: SlurmExecutor, jobs: Jobs, slurm_client: SlurmClient
+) -> None:
+    foreign = jobs.submit("#!/bin/sh\nsleep 60\n", "--gres=gpu:3", "--nodelist=n2", "-c", "2")
+    jobs.wait(foreign, {"RUNNING"})
+    deadline = time.monotonic() + 5
+    while executor.foreign_load().get("n2", Resources()).gpus != 3:
+        assert time.monotonic() < deadline, executor.foreign_load()
+        time.sleep(0.5)
+    (still,) = slurm_client.queue([foreign])
+    assert still.state == "RUNNING"  # never touched
+    others = [  # as Slurm allocated them; the session's over-time job also runs on n2
+        Resources(int(j.tres.get("gres/gpu", 0)), int(j.tres["cpu"]), int(j.tres["mem"]))
+        for j in slurm_client.queue()
+        if j.state == "RUNNING" and j.nodes == ("n2",) and not j.name.startswith("aif-")
+    ]
+    assert executor.foreign_load()["n2"] == sum(others, Resources())
+    assert executor.foreign_load()["n2"].gpus == 3

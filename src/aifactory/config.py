@@ -38,6 +38,19 @@ class Settings(BaseSettings):
     data_root: Path | None = Field(
         None, description="where datasets lie (default: data_dir/datasets); none may be outside"
     )
+    slurm_conf: Path | None = Field(
+        None, description="slurm executor: the cluster's slurm.conf (default: Slurm's own)"
+    )
+    slurm_partition: str | None = Field(
+        None, max_length=64, description="slurm executor: the partition (default: the cluster's)"
+    )
+    slurm_accounts: bool = Field(
+        True, description="slurm executor: submit under a Slurm account named after the project"
+    )
+    node_sites: dict[str, str] = Field(
+        default_factory=dict,
+        description='slurm executor: node name pattern → site, e.g. {"gpu-de-*": "frankfurt"}',
+    )
     policy: str = Field(
         "fairshare", description="scheduling policy: fairshare (default), slurm, easy or fifo"
     )

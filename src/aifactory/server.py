@@ -29,6 +29,8 @@ from aifactory.control.loop import ControlLoop
 from aifactory.domain.tenancy import FacilityRole
 from aifactory.executors.base import Executor
 from aifactory.executors.local.executor import LocalConfig, LocalExecutor
+from aifactory.executors.slurm.commands import SlurmClient, SlurmConfig
+from aifactory.executors.slurm.executor import SlurmExecutor, SlurmExecutorConfig
 from aifactory.governance import erasure
 from aifactory.scheduler import Policy, policy_named
 from aifactory.services.auth import issue_token
@@ -61,10 +63,11 @@ def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facilit
     db = Database(url)
     with db.session() as session:
         token = bootstrap(session, now=clock())
+        instance = flags.instance_id(session)
         upsert_site(session, settings.site, settings.site_country, now=clock())
         if settings.paused:
             flags.set_admission_paused(session, True)
-    executor = make_executor(settings)
+    executor = make_executor(settings, instance)
     loop = ControlLoop(
         db,
         executor,
@@ -110,9 +113,22 @@ def recover_admin_token(settings: Settings, user_name: str) -> str:
         db.dispose()
 
 
-def make_executor(settings: Settings) -> Executor:
-    if settings.executor != "local":
-        raise ValueError(f"executor {settings.executor!r} is not available yet (issue #6)")
+def make_executor(settings: Settings, instance: str = "0") -> Executor:
+    if settings.executor == "slurm":
+        return SlurmExecutor(
+            SlurmExecutorConfig(
+                jobs_dir=settings.jobs_dir,
+                site=settings.site,
+                node_sites=settings.node_sites,
+                partition=settings.slurm_partition,
+                accounts=settings.slurm_accounts,
+                grace_s=settings.grace_s,
+                instance=instance,
+            ),
+            SlurmClient(
+                SlurmConfig(conf=str(settings.slurm_conf) if settings.slurm_conf else None)
+            ),
+        )
     return LocalExecutor(
         LocalConfig(
             jobs_dir=settings.jobs_dir,

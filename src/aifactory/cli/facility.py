@@ -43,7 +43,25 @@ def up(
             "--virtual-gpus", help="declare N logical GPU slots (demos, tests, no-GPU machines)"
         ),
     ] = None,
-    executor: Annotated[str, typer.Option(help="local or slurm")] = "local",
+    executor: Annotated[
+        str, typer.Option(envvar="AIFACTORY_EXECUTOR", help="local or slurm")
+    ] = "local",
+    slurm_conf: Annotated[
+        Path | None,
+        typer.Option(
+            "--slurm-conf",
+            envvar="AIFACTORY_SLURM_CONF",
+            help="slurm: the cluster's slurm.conf (default: Slurm's own)",
+        ),
+    ] = None,
+    slurm_partition: Annotated[
+        str | None,
+        typer.Option(
+            "--slurm-partition",
+            envvar="AIFACTORY_SLURM_PARTITION",
+            help="slurm: the partition to run in (default: the cluster's)",
+        ),
+    ] = None,
     database_url: Annotated[
         str | None,
         typer.Option(
@@ -81,7 +99,8 @@ def up(
         typer.Option(min=1, max=64, help="API worker processes (one control loop acts at a time)"),
     ] = 1,
 ) -> None:
-    """Start a facility on this machine: API, control loop and local executor."""
+    """Start a facility: API and control loop here; jobs on this machine (local executor) or
+    on the Slurm cluster this machine is a client of (--executor slurm)."""
     from aifactory.config import Settings
     from aifactory.server import build, serve
 
@@ -91,10 +110,6 @@ def up(
         policy_named(policy)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--policy") from None
-    if executor == "slurm":
-        raise typer.BadParameter(
-            "the Slurm executor is not built yet (issue #6); use local", param_hint="--executor"
-        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         settings = Settings(
@@ -109,6 +124,8 @@ def up(
             site=site,
             country=country,
             data_root=data_root,
+            slurm_conf=slurm_conf,
+            slurm_partition=slurm_partition,
             paused=paused,
             workers=workers,
             policy=policy,

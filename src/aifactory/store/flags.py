@@ -1,12 +1,16 @@
-"""Operator switches kept in the database so they survive a restart."""
+"""Operator switches kept in the database so they survive a restart, and the facility's
+instance id."""
 
 from __future__ import annotations
+
+import secrets
 
 from sqlalchemy.orm import Session
 
 from aifactory.store.models import FacilityFlag
 
 ADMISSION_PAUSED = "admission_paused"
+INSTANCE = "instance"
 
 
 def admission_paused(session: Session) -> bool:
@@ -18,3 +22,13 @@ def set_admission_paused(session: Session, paused: bool) -> None:
     flag = session.get(FacilityFlag, ADMISSION_PAUSED) or FacilityFlag(name=ADMISSION_PAUSED)
     flag.value = "true" if paused else "false"
     session.add(flag)
+
+
+def instance_id(session: Session) -> str:
+    """A short id made once per facility database: it tells this facility's work apart from
+    other facilities' on a shared cluster (e.g. a reinstalled one's jobs still in Slurm)."""
+    flag = session.get(FacilityFlag, INSTANCE)
+    if flag is None:
+        flag = FacilityFlag(name=INSTANCE, value=secrets.token_hex(3))
+        session.add(flag)
+    return flag.value

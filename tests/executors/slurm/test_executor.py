@@ -79,7 +79,7 @@ def test_an_attempt_runs_on_its_placement_and_succeeds(
     done = until(executor, job.attempt, Phase.EXITED)
     assert (done.outcome, done.exit_code) == (Outcome.SUCCEEDED, 0)
     assert executor.log_path(job.job_id).read_text() == "hallo 0,1 n1\n"
-    assert len(slurm_client.queue(name=job_name(job.attempt))) == 1
+    assert len(slurm_client.queue(name=job_name(job.attempt, "0"))) == 1
 
 
 def test_a_failing_attempt_reports_its_exit_code(executor: SlurmExecutor) -> None:
@@ -100,7 +100,7 @@ def test_a_restarted_executor_finds_the_job_instead_of_submitting_again(
     fresh = SlurmExecutor(executor.config, slurm_client)
     fresh.inventory()
     fresh.start(job)
-    assert len(slurm_client.queue(name=job_name(job.attempt))) == 1
+    assert len(slurm_client.queue(name=job_name(job.attempt, "0"))) == 1
     assert fresh.poll([job.attempt])[job.attempt].phase in (Phase.RUNNING, Phase.STARTING)
     fresh.cancel(job.attempt)
     assert until(fresh, job.attempt, Phase.EXITED).outcome is Outcome.CANCELLED

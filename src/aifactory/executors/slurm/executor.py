@@ -1,8 +1,9 @@
 """The Slurm executor: admitted attempts run as Slurm batch jobs on exactly the nodes, GPUs,
 CPUs and memory the scheduler chose; aifactory keeps policy, accounting and governance.
 
-Each attempt is a Slurm job named `aif-<job>-<attempt>` (executors.slurm.script) with its own
-directory under the jobs directory, which the cluster's nodes share: `slurm.json` (the Slurm job
+Each attempt is a Slurm job named `aif-<instance>-<job>-<attempt>` (executors.slurm.script;
+the instance id keeps facilities sharing a cluster apart) with its own directory under the jobs
+directory, which the cluster's nodes share: `slurm.json` (the Slurm job
 id, written as soon as sbatch answers), `started.json` and `exit.json` (written by the batch
 script), `output.log`, and the `cancel` / `preempt` markers. Starting is idempotent: an attempt
 with an id, a start record or a Slurm job of its name is never submitted again, so a crash
@@ -54,6 +55,7 @@ class SlurmExecutorConfig:
     partition: str | None = None  # None: the cluster's default partition
     accounts: bool = True  # submit under a Slurm account named after the project
     grace_s: float = 10.0  # SIGTERM → kill, for preemptions and before time limits
+    instance: str = "0"  # this facility's id (store.flags.instance_id), in its jobs' names
 
 
 class SlurmExecutor:
@@ -106,7 +108,7 @@ class SlurmExecutor:
         return dict(self._foreign)
 
     def _note_foreign(self, queue: list[SlurmJob]) -> None:
-        self._foreign = _foreign_load(queue)
+        self._foreign = _foreign_load(queue, self.config.instance)
         self._foreign_at = time.monotonic()
 
     # ---- files ---------------------------------------------------------------------------
@@ -133,7 +135,7 @@ class SlurmExecutor:
             return  # submitted once already
         if (where.attempt_dir / "cancel").exists():
             return  # cancelled before it was submitted: it never runs
-        found = self.client.queue(name=job_name(attempt))
+        found = self.client.queue(name=job_name(attempt, self.config.instance))
         if found:
             self._remember(attempt, found[0].id)  # sbatch answered before a crash: adopt it
             return
@@ -142,6 +144,7 @@ class SlurmExecutor:
             where,
             gpu_models=self._models,
             partition=self.config.partition,
+            instance=self.config.instance,
             account=launch.project if self.config.accounts else None,
             warn_s=max(1, int(self.config.grace_s)),
         )
@@ -173,7 +176,8 @@ class SlurmExecutor:
         forgotten: dict[Attempt, int] = {}
         for attempt in wanted:
             slurm_id = self._slurm_id(attempt)
-            job = by_id.get(slurm_id) if slurm_id is not None else by_name.get(job_name(attempt))
+            named = job_name(attempt, self.config.instance)
+            job = by_id.get(slurm_id) if slurm_id is not None else by_name.get(named)
             if job is None and slurm_id is not None:
                 forgotten[attempt] = slurm_id
                 continue
@@ -289,13 +293,17 @@ class SlurmExecutor:
                 self.client.cancel(slurm_id)
 
 
-def _foreign_load(queue: Iterable[SlurmJob]) -> dict[str, Resources]:
+def _foreign_load(queue: Iterable[SlurmJob], instance: str) -> dict[str, Resources]:
     """What running jobs this facility did not start hold on each node (an even share per node
     of a job spanning several)."""
     load: dict[str, Resources] = {}
     for job in queue:
         phase, _ = job_phase(job.state)
-        if phase is not Phase.RUNNING or attempt_of(job.name) is not None or not job.nodes:
+        if (
+            phase is not Phase.RUNNING
+            or attempt_of(job.name, instance) is not None
+            or not job.nodes
+        ):
             continue
         count = len(job.nodes)
         share = Resources(

@@ -1,8 +1,9 @@
 """What the Slurm executor submits for one attempt: its name, sbatch options and batch script.
 
-Pure: a Launch and where its files go in, text out. An attempt is named `aif-<job>-<attempt>`
-in Slurm, so it can be found again by name after a control-plane crash, and work whose name is
-not of that form is someone else's (foreign load).
+Pure: a Launch and where its files go in, text out. An attempt is named
+`aif-<instance>-<job>-<attempt>` in Slurm, so it can be found again by name after a
+control-plane crash, and work not named by this facility instance is someone else's (foreign
+load).
 
 The batch script runs the command in a process group of its own and writes two small files to
 the attempt's directory on the shared file system: `started.json` as it begins and `exit.json`
@@ -22,17 +23,20 @@ from pathlib import Path
 
 from aifactory.executors.base import Attempt, Launch
 
-NAME = re.compile(r"^aif-(\d+)-(\d+)$")
+NAME = re.compile(r"^aif-([0-9a-z]+)-(\d+)-(\d+)$")
 
 
-def job_name(attempt: Attempt) -> str:
-    return f"aif-{attempt.job_id}-{attempt.number}"
+def job_name(attempt: Attempt, instance: str) -> str:
+    """`instance` (store.flags.instance_id) keeps facilities sharing a cluster apart."""
+    return f"aif-{instance}-{attempt.job_id}-{attempt.number}"
 
 
-def attempt_of(name: str) -> Attempt | None:
+def attempt_of(name: str, instance: str) -> Attempt | None:
     """The attempt a Slurm job name stands for; None: not one this facility started."""
     found = NAME.match(name)
-    return Attempt(int(found[1]), int(found[2])) if found else None
+    if found is None or found[1] != instance:
+        return None
+    return Attempt(int(found[2]), int(found[3]))
 
 
 def time_limit_minutes(seconds: int) -> int:
@@ -56,6 +60,7 @@ def sbatch_options(
     launch: Launch,
     where: Where,
     *,
+    instance: str,
     gpu_models: Mapping[str, str | None],
     partition: str | None,
     account: str | None,
@@ -66,7 +71,7 @@ def sbatch_options(
     first = launch.placement[nodes[0]]
     gpus = len(first.gpu_ids)
     options = [
-        f"--job-name={job_name(launch.attempt)}",
+        f"--job-name={job_name(launch.attempt, instance)}",
         f"--comment=aifactory job {launch.job_id} attempt {launch.attempt.number}",
         f"--nodes={len(nodes)}",
         f"--nodelist={','.join(nodes)}",

@@ -37,9 +37,8 @@ def facility(
     process.start()
     yield process
     process.stop()
-    for job in slurm.queue():
-        if job.state in ("PENDING", "RUNNING"):
-            slurm.cancel(job.id)
+    for record in (data / "jobs").glob("*/attempt-*/slurm.json"):  # this facility's jobs only
+        slurm.cancel(json.loads(record.read_text())["slurm_job_id"])
 
 
 def until(check: Any, what: str, timeout_s: float = 60) -> Any:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from aifactory.executors.base import Attempt, Launch, NodeSlice
 from aifactory.executors.slurm.commands import SlurmClient, SlurmConfig
+from aifactory.executors.slurm.executor import SlurmExecutor, SlurmExecutorConfig
 from aifactory.executors.slurm.parse import SlurmJob
 from tests.slurm_cluster import SlurmCluster
 
@@ -89,6 +91,42 @@ def over_time_job(slurm_client: SlurmClient) -> Iterator[int]:
     )
     yield job_id
     slurm_client.cancel(job_id)
+
+
+@dataclass(frozen=True)
+class OverTime:
+    """An attempt the Slurm executor started with a one-minute limit (see over_time_job)."""
+
+    executor: SlurmExecutor
+    attempt: Attempt
+    checkpoint: Path  # the job writes it when the time-limit warning (SIGTERM) comes
+
+
+@pytest.fixture(scope="session")
+def over_time_attempt(
+    slurm_client: SlurmClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OverTime]:
+    """Started with the session's first executor test, checked by test_time_limit.py."""
+    root = tmp_path_factory.mktemp("over-time")
+    executor = SlurmExecutor(
+        SlurmExecutorConfig(jobs_dir=root / "jobs", site="NL", grace_s=5), slurm_client
+    )
+    executor.inventory()
+    checkpoint = root / "checkpoint"
+    script = f"trap 'echo warned > {checkpoint}' TERM; for i in $(seq 3000); do sleep 0.1; done"
+    attempt = Attempt(99_999, 1)
+    executor.start(
+        Launch(
+            attempt=attempt,
+            command=["bash", "-c", script],
+            env={},
+            working_dir=None,
+            time_limit_s=60,
+            placement={"n2": NodeSlice([], [0], 256)},
+        )
+    )
+    yield OverTime(executor, attempt, checkpoint)
+    executor.cancel(attempt)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ jobs are reported as load and never touched."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,14 +17,16 @@ from aifactory.executors.base import Attempt, Launch, NodeSlice, Observation, Ou
 from aifactory.executors.slurm.commands import SlurmClient
 from aifactory.executors.slurm.executor import SlurmExecutor, SlurmExecutorConfig
 from aifactory.executors.slurm.script import job_name
-from tests.executors.slurm.conftest import Jobs
+from tests.executors.slurm.conftest import Jobs, OverTime
 
 pytestmark = pytest.mark.slow
 _ids = iter(range(1000, 100_000))
 
 
 @pytest.fixture
-def executor(slurm_client: SlurmClient, tmp_path: Path) -> Iterator[SlurmExecutor]:
+def executor(
+    slurm_client: SlurmClient, tmp_path: Path, over_time_attempt: OverTime
+) -> Iterator[SlurmExecutor]:
     made = SlurmExecutor(
         SlurmExecutorConfig(
             jobs_dir=tmp_path / "jobs", site="NL", node_sites={"n2": "DE-site"}, grace_s=3
@@ -32,9 +35,8 @@ def executor(slurm_client: SlurmClient, tmp_path: Path) -> Iterator[SlurmExecuto
     )
     made.inventory()
     yield made
-    for job in slurm_client.queue():
-        if job.name.startswith("aif-") and job.state in ("PENDING", "RUNNING"):
-            slurm_client.cancel(job.id)
+    for record in (tmp_path / "jobs").glob("*/attempt-*/slurm.json"):  # this test's jobs only
+        slurm_client.cancel(json.loads(record.read_text())["slurm_job_id"])
 
 
 def launch(command: list[str], *, node: str = "n1", gpus: int = 0, limit_s: int = 120) -> Launch:

@@ -4,11 +4,13 @@ cluster job and this test, which runs late, waits for the rest of its 60 to 90 s
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from aifactory.executors.base import Outcome
+from aifactory.executors.base import Outcome, Phase
 from aifactory.executors.slurm.values import ExitStatus
-from tests.executors.slurm.conftest import Jobs
+from tests.executors.slurm.conftest import Jobs, OverTime
 
 pytestmark = pytest.mark.slow
 
@@ -22,3 +24,16 @@ def test_a_time_limit_ends_the_job_as_timeout(jobs: Jobs, over_time_job: int) ->
     assert job.started_at is not None
     assert job.ended_at is not None
     assert 60 <= job.ended_at - job.started_at <= 120
+
+
+@pytest.mark.timeout(200)
+def test_an_attempt_over_its_limit_is_warned_then_ends_as_timeout(
+    over_time_attempt: OverTime,
+) -> None:
+    executor, attempt = over_time_attempt.executor, over_time_attempt.attempt
+    deadline = time.monotonic() + 150
+    while (seen := executor.poll([attempt])[attempt]).phase is not Phase.EXITED:
+        assert time.monotonic() < deadline, seen
+        time.sleep(1)
+    assert seen.outcome is Outcome.TIMEOUT
+    assert over_time_attempt.checkpoint.read_text() == "warned\n"  # the grace before the end

@@ -438,3 +438,21 @@ def _die_with_parent() -> list[str]:
     """Have a daemon killed when the test process dies, however it dies (util-linux setpriv)."""
     setpriv = shutil.which("setpriv")
     return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
+
+
+def main() -> None:
+    """`python -m tests.slurm_cluster`: the test cluster for trying the Slurm executor by hand
+    (README, "Running on a Slurm cluster"); it runs until Ctrl-C."""
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    with running_cluster() as cluster:
+        print(f"export SLURM_CONF={cluster.conf}", flush=True)
+        print(f"# nodes {', '.join(cluster.spec.nodes)}; logs in {cluster.logs_dir}; Ctrl-C stops")
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.pause()
+
+
+if __name__ == "__main__":
+    main()

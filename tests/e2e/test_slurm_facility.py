@@ -15,6 +15,7 @@ import pytest
 
 from aifactory.client import Client
 from aifactory.executors.slurm.commands import SlurmClient, SlurmConfig
+from aifactory.executors.slurm.parse import SlurmJob
 from tests.e2e.process import FacilityProcess
 from tests.slurm_cluster import SlurmCluster
 
@@ -63,7 +64,15 @@ def state_of(api: Client, job_id: int, *states: str) -> dict[str, Any]:
         raise AssertionError(f"job {job_id} is {job['state']}: {job['state_reason']}") from None
 
 
-def test_jobs_run_on_slurm_with_their_outcomes(facility: FacilityProcess) -> None:
+def slurm_job_of(facility: FacilityProcess, slurm: SlurmClient, job_id: int) -> SlurmJob:
+    record = facility.data_dir / "jobs" / str(job_id) / "attempt-1" / "slurm.json"
+    (found,) = slurm.queue([json.loads(record.read_text())["slurm_job_id"]])
+    return found
+
+
+def test_jobs_run_on_slurm_with_their_outcomes(
+    facility: FacilityProcess, slurm: SlurmClient
+) -> None:
     with facility.client() as api:
         nodes = {n["id"]: n for n in api.facility()["nodes"]}
         assert set(nodes) == {"n1", "n2"}
@@ -78,6 +87,9 @@ def test_jobs_run_on_slurm_with_their_outcomes(facility: FacilityProcess) -> Non
         assert "gpus 0,1" in text or "gpus 2,3" in text
         failed = state_of(api, bad["id"], "SUCCEEDED", "FAILED")
         assert (failed["state"], failed["exit_code"]) == ("FAILED", 4)
+    ran = slurm_job_of(facility, slurm, ok["id"])
+    assert ran.account == "default"  # the project's Slurm account, made for it
+    assert ran.tres["gres/gpu"] == 2
 
 
 def test_a_foreign_job_keeps_its_gpus(
@@ -117,6 +129,5 @@ def test_a_killed_control_plane_reconciles_without_running_twice(
         done = state_of(api, job["id"], "SUCCEEDED", "FAILED")
     assert done["state"] == "SUCCEEDED", done
     assert runs.read_text() == "run\n"
-    record = facility.data_dir / "jobs" / str(job["id"]) / "attempt-1" / "slurm.json"
-    (submitted,) = slurm.queue([json.loads(record.read_text())["slurm_job_id"]])
+    submitted = slurm_job_of(facility, slurm, job["id"])
     assert [j.id for j in slurm.queue(name=submitted.name)] == [submitted.id]  # one Slurm job

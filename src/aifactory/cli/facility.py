@@ -50,8 +50,8 @@ def up(
         Path | None,
         typer.Option(
             "--slurm-conf",
-            envvar="AIFACTORY_SLURM_CONF",
-            help="slurm: the cluster's slurm.conf (default: Slurm's own)",
+            envvar=["AIFACTORY_SLURM_CONF", "SLURM_CONF"],
+            help="slurm: the cluster's slurm.conf (default: $SLURM_CONF, else Slurm's own)",
         ),
     ] = None,
     slurm_partition: Annotated[

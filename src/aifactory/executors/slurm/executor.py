@@ -22,6 +22,7 @@ import fnmatch
 import json
 import logging
 import os
+import pwd
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ class SlurmExecutor:
         self._models: dict[str, str | None] = {}  # node → GPU model, from the last inventory
         self._foreign: dict[str, Resources] = {}
         self._foreign_at = -FOREIGN_MAX_AGE_S * 2
+        self._accounts: set[str] = set()  # Slurm accounts known to exist
 
     # ---- what the cluster offers ---------------------------------------------------------
     def inventory(self) -> list[NodeOffer]:
@@ -145,7 +147,7 @@ class SlurmExecutor:
             gpu_models=self._models,
             partition=self.config.partition,
             instance=self.config.instance,
-            account=launch.project if self.config.accounts else None,
+            account=self._account(launch.project),
             warn_s=max(1, int(self.config.grace_s)),
         )
         env = {
@@ -157,6 +159,29 @@ class SlurmExecutor:
         slurm_id = self.client.submit(batch_script(launch, where), options, env=env)
         self._remember(attempt, slurm_id)
         log.info("job %s attempt %s is Slurm job %s", attempt.job_id, attempt.number, slurm_id)
+
+    def _account(self, project: str | None) -> str | None:
+        """The project's Slurm account, made (with the submitting user in it) the first time:
+        Slurm then accounts, and can limit, the project's use. None: the user's default."""
+        if not (self.config.accounts and project):
+            return None
+        account = project.lower()  # Slurm keeps account names in lower case
+        if account in self._accounts:
+            return account
+        user = pwd.getpwuid(os.getuid()).pw_name
+        try:
+            if not self._sacctmgr("show", "account", account, "format=account"):
+                self._sacctmgr("add", "account", f"name={account}", "Description=aifactory")
+            if not self._sacctmgr("show", "assoc", f"account={account}", f"user={user}"):
+                self._sacctmgr("add", "user", f"name={user}", f"account={account}")
+        except SlurmError as exc:
+            log.warning("no Slurm account for project %s, using the default: %s", project, exc)
+            return None
+        self._accounts.add(account)
+        return account
+
+    def _sacctmgr(self, *args: str) -> str:
+        return self.client.output("sacctmgr", ["--immediate", "--noheader", "--parsable2", *args])
 
     def _remember(self, attempt: Attempt, slurm_id: int) -> None:
         _write_json(self.attempt_dir(attempt) / "slurm.json", {"slurm_job_id": slurm_id})

@@ -68,6 +68,7 @@ def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facilit
         if settings.paused:
             flags.set_admission_paused(session, True)
     executor = make_executor(settings, instance)
+    executor.inventory()  # an executor that cannot reach its nodes fails here, plainly
     loop = ControlLoop(
         db,
         executor,

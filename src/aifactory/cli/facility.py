@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from aifactory.cli.config import config_path, load, save
 from aifactory.cli.context import client
 from aifactory.cli.formats import print_json, table
+from aifactory.executors.slurm.commands import SlurmError
 from aifactory.scheduler import policy_named
 
 facility_app = typer.Typer(
@@ -134,7 +135,11 @@ def up(
         first = exc.errors()[0]
         where = str(first["loc"][0]).replace("_", "-") if first["loc"] else "site"
         raise typer.BadParameter(first["msg"], param_hint=f"--{where}") from None
-    facility = build(settings)
+    try:
+        facility = build(settings)
+    except SlurmError as exc:
+        typer.echo(f"error: the Slurm cluster cannot be reached: {exc}", err=True)
+        raise typer.Exit(1) from None
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     if facility.admin_token:
         typer.echo(f"admin token: {facility.admin_token}")

@@ -443,6 +443,7 @@ def _die_with_parent() -> list[str]:
 def main() -> None:
     """`python -m tests.slurm_cluster`: the test cluster for trying the Slurm executor by hand
     (README, "Running on a Slurm cluster"); it runs until Ctrl-C."""
+
     def stop(*_: object) -> None:
         raise KeyboardInterrupt
 

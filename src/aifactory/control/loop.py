@@ -45,13 +45,14 @@ from aifactory.store.db import Database
 from aifactory.store.jobs import jobs_in_states, lock_job, request_preemption, switch_job_state
 from aifactory.store.leases import release, try_acquire
 from aifactory.store.models import Job, Node, Project
-from aifactory.store.nodes import upsert_node
+from aifactory.store.nodes import offer_only, upsert_node
 from aifactory.store.sites import known_site
 
 log = logging.getLogger("aifactory.control")
 LEASE = "control"
 ACTOR = "control"
 CHECKPOINT_EVERY_S = 5.0
+INVENTORY_EVERY_S = 30.0  # how often nodes are read again (drained, returned, resized)
 Clock = Callable[[], float]
 Housekeeping = Callable[[float], None]  # given the time; runs while this loop holds the lease
 Scheduler = Callable[[Snapshot, Policy, float], list[Decision]]
@@ -110,6 +111,7 @@ class ControlLoop:
         self.min_gap_s = min_gap_s  # a burst of wakes (submits) costs one tick, not one each
         self._renewed_at = -1.0
         self._checkpointed_at = -1.0
+        self._inventoried_at = -1.0
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.epoch: int | None = None
         self._registered = False
@@ -137,6 +139,8 @@ class ControlLoop:
         if not self._registered:
             self._register_nodes()
             self._settle_orphans()
+        elif self.clock() - self._inventoried_at >= INVENTORY_EVERY_S:
+            self._refresh_nodes()
         self._sync()
         if not self._admission_paused():
             self._release_data_holds()
@@ -182,10 +186,22 @@ class ControlLoop:
             raise LeaseLost(f"{self.holder} lost the control lease")
         self._renewed_at = self.clock()
 
+    def _refresh_nodes(self) -> None:
+        """A cluster's nodes come and go (drained, down, back): an executor that cannot be
+        asked now is asked again next time, and scheduling goes on meanwhile."""
+        try:
+            self._register_nodes()
+        except LeaseLost:
+            raise
+        except Exception:
+            log.exception("reading the executor's nodes failed; trying again later")
+            self._inventoried_at = self.clock()
+
     def _register_nodes(self) -> None:
         offers = self.executor.inventory()
         with self.db.session() as session:
             self._fence(session)
+            offer_only(session, executor=self.executor.name, node_ids={o.node.id for o in offers})
             for offer in offers:
                 known_site(session, offer.node.site, now=self.clock())
                 upsert_node(
@@ -196,6 +212,7 @@ class ControlLoop:
                     now=self.clock(),
                 )
         self._registered = True
+        self._inventoried_at = self.clock()
 
     def _settle_orphans(self) -> None:
         with self.db.session() as session:

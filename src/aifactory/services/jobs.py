@@ -76,7 +76,7 @@ def submit_jobs(session: Session, batch: Sequence[Submission], *, now: float) ->
     bulk inserts, and their audit events with one more. A key already used (in the store, or
     earlier in the batch) returns that job.
     """
-    nodes = node_values(session)
+    nodes = node_values(session, schedulable_only=False)  # a drained node comes back
     projects: dict[tuple[int, str | None], Project] = {}
     rules: dict[int, JobRules] = {}
     outcomes: dict[int, Outcome] = {}

@@ -10,6 +10,13 @@ from aifactory.domain.resources import Resources
 from aifactory.store.models import Node
 
 
+def offer_only(session: Session, *, executor: str, node_ids: set[str]) -> None:
+    """Nodes of this executor it no longer offers (drained, down, gone) take no new work; those
+    it offers again do."""
+    for row in session.scalars(select(Node).where(Node.executor == executor)):
+        row.schedulable = row.id in node_ids
+
+
 def upsert_node(
     session: Session, node: NodeValue, *, executor: str, gpu_ids: list[str], now: float
 ) -> None:

@@ -21,6 +21,14 @@ def test_energy_read_from_nvml_counters_is_measured() -> None:
     assert (got.energy_j, got.energy_measured) == (123_456.0, True)
 
 
+def test_energy_slurm_recorded_for_the_allocation_is_measured() -> None:
+    common = {"gpus": 4, "cpus": 8, "gpu_model": "h100", "started_at": 0.0, "ended_at": 60.0}
+    from_slurm = meter(**common, observed={"energy_j": 150_000.0})
+    assert (from_slurm.energy_j, from_slurm.energy_measured) == (150_000.0, True)
+    both = meter(**common, observed={"energy_j": 150_000.0, "gpu_energy_j": 90_000.0})
+    assert both.energy_j == 90_000.0  # the GPUs' own counters, where read, come first
+
+
 def test_without_a_reading_energy_is_modelled_from_board_power() -> None:
     got = meter(
         gpus=4, cpus=1, gpu_model="A100", started_at=0.0, ended_at=10.0, observed={"wall_s": 10}

@@ -2,8 +2,10 @@
 
 GPU- and CPU-seconds are the devices the attempt held (allocated, not utilised: a held GPU is
 a GPU no one else could use) times its wall time. Energy is *measured* when the executor read
-NVML energy counters for the attempt's GPUs (`gpu_energy_j`), else *modelled* as the GPUs'
-board power (TDP) times their GPU-seconds — an upper bound, marked as modelled.
+NVML energy counters for the attempt's GPUs (`gpu_energy_j`), or Slurm's accounting recorded
+the energy of the job's allocation (`energy_j`, acct_gather_energy: the nodes', GPUs included),
+else *modelled* as the GPUs' board power (TDP) times their GPU-seconds — an upper bound, marked
+as modelled.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def meter(
     start = ended_at if started_at is None else min(started_at, ended_at)
     wall = ended_at - start
     gpu_s, cpu_s = round(gpus * wall), round(cpus * wall)
-    measured = observed.get("gpu_energy_j")
+    measured = observed.get("gpu_energy_j", observed.get("energy_j"))
     if measured is not None and gpus > 0:
         energy, is_measured = float(measured), True
     else:

@@ -146,3 +146,14 @@ def test_foreign_jobs_are_load_and_left_alone(
     ]
     assert executor.foreign_load()["n2"] == sum(others, Resources())
     assert executor.foreign_load()["n2"].gpus == 3
+
+
+def test_slurms_accounting_of_the_attempts_use_comes_with_its_end(executor: SlurmExecutor) -> None:
+    busy = "end=$((SECONDS+5)); while [ $SECONDS -lt $end ]; do :; done"
+    job = launch(["bash", "-c", busy])
+    executor.start(job)
+    done = until(executor, job.attempt, Phase.EXITED)
+    assert done.outcome is Outcome.SUCCEEDED
+    # jobacct_gather samples every 2 s (JobAcctGatherFrequency): CPU time of most of the loop
+    assert 2.0 <= done.usage["cpu_time_s"] <= 7.0
+    assert "energy_j" not in done.usage  # the test cluster gathers no energy

@@ -25,7 +25,7 @@ import os
 import pwd
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from aifactory.executors.slurm.states import job_phase
 
 log = logging.getLogger("aifactory.executors.slurm")
 ENDED = frozenset({Phase.EXITED})
+USAGE_WAIT_S = 10.0  # how long an ended job waits for slurmdbd to record its steps' use
 FOREIGN_MAX_AGE_S = 1.0
 
 
@@ -70,6 +71,7 @@ class SlurmExecutor:
         self._foreign: dict[str, Resources] = {}
         self._foreign_at = -FOREIGN_MAX_AGE_S * 2
         self._accounts: set[str] = set()  # Slurm accounts known to exist
+        self._accounting = True  # until sacct says the cluster keeps no accounting
 
     # ---- what the cluster offers ---------------------------------------------------------
     def inventory(self) -> list[NodeOffer]:
@@ -221,7 +223,33 @@ class SlurmExecutor:
             return Observation(Phase.STARTING, reason=job.reason)
         if phase is Phase.RUNNING:
             return Observation(Phase.RUNNING, started_at=job.started_at)
-        return self._exited(attempt, job, outcome)
+        usage = self._usage(job)
+        if usage is None:  # ended, but Slurm's accounting has not recorded its use yet
+            return Observation(Phase.RUNNING, started_at=job.started_at)
+        return replace(self._exited(attempt, job, outcome), usage=usage)
+
+    def _usage(self, job: SlurmJob) -> dict[str, float] | None:
+        """What Slurm's accounting measured of an ended job's steps (TRESUsageInTot): CPU time,
+        and energy where the cluster gathers it (acct_gather_energy). None: not recorded yet,
+        for up to USAGE_WAIT_S after the end; {} without accounting."""
+        if not self._accounting:
+            return {}
+        try:
+            steps = [j for j in self.client.accounting([job.id], steps=True) if j.step]
+        except AccountingDisabled:
+            self._accounting = False
+            return {}
+        except SlurmError as exc:
+            log.warning("Slurm job %s: no usage from sacct: %s", job.id, exc)
+            return {}
+        if not steps:
+            ended = job.ended_at or time.time()
+            return None if time.time() - ended < USAGE_WAIT_S else {}
+        usage = {
+            "cpu_time_s": sum(s.usage.get("cpu", 0.0) for s in steps),
+            "energy_j": sum(s.usage.get("energy", 0.0) for s in steps),
+        }
+        return {key: value for key, value in usage.items() if value > 0}
 
     def _exited(self, attempt: Attempt, job: SlurmJob, outcome: Outcome | None) -> Observation:
         code = job.exit.returncode if job.exit is not None else None

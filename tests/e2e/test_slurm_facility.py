@@ -131,3 +131,16 @@ def test_a_killed_control_plane_reconciles_without_running_twice(
     assert runs.read_text() == "run\n"
     submitted = slurm_job_of(facility, slurm, job["id"])
     assert [j.id for j in slurm.queue(name=submitted.name)] == [submitted.id]  # one Slurm job
+
+
+def test_gpu_counts_are_honoured(facility: FacilityProcess, slurm: SlurmClient) -> None:
+    with facility.client() as api:
+        spec = {"gpus": 2, "time_limit_s": 300, "memory_mb": 512}
+        jobs = [api.submit(["sleep", "12"], **spec) for _ in range(5)]
+        running = [state_of(api, j["id"], "RUNNING") for j in jobs[:4]]
+        assert sorted(next(iter(j["placement"])) for j in running) == ["n1", "n1", "n2", "n2"]
+        for job in running:  # two 2-GPU jobs share each 4-GPU node, on GPUs of their own
+            ran = slurm_job_of(facility, slurm, job["id"])
+            assert ran.tres["gres/gpu"] == 2
+        assert api.job(jobs[4]["id"])["state"] == "PENDING"  # no room: it waits its turn
+        assert state_of(api, jobs[4]["id"], "SUCCEEDED")["state"] == "SUCCEEDED"

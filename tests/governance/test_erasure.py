@@ -5,6 +5,7 @@ and who may ask."""
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from aifactory.domain.erasure import report_digest
 from aifactory.domain.jobs import JobState
 from aifactory.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from aifactory.governance import erasure
-from aifactory.governance.removal import remove_tree
+from aifactory.governance.removal import OutsideRoot, remove_tree
 from aifactory.services import erasure as service
 from aifactory.services.erasure import ErasureView
 from aifactory.store.db import Database
@@ -376,3 +377,21 @@ def test_two_erasures_of_one_version_from_a_race_both_end_done(world: World) -> 
     assert [world.erasure(e).state for e in (first, second)] == ["done", "done"]
     with world.db.read() as s:
         assert s.get_one(DatasetVersion, world.books.version_ids[0]).erased_at == NOW
+
+
+def test_removal_never_follows_a_link_swapped_in_for_the_data(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    theirs = root / "other" / "data"
+    theirs.mkdir(parents=True)
+    (theirs / "keep.txt").write_text("not yours\n")
+    (root / "lab").mkdir()
+    version = root / "lab" / "books"  # registered here; then swapped for a link to their data
+    version.symlink_to(theirs, target_is_directory=True)
+    remove_tree(version, root)
+    assert not os.path.lexists(version)  # the link went
+    assert (theirs / "keep.txt").read_text() == "not yours\n"  # what it pointed at did not
+
+    (root / "lab2").symlink_to(root / "other", target_is_directory=True)  # a link on the way
+    with pytest.raises(OutsideRoot):
+        remove_tree(root / "lab2" / "data", root)
+    assert (theirs / "keep.txt").exists()

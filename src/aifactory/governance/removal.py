@@ -103,24 +103,26 @@ def request_event(
 # ---- files -----------------------------------------------------------------------------------
 
 
-def inside(path: Path, root: Path) -> bool:
-    """Whether `path`, resolved, lies strictly inside `root`, resolved."""
-    resolved, base = path.resolve(), root.resolve()
-    return resolved != base and resolved.is_relative_to(base)
-
-
 def remove_tree(path: Path, root: Path) -> None:
-    """Remove a file or a directory tree that lies inside `root`; a missing path is fine."""
-    if not inside(path, root):
+    """Remove a file or a directory tree that lies inside `root`; a missing path is fine.
+
+    `path` is taken as it is (stored resolved), never resolved again: were it, or a directory
+    on the way to it, swapped for a link since (someone with write access to a project's
+    area), resolving would lead the removal to whatever the link points at. A link on the way
+    is refused; a link at `path` is removed itself, not what it points at."""
+    base = Path(os.path.realpath(root))
+    path = Path(os.path.abspath(path))
+    if path == base or not path.is_relative_to(base):
         raise OutsideRoot(f"{path} is not inside {root}: not removed")
-    target = path.resolve()
-    if not os.path.lexists(target):
+    if os.path.realpath(path.parent) != str(path.parent):
+        raise OutsideRoot(f"a link lies on the way to {path}: not removed")
+    if not os.path.lexists(path):
         return
-    if target.is_dir() and not target.is_symlink():
-        _writable_dirs(target)
-        shutil.rmtree(target)
+    if path.is_dir() and not path.is_symlink():
+        _writable_dirs(path)
+        shutil.rmtree(path)
     else:
-        target.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
 
 
 def _writable_dirs(top: Path) -> None:

@@ -38,7 +38,7 @@ from aifactory.services.bootstrap import bootstrap
 from aifactory.store import flags
 from aifactory.store.db import Database, is_sqlite
 from aifactory.store.migrate import upgrade
-from aifactory.store.models import User
+from aifactory.store.models import Site, User
 from aifactory.store.sites import upsert_site
 
 log = logging.getLogger("aifactory")
@@ -64,7 +64,9 @@ def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facilit
     with db.session() as session:
         token = bootstrap(session, now=clock())
         instance = flags.instance_id(session)
-        upsert_site(session, settings.site, settings.site_country, now=clock())
+        # The site's country as configured; without --country an admin's correction stands.
+        if settings.country is not None or session.get(Site, settings.site) is None:
+            upsert_site(session, settings.site, settings.site_country, now=clock())
         if settings.paused:
             flags.set_admission_paused(session, True)
     executor = make_executor(settings, instance)

@@ -334,12 +334,13 @@ class ControlLoop:
         holds: list[Decision] = []
         with self.db.read() as session:
             snapshot = read_snapshot(session, now, self.policy.half_life_s)
-            snapshot = without_foreign(snapshot, self.executor.foreign_load())
             if snapshot.pending:
                 snapshot, holds = _screen_data(session, snapshot, now)
             if self.enforce_budgets and snapshot.pending:
                 snapshot, budget_holds = _screen(session, snapshot, now)
                 holds += budget_holds
+        if snapshot.pending:  # asked outside the read: it may run squeue
+            snapshot = without_foreign(snapshot, self.executor.foreign_load())
         decisions = holds + (self.scheduler(snapshot, self.policy, now) if snapshot.pending else [])
         if not decisions:
             return

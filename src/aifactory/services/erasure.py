@@ -157,8 +157,8 @@ def list_erasures(
         .order_by(Erasure.id.desc())
         .limit(limit)
     )
-    if not principal.may(Action.ERASURE_READ):
-        mine = [p for p in principal.memberships if principal.may(Action.ERASURE_READ, p)]
+    mine = principal.projects_for(Action.ERASURE_READ)
+    if mine is not None:
         stmt = stmt.where(Dataset.owner_project_id.in_(mine))
     if state is not None:
         stmt = stmt.where(Erasure.state == state.value)

@@ -16,16 +16,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from aifactory.accounting.rules import rules_for
+from aifactory.domain.datasets import EU_MEMBER_STATES
 from aifactory.domain.jobs import ACTIVE, TERMINAL, WAITING, JobSpec, JobState
 from aifactory.domain.nodes import Node, why_never_fits
 from aifactory.domain.permissions import Action
 from aifactory.domain.programmes import JobRules
 from aifactory.errors import AifactoryError, Conflict, InvalidInput, NotFound
 from aifactory.governance import admission, audit
+from aifactory.governance.closure import is_closed
 from aifactory.services.principal import Principal
 from aifactory.services.tenancy import project_by_name, user_by_name
 from aifactory.store.jobs import NewJob, events_of, insert_jobs, lock_job, switch_job_state
-from aifactory.store.models import Job, JobEvent, Project, ProjectClosure, User
+from aifactory.store.models import Job, JobEvent, Project, User
 from aifactory.store.nodes import node_values
 from aifactory.store.sites import site_countries
 
@@ -234,7 +236,7 @@ def _by_key(session: Session, project_id: int, key: str) -> Job | None:
 
 
 def _refuse_if_closed(session: Session, project: Project) -> None:
-    if session.get(ProjectClosure, project.id) is not None:
+    if is_closed(session, project.id):
         raise Conflict(f"project {project.name} is closed: it takes no new jobs", field="project")
 
 
@@ -249,7 +251,7 @@ def _declared(session: Session, spec: JobSpec, nodes: list[Node]) -> list[admiss
         lawful = [n for n in nodes if where.get(n.site) in countries]
         unfit = why_never_fits(spec, lawful) if lawful else None
         if not lawful or unfit is not None:
-            held_to = ", ".join(countries) if len(countries) < 5 else "the EU"
+            held_to = "the EU" if set(countries) == EU_MEMBER_STATES else ", ".join(countries)
             why = f": {unfit.reason}" if unfit is not None else ""
             raise InvalidInput(
                 f"its datasets may be processed only in {held_to}, and no node there can "

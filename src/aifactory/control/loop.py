@@ -399,8 +399,8 @@ class ControlLoop:
                 admitted_at=now,
                 attempts=row.attempts + 1,
             )
-            names = _project_names(session, {row.project_id})
-            launches.append(_active(row, names.get(row.project_id)).launch)
+            project = session.get(Project, row.project_id)  # loaded by _reserve already
+            launches.append(_active(row, project.name if project else None).launch)
             if row.uses_datasets:
                 admission.record_access(session, row, now=now)
         return launches

@@ -334,8 +334,6 @@ WITHOUT_PROJECT = {
 # Objects a role may see without seeing their project: a dataset of p's is shown to whoever may
 # read datasets (an auditor), who is then told why not (403) rather than that it does not exist.
 SEEN_WITH = {Action.DATASET_GRANT: Action.DATASET_READ, Action.ERASURE_REQUEST: Action.DATASET_READ}
-# Actions whose endpoints are still being built elsewhere: listed, so that the gap shows in
-# every run (test_actions_not_yet_exercised), until their exercises are added.
 # Cells where the code answers otherwise than docs/permissions.md promises, and the fix. Strict:
 # once fixed, the cell passes and must come out of here.
 DEVIATIONS: dict[tuple[Action, Role], str] = {}  # cells where the code answers otherwise

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite needs, when they are missing: PostgreSQL's server,
 # and Slurm with munge, slurmdbd and MariaDB's server binary (the tests start a real PostgreSQL
-# server and a real one-host Slurm cluster of their own, with accounting so that sacct works).
+# server and a real one-host Slurm cluster of their own, with accounting so that sacct works),
+# and Debian's Chromium, which the portal's browser tests drive headless through Playwright.
 # Debian/Ubuntu, as root or with sudo. Fast and silent when all is there.
 set -euo pipefail
 
@@ -16,6 +17,7 @@ have slurmctld || missing+=(slurmctld)
 have slurmd || missing+=(slurmd)
 have slurmdbd || missing+=(slurmdbd)
 have mariadbd || missing+=(mariadb-server-core)
+have chromium || missing+=(chromium)
 for tool in sbatch squeue sacct scontrol scancel sinfo; do
   have "$tool" || { missing+=(slurm-client); break; }
 done

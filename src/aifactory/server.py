@@ -21,6 +21,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import make_url, select
+from sqlalchemy.orm import Session
 
 from aifactory.api.app import create_app
 from aifactory.api.deps import AppState
@@ -33,6 +34,7 @@ from aifactory.executors.slurm.commands import SlurmClient, SlurmConfig
 from aifactory.executors.slurm.executor import SlurmExecutor, SlurmExecutorConfig
 from aifactory.governance import erasure
 from aifactory.scheduler import Policy, policy_named
+from aifactory.services import passwords
 from aifactory.services.auth import issue_token
 from aifactory.services.bootstrap import bootstrap
 from aifactory.store import flags
@@ -52,6 +54,8 @@ class Facility:
     executor: Executor
     loop: ControlLoop
     admin_token: str | None  # set only on the very first start
+    # The first admin's portal password while it is still the first one (see first_password).
+    admin_password: str | None = None
     clock: Callable[[], float] = time.time  # the API's and the control loop's one clock
 
 
@@ -63,6 +67,7 @@ def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facilit
     db = Database(url)
     with db.session() as session:
         token = bootstrap(session, now=clock())
+        password = first_password(session, settings.data_dir, first_start=token is not None)
         instance = flags.instance_id(session)
         # The site's country as configured; without --country an admin's correction stands.
         if settings.country is not None or session.get(Site, settings.site) is None:
@@ -82,7 +87,31 @@ def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facilit
             erasure.advance, db, data_root=settings.datasets_dir, jobs_dir=settings.jobs_dir
         ),
     )
-    return Facility(settings, db, executor, loop, token, clock)
+    return Facility(settings, db, executor, loop, token, clock=clock, admin_password=password)
+
+
+FIRST_PASSWORD_FILE = "initial-admin-password"  # noqa: S105 - a file name
+
+
+def first_password(session: Session, data_dir: Path, *, first_start: bool) -> str | None:
+    """The first admin's portal password: made on the first start and kept (0600) in the data
+    folder, so that `aifactory up` can say it at every start until the admin changes it (then
+    the file goes). Whoever can read the data folder owns the facility anyway."""
+    path = data_dir / FIRST_PASSWORD_FILE
+    admin = session.scalars(select(User).where(User.name == "admin")).first()
+    if first_start and admin is not None:
+        password = passwords.generate_password()
+        passwords.set_password(session, admin, password, actor="bootstrap", now=time.time())
+        path.touch(mode=0o600)
+        path.write_text(password + "\n", encoding="utf-8")
+        return password
+    if not path.is_file():
+        return None
+    password = path.read_text(encoding="utf-8").strip()
+    if admin is None or not passwords.still_matches(admin, password):
+        path.unlink()
+        return None
+    return password
 
 
 def policy_from(settings: Settings) -> Policy:

@@ -17,6 +17,7 @@ from aifactory.client import Client
 from tests.postgres import free_port
 
 TOKEN_LINE = re.compile(r"^admin token: (afy_\S+)$", re.MULTILINE)
+PASSWORD_LINE = re.compile(r"^portal: \S+  user: admin  password: (\S+)", re.MULTILINE)
 
 
 class FacilityProcess:
@@ -42,6 +43,7 @@ class FacilityProcess:
         self.env = {**os.environ, "AIFACTORY_CONFIG": str(data_dir / "cli.json")}
         self.proc: subprocess.Popen[str] | None = None
         self.token: str | None = None
+        self.password: str | None = None  # the first admin's portal password
         self.starts = 0
 
     def start(self, timeout_s: float = 30) -> None:
@@ -60,6 +62,9 @@ class FacilityProcess:
             found = TOKEN_LINE.search(self.output(1))
             assert found, f"no admin token line in: {self.output(1)}"
             self.token = found.group(1)
+            password = PASSWORD_LINE.search(self.output(1))
+            assert password, f"no portal password line in: {self.output(1)}"
+            self.password = password.group(1)
 
     def output(self, start: int) -> str:
         return (self.data_dir / f"server-{start}.log").read_text()

@@ -31,6 +31,8 @@ from aifactory.api.routers import (
     tenancy,
 )
 from aifactory.api.schemas import ErrorOut
+from aifactory.web import app as portal
+from aifactory.web.errors import page_error
 
 API_PREFIX = "/api/v1"
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -100,7 +102,8 @@ def create_app(
     for router in routers:
         api.include_router(router)
     app.include_router(api)
-    errors.install(app)
+    errors.install(app, pages=page_error)
     docs.install(app, prefix=API_PREFIX)
+    portal.install(app)  # the web portal: every path outside /api/
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     return app

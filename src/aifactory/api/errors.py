@@ -9,13 +9,13 @@ that says only that.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aifactory import errors
@@ -48,7 +48,12 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def install(app: FastAPI) -> None:
+# The portal's: an error on a page (any path outside /api/) answered as a page.
+PageErrors = Callable[[Request, int, str, Exception], Response]
+
+
+def install(app: FastAPI, pages: PageErrors | None = None) -> None:
+    app.state.page_errors = pages
     app.add_exception_handler(errors.AifactoryError, _on_domain_error)  # type: ignore[arg-type]
     app.add_exception_handler(IllegalTransition, _on_illegal)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
@@ -56,7 +61,12 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _on_unexpected)
 
 
-async def _on_domain_error(request: Request, exc: errors.AifactoryError) -> JSONResponse:
+def _page(request: Request) -> PageErrors | None:
+    pages: PageErrors | None = getattr(request.app.state, "page_errors", None)
+    return pages if pages is not None and not request.url.path.startswith("/api/") else None
+
+
+async def _on_domain_error(request: Request, exc: errors.AifactoryError) -> Response:
     # Work the error answer waits for (e.g. auditing a refused token), left by a dependency:
     # it runs here, after every session the request opened has ended.
     on_error = getattr(request.state, "on_error", None)
@@ -66,21 +76,29 @@ async def _on_domain_error(request: Request, exc: errors.AifactoryError) -> JSON
         except Exception:  # the client still gets its answer; the operator sees why in the log
             log.exception("work before an error response failed")
     status = next((s for kind, s in STATUS.items() if isinstance(exc, kind)), 400)
+    if pages := _page(request):
+        return pages(request, status, exc.message, exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return error_response(status, exc.code, exc.message, [(exc.field, exc.message)], headers)
 
 
-async def _on_illegal(_request: Request, exc: IllegalTransition) -> JSONResponse:
+async def _on_illegal(request: Request, exc: IllegalTransition) -> Response:
+    if pages := _page(request):
+        return pages(request, 409, str(exc), exc)
     return error_response(409, "conflict", str(exc), [("state", str(exc))])
 
 
-async def _on_validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _on_validation(request: Request, exc: RequestValidationError) -> Response:
     details = [(_field_of(e["loc"], e.get("type")), _reason_of(e)) for e in exc.errors()]
     message = "; ".join(f"{f}: {r}" for f, r in details) or "invalid request"
+    if pages := _page(request):
+        return pages(request, 422, message, exc)
     return error_response(422, "invalid_input", message, details)
 
 
-async def _on_http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _on_http(request: Request, exc: StarletteHTTPException) -> Response:
+    if pages := _page(request):
+        return pages(request, exc.status_code, str(exc.detail), exc)
     code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
         exc.status_code, "http_error"
     )
@@ -93,8 +111,10 @@ async def _on_http(_request: Request, exc: StarletteHTTPException) -> JSONRespon
     )
 
 
-async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    if pages := _page(request):
+        return pages(request, 500, "the server hit an unexpected error; it has been logged", exc)
     return error_response(
         500,
         "internal_error",

@@ -145,8 +145,14 @@ def up(
         typer.echo(f"admin token: {facility.admin_token}")
         if not load():
             typer.echo(f"(saved for the CLI in {save(url, facility.admin_token)})")
+    if facility.admin_password:
+        typer.echo(
+            f"portal: {url}/  user: admin  password: {facility.admin_password}  "
+            "(change it under 'Your account'; until then it is kept in "
+            f"{(data_dir / 'initial-admin-password').resolve()})"
+        )
     typer.echo(
-        f"aifactory is up at {url} (API docs: {url}/api/v1/docs); data in "
+        f"aifactory is up at {url} (portal: {url}/, API docs: {url}/api/v1/docs); data in "
         f"{data_dir.resolve()}; CLI config: {config_path()}",
         err=True,
     )

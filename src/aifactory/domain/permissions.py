@@ -54,6 +54,7 @@ FACILITY_ROLES = frozenset(Role) - PROJECT_ROLES
 class Action(enum.StrEnum):
     # facility
     FACILITY_PAUSE = "facility.pause"
+    SCHEDULER_WHATIF = "scheduler.whatif"
     SITE_MANAGE = "site.manage"
     USER_CREATE = "user.create"
     USER_LIST = "user.list"
@@ -112,6 +113,9 @@ OWN, MEM, VIEW = Role.OWNER, Role.MEMBER, Role.VIEWER
 
 MATRIX: dict[Action, Rule] = {
     Action.FACILITY_PAUSE: _rule("pause or resume admission of new jobs", ADM, OPS),
+    Action.SCHEDULER_WHATIF: _rule(
+        "replay a trace or the facility's job history under other scheduler settings", ADM, OPS
+    ),
     Action.SITE_MANAGE: _rule("define sites and their countries, place nodes in them", ADM, OPS),
     Action.USER_CREATE: _rule("create users and set facility roles", ADM),
     Action.USER_LIST: _rule("list every user", ADM, OPS),

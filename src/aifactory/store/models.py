@@ -45,6 +45,8 @@ class User(Base):
         ForeignKey("projects.id", ondelete="SET NULL")
     )
     created_at: Mapped[float] = mapped_column(Float)
+    # Argon2id (services.passwords) for the portal's sign-in; None: no password, tokens only.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
 
 
 class ApiToken(Base):
@@ -110,6 +112,9 @@ class Job(Base):
         UniqueConstraint("project_id", "idempotency_key", name="uq_jobs_project_idempotency"),
         Index("ix_jobs_state_id", "state", "id"),
         Index("ix_jobs_project_id_id", "project_id", "id"),
+        # the dashboard's queue and waits over a window
+        Index("ix_jobs_submitted_at", "submitted_at"),
+        Index("ix_jobs_admitted_at", "admitted_at"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
@@ -495,3 +500,18 @@ class ProjectClosure(Base):
     report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     certificate_pdf: Mapped[bytes | None] = mapped_column(LargeBinary)
     completed_at: Mapped[float | None] = mapped_column(Float)
+
+
+class WebSession(Base):
+    """A signed-in browser: the cookie holds a random token, kept here only as SHA-256 (as API
+    tokens are); `csrf_token` must come back with every form the browser posts."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[str] = mapped_column(String(32))  # how they signed in: password | token | …
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float)

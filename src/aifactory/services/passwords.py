@@ -1,0 +1,85 @@
+"""Portal passwords: Argon2id (RFC 9106) through argon2-cffi, rehashed on sign-in when the
+parameters move on; a wrong user name costs as much time as a wrong password.
+
+A user without a password signs in with an API token only. Admins set a first password;
+everyone changes their own (knowing the current one, or right after a token sign-in).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aifactory.domain.audit import Outcome
+from aifactory.errors import InvalidInput, Unauthenticated
+from aifactory.governance import audit
+from aifactory.store.models import User
+
+MIN_LENGTH = 12
+MAX_LENGTH = 256  # Argon2 hashes any length; a bound keeps a request from costing much
+_hasher = PasswordHasher()  # argon2-cffi's defaults: RFC 9106's low-memory profile
+_DUMMY = _hasher.hash("a password no user has: spends the time a real check would")
+
+
+def check_strength(password: str, *, user_name: str) -> None:
+    if len(password) < MIN_LENGTH:
+        raise InvalidInput(f"must be at least {MIN_LENGTH} characters", field="password")
+    if len(password) > MAX_LENGTH:
+        raise InvalidInput(f"must be at most {MAX_LENGTH} characters", field="password")
+    if user_name.lower() in password.lower():
+        raise InvalidInput("must not contain the user name", field="password")
+
+
+def set_password(session: Session, user: User, password: str, *, actor: str, now: float) -> None:
+    check_strength(password, user_name=user.name)
+    user.password_hash = _hasher.hash(password)
+    audit.record(session, actor=actor, action="user.password", object=f"user:{user.name}", at=now)
+
+
+def generate_password() -> str:
+    """A first password an admin hands over (or `aifactory up` prints): 128 bits, typeable."""
+    return "-".join(secrets.token_hex(4) for _ in range(4))
+
+
+def verify_password(session: Session, name: str, password: str) -> User:
+    """The user these credentials are for, or Unauthenticated with one message for every
+    failure (an unknown name is not told apart from a wrong password)."""
+    user = session.scalars(select(User).where(User.name == name)).first()
+    stored = user.password_hash if user is not None else None
+    try:
+        _hasher.verify(stored or _DUMMY, password[:MAX_LENGTH])
+    except (VerificationError, InvalidHashError):
+        stored = None
+    if user is None or stored is None:
+        raise Unauthenticated("unknown user name or wrong password", field="password")
+    if _hasher.check_needs_rehash(stored):
+        user.password_hash = _hasher.hash(password)
+    return user
+
+
+def still_matches(user: User, password: str) -> bool:
+    if not user.password_hash:
+        return False
+    try:
+        return _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def record_failed_sign_in(
+    session: Session, name: str, *, provider: str, source: str | None, now: float
+) -> None:
+    audit.record(
+        session,
+        actor=name[:64] or "unknown",
+        action="auth.failed",
+        object=f"portal:{provider}",
+        at=now,
+        source=source,
+        outcome=Outcome.DENIED,
+        detail={"reason": "portal sign-in refused"},
+    )

@@ -1,0 +1,189 @@
+"""Charts as SVG, drawn on the server: they need no script, print, and are read out by screen
+readers (a title and a one-line description of what they show). Colours come from the style
+sheet's `series-N` classes, so the page's Content-Security-Policy needs no inline styles.
+
+Pure: figures in, markup out. Every text is escaped here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html import escape
+
+WIDTH, HEIGHT = 640, 220
+LEFT, RIGHT, TOP, BOTTOM = 48, 12, 12, 28
+PALETTE_SIZE = 8
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Svg:
+    markup: str
+    summary: str  # the chart in one sentence (its <desc>)
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    name: str
+    points: Sequence[tuple[float, float]]  # (x, y): x a Unix time for time charts
+
+
+def _frame(title: str, summary: str, body: str, *, width: int, height: int, kind: str) -> Svg:
+    n = next(_ids)
+    markup = (
+        f'<svg class="chart chart-{kind}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-labelledby="chart-t{n} chart-d{n}" xmlns="http://www.w3.org/2000/svg">'
+        f'<title id="chart-t{n}">{escape(title)}</title>'
+        f'<desc id="chart-d{n}">{escape(summary)}</desc>{body}</svg>'
+    )
+    return Svg(markup, summary)
+
+
+def nice_max(value: float) -> float:
+    """The top of the axis: 1, 2 or 5 times a power of ten, at or above `value`."""
+    if value <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(value))
+    return float(next(m * power for m in (1, 2, 5, 10) if m * power >= value))
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.0f}" if abs(value) >= 10 or value == int(value) else f"{value:.1f}"
+
+
+def _time_label(t: float, span: float) -> str:
+    moment = datetime.fromtimestamp(t, UTC)
+    return moment.strftime("%H:%M" if span <= 2 * 86400 else "%d %b")
+
+
+def _y_axis(y_max: float, unit: str, width: int, height: int) -> list[str]:
+    parts = []
+    for i in range(5):
+        value = y_max * i / 4
+        y = height - BOTTOM - (height - TOP - BOTTOM) * i / 4
+        parts.append(
+            f'<line class="grid" x1="{LEFT}" x2="{width - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
+        )
+        parts.append(
+            f'<text class="tick" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
+            f"{escape(_fmt(value) + unit)}</text>"
+        )
+    return parts
+
+
+def line_chart(
+    series: Sequence[Series],
+    *,
+    title: str,
+    unit: str = "",
+    y_max: float | None = None,
+    time_axis: bool = True,
+    step: bool = False,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+) -> Svg:
+    """Lines over x (time by default); `step`: hold each value until the next point."""
+    xs = [x for s in series for x, _ in s.points]
+    ys = [y for s in series for _, y in s.points]
+    if not xs:
+        return empty(title, "no data yet", width=width, height=height)
+    x0, x1 = min(xs), max(xs)
+    span = (x1 - x0) or 1.0
+    top = y_max if y_max is not None else nice_max(max(ys))
+    plot_w, plot_h = width - LEFT - RIGHT, height - TOP - BOTTOM
+
+    def at(x: float, y: float) -> str:
+        px = LEFT + (x - x0) / span * plot_w
+        py = height - BOTTOM - min(max(y, 0.0), top) / top * plot_h
+        return f"{px:.1f},{py:.1f}"
+
+    parts = _y_axis(top, unit, width, height)
+    for i in range(5):
+        x = x0 + span * i / 4
+        label = _time_label(x, span) if time_axis else _fmt(x)
+        px = LEFT + plot_w * i / 4
+        parts.append(
+            f'<text class="tick" x="{px:.1f}" y="{height - 8}" text-anchor="middle">'
+            f"{escape(label)}</text>"
+        )
+    for index, line in enumerate(series):
+        points = sorted(line.points)
+        if step and points:
+            held = [points[0]]
+            for x, y in points[1:]:
+                held += [(x, held[-1][1]), (x, y)]
+            points = held
+        path = " ".join(at(x, y) for x, y in points)
+        css = f"series-{index % PALETTE_SIZE}"
+        parts.append(
+            f'<polyline class="line {css}" points="{path}">'
+            f"<title>{escape(line.name)}</title></polyline>"
+        )
+    last = ", ".join(f"{s.name} {_fmt(sorted(s.points)[-1][1])}{unit}" for s in series if s.points)
+    summary = f"{title}: latest {last}; axis up to {_fmt(top)}{unit}."
+    return _frame(title, summary, "".join(parts), width=width, height=height, kind="line")
+
+
+def bar_chart(
+    bars: Sequence[tuple[str, float]],
+    *,
+    title: str,
+    unit: str = "",
+    width: int = WIDTH,
+    height: int = HEIGHT,
+) -> Svg:
+    """One bar per label (few labels: a comparison, not a time series)."""
+    if not bars:
+        return empty(title, "no data yet", width=width, height=height)
+    top = nice_max(max(v for _, v in bars))
+    plot_w, plot_h = width - LEFT - RIGHT, height - TOP - BOTTOM
+    slot = plot_w / len(bars)
+    parts = _y_axis(top, unit, width, height)
+    for i, (label, value) in enumerate(bars):
+        h = max(value, 0.0) / top * plot_h
+        x = LEFT + slot * i + slot * 0.15
+        parts.append(
+            f'<rect class="bar series-{i % PALETTE_SIZE}" x="{x:.1f}" '
+            f'y="{height - BOTTOM - h:.1f}" width="{slot * 0.7:.1f}" height="{h:.1f}">'
+            f"<title>{escape(label)}: "
+            f"{escape(_fmt(value) + unit)}</title></rect>"
+        )
+        parts.append(
+            f'<text class="tick" x="{x + slot * 0.35:.1f}" y="{height - 8}" '
+            f'text-anchor="middle">{escape(label)}</text>'
+        )
+    summary = f"{title}: " + ", ".join(f"{label} {_fmt(v)}{unit}" for label, v in bars) + "."
+    return _frame(title, summary, "".join(parts), width=width, height=height, kind="bar")
+
+
+def gauge(used: float, total: float, *, title: str, unit: str = "") -> Svg:
+    """How much of `total` is left: a ring that empties as `used` grows."""
+    width = height = 120
+    share_left = 0.0 if total <= 0 else min(max((total - used) / total, 0.0), 1.0)
+    radius, circumference = 48, 2 * math.pi * 48
+    level = "low" if share_left < 0.1 else "mid" if share_left < 0.3 else "ok"
+    body = (
+        f'<circle class="gauge-track" cx="60" cy="60" r="{radius}"/>'
+        f'<circle class="gauge-level gauge-{level}" cx="60" cy="60" r="{radius}" '
+        f'stroke-dasharray="{circumference * share_left:.1f} {circumference:.1f}" '
+        f'transform="rotate(-90 60 60)"/>'
+        f'<text class="gauge-figure" x="60" y="58" text-anchor="middle">{share_left:.0%}</text>'
+        f'<text class="gauge-label" x="60" y="76" text-anchor="middle">left</text>'
+    )
+    summary = (
+        f"{title}: {_fmt(max(total - used, 0.0))}{unit} of {_fmt(total)}{unit} left "
+        f"({share_left:.0%})."
+    )
+    return _frame(title, summary, body, width=width, height=height, kind="gauge")
+
+
+def empty(title: str, message: str, *, width: int = WIDTH, height: int = HEIGHT) -> Svg:
+    body = (
+        f'<text class="chart-empty" x="{width / 2:.0f}" y="{height / 2:.0f}" '
+        f'text-anchor="middle">{escape(message)}</text>'
+    )
+    return _frame(title, f"{title}: {message}.", body, width=width, height=height, kind="empty")

@@ -1,0 +1,158 @@
+"""Sign in (with any provider), sign out, and change one's own password."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse, Response
+
+from aifactory.api.deps import AppState, StateDep
+from aifactory.errors import AifactoryError, InvalidInput, NotFound, Unauthenticated
+from aifactory.services import passwords
+from aifactory.services.login import (
+    BUILT_IN,
+    FormProvider,
+    close_session,
+    close_user_sessions,
+    open_session,
+)
+from aifactory.store.models import User
+from aifactory.web.session import COOKIE, Signed, SignedPost, clear_session_cookie, safe_next
+from aifactory.web.session import set_session_cookie as _set_cookie
+from aifactory.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+LOGIN_COOKIE = "aifactory_login"  # the sign-in form's own CSRF token (no session yet)
+PROVIDERS: dict[str, FormProvider] = {p.name: p for p in BUILT_IN}
+
+
+def _login_page(
+    request: Request,
+    *,
+    next_url: str,
+    error: str | None = None,
+    chosen: str = "",
+    username: str = "",
+) -> Response:
+    token = secrets.token_urlsafe(16)
+    response = render(
+        request,
+        "login.html",
+        None,
+        status_code=401 if error else 200,
+        title="Sign in",
+        providers=list(PROVIDERS.values()),
+        login_csrf=token,
+        next_url=safe_next(next_url),
+        error=error,
+        chosen=chosen,
+        username=username,
+    )
+    response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", path="/login")
+    return response
+
+
+@router.get("/login")
+def login_form(request: Request, next: str = "/") -> Response:
+    return _login_page(request, next_url=next)
+
+
+@router.post("/login/{provider}")
+async def login(request: Request, provider: str, state: StateDep) -> Response:
+    chosen = PROVIDERS.get(provider)
+    if chosen is None:
+        raise NotFound(f"no sign-in provider named {provider!r}", field="provider")
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    next_url = safe_next(form.get("next"))
+    sent, expected = form.get("login_csrf", ""), request.cookies.get(LOGIN_COOKIE, "")
+    if not expected or not secrets.compare_digest(sent, expected):
+        return _login_page(request, next_url=next_url, error="The form expired: please try again.")
+    source = request.client.host if request.client else None
+    try:
+        token = await run_in_threadpool(_sign_in, state, chosen, form, source)
+    except Unauthenticated as exc:
+        name = form.get("username", "")
+        return _login_page(
+            request, next_url=next_url, error=exc.message, chosen=provider, username=name
+        )
+    response = RedirectResponse(next_url, status_code=303)
+    _set_cookie(response, request, token)
+    response.delete_cookie(LOGIN_COOKIE, path="/login")
+    return response
+
+
+def _sign_in(
+    state: AppState, provider: FormProvider, form: dict[str, str], source: str | None
+) -> str:
+    now = state.clock()
+    try:
+        with state.db.session() as session:
+            user = provider.verify(session, form, now)
+            return open_session(session, user, provider=provider.name, source=source, now=now)
+    except Unauthenticated:
+        with state.db.session() as session:
+            name = form.get("username") or "unknown"
+            passwords.record_failed_sign_in(
+                session, name, provider=provider.name, source=source, now=now
+            )
+        raise
+
+
+@router.post("/logout")
+async def logout(request: Request, signed: SignedPost, state: StateDep) -> Response:  # noqa: ARG001
+    cookie = request.cookies.get(COOKIE, "")
+    await run_in_threadpool(_close, state, cookie)
+    response = RedirectResponse("/login", status_code=303)
+    clear_session_cookie(response)
+    return response
+
+
+def _close(state: AppState, cookie: str) -> None:
+    with state.db.session() as session:
+        close_session(session, cookie, now=state.clock())
+
+
+@router.get("/account")
+def account(request: Request, signed: Signed) -> Response:
+    return render(request, "account.html", signed, title="Your account")
+
+
+@router.post("/account/password")
+def change_password(
+    request: Request,
+    signed: SignedPost,
+    state: StateDep,
+    new_password: Annotated[str, Form()],
+    repeat_password: Annotated[str, Form()],
+    current_password: Annotated[str, Form()] = "",
+) -> Response:
+    errors: dict[str, str] = {}
+    try:
+        with state.db.session() as session:
+            user = session.get_one(User, signed.principal.user_id)
+            if user.password_hash and not _current_ok(session, user, current_password):
+                raise InvalidInput("is not your current password", field="current_password")
+            if new_password != repeat_password:
+                raise InvalidInput("does not match the new password", field="repeat_password")
+            now = state.clock()
+            passwords.set_password(session, user, new_password, actor=user.name, now=now)
+            close_user_sessions(session, user.id, now=now, keep=signed.session_id)
+    except AifactoryError as exc:
+        field = "new_password" if exc.field == "password" else exc.field or "new_password"
+        errors[field] = exc.message
+    if errors:
+        return render(
+            request, "account.html", signed, status_code=422, title="Your account", errors=errors
+        )
+    return render(request, "account.html", signed, title="Your account", changed=True)
+
+
+def _current_ok(session: object, user: User, password: str) -> bool:
+    try:
+        passwords.verify_password(session, user.name, password)  # type: ignore[arg-type]
+    except Unauthenticated:
+        return False
+    return True

@@ -1,0 +1,93 @@
+"""Jinja2 set-up and `render`: every page gets the signed-in user, the navigation their roles
+allow, the CSRF token for its forms, and the portal's security headers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
+
+from aifactory import __version__
+from aifactory.services.login import SignedIn
+from aifactory.web import charts
+from aifactory.web.nav import navigation
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+# Everything from the facility itself; no inline script (htmx's own indicator styles are off).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def when(value: float | None, *, seconds: bool = False) -> str:
+    """UTC, to the minute (or second): one format on every page."""
+    if value is None:
+        return "—"
+    moment = datetime.fromtimestamp(value, UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M") + " UTC"
+
+
+def duration(value: float | None) -> str:
+    if value is None:
+        return "—"
+    seconds = max(0, round(value))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {secs} s"
+    return f"{secs} s"
+
+
+def number(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.{digits}f}".replace(",", " ")
+
+
+def euros(cents: int | None) -> str:
+    return "—" if cents is None else f"€ {cents / 100:,.2f}".replace(",", " ")
+
+
+def _svg(chart: charts.Svg) -> Markup:
+    return Markup(chart.markup)  # noqa: S704 - built by web.charts, which escapes every text
+
+
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+templates.env.filters.update(when=when, duration=duration, number=number, euros=euros, svg=_svg)
+templates.env.globals.update(version=__version__)
+
+
+def render(
+    request: Request,
+    template: str,
+    signed: SignedIn | None,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    context.update(
+        me=signed.principal if signed else None,
+        signed=signed,
+        csrf_token=signed.csrf_token if signed else "",
+        nav=navigation(signed.principal) if signed else [],
+        path=request.url.path,
+    )
+    response = templates.TemplateResponse(request, template, context, status_code=status_code)
+    response.headers.update(SECURITY_HEADERS)
+    return response

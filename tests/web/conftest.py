@@ -8,14 +8,17 @@ pages go to `test-artifacts/portal/` (AIFACTORY_TEST_ARTIFACTS moves the folder)
 from __future__ import annotations
 
 import os
+import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from tests.conftest import LiveServer
 from tests.e2e.process import FacilityProcess
 
 ARTIFACTS = Path(os.environ.get("AIFACTORY_TEST_ARTIFACTS", "test-artifacts")) / "portal"
@@ -103,3 +106,55 @@ def screenshot(page: Page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+# Page tests without a browser: the portal over the live API test server (tests.conftest).
+from tests.api.conftest import admin, admin_headers, clients, tenants  # noqa: E402,F401
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+class PortalSession:
+    """A signed-in browser, as plain HTTP: the session cookie, and the CSRF token from the
+    last page read (every signed-in page carries one in its sign-out form)."""
+
+    def __init__(self, url: str) -> None:
+        self.http = httpx.Client(base_url=url, timeout=30, follow_redirects=False)
+        self.csrf = ""
+
+    def sign_in(self, token: str) -> PortalSession:
+        self.http.get("/login")
+        login_csrf = self.http.cookies.get("aifactory_login", path="/login") or ""
+        found = self.http.post(
+            "/login/token", data={"token": token, "login_csrf": login_csrf, "next": "/"}
+        )
+        assert found.status_code == 303, found.text
+        self.get("/account")
+        return self
+
+    def get(self, path: str, **params: str) -> httpx.Response:
+        response = self.http.get(path, params=params)
+        if token := CSRF.search(response.text):
+            self.csrf = token.group(1)
+        return response
+
+    def post(self, path: str, data: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
+        return self.http.post(path, data={"csrf_token": self.csrf, **(data or {})}, **kw)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+@pytest.fixture
+def pages(live_server: LiveServer) -> Iterator[Callable[[str], PortalSession]]:
+    """`pages(token)`: a PortalSession signed in with that API token."""
+    opened: list[PortalSession] = []
+
+    def make(token: str) -> PortalSession:
+        session = PortalSession(live_server.url).sign_in(token)
+        opened.append(session)
+        return session
+
+    yield make
+    for session in opened:
+        session.close()

@@ -18,10 +18,13 @@ def test_the_printed_password_signs_in_and_the_dashboard_draws_its_charts(
     utilisation = page.get_by_role("img", name="Facility GPU utilisation")
     expect(utilisation).to_be_visible()
     box = utilisation.bounding_box()
-    assert box is not None and box["width"] > 300 and box["height"] > 80
+    assert box is not None
+    assert box["width"] > 300
+    assert box["height"] > 80
     expect(page.get_by_role("img", name="default-starter: GPU-hours left")).to_be_visible()
     cookie = next(c for c in page.context.cookies() if c["name"] == "aifactory_session")
-    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    assert cookie["httpOnly"]
+    assert cookie["sameSite"] == "Lax"
     screenshot(page, "dashboard")
 
 

@@ -29,6 +29,7 @@ from aifactory.api.routers import (
     programmes,
     proposals,
     tenancy,
+    whatif,
 )
 from aifactory.api.schemas import ErrorOut
 from aifactory.web import app as portal
@@ -98,6 +99,7 @@ def create_app(
         audit.router,
         datasets.router,
         gdpr.router,
+        whatif.router,
     )
     for router in routers:
         api.include_router(router)

@@ -7,10 +7,34 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from aifactory.web.pages import dashboard, login
+from aifactory.web.pages import (
+    allocations,
+    audit,
+    dashboard,
+    datasets,
+    jobs,
+    login,
+    nodes,
+    projects,
+    proposals,
+    usage,
+    whatif,
+)
 
 STATIC_DIR = Path(__file__).parent / "static"
-PAGES = (login.router, dashboard.router)
+PAGES = (
+    login.router,
+    dashboard.router,
+    jobs.router,
+    nodes.router,
+    projects.router,
+    allocations.router,
+    proposals.router,
+    usage.router,
+    datasets.router,
+    audit.router,
+    whatif.router,
+)
 
 
 def install(app: FastAPI) -> None:

@@ -100,7 +100,7 @@ def first_password(session: Session, data_dir: Path, *, first_start: bool) -> st
     path = data_dir / FIRST_PASSWORD_FILE
     admin = session.scalars(select(User).where(User.name == "admin")).first()
     if first_start and admin is not None:
-        password = passwords.generate_password()
+        password = passwords.generate_password(admin.name)
         passwords.set_password(session, admin, password, actor="bootstrap", now=time.time())
         path.touch(mode=0o600)
         path.write_text(password + "\n", encoding="utf-8")

@@ -285,6 +285,16 @@ class TokenCreate(Request):
     user: Name | None = Field(None, description="admins only: issue for another user")
 
 
+class PasswordChange(Request):
+    current_password: str | None = Field(None, max_length=256, description="if you have one")
+    new_password: str = Field(min_length=1, max_length=256)
+
+
+class PasswordIssued(BaseModel):
+    user: str
+    password: str  # shown once
+
+
 class TokenOut(BaseModel):
     id: int
     name: str

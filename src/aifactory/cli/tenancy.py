@@ -171,6 +171,17 @@ def user_create(
         typer.echo(f"user {user['name']} created\ntoken: {user['token']}")
 
 
+@user_app.command("password")
+def user_password(ctx: typer.Context, name: str, as_json: JsonFlag = False) -> None:
+    """Admins: give a user a new portal password (printed once; their browsers sign in again)."""
+    with client(ctx) as api:
+        issued = api.reset_password(name)
+    if as_json:
+        print_json(issued)
+    else:
+        typer.echo(f"portal password for {issued['user']}: {issued['password']}")
+
+
 @user_app.command("list")
 def user_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     with client(ctx) as api:

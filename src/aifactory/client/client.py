@@ -257,6 +257,14 @@ class Client(AccountingCalls, AuditCalls, DatasetCalls, GdprCalls):
         )
         return result
 
+    def reset_password(self, user: str) -> Json:
+        result: Json = self._call("POST", f"/users/{user}/password")
+        return result
+
+    def change_password(self, new: str, *, current: str | None = None) -> None:
+        body = {"new_password": new, "current_password": current}
+        self._call("PUT", "/me/password", json={k: v for k, v in body.items() if v is not None})
+
     def tokens(self, owner: str | None = None) -> list[Json]:
         result: list[Json] = self._call("GET", "/tokens", params={"owner": owner})
         return result

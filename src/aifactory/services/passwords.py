@@ -11,13 +11,16 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from aifactory.domain.audit import Outcome
+from aifactory.domain.permissions import Action
 from aifactory.errors import InvalidInput, Unauthenticated
 from aifactory.governance import audit
-from aifactory.store.models import User
+from aifactory.services.principal import Principal
+from aifactory.services.tenancy import user_by_name
+from aifactory.store.models import User, WebSession
 
 MIN_LENGTH = 12
 MAX_LENGTH = 256  # Argon2 hashes any length; a bound keeps a request from costing much
@@ -40,9 +43,12 @@ def set_password(session: Session, user: User, password: str, *, actor: str, now
     audit.record(session, actor=actor, action="user.password", object=f"user:{user.name}", at=now)
 
 
-def generate_password() -> str:
+def generate_password(user_name: str) -> str:
     """A first password an admin hands over (or `aifactory up` prints): 128 bits, typeable."""
-    return "-".join(secrets.token_hex(4) for _ in range(4))
+    while True:
+        password = "-".join(secrets.token_hex(4) for _ in range(4))
+        if user_name.lower() not in password:  # hex could spell a short name ("bad", "ace")
+            return password
 
 
 def verify_password(session: Session, name: str, password: str) -> User:
@@ -59,6 +65,38 @@ def verify_password(session: Session, name: str, password: str) -> User:
     if _hasher.check_needs_rehash(stored):
         user.password_hash = _hasher.hash(password)
     return user
+
+
+def reset_password(session: Session, principal: Principal, user_name: str, *, now: float) -> str:
+    """Admins: a new, generated password for `user_name` (shown once); their browsers sign in
+    again."""
+    principal.authorize(Action.USER_CREATE)
+    user = user_by_name(session, user_name)
+    password = generate_password(user.name)
+    set_password(session, user, password, actor=principal.name, now=now)
+    _end_sessions(session, user.id, now=now)
+    return password
+
+
+def change_own_password(
+    session: Session, principal: Principal, *, current: str | None, new: str, now: float
+) -> None:
+    """Knowing the current password, if there is one (a token holder may set a first one)."""
+    user = session.get_one(User, principal.user_id)
+    if user.password_hash and not still_matches(user, current or ""):
+        raise InvalidInput("is not your current password", field="current_password")
+    try:
+        set_password(session, user, new, actor=user.name, now=now)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message, field="new_password") from None
+
+
+def _end_sessions(session: Session, user_id: int, *, now: float) -> None:
+    session.execute(
+        update(WebSession)
+        .where(WebSession.user_id == user_id, WebSession.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
 
 
 def still_matches(user: User, password: str) -> bool:

@@ -8,8 +8,16 @@ from fastapi import APIRouter, Path
 
 from aifactory.api.deps import CurrentUser, Now, ReadSession, WriteSession
 from aifactory.api.routers.tenancy import project_out
-from aifactory.api.schemas import MAX_ID, MeOut, TokenCreate, TokenIssued, TokenOut
-from aifactory.services import auth, tenancy
+from aifactory.api.schemas import (
+    MAX_ID,
+    MeOut,
+    PasswordChange,
+    PasswordIssued,
+    TokenCreate,
+    TokenIssued,
+    TokenOut,
+)
+from aifactory.services import auth, passwords, tenancy
 from aifactory.store.models import Project
 
 router = APIRouter(tags=["me"])
@@ -33,6 +41,24 @@ def use_project(project: str, session: WriteSession, user: CurrentUser) -> MeOut
     tenancy.set_default_project(session, user, project=project)
     user = auth.principal_of(session, tenancy.user_by_name(session, user.name))
     return whoami(session, user)
+
+
+@router.put("/me/password", status_code=204)
+def change_password(
+    body: PasswordChange, session: WriteSession, user: CurrentUser, now: Now
+) -> None:
+    """Your portal password: the current one is needed if you have one."""
+    passwords.change_own_password(
+        session, user, current=body.current_password, new=body.new_password, now=now
+    )
+
+
+@router.post("/users/{name}/password", status_code=201, response_model=PasswordIssued)
+def reset_password(name: str, session: WriteSession, user: CurrentUser, now: Now) -> PasswordIssued:
+    """Admins: a new generated portal password for a user (shown once)."""
+    return PasswordIssued(
+        user=name, password=passwords.reset_password(session, user, name, now=now)
+    )
 
 
 @router.get("/tokens", response_model=list[TokenOut])

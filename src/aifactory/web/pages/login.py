@@ -19,7 +19,6 @@ from aifactory.services.login import (
     close_user_sessions,
     open_session,
 )
-from aifactory.store.models import User
 from aifactory.web.session import COOKIE, Signed, SignedPost, clear_session_cookie, safe_next
 from aifactory.web.session import set_session_cookie as _set_cookie
 from aifactory.web.templating import render
@@ -129,30 +128,18 @@ def change_password(
     repeat_password: Annotated[str, Form()],
     current_password: Annotated[str, Form()] = "",
 ) -> Response:
-    errors: dict[str, str] = {}
     try:
+        if new_password != repeat_password:
+            raise InvalidInput("does not match the new password", field="repeat_password")
         with state.db.session() as session:
-            user = session.get_one(User, signed.principal.user_id)
-            if user.password_hash and not _current_ok(session, user, current_password):
-                raise InvalidInput("is not your current password", field="current_password")
-            if new_password != repeat_password:
-                raise InvalidInput("does not match the new password", field="repeat_password")
             now = state.clock()
-            passwords.set_password(session, user, new_password, actor=user.name, now=now)
-            close_user_sessions(session, user.id, now=now, keep=signed.session_id)
+            passwords.change_own_password(
+                session, signed.principal, current=current_password, new=new_password, now=now
+            )
+            close_user_sessions(session, signed.principal.user_id, now=now, keep=signed.session_id)
     except AifactoryError as exc:
-        field = "new_password" if exc.field == "password" else exc.field or "new_password"
-        errors[field] = exc.message
-    if errors:
+        errors = {exc.field or "new_password": exc.message}
         return render(
             request, "account.html", signed, status_code=422, title="Your account", errors=errors
         )
     return render(request, "account.html", signed, title="Your account", changed=True)
-
-
-def _current_ok(session: object, user: User, password: str) -> bool:
-    try:
-        passwords.verify_password(session, user.name, password)  # type: ignore[arg-type]
-    except Unauthenticated:
-        return False
-    return True

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
 
 import uvicorn
@@ -27,6 +26,7 @@ from aifactory.api.app import create_app
 from aifactory.api.deps import AppState
 from aifactory.config import Settings
 from aifactory.control.loop import ControlLoop
+from aifactory.control.samples import Sampler
 from aifactory.domain.tenancy import FacilityRole
 from aifactory.executors.base import Executor
 from aifactory.executors.local.executor import LocalConfig, LocalExecutor
@@ -83,11 +83,21 @@ def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facilit
         clock,
         tick_s=settings.tick_s,
         enforce_budgets=settings.enforce_budgets,
-        housekeeping=partial(
-            erasure.advance, db, data_root=settings.datasets_dir, jobs_dir=settings.jobs_dir
-        ),
+        housekeeping=housekeeping(settings, db),
     )
     return Facility(settings, db, executor, loop, token, clock=clock, admin_password=password)
+
+
+def housekeeping(settings: Settings, db: Database) -> Callable[[float], None]:
+    """What the acting control loop does each tick besides scheduling: erasures and
+    retention, and the dashboard's minute samples."""
+    sample = Sampler(db)
+
+    def run(now: float) -> None:
+        erasure.advance(db, now, data_root=settings.datasets_dir, jobs_dir=settings.jobs_dir)
+        sample(now)
+
+    return run
 
 
 FIRST_PASSWORD_FILE = "initial-admin-password"  # noqa: S105 - a file name

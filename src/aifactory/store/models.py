@@ -515,3 +515,15 @@ class WebSession(Base):
     created_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float)
     revoked_at: Mapped[float | None] = mapped_column(Float)
+
+
+class FacilitySample(Base):
+    """The facility once a minute, written by the acting control loop: the dashboard's charts
+    read these instead of every job's history (fast on any number of jobs)."""
+
+    __tablename__ = "facility_samples"
+    at: Mapped[float] = mapped_column(Float, primary_key=True)
+    gpus_total: Mapped[int] = mapped_column(Integer)  # on schedulable nodes
+    gpus_busy: Mapped[int] = mapped_column(Integer)
+    running: Mapped[int] = mapped_column(Integer)  # admitted or running
+    waiting: Mapped[int] = mapped_column(Integer)  # pending or held

@@ -1,4 +1,4 @@
-"""portal: user passwords, browser sessions, job time indexes for the dashboard
+"""portal: user passwords, browser sessions, the dashboard's facility samples and job time indexes
 
 Revision ID: 0006
 Revises: 0005
@@ -40,12 +40,22 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("web_sessions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_web_sessions_user_id"), ["user_id"], unique=False)
+    op.create_table(
+        "facility_samples",
+        sa.Column("at", sa.Float(), nullable=False),
+        sa.Column("gpus_total", sa.Integer(), nullable=False),
+        sa.Column("gpus_busy", sa.Integer(), nullable=False),
+        sa.Column("running", sa.Integer(), nullable=False),
+        sa.Column("waiting", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("at", name=op.f("pk_facility_samples")),
+    )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.create_index("ix_jobs_submitted_at", ["submitted_at"], unique=False)
         batch_op.create_index("ix_jobs_admitted_at", ["admitted_at"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_table("facility_samples")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index("ix_jobs_admitted_at")
         batch_op.drop_index("ix_jobs_submitted_at")

@@ -15,6 +15,7 @@ from aifactory.services import passwords
 from aifactory.services.login import (
     BUILT_IN,
     FormProvider,
+    RedirectProvider,
     close_session,
     close_user_sessions,
     open_session,
@@ -25,7 +26,11 @@ from aifactory.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 LOGIN_COOKIE = "aifactory_login"  # the sign-in form's own CSRF token (no session yet)
+STATE_COOKIE = "aifactory_login_state"  # a redirect sign-in's state, checked on the way back
 PROVIDERS: dict[str, FormProvider] = {p.name: p for p in BUILT_IN}
+# Federated sign-in (OIDC): none built in; `REDIRECT_PROVIDERS[p.name] = p` adds one, and the
+# sign-in page offers it as a button (see docs/portal.md).
+REDIRECT_PROVIDERS: dict[str, RedirectProvider] = {}
 
 
 def _login_page(
@@ -44,6 +49,7 @@ def _login_page(
         status_code=401 if error else 200,
         title="Sign in",
         providers=list(PROVIDERS.values()),
+        redirect_providers=list(REDIRECT_PROVIDERS.values()),
         login_csrf=token,
         next_url=safe_next(next_url),
         error=error,
@@ -57,6 +63,57 @@ def _login_page(
 @router.get("/login")
 def login_form(request: Request, next: str = "/") -> Response:
     return _login_page(request, next_url=next)
+
+
+@router.get("/login/{provider}/start")
+def start_redirect_login(request: Request, provider: str, next: str = "/") -> Response:
+    """Off to the identity provider, with a state that must come back (and our next page)."""
+    chosen = REDIRECT_PROVIDERS.get(provider)
+    if chosen is None:
+        raise NotFound(f"no sign-in provider named {provider!r}", field="provider")
+    state = secrets.token_urlsafe(24)
+    back = str(request.url_for("finish_redirect_login", provider=provider))
+    response = RedirectResponse(chosen.start(state=state, return_url=back), status_code=303)
+    response.set_cookie(
+        STATE_COOKIE,
+        f"{state} {safe_next(next)}",
+        max_age=600,
+        httponly=True,
+        samesite="lax",  # sent on the provider's top-level redirect back to us
+        secure=request.url.scheme == "https",
+        path="/login",
+    )
+    return response
+
+
+@router.get("/login/{provider}/callback", name="finish_redirect_login")
+async def finish_redirect_login(request: Request, provider: str, state: StateDep) -> Response:
+    chosen = REDIRECT_PROVIDERS.get(provider)
+    if chosen is None:
+        raise NotFound(f"no sign-in provider named {provider!r}", field="provider")
+    expected, _, next_url = request.cookies.get(STATE_COOKIE, "").partition(" ")
+    sent = request.query_params.get("state", "")
+    if not expected or not secrets.compare_digest(sent, expected):
+        return _login_page(request, next_url="/", error="The sign-in expired: please try again.")
+    query = dict(request.query_params)
+    source = request.client.host if request.client else None
+    try:
+        token = await run_in_threadpool(_finish, state, chosen, query, source)
+    except Unauthenticated as exc:
+        return _login_page(request, next_url=next_url, error=exc.message)
+    response = RedirectResponse(safe_next(next_url), status_code=303)
+    _set_cookie(response, request, token)
+    response.delete_cookie(STATE_COOKIE, path="/login")
+    return response
+
+
+def _finish(
+    state: AppState, provider: RedirectProvider, query: dict[str, str], source: str | None
+) -> str:
+    now = state.clock()
+    with state.db.session() as session:
+        user = provider.finish(session, query, now)
+        return open_session(session, user, provider=provider.name, source=source, now=now)
 
 
 @router.post("/login/{provider}")

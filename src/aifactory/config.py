@@ -71,6 +71,8 @@ class Settings(BaseSettings):
         270.0, ge=0, le=2000, description="grid carbon intensity for CO2 figures (g/kWh)"
     )
     tick_s: float = Field(0.5, gt=0)
+    # How often the control loop samples the facility for the dashboard (AIFACTORY_SAMPLE_S).
+    sample_s: float = Field(60.0, ge=1)
     grace_s: float = Field(10.0, ge=0, description="SIGTERM → SIGKILL grace period")
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     paused: bool = Field(False, description="start with admission paused")

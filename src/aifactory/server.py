@@ -91,7 +91,7 @@ def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facilit
 def housekeeping(settings: Settings, db: Database) -> Callable[[float], None]:
     """What the acting control loop does each tick besides scheduling: erasures and
     retention, and the dashboard's minute samples."""
-    sample = Sampler(db)
+    sample = Sampler(db, every_s=settings.sample_s)
 
     def run(now: float) -> None:
         erasure.advance(db, now, data_root=settings.datasets_dir, jobs_dir=settings.jobs_dir)

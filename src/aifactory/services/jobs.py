@@ -298,7 +298,10 @@ def list_jobs(
     user: str | None = None,
     limit: int = 100,
     before_id: int | None = None,
+    name_contains: str | None = None,
 ) -> list[Job]:
+    """Newest first, `limit` at most; page on with `before_id` (the last id seen), so a page
+    costs the same on the thousandth page as on the first."""
     stmt = select(Job).order_by(Job.id.desc()).limit(limit)
     if project is not None:
         found = project_by_name(session, principal, project, action=Action.JOB_READ)
@@ -311,6 +314,8 @@ def list_jobs(
         stmt = stmt.where(Job.user_id == user_by_name(session, user, field="owner").id)
     if before_id is not None:
         stmt = stmt.where(Job.id < before_id)
+    if name_contains:
+        stmt = stmt.where(Job.name.icontains(name_contains, autoescape=True))
     return list(session.scalars(stmt))
 
 

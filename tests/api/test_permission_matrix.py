@@ -258,6 +258,18 @@ EXERCISES: dict[Action, Exercise] = {
     Action.SITE_MANAGE: lambda f, u: f.do(
         u, "PUT", f"/sites/{f.unique('site')}", {"country": "NL"}
     ),
+    Action.SCHEDULER_WHATIF: lambda f, u: f.do(
+        u,
+        "POST",
+        "/whatif",
+        {
+            "workload": "itp-cluster10",
+            "jobs": 10,
+            "gpus": 8,
+            "a": {"policy": "fifo"},
+            "b": {"policy": "easy"},
+        },
+    ),
     Action.USER_CREATE: lambda f, u: f.do(u, "POST", "/users", {"name": f.unique("u")}),
     Action.USER_LIST: lambda f, u: f.do(u, "GET", "/users"),
     Action.TOKEN_MANAGE: lambda f, u: f.do(u, "GET", "/tokens", owner="admin"),

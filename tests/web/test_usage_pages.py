@@ -90,7 +90,7 @@ def test_the_usage_page_shows_the_apis_totals_for_the_same_period(
     assert figures(by_days.text) == shown, "the same period chosen by days"
     assert project_rows(by_month.text) == ["proj-a"]
     assert 'role="img"' in by_month.text
-    assert "GPU-hours per project, 2025-03</title>" in by_month.text
+    assert "GPU-hours per project, March 2025</title>" in by_month.text
 
 
 def test_finance_sees_every_project_and_a_project_filter_narrows_it(

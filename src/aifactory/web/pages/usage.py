@@ -53,7 +53,9 @@ class Period:
 
     @property
     def label(self) -> str:
-        return self.month or f"{self.first_day} to {self.last_day}"
+        if self.month:
+            return datetime.fromtimestamp(self.start, UTC).strftime("%B %Y")
+        return f"{self.first_day} to {self.last_day}"
 
 
 @dataclass(frozen=True, slots=True)

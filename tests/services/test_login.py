@@ -50,7 +50,7 @@ def test_the_password_is_stored_as_argon2id_and_only_the_right_one_signs_in(
             == "admin"
         )
         for name, password in [("admin", "wrong password!"), ("nobody", GOOD), ("", "")]:
-            with pytest.raises(Unauthenticated, match="^unknown user name or wrong password$"):
+            with pytest.raises(Unauthenticated, match=r"^unknown user name or wrong password$"):
                 PasswordLogin().verify(session, {"username": name, "password": password}, NOW)
 
 

@@ -8,6 +8,7 @@ session's own. The cookie is HttpOnly, SameSite=Lax, Secure when served over HTT
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from typing import Annotated
 from urllib.parse import quote
 
@@ -46,6 +47,8 @@ async def current_session(request: Request, state: StateDep) -> SignedIn:
         if request.method != "GET":
             target = request.headers.get("HX-Current-URL", "/")
         raise SignInRequired(exc.message, next_url=target) from None
+    source = request.client.host if request.client else None  # for the audit log
+    found = replace(found, principal=replace(found.principal, source=source))
     request.state.signed = found  # for an error page's menu
     return found
 

@@ -154,16 +154,32 @@ def test_the_adjust_form_shows_refusals_and_members_may_not_post_it(
     assert figure_left(fiona.get("/allocations/a-pilot").text) == "990.0"
 
 
-def test_a_long_ledger_is_read_at_sampled_moments_to_the_same_balance(
+def test_a_long_ledger_is_summed_per_slice_of_time_to_the_same_balances(
     funded: Tenants, live_server: LiveServer
 ) -> None:
+    with live_server.db.session() as s:
+        allocation = s.scalars(select(Allocation).where(Allocation.name == "a-pilot")).one()
+        allocation_id = allocation.id
+        for n in range(10):  # ten corrections within a second, fifty days in: one slice
+            ledger.post(
+                s,
+                allocation_id=allocation_id,
+                kind=EntryKind.ADJUST,
+                gpu_s=-3600,
+                key=f"adjust:{allocation_id}:{n + 1}",
+                at=START + 50 * DAY + n / 10,
+                actor="fiona",
+                reason="correction",
+            )
     with live_server.db.read() as s:
-        allocation_id = s.scalars(select(Allocation.id).where(Allocation.name == "a-pilot")).one()
-        exact = balance_points(s, allocation_id)
-        sampled = balance_points(s, allocation_id, max_exact=1)
+        allocation = s.get_one(Allocation, allocation_id)
+        exact = balance_points(s, allocation)
+        sliced = balance_points(s, allocation, max_exact=1)
 
-    assert exact == [(START, 1000.0), (START + DAY + 5 * H, 990.0)]
-    assert len(sampled) > 2
-    assert sampled[0] == (START, 1000.0)
-    assert sampled[-1] == (START + DAY + 5 * H, 990.0)
-    assert all(left in (1000.0, 990.0) for _, left in sampled)
+    assert len(exact) == 12
+    assert exact[:2] == [(START, 1000.0), (START + DAY + 5 * H, 990.0)]
+    assert exact[-1] == (START + 50 * DAY + 0.9, 980.0)
+    assert sliced[:2] == exact[:2]
+    assert sliced[-1] == exact[-1]
+    assert set(sliced) <= set(exact), "each slice ends on an exact balance"
+    assert len(sliced) <= 4, "the corrections of one second share a slice or two"

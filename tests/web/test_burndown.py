@@ -8,7 +8,6 @@ from aifactory.web.burndown import (
     burndown_chart,
     ideal_line,
     running_balance,
-    sample_times,
 )
 
 H = 3600
@@ -57,11 +56,6 @@ def test_steps_hold_each_balance_until_the_next_entry_and_then_until_now() -> No
 
 def test_the_ideal_line_runs_from_the_award_to_nothing_over_the_window() -> None:
     assert ideal_line(100.0, 10.0, 20.0) == [(10.0, 100.0), (20.0, 0.0)]
-
-
-def test_samples_span_the_ledger_evenly_and_include_its_last_moment() -> None:
-    assert sample_times(0.0, 10.0, 5) == [0.0, 2.5, 5.0, 7.5, 10.0]
-    assert sample_times(4.0, 4.0, 5) == [4.0]
 
 
 def test_the_chart_is_an_accessible_svg_with_both_lines() -> None:

@@ -39,15 +39,6 @@ def running_balance(entries: Iterable[tuple[float, int]]) -> list[Point]:
     return points
 
 
-def sample_times(first: float, last: float, count: int) -> list[float]:
-    """`count` evenly spaced moments from `first` to `last`, both included: where a long
-    ledger's balance is read instead of at every entry."""
-    if count < 2 or last <= first:
-        return [last]
-    step = (last - first) / (count - 1)
-    return [first + step * i for i in range(count - 1)] + [last]
-
-
 def as_steps(points: Sequence[Point], *, until: float | None = None) -> list[Point]:
     """Each balance held until the next point (a step line out of straight segments), the last
     one held on to `until` (now, or the window's end) when that is later."""

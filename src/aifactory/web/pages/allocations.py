@@ -2,8 +2,8 @@
 and finance adjust a balance here (services.allocations checks every step).
 
 Reads stay bounded on a busy allocation: the burn line comes from the ledger's balance-moving
-entries when there are at most `MAX_EXACT` of them, else from the balance read at `SAMPLES`
-moments in one query; the ledger table shows the latest `RECENT` entries. Both queries run only
+entries when there are at most `MAX_EXACT` of them, else from their sums over `SAMPLES` slices
+of time (one GROUP BY); the ledger table shows the latest `RECENT` entries. Both queries run only
 after the service has shown the allocation to the signed-in user.
 """
 
@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import case, func, select
+from sqlalchemy import Integer, cast, func, select
 from sqlalchemy.orm import Session
 
 from aifactory.api.deps import StateDep
@@ -25,7 +25,7 @@ from aifactory.services import allocations as service
 from aifactory.services.allocations import AllocationView
 from aifactory.services.login import SignedIn
 from aifactory.services.principal import Principal
-from aifactory.store.models import LedgerEntry
+from aifactory.store.models import Allocation, LedgerEntry
 from aifactory.web import burndown
 from aifactory.web.burndown import Point
 from aifactory.web.pages.projects import form_status
@@ -104,7 +104,7 @@ def _detail(
     now = state.clock()
     with state.db.read() as session:
         view = service.get_allocation(session, signed.principal, allocation=name, now=now)
-        points = balance_points(session, view.allocation.id)
+        points = balance_points(session, view.allocation)
         recent = recent_entries(session, view.allocation.id)
     context = _detail_context(view, points, signed.principal, now=now)
     return render(
@@ -142,35 +142,33 @@ def _detail_context(
 
 
 def balance_points(
-    session: Session, allocation_id: int, *, max_exact: int = MAX_EXACT
+    session: Session, allocation: Allocation, *, max_exact: int = MAX_EXACT
 ) -> list[Point]:
-    """The burn line's points: at every balance-moving entry, or sampled on a long ledger."""
-    moving = (LedgerEntry.allocation_id == allocation_id, LedgerEntry.kind.in_(BURNING))
-    count, first, last = session.execute(
-        select(func.count(), func.min(LedgerEntry.at), func.max(LedgerEntry.at)).where(*moving)
-    ).one()
-    if count <= max_exact:
-        rows = session.execute(
-            select(LedgerEntry.at, LedgerEntry.gpu_s)
-            .where(*moving)
-            .order_by(LedgerEntry.at, LedgerEntry.id)
-        )
-        return burndown.running_balance((at, gpu_s) for at, gpu_s in rows)
-    times = burndown.sample_times(first, last, SAMPLES)
-    sums = [
-        func.coalesce(func.sum(case((LedgerEntry.at <= t, LedgerEntry.gpu_s), else_=0)), 0)
-        for t in times
-    ]
-    left = session.execute(select(*sums).where(*moving)).one()
-    return [(t, money.gpu_hours(int(s))) for t, s in zip(times, left, strict=True)]
+    """The burn line's points: after every balance-moving entry, or on a long ledger after the
+    last entry of each of about `SAMPLES` slices of the allocation's window (exact there too)."""
+    moving = (LedgerEntry.allocation_id == allocation.id, LedgerEntry.kind.in_(BURNING))
+    first = select(LedgerEntry.at, LedgerEntry.id, LedgerEntry.gpu_s).where(*moving)
+    rows = session.execute(first.order_by(LedgerEntry.id).limit(max_exact + 1)).all()
+    if len(rows) <= max_exact:
+        return burndown.running_balance((at, gpu_s) for at, _, gpu_s in sorted(rows))
+    # Any slicing that keeps time order will do (SQLite truncates the cast, PostgreSQL rounds
+    # it, entries before the window go below 0): each slice's sum lands at its last entry.
+    width = max(allocation.valid_to - allocation.valid_from, 1.0) / SAMPLES
+    slice_of = cast((LedgerEntry.at - allocation.valid_from) / width, Integer)
+    ends = func.max(LedgerEntry.at)
+    sliced = select(ends, func.sum(LedgerEntry.gpu_s)).where(*moving).group_by(slice_of)
+    return burndown.running_balance(
+        (at, int(gpu_s)) for at, gpu_s in session.execute(sliced.order_by(ends))
+    )
 
 
 def recent_entries(session: Session, allocation_id: int) -> list[LedgerEntry]:
-    """The latest entries, newest first (the full ledger: GET /api/v1/allocations/…/ledger)."""
+    """The latest entries, newest first (the full ledger: GET /api/v1/allocations/…/ledger).
+    By id: the ledger is only appended to, and the allocation's index then serves the order."""
     stmt = (
         select(LedgerEntry)
         .where(LedgerEntry.allocation_id == allocation_id)
-        .order_by(LedgerEntry.at.desc(), LedgerEntry.id.desc())
+        .order_by(LedgerEntry.id.desc())
         .limit(RECENT)
     )
     return list(session.scalars(stmt))

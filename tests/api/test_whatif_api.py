@@ -6,12 +6,17 @@ each test waits for its own runs to end and never counts on the list being empty
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
 import httpx
+import pytest
 
 from aifactory.domain.jobs import JobState
+from aifactory.errors import Conflict
+from aifactory.services.whatif import MAX_WAITING, Ask, Setting, WhatIfRuns
+from aifactory.sim.scenarios import Workload
 from aifactory.store.jobs import switch_job_state
 from aifactory.store.models import Job
 from tests.api.helpers import Tenants, assert_error
@@ -166,3 +171,27 @@ def test_a_wrong_field_is_refused_with_its_name_and_nothing_runs(
         assert_error(api.post("/whatif", json=body, headers=olga), 422, field, reason=reason)
     assert len(api.get("/whatif", headers=olga).json()) == before
     assert_error(api.get("/whatif/999999", headers=olga), 404, reason="not found")
+
+
+def test_a_failed_replay_keeps_its_reason_and_a_full_queue_refuses_more() -> None:
+    runs = WhatIfRuns(clock=lambda: 1_700_000_000.0)
+    ask = Ask("itp-merged", 10, Setting("fifo"), Setting("easy"), 64)
+    gate = threading.Event()
+
+    def unreadable() -> Workload:
+        gate.wait(30)
+        raise ValueError("the trace is unreadable")
+
+    try:
+        made = [runs.submit(ask, "olga", 0.0, unreadable) for _ in range(MAX_WAITING)]
+        with pytest.raises(Conflict, match="already waiting"):
+            runs.submit(ask, "olga", 0.0, unreadable)
+    finally:
+        gate.set()
+        runs.shutdown()
+    for run in made:
+        failed = runs.get(run.id)
+        assert failed.state == "failed"
+        assert failed.message == "the trace is unreadable"
+        assert failed.ended_at == 1_700_000_000.0
+        assert failed.outcomes == ()

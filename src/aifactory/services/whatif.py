@@ -182,8 +182,9 @@ class WhatIfRuns:
             return [self._seen(e) for e in sorted(self._entries.values(), key=lambda e: -e.run.id)]
 
     def shutdown(self) -> None:
+        """Finish every run asked for (each is short), then stop the worker."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=True)
             self._pool = None
 
     def _seen(self, entry: _Entry) -> Run:

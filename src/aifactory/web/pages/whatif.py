@@ -18,6 +18,7 @@ from aifactory.api.deps import StateDep
 from aifactory.domain.permissions import Action
 from aifactory.errors import AifactoryError, InvalidInput
 from aifactory.services import whatif
+from aifactory.services.login import SignedIn
 from aifactory.services.whatif import Ask, Outcome, Run, Setting
 from aifactory.sim.replay import POLICIES
 from aifactory.web import charts
@@ -95,7 +96,7 @@ def run_status(request: Request, signed: Signed, run_id: int) -> Response:
 
 def _form_page(
     request: Request,
-    signed: Any,
+    signed: SignedIn,
     form: WhatIfForm,
     *,
     runs: list[Run],
@@ -218,7 +219,7 @@ def _results(run: Run) -> dict[str, Any]:
     )
     return {
         "lines": lines,
-        "bars": [_bars(m, a, b) for m in METRICS if m.chart],
+        "bars": [(m.label, _bars(m, a, b)) for m in METRICS if m.chart],
         "busy": _busy_chart(a, b),
     }
 

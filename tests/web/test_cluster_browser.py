@@ -68,6 +68,7 @@ def _what_if(page: Page, portal: FacilityProcess) -> None:
     page.get_by_label("GPUs to replay on").fill("64")
     page.get_by_label("Policy").first.select_option("fairshare")
     page.get_by_label("Policy").nth(1).select_option("slurm")
+    screenshot(page, "whatif-form")
     page.get_by_role("button", name="Start the replay").click()
     expect(page).to_have_url(f"{portal.url}/whatif/1")
     chart = page.get_by_role("img", name=re.compile(r"^Mean wait"))

@@ -14,6 +14,7 @@ import pytest
 from aifactory.domain.jobs import JobState
 from aifactory.store.jobs import switch_job_state
 from aifactory.store.models import Job
+from aifactory.web import job_views as views
 from tests.api.helpers import Tenants
 from tests.conftest import LiveServer
 from tests.web.conftest import PortalSession
@@ -137,7 +138,11 @@ def test_a_good_form_submits_the_job_and_opens_its_page(
     shown = alice.get(f"/jobs/{job_id}")
     assert shown.status_code == 200
     assert "python3 train.py --lr 0.1 &#39;two words&#39;" in shown.text
-    assert "Why it waits" in shown.text
+    assert f'hx-get="/jobs/{job_id}/queue" hx-trigger="load, every 10s"' in shown.text
+    queue = alice.get(f"/jobs/{job_id}/queue")
+    assert queue.status_code == 200
+    assert "Why it waits" in queue.text
+    assert "Place in the queue" in queue.text
 
 
 @pytest.mark.parametrize(
@@ -210,7 +215,7 @@ def test_another_projects_job_is_not_found_on_every_job_page(
 ) -> None:
     job_id = submit(tenants, "alice", "proj-a")
     bob = pages(tenants.tokens["bob"])
-    for path in ("", "/status", "/log"):
+    for path in ("", "/status", "/log", "/queue"):
         assert bob.get(f"/jobs/{job_id}{path}").status_code == 404, path
     assert bob.post(f"/jobs/{job_id}/cancel").status_code == 404
     assert bob.get("/jobs/999999").status_code == 404
@@ -248,6 +253,8 @@ def test_a_running_jobs_page_polls_its_state_and_log_tail(
     assert f'hx-get="/jobs/{job_id}/log" hx-trigger="load, every 2s"' in page.text
     assert f'hx-get="/jobs/{job_id}/status"' in page.text
     assert "<td>node-1</td>" in page.text  # placement
+    assert "/queue" not in page.text  # it waits no more
+    assert alice.get(f"/jobs/{job_id}/queue").status_code == 286
     log = alice.get(f"/jobs/{job_id}/log")
     assert log.status_code == 200
     assert '<pre class="log"' in log.text
@@ -266,3 +273,16 @@ def test_a_running_jobs_page_polls_its_state_and_log_tail(
     page = alice.get(f"/jobs/{job_id}")
     assert "loss &lt;0.5&gt;" in page.text  # shown at once, no polling
     assert "hx-trigger" not in page.text
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["python3", "-c", "print('hello from the portal')"],
+        ["echo", "two words", 'a "quoted" one', "it's $HOME", ""],
+        ["bash", "-c", "echo 'x' \\ y"],
+    ],
+)
+def test_the_command_a_job_page_shows_splits_back_to_the_same_argv(argv: list[str]) -> None:
+    shown = views.command_line(Job(command=argv))
+    assert views.submission_input({"command": shown})["command"] == argv

@@ -147,5 +147,12 @@ def placement(job: Job) -> list[Slice]:
 
 
 def command_line(job: Job) -> str:
-    """The argv as one line a shell reads back to the same argv."""
-    return shlex.join(job.command)
+    """The argv as one line that the form's command field splits back into the same argv;
+    an argument holding single quotes (Python's print('…')) is shown in double quotes."""
+    return " ".join(_quoted(arg) for arg in job.command)
+
+
+def _quoted(arg: str) -> str:
+    if "'" in arg and not any(c in arg for c in '"\\$`'):
+        return f'"{arg}"'
+    return shlex.quote(arg)

@@ -239,6 +239,19 @@ def job_log(request: Request, job_id: JobId, signed: Signed, state: StateDep) ->
     return render(request, "jobs/_log.html", signed, status_code=status, log=chunk)
 
 
+@router.get("/jobs/{job_id}/queue")
+def job_queue(request: Request, job_id: JobId, signed: Signed, state: StateDep) -> Response:
+    """Why a waiting job waits and when it may start; 286 (stop polling) once it waits no more.
+
+    Apart from the page and polled slowly: the explanation comes from a snapshot of the
+    whole facility (services.queue), far dearer than the rest of the page."""
+    with state.db.read() as session:
+        job = service.get_job(session, signed.principal, job_id)
+        waiting = queue_service.explain_job(session, job, now=state.clock(), policy=state.policy)
+    status = 200 if waiting is not None else STOP_POLLING
+    return render(request, "jobs/_queue.html", signed, status_code=status, waiting=waiting)
+
+
 @router.post("/jobs/{job_id}/cancel")
 def cancel_job(job_id: JobId, signed: SignedPost, state: StateDep) -> Response:
     with state.db.session() as session:
@@ -248,7 +261,8 @@ def cancel_job(job_id: JobId, signed: SignedPost, state: StateDep) -> Response:
 
 
 def _live(session: Session, principal: Principal, state: AppState, job_id: int) -> dict[str, Any]:
-    """What changes while a job lives: its state, timeline, queue place, placement, usage."""
+    """What changes while a job lives: its state, timeline, placement, usage (its place in the
+    queue is `job_queue`'s, polled less often: it is worked out over the whole queue)."""
     job = service.get_job(session, principal, job_id)
     now = state.clock()
     terminal = views.is_terminal(job)
@@ -256,7 +270,6 @@ def _live(session: Session, principal: Principal, state: AppState, job_id: int) 
         "job": job,
         "terminal": terminal,
         "events": service.job_events(session, principal, job_id),
-        "waiting": queue_service.explain_job(session, job, now=now, policy=state.policy),
         "slices": views.placement(job),
         "times": views.times(job, now),
         "usage": (

@@ -198,3 +198,17 @@ def test_the_issue_form_shows_the_services_refusals(pages: Pages, metered: Tenan
     assert f'value="{now}"' in open_month.text
     assert no_project.status_code == 422
     assert 'id="project-error">no project named' in no_project.text
+
+
+def test_finance_sees_invoices_of_projects_it_does_not_see_without_a_dead_link(
+    pages: Pages, metered: Tenants
+) -> None:
+    fiona = pages(metered.tokens["fiona"])
+    fiona.get("/usage/invoices")
+    fiona.post("/usage/invoices", {"project": "proj-b", "month": "2025-03"})
+
+    listing = fiona.get("/usage/invoices")
+
+    assert "<td>proj-b</td>" in listing.text, "finance may not open the project's page"
+    assert 'href="/usage/invoices/proj-b/2025-03.csv"' in listing.text
+    assert fiona.get("/usage/invoices/proj-b/2025-03.csv").status_code == 200

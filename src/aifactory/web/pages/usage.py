@@ -304,6 +304,7 @@ def invoice_rows(session: Session, principal: Principal, page: int) -> list[Row[
     stmt = (
         select(
             Project.name.label("project"),
+            IssuedInvoice.project_id,
             IssuedInvoice.number,
             IssuedInvoice.month,
             IssuedInvoice.issued_at,

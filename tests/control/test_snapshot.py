@@ -6,21 +6,26 @@ import pytest
 from sqlalchemy import select
 
 from aifactory.control.loop import ControlLoop
+from aifactory.control.snapshot import USAGE_HALF_LIVES, _decayed_usage
 from aifactory.domain.jobs import JobSpec, JobState
 from aifactory.domain.tenancy import OrgKind
 from aifactory.executors.base import Observation, Outcome, Phase
 from aifactory.scheduler import Policy
 from aifactory.scheduler.estimates import RuntimeHistory
+from aifactory.scheduler.usage import WEEK_S, Interval, usage_at
 from aifactory.services.allocations import create_allocation
 from aifactory.services.auth import principal_of
 from aifactory.services.bootstrap import bootstrap
 from aifactory.services.jobs import submit_job
 from aifactory.services.tenancy import create_organisation, create_project, user_by_name
 from aifactory.store.db import Database
-from aifactory.store.models import Allocation
+from aifactory.store.models import Allocation, Job
 from tests.conftest import FakeClock
 from tests.control.fake_executor import FakeExecutor
 from tests.control.helpers import PreemptingScheduler, job, submit
+
+T0 = 1_800_000_000.0
+DAY = 86400.0
 
 
 def test_usage_and_runtime_history_reach_the_scheduler(db: Database) -> None:
@@ -103,3 +108,64 @@ def test_a_pools_idle_projects_leave_its_share_to_their_siblings(db: Database) -
     seen = scheduler.snapshots[-1]
     assert seen.projects["default"].shares == pytest.approx(0.5)
     assert seen.projects["busy"].shares == pytest.approx(0.15)
+
+
+def test_the_database_sums_decayed_usage_as_the_scheduler_would(db: Database) -> None:
+    """The snapshot's per-project sum in SQL equals scheduler.usage.usage_at over the same runs:
+    ended, running, one ended before the ten half-lives read, one that ended as it began."""
+    with db.session() as session:
+        bootstrap(session, now=T0)
+        admin = user_by_name(session, "admin")
+        lab, shop = (
+            create_project(
+                session,
+                principal_of(session, admin),
+                name=name,
+                organisation="default",
+                owner=None,
+                now=T0,
+            ).id
+            for name in ("lab", "shop")
+        )
+        runs = [  # project, GPUs, start, end
+            (lab, 4, T0 - 3 * DAY, T0 - 2 * DAY),
+            (lab, 1, T0 - 3600.0, None),
+            (shop, 8, T0 - 100 * DAY, T0 - 90 * DAY),
+            (shop, 2, T0 - 5 * DAY, T0 - 5 * DAY),
+            (shop, 2, T0 - 600.0, T0 + 600.0),  # "ended" after now: counts up to now
+        ]
+        for project_id, gpus, start, end in runs:
+            session.add(
+                Job(
+                    project_id=project_id,
+                    user_id=admin.id,
+                    name="j",
+                    command=["true"],
+                    env={},
+                    gpus_per_node=gpus,
+                    nodes=1,
+                    cpus_per_node=1,
+                    memory_mb_per_node=1,
+                    time_limit_s=86400,
+                    preemptible=False,
+                    priority=0,
+                    state="RUNNING" if end is None else "SUCCEEDED",
+                    submitted_at=start,
+                    started_at=start,
+                    ended_at=end,
+                    updated_at=start,
+                )
+            )
+        session.flush()
+        names = {lab: "lab", shop: "shop"}
+        found = _decayed_usage(session, names, T0, WEEK_S)
+    ids = {"lab": lab, "shop": shop}
+    recent = [
+        Interval(name, g, s, e)
+        for name, pid in ids.items()
+        for p, g, s, e in runs
+        if p == pid and (e is None or e >= T0 - USAGE_HALF_LIVES * WEEK_S)
+    ]
+    expected = usage_at(recent, T0, WEEK_S)
+    assert found == pytest.approx(expected, rel=1e-9)
+    assert set(found) == {"lab", "shop"}

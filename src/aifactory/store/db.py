@@ -9,6 +9,8 @@ busy handler waits by sleeping in growing steps, which turns contention into lon
 
 from __future__ import annotations
 
+import math
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -20,6 +22,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
+
+
+def _ensure_exp(connection: Any, cursor: Any) -> None:
+    """EXP() in SQL (decayed usage is summed in the database): SQLite has it when built with
+    its math functions, as Debian's is; else Python's, registered on the connection."""
+    try:
+        cursor.execute("SELECT exp(0)")
+    except sqlite3.OperationalError:
+        connection.create_function("exp", 1, math.exp, deterministic=True)
 
 
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
@@ -36,6 +47,7 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         # Checkpoints (which fsync) never run inside a writer's commit: `checkpoint()` does
         # them off the hot path.
         cursor.execute("PRAGMA wal_autocheckpoint=0")
+        _ensure_exp(dbapi_connection, cursor)
         cursor.close()
 
     @event.listens_for(engine, "begin")

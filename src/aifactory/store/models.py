@@ -115,6 +115,8 @@ class Job(Base):
         # the dashboard's queue and waits over a window
         Index("ix_jobs_submitted_at", "submitted_at"),
         Index("ix_jobs_admitted_at", "admitted_at"),
+        # the scheduler's runtime history (the latest finished jobs)
+        Index("ix_jobs_ended_at", "ended_at"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
@@ -272,6 +274,8 @@ class LedgerEntry(Base):
     `key` is natural and unique, so an action replayed after a crash is refused, not doubled."""
 
     __tablename__ = "ledger_entries"
+    # Balances are sums by kind: from this index alone, however long the ledger.
+    __table_args__ = (Index("ix_ledger_entries_allocation_kind", "allocation_id", "kind", "gpu_s"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(128), unique=True)
     allocation_id: Mapped[int] = mapped_column(ForeignKey("allocations.id"), index=True)

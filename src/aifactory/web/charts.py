@@ -106,8 +106,9 @@ def line_chart(
         x = x0 + span * i / 4
         label = _time_label(x, span) if time_axis else _fmt(x)
         px = LEFT + plot_w * i / 4
+        anchor = "end" if i == 4 else "middle"  # the last label inside the picture
         parts.append(
-            f'<text class="tick" x="{px:.1f}" y="{height - 8}" text-anchor="middle">'
+            f'<text class="tick" x="{px:.1f}" y="{height - 8}" text-anchor="{anchor}">'
             f"{escape(label)}</text>"
         )
     for index, line in enumerate(series):

@@ -1,4 +1,4 @@
-"""portal: user passwords, browser sessions, the dashboard's facility samples and job time indexes
+"""portal: passwords, browser sessions, dashboard samples, indexes for pages at scale
 
 Revision ID: 0006
 Revises: 0005
@@ -52,11 +52,19 @@ def upgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.create_index("ix_jobs_submitted_at", ["submitted_at"], unique=False)
         batch_op.create_index("ix_jobs_admitted_at", ["admitted_at"], unique=False)
+        batch_op.create_index("ix_jobs_ended_at", ["ended_at"], unique=False)
+    with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_ledger_entries_allocation_kind", ["allocation_id", "kind", "gpu_s"], unique=False
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
+        batch_op.drop_index("ix_ledger_entries_allocation_kind")
     op.drop_table("facility_samples")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_index("ix_jobs_ended_at")
         batch_op.drop_index("ix_jobs_admitted_at")
         batch_op.drop_index("ix_jobs_submitted_at")
     with op.batch_alter_table("web_sessions", schema=None) as batch_op:

@@ -89,7 +89,7 @@ async def _on_illegal(request: Request, exc: IllegalTransition) -> Response:
 
 
 async def _on_validation(request: Request, exc: RequestValidationError) -> Response:
-    details = [(_field_of(e["loc"], e.get("type")), _reason_of(e)) for e in exc.errors()]
+    details = [(_field_of(e["loc"], e.get("type")), reason_of(e)) for e in exc.errors()]
     message = "; ".join(f"{f}: {r}" for f, r in details) or "invalid request"
     if pages := _page(request):
         return pages(request, 422, message, exc)
@@ -131,7 +131,7 @@ def _field_of(loc: Sequence[Any], kind: str | None = None) -> str:
     return ".".join(parts) if parts else str(loc[0]) if loc else "body"
 
 
-def _reason_of(error: dict[str, Any]) -> str:
+def reason_of(error: dict[str, Any]) -> str:
     if error.get("type") == "json_invalid":
         return f"the body is not valid JSON ({error.get('ctx', {}).get('error', 'parse error')})"
     if error.get("type") == "missing":

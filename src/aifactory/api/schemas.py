@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aifactory.domain.datasets import ENV_PREFIX
-from aifactory.domain.jobs import JobState
+from aifactory.domain.jobs import JobSpec, JobState
 from aifactory.domain.tenancy import FacilityRole, OrgKind, ProjectRole
 
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][\w.\-]*$")]
@@ -103,6 +103,24 @@ class JobSubmit(Request):
             list(self.command)
             if self.command is not None
             else ["/bin/bash", "-c", self.script or ""]
+        )
+
+    def spec(self) -> JobSpec:
+        """The job as the domain has it (the API and the portal's form both submit this)."""
+        return JobSpec(
+            name=self.name,
+            command=tuple(self.argv()),
+            env=dict(self.env),
+            working_dir=self.working_dir,
+            gpus_per_node=self.gpus,
+            nodes=self.nodes,
+            cpus_per_node=self.cpus,
+            memory_mb_per_node=self.memory_mb,
+            gpu_model=self.gpu_model,
+            time_limit_s=self.time_limit_s,
+            preemptible=self.preemptible,
+            priority=self.priority,
+            datasets=tuple(self.datasets),
         )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from aifactory.api.errors import _reason_of as api_reason  # the API's one wording of errors
+from aifactory.api.errors import reason_of as api_reason  # the API's one wording of errors
 from aifactory.domain.jobs import TERMINAL, JobState
 from aifactory.errors import InvalidInput
 from aifactory.store.models import Job

@@ -21,7 +21,7 @@ from aifactory.api.schemas import (
     QueuedJobOut,
     QueueInfo,
 )
-from aifactory.domain.jobs import JobSpec, JobState
+from aifactory.domain.jobs import JobState
 from aifactory.errors import AifactoryError
 from aifactory.governance import admission
 from aifactory.services import jobs as service
@@ -59,7 +59,7 @@ async def submit_job(
     """
     body = parse_body(JobSubmit, await request.body())
     submission = Submission(
-        user, _spec(body), body.project, body.idempotency_key or idempotency_key
+        user, body.spec(), body.project, body.idempotency_key or idempotency_key
     )
     outcome = await state.committer.submit(submission)
     if isinstance(outcome, AifactoryError):
@@ -146,24 +146,6 @@ def show_queue(
         QueuedJobOut(**o.model_dump(), queue=QueueInfo.of(q.explanation))
         for o, q in zip(outs, found, strict=True)
     ]
-
-
-def _spec(body: JobSubmit) -> JobSpec:
-    return JobSpec(
-        name=body.name,
-        command=tuple(body.argv()),
-        env=dict(body.env),
-        working_dir=body.working_dir,
-        gpus_per_node=body.gpus,
-        nodes=body.nodes,
-        cpus_per_node=body.cpus,
-        memory_mb_per_node=body.memory_mb,
-        gpu_model=body.gpu_model,
-        time_limit_s=body.time_limit_s,
-        preemptible=body.preemptible,
-        priority=body.priority,
-        datasets=tuple(body.datasets),
-    )
 
 
 def _out(session: Session, jobs: Iterable[Job]) -> list[JobOut]:

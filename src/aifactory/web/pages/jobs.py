@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 
 from aifactory.api.deps import AppState, StateDep
 from aifactory.api.routers.jobs import JobId
-from aifactory.api.routers.jobs import _spec as spec_of  # the API's own body → JobSpec
 from aifactory.api.schemas import MAX_ID, JobSubmit
 from aifactory.domain.jobs import JobState
 from aifactory.domain.permissions import Action
@@ -156,7 +155,7 @@ def _submit(state: AppState, principal: Principal, form: dict[str, str]) -> int 
             submitted = service.submit_job(
                 session,
                 principal,
-                spec_of(body),
+                body.spec(),
                 project=body.project,
                 idempotency_key=body.idempotency_key,
                 now=state.clock(),

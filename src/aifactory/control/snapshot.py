@@ -142,10 +142,18 @@ def _decayed_usage(
 
 
 def _runtime_history(session: Session, names: dict[int, str]) -> RuntimeHistory:
-    """What the most recent finished jobs teach about runtimes, oldest first."""
+    """What the most recent finished jobs teach about runtimes, oldest first.
+
+    The state is compared as an expression (`state || ''`), not as the indexed column: else
+    SQLite collects every finished job by state and sorts them all, where walking the end-time
+    index backwards stops after HISTORY_JOBS rows."""
     rows = session.execute(
         select(Job.project_id, Job.user_id, Job.time_limit_s, Job.started_at, Job.ended_at)
-        .where(Job.state.in_(FINISHED), Job.started_at.is_not(None), Job.ended_at.is_not(None))
+        .where(
+            Job.state.concat("").in_(FINISHED),
+            Job.started_at.is_not(None),
+            Job.ended_at.is_not(None),
+        )
         .order_by(Job.ended_at.desc(), Job.id.desc())
         .limit(HISTORY_JOBS)
     ).all()

@@ -117,6 +117,8 @@ class Job(Base):
         Index("ix_jobs_admitted_at", "admitted_at"),
         # the scheduler's runtime history (the latest finished jobs)
         Index("ix_jobs_ended_at", "ended_at"),
+        # the scheduler's decayed usage, summed per project from this index alone
+        Index("ix_jobs_usage", "project_id", "started_at", "ended_at", "gpus_per_node", "nodes"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))

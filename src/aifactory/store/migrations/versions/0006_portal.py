@@ -53,6 +53,11 @@ def upgrade() -> None:
         batch_op.create_index("ix_jobs_submitted_at", ["submitted_at"], unique=False)
         batch_op.create_index("ix_jobs_admitted_at", ["admitted_at"], unique=False)
         batch_op.create_index("ix_jobs_ended_at", ["ended_at"], unique=False)
+        batch_op.create_index(
+            "ix_jobs_usage",
+            ["project_id", "started_at", "ended_at", "gpus_per_node", "nodes"],
+            unique=False,
+        )
     with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
         batch_op.create_index(
             "ix_ledger_entries_allocation_kind", ["allocation_id", "kind", "gpu_s"], unique=False
@@ -64,6 +69,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_ledger_entries_allocation_kind")
     op.drop_table("facility_samples")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_index("ix_jobs_usage")
         batch_op.drop_index("ix_jobs_ended_at")
         batch_op.drop_index("ix_jobs_admitted_at")
         batch_op.drop_index("ix_jobs_submitted_at")

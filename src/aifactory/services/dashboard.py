@@ -53,7 +53,7 @@ class Dashboard:
 
 
 def dashboard(session: Session, principal: Principal, *, now: float, window_s: float) -> Dashboard:
-    window = Window(now - window_s, now, SLICES)
+    window = Window(_since(session, now - window_s, now), now, SLICES)
     busy, running = session.execute(
         select(func.coalesce(func.sum(Job.gpus_per_node * Job.nodes), 0), func.count()).where(
             Job.state.in_([s.value for s in ACTIVE])
@@ -77,6 +77,15 @@ def dashboard(session: Session, principal: Principal, *, now: float, window_s: f
         energy_total_kwh=sum(v for _, v in energy),
         allocations=_gauges(session, principal, now),
     )
+
+
+def _since(session: Session, start: float, now: float) -> float:
+    """The window's start, or the first sample after it: a facility younger than the window
+    gets its slices over the time it has been running, not one slice at the end."""
+    first = session.scalar(select(func.min(FacilitySample.at)).where(FacilitySample.at >= start))
+    if first is None or first >= now:
+        return start
+    return max(start, float(first))
 
 
 def _slice(window: Window, column: object) -> floor_div:

@@ -52,24 +52,34 @@ def nice_max(value: float) -> float:
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.0f}" if abs(value) >= 10 or value == int(value) else f"{value:.1f}"
+    if abs(value) >= 10 or value == int(value):
+        return f"{value:.0f}"
+    return f"{value:.1f}" if abs(value) >= 1 else f"{value:.2g}"
+
+
+def _left(y_max: float, unit: str) -> int:
+    """Room for the longest label of the y axis (about 6.5 px a character at 11 px)."""
+    longest = max(len(_fmt(y_max * i / 4) + unit) for i in range(5))
+    return max(LEFT, round(10 + 6.5 * longest))
 
 
 def _time_label(t: float, span: float) -> str:
     moment = datetime.fromtimestamp(t, UTC)
+    if span < 600:
+        return moment.strftime("%H:%M:%S")
     return moment.strftime("%H:%M" if span <= 2 * 86400 else "%d %b")
 
 
-def _y_axis(y_max: float, unit: str, width: int, height: int) -> list[str]:
+def _y_axis(y_max: float, unit: str, width: int, height: int, left: int) -> list[str]:
     parts = []
     for i in range(5):
         value = y_max * i / 4
         y = height - BOTTOM - (height - TOP - BOTTOM) * i / 4
         parts.append(
-            f'<line class="grid" x1="{LEFT}" x2="{width - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
+            f'<line class="grid" x1="{left}" x2="{width - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
         )
         parts.append(
-            f'<text class="tick" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
+            f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
             f"{escape(_fmt(value) + unit)}</text>"
         )
     return parts
@@ -94,18 +104,19 @@ def line_chart(
     x0, x1 = min(xs), max(xs)
     span = (x1 - x0) or 1.0
     top = y_max if y_max is not None else nice_max(max(ys))
-    plot_w, plot_h = width - LEFT - RIGHT, height - TOP - BOTTOM
+    left = _left(top, unit)
+    plot_w, plot_h = width - left - RIGHT, height - TOP - BOTTOM
 
     def at(x: float, y: float) -> str:
-        px = LEFT + (x - x0) / span * plot_w
+        px = left + (x - x0) / span * plot_w
         py = height - BOTTOM - min(max(y, 0.0), top) / top * plot_h
         return f"{px:.1f},{py:.1f}"
 
-    parts = _y_axis(top, unit, width, height)
+    parts = _y_axis(top, unit, width, height, left)
     for i in range(5):
         x = x0 + span * i / 4
         label = _time_label(x, span) if time_axis else _fmt(x)
-        px = LEFT + plot_w * i / 4
+        px = left + plot_w * i / 4
         anchor = "end" if i == 4 else "middle"  # the last label inside the picture
         parts.append(
             f'<text class="tick" x="{px:.1f}" y="{height - 8}" text-anchor="{anchor}">'
@@ -120,6 +131,9 @@ def line_chart(
             points = held
         path = " ".join(at(x, y) for x, y in points)
         css = f"series-{index % PALETTE_SIZE}"
+        if len(points) == 1:  # a line needs two points: show the one as a dot
+            cx, cy = at(*points[0]).split(",")
+            parts.append(f'<circle class="dot {css}" cx="{cx}" cy="{cy}" r="4"/>')
         parts.append(
             f'<polyline class="line {css}" points="{path}">'
             f"<title>{escape(line.name)}</title></polyline>"
@@ -141,12 +155,13 @@ def bar_chart(
     if not bars:
         return empty(title, "no data yet", width=width, height=height)
     top = nice_max(max(v for _, v in bars))
-    plot_w, plot_h = width - LEFT - RIGHT, height - TOP - BOTTOM
+    left = _left(top, unit)
+    plot_w, plot_h = width - left - RIGHT, height - TOP - BOTTOM
     slot = plot_w / len(bars)
-    parts = _y_axis(top, unit, width, height)
+    parts = _y_axis(top, unit, width, height, left)
     for i, (label, value) in enumerate(bars):
         h = max(value, 0.0) / top * plot_h
-        x = LEFT + slot * i + slot * 0.15
+        x = left + slot * i + slot * 0.15
         parts.append(
             f'<rect class="bar series-{i % PALETTE_SIZE}" x="{x:.1f}" '
             f'y="{height - BOTTOM - h:.1f}" width="{slot * 0.7:.1f}" height="{h:.1f}">'

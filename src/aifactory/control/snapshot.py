@@ -19,7 +19,7 @@ from aifactory.domain.jobs import ACTIVE, JobState
 from aifactory.domain.programmes import Award, Entitlement, entitlements
 from aifactory.domain.resources import Resources
 from aifactory.scheduler import NodeView, PendingJob, RunningJob, Snapshot
-from aifactory.scheduler.estimates import RuntimeHistory
+from aifactory.scheduler.estimates import RuntimeHistory, from_latest
 from aifactory.scheduler.snapshot import ProjectView
 from aifactory.scheduler.usage import WEEK_S
 from aifactory.store.models import Allocation, Job, Node, Programme, Project
@@ -157,12 +157,10 @@ def _runtime_history(session: Session, names: dict[int, str]) -> RuntimeHistory:
         .order_by(Job.ended_at.desc(), Job.id.desc())
         .limit(HISTORY_JOBS)
     ).all()
-    history = RuntimeHistory()
-    for row in reversed(rows):
-        history.record(
-            str(row.user_id), names[row.project_id], row.time_limit_s, row.ended_at - row.started_at
-        )
-    return history
+    return from_latest(
+        (str(r.user_id), names[r.project_id], r.time_limit_s, r.ended_at - r.started_at)
+        for r in rows
+    )
 
 
 _RUNNING_COLUMNS = (

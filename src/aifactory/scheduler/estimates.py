@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -69,7 +70,7 @@ class RuntimeHistory:
             self._remember(self._runtimes, key, runtime)
         if math.isfinite(time_limit_s) and time_limit_s > 0:
             ratio = min(1.0, runtime / time_limit_s)
-            for key in (("limit", user, project, str(time_limit_s)), *_keys(user, project)):
+            for key in _ratio_keys(user, project, time_limit_s):
                 self._remember(self._ratios, key, ratio)
 
     def _remember(
@@ -90,8 +91,7 @@ class RuntimeHistory:
     def _learned(self, job: PendingJob | RunningJob) -> float:
         limit = job.time_limit_s
         if math.isfinite(limit):
-            specific = ("limit", job.user, job.project, str(limit))
-            for key in (specific, *_keys(job.user, job.project)):
+            for key in _ratio_keys(job.user, job.project, limit):
                 found = self._ratios.get(key)
                 if found is not None:
                     return max(MIN_RUNTIME_S, min(limit, limit * found.mean))
@@ -105,6 +105,37 @@ class RuntimeHistory:
 
 def _keys(user: str, project: str) -> tuple[tuple[str, ...], ...]:
     return (("user", user, project), ("project", project), ("facility",))
+
+
+def _ratio_keys(user: str, project: str, time_limit_s: float) -> tuple[tuple[str, ...], ...]:
+    return (("limit", user, project, str(time_limit_s)), *_keys(user, project))
+
+
+def from_latest(
+    finished: Iterable[tuple[str, str, float, float]], keep: int = KEEP
+) -> RuntimeHistory:
+    """The history that finished jobs teach, given newest first as (user, project, limit,
+    runtime). Only the last `keep` jobs of each history count, so a job that is not among them
+    for any of its histories is skipped: the same history as recording them all, oldest first,
+    for the cost of a few per user instead of thousands."""
+    seen: dict[tuple[str, ...], int] = {}
+    needed = []
+    total = 0
+    for row in finished:
+        total += 1
+        user, project, limit, _ = row
+        wanted = False
+        for key in _ratio_keys(user, project, limit):
+            count = seen.get(key, 0)
+            wanted = wanted or count < keep
+            seen[key] = count + 1
+        if wanted:
+            needed.append(row)
+    history = RuntimeHistory(keep=keep)
+    for user, project, limit, runtime in reversed(needed):
+        history.record(user, project, limit, runtime)
+    history.finished = total
+    return history
 
 
 def expected_end(job: RunningJob, now: float, runtimes: RuntimeEstimates | None) -> float:

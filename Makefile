@@ -40,6 +40,7 @@ bench: setup system-deps
 	$(BIN)/python benchmarks/api_submit.py --duration 10
 	$(BIN)/python benchmarks/scheduler.py
 	$(BIN)/python benchmarks/decision_cost.py
+	$(BIN)/python benchmarks/portal_pages.py
 
 clean:
 	rm -rf $(VENV) .aifactory .mypy_cache .ruff_cache .pytest_cache

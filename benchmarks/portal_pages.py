@@ -260,7 +260,8 @@ def seed(db: Database, jobs: int, now: float, rng: random.Random) -> dict[str, A
     with db.read() as session:
         running = session.scalars(select(Job.id).where(Job.state == "RUNNING").limit(1)).first()
         done = session.scalars(select(Job.id).where(Job.state == "SUCCEEDED").limit(1)).first()
-    return {"token": token, "running_job": running, "finished_job": done}
+        waiting = session.scalars(select(Job.id).where(Job.state == "PENDING").limit(1)).first()
+    return {"token": token, "running_job": running, "finished_job": done, "pending_job": waiting}
 
 
 @contextmanager
@@ -302,6 +303,8 @@ def pages(seeded: dict[str, Any]) -> list[str]:
         "/jobs",
         "/jobs?state=RUNNING",
         "/jobs?state=PENDING",
+        f"/jobs/{seeded['pending_job']}",
+        f"/jobs/{seeded['pending_job']}/queue",
         f"/jobs/{seeded['running_job']}",
         f"/jobs/{seeded['finished_job']}",
         "/nodes",
@@ -312,6 +315,10 @@ def pages(seeded: dict[str, Any]) -> list[str]:
         "/proposals",
         "/datasets",
         "/audit",
+        "/allocations/default-starter",
+        "/usage/invoices",
+        "/whatif",
+        "/account",
     ]
 
 

@@ -1,0 +1,74 @@
+"""`python -m aifactory.recipes.dutch_gpt pretrain|finetune --config NAME [...]`.
+
+Exit codes: 0 done; 143 (`EXIT_PREEMPTED`) stopped by SIGTERM after writing a checkpoint, to be
+resumed by running the same command again with the same checkpoint folder; 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from aifactory.recipes.dutch_gpt import EXIT_PREEMPTED
+from aifactory.recipes.dutch_gpt.config import CONFIGS
+from aifactory.recipes.dutch_gpt.run import (
+    RunSpec,
+    StopFlag,
+    default_device,
+    environment,
+    process_env,
+)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m aifactory.recipes.dutch_gpt", description=__doc__)
+    p.add_argument("kind", choices=["pretrain", "finetune"])
+    p.add_argument("--config", choices=sorted(CONFIGS), default="tiny")
+    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--steps", type=int, help="optimizer steps in all (default: the config's)")
+    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
+    p.add_argument("--eval-every", type=int, help="steps between evaluations")
+    p.add_argument("--log-every", type=int, help="steps between train reports")
+    p.add_argument("--from", dest="init_from", type=Path, help="finetune: checkpoint file/folder")
+    p.add_argument(
+        "--data",
+        type=Path,
+        help="folder with dutch-books/ and dutch-eval/ "
+        "(when the facility gives no AIFACTORY_DATASET_* variables; default: shipped)",
+    )
+    p.add_argument("--checkpoint-dir", type=Path, help="when AIFACTORY_CHECKPOINT_DIR is unset")
+    p.add_argument("--progress", type=Path, help="when AIFACTORY_PROGRESS_FILE is unset")
+    p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when there is one")
+    p.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        help="torch.compile the model (default: on a GPU only)",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from aifactory.recipes.dutch_gpt.train import train  # torch loads after argument errors
+
+    config = CONFIGS[args.config].with_overrides(
+        steps=args.steps,
+        checkpoint_every=args.checkpoint_every,
+        eval_every=args.eval_every,
+        log_every=args.log_every,
+    )
+    device = args.device or default_device()
+    compile_ = args.compile if args.compile is not None else device == "cuda"
+    spec = RunSpec(args.kind, config, args.seed, args.init_from, device, compile_)
+    env = environment(
+        process_env(), data=args.data, checkpoint_dir=args.checkpoint_dir, progress=args.progress
+    )
+    stop = StopFlag()
+    stop.install()
+    result = train(spec, env, stop)
+    return EXIT_PREEMPTED if result.preempted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

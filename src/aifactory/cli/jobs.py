@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,6 +12,8 @@ import typer
 from aifactory.cli.context import client
 from aifactory.cli.formats import parse_duration, parse_env, print_json, table, when
 from aifactory.cli.units import JOULES_PER_KWH, energy, hours
+from aifactory.client import Client
+from aifactory.recipes import catalogue
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 
@@ -29,14 +32,16 @@ def submit(
     command: Annotated[list[str] | None, typer.Argument(help="the command, after --")] = None,
     name: Annotated[str | None, typer.Option(help="job name (default: the command)")] = None,
     project: Annotated[str | None, typer.Option(help="default: your default project")] = None,
-    gpus: Annotated[int, typer.Option(help="GPUs per node")] = 0,
+    gpus: Annotated[int | None, typer.Option(help="GPUs per node [default: 0]")] = None,
     nodes: Annotated[int, typer.Option()] = 1,
-    cpus: Annotated[int, typer.Option(help="CPUs per node")] = 1,
-    memory_mb: Annotated[int, typer.Option("--memory-mb", help="memory per node")] = 1024,
+    cpus: Annotated[int | None, typer.Option(help="CPUs per node [default: 1]")] = None,
+    memory_mb: Annotated[
+        int | None, typer.Option("--memory-mb", help="memory per node [default: 1024]")
+    ] = None,
     gpu_model: Annotated[str | None, typer.Option("--gpu-model")] = None,
     time_limit: Annotated[
-        str, typer.Option("--time-limit", "-t", help="90, 30m, 2h or 1:30:00")
-    ] = "1h",
+        str | None, typer.Option("--time-limit", "-t", help="90, 30m, 2h or 1:30:00 [default: 1h]")
+    ] = None,
     env: Annotated[list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE")] = None,
     workdir: Annotated[str | None, typer.Option(help="absolute working directory")] = None,
     script: Annotated[
@@ -60,37 +65,67 @@ def submit(
             "AIFACTORY_DATASET_<NAME>",
         ),
     ] = None,
+    recipe: Annotated[
+        str | None,
+        typer.Option(help="a recipe instead of a command (aifactory recipes lists them)"),
+    ] = None,
+    config: Annotated[
+        str | None, typer.Option(help="the recipe's config: tiny, small, medium [default: tiny]")
+    ] = None,
+    start_from: Annotated[
+        str | None,
+        typer.Option("--from", help="fine-tuning: a job (its checkpoints) or a checkpoint path"),
+    ] = None,
+    python: Annotated[
+        str, typer.Option(help="the recipe's interpreter on the facility")
+    ] = "python",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print the job spec as JSON; submit nothing")
+    ] = False,
     idempotency_key: Annotated[
         str | None, typer.Option("--idempotency-key", help="resubmits return the same job")
     ] = None,
     wait: Annotated[bool, typer.Option(help="wait for the job to end; exit with its code")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Submit a job: aifactory submit --gpus 1 -- python train.py"""
-    if not command and script is None:
-        raise typer.BadParameter("give a command after -- or --script FILE")
-    spec: dict[str, Any] = {
-        "name": name or Path((command or [str(script)])[0]).name[:128],
-        "project": project,
-        "gpus": gpus,
-        "nodes": nodes,
-        "cpus": cpus,
-        "memory_mb": memory_mb,
-        "gpu_model": gpu_model,
-        "time_limit_s": parse_duration(time_limit),
-        "env": parse_env(env or []),
-        "working_dir": workdir,
-        "preemptible": preemptible,
-        "priority": priority,
-        "datasets": dataset or None,
-    }
+    """Submit a job: aifactory submit --gpus 1 -- python train.py, or a recipe:
+    aifactory submit --recipe dutch-gpt-pretrain --config small"""
+    given = catalogue.Overrides(
+        gpus=gpus,
+        cpus=cpus,
+        memory_mb=memory_mb,
+        time_limit_s=parse_duration(time_limit) if time_limit is not None else None,
+        name=name,
+        python=python,
+    )
     with client(ctx) as api:
-        job = api.submit(
-            command or None,
-            script=script.read_text() if script else None,
-            idempotency_key=idempotency_key,
-            **spec,
+        if recipe is not None:
+            if command or script is not None:
+                raise typer.BadParameter("--recipe gives the command: leave out the command")
+            origin = _checkpoint_of(api, start_from) if start_from else None
+            spec = _recipe_spec(recipe, config or "tiny", replace(given, start_from=origin))
+        else:
+            if config is not None or start_from is not None:
+                raise typer.BadParameter("--config and --from go with --recipe")
+            if not command and script is None:
+                raise typer.BadParameter("give a command after -- or --script FILE")
+            spec = _plain_spec(command, script, given)
+        spec.update(
+            project=project,
+            nodes=nodes,
+            gpu_model=gpu_model,
+            env=parse_env(env or []),
+            working_dir=workdir,
+            priority=priority,
         )
+        if preemptible is not None:
+            spec["preemptible"] = preemptible
+        if dataset:
+            spec["datasets"] = [*spec.get("datasets", []), *dataset]
+        if dry_run:
+            print_json({k: v for k, v in spec.items() if v is not None})
+            return
+        job = api.submit(idempotency_key=idempotency_key, **spec)
         if wait:
             job = api.wait(job["id"])
     if as_json:
@@ -99,6 +134,38 @@ def submit(
         typer.echo(f"job {job['id']} {job['state']} in project {job['project']}")
     if wait and job["state"] != "SUCCEEDED":
         raise typer.Exit(job["exit_code"] or 1)
+
+
+def _plain_spec(
+    command: list[str] | None, script: Path | None, given: catalogue.Overrides
+) -> dict[str, Any]:
+    return {
+        "name": given.name or Path((command or [str(script)])[0]).name[:128],
+        "command": command or None,
+        "script": script.read_text() if script else None,
+        "gpus": given.gpus or 0,
+        "cpus": given.cpus or 1,
+        "memory_mb": given.memory_mb or 1024,
+        "time_limit_s": given.time_limit_s or 3600,
+    }
+
+
+def _recipe_spec(recipe: str, config: str, given: catalogue.Overrides) -> dict[str, Any]:
+    try:
+        return catalogue.expand(recipe, config, given)
+    except catalogue.UnknownRecipe as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _checkpoint_of(api: Client, start_from: str) -> str:
+    """A job id stands for that job's checkpoint directory (the facility says where it is);
+    anything else is a checkpoint file or directory on the facility, as given."""
+    if not start_from.isdigit():
+        return start_from
+    found: str | None = api.progress(int(start_from))["checkpoint_dir"]
+    if found is None:
+        raise typer.BadParameter(f"the facility keeps no checkpoints for job {start_from}")
+    return found
 
 
 def list_jobs(
@@ -144,8 +211,9 @@ def show(
     """Show a job: its spec, state, placement, exit code and history."""
     with client(ctx) as api:
         job = api.job(job_id)
+        trained = api.progress(job_id, points=2)
     if as_json:
-        print_json(job)
+        print_json({**job, "progress": trained})
         return
     typer.echo(
         f"job {job['id']}  {job['name']}  [{job['state']}]"
@@ -173,6 +241,7 @@ def show(
             f"{energy(used['energy_j'] / JOULES_PER_KWH)} ({used['energy_source']}), "
             f"€ {used['net']} net of € {used['subsidy']} subsidy; {paid}"
         )
+    _show_progress(trained)
     if job.get("queue"):
         waiting = job["queue"]
         typer.echo(f"  queue   #{waiting['position']}: {waiting['reason']}")
@@ -185,6 +254,32 @@ def show(
             for e in job["events"]
         ],
     )
+
+
+def _show_progress(trained: dict[str, Any]) -> None:
+    """The latest figures the job reported, and what its preemptions lost (docs/recipes.md)."""
+    latest = trained.get("latest")
+    if latest:
+        figures = [
+            f"step {latest['step']}" if latest["step"] is not None else None,
+            f"loss {latest['loss']:.4g}" if latest["loss"] is not None else None,
+            f"{latest['tokens_per_s']:,.0f} tokens/s" if latest["tokens_per_s"] else None,
+            f"eval ppl {latest['eval_ppl']:.4g}" if latest["eval_ppl"] is not None else None,
+        ]
+        typer.echo(f"  train   {', '.join(f for f in figures if f)} (attempt {latest['attempt']})")
+        if latest["checkpoint_step"] is not None:
+            typer.echo(
+                f"  ckpt    step {latest['checkpoint_step']} at {when(latest['checkpoint_at'])} "
+                f"in {trained['checkpoint_dir']}"
+            )
+    for cut in trained.get("preemptions", []):
+        kept = f"checkpoint at step {cut['checkpoint_step']}" if cut["checkpoint_at"] else None
+        typer.echo(
+            f"  lost    {cut['lost_gpu_s']:.0f} GPU-s to the preemption at "
+            f"{when(cut['preempted_at'])} ({kept or 'no checkpoint: the whole run'}"
+            + (f", {cut['lost_steps']} steps" if cut["lost_steps"] is not None else "")
+            + ")"
+        )
 
 
 def logs(

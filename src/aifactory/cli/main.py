@@ -15,6 +15,7 @@ from aifactory.cli import (
     gdpr,
     jobs,
     permissions,
+    recipes,
     sim,
     tenancy,
 )
@@ -47,6 +48,7 @@ audit.register(app)
 datasets.register(app)
 gdpr.register(app)
 permissions.register(app)
+recipes.register(app)
 
 
 def main() -> None:

@@ -176,6 +176,13 @@ class Client(AccountingCalls, AuditCalls, DatasetCalls, GdprCalls):
         )
         return result
 
+    def progress(self, job_id: int, *, points: int | None = None) -> Json:
+        """The job's training progress: latest figures, loss curves, what preemptions lost
+        and its checkpoint directory (docs/recipes.md)."""
+        params = {"points": points} if points is not None else None
+        result: Json = self._call("GET", f"/jobs/{job_id}/progress", params=params)
+        return result
+
     def follow_logs(self, job_id: int, *, poll_s: float = 0.5, offset: int = 0) -> Iterator[str]:
         """Yield new log text until the job has ended and its log is read to the end."""
         while True:

@@ -1,4 +1,4 @@
-"""Jobs: submit, list, show, cancel, events and logs."""
+"""Jobs: submit, list, show, cancel, events, logs and training progress."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from aifactory.api.body import parse_body
 from aifactory.api.deps import CurrentUser, Now, ReadSession, StateDep, WriteSession
 from aifactory.api.money_schemas import JobDatasetOut, JobDetailOut, UsageRecordOut
+from aifactory.api.progress_schemas import ProgressOut
 from aifactory.api.schemas import (
     MAX_ID,
     JobEventOut,
@@ -25,6 +26,7 @@ from aifactory.domain.jobs import JobState
 from aifactory.errors import AifactoryError
 from aifactory.governance import admission
 from aifactory.services import jobs as service
+from aifactory.services import progress as progress_service
 from aifactory.services import queue as queue_service
 from aifactory.services import usage as usage_service
 from aifactory.services.jobs import Submission
@@ -126,6 +128,23 @@ def job_logs(
         session, user, job_id, locate=state.locate_log, offset=offset, tail_lines=tail
     )
     return LogsOut(text=chunk.text, offset=chunk.offset, size=chunk.size, complete=chunk.complete)
+
+
+@router.get("/{job_id}/progress", response_model=ProgressOut)
+def job_progress(
+    job_id: JobId,
+    session: ReadSession,
+    user: CurrentUser,
+    state: StateDep,
+    points: Annotated[int, Query(ge=2, le=5000)] = progress_service.CURVE_POINTS,
+) -> ProgressOut:
+    """What the job reported in its progress file (docs/recipes.md): the latest figures, the
+    last records, the loss curves thinned to `points` points, and the GPU-seconds each
+    preemption lost (the work after the run's last checkpoint)."""
+    found = progress_service.job_progress(
+        session, user, job_id, jobs_dir=state.jobs_dir, points=points
+    )
+    return ProgressOut.of(found)
 
 
 @queue_router.get("", response_model=list[QueuedJobOut])

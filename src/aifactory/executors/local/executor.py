@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psutil
 
+from aifactory.domain.jobfiles import checkpoint_dir, contract_env
 from aifactory.domain.nodes import Node
 from aifactory.domain.resources import Resources
 from aifactory.executors.base import Attempt, Launch, NodeOffer, Observation, Outcome, Phase
@@ -88,6 +89,7 @@ class LocalExecutor:
     def start(self, launch: Launch) -> None:
         jobdir = self.jobdir(launch.attempt)
         jobdir.root.mkdir(parents=True, exist_ok=True)
+        checkpoint_dir(self.home(launch.job_id)).mkdir(exist_ok=True)  # kept across attempts
         child = self._children.get(launch.attempt)
         if child is not None and child.poll() is None:
             return  # our supervisor for it is still running (it may not hold the lock yet)
@@ -110,7 +112,12 @@ class LocalExecutor:
         real_cpus = sorted(os.sched_getaffinity(0))
         affinity = sorted({real_cpus[i % len(real_cpus)] for i in node_slice.cpu_ids})
         base = {k: v for k, v in os.environ.items() if k in _INHERITED_ENV or k.startswith("LC_")}
-        env = {**base, **launch.env, **_device_env(launch.attempt, node_slice.gpu_ids)}
+        env = {
+            **base,
+            **launch.env,
+            **_device_env(launch.attempt, node_slice.gpu_ids),
+            **contract_env(self.home(launch.job_id), self.config.grace_s),
+        }
         return {
             "job_id": launch.job_id,
             "attempt": launch.attempt.number,

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from aifactory.domain.jobfiles import checkpoint_dir, contract_env
 from aifactory.domain.nodes import Node
 from aifactory.domain.resources import Resources
 from aifactory.executors.base import Attempt, Launch, NodeOffer, Observation, Outcome, Phase
@@ -135,6 +136,7 @@ class SlurmExecutor:
         )
         where.attempt_dir.mkdir(parents=True, exist_ok=True)
         where.working_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint_dir(self.home(attempt.job_id)).mkdir(exist_ok=True)  # kept across attempts
         if self._slurm_id(attempt) is not None or (where.attempt_dir / "started.json").exists():
             return  # submitted once already
         if (where.attempt_dir / "cancel").exists():
@@ -143,6 +145,7 @@ class SlurmExecutor:
         if found:
             self._remember(attempt, found[0].id)  # sbatch answered before a crash: adopt it
             return
+        warn_s = max(1, int(self.config.grace_s))
         options = sbatch_options(
             launch,
             where,
@@ -150,13 +153,15 @@ class SlurmExecutor:
             partition=self.config.partition,
             instance=self.config.instance,
             account=self._account(launch.project),
-            warn_s=max(1, int(self.config.grace_s)),
+            warn_s=warn_s,
         )
         env = {
             **launch.env,
             "AIFACTORY_JOB_ID": str(attempt.job_id),
             "AIFACTORY_ATTEMPT": str(attempt.number),  # above 1: resuming after a preemption
             "PYTHONUNBUFFERED": "1",
+            # the shorter of the time-limit warning and the preemption grace
+            **contract_env(self.home(attempt.job_id), min(self.config.grace_s, warn_s)),
         }
         slurm_id = self.client.submit(batch_script(launch, where), options, env=env)
         self._remember(attempt, slurm_id)

@@ -1,5 +1,5 @@
-"""Jobs on the portal: the list, the submit form, a job's own page (with its live state and
-log tail, polled by htmx while it is not over) and cancelling.
+"""Jobs on the portal: the list, the submit form, a job's own page (with its live state, log
+tail and training progress, polled by htmx while it is not over) and cancelling.
 
 Everything goes through `services.jobs` (and the queue, usage and admission services the API's
 job endpoints use), which check the principal: a job of a project the user has no role in is
@@ -29,12 +29,14 @@ from aifactory.domain.permissions import Action
 from aifactory.errors import AifactoryError, InvalidInput, PermissionDenied
 from aifactory.governance import admission
 from aifactory.services import jobs as service
+from aifactory.services import progress as progress_service
 from aifactory.services import queue as queue_service
 from aifactory.services import usage as usage_service
 from aifactory.services.login import SignedIn
 from aifactory.services.principal import Principal
 from aifactory.services.tenancy import list_projects
 from aifactory.store.models import Job, Project, User
+from aifactory.web import charts
 from aifactory.web import job_views as views
 from aifactory.web.nav import may_somewhere
 from aifactory.web.session import Signed, SignedPost
@@ -43,6 +45,7 @@ from aifactory.web.templating import render
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 LOG_TAIL_LINES = 500
+CURVE_POINTS = 200  # a loss curve's points per series: enough for 640 px
 STOP_POLLING = 286  # htmx: swap this answer, then poll no more
 
 
@@ -206,6 +209,7 @@ def job_page(request: Request, job_id: JobId, signed: Signed, state: StateDep) -
         log = None
         if live["terminal"]:
             log = _log(session, signed.principal, state, job_id)
+        trained = _progress(session, signed.principal, state, job_id)
     return render(
         request,
         "jobs/show.html",
@@ -216,6 +220,7 @@ def job_page(request: Request, job_id: JobId, signed: Signed, state: StateDep) -
         command=views.command_line(job),
         datasets=datasets,
         log=log,
+        **trained,
         **live,
     )
 
@@ -236,6 +241,16 @@ def job_log(request: Request, job_id: JobId, signed: Signed, state: StateDep) ->
         chunk = _log(session, signed.principal, state, job_id)
     status = STOP_POLLING if chunk.complete else 200
     return render(request, "jobs/_log.html", signed, status_code=status, log=chunk)
+
+
+@router.get("/jobs/{job_id}/progress")
+def job_progress(request: Request, job_id: JobId, signed: Signed, state: StateDep) -> Response:
+    """The training progress the job reports; 286 (stop polling) once the job is over."""
+    with state.db.read() as session:
+        trained = _progress(session, signed.principal, state, job_id)
+        terminal = views.is_terminal(service.get_job(session, signed.principal, job_id))
+    status = STOP_POLLING if terminal else 200
+    return render(request, "jobs/_progress.html", signed, status_code=status, **trained)
 
 
 @router.get("/jobs/{job_id}/queue")
@@ -278,6 +293,22 @@ def _live(session: Session, principal: Principal, state: AppState, job_id: int) 
         ),
         "may_cancel": not terminal and principal.may(Action.JOB_CANCEL, job.project_id),
     }
+
+
+def _progress(
+    session: Session, principal: Principal, state: AppState, job_id: int
+) -> dict[str, Any]:
+    """The job's progress (services.progress) and its loss curve over the step."""
+    found = progress_service.job_progress(
+        session, principal, job_id, jobs_dir=state.jobs_dir, points=CURVE_POINTS
+    )
+    if found.latest is None:
+        return {"progress": None, "loss_chart": None}
+    curves = [charts.Series("train loss", found.train_loss)]
+    if found.eval_loss:
+        curves.append(charts.Series("eval loss", found.eval_loss))
+    chart = charts.line_chart(curves, title="Loss by step", time_axis=False)
+    return {"progress": found, "loss_chart": chart}
 
 
 def _log(session: Session, principal: Principal, state: AppState, job_id: int) -> service.LogChunk:

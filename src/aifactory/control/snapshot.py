@@ -29,6 +29,7 @@ FINISHED = (JobState.SUCCEEDED.value, JobState.FAILED.value, JobState.TIMEOUT.va
 HISTORY_JOBS = 5000  # the most recent finished jobs the runtime estimates learn from
 USAGE_HALF_LIVES = 10  # older use is worth < 0.1 % of new: not worth reading
 UNENTITLED_SHARES = 1e-3  # a project with no allocation in force, beside ones with
+MIN_EXPONENT = -700.0  # e^-700 ≈ 1e-304: no use so old counts for anything
 
 
 def read_snapshot(session: Session, now: float = 0.0, half_life_s: float = WEEK_S) -> Snapshot:
@@ -125,7 +126,7 @@ def _decayed_usage(
     end = case((or_(Job.ended_at.is_(None), Job.ended_at > now_), now_), else_=Job.ended_at)
     start = cast(Job.started_at, Float)
     worth = (Job.gpus_per_node * Job.nodes) * (
-        func.exp((end - now_) * rate) - func.exp((start - now_) * rate)
+        _decay(end - now_, rate) - _decay(start - now_, rate)
     )
     since = now - USAGE_HALF_LIVES * half_life_s
     rows = session.execute(
@@ -139,6 +140,13 @@ def _decayed_usage(
         .group_by(Job.project_id)
     )
     return {names[pid]: float(total) / rate for pid, total in rows if total}
+
+
+def _decay(age: Any, rate: float) -> Any:
+    """exp(age · rate) for age ≤ 0, floored where it is worth nothing anyway: PostgreSQL's EXP
+    raises on underflow (below about e^−708) where Python's returns 0."""
+    exponent = age * rate
+    return func.exp(case((exponent < MIN_EXPONENT, MIN_EXPONENT), else_=exponent))
 
 
 def _runtime_history(session: Session, names: dict[int, str]) -> RuntimeHistory:

@@ -82,7 +82,7 @@ def test_flags_win_over_the_recipes_defaults_and_more_gpus_use_torchrun() -> Non
         4,
         7200,
         2,
-        8192,
+        2048,
     )
     assert (spec["project"], spec["name"], spec["preemptible"]) == ("nlp", "mine", False)
     assert spec["env"] == {"SEED": "1"}

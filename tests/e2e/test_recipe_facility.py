@@ -95,6 +95,8 @@ def test_a_preempted_training_run_resumes_and_ends_as_if_never_stopped(
     )
     assert spec["datasets"] == ["dutch-books", "dutch-eval"]
     assert spec["preemptible"] is True
+    assert spec["gpus"] == 0  # tiny runs on a CPU; here it holds a (virtual) GPU to be reclaimed
+    spec["gpus"] = 1
     spec["command"] += ["--steps", str(STEPS), "--checkpoint-every", str(EVERY), "--seed", "7"]
     spec["env"] = {**spec.get("env", {}), "OMP_NUM_THREADS": "1"}  # bit-exact across runs
     with facility.client() as api:

@@ -40,7 +40,8 @@ class Recipe:
 CONFIGS: dict[str, Config] = {
     s.name: s
     for s in (
-        Config("tiny", 1, 4, 8_192, 30 * 60, "~0.1M parameters: minutes, even on a CPU"),
+        # tiny runs on a CPU: no GPU asked, so it runs on any facility (--gpus 1 to use one)
+        Config("tiny", 0, 1, 2_048, 30 * 60, "~0.1M parameters: seconds on one CPU"),
         Config("small", 1, 8, 65_536, 3 * 3600, "~85M parameters (GPT-2 small): about an hour"),
         Config("medium", 1, 16, 131_072, 12 * 3600, "~300M parameters (GPT-2 medium): hours"),
     )

@@ -7,6 +7,7 @@ resumed by running the same command again with the same checkpoint folder; 2 bad
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -59,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         log_every=args.log_every,
     )
     device = args.device or default_device()
+    if device == "cpu":
+        _threads_as_allotted()
     compile_ = args.compile if args.compile is not None else device == "cuda"
     spec = RunSpec(args.kind, config, args.seed, args.init_from, device, compile_)
     env = environment(
@@ -68,6 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     stop.install()
     result = train(spec, env, stop)
     return EXIT_PREEMPTED if result.preempted else 0
+
+
+def _threads_as_allotted() -> None:
+    """As many threads as CPUs the facility gave the job (its affinity), not as the machine
+    has: more would only contend with each other and with other jobs. OMP_NUM_THREADS wins."""
+    import torch
+
+    if "OMP_NUM_THREADS" not in os.environ and hasattr(os, "sched_getaffinity"):
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
 
 
 if __name__ == "__main__":

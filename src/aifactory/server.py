@@ -37,6 +37,7 @@ from aifactory.scheduler import Policy, policy_named
 from aifactory.services import passwords
 from aifactory.services.auth import issue_token
 from aifactory.services.bootstrap import bootstrap
+from aifactory.services.login import purge_sessions
 from aifactory.store import flags
 from aifactory.store.db import Database, is_sqlite
 from aifactory.store.migrate import upgrade
@@ -90,16 +91,22 @@ def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facilit
 
 def housekeeping(settings: Settings, db: Database) -> Callable[[float], None]:
     """What the acting control loop does each tick besides scheduling: erasures and
-    retention, and the dashboard's minute samples."""
+    retention, the dashboard's minute samples, and ended browser sessions (hourly)."""
     sample = Sampler(db, every_s=settings.sample_s)
+    purged = [-1.0]
 
     def run(now: float) -> None:
         erasure.advance(db, now, data_root=settings.datasets_dir, jobs_dir=settings.jobs_dir)
         sample(now)
+        if now - purged[0] >= SESSIONS_PURGE_EVERY_S:
+            purged[0] = now
+            with db.session() as session:
+                purge_sessions(session, now=now)
 
     return run
 
 
+SESSIONS_PURGE_EVERY_S = 3600.0
 FIRST_PASSWORD_FILE = "initial-admin-password"  # noqa: S105 - a file name
 
 
@@ -113,6 +120,7 @@ def first_password(session: Session, data_dir: Path, *, first_start: bool) -> st
         password = passwords.generate_password(admin.name)
         passwords.set_password(session, admin, password, actor="bootstrap", now=time.time())
         path.touch(mode=0o600)
+        path.chmod(0o600)  # touch's mode is for a new file only
         path.write_text(password + "\n", encoding="utf-8")
         return password
     if not path.is_file():

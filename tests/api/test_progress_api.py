@@ -4,11 +4,13 @@ job's home, with what each preemption lost, seen only by those who may read the 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from aifactory.client import ApiError
+from aifactory.services.progress import read_tail
 from aifactory.store.models import JobEvent
 from tests.api.helpers import Tenants
 from tests.conftest import LiveServer
@@ -107,3 +109,12 @@ def test_a_linked_progress_file_is_not_followed(live_server: LiveServer, tenants
     home.mkdir(parents=True)
     (home / "progress.jsonl").symlink_to(secret)
     assert tenants.as_("alice").progress(mine["id"])["latest"] is None
+
+
+def test_a_pipe_in_place_of_the_progress_file_is_not_waited_on(tmp_path: Path) -> None:
+    """A job could make its progress file a named pipe: reading it must not block a thread."""
+    pipe = tmp_path / "progress.jsonl"
+    os.mkfifo(pipe)
+    assert read_tail(pipe) == ("", False)
+    (tmp_path / "plain.jsonl").write_text('{"event": "train", "at": 1.0}\n')
+    assert read_tail(tmp_path / "plain.jsonl") == ('{"event": "train", "at": 1.0}\n', False)

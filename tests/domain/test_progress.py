@@ -155,3 +155,13 @@ def test_a_checkpoint_of_an_earlier_run_does_not_save_a_later_one() -> None:
 def test_no_progress_at_all_loses_each_whole_run() -> None:
     (only,) = preemption_losses([], [Run(10.0, 70.0)], gpus=2)
     assert (only.lost_gpu_s, only.last_step, only.lost_steps) == (120.0, None, None)
+
+
+def test_integers_too_big_for_a_float_are_skipped_not_raised() -> None:
+    huge = "1" + "0" * 400
+    assert parse_line('{"event": "train", "at": ' + huge + ', "step": 1}') is None
+    line = '{"event": "train", "at": 5.0, "step": ' + huge + ', "loss": ' + huge + "}"
+    found = parse_line(line)
+    assert found is not None
+    assert found.step is None
+    assert found.loss is None

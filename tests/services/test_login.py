@@ -11,17 +11,18 @@ from sqlalchemy import select
 from aifactory.errors import InvalidInput, PermissionDenied, Unauthenticated
 from aifactory.server import FIRST_PASSWORD_FILE, first_password
 from aifactory.services import passwords
-from aifactory.services.auth import principal_of
+from aifactory.services.auth import hash_token, principal_of
 from aifactory.services.bootstrap import bootstrap
 from aifactory.services.login import (
     PasswordLogin,
     TokenLogin,
     close_session,
     open_session,
+    purge_sessions,
     signed_in,
 )
 from aifactory.store.db import Database
-from aifactory.store.models import AuditEvent, User
+from aifactory.store.models import ApiToken, AuditEvent, User, WebSession
 
 NOW = 1_800_000_000.0
 GOOD = "correct horse battery"
@@ -46,7 +47,7 @@ def test_the_password_is_stored_as_argon2id_and_only_the_right_one_signs_in(
         assert stored.startswith("$argon2id$")
         assert GOOD not in stored
         assert (
-            PasswordLogin().verify(session, {"username": "admin", "password": GOOD}, NOW).name
+            PasswordLogin().verify(session, {"username": "admin", "password": GOOD}, NOW).user_name
             == "admin"
         )
         for name, password in [("admin", "wrong password!"), ("nobody", GOOD), ("", "")]:
@@ -84,7 +85,6 @@ def test_a_session_ends_at_sign_out_at_expiry_and_when_the_password_changes(
         passwords.change_own_password(
             session, principal, current=GOOD, new="a new long passphrase", now=NOW + 20
         )
-        passwords._end_sessions(session, principal.user_id, now=NOW + 20)
     with db.read() as session, pytest.raises(Unauthenticated):
         signed_in(session, first, NOW + 30)
     with db.session() as session:
@@ -143,3 +143,32 @@ def test_the_first_password_is_kept_until_the_admin_changes_it(
     with db.session() as session:
         assert first_password(session, tmp_path, first_start=False) is None
     assert not path.exists()
+
+
+def test_a_session_opened_with_a_token_ends_with_the_token(db: Database, admin_token: str) -> None:
+    with db.session() as session:
+        found = TokenLogin().verify(session, {"token": admin_token}, NOW)
+        assert found.api_token_id is not None
+        cookie = open_session(session, found, provider="token", source=None, now=NOW)
+    with db.read() as session:
+        assert signed_in(session, cookie, NOW + 1).principal.name == "admin"
+    with db.session() as session:
+        token = session.get_one(ApiToken, found.api_token_id)
+        token.revoked_at = NOW + 2
+    with db.read() as session, pytest.raises(Unauthenticated, match="API token you signed in"):
+        signed_in(session, cookie, NOW + 3)
+
+
+def test_ended_sessions_are_purged_a_day_later(db: Database, admin_token: str) -> None:
+    with db.session() as session:
+        admin = admin_of(session)
+        kept = open_session(session, admin, provider="token", source=None, now=NOW)
+        gone = open_session(session, admin, provider="token", source=None, now=NOW, ttl_s=60)
+        out = open_session(session, admin, provider="token", source=None, now=NOW)
+        close_session(session, out, now=NOW + 10)
+    with db.session() as session:
+        purge_sessions(session, now=NOW + 60 + 86400 + 1)
+    with db.read() as session:
+        left = set(session.scalars(select(WebSession.token_hash)))
+    assert left == {hash_token(kept)}
+    assert hash_token(gone) not in left

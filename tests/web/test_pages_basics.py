@@ -41,3 +41,17 @@ def test_pages_carry_a_strict_content_security_policy(
     assert "http" not in policy  # no outside origin
     assert 'src="http' not in response.text
     assert 'href="http' not in response.text
+
+
+def test_forms_refuse_what_the_api_refuses_with_the_field_named(
+    pages: Callable[[str], PortalSession], live_server: LiveServer, tenants: Tenants
+) -> None:
+    admin = pages(live_server.admin_token)
+    admin.get("/projects")
+    slash = admin.post("/projects", {"name": "a/b", "organisation": "acme", "owner": ""})
+    assert slash.status_code == 422
+    assert "should match pattern" in slash.text
+    nul = admin.post("/projects", {"name": "ok", "organisation": "ac\x00me", "owner": ""})
+    assert nul.status_code == 422
+    assert "NUL" in nul.text
+    assert {p["name"] for p in tenants.admin.projects()} == {"default", "proj-a", "proj-b"}

@@ -70,14 +70,19 @@ def parse(text: str) -> list[Record]:
     return [r for line in text.splitlines() if (r := parse_line(line)) is not None]
 
 
+BIGGEST = 2**63  # JSON integers are unbounded; a figure beyond this is not one
+
+
 def _finite(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
+    if isinstance(value, int) and abs(value) > BIGGEST:
+        return None  # float() of it would overflow
     return float(value) if math.isfinite(value) else None
 
 
 def _whole(value: object) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > BIGGEST:
         return None
     return value
 

@@ -53,7 +53,8 @@ def generate_password(user_name: str) -> str:
 
 def verify_password(session: Session, name: str, password: str) -> User:
     """The user these credentials are for, or Unauthenticated with one message for every
-    failure (an unknown name is not told apart from a wrong password)."""
+    failure (an unknown name is not told apart from a wrong password). Reads only: callers
+    check in a read transaction, so the slow hash holds no write lock."""
     user = session.scalars(select(User).where(User.name == name)).first()
     stored = user.password_hash if user is not None else None
     try:
@@ -62,9 +63,14 @@ def verify_password(session: Session, name: str, password: str) -> User:
         stored = None
     if user is None or stored is None:
         raise Unauthenticated("unknown user name or wrong password", field="password")
-    if _hasher.check_needs_rehash(stored):
-        user.password_hash = _hasher.hash(password)
     return user
+
+
+def fresh_hash(stored: str | None, password: str) -> str | None:
+    """A new hash of a password just verified, when `stored` used older parameters."""
+    if stored is None or not _hasher.check_needs_rehash(stored):
+        return None
+    return _hasher.hash(password)
 
 
 def reset_password(session: Session, principal: Principal, user_name: str, *, now: float) -> str:
@@ -74,14 +80,21 @@ def reset_password(session: Session, principal: Principal, user_name: str, *, no
     user = user_by_name(session, user_name)
     password = generate_password(user.name)
     set_password(session, user, password, actor=principal.name, now=now)
-    _end_sessions(session, user.id, now=now)
+    end_sessions(session, user.id, now=now)
     return password
 
 
 def change_own_password(
-    session: Session, principal: Principal, *, current: str | None, new: str, now: float
+    session: Session,
+    principal: Principal,
+    *,
+    current: str | None,
+    new: str,
+    now: float,
+    keep_session: int | None = None,
 ) -> None:
-    """Knowing the current password, if there is one (a token holder may set a first one)."""
+    """Knowing the current password, if there is one (a token holder may set a first one).
+    Their other browser sessions end (all of them when changed through the API)."""
     user = session.get_one(User, principal.user_id)
     if user.password_hash and not still_matches(user, current or ""):
         raise InvalidInput("is not your current password", field="current_password")
@@ -89,14 +102,15 @@ def change_own_password(
         set_password(session, user, new, actor=user.name, now=now)
     except InvalidInput as exc:
         raise InvalidInput(exc.message, field="new_password") from None
+    end_sessions(session, user.id, now=now, keep=keep_session)
 
 
-def _end_sessions(session: Session, user_id: int, *, now: float) -> None:
-    session.execute(
-        update(WebSession)
-        .where(WebSession.user_id == user_id, WebSession.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+def end_sessions(session: Session, user_id: int, *, now: float, keep: int | None = None) -> None:
+    """Every browser of theirs signs in again (but the one that made the change)."""
+    query = update(WebSession).where(WebSession.user_id == user_id, WebSession.revoked_at.is_(None))
+    if keep is not None:
+        query = query.where(WebSession.id != keep)
+    session.execute(query.values(revoked_at=now))
 
 
 def still_matches(user: User, password: str) -> bool:

@@ -13,6 +13,7 @@ whoever may read the job (JOB_READ); another project's job is not found.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,14 +77,18 @@ def job_progress(
 
 
 def read_tail(path: Path, limit: int = MAX_BYTES) -> tuple[str, bool]:
-    """The file's last `limit` bytes as text, and whether that is less than all of it. A link
-    is not followed: a job could point its progress file at another job's."""
+    """The file's last `limit` bytes as text, and whether that is less than all of it. Only a
+    plain file is read: a link is not followed (a job could point its progress file at another
+    job's), and a pipe or device is refused without waiting on it (non-blocking open)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return "", False  # none yet, or a link
     with open(fd, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
+        found = os.fstat(handle.fileno())
+        if not stat.S_ISREG(found.st_mode):
+            return "", False
+        size = found.st_size
         handle.seek(max(0, size - limit))
         data = handle.read(limit)
     return data.decode("utf-8", errors="replace"), size > limit

@@ -10,13 +10,13 @@ from __future__ import annotations
 import secrets
 from dataclasses import replace
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from aifactory.api.deps import AppState, StateDep
-from aifactory.errors import PermissionDenied, Unauthenticated
+from aifactory.errors import InvalidInput, PermissionDenied, Unauthenticated
 from aifactory.services.login import SESSION_TTL_S, SignedIn, signed_in
 
 COOKIE = "aifactory_session"
@@ -44,13 +44,19 @@ async def current_session(request: Request, state: StateDep) -> SignedIn:
         found = await run_in_threadpool(_signed_in, state, cookie)
     except Unauthenticated as exc:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        if request.method != "GET":
-            target = request.headers.get("HX-Current-URL", "/")
+        if request.headers.get("HX-Request") or request.method != "GET":
+            target = _page_shown(request)  # not the fragment or the form's action
         raise SignInRequired(exc.message, next_url=target) from None
     source = request.client.host if request.client else None  # for the audit log
     found = replace(found, principal=replace(found.principal, source=source))
     request.state.signed = found  # for an error page's menu
     return found
+
+
+def _page_shown(request: Request) -> str:
+    """The page the browser shows (htmx says which, as a full URL), as a path on this site."""
+    shown = urlsplit(request.headers.get("HX-Current-URL", "/"))
+    return shown.path + (f"?{shown.query}" if shown.query else "") or "/"
 
 
 def _signed_in(state: AppState, cookie: str | None) -> SignedIn:
@@ -62,16 +68,17 @@ Signed = Annotated[SignedIn, Depends(current_session)]
 
 
 async def checked_post(request: Request, signed: Signed) -> SignedIn:
-    sent = request.headers.get(CSRF_HEADER)
-    if sent is None:
-        form = await request.form()
-        value = form.get(CSRF_FIELD)
-        sent = value if isinstance(value, str) else None
+    form = await request.form()
+    value = form.get(CSRF_FIELD)
+    sent = request.headers.get(CSRF_HEADER) or (value if isinstance(value, str) else None)
     if not sent or not secrets.compare_digest(sent, signed.csrf_token):
         raise PermissionDenied(
             "the form's security token is missing or stale: reload the page and try again",
             field=CSRF_FIELD,
         )
+    for field, given in form.items():  # no database takes NUL in text; the API refuses it too
+        if isinstance(given, str) and "\x00" in given:
+            raise InvalidInput("must not contain NUL characters", field=field)
     return signed
 
 

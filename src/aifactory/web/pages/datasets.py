@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from aifactory.api.deps import StateDep
+from aifactory.api.routers.datasets import GrantId
 from aifactory.domain.datasets import LegalBasis, SpecialCondition, VersionState
 from aifactory.domain.permissions import Action
 from aifactory.errors import AifactoryError
@@ -26,6 +28,7 @@ from aifactory.services import dataset_grants, datasets
 from aifactory.services.datasets import DatasetView
 from aifactory.services.login import SignedIn
 from aifactory.store.models import DatasetVersion
+from aifactory.web.nav import may_somewhere
 from aifactory.web.review_forms import day_text, form_problem, moment, see_other
 from aifactory.web.session import Signed, SignedPost
 from aifactory.web.templating import render
@@ -71,14 +74,9 @@ def datasets_page(request: Request, signed: Signed, state: StateDep) -> Response
         signed,
         title="Datasets",
         datasets=found,
-        may_register=_may_register(signed),
+        may_register=may_somewhere(signed.principal, Action.DATASET_REGISTER),
         **HELPERS,
     )
-
-
-def _may_register(signed: SignedIn) -> bool:
-    found = signed.principal.projects_for(Action.DATASET_REGISTER)
-    return found is None or bool(found)
 
 
 @router.get("/datasets/{name}")
@@ -159,14 +157,14 @@ def grant(
             errors=errors,
             form=typed,
         )
-    return see_other(f"/datasets/{name}")
+    return see_other(f"/datasets/{quote(name, safe='')}")
 
 
 @router.post("/datasets/{name}/grants/{grant_id}/revoke")
 def revoke(
     request: Request,
     name: str,
-    grant_id: int,
+    grant_id: GrantId,
     signed: SignedPost,
     state: StateDep,
     reason: Text = "",
@@ -193,4 +191,4 @@ def revoke(
             errors=errors,
             form={"reason": reason},
         )
-    return see_other(f"/datasets/{name}")
+    return see_other(f"/datasets/{quote(name, safe='')}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -17,17 +18,20 @@ from aifactory.services.login import (
     FormProvider,
     RedirectProvider,
     close_session,
-    close_user_sessions,
     open_session,
 )
 from aifactory.web.session import COOKIE, Signed, SignedPost, clear_session_cookie, safe_next
 from aifactory.web.session import set_session_cookie as _set_cookie
 from aifactory.web.templating import render
+from aifactory.web.throttle import Throttle
 
 router = APIRouter(include_in_schema=False)
 LOGIN_COOKIE = "aifactory_login"  # the sign-in form's own CSRF token (no session yet)
 STATE_COOKIE = "aifactory_login_state"  # a redirect sign-in's state, checked on the way back
 PROVIDERS: dict[str, FormProvider] = {p.name: p for p in BUILT_IN}
+# Argon2 takes ~64 MiB and a good part of a second a check: a few at a time, whoever posts.
+SLOW_CHECKS = threading.BoundedSemaphore(4)
+GUESSES = Throttle(limit=10, window_s=900.0)  # failed sign-ins per address
 # Federated sign-in (OIDC): none built in; `REDIRECT_PROVIDERS[p.name] = p` adds one, and the
 # sign-in page offers it as a button (see docs/portal.md).
 REDIRECT_PROVIDERS: dict[str, RedirectProvider] = {}
@@ -40,13 +44,14 @@ def _login_page(
     error: str | None = None,
     chosen: str = "",
     username: str = "",
+    status: int | None = None,
 ) -> Response:
     token = secrets.token_urlsafe(16)
     response = render(
         request,
         "login.html",
         None,
-        status_code=401 if error else 200,
+        status_code=status or (401 if error else 200),
         title="Sign in",
         providers=list(PROVIDERS.values()),
         redirect_providers=list(REDIRECT_PROVIDERS.values()),
@@ -56,7 +61,14 @@ def _login_page(
         chosen=chosen,
         username=username,
     )
-    response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", path="/login")
+    response.set_cookie(
+        LOGIN_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/login",
+    )
     return response
 
 
@@ -127,10 +139,18 @@ async def login(request: Request, provider: str, state: StateDep) -> Response:
     if not expected or not secrets.compare_digest(sent, expected):
         return _login_page(request, next_url=next_url, error="The form expired: please try again.")
     source = request.client.host if request.client else None
+    name = form.get("username", "")
+    wait_s = GUESSES.wait_s(source or "", state.clock())
+    if wait_s > 0:
+        minutes = max(1, round(wait_s / 60))
+        error = f"Too many failed sign-ins from your address: try again in {minutes} min."
+        return _login_page(
+            request, next_url=next_url, error=error, chosen=provider, username=name, status=429
+        )
     try:
         token = await run_in_threadpool(_sign_in, state, chosen, form, source)
     except Unauthenticated as exc:
-        name = form.get("username", "")
+        GUESSES.failed(source or "", state.clock())
         return _login_page(
             request, next_url=next_url, error=exc.message, chosen=provider, username=name
         )
@@ -145,9 +165,10 @@ def _sign_in(
 ) -> str:
     now = state.clock()
     try:
+        with SLOW_CHECKS, state.db.read() as session:  # the hash is slow: no write lock held
+            found = provider.verify(session, form, now)
         with state.db.session() as session:
-            user = provider.verify(session, form, now)
-            return open_session(session, user, provider=provider.name, source=source, now=now)
+            return open_session(session, found, provider=provider.name, source=source, now=now)
     except Unauthenticated:
         with state.db.session() as session:
             name = form.get("username") or "unknown"
@@ -191,9 +212,13 @@ def change_password(
         with state.db.session() as session:
             now = state.clock()
             passwords.change_own_password(
-                session, signed.principal, current=current_password, new=new_password, now=now
+                session,
+                signed.principal,
+                current=current_password,
+                new=new_password,
+                now=now,
+                keep_session=signed.session_id,
             )
-            close_user_sessions(session, signed.principal.user_id, now=now, keep=signed.session_id)
     except AifactoryError as exc:
         errors = {exc.field or "new_password": exc.message}
         return render(

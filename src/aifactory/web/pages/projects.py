@@ -17,12 +17,14 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from aifactory.api.deps import StateDep
+from aifactory.api.schemas import Name
 from aifactory.domain.permissions import Action
 from aifactory.domain.tenancy import ProjectRole
 from aifactory.errors import AifactoryError, Conflict, InvalidInput, NotFound, PermissionDenied
 from aifactory.services import allocations, tenancy
 from aifactory.services.login import SignedIn
 from aifactory.store.models import Organisation
+from aifactory.web.forms import valid
 from aifactory.web.session import Signed, SignedPost
 from aifactory.web.templating import render
 
@@ -60,7 +62,7 @@ def create_project(
             tenancy.create_project(
                 session,
                 signed.principal,
-                name=_required(name.strip(), "name"),
+                name=valid(Name, name.strip(), "name"),
                 organisation=organisation,
                 owner=owner.strip() or None,
                 now=state.clock(),

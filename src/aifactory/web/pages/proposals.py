@@ -21,13 +21,17 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from aifactory.api.accounting_schemas import Title
 from aifactory.api.deps import StateDep
+from aifactory.api.routers.proposals import ProposalId
+from aifactory.api.schemas import Name
 from aifactory.domain.permissions import Action
 from aifactory.domain.programmes import ProposalState
 from aifactory.errors import AifactoryError, InvalidInput
 from aifactory.services import programmes, proposals, tenancy
 from aifactory.services.login import SignedIn
 from aifactory.services.principal import Principal
+from aifactory.web.forms import valid
 from aifactory.web.nav import may_somewhere
 from aifactory.web.proposal_detail import load_detail
 from aifactory.web.review_forms import day_text, form_problem, moment, number, see_other, whole
@@ -115,9 +119,9 @@ def open_call(
             programmes.create_call(
                 session,
                 signed.principal,
-                name=name.strip(),
+                name=valid(Name, name.strip(), "name"),
                 programme=programme,
-                title=title,
+                title=valid(Title, title, "title"),
                 opens_at=moment(opens_at, "opens_at"),
                 closes_at=moment(closes_at, "closes_at"),
                 budget_gpu_hours=number(budget_gpu_hours, "budget_gpu_hours"),
@@ -221,7 +225,9 @@ def submit_proposal(
 
 
 @router.get("/proposals/{proposal_id}")
-def proposal_page(request: Request, proposal_id: int, signed: Signed, state: StateDep) -> Response:
+def proposal_page(
+    request: Request, proposal_id: ProposalId, signed: Signed, state: StateDep
+) -> Response:
     return _detail(request, signed, state, proposal_id)
 
 
@@ -271,7 +277,11 @@ def _detail(
 
 @router.post("/proposals/{proposal_id}/reviewers")
 def assign_reviewer(
-    request: Request, proposal_id: int, signed: SignedPost, state: StateDep, reviewer: Text = ""
+    request: Request,
+    proposal_id: ProposalId,
+    signed: SignedPost,
+    state: StateDep,
+    reviewer: Text = "",
 ) -> Response:
     def act(session: Session) -> None:
         proposals.assign_reviewer(
@@ -284,7 +294,7 @@ def assign_reviewer(
 @router.post("/proposals/{proposal_id}/reviews")
 def review(
     request: Request,
-    proposal_id: int,
+    proposal_id: ProposalId,
     signed: SignedPost,
     state: StateDep,
     score: Text = "",
@@ -314,7 +324,7 @@ def review(
 @router.post("/proposals/{proposal_id}/award")
 def award(
     request: Request,
-    proposal_id: int,
+    proposal_id: ProposalId,
     signed: SignedPost,
     state: StateDep,
     gpu_hours: Text = "",
@@ -352,7 +362,7 @@ def award(
 
 @router.post("/proposals/{proposal_id}/reject")
 def reject(
-    request: Request, proposal_id: int, signed: SignedPost, state: StateDep, note: Text = ""
+    request: Request, proposal_id: ProposalId, signed: SignedPost, state: StateDep, note: Text = ""
 ) -> Response:
     def act(session: Session) -> None:
         proposals.reject(
@@ -363,7 +373,9 @@ def reject(
 
 
 @router.post("/proposals/{proposal_id}/withdraw")
-def withdraw(request: Request, proposal_id: int, signed: SignedPost, state: StateDep) -> Response:
+def withdraw(
+    request: Request, proposal_id: ProposalId, signed: SignedPost, state: StateDep
+) -> Response:
     def act(session: Session) -> None:
         proposals.withdraw(session, signed.principal, proposal_id=proposal_id, now=state.clock())
 

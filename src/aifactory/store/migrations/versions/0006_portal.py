@@ -26,9 +26,16 @@ def upgrade() -> None:
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("csrf_token", sa.String(length=64), nullable=False),
         sa.Column("provider", sa.String(length=32), nullable=False),
+        sa.Column("api_token_id", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.Column("expires_at", sa.Float(), nullable=False),
         sa.Column("revoked_at", sa.Float(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["api_token_id"],
+            ["api_tokens.id"],
+            name=op.f("fk_web_sessions_api_token_id_api_tokens"),
+            ondelete="CASCADE",
+        ),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["users.id"],

@@ -10,10 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from aifactory.domain.jobs import JobState
 from aifactory.store.jobs import switch_job_state
-from aifactory.store.models import Job
+from aifactory.store.models import Job, Node
 from aifactory.web import job_views as views
 from tests.api.helpers import Tenants
 from tests.conftest import LiveServer
@@ -286,3 +287,13 @@ def test_a_running_jobs_page_polls_its_state_and_log_tail(
 def test_the_command_a_job_page_shows_splits_back_to_the_same_argv(argv: list[str]) -> None:
     shown = views.command_line(Job(command=argv))
     assert views.submission_input({"command": shown})["command"] == argv
+
+
+def test_the_form_asks_for_no_gpu_on_a_facility_without_gpus(
+    live_server: LiveServer, pages: Callable[[str], PortalSession], tenants: Tenants
+) -> None:
+    alice = pages(tenants.tokens["alice"])
+    assert 'name="gpus" type="number" value="1"' in alice.get("/jobs/new").text
+    with live_server.db.session() as session:
+        session.execute(update(Node).values(gpus=0, gpu_ids=[]))
+    assert 'name="gpus" type="number" value="0"' in alice.get("/jobs/new").text

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from aifactory.api.deps import AppState, StateDep
@@ -35,7 +35,7 @@ from aifactory.services import usage as usage_service
 from aifactory.services.login import SignedIn
 from aifactory.services.principal import Principal
 from aifactory.services.tenancy import list_projects
-from aifactory.store.models import Job, Project, User
+from aifactory.store.models import Job, Node, Project, User
 from aifactory.web import charts
 from aifactory.web import job_views as views
 from aifactory.web.nav import may_somewhere
@@ -134,6 +134,9 @@ def _visible_projects(session: Session, principal: Principal, action: Action) ->
 @router.get("/jobs/new")
 def new_job(request: Request, signed: Signed, state: StateDep) -> Response:
     form = {**views.DEFAULTS, "idempotency_key": secrets.token_urlsafe(16)}
+    with state.db.read() as session:  # a facility without GPUs: a form that can run as it is
+        if not session.scalar(select(func.max(Node.gpus))):
+            form["gpus"] = "0"
     return _form_page(request, signed, state, form, {})
 
 

@@ -90,9 +90,10 @@ def tick_until(
         time.sleep(0.05)
 
 
-def running_victim(db: Database, loop: ControlLoop, clock: FakeClock, runs: Path) -> int:
-    """A preemptible job up and running on all four GPUs, another job waiting behind it."""
-    command = [sys.executable, "-c", RESUMABLE_JOB, str(runs)]
+def running_victim(db: Database, loop: ControlLoop, clock: FakeClock) -> int:
+    """A preemptible job up and running on all four GPUs, another job waiting behind it. It
+    notes each attempt in `runs` in its own directory (see runs_of)."""
+    command = [sys.executable, "-c", RESUMABLE_JOB, "runs"]
     victim = submit(db, clock(), gpus=4, preemptible=True, command=command)
     log = loop.executor.log_path(victim)
 
@@ -107,6 +108,10 @@ def running_victim(db: Database, loop: ControlLoop, clock: FakeClock, runs: Path
     return victim
 
 
+def runs_of(loop: ControlLoop, job_id: int) -> list[str]:
+    return (local(loop).work(job_id) / "runs").read_text().splitlines()
+
+
 def ended(db: Database, *job_ids: int) -> Callable[[], bool]:
     return lambda: all(job(db, i).ended_at is not None for i in job_ids)
 
@@ -118,9 +123,8 @@ def test_a_preempted_job_gets_sigterm_and_succeeds_as_its_second_attempt(
     scheduler: PreemptingScheduler,
     tmp_path: Path,
 ) -> None:
-    runs = tmp_path / "runs"
     loop = start_loop()
-    victim = running_victim(db, loop, clock, runs)
+    victim = running_victim(db, loop, clock)
 
     scheduler.queued.append(Preempt(victim, WHY))
     tick_until(loop, ended(db, victim, victim + 1), "both jobs to end")
@@ -128,7 +132,7 @@ def test_a_preempted_job_gets_sigterm_and_succeeds_as_its_second_attempt(
     done = job(db, victim)
     assert (done.state, done.exit_code, done.attempts) == (JobState.SUCCEEDED, 0, 2)
     assert job(db, victim + 1).state == JobState.SUCCEEDED
-    assert runs.read_text().splitlines() == ["1", "2"]  # each attempt ran once
+    assert runs_of(loop, victim) == ["1", "2"]  # each attempt ran once
     first_log = local(loop).jobdir(Attempt(victim, 1)).log
     assert "got SIGTERM" in first_log.read_text()
     assert local(loop).log_path(victim).read_text() == "resumed from step 7\n"
@@ -157,9 +161,8 @@ def test_a_new_control_plane_finishes_a_preemption_the_old_one_began_once(
     """The first control plane dies after committing the intent: before it could signal the
     job, or after, with the job exiting while nobody watched. Its successor ends the attempt
     (if need be), requeues the job exactly once and runs it again."""
-    runs = tmp_path / "runs"
     first = start_loop()
-    victim = running_victim(db, first, clock, runs)
+    victim = running_victim(db, first, clock)
     with db.session() as session:
         row = lock_job(session, victim)
         assert row is not None
@@ -181,4 +184,4 @@ def test_a_new_control_plane_finishes_a_preemption_the_old_one_began_once(
     assert moves.count(("RUNNING", "PREEMPTED")) == 1
     assert moves.count(("PREEMPTED", "PENDING")) == 1
     assert (job(db, victim).state, job(db, victim).attempts) == (JobState.SUCCEEDED, 2)
-    assert runs.read_text().splitlines() == ["1", "2"]
+    assert runs_of(successor, victim) == ["1", "2"]

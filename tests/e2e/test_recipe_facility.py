@@ -63,7 +63,7 @@ def wait_for(check: Callable[[], bool], what: str, timeout_s: float = 120) -> No
 
 
 def progress(facility: FacilityProcess, job_id: int) -> list[dict[str, Any]]:
-    path = facility.data_dir / "jobs" / str(job_id) / "progress.jsonl"
+    path = facility.data_dir / "jobs" / str(job_id) / "work" / "progress.jsonl"
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -113,7 +113,8 @@ def run_preempted_and_not(facility: FacilityProcess, api: Client, spec: dict[str
     assert losses[-1] < losses[0] - 1.0, "the loss falls"
     assert any(r["event"] == "eval" and r["eval_ppl"] < 256 for r in reference)
     assert last["event"] == "done"
-    assert list((facility.data_dir / "jobs" / str(straight) / "checkpoints").glob("step-*.pt"))
+    own = facility.data_dir / "jobs" / str(straight) / "work"  # the job's own directory
+    assert list((own / "checkpoints").glob("step-*.pt"))
 
     _quota_project(api)
     stopped = api.submit(**spec)["id"]

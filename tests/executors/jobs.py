@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Container, Mapping, Sequence
 from pathlib import Path
 
+import psutil
 import pytest
 
 from aifactory.executors.base import Attempt, Launch, NodeSlice, Observation, Phase
@@ -51,11 +53,32 @@ def launch(
     gpu_ids: Sequence[str] = ("0",),
     cpu_ids: Sequence[int] = (0,),
     memory_mb: int = 1024,
+    project_id: int = 1,
+    datasets: Sequence[str] = (),
+    network: str = "none",
 ) -> Launch:
     node_slice = NodeSlice(list(gpu_ids), list(cpu_ids), memory_mb)
     return Launch(
-        at(job_id, attempt), command, env or {}, working_dir, time_limit_s, {"node": node_slice}
+        at(job_id, attempt),
+        command,
+        env or {},
+        working_dir,
+        time_limit_s,
+        {"node": node_slice},
+        project=f"p{project_id}",
+        project_id=project_id,
+        datasets=tuple(datasets),
+        network=network,
     )
+
+
+def own_dir(executor: LocalExecutor, path: Path, project_id: int = 1) -> Path:
+    """A directory of the project's identity: the only kind a job may name as its working
+    directory (and so the place where a test and its job share files)."""
+    path.mkdir(parents=True, exist_ok=True)
+    identity = executor.identity(project_id)
+    os.chown(path, identity.uid, identity.gid)
+    return path
 
 
 def python(code: str) -> list[str]:
@@ -110,3 +133,35 @@ def started_pid(executor: LocalExecutor, job_id: int, attempt: int = 1) -> int:
 
 
 # --- outcomes -------------------------------------------------------------------------------
+
+
+def wait_for_log(executor: LocalExecutor, job_id: int, text: str, timeout_s: float = 5.0) -> str:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        path = executor.log_path(job_id)
+        found = path.read_text() if path.exists() else ""
+        if text in found:
+            return found
+        if time.monotonic() > deadline:
+            pytest.fail(f"{text!r} not in job {job_id}'s log within {timeout_s} s: {found!r}")
+        time.sleep(0.02)
+
+
+def pids_of(uid: int, name: str) -> list[int]:
+    """Processes of `uid` named `name`, as the host sees them (jobs' pids outside their
+    namespaces)."""
+    found = []
+    for proc in psutil.process_iter(["uids", "name"]):
+        uids, proc_name = proc.info["uids"], proc.info["name"]
+        if uids is not None and uids.real == uid and proc_name == name:
+            found.append(proc.pid)
+    return found
+
+
+def wait_for_pids(uid: int, name: str, count: int, timeout_s: float = 5.0) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    while len(found := pids_of(uid, name)) < count:
+        if time.monotonic() > deadline:
+            pytest.fail(f"{count} {name} processes of uid {uid} did not appear: {found}")
+        time.sleep(0.02)
+    return found

@@ -16,6 +16,7 @@ from tests.executors.jobs import (
     RESUMABLE_JOB,
     at,
     launch,
+    own_dir,
     python,
     run_to_exit,
     seen,
@@ -34,7 +35,7 @@ def test_preempt_stops_a_running_attempt_with_sigterm(executor: LocalExecutor) -
     observation = wait_phase(executor, 1)
 
     assert observation.outcome is Outcome.PREEMPTED
-    assert observation.exit_code == -signal.SIGTERM
+    assert observation.exit_code == 128 + signal.SIGTERM
     assert observation.reason == "preempted: stopped to make room; it will run again"
     assert "preempted" in executor.log_path(1).read_text()
     assert gone(started_pid(executor, 1))
@@ -65,9 +66,9 @@ def test_a_cancel_wins_over_a_preemption(executor: LocalExecutor) -> None:
 def test_a_requeued_job_runs_again_as_a_new_attempt_and_no_attempt_twice(
     make_executor: Callable[..., LocalExecutor], jobs_dir: Path, tmp_path: Path
 ) -> None:
-    runs = tmp_path / "runs"
-    first, second = (launch(1, [*python(RESUMABLE_JOB), str(runs)], attempt=n) for n in (1, 2))
     executor = make_executor()
+    runs = executor.work(1) / "runs"  # in the job's own directory, kept across attempts
+    first, second = (launch(1, [*python(RESUMABLE_JOB), str(runs)], attempt=n) for n in (1, 2))
     executor.start(first)
     wait_phase(executor, 1, (Phase.RUNNING,))
     wait_for_file(executor.log_path(1))
@@ -95,9 +96,9 @@ def test_a_job_dir_from_before_attempts_is_its_first_attempt(
 ) -> None:
     """A job started by an older aifactory kept its files in the job's own directory: it is
     attempt 1, seen as it was and never started again."""
-    runs = tmp_path / "runs"
-    job = launch(1, ["sh", "-c", f"echo run >> {runs}; echo done"])
     executor = make_executor()
+    runs = own_dir(executor, tmp_path / "shared") / "runs"
+    job = launch(1, ["sh", "-c", f"echo run >> {runs}; echo done"], working_dir=str(runs.parent))
     ended = run_to_exit(executor, job)
     home, own = executor.home(1), executor.jobdir(at(1)).root
     for path in own.iterdir():  # lay it out as before

@@ -25,7 +25,7 @@ with open(sys.argv[1], "a") as out:
 def test_every_attempt_gets_the_same_checkpoint_dir_progress_file_and_grace(
     executor: LocalExecutor, jobs_dir: Path, tmp_path: Path
 ) -> None:
-    notes = tmp_path / "notes"
+    notes = executor.work(7) / "notes"
     for attempt in (1, 2):
         # the user's environment cannot move them
         job = launch(
@@ -37,7 +37,7 @@ def test_every_attempt_gets_the_same_checkpoint_dir_progress_file_and_grace(
         assert run_to_exit(executor, job).outcome is Outcome.SUCCEEDED
 
     first, second = (json.loads(n) for n in notes.read_text().splitlines())
-    home = jobs_dir / "7"
+    home = jobs_dir / "7" / "work"  # the job's own directory
     for seen in (first, second):
         assert seen["AIFACTORY_CHECKPOINT_DIR"] == str(home / "checkpoints")
         assert seen["AIFACTORY_PROGRESS_FILE"] == str(home / "progress.jsonl")

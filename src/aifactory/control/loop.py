@@ -44,7 +44,7 @@ from aifactory.store import flags
 from aifactory.store.db import Database
 from aifactory.store.jobs import jobs_in_states, lock_job, request_preemption, switch_job_state
 from aifactory.store.leases import release, try_acquire
-from aifactory.store.models import Job, Node, Project
+from aifactory.store.models import DatasetVersion, Job, JobDataset, Node, Project
 from aifactory.store.nodes import offer_only, upsert_node
 from aifactory.store.sites import known_site
 
@@ -228,7 +228,8 @@ class ControlLoop:
         with self.db.read() as session:
             jobs = jobs_in_states(session, sorted(ACTIVE))
             names = _project_names(session, {job.project_id for job in jobs})
-            active = [_active(job, names.get(job.project_id)) for job in jobs]
+            data = _dataset_paths(session, [job.id for job in jobs if job.uses_datasets])
+            active = [_active(job, names.get(job.project_id), data.get(job.id)) for job in jobs]
         if not active:
             return
         seen = self.executor.poll(job.attempt for job in active)
@@ -400,7 +401,8 @@ class ControlLoop:
                 attempts=row.attempts + 1,
             )
             project = session.get(Project, row.project_id)  # loaded by _reserve already
-            launches.append(_active(row, project.name if project else None).launch)
+            data = _dataset_paths(session, [row.id]).get(row.id) if row.uses_datasets else None
+            launches.append(_active(row, project.name if project else None, data).launch)
             if row.uses_datasets:
                 admission.record_access(session, row, now=now)
         return launches
@@ -515,7 +517,26 @@ def _project_names(session: Session, ids: set[int]) -> dict[int, str]:
     return {project_id: name for project_id, name in rows}
 
 
-def _active(job: Job, project: str | None = None) -> ActiveJob:
+def _dataset_paths(session: Session, job_ids: list[int]) -> dict[int, tuple[str, ...]]:
+    """The versions each job was granted at submission: the sandbox mounts these, read-only,
+    and nothing else of the data root."""
+    if not job_ids:
+        return {}
+    stmt = (
+        select(JobDataset.job_id, DatasetVersion.path)
+        .join(DatasetVersion, DatasetVersion.id == JobDataset.version_id)
+        .where(JobDataset.job_id.in_(job_ids))
+        .order_by(JobDataset.job_id, DatasetVersion.path)
+    )
+    found: dict[int, tuple[str, ...]] = {}
+    for job_id, path in session.execute(stmt):
+        found[job_id] = (*found.get(job_id, ()), path)
+    return found
+
+
+def _active(
+    job: Job, project: str | None = None, datasets: tuple[str, ...] | None = None
+) -> ActiveJob:
     placement = {
         node_id: NodeSlice(list(part["gpu_ids"]), list(part["cpu_ids"]), int(part["memory_mb"]))
         for node_id, part in (job.placement or {}).items()
@@ -528,5 +549,8 @@ def _active(job: Job, project: str | None = None) -> ActiveJob:
         time_limit_s=job.time_limit_s,
         placement=placement,
         project=project,
+        project_id=job.project_id,
+        datasets=datasets or (),
+        network=job.network,
     )
     return ActiveJob(job.id, JobState(job.state), job.cancel_requested, job.preempt_reason, launch)

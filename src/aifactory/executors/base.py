@@ -58,6 +58,9 @@ class Launch:
     time_limit_s: int
     placement: Mapping[str, NodeSlice]
     project: str | None = None  # whose work it is (the Slurm executor's account)
+    project_id: int | None = None  # …and whose identity it runs under (executors.sandbox)
+    datasets: tuple[str, ...] = ()  # the granted versions' paths, mounted read-only
+    network: str = "none"  # the job's network policy: none or open (executors.sandbox.spec)
 
     @property
     def job_id(self) -> int:

@@ -1,6 +1,6 @@
 """A job's training progress, as the job reported it, and what its preemptions cost.
 
-The source of truth is the progress file the facility keeps in the job's home
+The source of truth is the progress file the facility keeps in the job's own directory
 (domain.jobfiles), not a table: the job writes it, the facility keeps it for as long as the
 job's data (it is removed with the job's directory) and reads it when asked. So nothing is
 copied, and nothing can disagree with what the job wrote (docs/recipes.md says why).
@@ -20,7 +20,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from aifactory.domain import progress
-from aifactory.domain.jobfiles import checkpoint_dir, progress_file
+from aifactory.domain.jobfiles import checkpoint_dir, own_files, progress_file
 from aifactory.services.jobs import get_job
 from aifactory.services.principal import Principal
 from aifactory.store.jobs import events_of
@@ -56,7 +56,7 @@ def job_progress(
     points: int = CURVE_POINTS,
 ) -> JobProgress:
     job = get_job(session, principal, job_id)
-    home = jobs_dir / str(job_id) if jobs_dir is not None else None
+    home = own_files(jobs_dir / str(job_id)) if jobs_dir is not None else None
     text, truncated = read_tail(progress_file(home)) if home is not None else ("", False)
     records = progress.parse(text)
     runs = progress.preempted_runs(

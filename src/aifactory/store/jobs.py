@@ -102,6 +102,7 @@ class NewJob:
     updated_at: float = 0.0
     uses_datasets: bool = False
     countries: list[str] | None = None
+    network: str = "none"
     id: int = 0
 
 

@@ -156,6 +156,8 @@ class Job(Base):
     # settled at submission and the scheduler reads them without a join.
     uses_datasets: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     countries: Mapped[list[str] | None] = mapped_column(JSON)
+    # The job's network in its sandbox: "none" (loopback only, the default) or "open".
+    network: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
 
 
 class JobEvent(Base):

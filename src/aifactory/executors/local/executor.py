@@ -1,28 +1,43 @@
-"""The local executor: jobs as real subprocesses on this machine.
+"""The local executor: jobs as real, sandboxed processes on this machine.
 
-Each attempt at a job gets a directory, `<data dir>/jobs/<id>/attempt-<n>/` (see `jobdir`), and
-a detached supervisor process (`supervisor.py`). Everything the executor knows it reads back
-from those directories, so a restarted control plane sees exactly what the last one left.
+Each job has a directory, `<jobs dir>/<id>/`, that belongs to the facility: in it the job's own
+directory `work/` (its HOME and default working directory, with its checkpoints and progress
+file; owned by the project's identity, the only part the job sees) and, per attempt,
+`attempt-<n>/` (see `jobdir`) with the supervisor's records, the log and the attempt's /tmp.
+A detached supervisor process (`supervisor.py`) runs each attempt in its sandbox
+(executors.sandbox). Everything the executor knows it reads back from those directories, so a
+restarted control plane sees exactly what the last one left.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
-from aifactory.domain.jobfiles import checkpoint_dir, contract_env
+from aifactory.domain.jobfiles import checkpoint_dir, contract_env, work_dir
 from aifactory.domain.nodes import Node
 from aifactory.domain.resources import Resources
 from aifactory.executors.base import Attempt, Launch, NodeOffer, Observation, Outcome, Phase
 from aifactory.executors.local import gpus
 from aifactory.executors.local.jobdir import JobDir, read_json, write_json
+from aifactory.executors.sandbox import cgroups
+from aifactory.executors.sandbox.identity import (
+    Identities,
+    Identity,
+    IdentityConfig,
+    IdentityError,
+)
+from aifactory.executors.sandbox.job import JobPaths, job_sandbox
+from aifactory.executors.sandbox.software import host_software
+from aifactory.executors.sandbox.spec import Access, Mount, Network, to_record
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,17 +49,30 @@ class LocalConfig:
     memory_mb: int | None = None  # None: the machine's memory
     grace_s: float = 10.0
     node_id: str | None = None
+    identities: IdentityConfig = field(default_factory=IdentityConfig.for_this_process)
+    software: Sequence[Path] = ()  # more read-only software for jobs (e.g. /opt/cuda)
+    protected: Sequence[Path] = ()  # the facility's secrets besides jobs_dir (data dir, config)
+    open_network: bool = False  # may a job ask for network "open"
+    pids_max: int = 8192  # tasks (processes and threads) per attempt
+    # Test seam: a directory of `nvidia<i>` files that stand for virtual GPU i's device node.
+    virtual_gpu_devices: Path | None = None
 
 
 class LocalExecutor:
     name = "local"
-    capabilities = frozenset({"gpu_isolation", "cpu_affinity", "memory_watchdog", "energy"})
+    capabilities = frozenset({"gpu_isolation", "cpu_affinity", "memory_limit", "energy", "sandbox"})
 
     def __init__(self, config: LocalConfig) -> None:
         self.config = config
         self.node_id = config.node_id or socket.gethostname()
         self._children: dict[Attempt, subprocess.Popen[bytes]] = {}
         config.jobs_dir.mkdir(parents=True, exist_ok=True)
+        config.jobs_dir.chmod(0o700)
+        self.protected = [config.jobs_dir.resolve(), *(p.resolve() for p in config.protected)]
+        self.software = host_software(config.software, protected=self.protected)
+        self.identities = Identities(config.identities)
+        self.cgroups = cgroups.detect()
+        self.key = hashlib.sha256(str(config.jobs_dir.resolve()).encode()).hexdigest()[:10]
 
     def foreign_load(self) -> Mapping[str, Resources]:
         """This machine runs only what the facility starts (its other load is not tracked)."""
@@ -70,8 +98,16 @@ class LocalExecutor:
         return [g.uuid for g in found], (found[0].model if found else None)
 
     def home(self, job_id: int) -> Path:
-        """The job's own directory: its default working directory, shared by its attempts."""
+        """The job's directory (the facility's): its `work/` and its attempts' records."""
         return self.config.jobs_dir / str(job_id)
+
+    def work(self, job_id: int) -> Path:
+        """The job's own directory: HOME and default working directory, kept across attempts."""
+        return work_dir(self.home(job_id))
+
+    def identity(self, project_id: int | None, project: str | None = None) -> Identity:
+        """Who a project's jobs run as (made the first time: see executors.sandbox.identity)."""
+        return self.identities.of(project_id or 0, project)
 
     def jobdir(self, attempt: Attempt) -> JobDir:
         home = self.home(attempt.job_id)
@@ -88,14 +124,14 @@ class LocalExecutor:
 
     def start(self, launch: Launch) -> None:
         jobdir = self.jobdir(launch.attempt)
-        jobdir.root.mkdir(parents=True, exist_ok=True)
-        checkpoint_dir(self.home(launch.job_id)).mkdir(exist_ok=True)  # kept across attempts
+        _private_dir(self.home(launch.job_id))
+        _private_dir(jobdir.root)
         child = self._children.get(launch.attempt)
         if child is not None and child.poll() is None:
             return  # our supervisor for it is still running (it may not hold the lock yet)
         if jobdir.attempt.exists() or jobdir.exit.exists() or jobdir.supervisor_alive():
             return  # this attempt started once already: starting is idempotent
-        write_json(jobdir.launch, self._launch_record(launch))
+        write_json(jobdir.launch, self._record_or_refusal(launch, jobdir))
         with open(jobdir.root / "supervisor.err", "ab") as err:  # the child keeps its own copy
             self._children[launch.attempt] = subprocess.Popen(
                 [sys.executable, "-m", "aifactory.executors.local.supervisor", str(jobdir.root)],
@@ -107,29 +143,77 @@ class LocalExecutor:
                 env=_supervisor_env(),  # a job can read its parent's environment in /proc
             )
 
-    def _launch_record(self, launch: Launch) -> dict[str, object]:
+    def _record_or_refusal(self, launch: Launch, jobdir: JobDir) -> dict[str, object]:
+        """What the supervisor runs; a launch the sandbox cannot give (no identity, a network
+        this facility does not allow) is recorded as refused, and its attempt fails so."""
+        try:
+            identity = self.identity(launch.project_id, launch.project)
+            network = Network(launch.network)
+        except (IdentityError, ValueError) as exc:
+            return self._refused(launch, f"no sandbox for this job: {exc}")
+        if network is Network.OPEN and not self.config.open_network:
+            return self._refused(launch, "this facility gives jobs no network (network: none)")
+        self._prepare(launch, jobdir, identity)
+        return self._launch_record(launch, jobdir, identity, network)
+
+    def _refused(self, launch: Launch, reason: str) -> dict[str, object]:
+        return {"job_id": launch.job_id, "attempt": launch.attempt.number, "refused": reason}
+
+    def _prepare(self, launch: Launch, jobdir: JobDir, identity: Identity) -> None:
+        """The job's own directories, its identity's (made once, kept across attempts)."""
+        work = self.work(launch.job_id)
+        for directory in (work, checkpoint_dir(work), jobdir.tmp):
+            _owned_dir(directory, identity)
+
+    def _launch_record(
+        self, launch: Launch, jobdir: JobDir, identity: Identity, network: Network
+    ) -> dict[str, object]:
         (node_slice,) = launch.placement.values()  # the local executor has one node
         real_cpus = sorted(os.sched_getaffinity(0))
         affinity = sorted({real_cpus[i % len(real_cpus)] for i in node_slice.cpu_ids})
         base = {k: v for k, v in os.environ.items() if k in _INHERITED_ENV or k.startswith("LC_")}
+        work = self.work(launch.job_id)
         env = {
             **base,
             **launch.env,
             **_device_env(launch.attempt, node_slice.gpu_ids),
-            **contract_env(self.home(launch.job_id), self.config.grace_s),
+            **contract_env(work, self.config.grace_s),
         }
+        working_dir = launch.working_dir
+        spec = job_sandbox(
+            identity,
+            self.software,
+            JobPaths(str(work), str(jobdir.tmp), working_dir),
+            datasets=launch.datasets,
+            devices=self._devices(node_slice.gpu_ids),
+            network=network,
+            hostname=self.node_id,
+            env=env,
+            protected=[str(p) for p in self.protected],
+        )
         return {
             "job_id": launch.job_id,
             "attempt": launch.attempt.number,
             "command": list(launch.command),
-            "env": env,
-            "working_dir": launch.working_dir or str(self.home(launch.job_id)),
             "time_limit_s": launch.time_limit_s,
             "grace_s": self.config.grace_s,
             "gpu_ids": node_slice.gpu_ids,
             "cpu_affinity": affinity,
             "memory_mb": node_slice.memory_mb,
+            "pids_max": self.config.pids_max,
+            "cgroup": cgroups.group_name(self.key, launch.job_id, launch.attempt.number),
+            "sandbox": to_record(spec),
         }
+
+    def _devices(self, gpu_ids: list[str]) -> list[Mount]:
+        """The device nodes of exactly these GPUs (virtual ones: the test seam's files)."""
+        if self.config.virtual_gpu_devices is not None:
+            found = [self.config.virtual_gpu_devices / f"nvidia{g}" for g in gpu_ids]
+            pairs = [(str(p), f"/dev/{p.name}") for p in found if p.exists()]
+        else:
+            real = [g for g in gpu_ids if g.startswith("GPU-")]
+            pairs = [(node, node) for node in gpus.device_nodes(real)]
+        return [Mount(source, target, Access.DEVICE, "GPU") for source, target in pairs]
 
     def poll(self, attempts: Iterable[Attempt]) -> dict[Attempt, Observation]:
         self._reap()
@@ -143,14 +227,27 @@ class LocalExecutor:
             return _exited(done)
         started = read_json(jobdir.started)
         if started is not None:
-            if alive:
-                return Observation(Phase.RUNNING, started_at=float(started["started_at"]))
+            at = float(started["started_at"])
+            if alive or self._leftovers(jobdir):
+                return Observation(Phase.RUNNING, started_at=at)
             return Observation(Phase.LOST, reason="the job's supervisor disappeared")
         if alive:
             return Observation(Phase.STARTING)
         if jobdir.attempt.exists():
             return Observation(Phase.LOST, reason="the supervisor died while starting the job")
         return Observation(Phase.NOT_STARTED)
+
+    def _leftovers(self, jobdir: JobDir) -> bool:
+        """Processes of an attempt whose supervisor is gone are killed; while any is left, its
+        GPUs and CPUs stay booked (the attempt reads as still running)."""
+        launch = read_json(jobdir.launch) or {}
+        if self.cgroups is None or not isinstance(launch.get("cgroup"), str):
+            return False
+        group = cgroups.job_group(self.cgroups, launch["cgroup"])
+        if cgroups.kill_all(group, deadline_s=0.5):
+            return True
+        group.remove()
+        return False
 
     def _reap(self) -> None:
         for attempt, child in list(self._children.items()):
@@ -170,10 +267,24 @@ class LocalExecutor:
         marker.touch()
 
 
-# What a job inherits from the control plane's environment: never its secrets (tokens, DB URLs).
-_INHERITED_ENV = frozenset(
-    {"PATH", "HOME", "LANG", "TZ", "TMPDIR", "USER", "LOGNAME", "SHELL", "TERM"}
-)
+# What a job inherits from the control plane's environment: never its secrets (tokens, DB URLs)
+# nor who runs the facility (HOME, USER: the sandbox sets the job's own).
+_INHERITED_ENV = frozenset({"PATH", "LANG", "TZ", "TERM"})
+
+
+def _private_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+def _owned_dir(path: Path, identity: Identity) -> None:
+    """A directory of the job's identity, 0700; made once (a requeue finds it as it was left)."""
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        return
+    if identity.uid != os.geteuid():
+        os.chown(path, identity.uid, identity.gid)
 
 
 def _supervisor_env() -> dict[str, str]:

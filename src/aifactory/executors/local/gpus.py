@@ -6,6 +6,7 @@ and the node offers CPUs only (or the virtual GPU slots an operator declares).
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -84,3 +85,35 @@ def energy_mj(uuids: list[str]) -> dict[str, int]:
 
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+CONTROL_NODES = (
+    "/dev/nvidiactl",
+    "/dev/nvidia-uvm",
+    "/dev/nvidia-uvm-tools",
+    "/dev/nvidia-modeset",
+)
+
+
+def device_nodes(uuids: list[str]) -> list[str]:
+    """The device files a job given these GPUs opens: each one's /dev/nvidia<minor> and the
+    driver's shared control nodes. Nothing for no GPUs (the sandbox then has no NVIDIA node)."""
+    if not uuids:
+        return []
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:
+        return []
+    try:
+        minors = [
+            pynvml.nvmlDeviceGetMinorNumber(pynvml.nvmlDeviceGetHandleByUUID(uuid))
+            for uuid in uuids
+        ]
+    except pynvml.NVMLError:
+        return []
+    finally:
+        pynvml.nvmlShutdown()
+    own = [f"/dev/nvidia{int(minor)}" for minor in minors]
+    return [*own, *(node for node in CONTROL_NODES if os.path.exists(node))]

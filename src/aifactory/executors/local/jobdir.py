@@ -15,6 +15,10 @@ Files of an attempt (each JSON written atomically, tmp + fsync + rename):
 - `cancel`       present when a cancel was asked for.
 - `preempt`      present when a preemption was asked for (a cancel, if both, wins).
 - `output.log`   the attempt's stdout and stderr.
+- `tmp/`         the attempt's /tmp (its identity's), emptied when the attempt ends.
+
+The attempt directory is the facility's (0700): the job sees none of it, so it can neither read
+its launch record nor forge its outcome.
 """
 
 from __future__ import annotations
@@ -62,6 +66,10 @@ class JobDir:
     @property
     def log(self) -> Path:
         return self.root / "output.log"
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
 
     def supervisor_alive(self) -> bool:
         """True while a supervisor holds the lock (probed without waiting)."""

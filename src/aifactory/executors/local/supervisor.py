@@ -1,10 +1,16 @@
 """The per-attempt supervisor: `python -m aifactory.executors.local.supervisor ATTEMPT_DIR`.
 
 It runs in its own session, so the control plane can die and come back while jobs go on. It
-spawns the command once (at most once, see `jobdir`), in its own process group, with its GPUs
-(CUDA_VISIBLE_DEVICES), CPU affinity and an RSS watchdog for memory; enforces the time limit
-(SIGTERM, grace period, SIGKILL); honours a cancel or a preemption the same way; and records the
-outcome in `exit.json`.
+spawns the command once (at most once, see `jobdir`) in the attempt's sandbox
+(executors.sandbox): under the project's identity, in namespaces of its own, in a control
+group that holds its memory, process count and CPUs. It enforces the time limit (SIGTERM to
+the command, grace period, SIGKILL to the whole sandbox); honours a cancel or a preemption the
+same way; and records the outcome in `exit.json` — only once nothing of the job is left, so its
+GPUs and CPUs are never handed on while a process of it runs. If the supervisor itself dies,
+the sandbox dies with it (bubblewrap's --die-with-parent).
+
+Without a control group it may write (a facility not running as root) memory falls back to an
+RSS watchdog over the sandbox's processes.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +31,10 @@ import psutil
 
 from aifactory.executors.local import gpus
 from aifactory.executors.local.jobdir import JobDir, read_json, write_json
+from aifactory.executors.sandbox import cgroups
+from aifactory.executors.sandbox.launcher import Sandboxed, SandboxRefused, spawn
+from aifactory.executors.sandbox.spec import from_record
+from aifactory.executors.sandbox.stage import Stage
 
 POLL_S = 0.1
 MEMORY_CHECK_S = 0.5
@@ -44,6 +56,12 @@ def main(argv: list[str]) -> int:
     if stopped is not None:
         reason = f"{stopped[0]} before it started"
         write_json(jobdir.exit, _exit_record(stopped[0], None, reason, time.time(), {}))
+        return 0
+    refused = launch.get("refused")
+    if refused is not None:
+        with open(jobdir.log, "ab") as log:
+            log.write(f"aifactory: {refused}\n".encode())
+        write_json(jobdir.exit, _exit_record("failed", None, str(refused), time.time(), {}))
         return 0
     write_json(jobdir.exit, Supervisor(jobdir, launch).run())
     return 0
@@ -74,6 +92,9 @@ class Supervisor:
         self.jobdir = jobdir
         self.launch = launch
         self.gpu_ids: list[str] = launch["gpu_ids"]
+        self.spec = from_record(launch["sandbox"])
+        self.group = _job_group(launch)
+        self.oom_kills = 0
         self.stop_reason: tuple[str, str] | None = None  # (outcome, reason)
         signal.signal(signal.SIGTERM, self._on_sigterm)
 
@@ -85,39 +106,72 @@ class Supervisor:
             energy_before = gpus.energy_mj(self._real_gpu_ids())
             started_at = time.time()
             try:
-                proc = self._spawn(log)
-            except (OSError, ValueError, IndexError) as exc:  # e.g. missing, not executable
-                message = _spawn_error(self.launch["command"], self.launch.get("working_dir"), exc)
+                sandbox = self._spawn(log)
+            except Exception as exc:  # whatever it is, the attempt failed so
+                message = str(exc) if isinstance(exc, SandboxRefused) else _setup_error(exc)
                 log.write(f"aifactory: {message}\n".encode())
+                self._clean_up()
                 return _exit_record("failed", None, message, started_at, {})
-            write_json(self.jobdir.started, {"pid": proc.pid, "started_at": started_at})
-            code = self._watch(proc, started_at)
-            _kill_group(proc.pid, signal.SIGKILL)  # nothing of the job outlives it
-            usage = self._usage(energy_before, started_at)
-            outcome, reason = self.stop_reason or _outcome_of(code)
+            write_json(
+                self.jobdir.started,
+                {"pid": sandbox.proc.pid, "init_pid": sandbox.init_pid, "started_at": started_at},
+            )
+            code: int | None = self._watch(sandbox, started_at)
+            usage = {**self._usage(energy_before, started_at), **self._clean_up()}
+            never_ran = (
+                _sandbox_error(self.jobdir.log, self.launch["command"]) if code == 1 else None
+            )
+            if never_ran is not None:  # bubblewrap's complaint: the command never ran
+                code = None
+            outcome, reason = self.stop_reason or (
+                ("failed", never_ran) if never_ran else self._outcome(code or 0)
+            )
             if self.stop_reason:
                 log.write(f"aifactory: {reason}\n".encode())
             return _exit_record(outcome, code, reason, started_at, usage)
 
-    def _spawn(self, log: BinaryIO) -> subprocess.Popen[bytes]:
-        cpus = set(self.launch["cpu_affinity"])
-        return subprocess.Popen(
+    def _spawn(self, log: BinaryIO) -> Sandboxed:
+        if self.group is not None:
+            self.group.create(
+                cgroups.Limits(
+                    memory_bytes=_memory_bytes(int(self.launch["memory_mb"])),
+                    pids_max=int(self.launch.get("pids_max") or 0) or None,
+                    cpus=tuple(self.launch["cpu_affinity"]),
+                )
+            )
+        return spawn(
+            self.spec,
             self.launch["command"],
-            cwd=self.launch.get("working_dir") or None,
-            env=self.launch["env"],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            process_group=0,
-            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+            log=log,
+            join=self.group.join_files() if self.group is not None else (),
+            cpus=self.launch["cpu_affinity"],
+            stage=Stage.enter() if os.geteuid() == 0 else None,
         )
 
-    def _watch(self, proc: subprocess.Popen[bytes], started_at: float) -> int:
+    def _clean_up(self) -> dict[str, float]:
+        """Nothing of the job left (every process of its group killed), its group's figures
+        kept, the group and the attempt's /tmp removed."""
+        usage: dict[str, float] = {}
+        if self.group is not None:
+            cgroups.kill_all(self.group)
+            usage = self.group.usage()
+            self.oom_kills = self.group.oom_kills()
+            self.group.remove()
+        shutil.rmtree(self.jobdir.tmp, ignore_errors=True)
+        return usage
+
+    def _outcome(self, code: int) -> tuple[str, str]:
+        if self.oom_kills:
+            limit = self.launch["memory_mb"]
+            return ("failed", f"out of memory: the kernel stopped it at its limit of {limit} MB")
+        return _outcome_of(code)
+
+    def _watch(self, sandbox: Sandboxed, started_at: float) -> int:
         deadline = started_at + float(self.launch["time_limit_s"])
         next_memory_check = 0.0
         while True:
             try:
-                return proc.wait(timeout=POLL_S)
+                return sandbox.wait(timeout=POLL_S)
             except subprocess.TimeoutExpired:
                 pass
             now = time.time()
@@ -126,13 +180,14 @@ class Supervisor:
             if self.stop_reason is None and now >= deadline:
                 limit = self.launch["time_limit_s"]
                 self.stop_reason = ("timeout", f"time limit of {limit} s reached")
-            if self.stop_reason is None and now >= next_memory_check:
+            if self.stop_reason is None and self.group is None and now >= next_memory_check:
                 next_memory_check = now + MEMORY_CHECK_S
-                self.stop_reason = self._memory_verdict(proc.pid)
+                self.stop_reason = self._memory_verdict(sandbox.proc.pid)
             if self.stop_reason is not None:
-                return _terminate(proc, float(self.launch["grace_s"]))
+                return _terminate(sandbox, float(self.launch["grace_s"]))
 
     def _memory_verdict(self, pid: int) -> tuple[str, str] | None:
+        """The watchdog, where no memory control group holds the job."""
         limit_mb = int(self.launch["memory_mb"])
         used_mb = _tree_rss(pid) // (1024 * 1024)
         if limit_mb > 0 and used_mb > limit_mb:
@@ -151,18 +206,25 @@ class Supervisor:
         return usage
 
 
-def _terminate(proc: subprocess.Popen[bytes], grace_s: float) -> int:
-    _kill_group(proc.pid, signal.SIGTERM)
+def _job_group(launch: dict[str, Any]) -> cgroups.JobGroup | None:
+    version = cgroups.detect()
+    name = launch.get("cgroup")
+    if version is None or not isinstance(name, str):
+        return None
+    return cgroups.job_group(version, name)
+
+
+def _memory_bytes(memory_mb: int) -> int | None:
+    return memory_mb * 1024 * 1024 if memory_mb > 0 else None
+
+
+def _terminate(sandbox: Sandboxed, grace_s: float) -> int:
+    sandbox.terminate()
     try:
-        return proc.wait(timeout=grace_s)
+        return sandbox.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
-        _kill_group(proc.pid, signal.SIGKILL)
-        return proc.wait()
-
-
-def _kill_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
+        sandbox.kill()
+        return sandbox.wait()
 
 
 def _tree_rss(pid: int) -> int:
@@ -181,24 +243,45 @@ def _tree_rss(pid: int) -> int:
 
 
 def _outcome_of(code: int) -> tuple[str, str]:
+    """bubblewrap passes the command's code on, 128 + N for a command killed by signal N."""
     if code == 0:
         return ("succeeded", "exited with code 0")
-    if code < 0:
-        return ("failed", f"killed by signal {signal.Signals(-code).name}")
+    signum = -code if code < 0 else code - 128
+    if code < 0 or (code > 128 and signum in _SIGNALS):
+        return ("failed", f"killed by signal {_SIGNALS[signum]} (exit code {code})")
     return ("failed", f"exited with code {code}")
 
 
-def _spawn_error(command: list[str], working_dir: str | None, exc: Exception) -> str:
-    if not command:
-        return "the command is empty"
-    if working_dir and not os.path.isdir(working_dir):
-        return f"working directory does not exist: {working_dir}"
-    if isinstance(exc, FileNotFoundError):
-        return f"command not found: {command[0]}"
-    if isinstance(exc, PermissionError):
-        return f"command is not executable: {command[0]}"
+_SIGNALS = {s.value: s.name for s in signal.Signals}
+_EXEC_FAILED = re.compile(r"^bwrap: execvp (.+): (.+)$")
+
+
+def _sandbox_error(log: Path, command: list[str]) -> str | None:
+    """The reason, when the last line of the log is bubblewrap's own complaint (the sandbox
+    could not be made, or the command not started in it); None when the job itself ended 1."""
+    last = _last_line(log)
+    if not last.startswith("bwrap: "):
+        return None
+    found = _EXEC_FAILED.match(last)
+    if found is not None and found[2] == "No such file or directory":
+        return f"command not found: {command[0] if command else found[1]}"
+    if found is not None and found[2] == "Permission denied":
+        return f"command is not executable: {command[0] if command else found[1]}"
+    return f"the sandbox could not be set up: {last.removeprefix('bwrap: ')}"
+
+
+def _last_line(path: Path) -> str:
+    with contextlib.suppress(OSError), open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, handle.tell() - 4096))
+        lines = handle.read().decode(errors="replace").strip().splitlines()
+        return lines[-1] if lines else ""
+    return ""
+
+
+def _setup_error(exc: Exception) -> str:
     detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    return f"could not start {command[0]}: {detail}"
+    return f"the sandbox could not be set up: {detail}"
 
 
 def _exit_record(

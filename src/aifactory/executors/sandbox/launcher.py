@@ -1,0 +1,224 @@
+"""Starting and stopping one sandboxed command from a process that runs as root (the local
+supervisor) or as the facility's own user (`shared` identities).
+
+The process tree: the caller → bubblewrap's monitor (its child, in the job's control group) →
+the sandbox's init (PID 1 in the job's PID namespace; `init_pid` is its pid out here) → the
+command (PID 2, in the process group and session of the init) → whatever the command starts.
+
+- Every mount source is opened by the caller (`Binder`), judged on that descriptor (a
+  directory the user named must be the identity's own and none of the facility's), and, where
+  the caller is root, placed on the stage (`stage`) through it: the job's identity needs no
+  right to walk the facility's directories, and a path swapped for a link after the check
+  cannot redirect a mount.
+- In the child, before exec: enter the control group, then drop to the job's identity (groups,
+  gid, uid). bubblewrap starts with an empty environment of its own; the job's comes in through
+  `--setenv`, so nothing in it (LD_PRELOAD, say) acts before the sandbox exists.
+- Stopping: SIGTERM goes to the command's process group (the init ignores it), SIGKILL to the
+  init, whose end takes every process of the namespace with it (the kernel's rule).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import stat
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from aifactory.executors.sandbox.spec import Access, Mount, SandboxSpec, bwrap_options
+from aifactory.executors.sandbox.stage import Stage
+
+BWRAP = "/usr/bin/bwrap"
+STATUS_WAIT_S = 30.0
+
+
+class SandboxRefused(RuntimeError):
+    """A mount the job asked for may not be given (missing, not its own, the facility's)."""
+
+
+class Binder:
+    """Opens each source, judges it on the descriptor, and names it for bubblewrap: by its
+    entry on the stage (`stage` given: the caller is root) or by its own path (the caller is
+    the identity itself, which can reach what it may mount). A source the user named
+    (`Mount.users`) must be a directory of the job's identity, outside every protected path."""
+
+    def __init__(self, spec: SandboxSpec, stage: Stage | None = None) -> None:
+        self.fds: list[int] = []
+        self.spec = spec
+        self.stage = stage
+
+    def mount(self, mount: Mount) -> list[str]:
+        try:
+            fd = os.open(mount.source, os.O_PATH | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise SandboxRefused(f"{mount.what} does not exist: {mount.source}") from None
+        except OSError as exc:
+            raise SandboxRefused(f"{mount.what} {mount.source}: {exc.strerror}") from None
+        self.fds.append(fd)
+        if mount.users:
+            self._check(fd, mount)
+        source = self.stage.place(fd) if self.stage is not None else mount.source
+        flag = {Access.READ: "--ro-bind", Access.WRITE: "--bind", Access.DEVICE: "--dev-bind"}
+        return [flag[mount.access], source, mount.target]
+
+    def _check(self, fd: int, mount: Mount) -> None:
+        found = os.fstat(fd)
+        identity = self.spec.identity
+        if not stat.S_ISDIR(found.st_mode):
+            raise SandboxRefused(f"{mount.what} is not a directory: {mount.source}")
+        if identity.uid != os.geteuid() and found.st_uid != identity.uid:
+            raise SandboxRefused(
+                f"{mount.what} {mount.source} does not belong to the project's identity "
+                f"{identity.name} (uid {identity.uid}): chown it, or work in the job's directory"
+            )
+        real = os.readlink(f"/proc/self/fd/{fd}")
+        if any(_overlaps(real, secret) for secret in self.spec.protected):
+            raise SandboxRefused(f"{mount.what} {mount.source} is the facility's")
+
+    def data(self, target: str, content: str) -> list[str]:
+        return ["--ro-bind-data", str(self.memory_file(target, content.encode())), target]
+
+    def memory_file(self, name: str, content: bytes) -> int:
+        fd = os.memfd_create(f"aifactory{name.replace('/', '-')}", os.MFD_CLOEXEC)
+        self.fds.append(fd)
+        os.write(fd, content)
+        os.lseek(fd, 0, os.SEEK_SET)
+        return fd
+
+    def close(self) -> None:
+        for fd in self.fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.fds.clear()
+
+
+@dataclass
+class Sandboxed:
+    """A started sandbox: bubblewrap's monitor (`proc`) and the init's pid (None: it never
+    came up; the reason is in the log). The init is signalled through a pidfd, so a pid the
+    kernel gave to another process after the init ended is never hit."""
+
+    proc: subprocess.Popen[bytes]
+    init_pid: int | None
+    _status: BinaryIO | None = field(default=None, repr=False)
+    _pidfd: int | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.init_pid is not None:
+            with contextlib.suppress(OSError):
+                self._pidfd = os.pidfd_open(self.init_pid)
+
+    def _init_alive(self) -> bool:
+        if self._pidfd is None:
+            return False
+        readable, _, _ = select.select([self._pidfd], [], [], 0)
+        return not readable  # a pidfd turns readable when its process ends
+
+    def terminate(self) -> None:
+        """SIGTERM to the command and its process group: the job's chance to checkpoint."""
+        if self.init_pid is not None and self._init_alive():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.init_pid, signal.SIGTERM)
+
+    def kill(self) -> None:
+        """The whole namespace at once: its init goes, and the kernel takes every process in
+        it with it; the monitor then ends, passing on 128 + 9."""
+        if self._pidfd is not None and self._init_alive():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+        elif self.proc.returncode is None:  # no init known: the monitor, and the init dies of it
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                self.proc.kill()
+
+    def wait(self, timeout: float | None = None) -> int:
+        """The monitor's exit status: the command's code (128 + N when signal N killed it)."""
+        code = self.proc.wait(timeout)
+        for fd in (self._status, self._pidfd):  # the status pipe stays open until now: the
+            if isinstance(fd, int):  # monitor writes to it last
+                os.close(fd)
+            elif fd is not None:
+                fd.close()
+        self._status = self._pidfd = None
+        return code
+
+
+def spawn(
+    spec: SandboxSpec,
+    command: Sequence[str],
+    *,
+    log: BinaryIO,
+    join: Sequence[str] = (),
+    cpus: Sequence[int] = (),
+    stage: Stage | None = None,
+    bwrap: str = BWRAP,
+) -> Sandboxed:
+    """Start `command` in `spec`'s sandbox, its output appended to `log`; `join` names the
+    control group files to enter, `cpus` the affinity, `stage` where root places the mounts'
+    sources (None: the caller is the identity itself)."""
+    binder = Binder(spec, stage)
+    status_read, status_write = os.pipe2(os.O_CLOEXEC)
+    try:
+        options = [*bwrap_options(spec, binder), "--json-status-fd", str(status_write)]
+        args_fd = binder.memory_file("args", ("\0".join(options) + "\0").encode())
+        proc = subprocess.Popen(
+            [bwrap, "--args", str(args_fd), "--", *command],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+            pass_fds=(*binder.fds, status_write),
+            process_group=0,
+            preexec_fn=_enter(spec, join, cpus),
+        )
+    except BaseException:
+        os.close(status_read)
+        raise
+    finally:
+        os.close(status_write)
+        binder.close()
+    status = os.fdopen(status_read, "rb")
+    return Sandboxed(proc, _init_pid(status), status)
+
+
+def _enter(spec: SandboxSpec, join: Sequence[str], cpus: Sequence[int]) -> Callable[[], None]:
+    """What the child does between fork and exec (as root, where the facility is root)."""
+    identity = spec.identity
+    switch = identity.uid != os.geteuid()
+
+    def enter() -> None:
+        for path in join:
+            with open(path, "w") as procs:
+                procs.write("0")
+        if cpus:
+            os.sched_setaffinity(0, set(cpus))
+        if switch:
+            os.setgroups([identity.gid])
+            os.setresgid(identity.gid, identity.gid, identity.gid)
+            os.setresuid(identity.uid, identity.uid, identity.uid)
+
+    return enter
+
+
+def _init_pid(status: BinaryIO) -> int | None:
+    """bubblewrap's first status line names the init; none comes if setting up failed."""
+    ready, _, _ = select.select([status], [], [], STATUS_WAIT_S)
+    if not ready:
+        return None
+    line = status.readline()
+    with contextlib.suppress(ValueError):
+        record = json.loads(line)
+        if isinstance(record, dict) and isinstance(record.get("child-pid"), int):
+            return int(record["child-pid"])
+    return None
+
+
+def _overlaps(path: str, other: str) -> bool:
+    def within(a: str, b: str) -> bool:
+        return a == b or a.startswith(b.rstrip("/") + "/")
+
+    return within(path, other) or within(other, path)

@@ -5,11 +5,13 @@ Built once at the entry point and passed down; nothing else reads the environmen
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -19,6 +21,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, description="default: SQLite under data_dir")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="reverse proxies (IP addresses or networks, comma-separated) whose "
+        "X-Forwarded-For and -Proto are believed; none: the connecting address is the client",
+    )
     executor: Literal["local", "slurm"] = "local"
     virtual_gpus: int | None = Field(None, ge=0, le=1024, description="declare GPU slots")
     cpus: int | None = Field(None, ge=1, description="CPU slots (default: this machine's)")
@@ -77,6 +84,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     paused: bool = Field(False, description="start with admission paused")
     workers: int = Field(1, ge=1, le=64, description="API worker processes")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_addresses(cls, given: str | list[str]) -> list[str]:
+        """Addresses and networks only: uvicorn would take a name (or a typo) as a literal that
+        no connection ever matches, and say nothing."""
+        items = [given] if isinstance(given, str) else given
+        found = [p for item in items for p in re.split(r"[,\s]+", str(item)) if p]
+        for proxy in found:
+            ipaddress.ip_network(proxy)  # its ValueError names the value, for `up` to show
+        return found
 
     @model_validator(mode="after")
     def _site_has_a_country(self) -> Settings:

@@ -213,6 +213,8 @@ def serve(facility: Facility) -> None:
             workers=settings.workers,
             host=settings.host,
             port=settings.port,
+            proxy_headers=bool(settings.trusted_proxies),  # uvicorn's default trusts 127.0.0.1
+            forwarded_allow_ips=",".join(settings.trusted_proxies),
             log_level="warning",
             access_log=False,
         )
@@ -221,6 +223,8 @@ def serve(facility: Facility) -> None:
         app_for(facility),
         host=settings.host,
         port=settings.port,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(settings.trusted_proxies),
         log_level="warning",
         access_log=False,
     )

@@ -284,6 +284,9 @@ EXERCISES: dict[Action, Exercise] = {
     Action.JOB_SUBMIT: lambda f, u: f.do(u, "POST", "/jobs", {"command": ["true"], "project": "p"}),
     Action.JOB_READ: lambda f, u: f.do(u, "GET", f"/jobs/{f.job}"),
     Action.JOB_CANCEL: lambda f, u: f.do(u, "POST", f"/jobs/{f.submitted_job()}/cancel"),
+    Action.JOB_PRIORITISE: lambda f, u: f.do(
+        u, "PUT", f"/jobs/{f.submitted_job()}/priority", {"priority": 5}
+    ),
     Action.PROGRAMME_EDIT: _programme,
     Action.CALL_CREATE: _call,
     Action.PROPOSAL_SUBMIT: _proposal_submit,

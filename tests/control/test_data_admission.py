@@ -1,7 +1,8 @@
 """Datasets at admission, through the real control loop on SQLite and PostgreSQL: a job whose
-project has no valid grant is held with the reason and released by a grant; a revoked grant
-stops new attempts at once; a version being erased holds its jobs; residency keeps a job off
-nodes in the wrong country, and one no node may run is refused at submission."""
+project has no valid grant is held with the reason and released by a grant; another project's
+dataset is named only once granted; a revoked grant stops new attempts at once; a version being
+erased holds its jobs; residency keeps a job off nodes in the wrong country, and one no node may
+run is refused at submission."""
 
 from __future__ import annotations
 
@@ -182,6 +183,35 @@ def test_a_grant_revoked_before_admission_stops_the_job_at_once(
     loop.tick()
     assert job(db, job_id).state == JobState.HELD.value
     assert "no valid grant for dataset nl-books" in (job(db, job_id).state_reason or "")
+    assert executor.starts_of(job_id) == 0
+
+
+def test_another_projects_dataset_is_named_only_once_granted_and_held_when_revoked(
+    db: Database, loop: ControlLoop, executor: FakeExecutor, clock: FakeClock
+) -> None:
+    """By the job's project, not the submitter: the admin submits into `default`."""
+    with db.session() as session:
+        default = session.scalars(select(Project).where(Project.name == "default")).one()
+        session.add(Project(organisation_id=default.organisation_id, name="lab", created_at=0))
+    theirs = dataset(db, clock(), "lab-data", owner="lab")
+    for ref in ("lab-data", "lab-data@1"):
+        with pytest.raises(InvalidInput) as refused:
+            submit(db, clock(), (ref,))
+        assert (refused.value.field, refused.value.message) == (
+            "datasets",
+            f"no dataset {ref.replace('@', ' version ')} is present",
+        )
+    grant_id = grant(db, theirs, clock())
+    with db.session() as session:
+        revoked = session.get_one(DatasetGrant, grant_id)
+        revoked.revoked_at = clock()
+    job_id = submit(db, clock(), ("lab-data",))  # it had a grant: named, then held
+    loop.tick()
+    assert job(db, job_id).state == JobState.HELD.value
+    assert job(db, job_id).state_reason == (
+        "data: project default has no valid grant for dataset lab-data "
+        "(its owner grants use: aifactory datasets grant)"
+    )
     assert executor.starts_of(job_id) == 0
 
 

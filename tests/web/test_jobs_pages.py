@@ -30,7 +30,7 @@ GOOD_FORM = {
     "cpus": "4",
     "memory_mb": "2048",
     "time_limit_s": "600",
-    "priority": "5",
+    "priority": "-5",
     "env": "SEED=42\nMODE=fast\n",
 }
 
@@ -133,7 +133,7 @@ def test_a_good_form_submits_the_job_and_opens_its_page(
     assert job["command"] == ["python3", "train.py", "--lr", "0.1", "two words"]
     assert job["env"] == {"SEED": "42", "MODE": "fast"}
     assert (job["project"], job["user"], job["gpus"], job["cpus"]) == ("proj-a", "alice", 2, 4)
-    assert (job["memory_mb"], job["time_limit_s"], job["priority"]) == (2048, 600, 5)
+    assert (job["memory_mb"], job["time_limit_s"], job["priority"]) == (2048, 600, -5)
     again = alice.post("/jobs", {**GOOD_FORM, "idempotency_key": key.group(1)})
     assert again.headers["location"] == f"/jobs/{job_id}", "a double click is one job"
     shown = alice.get(f"/jobs/{job_id}")
@@ -183,6 +183,30 @@ def test_the_form_refuses_bad_input_with_the_apis_message_and_creates_nothing(
     assert 'aria-invalid="true"' in refused.text
     assert 'value="train-bert"' in refused.text, "what the user typed is kept"
     assert tenants.as_("alice").jobs() == []
+
+
+def test_a_priority_above_0_is_refused_next_to_its_field_as_the_api_refuses_it(
+    pages: Pages, tenants: Tenants, live_server: LiveServer
+) -> None:
+    alice = pages(tenants.tokens["alice"])
+    alice.get("/jobs/new")
+    refused = alice.post("/jobs", {**GOOD_FORM, "priority": "5"})
+    assert refused.status_code == 422
+    api = httpx.post(
+        f"{live_server.url}/api/v1/jobs",
+        json={"command": ["true"], "project": "proj-a", "priority": 5},
+        headers=tenants.headers("alice"),
+    )
+    assert api.status_code == 403, api.text
+    said = field_error(refused, "priority")
+    assert said == api.json()["errors"][0]["reason"]
+    assert said.startswith("only admin or operator may raise a job's priority above 0")
+    assert 'id="priority" name="priority"' in refused.text
+    assert 'value="5"' in refused.text, "what the user typed is kept"
+    assert tenants.as_("alice").jobs() == []
+    admin = pages(live_server.admin_token)
+    admin.get("/jobs/new")
+    assert admin.post("/jobs", {**GOOD_FORM, "priority": "5"}).status_code == 303
 
 
 def test_a_line_that_is_no_command_or_no_variable_is_refused_on_its_field(

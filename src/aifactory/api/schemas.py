@@ -17,6 +17,7 @@ _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_SCRIPT = 64 * 1024
 DATASET_REF = r"^[a-z0-9][a-z0-9._-]{0,63}(@[1-9][0-9]{0,8})?$"
 MAX_ID = 2**31 - 1  # ids are INTEGER columns; a larger one would fail in the database, not 404
+Priority = Annotated[int, Field(ge=-1000, le=1000)]
 
 
 class Request(BaseModel):
@@ -66,7 +67,9 @@ class JobSubmit(Request):
     preemptible: bool | None = Field(
         None, description="may be preempted; unset: as the project's programme says"
     )
-    priority: int = Field(0, ge=-1000, le=1000)
+    priority: Priority = Field(
+        0, description="weighs in the job's place in the queue; above 0: operators and admins"
+    )
     idempotency_key: str | None = Field(None, min_length=1, max_length=128)
     datasets: list[Annotated[str, Field(pattern=DATASET_REF)]] = Field(
         default_factory=list,
@@ -122,6 +125,10 @@ class JobSubmit(Request):
             priority=self.priority,
             datasets=tuple(self.datasets),
         )
+
+
+class JobPriority(Request):
+    priority: Priority
 
 
 def _iso(ts: float | None) -> datetime | None:

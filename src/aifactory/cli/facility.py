@@ -99,6 +99,15 @@ def up(
         int,
         typer.Option(min=1, max=64, help="API worker processes (one control loop acts at a time)"),
     ] = 1,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-proxy",
+            envvar="AIFACTORY_TRUSTED_PROXIES",
+            help="a reverse proxy's address or network whose X-Forwarded-For is believed "
+            "(repeatable; default: none, the connecting address is the client's)",
+        ),
+    ] = None,
 ) -> None:
     """Start a facility: API and control loop here; jobs on this machine (local executor) or
     on the Slurm cluster this machine is a client of (--executor slurm)."""
@@ -130,6 +139,7 @@ def up(
             paused=paused,
             workers=workers,
             policy=policy,
+            trusted_proxies=trusted_proxy or [],
         )
     except ValidationError as exc:
         first = exc.errors()[0]

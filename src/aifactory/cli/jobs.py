@@ -1,4 +1,4 @@
-"""Job commands: submit, jobs, show, logs, cancel."""
+"""Job commands: submit, jobs, show, logs, cancel, priority."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ def register(app: typer.Typer) -> None:
     app.command()(show)
     app.command()(logs)
     app.command()(cancel)
+    # `priority 7 -5`: a negative number is the argument, not an unknown option
+    app.command("priority", context_settings={"ignore_unknown_options": True})(set_priority)
     app.command("queue")(show_queue)
 
 
@@ -325,6 +327,22 @@ def cancel(
         typer.echo(f"job {job_id} cancelled")
     else:
         typer.echo(f"job {job_id} is being stopped")
+
+
+def set_priority(
+    ctx: typer.Context,
+    job_id: Annotated[int, typer.Argument(metavar="JOB")],
+    value: Annotated[int, typer.Argument(metavar="N", help="-1000 to 1000")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Operators and admins: move a waiting job up (N above 0) or down the queue. Tenants may
+    only submit at 0 or below: fair share decides between projects, not who asks loudest."""
+    with client(ctx) as api:
+        job = api.set_priority(job_id, value)
+    if as_json:
+        print_json(job)
+    else:
+        typer.echo(f"job {job_id} now waits at priority {job['priority']}")
 
 
 def show_queue(

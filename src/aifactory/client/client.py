@@ -170,6 +170,11 @@ class Client(AccountingCalls, AuditCalls, DatasetCalls, GdprCalls):
         result: Json = self._call("POST", f"/jobs/{job_id}/cancel")
         return result
 
+    def set_priority(self, job_id: int, priority: int) -> Json:
+        """Operators and admins: a waiting job's new priority (-1000..1000); the job back."""
+        result: Json = self._call("PUT", f"/jobs/{job_id}/priority", json={"priority": priority})
+        return result
+
     def logs(self, job_id: int, *, offset: int = 0, tail: int | None = None) -> Json:
         result: Json = self._call(
             "GET", f"/jobs/{job_id}/logs", params={"offset": offset, "tail": tail}

@@ -67,6 +67,7 @@ class Action(enum.StrEnum):
     JOB_SUBMIT = "job.submit"
     JOB_READ = "job.read"
     JOB_CANCEL = "job.cancel"
+    JOB_PRIORITISE = "job.prioritise"
     # programmes, calls, proposals
     PROGRAMME_EDIT = "programme.edit"
     CALL_CREATE = "call.create"
@@ -131,6 +132,12 @@ MATRIX: dict[Action, Rule] = {
     Action.JOB_SUBMIT: _rule("submit jobs charged to the project", ADM, OWN, MEM),
     Action.JOB_READ: _rule("see the project's jobs and their logs", ADM, OPS, OWN, MEM, VIEW),
     Action.JOB_CANCEL: _rule("cancel the project's jobs", ADM, OPS, OWN, MEM),
+    Action.JOB_PRIORITISE: _rule(
+        "raise a job's priority above 0, or change it while the job waits (others may only "
+        "submit at 0 or below)",
+        ADM,
+        OPS,
+    ),
     Action.PROGRAMME_EDIT: _rule("create and edit programmes and tariffs", ADM),
     Action.CALL_CREATE: _rule("open calls for proposals", ADM),
     Action.PROPOSAL_SUBMIT: _rule("apply for compute for the project", ADM, OWN, MEM),

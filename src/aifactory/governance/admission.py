@@ -7,6 +7,11 @@ settled then because versions never change. Whether the project may use each dat
 every time the job could start, by the control loop: a job whose project holds no valid grant
 (or whose version is being erased) is HELD with the reason and goes back to wait when that is
 mended. The owner project may always use its own datasets.
+
+A job may name only the datasets its project could see: facility datasets, the project's own,
+and those granted to it (even if that grant has since ended: the job is then HELD, saying so).
+Any other name is answered exactly as one that does not exist, whoever submits: another
+project's dataset, its state and its path are not the submitter's to learn.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from aifactory.domain.datasets import Residency, VersionState, countries_allowed, env_name
@@ -52,14 +57,15 @@ class Declared:
         return env_name(self.name)
 
 
-def resolve(session: Session, refs: Sequence[str]) -> list[Declared]:
-    """Each `name` (its newest present version) or `name@N`; 422 naming `datasets` otherwise."""
+def resolve(session: Session, refs: Sequence[str], *, project_id: int) -> list[Declared]:
+    """Each `name` (its newest present version) or `name@N`, among the datasets a job of
+    `project_id` may name; 422 naming `datasets` otherwise."""
     if len(refs) > MAX_DATASETS:
         raise InvalidInput(f"at most {MAX_DATASETS} datasets per job", field="datasets")
     declared: list[Declared] = []
     for ref in refs:
         name, _, number = ref.partition("@")
-        found = _present_version(session, name, int(number) if number else None)
+        found = _present_version(session, name, int(number) if number else None, project_id)
         if found is None:
             which = f"{name} version {number}" if number else name
             raise InvalidInput(f"no dataset {which} is present", field="datasets")
@@ -69,11 +75,17 @@ def resolve(session: Session, refs: Sequence[str]) -> list[Declared]:
     return declared
 
 
-def _present_version(session: Session, name: str, number: int | None) -> Declared | None:
+def _present_version(
+    session: Session, name: str, number: int | None, project_id: int
+) -> Declared | None:
     stmt = (
         select(Dataset.id, Dataset.name, DatasetVersion)
         .join(DatasetVersion, DatasetVersion.dataset_id == Dataset.id)
-        .where(Dataset.name == name, DatasetVersion.state == VersionState.PRESENT.value)
+        .where(
+            Dataset.name == name,
+            DatasetVersion.state == VersionState.PRESENT.value,
+            _nameable_by(project_id),
+        )
         .order_by(DatasetVersion.version.desc())
         .limit(1)
     )
@@ -90,6 +102,17 @@ def _present_version(session: Session, name: str, number: int | None) -> Declare
         version.version,
         version.path,
         Residency(version.residency),
+    )
+
+
+def _nameable_by(project_id: int) -> ColumnElement[bool]:
+    """Datasets a job of the project may name: the facility's, its own, and those granted to
+    it at any time (revoked and expired grants included)."""
+    granted = select(DatasetGrant.dataset_id).where(DatasetGrant.project_id == project_id)
+    return or_(
+        Dataset.owner_project_id.is_(None),
+        Dataset.owner_project_id == project_id,
+        Dataset.id.in_(granted),
     )
 
 

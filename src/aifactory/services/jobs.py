@@ -1,8 +1,11 @@
-"""Submitting, listing, showing and cancelling jobs, and reading their logs.
+"""Submitting, listing, showing, reprioritising and cancelling jobs, and reading their logs.
 
 Submission is idempotent per project and client key: the same key returns the job made the
 first time, never a second job. A spec that can never fit the facility is refused at once,
-naming the field; one that fits waits PENDING for the control loop.
+naming the field; one that fits waits PENDING for the control loop. A job's priority weighs in
+its place in the queue: tenants may only lower theirs (0 or below), since a priority above 0
+would let a project go ahead of those fair share serves first; raising one, or changing it
+while the job waits, is `job.prioritise` (operators, admins).
 """
 
 from __future__ import annotations
@@ -93,7 +96,7 @@ def submit_jobs(session: Session, batch: Sequence[Submission], *, now: float) ->
                 _refuse_if_closed(session, target)
                 rules[target.id] = rules_for(session, target.id, now)
             spec = _as_programme_says(submission.spec, rules[target.id])
-            declared = _declared(session, spec, nodes)
+            declared = _declared(session, spec, nodes, target.id)
         except AifactoryError as exc:
             outcomes[index] = exc
             continue
@@ -157,6 +160,8 @@ def _checked_target(
         target = _submit_project(session, principal, submission.project)
         projects[(principal.user_id, submission.project)] = target
     principal.authorize(Action.JOB_SUBMIT, target.id)
+    if submission.spec.priority > 0:
+        principal.authorize(Action.JOB_PRIORITISE, target.id, field="priority")
     unfit = why_never_fits(submission.spec, nodes)
     if unfit is not None:
         raise InvalidInput(f"can never run on this facility: {unfit.reason}", field=unfit.field)
@@ -240,11 +245,14 @@ def _refuse_if_closed(session: Session, project: Project) -> None:
         raise Conflict(f"project {project.name} is closed: it takes no new jobs", field="project")
 
 
-def _declared(session: Session, spec: JobSpec, nodes: list[Node]) -> list[admission.Declared]:
-    """The job's datasets, resolved; refused if no node where they may be processed fits it."""
+def _declared(
+    session: Session, spec: JobSpec, nodes: list[Node], project_id: int
+) -> list[admission.Declared]:
+    """The job's datasets, resolved among those its project may name (whoever submits);
+    refused if no node where they may be processed fits it."""
     if not spec.datasets:
         return []
-    declared = admission.resolve(session, spec.datasets)
+    declared = admission.resolve(session, spec.datasets, project_id=project_id)
     countries = admission.job_countries(declared)
     if countries is not None:
         where = site_countries(session)
@@ -368,6 +376,36 @@ def cancel_job(session: Session, principal: Principal, job_id: int, *, now: floa
         source=principal.source,
         project_id=job.project_id,
         detail={"state": state.value},
+    )
+    return job
+
+
+def set_priority(
+    session: Session, principal: Principal, job_id: int, *, priority: int, now: float
+) -> Job:
+    """Move a waiting (PENDING or HELD) job up or down the queue: tenants cannot raise their
+    own jobs, so an operator does it for them. Priority orders only the queue, so a job past
+    it is a conflict, not a no-op."""
+    principal.refuse_early(Action.JOB_PRIORITISE)
+    job = get_job(session, principal, job_id)
+    principal.authorize(Action.JOB_PRIORITISE, job.project_id, what="job", seen=True)
+    job = lock_job(session, job_id) or job
+    state = JobState(job.state)
+    if state not in WAITING:
+        raise Conflict(
+            f"job {job_id} is {state.value}: only a waiting job's priority can change",
+            field="job_id",
+        )
+    before, job.priority, job.updated_at = job.priority, priority, now
+    audit.record(
+        session,
+        actor=principal.name,
+        action="job.prioritise",
+        object=f"job:{job_id}",
+        at=now,
+        source=principal.source,
+        project_id=job.project_id,
+        detail={"from": before, "to": priority},
     )
     return job
 

@@ -64,7 +64,8 @@ class Principal:
     ) -> None:
         """The one check. Refused: NotFound("<what> not found") for someone with no role that
         sees the project, unless the service already showed them the object (`seen`: a
-        reviewer's assigned proposal); PermissionDenied with the roles it needs otherwise."""
+        reviewer's assigned proposal); PermissionDenied with the roles it needs otherwise.
+        Either names `field` when a field of the request asked for the action (`priority`)."""
         roles = self.roles(project_id)
         if allowed(action, roles):
             return
@@ -75,7 +76,9 @@ class Principal:
             if project_id is not None
             else f"your facility role: {self.facility_role.value}"
         )
-        raise PermissionDenied(f"only {who_may(action)} may {MATRIX[action].why} ({yours})")
+        raise PermissionDenied(
+            f"only {who_may(action)} may {MATRIX[action].why} ({yours})", field=field
+        )
 
     def refuse_early(self, action: Action) -> None:
         """Refuse (403) before the object is looked up when no project role is in the action's

@@ -1,4 +1,4 @@
-"""Jobs: submit, list, show, cancel, events, logs and training progress."""
+"""Jobs: submit, list, show, reprioritise, cancel, events, logs and training progress."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from aifactory.api.schemas import (
     MAX_ID,
     JobEventOut,
     JobOut,
+    JobPriority,
     JobSubmit,
     LogsOut,
     QueuedJobOut,
@@ -112,6 +113,21 @@ def cancel_job(
 ) -> JobOut:
     job = service.cancel_job(session, user, job_id, now=now)
     session.info["after_commit"] = state.on_submit
+    return _out(session, [job])[0]
+
+
+@router.put("/{job_id}/priority", response_model=JobOut)
+def set_priority(
+    job_id: JobId,
+    body: JobPriority,
+    session: WriteSession,
+    user: CurrentUser,
+    now: Now,
+    state: StateDep,
+) -> JobOut:
+    """Operators and admins: change a waiting job's priority (tenants submit at 0 or below)."""
+    job = service.set_priority(session, user, job_id, priority=body.priority, now=now)
+    session.info["after_commit"] = state.on_submit  # reorder the queue now, not at the next tick
     return _out(session, [job])[0]
 
 

@@ -12,7 +12,7 @@ ARGS   ?=
 # requirement will do, e.g. make setup TORCH='torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu'
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup run test lint typecheck pytest system-deps bench clean
+.PHONY: setup run test lint typecheck pytest system-deps run-deps bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-run: setup
+run: setup run-deps
 	$(BIN)/aifactory up $(ARGS)
+
+# bubblewrap: every job runs in its sandbox (docs/sandbox.md)
+run-deps:
+	bash scripts/install-system-deps.sh --run
 
 system-deps:
 	bash scripts/install-system-deps.sh

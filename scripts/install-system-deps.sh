@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs the system packages the test suite needs, when they are missing: PostgreSQL's server,
-# and Slurm with munge, slurmdbd and MariaDB's server binary (the tests start a real PostgreSQL
-# server and a real one-host Slurm cluster of their own, with accounting so that sacct works),
-# and Debian's Chromium, which the portal's browser tests drive headless through Playwright.
+# Installs the system packages aifactory needs, when they are missing.
+#   --run   what running a facility needs: bubblewrap, the sandbox every job runs in.
+#   (none)  that, and what the test suite needs: PostgreSQL's server, and Slurm with munge,
+#           slurmdbd and MariaDB's server binary (the tests start a real PostgreSQL server and
+#           a real one-host Slurm cluster of their own, with accounting so that sacct works),
+#           and Debian's Chromium, which the portal's browser tests drive headless.
 # Debian/Ubuntu, as root or with sudo. Fast and silent when all is there.
 set -euo pipefail
 
@@ -10,6 +12,8 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/
 have_postgres() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; }
 
 missing=()
+have bwrap || missing+=(bubblewrap)
+if [ "${1:-}" != "--run" ]; then
 have_postgres || missing+=(postgresql)
 have runuser || missing+=(util-linux)
 have munged || missing+=(munge)
@@ -21,6 +25,7 @@ have chromium || missing+=(chromium)
 for tool in sbatch squeue sacct scontrol scancel sinfo; do
   have "$tool" || { missing+=(slurm-client); break; }
 done
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

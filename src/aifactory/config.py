@@ -45,6 +45,33 @@ class Settings(BaseSettings):
     data_root: Path | None = Field(
         None, description="where datasets lie (default: data_dir/datasets); none may be outside"
     )
+    job_dirs: Path | None = Field(
+        None,
+        description="where jobs' directories lie (default: data_dir/jobs); with the Slurm "
+        "executor, a directory every node shares",
+    )
+    # The sandbox every job runs in (executors.sandbox; docs/sandbox.md).
+    sandbox_software: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="more read-only software for jobs besides /usr and the facility's Python, "
+        "e.g. /opt/cuda (':'-separated)",
+    )
+    sandbox_identity: Literal["project", "directory"] = Field(
+        "project",
+        description="project: the facility makes user aif-p<N> (uid uid_base + N) for project "
+        "N; directory: it looks user `sandbox_user_template` up in the site's directory",
+    )
+    sandbox_uid_base: int = Field(3_000_000, ge=1000, le=2**31 - 10_000_000)
+    sandbox_user_template: str = Field("prj-{project}", min_length=1, max_length=64)
+    sandbox_pids_max: int = Field(8192, ge=64, le=4_194_304, description="tasks per attempt")
+    open_network: bool = Field(
+        False, description="let jobs ask for network 'open' (the host's); the default is none"
+    )
+    # Test seam: virtual GPU i's device node is the file `nvidia<i>` in this directory.
+    virtual_gpu_devices: Path | None = None
+    gpu_device_pattern: str = Field(
+        "/dev/nvidia{index}", description="slurm executor: a GPU's device node by gres index"
+    )
     slurm_conf: Path | None = Field(
         None, description="slurm executor: the cluster's slurm.conf (default: Slurm's own)"
     )
@@ -96,6 +123,12 @@ class Settings(BaseSettings):
             ipaddress.ip_network(proxy)  # its ValueError names the value, for `up` to show
         return found
 
+    @field_validator("sandbox_software", mode="before")
+    @classmethod
+    def _paths(cls, given: str | list[str]) -> list[str]:
+        items = [given] if isinstance(given, str) else given
+        return [p for item in items for p in str(item).split(":") if p]
+
     @model_validator(mode="after")
     def _site_has_a_country(self) -> Settings:
         if self.country is None and not (len(self.site) == 2 and self.site.isalpha()):
@@ -119,4 +152,4 @@ class Settings(BaseSettings):
 
     @property
     def jobs_dir(self) -> Path:
-        return (self.data_dir / "jobs").resolve()
+        return (self.job_dirs or self.data_dir / "jobs").resolve()

@@ -24,12 +24,16 @@ from sqlalchemy.orm import Session
 
 from aifactory.api.app import create_app
 from aifactory.api.deps import AppState
+from aifactory.cli.config import config_path as cli_config_path
 from aifactory.config import Settings
 from aifactory.control.loop import ControlLoop
 from aifactory.control.samples import Sampler
 from aifactory.domain.tenancy import FacilityRole
 from aifactory.executors.base import Executor
 from aifactory.executors.local.executor import LocalConfig, LocalExecutor
+from aifactory.executors.sandbox import check as sandbox_check
+from aifactory.executors.sandbox.check import SandboxReport
+from aifactory.executors.sandbox.identity import IdentityConfig
 from aifactory.executors.slurm.commands import SlurmClient, SlurmConfig
 from aifactory.executors.slurm.executor import SlurmExecutor, SlurmExecutorConfig
 from aifactory.governance import erasure
@@ -58,13 +62,15 @@ class Facility:
     # The first admin's portal password while it is still the first one (see first_password).
     admin_password: str | None = None
     clock: Callable[[], float] = time.time  # the API's and the control loop's one clock
+    sandbox: SandboxReport | None = None  # the local sandbox as checked at the start
 
 
 def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facility:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    settings.datasets_dir.mkdir(parents=True, exist_ok=True)
+    sandbox = check_sandbox() if settings.executor == "local" else None
+    keep_private(settings)
     url = settings.resolved_database_url
     upgrade(url)
+    keep_private_database(url)
     db = Database(url)
     with db.session() as session:
         token = bootstrap(session, now=clock())
@@ -75,6 +81,7 @@ def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facilit
             upsert_site(session, settings.site, settings.site_country, now=clock())
         if settings.paused:
             flags.set_admission_paused(session, True)
+        flags.set_open_network(session, settings.open_network)
     executor = make_executor(settings, instance)
     executor.inventory()  # an executor that cannot reach its nodes fails here, plainly
     loop = ControlLoop(
@@ -86,7 +93,51 @@ def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facilit
         enforce_budgets=settings.enforce_budgets,
         housekeeping=housekeeping(settings, db),
     )
-    return Facility(settings, db, executor, loop, token, clock=clock, admin_password=password)
+    return Facility(
+        settings, db, executor, loop, token, clock=clock, admin_password=password, sandbox=sandbox
+    )
+
+
+def keep_private(settings: Settings) -> None:
+    """The facility's files are its identity's alone (DESIGN §8): what it makes from now on
+    is 0600/0700, and its directories are closed to others. Slurm's nodes reach jobs'
+    directories and datasets as the projects' identities, so there those directories are
+    only traversable (0711: no listing; each job's own part is its identity's, 0700)."""
+    os.umask(0o077)
+    slurm = settings.executor == "slurm"
+    for path in (settings.data_dir, settings.datasets_dir):
+        path.mkdir(parents=True, exist_ok=True)
+    reached = any(_inside(p, settings.data_dir) for p in (settings.jobs_dir, settings.datasets_dir))
+    settings.data_dir.chmod(0o711 if slurm and reached else 0o700)
+    settings.datasets_dir.chmod(0o711 if slurm else 0o700)
+    if (settings.data_dir / FIRST_PASSWORD_FILE).exists():
+        (settings.data_dir / FIRST_PASSWORD_FILE).chmod(0o600)
+
+
+def keep_private_database(url: str) -> None:
+    """SQLite's file and its journals: 0600."""
+    if not is_sqlite(url):
+        return
+    database = Path(make_url(url).database or "")
+    for path in (database, *(database.with_name(database.name + s) for s in ("-wal", "-shm"))):
+        if path.is_file():
+            path.chmod(0o600)
+
+
+def check_sandbox() -> SandboxReport:
+    """Can this host make the sandbox every job runs in? A facility that cannot does not
+    start (SandboxUnavailable says why and how to mend it)."""
+    report = sandbox_check.check()
+    if not report.identities:
+        log.warning(
+            "aifactory does not run as root: jobs run under its own uid (still sandboxed, and "
+            "unable to see its files); run it as root for an identity per project"
+        )
+    return report
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    return path.resolve().is_relative_to(directory.resolve())
 
 
 def housekeeping(settings: Settings, db: Database) -> Callable[[float], None]:
@@ -187,8 +238,27 @@ def make_executor(settings: Settings, instance: str = "0") -> Executor:
             cpus=settings.cpus,
             memory_mb=settings.memory_mb,
             grace_s=settings.grace_s,
+            identities=identity_config(settings),
+            software=settings.sandbox_software,
+            protected=protected_paths(settings),
+            open_network=settings.open_network,
+            pids_max=settings.sandbox_pids_max,
+            virtual_gpu_devices=settings.virtual_gpu_devices,
         )
     )
+
+
+def identity_config(settings: Settings) -> IdentityConfig:
+    return IdentityConfig.for_this_process(
+        mode=settings.sandbox_identity,
+        uid_base=settings.sandbox_uid_base,
+        name_template=settings.sandbox_user_template,
+    )
+
+
+def protected_paths(settings: Settings) -> list[Path]:
+    """What no job may see: the facility's data, its datasets' root and its CLI config."""
+    return [settings.data_dir.resolve(), settings.datasets_dir, cli_config_path().parent]
 
 
 def serve(facility: Facility) -> None:

@@ -121,7 +121,7 @@ def test_finetune_from_a_job_starts_from_its_checkpoint_dir(live_server: LiveSer
     assert live_server.state.jobs_dir is not None
     first = json.loads(ok("submit", "--json", "--", "true", server=live_server))
     spec = dry_run("--recipe", "dutch-gpt-finetune", "--from", str(first["id"]), server=live_server)
-    checkpoints = live_server.state.jobs_dir / str(first["id"]) / "checkpoints"
+    checkpoints = live_server.state.jobs_dir / str(first["id"]) / "work" / "checkpoints"
     assert spec["command"][-2:] == ["--from", str(checkpoints)]
     assert spec["command"][3:4] == ["finetune"]
     by_path = dry_run("--recipe", "dutch-gpt-finetune", "--from", "/data/ckpt.pt")
@@ -152,7 +152,7 @@ def test_show_prints_the_latest_figures_and_what_preemptions_lost(
 ) -> None:
     assert live_server.state.jobs_dir is not None
     job = json.loads(ok("submit", "--json", "--gpus", "2", "--", "true", server=live_server))
-    home = live_server.state.jobs_dir / str(job["id"])
+    home = live_server.state.jobs_dir / str(job["id"]) / "work"  # the job's own directory
     home.mkdir(parents=True)
     records = [
         {"at": 1000.0, "attempt": 1, "event": "train", "step": 40, "loss": 2.5,

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aifactory.domain.datasets import ENV_PREFIX
-from aifactory.domain.jobs import JobSpec, JobState
+from aifactory.domain.jobs import JobSpec, JobState, Network
 from aifactory.domain.tenancy import FacilityRole, OrgKind, ProjectRole
 
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][\w.\-]*$")]
@@ -71,6 +71,11 @@ class JobSubmit(Request):
         0, description="weighs in the job's place in the queue; above 0: operators and admins"
     )
     idempotency_key: str | None = Field(None, min_length=1, max_length=128)
+    network: Network = Field(
+        Network.NONE,
+        description="none (default: loopback only) or open (the host's network, where the "
+        "facility allows it)",
+    )
     datasets: list[Annotated[str, Field(pattern=DATASET_REF)]] = Field(
         default_factory=list,
         max_length=16,
@@ -124,6 +129,7 @@ class JobSubmit(Request):
             preemptible=self.preemptible,
             priority=self.priority,
             datasets=tuple(self.datasets),
+            network=self.network,
         )
 
 
@@ -157,6 +163,7 @@ class JobOut(Response):
     time_limit_s: int
     preemptible: bool
     priority: int
+    network: Network
     idempotency_key: str | None
     cancel_requested: bool
     attempts: int
@@ -187,6 +194,7 @@ class JobOut(Response):
             time_limit_s=job.time_limit_s,
             preemptible=job.preemptible,
             priority=job.priority,
+            network=Network(job.network),
             idempotency_key=job.idempotency_key,
             cancel_requested=job.cancel_requested,
             attempts=job.attempts,

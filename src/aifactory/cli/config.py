@@ -43,8 +43,9 @@ def load() -> dict[str, str]:
 
 def save(url: str, token: str) -> Path:
     path = config_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file there before keeps its mode otherwise: it holds a token
     with os.fdopen(fd, "w") as handle:
         json.dump({"url": url, "token": token}, handle)
     return path

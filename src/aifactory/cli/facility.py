@@ -12,6 +12,8 @@ from pydantic import ValidationError
 from aifactory.cli.config import config_path, load, save
 from aifactory.cli.context import client
 from aifactory.cli.formats import print_json, table
+from aifactory.executors.sandbox.check import SandboxUnavailable
+from aifactory.executors.sandbox.software import SandboxConfigError
 from aifactory.executors.slurm.commands import SlurmError
 from aifactory.scheduler import policy_named
 
@@ -99,6 +101,29 @@ def up(
         int,
         typer.Option(min=1, max=64, help="API worker processes (one control loop acts at a time)"),
     ] = 1,
+    jobs_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--jobs-dir",
+            envvar="AIFACTORY_JOB_DIRS",
+            help="where jobs' directories lie (default: DATA_DIR/jobs); Slurm: one the nodes share",
+        ),
+    ] = None,
+    sandbox_software: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--sandbox-software",
+            help="more read-only software for jobs, e.g. /opt/cuda (repeatable; default: /usr "
+            "and this facility's Python)",
+        ),
+    ] = None,
+    allow_open_network: Annotated[
+        bool,
+        typer.Option(
+            "--allow-open-network",
+            help="let jobs ask for the host's network (--network open); default: none",
+        ),
+    ] = False,
     trusted_proxy: Annotated[
         list[str] | None,
         typer.Option(
@@ -140,7 +165,11 @@ def up(
             workers=workers,
             policy=policy,
             trusted_proxies=trusted_proxy or [],
+            job_dirs=jobs_dir,
+            open_network=allow_open_network,
         )
+        if sandbox_software:
+            settings = settings.model_copy(update={"sandbox_software": sandbox_software})
     except ValidationError as exc:
         first = exc.errors()[0]
         where = str(first["loc"][0]).replace("_", "-") if first["loc"] else "site"
@@ -149,6 +178,9 @@ def up(
         facility = build(settings)
     except SlurmError as exc:
         typer.echo(f"error: the Slurm cluster cannot be reached: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except (SandboxUnavailable, SandboxConfigError) as exc:
+        typer.echo(f"error: no sandbox for jobs: {exc}", err=True)
         raise typer.Exit(1) from None
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     if facility.admin_token:
@@ -161,6 +193,8 @@ def up(
             "(change it under 'Your account'; until then it is kept in "
             f"{(data_dir / 'initial-admin-password').resolve()})"
         )
+    if facility.sandbox is not None:
+        typer.echo(f"sandbox: {facility.sandbox.describe()}", err=True)
     typer.echo(
         f"aifactory is up at {url} (portal: {url}/, API docs: {url}/api/v1/docs); data in "
         f"{data_dir.resolve()}; CLI config: {config_path()}",

@@ -45,7 +45,14 @@ def submit(
         str | None, typer.Option("--time-limit", "-t", help="90, 30m, 2h or 1:30:00 [default: 1h]")
     ] = None,
     env: Annotated[list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE")] = None,
-    workdir: Annotated[str | None, typer.Option(help="absolute working directory")] = None,
+    workdir: Annotated[
+        str | None,
+        typer.Option(help="absolute working directory, one of the project's identity's"),
+    ] = None,
+    network: Annotated[
+        str | None,
+        typer.Option(help="none (loopback only) or open, where the facility allows it"),
+    ] = None,
     script: Annotated[
         Path | None,
         typer.Option(help="a bash script file instead of a command", exists=True, dir_okay=False),
@@ -120,6 +127,8 @@ def submit(
             working_dir=workdir,
             priority=priority,
         )
+        if network is not None:
+            spec["network"] = network
         if preemptible is not None:
             spec["preemptible"] = preemptible
         if dataset:

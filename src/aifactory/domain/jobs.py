@@ -44,6 +44,14 @@ ACTIVE: frozenset[JobState] = frozenset({S.ADMITTED, S.RUNNING})
 WAITING: frozenset[JobState] = frozenset({S.PENDING, S.HELD})
 
 
+class Network(enum.StrEnum):
+    """A job's network, in its sandbox: `none` (the sovereign default: loopback only, nothing
+    in or out) or `open` (the host's network; only where the facility's operator allows it)."""
+
+    NONE = "none"
+    OPEN = "open"
+
+
 class IllegalTransition(ValueError):
     def __init__(self, job_id: int, current: JobState, target: JobState) -> None:
         super().__init__(f"job {job_id}: {current} → {target} is not a legal transition")
@@ -74,6 +82,7 @@ class JobSpec:
     preemptible: bool | None = None  # None: as the project's programme says (default no)
     priority: int = 0
     datasets: tuple[str, ...] = ()  # `name` or `name@version`: resolved at submission
+    network: Network = Network.NONE
 
     @property
     def per_node(self) -> Resources:

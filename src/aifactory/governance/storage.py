@@ -34,6 +34,8 @@ from aifactory.errors import Conflict, InvalidInput
 
 CHUNK = 1 << 20  # bytes read at a time while hashing
 WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+READ_BITS = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+OPEN_BITS = READ_BITS | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH  # directories
 FILE, DIR, LINK = "file", "dir", "link"
 
 
@@ -220,11 +222,14 @@ def _count_files(entries: Iterable[Entry]) -> int:
 
 
 def freeze(path: Path, entries: Iterable[Entry]) -> None:
-    """Take every write bit off the version's files and directories (links have none)."""
+    """Take every write bit off the version's files and directories (links have none), and
+    let every identity read them: who may read a version is decided by which sandbox mounts it
+    (a grant), and no one else can reach the data root (the facility's own, 0700)."""
     for entry in entries:
         if entry.kind != LINK:
-            _chmod(path / entry.relpath if entry.relpath else path, remove=WRITE_BITS)
-    _chmod(path, remove=WRITE_BITS)
+            target = path / entry.relpath if entry.relpath else path
+            _chmod(target, remove=WRITE_BITS, add=READ_BITS if entry.kind == FILE else OPEN_BITS)
+    _chmod(path, remove=WRITE_BITS, add=OPEN_BITS)
 
 
 def thaw(path: Path) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from aifactory.accounting.rules import rules_for
 from aifactory.domain.datasets import EU_MEMBER_STATES
-from aifactory.domain.jobs import ACTIVE, TERMINAL, WAITING, JobSpec, JobState
+from aifactory.domain.jobs import ACTIVE, TERMINAL, WAITING, JobSpec, JobState, Network
 from aifactory.domain.nodes import Node, why_never_fits
 from aifactory.domain.permissions import Action
 from aifactory.domain.programmes import JobRules
@@ -29,6 +29,7 @@ from aifactory.governance import admission, audit
 from aifactory.governance.closure import is_closed
 from aifactory.services.principal import Principal
 from aifactory.services.tenancy import project_by_name, user_by_name
+from aifactory.store import flags
 from aifactory.store.jobs import NewJob, events_of, insert_jobs, lock_job, switch_job_state
 from aifactory.store.models import Job, JobEvent, Project, User
 from aifactory.store.nodes import node_values
@@ -82,6 +83,7 @@ def submit_jobs(session: Session, batch: Sequence[Submission], *, now: float) ->
     earlier in the batch) returns that job.
     """
     nodes = node_values(session, schedulable_only=False)  # a drained node comes back
+    open_network = flags.open_network(session)
     projects: dict[tuple[int, str | None], Project] = {}
     rules: dict[int, JobRules] = {}
     outcomes: dict[int, Outcome] = {}
@@ -96,6 +98,7 @@ def submit_jobs(session: Session, batch: Sequence[Submission], *, now: float) ->
                 _refuse_if_closed(session, target)
                 rules[target.id] = rules_for(session, target.id, now)
             spec = _as_programme_says(submission.spec, rules[target.id])
+            _check_network(spec, open_network=open_network)
             declared = _declared(session, spec, nodes, target.id)
         except AifactoryError as exc:
             outcomes[index] = exc
@@ -166,6 +169,22 @@ def _checked_target(
     if unfit is not None:
         raise InvalidInput(f"can never run on this facility: {unfit.reason}", field=unfit.field)
     return target
+
+
+def _check_network(spec: JobSpec, *, open_network: bool) -> None:
+    """The sovereign default is no network; `open` only where the operator allows it, and a
+    job on several nodes needs it to reach its other nodes."""
+    if spec.network is Network.OPEN and not open_network:
+        raise InvalidInput(
+            "this facility gives jobs no network (network 'none'); its operators can allow "
+            "'open' with aifactory up --allow-open-network",
+            field="network",
+        )
+    if spec.nodes > 1 and spec.network is Network.NONE:
+        raise InvalidInput(
+            "a job on several nodes needs network 'open' to reach its other nodes",
+            field="network",
+        )
 
 
 def _as_programme_says(spec: JobSpec, rules: JobRules) -> JobSpec:
@@ -291,6 +310,7 @@ def _new_job(spec: JobSpec, project_id: int, user_id: int, key: str | None, now:
         time_limit_s=spec.time_limit_s,
         preemptible=bool(spec.preemptible),
         priority=spec.priority,
+        network=spec.network.value,
         idempotency_key=key,
         submitted_at=now,
         updated_at=now,

@@ -11,6 +11,7 @@ from aifactory.store.models import FacilityFlag
 
 ADMISSION_PAUSED = "admission_paused"
 INSTANCE = "instance"
+OPEN_NETWORK = "open_network"
 
 
 def admission_paused(session: Session) -> bool:
@@ -21,6 +22,18 @@ def admission_paused(session: Session) -> bool:
 def set_admission_paused(session: Session, paused: bool) -> None:
     flag = session.get(FacilityFlag, ADMISSION_PAUSED) or FacilityFlag(name=ADMISSION_PAUSED)
     flag.value = "true" if paused else "false"
+    session.add(flag)
+
+
+def open_network(session: Session) -> bool:
+    """Whether jobs may ask for the host's network (`aifactory up --allow-open-network`)."""
+    flag = session.get(FacilityFlag, OPEN_NETWORK)
+    return flag is not None and flag.value == "true"
+
+
+def set_open_network(session: Session, allowed: bool) -> None:
+    flag = session.get(FacilityFlag, OPEN_NETWORK) or FacilityFlag(name=OPEN_NETWORK)
+    flag.value = "true" if allowed else "false"
     session.add(flag)
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import psutil
 
 from aifactory.domain.jobfiles import checkpoint_dir, contract_env, work_dir
+from aifactory.domain.jobs import Network
 from aifactory.domain.nodes import Node
 from aifactory.domain.resources import Resources
 from aifactory.executors.base import Attempt, Launch, NodeOffer, Observation, Outcome, Phase
@@ -37,7 +38,7 @@ from aifactory.executors.sandbox.identity import (
 )
 from aifactory.executors.sandbox.job import JobPaths, job_sandbox
 from aifactory.executors.sandbox.software import host_software
-from aifactory.executors.sandbox.spec import Access, Mount, Network, to_record
+from aifactory.executors.sandbox.spec import Access, Mount, to_record
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,12 +11,12 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from aifactory.domain.jobs import Network
 from aifactory.executors.sandbox.identity import Identity
 from aifactory.executors.sandbox.software import Software
 from aifactory.executors.sandbox.spec import (
     Access,
     Mount,
-    Network,
     SandboxSpec,
     facility_files,
     identity_env,

@@ -21,7 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aifactory.executors.sandbox.spec import Access, Mount, Network
+from aifactory.domain.jobs import Network
+from aifactory.executors.sandbox.spec import Access, Mount
 
 TOP_LEVEL = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 ETC = (

@@ -26,14 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Protocol
 
+from aifactory.domain.jobs import Network
 from aifactory.executors.sandbox.identity import Identity
-
-
-class Network(enum.StrEnum):
-    """A job's network: `none` (the default, sovereign: loopback only) or `open` (the host's)."""
-
-    NONE = "none"
-    OPEN = "open"
 
 
 class Access(enum.StrEnum):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -166,6 +167,24 @@ def serving(db: Database, tmp_path: Path) -> Iterator[LiveServer]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def shared_base() -> Iterator[Path]:
+    """The session's stand-in for a cluster's shared file system: a directory the projects'
+    identities can reach (0711: traversable, not listable), unlike pytest's own (0700)."""
+    base = Path(tempfile.mkdtemp(prefix="aifactory-shared-", dir="/tmp"))
+    base.chmod(0o711)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def shared_tmp(shared_base: Path, request: pytest.FixtureRequest) -> Path:
+    """A test's own directory on the shared file system (see shared_base)."""
+    path = Path(tempfile.mkdtemp(prefix=request.node.name[:40] + "-", dir=shared_base))
+    path.chmod(0o711)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -85,6 +85,11 @@ class SlurmCluster:
         return self.root / "log"
 
     @property
+    def gpu_device_pattern(self) -> str:
+        """Where GPU N's (placeholder) device file lies, for the Slurm executor's sandbox."""
+        return str(self.root / "dev" / "nvidia{index}")
+
+    @property
     def jobs_dir(self) -> Path:
         """A scratch directory for job scripts and their output, writable by all."""
         return self.root / "jobs"
@@ -191,6 +196,7 @@ def _lay_out(spec: ClusterSpec, root: Path) -> SlurmCluster:
     conf = root / "slurm.conf"
     conf.write_text(slurm_conf(spec, root, ports, user))
     (root / "gres.conf").write_text(gres_conf(spec, root))
+    (root / "cgroup.conf").write_text(cgroup_conf())
     dbd_conf = root / "slurmdbd.conf"
     dbd_conf.write_text(slurmdbd_conf(root, ports, user))
     dbd_conf.chmod(0o600)  # slurmdbd refuses a config others can read
@@ -252,8 +258,8 @@ def slurm_conf(spec: ClusterSpec, root: Path, ports: Mapping[str, int], user: st
         "SelectTypeParameters=CR_Core_Memory",
         "DefMemPerCPU=1000",  # else a job without --mem takes a whole node's memory
         "GresTypes=gpu",
-        "ProctrackType=proctrack/linuxproc",
-        "TaskPlugin=task/none",
+        "ProctrackType=proctrack/cgroup",  # a job's processes, daemonised or not, end with it
+        "TaskPlugin=task/cgroup,task/affinity",  # its cores and memory, held by the kernel
         "SlurmdParameters=config_overrides",
         "JobAcctGatherType=jobacct_gather/linux",
         "JobAcctGatherFrequency=task=2",
@@ -269,6 +275,21 @@ def slurm_conf(spec: ClusterSpec, root: Path, ports: Mapping[str, int], user: st
         *nodes,
         f"PartitionName={spec.partition} Nodes={','.join(spec.nodes)} Default=YES "
         "MaxTime=INFINITE State=UP",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def cgroup_conf() -> str:
+    """Slurm's containment: every process of a job in the job's control group (so `kill` of
+    the group ends daemonised ones too), its cores and memory constrained. Devices are not: the
+    placeholder GPU files stand for /dev/null and friends, and the sandbox's own /dev holds
+    only the job's GPUs anyway."""
+    lines = [
+        "CgroupPlugin=autodetect",
+        "ConstrainCores=yes",
+        "ConstrainRAMSpace=yes",
+        "ConstrainSwapSpace=yes",
+        "ConstrainDevices=no",
     ]
     return "\n".join(lines) + "\n"
 

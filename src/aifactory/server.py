@@ -225,6 +225,11 @@ def make_executor(settings: Settings, instance: str = "0") -> Executor:
                 accounts=settings.slurm_accounts,
                 grace_s=settings.grace_s,
                 instance=instance,
+                identities=identity_config(settings),
+                software=settings.sandbox_software,
+                open_network=settings.open_network,
+                pids_max=settings.sandbox_pids_max,
+                gpu_device_pattern=settings.gpu_device_pattern,
             ),
             SlurmClient(
                 SlurmConfig(conf=str(settings.slurm_conf) if settings.slurm_conf else None)

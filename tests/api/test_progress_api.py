@@ -20,7 +20,7 @@ T0 = 1_767_000_000.0
 
 def progress_file(live_server: LiveServer, job_id: int, *records: dict[str, object]) -> Path:
     assert live_server.state.jobs_dir is not None
-    path = live_server.state.jobs_dir / str(job_id) / "progress.jsonl"
+    path = live_server.state.jobs_dir / str(job_id) / "work" / "progress.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(r) for r in records]
     path.write_text("\n".join([*lines, '{"at": 9, "event": "tra']))  # a line being written
@@ -78,7 +78,7 @@ def test_progress_has_the_latest_figures_curves_and_lost_gpu_seconds(
     assert (cut["gpus"], cut["checkpoint_step"], cut["lost_gpu_s"]) == (2, 10, 20.0)  # 10 s × 2
     assert found["lost_gpu_s"] == 20.0
     assert found["checkpoint_dir"] == str(
-        live_server.state.jobs_dir / str(job["id"]) / "checkpoints"
+        live_server.state.jobs_dir / str(job["id"]) / "work" / "checkpoints"
     )
     assert len(alice.progress(job["id"], points=2)["train_loss"]) == 2
 
@@ -105,7 +105,7 @@ def test_a_linked_progress_file_is_not_followed(live_server: LiveServer, tenants
     secret = progress_file(live_server, theirs["id"], {"at": T0, "event": "train", "loss": 1.0})
     mine = tenants.as_("alice").submit(["true"], project="proj-a")
     assert live_server.state.jobs_dir is not None
-    home = live_server.state.jobs_dir / str(mine["id"])
+    home = live_server.state.jobs_dir / str(mine["id"]) / "work"
     home.mkdir(parents=True)
     (home / "progress.jsonl").symlink_to(secret)
     assert tenants.as_("alice").progress(mine["id"])["latest"] is None

@@ -29,11 +29,14 @@ def slurm(slurm_cluster: SlurmCluster) -> SlurmClient:
 
 @pytest.fixture
 def facility(
-    tmp_path: Path, slurm_cluster: SlurmCluster, slurm: SlurmClient
+    shared_tmp: Path, slurm_cluster: SlurmCluster, slurm: SlurmClient
 ) -> Iterator[FacilityProcess]:
-    data = tmp_path / "data"
+    """A facility whose data directory lies where the nodes reach it (jobs' directories and
+    datasets, as the projects' identities)."""
+    data = shared_tmp / "data"
     process = FacilityProcess(data, f"sqlite:///{data / 'aifactory.db'}", virtual_gpus=None)
     process.args += ["--executor", "slurm", "--slurm-conf", str(slurm_cluster.conf)]
+    process.env["AIFACTORY_GPU_DEVICE_PATTERN"] = slurm_cluster.gpu_device_pattern
     data.mkdir()
     process.start()
     yield process
@@ -114,14 +117,14 @@ def test_a_foreign_job_keeps_its_gpus(
 
 
 def test_a_killed_control_plane_reconciles_without_running_twice(
-    facility: FacilityProcess, slurm: SlurmClient, tmp_path: Path
+    facility: FacilityProcess, slurm: SlurmClient
 ) -> None:
-    runs = tmp_path / "runs.txt"
     with facility.client() as api:
         job = api.submit(
-            ["bash", "-c", f"echo run >> {runs}; sleep 6"], time_limit_s=300, memory_mb=512
+            ["bash", "-c", "echo run >> runs.txt; sleep 6"], time_limit_s=300, memory_mb=512
         )
         state_of(api, job["id"], "RUNNING")
+    runs = facility.data_dir / "jobs" / str(job["id"]) / "work" / "runs.txt"  # its own dir
     facility.kill()
     time.sleep(8)  # the job ends while nobody watches
     facility.start()

@@ -26,7 +26,7 @@ def test_a_training_jobs_page_shows_its_loss_curve_and_latest_figures(
     assert alice.get(f"/jobs/{job_id}/progress").text.strip() == ""
 
     assert live_server.state.jobs_dir is not None
-    home = live_server.state.jobs_dir / str(job_id)
+    home = live_server.state.jobs_dir / str(job_id) / "work"
     home.mkdir(parents=True)
     now = time.time()
     records = [

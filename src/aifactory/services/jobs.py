@@ -10,9 +10,12 @@ while the job waits, is `job.prioritise` (operators, admins).
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -449,27 +452,40 @@ def read_logs(
 ) -> LogChunk:
     job = get_job(session, principal, job_id)
     ended = JobState(job.state) in TERMINAL
-    path = locate(job_id)
-    if not path.exists():
+    handle = _open_log(locate(job_id))
+    if handle is None:
         return LogChunk("", 0, 0, ended)
-    size = path.stat().st_size
-    if tail_lines is not None:
-        return _tail(path, size, tail_lines, ended)
-    if offset < 0 or offset > size:
-        raise InvalidInput(f"must be between 0 and the log size ({size})", field="offset")
-    with open(path, "rb") as handle:
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        if tail_lines is not None:
+            return _tail(handle, size, tail_lines, ended)
+        if offset < 0 or offset > size:
+            raise InvalidInput(f"must be between 0 and the log size ({size})", field="offset")
         handle.seek(offset)
         data = handle.read(MAX_LOG_CHUNK)
     end = offset + len(data)
     return LogChunk(data.decode("utf-8", errors="replace"), end, size, ended and end == size)
 
 
-def _tail(path: Path, size: int, lines: int, ended: bool) -> LogChunk:
+def _open_log(path: Path) -> BinaryIO | None:
+    """The log if it is a plain file: never a link (followed by the facility, it could show
+    a tenant what the link points at) nor a pipe (which would hang the reader)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    handle = open(fd, "rb")  # noqa: SIM115 - the caller closes it
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        handle.close()
+        return None
+    return handle
+
+
+def _tail(handle: BinaryIO, size: int, lines: int, ended: bool) -> LogChunk:
     if lines < 0:
         raise InvalidInput("must be 0 or more", field="tail")
     start = max(0, size - MAX_LOG_CHUNK)
-    with open(path, "rb") as handle:
-        handle.seek(start)
-        data = handle.read(size - start)
+    handle.seek(start)
+    data = handle.read(size - start)
     kept = data.splitlines(keepends=True)[-lines:] if lines else []
     return LogChunk(b"".join(kept).decode("utf-8", errors="replace"), size, size, ended)

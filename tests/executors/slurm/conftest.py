@@ -103,18 +103,16 @@ class OverTime:
 
 
 @pytest.fixture(scope="session")
-def over_time_attempt(
-    slurm_client: SlurmClient, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OverTime]:
+def over_time_attempt(slurm_client: SlurmClient, shared_base: Path) -> Iterator[OverTime]:
     """Started with the session's first executor test, checked by test_time_limit.py."""
-    root = tmp_path_factory.mktemp("over-time")
+    root = shared_base / "over-time"
     executor = SlurmExecutor(
         SlurmExecutorConfig(jobs_dir=root / "jobs", site="NL", grace_s=5), slurm_client
     )
     executor.inventory()
-    checkpoint = root / "checkpoint"
-    script = f"trap 'echo warned > {checkpoint}' TERM; for i in $(seq 3000); do sleep 0.1; done"
     attempt = Attempt(99_999, 1)
+    checkpoint = executor.work(attempt.job_id) / "checkpoint"  # its own directory
+    script = "trap 'echo warned > checkpoint' TERM; for i in $(seq 3000); do sleep 0.1; done"
     executor.start(
         Launch(
             attempt=attempt,

@@ -18,6 +18,7 @@ from aifactory.executors.slurm.commands import SlurmClient
 from aifactory.executors.slurm.executor import SlurmExecutor, SlurmExecutorConfig
 from aifactory.executors.slurm.script import job_name
 from tests.executors.slurm.conftest import Jobs, OverTime
+from tests.slurm_cluster import SlurmCluster
 
 pytestmark = pytest.mark.slow
 _ids = iter(range(1000, 100_000))
@@ -25,17 +26,24 @@ _ids = iter(range(1000, 100_000))
 
 @pytest.fixture
 def executor(
-    slurm_client: SlurmClient, tmp_path: Path, over_time_attempt: OverTime
+    slurm_client: SlurmClient,
+    slurm_cluster: SlurmCluster,
+    shared_tmp: Path,
+    over_time_attempt: OverTime,
 ) -> Iterator[SlurmExecutor]:
     made = SlurmExecutor(
         SlurmExecutorConfig(
-            jobs_dir=tmp_path / "jobs", site="NL", node_sites={"n2": "DE-site"}, grace_s=3
+            jobs_dir=shared_tmp / "jobs",
+            site="NL",
+            node_sites={"n2": "DE-site"},
+            grace_s=3,
+            gpu_device_pattern=slurm_cluster.gpu_device_pattern,
         ),
         slurm_client,
     )
     made.inventory()
     yield made
-    for record in (tmp_path / "jobs").glob("*/attempt-*/slurm.json"):  # this test's jobs only
+    for record in (shared_tmp / "jobs").glob("*/attempt-*/slurm.json"):  # this test's jobs
         slurm_client.cancel(json.loads(record.read_text())["slurm_job_id"])
 
 
@@ -48,6 +56,7 @@ def launch(command: list[str], *, node: str = "n1", gpus: int = 0, limit_s: int 
         time_limit_s=limit_s,
         placement={node: NodeSlice([str(i) for i in range(gpus)], [0, 1], 512)},
         project=None,
+        project_id=1,
     )
 
 
@@ -92,7 +101,7 @@ def test_a_failing_attempt_reports_its_exit_code(executor: SlurmExecutor) -> Non
 
 
 def test_a_restarted_executor_finds_the_job_instead_of_submitting_again(
-    executor: SlurmExecutor, slurm_client: SlurmClient, tmp_path: Path
+    executor: SlurmExecutor, slurm_client: SlurmClient
 ) -> None:
     job = launch(["sleep", "30"])
     executor.start(job)
@@ -114,11 +123,11 @@ def test_never_submitted_reads_as_not_started(executor: SlurmExecutor) -> None:
 
 
 def test_preemption_signals_the_job_which_checkpoints_then_it_is_killed(
-    executor: SlurmExecutor, tmp_path: Path
+    executor: SlurmExecutor,
 ) -> None:
-    marker = tmp_path / "checkpointed"
-    script = f"trap 'echo saved > {marker}' TERM; for i in $(seq 600); do sleep 0.1; done"
+    script = "trap 'echo saved > checkpointed' TERM; for i in $(seq 600); do sleep 0.1; done"
     job = launch(["bash", "-c", script])
+    marker = executor.work(job.job_id) / "checkpointed"  # its own directory, its cwd
     executor.start(job)
     until(executor, job.attempt, Phase.RUNNING)
     time.sleep(0.5)  # the trap is set

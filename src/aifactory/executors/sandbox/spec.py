@@ -75,14 +75,18 @@ class Binder(Protocol):
 
 class PathBinder:
     """Sources by path: for a sandbox started by the identity itself (a Slurm batch script).
-    Files are taken from `file_paths` (target → where the caller wrote their content)."""
+    Files are taken from `file_paths` (target → where the caller wrote their content). With
+    `lenient_software`, software missing on a node is left out rather than failing the job
+    (nodes may have less of /etc than the control plane)."""
 
-    def __init__(self, file_paths: Mapping[str, str]) -> None:
+    def __init__(self, file_paths: Mapping[str, str], *, lenient_software: bool = False) -> None:
         self.file_paths = file_paths
+        self.lenient_software = lenient_software
 
     def mount(self, mount: Mount) -> list[str]:
         flag = {Access.READ: "--ro-bind", Access.WRITE: "--bind", Access.DEVICE: "--dev-bind"}
-        return [flag[mount.access], mount.source, mount.target]
+        lenient = self.lenient_software and mount.what == "software"
+        return [flag[mount.access] + ("-try" if lenient else ""), mount.source, mount.target]
 
     def data(self, target: str, content: str) -> list[str]:  # noqa: ARG002 - written already
         return ["--ro-bind", self.file_paths[target], target]

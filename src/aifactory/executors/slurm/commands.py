@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -87,6 +88,14 @@ class SlurmConfig:
     env: Mapping[str, str] = field(default_factory=dict)  # more variables for every tool
 
 
+def _runuser() -> str:
+    """util-linux's runuser, which lives in sbin (off the tools' PATH)."""
+    for candidate in ("/usr/sbin/runuser", "/sbin/runuser"):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return shutil.which("runuser") or "runuser"
+
+
 def run_process(
     argv: Sequence[str], env: Mapping[str, str], stdin: str | None, timeout_s: float
 ) -> subprocess.CompletedProcess[str]:
@@ -133,10 +142,16 @@ class SlurmClient:
         *,
         stdin: str | None = None,
         env: Mapping[str, str] | None = None,
+        as_user: str | None = None,
     ) -> str:
-        """Run one tool and return its standard output; raise SlurmError if it fails."""
+        """Run one tool and return its standard output; raise SlurmError if it fails.
+        `as_user`: run it as that user (runuser; the caller is root), so that Slurm runs the
+        job under that user's identity."""
         program = os.path.join(self.config.bin_dir, tool) if self.config.bin_dir else tool
         argv = [program, *args]
+        if as_user is not None:
+            argv = [_runuser(), "-u", as_user, "--", *argv]
+            env = {**(env or {}), "USER": as_user, "LOGNAME": as_user}
         try:
             done = self._runner(argv, {**self._env, **(env or {})}, stdin, self.config.timeout_s)
         except subprocess.TimeoutExpired as exc:
@@ -149,14 +164,21 @@ class SlurmClient:
         return done.stdout
 
     def submit(
-        self, script: str, options: Sequence[str] = (), env: Mapping[str, str] | None = None
+        self,
+        script: str,
+        options: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        *,
+        as_user: str | None = None,
     ) -> int:
         """sbatch a batch script (its text, `#!…` first); return the Slurm job id.
 
         `options` are sbatch's (`--job-name=…`, `--gres=gpu:2`, `--time=1:00:00`); `env` is
-        added to the job's environment.
+        added to the job's environment; `as_user` submits it as that user (see `output`).
         """
-        answer = self.output("sbatch", ["--parsable", *options], stdin=script, env=env)
+        answer = self.output(
+            "sbatch", ["--parsable", *options], stdin=script, env=env, as_user=as_user
+        )
         return parse_submitted(answer)
 
     def queue(

@@ -2,12 +2,17 @@
 CPUs and memory the scheduler chose; aifactory keeps policy, accounting and governance.
 
 Each attempt is a Slurm job named `aif-<instance>-<job>-<attempt>` (executors.slurm.script;
-the instance id keeps facilities sharing a cluster apart) with its own directory under the jobs
-directory, which the cluster's nodes share: `slurm.json` (the Slurm job
-id, written as soon as sbatch answers), `started.json` and `exit.json` (written by the batch
-script), `output.log`, and the `cancel` / `preempt` markers. Starting is idempotent: an attempt
-with an id, a start record or a Slurm job of its name is never submitted again, so a crash
-between sbatch and writing the id cannot run it twice (the name finds it).
+the instance id keeps facilities sharing a cluster apart), submitted as the project's identity
+(executors.sandbox.identity) and run in the job's sandbox on its node. Its directory under the
+jobs directory, which the cluster's nodes share, holds the facility's records: `slurm.json`
+(the Slurm job id, written as soon as sbatch answers), the sandbox's options and files, a
+`refused.json` for an attempt the sandbox could not be given, and the `cancel` / `preempt`
+markers; and `job/`, the identity's, where the batch script writes `started.json`,
+`exit.json` and `output.log`. The job's own directory `work/` is the identity's too. The
+directories above are only traversable (0711): the identity reaches its own files and lists
+nothing. Starting is idempotent: an attempt with an id, a start record or a Slurm job of its
+name is never submitted again, so a crash between sbatch and writing the id cannot run it
+twice (the name finds it).
 
 Stopping: cancel is `scancel` (Slurm's SIGTERM, KillWait, SIGKILL); preemption sends SIGTERM to
 the batch shell, which passes it to the whole command, and `scancel`s the job once the grace
@@ -22,17 +27,27 @@ import fnmatch
 import json
 import logging
 import os
-import pwd
+import stat
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from aifactory.domain.jobfiles import checkpoint_dir, contract_env
+from aifactory.domain.jobfiles import checkpoint_dir, contract_env, work_dir
+from aifactory.domain.jobs import Network
 from aifactory.domain.nodes import Node
 from aifactory.domain.resources import Resources
 from aifactory.executors.base import Attempt, Launch, NodeOffer, Observation, Outcome, Phase
+from aifactory.executors.sandbox.identity import (
+    Identities,
+    Identity,
+    IdentityConfig,
+    IdentityError,
+)
+from aifactory.executors.sandbox.job import JobPaths, job_sandbox
+from aifactory.executors.sandbox.software import host_software
+from aifactory.executors.sandbox.spec import PathBinder, SandboxSpec, bwrap_options
 from aifactory.executors.slurm.commands import AccountingDisabled, SlurmClient, SlurmError
 from aifactory.executors.slurm.parse import SlurmJob, SlurmNode
 from aifactory.executors.slurm.script import (
@@ -59,19 +74,30 @@ class SlurmExecutorConfig:
     accounts: bool = True  # submit under a Slurm account named after the project
     grace_s: float = 10.0  # SIGTERM → kill, for preemptions and before time limits
     instance: str = "0"  # this facility's id (store.flags.instance_id), in its jobs' names
+    identities: IdentityConfig = field(default_factory=IdentityConfig.for_this_process)
+    software: Sequence[Path] = ()  # read-only software on the nodes besides /usr (e.g. /opt)
+    open_network: bool = False  # may a job ask for network "open"
+    pids_max: int = 8192  # processes of a project's identity on a node (ulimit -u)
+    gpu_device_pattern: str = "/dev/nvidia{index}"  # a GPU's device node by its gres index
+    path: str = "/usr/local/bin:/usr/bin:/bin"  # the jobs' PATH in their sandboxes
 
 
 class SlurmExecutor:
     name = "slurm"
-    capabilities = frozenset({"gpu_isolation", "multi_node"})
+    capabilities = frozenset({"gpu_isolation", "multi_node", "sandbox"})
 
     def __init__(self, config: SlurmExecutorConfig, client: SlurmClient) -> None:
         self.config = config
         self.client = client
+        self.identities = Identities(config.identities)
+        self.software = host_software(config.software, python=False)
+        config.jobs_dir.mkdir(parents=True, exist_ok=True)
+        config.jobs_dir.chmod(TRAVERSE)
         self._models: dict[str, str | None] = {}  # node → GPU model, from the last inventory
         self._foreign: dict[str, Resources] = {}
         self._foreign_at = -FOREIGN_MAX_AGE_S * 2
-        self._accounts: set[str] = set()  # Slurm accounts known to exist
+        self._accounts: set[tuple[str, str]] = set()  # (account, user) known to be ready
+        self._enforced: bool | None = None  # does Slurm enforce associations (scontrol)
         self._accounting = True  # until sacct says the cluster keeps no accounting
 
     # ---- what the cluster offers ---------------------------------------------------------
@@ -120,72 +146,171 @@ class SlurmExecutor:
     def home(self, job_id: int) -> Path:
         return self.config.jobs_dir / str(job_id)
 
+    def work(self, job_id: int) -> Path:
+        """The job's own directory (its identity's): HOME, checkpoints, progress."""
+        return work_dir(self.home(job_id))
+
+    def identity(self, project_id: int | None, project: str | None = None) -> Identity:
+        return self.identities.of(project_id or 0, project)
+
     def attempt_dir(self, attempt: Attempt) -> Path:
         return self.home(attempt.job_id) / f"attempt-{attempt.number}"
+
+    def _record(self, attempt: Attempt, name: str) -> Path:
+        """What the batch script wrote: in the identity's `job/`, or (an attempt submitted
+        before the sandbox) in the attempt's directory itself."""
+        own = self.attempt_dir(attempt) / "job" / name
+        legacy = self.attempt_dir(attempt) / name
+        return legacy if not own.parent.exists() and legacy.exists() else own
 
     def log_path(self, job_id: int) -> Path:
         numbers = (p.name.removeprefix("attempt-") for p in self.home(job_id).glob("attempt-*"))
         latest = max((int(n) for n in numbers if n.isdigit()), default=1)
-        return self.attempt_dir(Attempt(job_id, latest)) / "output.log"
+        return self._record(Attempt(job_id, latest), "output.log")
 
     # ---- start ---------------------------------------------------------------------------
     def start(self, launch: Launch) -> None:
         attempt = launch.attempt
         where = Where(
-            self.attempt_dir(attempt), Path(launch.working_dir or self.home(attempt.job_id))
+            self.attempt_dir(attempt), Path(launch.working_dir or self.work(attempt.job_id))
         )
-        where.attempt_dir.mkdir(parents=True, exist_ok=True)
-        where.working_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint_dir(self.home(attempt.job_id)).mkdir(exist_ok=True)  # kept across attempts
-        if self._slurm_id(attempt) is not None or (where.attempt_dir / "started.json").exists():
+        _traversable(self.home(attempt.job_id))
+        _traversable(where.attempt_dir)
+        if self._slurm_id(attempt) is not None or self._record(attempt, "started.json").exists():
             return  # submitted once already
-        if (where.attempt_dir / "cancel").exists():
-            return  # cancelled before it was submitted: it never runs
+        if (where.attempt_dir / "cancel").exists() or (where.attempt_dir / REFUSED).exists():
+            return  # cancelled before it was submitted, or refused: it never runs
         found = self.client.queue(name=job_name(attempt, self.config.instance))
         if found:
             self._remember(attempt, found[0].id)  # sbatch answered before a crash: adopt it
             return
+        try:
+            identity = self.identity(launch.project_id, launch.project)
+            self._check_network(launch)
+            self._check_working_dir(launch, identity)
+        except (IdentityError, ValueError) as exc:
+            _write_json(where.attempt_dir / REFUSED, {"reason": str(exc), "at": time.time()})
+            return
+        self._submit(launch, where, identity)
+
+    def _check_network(self, launch: Launch) -> None:
+        if Network(launch.network) is Network.OPEN and not self.config.open_network:
+            raise ValueError("this facility gives jobs no network (network: none)")
+
+    def _check_working_dir(self, launch: Launch, identity: Identity) -> None:
+        """A working directory the user named must be the identity's own (checked again on
+        the node, just before the sandbox is made)."""
+        if launch.working_dir is None:
+            return
+        try:
+            owner = os.stat(launch.working_dir).st_uid
+        except OSError:
+            raise ValueError(f"working directory does not exist: {launch.working_dir}") from None
+        if identity.uid != os.geteuid() and owner != identity.uid:
+            raise ValueError(
+                f"working directory {launch.working_dir} does not belong to the project's "
+                f"identity {identity.name} (uid {identity.uid})"
+            )
+
+    def _submit(self, launch: Launch, where: Where, identity: Identity) -> None:
+        attempt = launch.attempt
         warn_s = max(1, int(self.config.grace_s))
+        spec = self._sandbox(launch, where, identity, warn_s)
+        self._prepare(launch, where, identity, spec)
         options = sbatch_options(
             launch,
             where,
             gpu_models=self._models,
             partition=self.config.partition,
             instance=self.config.instance,
-            account=self._account(launch.project),
+            account=self._account(launch.project, identity),
             warn_s=warn_s,
         )
+        script = batch_script(
+            launch,
+            where,
+            checked_dir=launch.working_dir,
+            gpu_device_pattern=self.config.gpu_device_pattern,
+            pids_max=self.config.pids_max,
+        )
+        as_user = identity.name if identity.uid != os.geteuid() else None
+        slurm_id = self.client.submit(script, options, as_user=as_user)
+        self._remember(attempt, slurm_id)
+        log.info("job %s attempt %s is Slurm job %s", attempt.job_id, attempt.number, slurm_id)
+
+    def _sandbox(
+        self, launch: Launch, where: Where, identity: Identity, warn_s: int
+    ) -> SandboxSpec:
+        attempt = launch.attempt
         env = {
+            "PATH": self.config.path,
+            "LANG": "C.UTF-8",
             **launch.env,
             "AIFACTORY_JOB_ID": str(attempt.job_id),
             "AIFACTORY_ATTEMPT": str(attempt.number),  # above 1: resuming after a preemption
             "PYTHONUNBUFFERED": "1",
             # the shorter of the time-limit warning and the preemption grace
-            **contract_env(self.home(attempt.job_id), min(self.config.grace_s, warn_s)),
+            **contract_env(self.work(attempt.job_id), min(self.config.grace_s, warn_s)),
         }
-        slurm_id = self.client.submit(batch_script(launch, where), options, env=env)
-        self._remember(attempt, slurm_id)
-        log.info("job %s attempt %s is Slurm job %s", attempt.job_id, attempt.number, slurm_id)
+        return job_sandbox(
+            identity,
+            self.software,
+            JobPaths(str(self.work(attempt.job_id)), str(where.own / "tmp"), launch.working_dir),
+            datasets=launch.datasets,
+            network=Network(launch.network),
+            hostname=sorted(launch.placement)[0],
+            env=env,
+        )
 
-    def _account(self, project: str | None) -> str | None:
-        """The project's Slurm account, made (with the submitting user in it) the first time:
-        Slurm then accounts, and can limit, the project's use. None: the user's default."""
+    def _prepare(self, launch: Launch, where: Where, identity: Identity, spec: SandboxSpec) -> None:
+        """The identity's directories, and the sandbox's options and files for bubblewrap on
+        the node (the options hold the job's environment: the identity's alone, 0400)."""
+        work = self.work(launch.job_id)
+        for directory in (work, checkpoint_dir(work), where.own, where.own / "tmp"):
+            _owned_dir(directory, identity)
+        paths = {target: str(where.file(target)) for target, _ in spec.files}
+        for target, content in spec.files:
+            _write_file(where.file(target), content, 0o444)
+        options = bwrap_options(spec, PathBinder(paths, lenient_software=True))
+        _write_file(where.args, "\0".join(options) + "\0", 0o400, identity)
+
+    def _account(self, project: str | None, identity: Identity) -> str | None:
+        """The project's Slurm account, made the first time (with the project's identity in
+        it, where Slurm enforces associations): Slurm then accounts, and can limit, the
+        project's use. None: the default."""
         if not (self.config.accounts and project):
             return None
         account = project.lower()  # Slurm keeps account names in lower case
-        if account in self._accounts:
+        if (account, identity.name) in self._accounts:
             return account
-        user = pwd.getpwuid(os.getuid()).pw_name
         try:
             if not self._sacctmgr("show", "account", account, "format=account"):
                 self._sacctmgr("add", "account", f"name={account}", "Description=aifactory")
-            if not self._sacctmgr("show", "assoc", f"account={account}", f"user={user}"):
-                self._sacctmgr("add", "user", f"name={user}", f"account={account}")
+            if self._enforces_associations():
+                self._associate(account, identity.name)
         except SlurmError as exc:
             log.warning("no Slurm account for project %s, using the default: %s", project, exc)
             return None
-        self._accounts.add(account)
+        self._accounts.add((account, identity.name))
         return account
+
+    def _associate(self, account: str, user: str) -> None:
+        if not self._sacctmgr("show", "assoc", f"account={account}", f"user={user}"):
+            self._sacctmgr("add", "user", f"name={user}", f"account={account}")
+
+    def _enforces_associations(self) -> bool:
+        """Whether a user must be in an account to submit under it (AccountingStorageEnforce
+        names associations, limits, qos or safe). Only then are users added to accounts: an
+        association nobody needs is one more thing to keep (and adding a user crashes
+        slurmctld 22.05.8 on the test cluster, in assoc_mgr_update_assocs)."""
+        if self._enforced is None:
+            config = self.client.output("scontrol", ["show", "config"])
+            line = next(
+                (s for s in config.splitlines() if s.startswith("AccountingStorageEnforce")), ""
+            )
+            setting = line.partition("=")[2].lower()
+            self._enforced = any(w in setting for w in ("assoc", "limits", "qos", "safe", "all"))
+        return self._enforced
 
     def _sacctmgr(self, *args: str) -> str:
         return self.client.output("sacctmgr", ["--immediate", "--noheader", "--parsable2", *args])
@@ -219,8 +344,17 @@ class SlurmExecutor:
         return seen
 
     def _observe(self, attempt: Attempt, job: SlurmJob | None) -> Observation:
+        refused = _read_json(self.attempt_dir(attempt) / REFUSED)
+        if refused is not None:
+            reason = f"no sandbox for this job: {refused.get('reason')}"
+            return Observation(
+                Phase.EXITED,
+                ended_at=_number(refused.get("at")),
+                outcome=Outcome.FAILED,
+                reason=reason,
+            )
         if job is None:
-            if (self.attempt_dir(attempt) / "started.json").exists():
+            if self._record(attempt, "started.json").exists():
                 return self._from_files(attempt, "Slurm no longer knows the job")
             return Observation(Phase.NOT_STARTED)
         phase, outcome = job_phase(job.state)
@@ -258,7 +392,7 @@ class SlurmExecutor:
 
     def _exited(self, attempt: Attempt, job: SlurmJob, outcome: Outcome | None) -> Observation:
         code = job.exit.returncode if job.exit is not None else None
-        record = _read_json(self.attempt_dir(attempt) / "exit.json")
+        record = _read_json(self._record(attempt, "exit.json"))
         if record is not None and isinstance(record.get("exit_code"), int):
             code = int(record["exit_code"])
         outcome = self._asked(attempt) or outcome or Outcome.FAILED
@@ -303,8 +437,8 @@ class SlurmExecutor:
         return seen
 
     def _from_files(self, attempt: Attempt, why: str) -> Observation:
-        record = _read_json(self.attempt_dir(attempt) / "exit.json")
-        started = _read_json(self.attempt_dir(attempt) / "started.json") or {}
+        record = _read_json(self._record(attempt, "exit.json"))
+        started = _read_json(self._record(attempt, "started.json")) or {}
         if record is None:
             return Observation(Phase.LOST, reason=f"{why} and it left no exit record")
         code = int(record["exit_code"])
@@ -396,11 +530,48 @@ def _write_json(path: Path, record: dict[str, object]) -> None:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
+    """A small record, read only if it is a plain file (the identity's records are never
+    followed through a link, nor waited on as a pipe)."""
     try:
-        found = json.loads(path.read_text())
-    except (OSError, ValueError):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
         return None
+    with open(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        try:
+            found = json.loads(handle.read(MAX_RECORD))
+        except ValueError:
+            return None
     return found if isinstance(found, dict) else None
+
+
+TRAVERSE = 0o711  # the facility's directories on the shared file system: reached, not listed
+REFUSED = "refused.json"
+MAX_RECORD = 64 * 1024
+
+
+def _traversable(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(TRAVERSE)
+
+
+def _owned_dir(path: Path, identity: Identity) -> None:
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        return
+    if identity.uid != os.geteuid():
+        os.chown(path, identity.uid, identity.gid)
+
+
+def _write_file(path: Path, content: str, mode: int, owner: Identity | None = None) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(content)
+    if owner is not None and owner.uid != os.geteuid():
+        os.chown(tmp, owner.uid, owner.gid)
+    tmp.chmod(mode)
+    os.replace(tmp, path)
 
 
 def _number(value: object) -> float | None:

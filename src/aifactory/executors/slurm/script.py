@@ -5,11 +5,16 @@ Pure: a Launch and where its files go in, text out. An attempt is named
 control-plane crash, and work not named by this facility instance is someone else's (foreign
 load).
 
-The batch script runs the command in a process group of its own and writes two small files to
-the attempt's directory on the shared file system: `started.json` as it begins and `exit.json`
-with the exit code as it ends. SIGTERM to the batch shell (the facility's preemption and
-time-limit warning, `scancel --signal=TERM --batch`) is passed on to the whole command, which
-then has the grace period to checkpoint before Slurm kills it.
+The batch script runs as the project's identity (the job is submitted as that user) and runs
+the command in the job's sandbox (executors.sandbox): bubblewrap with the options the facility
+wrote for the attempt (`sandbox.args`, read through `--args`), plus what only the node knows —
+Slurm's own variables and the device nodes of the GPUs Slurm gave it. It writes two small
+files to the attempt's own directory (`job/`, the identity's) on the shared file system:
+`started.json` as it begins and `exit.json` with the exit code as it ends. SIGTERM to the batch
+shell (the facility's preemption and time-limit warning, `scancel --signal=TERM --batch`) is
+passed on to the command's process group in the sandbox, which then has the grace period to
+checkpoint before Slurm kills it. A working directory the user named is checked again on the
+node: it must be the identity's own.
 """
 
 from __future__ import annotations
@@ -46,14 +51,28 @@ def time_limit_minutes(seconds: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Where:
-    """Where an attempt's files go (on the file system the cluster's nodes share)."""
+    """Where an attempt's files go (on the file system the cluster's nodes share): the
+    facility's records in `attempt_dir`, the identity's in its `job/`."""
 
     attempt_dir: Path
     working_dir: Path
 
     @property
+    def own(self) -> Path:
+        """The attempt's directory of the identity's: what the batch script writes."""
+        return self.attempt_dir / "job"
+
+    @property
     def log(self) -> Path:
-        return self.attempt_dir / "output.log"
+        return self.own / "output.log"
+
+    @property
+    def args(self) -> Path:
+        return self.attempt_dir / "sandbox.args"
+
+    def file(self, target: str) -> Path:
+        """Where the facility's file for `target` (/etc/passwd…) lies for bubblewrap."""
+        return self.attempt_dir / ("sandbox" + target.replace("/", "-"))
 
 
 def sbatch_options(
@@ -79,7 +98,7 @@ def sbatch_options(
         f"--cpus-per-task={max(1, len(first.cpu_ids))}",
         f"--mem={first.memory_mb}M",
         f"--time={time_limit_minutes(launch.time_limit_s)}",
-        f"--chdir={where.working_dir}",
+        f"--chdir={where.own}",  # the sandbox's own working directory comes from bubblewrap
         f"--output={where.log}",
         "--open-mode=append",
         f"--signal=B:TERM@{warn_s}",  # before the time limit: a chance to checkpoint
@@ -95,21 +114,68 @@ def sbatch_options(
     return options
 
 
-def batch_script(launch: Launch, where: Where) -> str:
-    """The batch script: record the start, run the command, pass SIGTERM on, record the end."""
-    attempt_dir = shlex.quote(str(where.attempt_dir))
+def batch_script(
+    launch: Launch,
+    where: Where,
+    *,
+    checked_dir: str | None = None,
+    gpu_device_pattern: str = "/dev/nvidia{index}",
+    pids_max: int = 8192,
+) -> str:
+    """The batch script: record the start, run the command in its sandbox, pass SIGTERM on,
+    record the end. `checked_dir`: a working directory to check on the node (the user's)."""
+    own = shlex.quote(str(where.own))
+    args = shlex.quote(str(where.args))
     command = shlex.join(launch.command)
+    before, _, after = gpu_device_pattern.partition("{index}")
+    device = f'{shlex.quote(before)}"$gpu"{shlex.quote(after)}' if _ else shlex.quote(before)
+    check = _workdir_check(checked_dir) if checked_dir else ""
     return f"""#!/bin/bash
 # aifactory job {launch.job_id}, attempt {launch.attempt.number} (written by the Slurm executor)
-dir={attempt_dir}
+export PATH=/usr/bin:/bin
+dir={own}
 record() {{ printf '%s\\n' "$2" > "$dir/$1.tmp" && mv "$dir/$1.tmp" "$dir/$1"; }}
 record started.json "{{\\"started_at\\": $(date +%s.%N), \\"slurm_job_id\\": ${{SLURM_JOB_ID:-0}}}}"
-setsid {command} &
+finish() {{
+  record exit.json "{{\\"exit_code\\": $1, \\"ended_at\\": $(date +%s.%N)}}"
+  exit "$1"
+}}
+[ -x /usr/bin/bwrap ] || {{ echo "aifactory: no bubblewrap on $(hostname)"; finish 1; }}
+{check}ulimit -u {int(pids_max)} 2>/dev/null  # processes of this identity on the node
+node=()
+for name in $(compgen -e); do  # what Slurm tells the job, passed into its sandbox
+  case "$name" in
+    SLURM_*|SLURMD_*|CUDA_VISIBLE_DEVICES|GPU_DEVICE_ORDINAL)
+      node+=(--setenv "$name" "${{!name}}");;
+  esac
+done
+for gpu in ${{SLURM_JOB_GPUS//,/ }}; do node+=(--dev-bind-try {device} "/dev/nvidia$gpu"); done
+if [ -n "${{SLURM_JOB_GPUS:-}}" ]; then
+  for shared in {" ".join(CONTROL_NODES)}; do node+=(--dev-bind-try "$shared" "$shared"); done
+fi
+setsid /usr/bin/bwrap --args 9 "${{node[@]}}" --json-status-fd 8 -- {command} \\
+  9<{args} 8>"$dir/status.json" &
 child=$!
-trap 'kill -TERM -- "-$child" 2>/dev/null' TERM
+init() {{ sed -n 's/.*"child-pid": *\\([0-9]*\\).*/\\1/p' "$dir/status.json" | head -n 1; }}
+trap 'pid=$(init); [ -n "$pid" ] && kill -TERM -- "-$pid" 2>/dev/null' TERM
 wait "$child"
 code=$?
 while kill -0 "$child" 2>/dev/null; do wait "$child"; code=$?; done
-record exit.json "{{\\"exit_code\\": $code, \\"ended_at\\": $(date +%s.%N)}}"
-exit "$code"
+finish "$code"
 """
+
+
+CONTROL_NODES = (
+    "/dev/nvidiactl",
+    "/dev/nvidia-uvm",
+    "/dev/nvidia-uvm-tools",
+    "/dev/nvidia-modeset",
+)
+
+
+def _workdir_check(path: str) -> str:
+    """The user's working directory, as the node sees it: the identity's own, or no run."""
+    quoted = shlex.quote(path)
+    refusal = f"aifactory: the working directory {quoted} does not belong to this project"
+    owner = f'"$(stat -L -c %u {quoted} 2>/dev/null)"'
+    return f'[ {owner} = "$(id -u)" ] || {{ echo {refusal}; finish 1; }}\n'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -103,6 +104,7 @@ class FacilityProcess:
     def kill_leftover_jobs(self) -> None:
         """Tests end with no process of theirs left, whatever happened."""
         for started in (self.data_dir / "jobs").rglob("started.json"):  # every attempt's
-            pid = int(started.read_text().split('"pid": ')[1].split(",")[0])
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+            pid = json.loads(started.read_text()).get("pid")  # the local executor's records
+            if isinstance(pid, int):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)

@@ -57,6 +57,9 @@ class LocalConfig:
     pids_max: int = 8192  # tasks (processes and threads) per attempt
     # Test seam: a directory of `nvidia<i>` files that stand for virtual GPU i's device node.
     virtual_gpu_devices: Path | None = None
+    # False only for benchmarks/sandbox_start.py's baseline: no setting of the facility turns
+    # the sandbox off.
+    sandboxed: bool = True
 
 
 class LocalExecutor:
@@ -204,6 +207,7 @@ class LocalExecutor:
             "pids_max": self.config.pids_max,
             "cgroup": cgroups.group_name(self.key, launch.job_id, launch.attempt.number),
             "sandbox": to_record(spec),
+            "sandboxed": self.config.sandboxed,
         }
 
     def _devices(self, gpu_ids: list[str]) -> list[Mount]:

@@ -32,7 +32,12 @@ import psutil
 from aifactory.executors.local import gpus
 from aifactory.executors.local.jobdir import JobDir, read_json, write_json
 from aifactory.executors.sandbox import cgroups
-from aifactory.executors.sandbox.launcher import Sandboxed, SandboxRefused, spawn
+from aifactory.executors.sandbox.launcher import (
+    Sandboxed,
+    SandboxRefused,
+    spawn,
+    spawn_unsandboxed,
+)
 from aifactory.executors.sandbox.spec import from_record
 from aifactory.executors.sandbox.stage import Stage
 
@@ -93,7 +98,8 @@ class Supervisor:
         self.launch = launch
         self.gpu_ids: list[str] = launch["gpu_ids"]
         self.spec = from_record(launch["sandbox"])
-        self.group = _job_group(launch)
+        self.sandboxed = bool(launch.get("sandboxed", True))
+        self.group = _job_group(launch) if self.sandboxed else None
         self.oom_kills = 0
         self.stop_reason: tuple[str, str] | None = None  # (outcome, reason)
         signal.signal(signal.SIGTERM, self._on_sigterm)
@@ -131,6 +137,10 @@ class Supervisor:
             return _exit_record(outcome, code, reason, started_at, usage)
 
     def _spawn(self, log: BinaryIO) -> Sandboxed:
+        if not self.sandboxed:
+            return spawn_unsandboxed(
+                self.launch["command"], env=self.spec.env, cwd=self.spec.cwd, log=log
+            )
         if self.group is not None:
             self.group.create(
                 cgroups.Limits(

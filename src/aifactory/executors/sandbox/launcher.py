@@ -26,7 +26,7 @@ import select
 import signal
 import stat
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -44,8 +44,9 @@ class SandboxRefused(RuntimeError):
 class Binder:
     """Opens each source, judges it on the descriptor, and names it for bubblewrap: by its
     entry on the stage (`stage` given: the caller is root) or by its own path (the caller is
-    the identity itself, which can reach what it may mount). A source the user named
-    (`Mount.users`) must be a directory of the job's identity, outside every protected path."""
+    the identity itself, which can reach what it may mount; or a system path anyone reaches,
+    such as /usr, which needs no stage). A source the user named (`Mount.users`) must be a
+    directory of the job's identity, outside every protected path, and is always staged."""
 
     def __init__(self, spec: SandboxSpec, stage: Stage | None = None) -> None:
         self.fds: list[int] = []
@@ -62,7 +63,8 @@ class Binder:
         self.fds.append(fd)
         if mount.users:
             self._check(fd, mount)
-        source = self.stage.place(fd) if self.stage is not None else mount.source
+        staged = self.stage is not None and (mount.users or not _open_to_all(mount.source))
+        source = self.stage.place(fd) if self.stage is not None and staged else mount.source
         flag = {Access.READ: "--ro-bind", Access.WRITE: "--bind", Access.DEVICE: "--dev-bind"}
         return [flag[mount.access], source, mount.target]
 
@@ -105,6 +107,7 @@ class Sandboxed:
 
     proc: subprocess.Popen[bytes]
     init_pid: int | None
+    whole_group: bool = False  # kill the init's process group (no namespace to end with it)
     _status: BinaryIO | None = field(default=None, repr=False)
     _pidfd: int | None = field(default=None, repr=False)
 
@@ -128,7 +131,10 @@ class Sandboxed:
     def kill(self) -> None:
         """The whole namespace at once: its init goes, and the kernel takes every process in
         it with it; the monitor then ends, passing on 128 + 9."""
-        if self._pidfd is not None and self._init_alive():
+        if self.whole_group and self.init_pid is not None and self._init_alive():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.init_pid, signal.SIGKILL)
+        elif self._pidfd is not None and self._init_alive():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
         elif self.proc.returncode is None:  # no init known: the monitor, and the init dies of it
@@ -182,7 +188,25 @@ def spawn(
         os.close(status_write)
         binder.close()
     status = os.fdopen(status_read, "rb")
-    return Sandboxed(proc, _init_pid(status), status)
+    return Sandboxed(proc, _init_pid(status), _status=status)
+
+
+def spawn_unsandboxed(
+    command: Sequence[str], *, env: Mapping[str, str], cwd: str, log: BinaryIO
+) -> Sandboxed:
+    """The baseline benchmarks/sandbox_start.py compares with: the command as a plain child of
+    the caller, in a process group of its own (no namespaces, identity or control group). No
+    setting of the facility runs jobs so."""
+    proc = subprocess.Popen(
+        list(command),
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        process_group=0,
+    )
+    return Sandboxed(proc, proc.pid, whole_group=True)
 
 
 def _enter(spec: SandboxSpec, join: Sequence[str], cpus: Sequence[int]) -> Callable[[], None]:
@@ -215,6 +239,26 @@ def _init_pid(status: BinaryIO) -> int | None:
         if isinstance(record, dict) and isinstance(record.get("child-pid"), int):
             return int(record["child-pid"])
     return None
+
+
+def _open_to_all(path: str) -> bool:
+    """Whether any user can reach `path` (every directory above searchable by others, itself
+    readable): such a source needs no stage. A wrong yes only fails the job's start (bubblewrap
+    is refused), never gives it more."""
+    real = os.path.realpath(path)
+    try:
+        if any(not os.stat(p).st_mode & stat.S_IXOTH for p in _parents(real)):
+            return False
+        mode = os.stat(real).st_mode
+    except OSError:
+        return False
+    wanted = stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(mode) else 0)
+    return mode & wanted == wanted
+
+
+def _parents(path: str) -> list[str]:
+    parts = path.split("/")[1:-1]
+    return ["/" + "/".join(parts[:i]) for i in range(len(parts) + 1)]
 
 
 def _overlaps(path: str, other: str) -> bool:

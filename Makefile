@@ -50,6 +50,7 @@ bench: setup system-deps
 	$(BIN)/python benchmarks/scheduler.py
 	$(BIN)/python benchmarks/decision_cost.py
 	$(BIN)/python benchmarks/portal_pages.py
+	$(BIN)/python benchmarks/sandbox_start.py
 
 clean:
 	rm -rf $(VENV) .aifactory .mypy_cache .ruff_cache .pytest_cache

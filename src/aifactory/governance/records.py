@@ -37,10 +37,14 @@ from aifactory.store.models import (
 
 SECURITY_MEASURES = (
     "Jobs read a dataset only under a grant to their project for a stated purpose and until a "
-    "date, checked each time a job could start; jobs are placed only on nodes at sites in "
-    "countries the data's residency allows; dataset versions are stored read-only with their "
-    "SHA-256 checksum and erased with a report and a certificate; every action is recorded in "
-    "a hash-chained, tamper-evident audit log."
+    "date, checked each time a job could start; every job runs in a sandbox under its "
+    "project's own unprivileged identity, in which only the dataset versions it was granted "
+    "exist, mounted read-only (no other version, no other project's data or jobs and none of "
+    "the facility's files can be reached by path), with no network unless the facility allows "
+    "it; jobs are placed only on nodes at sites in countries the data's residency allows; "
+    "dataset versions are stored read-only with their SHA-256 checksum and erased with a "
+    "report and a certificate; every action is recorded in a hash-chained, tamper-evident "
+    "audit log."
 )
 UNKNOWN = "unknown"  # a node or site no longer known: the country cannot be told
 CSV_COLUMNS = (

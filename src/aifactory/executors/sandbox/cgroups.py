@@ -182,14 +182,13 @@ class CgroupV2:
     def _delegate(self) -> None:
         """Turn the controllers on for every level above the job's group (v2 needs each parent
         to hand them down in cgroup.subtree_control)."""
-        level = self.root
-        for part in Path(self.name).parts[:-1]:
+        parents = Path(self.name).parents  # the job's group's, nearest first, then "."
+        for level in reversed([self.root / p for p in parents]):
             available = (level / "cgroup.controllers").read_text().split()
             wanted = " ".join(f"+{c}" for c in self.CONTROLLERS if c in available)
             if wanted:
                 with contextlib.suppress(OSError):
                     _write(level / "cgroup.subtree_control", wanted)
-            level = level / part
 
     def join_files(self) -> list[str]:
         return [str(self._dir / "cgroup.procs")]

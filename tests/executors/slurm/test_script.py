@@ -1,0 +1,58 @@
+"""What the Slurm executor submits, as text: the sandbox is always there, the user's words
+never become shell code outside it, and a working directory is checked on the node."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from aifactory.executors.base import Attempt, Launch, NodeSlice
+from aifactory.executors.slurm.script import Where, batch_script, sbatch_options
+
+
+def a_launch(command: list[str], working_dir: str | None = None) -> Launch:
+    return Launch(
+        Attempt(5, 2), command, {}, working_dir, 600, {"n1": NodeSlice(["0"], [0, 1], 512)}
+    )
+
+
+def test_the_command_runs_in_bubblewrap_with_the_facilitys_options(tmp_path: Path) -> None:
+    where = Where(tmp_path / "attempt-2", tmp_path / "work")
+    script = batch_script(a_launch(["python3", "train.py"]), where, pids_max=64)
+    assert "setsid /usr/bin/bwrap --args 9" in script
+    assert f"9<{where.args}" in script
+    assert "-- python3 train.py" in script
+    assert "ulimit -u 64" in script
+    options = sbatch_options(
+        a_launch(["true"]), where, instance="abc", gpu_models={}, partition=None,
+        account=None, warn_s=10,
+    )  # fmt: skip
+    assert f"--output={where.own}/output.log" in options
+    assert f"--chdir={where.own}" in options  # the identity's own; bubblewrap sets the job's
+
+
+def test_no_word_of_the_user_runs_outside_the_sandbox(tmp_path: Path) -> None:
+    """A command or working directory full of shell syntax stays one quoted word: the script
+    parses, and checking the directory on the node runs nothing of it."""
+    marker = tmp_path / "pwned"
+    evil = f"/nowhere/$(touch {marker})`touch {marker}`;touch {marker}"
+    where = Where(tmp_path / "attempt-2", tmp_path / "work")
+    script = batch_script(a_launch(["sh", "-c", f"touch {marker}"], evil), where, checked_dir=evil)
+    assert subprocess.run(["bash", "-n"], input=script, text=True, check=False).returncode == 0
+    check = script[script.index('[ "$(stat') :].split("\n")[0]
+    prelude = "finish() { echo finished $1; exit $1; }\n"
+    ran = subprocess.run(["bash", "-c", prelude + check], capture_output=True, text=True)
+    assert ran.returncode == 1
+    assert "does not belong to this project" in ran.stdout
+    assert not marker.exists()
+
+
+def test_a_working_directory_of_the_identitys_own_passes_the_nodes_check(tmp_path: Path) -> None:
+    where = Where(tmp_path / "attempt-2", tmp_path / "work")
+    script = batch_script(a_launch(["true"], str(tmp_path)), where, checked_dir=str(tmp_path))
+    check = script[script.index('[ "$(stat') :].split("\n")[0]
+    ran = subprocess.run(["bash", "-c", "finish() { exit 7; }\n" + check + "\necho ok"],
+                         capture_output=True, text=True, check=False)  # fmt: skip
+    assert (ran.returncode, ran.stdout) == (0, "ok\n")  # tmp_path is ours
+    assert os.stat(tmp_path).st_uid == os.geteuid()

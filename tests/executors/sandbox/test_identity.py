@@ -42,6 +42,7 @@ def test_a_project_gets_its_own_user_made_once_with_its_numbers() -> None:
 
 @requires_root
 def test_a_user_of_that_name_with_other_numbers_is_refused() -> None:
+    Identities(IdentityConfig(uid_base=BASE)).of(1)  # aif-p1, uid BASE + 1
     with pytest.raises(IdentityError, match="should have uid and gid 3100001"):
         Identities(IdentityConfig(uid_base=BASE + 100_000)).of(1)  # aif-p1 has BASE + 1
 

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
         description="more read-only software for jobs besides /usr and the facility's Python, "
         "e.g. /opt/cuda (':'-separated)",
     )
+    sandbox_workdir_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="where a working directory a job names may lie besides the jobs "
+        "directory: the projects' own areas, e.g. /projects (':'-separated)",
+    )
     sandbox_identity: Literal["project", "directory"] = Field(
         "project",
         description="project: the facility makes user aif-p<N> (uid uid_base + N) for project "
@@ -123,7 +128,7 @@ class Settings(BaseSettings):
             ipaddress.ip_network(proxy)  # its ValueError names the value, for `up` to show
         return found
 
-    @field_validator("sandbox_software", mode="before")
+    @field_validator("sandbox_software", "sandbox_workdir_roots", mode="before")
     @classmethod
     def _paths(cls, given: str | list[str]) -> list[str]:
         items = [given] if isinstance(given, str) else given

@@ -187,7 +187,7 @@ def test_a_project_export_is_a_zip_of_its_data(world: World, api: httpx.Client) 
         "datasets.json",
         "grants.json",
         "audit.json",
-        f"logs/{world.done}/attempt-1/output.log",
+        f"logs/{world.done}/attempt-1.log",
     ):
         assert name in names, name
     manifest = json.loads(archive.read("manifest.json"))
@@ -211,7 +211,7 @@ def test_a_project_export_is_a_zip_of_its_data(world: World, api: httpx.Client) 
     )
     audit = json.loads(archive.read("audit.json"))
     assert "member.add" in [e["action"] for e in audit]
-    assert archive.read(f"logs/{world.done}/attempt-1/output.log").startswith(b"job ")
+    assert archive.read(f"logs/{world.done}/attempt-1.log").startswith(b"job ")
 
     response = api.get("/projects/proj-a/export", headers=t.headers("owen"))
     assert response.headers["content-type"] == "application/zip"

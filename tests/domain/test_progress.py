@@ -44,6 +44,7 @@ def test_a_good_line_keeps_the_figures_and_ignores_unknown_keys() -> None:
         line(at=1),
         line(at=True, event="train"),
         line(at=1, event="train", pad="x" * 9000),  # too long
+        "[" * 4000,  # deeper than json.loads goes (RecursionError), under the length cap
     ],
 )
 def test_a_bad_line_is_no_record(text: str) -> None:

@@ -15,9 +15,11 @@ test: a job reads its granted dataset and writes its own directory).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -304,6 +306,41 @@ def test_a_granted_dataset_is_read_only_even_for_its_reader(world: World) -> Non
     assert _tree_hash(world.corpus) == before
 
 
+def test_no_descriptor_of_the_facility_leads_out(world: World) -> None:
+    """What the job inherits is its standard input, output and error: no descriptor of the
+    facility's (an open directory would let `..` walk out of the sandbox to the host)."""
+    done = world.run("ls /proc/self/fd; ls /proc/self/fd/3/.. 2>&1 | head -3")
+    fds = [line for line in done["log"].splitlines() if line.strip().isdigit()]
+    assert fds[:3] == ["0", "1", "2"]
+    assert len(fds) <= 4, done["log"]  # ls's own open directory at most
+    assert "aifactory" not in done["log"]
+
+
+def test_exporting_its_project_copies_nothing_it_points_at(world: World) -> None:
+    """Links and pipes in its own directory, named like logs, as an owner's or admin's export
+    (GDPR Art. 15) walks the project's jobs: nothing is followed, nothing hangs."""
+    data = world.facility.data_dir
+    script = (
+        f'ln -s "{data}/initial-admin-password" secret.log\n'
+        f'ln -s "{data}/aifactory.db" db.log\n'
+        "mkfifo pipe.log\n"
+        "echo honest\n"
+    )
+    done = world.run(script)
+    assert done["state"] == "SUCCEEDED", done
+    started = time.monotonic()
+    archive = zipfile.ZipFile(io.BytesIO(world.admin.export_project("alpha")))
+    assert time.monotonic() - started < 30
+    names = archive.namelist()
+    assert f"logs/{done['id']}/attempt-1.log" in names
+    assert not [n for n in names if "secret" in n or "pipe" in n or n.endswith("db.log")]
+    everything = b"".join(archive.read(n) for n in names)
+    assert world.facility.password is not None
+    assert world.facility.password.encode() not in everything
+    assert b"SQLite format" not in everything
+    world.healthy()
+
+
 # ---- processes ------------------------------------------------------------------------------
 
 
@@ -451,7 +488,8 @@ def test_working_directories_it_does_not_own_are_refused(world: World) -> None:
         job = world.alpha.submit(["true"], project="alpha", working_dir=str(workdir))
         done = world.alpha.wait(job["id"], timeout_s=120, poll_s=0.2)
         assert done["state"] == "FAILED", done
-        assert "does not belong" in (done["state_reason"] or ""), done["state_reason"]
+        reason = done["state_reason"] or ""
+        assert "does not belong" in reason or "not in a directory given to projects" in reason
 
 
 def test_the_facility_keeps_its_files_to_itself(world: World) -> None:

@@ -94,7 +94,12 @@ def make_executor(jobs_dir: Path) -> Iterator[Callable[..., LocalExecutor]]:
     made: list[LocalExecutor] = []
 
     def make(**overrides: object) -> LocalExecutor:
-        settings: dict[str, object] = {"virtual_gpus": 4, "cpus": 4, "grace_s": 1.0}
+        settings: dict[str, object] = {
+            "virtual_gpus": 4,
+            "cpus": 4,
+            "grace_s": 1.0,
+            "workdir_roots": (jobs_dir.parent,),  # the test's own directory
+        }
         settings.update(overrides)
         config = LocalConfig(jobs_dir=jobs_dir, **settings)  # type: ignore[arg-type]
         made.append(LocalExecutor(config))

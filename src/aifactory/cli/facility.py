@@ -117,6 +117,14 @@ def up(
             "and this facility's Python)",
         ),
     ] = None,
+    workdir_root: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--workdir-root",
+            help="where jobs' named working directories may lie (repeatable; e.g. /projects; "
+            "default: only the jobs directory)",
+        ),
+    ] = None,
     allow_open_network: Annotated[
         bool,
         typer.Option(
@@ -170,6 +178,8 @@ def up(
         )
         if sandbox_software:
             settings = settings.model_copy(update={"sandbox_software": sandbox_software})
+        if workdir_root:
+            settings = settings.model_copy(update={"sandbox_workdir_roots": workdir_root})
     except ValidationError as exc:
         first = exc.errors()[0]
         where = str(first["loc"][0]).replace("_", "-") if first["loc"] else "site"

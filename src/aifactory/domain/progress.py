@@ -53,7 +53,7 @@ def parse_line(line: str) -> Record | None:
         return None
     try:
         data = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[…" deeper than Python goes
         return None
     if not isinstance(data, dict) or data.get("event") not in EVENTS:
         return None

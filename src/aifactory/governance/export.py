@@ -9,14 +9,20 @@ Layout (every JSON file is UTF-8; times are UNIX seconds, as stored):
 - `datasets.json`    the datasets it owns, with their versions and every grant of them;
 - `grants.json`      the grants it holds on other projects' and facility datasets;
 - `audit.json`       the audit events about the project, oldest first;
-- `logs/<job>/…`     each job's log files (`*.log`) as they lie in its job directory.
+- `logs/<job>/attempt-<n>.log`  each attempt's log (its standard output and error).
 Data files of datasets are not copied: they lie in the data root, named in `datasets.json`.
+
+The logs are the facility's records of the attempts, never what a job keeps in its own
+directory (which the job controls: a link or a pipe there could make the facility, reading as
+root, copy its secrets into the ZIP or hang). Each is opened without following a link, read
+only if it is a plain file, and at most `MAX_LOG_BYTES` of it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import zipfile
 from collections import defaultdict
 from collections.abc import Iterable
@@ -82,8 +88,29 @@ def write_export(
         for name, document in documents.items():
             archive.writestr(name, _json(document))
         for name, path in logs:
-            archive.write(path, name)
+            _copy_log(archive, name, path)
     return names
+
+
+MAX_LOG_BYTES = 256 * 1024 * 1024
+CUT = b"\n[aifactory: the log goes on; the export keeps its first 256 MiB]\n"
+
+
+def _copy_log(archive: zipfile.ZipFile, name: str, path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return
+    with open(fd, "rb") as source:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return
+        with archive.open(name, "w", force_zip64=True) as target:
+            left = MAX_LOG_BYTES
+            while left > 0 and (chunk := source.read(min(left, 1024 * 1024))):
+                target.write(chunk)
+                left -= len(chunk)
+            if left == 0 and source.read(1):
+                target.write(CUT)
 
 
 def _json(document: Any) -> str:
@@ -196,13 +223,23 @@ def _audit(session: Session, project_id: int) -> Iterable[dict[str, Any]]:
 
 
 def _logs(jobs: list[dict[str, Any]], jobs_dir: Path | None) -> Iterable[tuple[str, Path]]:
-    """(name in the ZIP, file) for every `*.log` in each job's directory, links not followed."""
+    """(name in the ZIP, file) for each attempt's log: `attempt-<n>/output.log` (the local
+    executor's), `attempt-<n>/job/output.log` (Slurm's), or the job's own `output.log` (a job
+    from before attempts had directories)."""
     if jobs_dir is None:
         return
     for job in jobs:
         home = jobs_dir / str(job["id"])
-        for current, _dirs, files in os.walk(home):
-            for name in sorted(files):
-                path = Path(current) / name
-                if name.endswith(".log") and path.is_file() and not path.is_symlink():
-                    yield f"logs/{job['id']}/{path.relative_to(home).as_posix()}", path
+        if (home / "output.log").exists():
+            yield f"logs/{job['id']}/attempt-1.log", home / "output.log"
+        numbers = sorted(
+            int(p.name.removeprefix("attempt-"))
+            for p in home.glob("attempt-*")
+            if p.name.removeprefix("attempt-").isdigit() and not p.is_symlink()
+        )
+        for attempt in numbers:
+            own = home / f"attempt-{attempt}"
+            for path in (own / "output.log", own / "job" / "output.log"):
+                if path.exists():
+                    yield f"logs/{job['id']}/attempt-{attempt}.log", path
+                    break

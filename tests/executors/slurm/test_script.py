@@ -38,9 +38,14 @@ def test_no_word_of_the_user_runs_outside_the_sandbox(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     evil = f"/nowhere/$(touch {marker})`touch {marker}`;touch {marker}"
     where = Where(tmp_path / "attempt-2", tmp_path / "work")
-    script = batch_script(a_launch(["sh", "-c", f"touch {marker}"], evil), where, checked_dir=evil)
+    script = batch_script(
+        a_launch(["sh", "-c", f"touch {marker}"], evil),
+        where,
+        checked_dir=evil,
+        workdir_roots=[str(tmp_path)],
+    )
     assert subprocess.run(["bash", "-n"], input=script, text=True, check=False).returncode == 0
-    check = script[script.index('[ "$(stat') :].split("\n")[0]
+    check = node_check(script)
     prelude = "finish() { echo finished $1; exit $1; }\n"
     ran = subprocess.run(["bash", "-c", prelude + check], capture_output=True, text=True)
     assert ran.returncode == 1
@@ -50,9 +55,24 @@ def test_no_word_of_the_user_runs_outside_the_sandbox(tmp_path: Path) -> None:
 
 def test_a_working_directory_of_the_identitys_own_passes_the_nodes_check(tmp_path: Path) -> None:
     where = Where(tmp_path / "attempt-2", tmp_path / "work")
-    script = batch_script(a_launch(["true"], str(tmp_path)), where, checked_dir=str(tmp_path))
-    check = script[script.index('[ "$(stat') :].split("\n")[0]
+    mine = tmp_path / "project"
+    mine.mkdir()
+    script = batch_script(
+        a_launch(["true"], str(mine)), where, checked_dir=str(mine), workdir_roots=[str(tmp_path)]
+    )
+    check = node_check(script)
     ran = subprocess.run(["bash", "-c", "finish() { exit 7; }\n" + check + "\necho ok"],
                          capture_output=True, text=True, check=False)  # fmt: skip
     assert (ran.returncode, ran.stdout) == (0, "ok\n")  # tmp_path is ours
-    assert os.stat(tmp_path).st_uid == os.geteuid()
+    assert os.stat(mine).st_uid == os.geteuid()
+    outside = batch_script(a_launch(["true"], "/tmp"), where, checked_dir="/tmp",
+                           workdir_roots=[str(tmp_path)])  # fmt: skip
+    ran = subprocess.run(["bash", "-c", "finish() { exit 7; }\n" + node_check(outside)],
+                         capture_output=True, text=True, check=False)  # fmt: skip
+    assert ran.returncode == 7
+
+
+def node_check(script: str) -> str:
+    """The lines that check the user's working directory on the node."""
+    start = script.index('real="$(realpath')
+    return "\n".join(script[start:].split("\n")[:3])

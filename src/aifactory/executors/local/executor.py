@@ -52,6 +52,9 @@ class LocalConfig:
     node_id: str | None = None
     identities: IdentityConfig = field(default_factory=IdentityConfig.for_this_process)
     software: Sequence[Path] = ()  # more read-only software for jobs (e.g. /opt/cuda)
+    # Where a working directory a job names may lie (besides the jobs directory, where its
+    # project's other jobs' directories are): the operators' project areas, e.g. /projects.
+    workdir_roots: Sequence[Path] = ()
     protected: Sequence[Path] = ()  # the facility's secrets besides jobs_dir (data dir, config)
     open_network: bool = False  # may a job ask for network "open"
     pids_max: int = 8192  # tasks (processes and threads) per attempt
@@ -75,6 +78,8 @@ class LocalExecutor:
         self.protected = [config.jobs_dir.resolve(), *(p.resolve() for p in config.protected)]
         self.software = host_software(config.software, protected=self.protected)
         self.identities = Identities(config.identities)
+        roots = [config.jobs_dir, *config.workdir_roots]
+        self.workdir_roots = [str(p.resolve()) for p in roots]
         self.cgroups = cgroups.detect()
         self.key = hashlib.sha256(str(config.jobs_dir.resolve()).encode()).hexdigest()[:10]
 
@@ -194,6 +199,7 @@ class LocalExecutor:
             hostname=self.node_id,
             env=env,
             protected=[str(p) for p in self.protected],
+            workdir_roots=self.workdir_roots,
         )
         return {
             "job_id": launch.job_id,

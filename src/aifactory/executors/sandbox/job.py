@@ -41,6 +41,7 @@ def job_sandbox(
     hostname: str = "aifactory",
     env: Mapping[str, str] | None = None,
     protected: Sequence[str] = (),
+    workdir_roots: Sequence[str] = (),
 ) -> SandboxSpec:
     writable = [
         Mount(paths.work, paths.work, Access.WRITE, "job directory"),
@@ -62,6 +63,7 @@ def job_sandbox(
         cwd=cwd,
         env={**(env or {}), **identity_env(identity, paths.work)},
         protected=tuple(protected),
+        workdir_roots=tuple(workdir_roots),
     )
 
 

@@ -46,14 +46,22 @@ class Binder:
     entry on the stage (`stage` given: the caller is root) or by its own path (the caller is
     the identity itself, which can reach what it may mount; or a system path anyone reaches,
     such as /usr, which needs no stage). A source the user named (`Mount.users`) must be a
-    directory of the job's identity, outside every protected path, and is always staged."""
+    directory of the job's identity inside one of `spec.workdir_roots`, outside every
+    protected path, and is always staged.
+
+    The descriptors it opens are closed once the options are made (the stage holds the
+    mounts); only the memory files bubblewrap reads (`passed`) go to it, and it closes them
+    before the command runs: a job inherits no descriptor of the facility's."""
 
     def __init__(self, spec: SandboxSpec, stage: Stage | None = None) -> None:
         self.fds: list[int] = []
+        self.passed: list[int] = []
         self.spec = spec
         self.stage = stage
 
     def mount(self, mount: Mount) -> list[str]:
+        if mount.users:
+            self._check_path(mount)
         try:
             fd = os.open(mount.source, os.O_PATH | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -68,17 +76,32 @@ class Binder:
         flag = {Access.READ: "--ro-bind", Access.WRITE: "--bind", Access.DEVICE: "--dev-bind"}
         return [flag[mount.access], source, mount.target]
 
+    def _check_path(self, mount: Mount) -> None:
+        """Before anything is opened: a path outside the roots is refused unlooked-at (the
+        answer tells nothing of what exists there)."""
+        if not any(_inside(os.path.normpath(mount.source), r) for r in self.spec.workdir_roots):
+            raise SandboxRefused(self._outside(mount))
+
+    def _outside(self, mount: Mount) -> str:
+        roots = ", ".join(self.spec.workdir_roots)
+        return (
+            f"{mount.what} {mount.source} is not in a directory given to projects ({roots}): "
+            "work in the job's own directory"
+        )
+
     def _check(self, fd: int, mount: Mount) -> None:
         found = os.fstat(fd)
         identity = self.spec.identity
         if not stat.S_ISDIR(found.st_mode):
             raise SandboxRefused(f"{mount.what} is not a directory: {mount.source}")
+        real = os.readlink(f"/proc/self/fd/{fd}")
+        if not any(_inside(real, root) for root in self.spec.workdir_roots):
+            raise SandboxRefused(self._outside(mount))
         if identity.uid != os.geteuid() and found.st_uid != identity.uid:
             raise SandboxRefused(
                 f"{mount.what} {mount.source} does not belong to the project's identity "
                 f"{identity.name} (uid {identity.uid}): chown it, or work in the job's directory"
             )
-        real = os.readlink(f"/proc/self/fd/{fd}")
         if any(_overlaps(real, secret) for secret in self.spec.protected):
             raise SandboxRefused(f"{mount.what} {mount.source} is the facility's")
 
@@ -87,16 +110,23 @@ class Binder:
 
     def memory_file(self, name: str, content: bytes) -> int:
         fd = os.memfd_create(f"aifactory{name.replace('/', '-')}", os.MFD_CLOEXEC)
-        self.fds.append(fd)
+        self.passed.append(fd)
         os.write(fd, content)
         os.lseek(fd, 0, os.SEEK_SET)
         return fd
 
-    def close(self) -> None:
+    def close_sources(self) -> None:
         for fd in self.fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.fds.clear()
+
+    def close(self) -> None:
+        self.close_sources()
+        for fd in self.passed:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.passed.clear()
 
 
 @dataclass
@@ -170,6 +200,7 @@ def spawn(
     status_read, status_write = os.pipe2(os.O_CLOEXEC)
     try:
         options = [*bwrap_options(spec, binder), "--json-status-fd", str(status_write)]
+        binder.close_sources()  # mounted on the stage: no descriptor of them reaches the job
         args_fd = binder.memory_file("args", ("\0".join(options) + "\0").encode())
         proc = subprocess.Popen(
             [bwrap, "--args", str(args_fd), "--", *command],
@@ -177,7 +208,7 @@ def spawn(
             stdout=log,
             stderr=subprocess.STDOUT,
             env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-            pass_fds=(*binder.fds, status_write),
+            pass_fds=(*binder.passed, status_write),  # bubblewrap reads and closes these
             process_group=0,
             preexec_fn=_enter(spec, join, cpus),
         )
@@ -261,8 +292,9 @@ def _parents(path: str) -> list[str]:
     return ["/" + "/".join(parts[:i]) for i in range(len(parts) + 1)]
 
 
-def _overlaps(path: str, other: str) -> bool:
-    def within(a: str, b: str) -> bool:
-        return a == b or a.startswith(b.rstrip("/") + "/")
+def _inside(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
 
-    return within(path, other) or within(other, path)
+
+def _overlaps(path: str, other: str) -> bool:
+    return _inside(path, other) or _inside(other, path)

@@ -59,6 +59,7 @@ class SandboxSpec:
     cwd: str
     env: Mapping[str, str] = field(default_factory=dict)
     protected: tuple[str, ...] = ()  # facility paths a mount the user named may not reach
+    workdir_roots: tuple[str, ...] = ()  # where a mount the user named may lie at all
 
     @property
     def mounts(self) -> tuple[Mount, ...]:
@@ -197,6 +198,7 @@ def to_record(spec: SandboxSpec) -> dict[str, Any]:
         "cwd": spec.cwd,
         "env": dict(spec.env),
         "protected": list(spec.protected),
+        "workdir_roots": list(spec.workdir_roots),
     }
 
 
@@ -227,4 +229,5 @@ def from_record(record: Mapping[str, Any]) -> SandboxSpec:
         cwd=str(record["cwd"]),
         env={str(k): str(v) for k, v in record["env"].items()},
         protected=tuple(str(p) for p in record.get("protected", ())),
+        workdir_roots=tuple(str(p) for p in record.get("workdir_roots", ())),
     )

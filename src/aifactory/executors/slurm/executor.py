@@ -76,6 +76,8 @@ class SlurmExecutorConfig:
     instance: str = "0"  # this facility's id (store.flags.instance_id), in its jobs' names
     identities: IdentityConfig = field(default_factory=IdentityConfig.for_this_process)
     software: Sequence[Path] = ()  # read-only software on the nodes besides /usr (e.g. /opt)
+    workdir_roots: Sequence[Path] = ()  # where a user's working directory may lie, besides
+    # the jobs directory: the site's project areas (docs/sandbox.md)
     open_network: bool = False  # may a job ask for network "open"
     pids_max: int = 8192  # processes of a project's identity on a node (ulimit -u)
     gpu_device_pattern: str = "/dev/nvidia{index}"  # a GPU's device node by its gres index
@@ -91,6 +93,8 @@ class SlurmExecutor:
         self.client = client
         self.identities = Identities(config.identities)
         self.software = host_software(config.software, python=False)
+        roots = [config.jobs_dir, *config.workdir_roots]
+        self.workdir_roots = [str(p.resolve()) for p in roots]
         config.jobs_dir.mkdir(parents=True, exist_ok=True)
         config.jobs_dir.chmod(TRAVERSE)
         self._models: dict[str, str | None] = {}  # node → GPU model, from the last inventory
@@ -202,6 +206,13 @@ class SlurmExecutor:
         the node, just before the sandbox is made)."""
         if launch.working_dir is None:
             return
+        roots = self.workdir_roots
+        given = os.path.normpath(launch.working_dir)
+        if not any(_inside(given, r) and _inside(os.path.realpath(given), r) for r in roots):
+            raise ValueError(
+                f"working directory {launch.working_dir} is not in a directory given to "
+                f"projects ({', '.join(roots)}): work in the job's own directory"
+            )
         try:
             owner = os.stat(launch.working_dir).st_uid
         except OSError:
@@ -230,6 +241,7 @@ class SlurmExecutor:
             launch,
             where,
             checked_dir=launch.working_dir,
+            workdir_roots=self.workdir_roots,
             gpu_device_pattern=self.config.gpu_device_pattern,
             pids_max=self.config.pids_max,
         )
@@ -544,6 +556,10 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         except ValueError:
             return None
     return found if isinstance(found, dict) else None
+
+
+def _inside(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
 TRAVERSE = 0o711  # the facility's directories on the shared file system: reached, not listed

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +119,7 @@ def batch_script(
     where: Where,
     *,
     checked_dir: str | None = None,
+    workdir_roots: Sequence[str] = (),
     gpu_device_pattern: str = "/dev/nvidia{index}",
     pids_max: int = 8192,
 ) -> str:
@@ -129,7 +130,7 @@ def batch_script(
     command = shlex.join(launch.command)
     before, _, after = gpu_device_pattern.partition("{index}")
     device = f'{shlex.quote(before)}"$gpu"{shlex.quote(after)}' if _ else shlex.quote(before)
-    check = _workdir_check(checked_dir) if checked_dir else ""
+    check = _workdir_check(checked_dir, workdir_roots) if checked_dir else ""
     return f"""#!/bin/bash
 # aifactory job {launch.job_id}, attempt {launch.attempt.number} (written by the Slurm executor)
 export PATH=/usr/bin:/bin
@@ -173,9 +174,14 @@ CONTROL_NODES = (
 )
 
 
-def _workdir_check(path: str) -> str:
-    """The user's working directory, as the node sees it: the identity's own, or no run."""
+def _workdir_check(path: str, roots: Sequence[str]) -> str:
+    """The user's working directory, as the node sees it: links resolved, inside a directory
+    given to projects and the identity's own; or no run."""
     quoted = shlex.quote(path)
     refusal = f"aifactory: the working directory {quoted} does not belong to this project"
-    owner = f'"$(stat -L -c %u {quoted} 2>/dev/null)"'
-    return f'[ {owner} = "$(id -u)" ] || {{ echo {refusal}; finish 1; }}\n'
+    patterns = "|".join(f"{shlex.quote(r)}|{shlex.quote(r.rstrip('/'))}/*" for r in roots)
+    return (
+        f'real="$(realpath -e {quoted} 2>/dev/null)"\n'
+        f'case "$real" in {patterns or "/nowhere/"}) ;; *) echo {refusal}; finish 1;; esac\n'
+        f'[ "$(stat -c %u "$real")" = "$(id -u)" ] || {{ echo {refusal}; finish 1; }}\n'
+    )

@@ -99,11 +99,10 @@ def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facilit
 
 
 def keep_private(settings: Settings) -> None:
-    """The facility's files are its identity's alone (DESIGN §8): what it makes from now on
-    is 0600/0700, and its directories are closed to others. Slurm's nodes reach jobs'
-    directories and datasets as the projects' identities, so there those directories are
-    only traversable (0711: no listing; each job's own part is its identity's, 0700)."""
-    os.umask(0o077)
+    """The facility's directories are closed to others (DESIGN §8; what it makes is 0600/0700
+    by `aifactory up`'s umask). Slurm's nodes reach jobs' directories and datasets as the
+    projects' identities, so there those directories are only traversable (0711: no listing;
+    each job's own part is its identity's, 0700)."""
     slurm = settings.executor == "slurm"
     for path in (settings.data_dir, settings.datasets_dir):
         path.mkdir(parents=True, exist_ok=True)

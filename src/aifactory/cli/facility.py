@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated, Literal, cast
 
@@ -154,6 +155,7 @@ def up(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--policy") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    os.umask(0o077)  # the facility's files are its own: its database, journals, passwords
     try:
         settings = Settings(
             host=host,

@@ -12,6 +12,7 @@ import typer
 from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -50,6 +51,16 @@ def parse_env(pairs: Sequence[str]) -> dict[str, str]:
             raise typer.BadParameter(f"{pair!r} is not KEY=VALUE")
         env[key] = value
     return env
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Text a job or a user chose (names, reasons, commands), safe for a terminal: control
+    characters (escape sequences that could retitle it, write the clipboard, hide lines) are
+    shown as \\x.. rather than acted on."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found[0]):02x}", text)
 
 
 def print_json(data: Any) -> None:
@@ -95,7 +106,7 @@ def table(
         else:
             view.add_column(column)
     for row in cells:
-        view.add_row(*row)
+        view.add_row(*(Text(printable(cell)) for cell in row))  # no markup, no control codes
     console.print(view)
 
 

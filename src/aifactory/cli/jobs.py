@@ -10,7 +10,14 @@ from typing import Annotated, Any
 import typer
 
 from aifactory.cli.context import client
-from aifactory.cli.formats import parse_duration, parse_env, print_json, table, when
+from aifactory.cli.formats import (
+    parse_duration,
+    parse_env,
+    print_json,
+    printable,
+    table,
+    when,
+)
 from aifactory.cli.units import JOULES_PER_KWH, energy, hours
 from aifactory.client import Client
 from aifactory.recipes import catalogue
@@ -226,28 +233,28 @@ def show(
     if as_json:
         print_json({**job, "progress": trained})
         return
-    typer.echo(
+    say(
         f"job {job['id']}  {job['name']}  [{job['state']}]"
         + (f"  {job['state_reason']}" if job["state_reason"] else "")
     )
-    typer.echo(f"  project {job['project']}, user {job['user']}")
-    typer.echo(f"  command {' '.join(job['command'])}")
-    typer.echo(
+    say(f"  project {job['project']}, user {job['user']}")
+    say(f"  command {' '.join(job['command'])}")
+    say(
         f"  asks    {job['nodes']} node(s) × {job['gpus']} GPU, {job['cpus']} CPU, "
         f"{job['memory_mb']} MB; limit {job['time_limit_s']} s"
     )
     if job["placement"]:
         for node, part in job["placement"].items():
-            typer.echo(f"  placed  {node}: GPUs {part['gpu_ids'] or '-'}, CPUs {part['cpu_ids']}")
-    typer.echo(f"  exit    {job['exit_code'] if job['exit_code'] is not None else '-'}")
+            say(f"  placed  {node}: GPUs {part['gpu_ids'] or '-'}, CPUs {part['cpu_ids']}")
+    say(f"  exit    {job['exit_code'] if job['exit_code'] is not None else '-'}")
     for used in job.get("datasets", []):
-        typer.echo(
+        say(
             f"  data    {used['dataset']}@{used['version']} in ${used['env']} "
             f"[{used['version_state']}, {used['access']}]: {used['note']}"
         )
     for used in job.get("usage", []):
         paid = f"allocation {used['allocation']}" if used["allocation"] else "metered only"
-        typer.echo(
+        say(
             f"  used    attempt {used['attempt']}: {hours(used['gpu_hours'])} GPU-h, "
             f"{energy(used['energy_j'] / JOULES_PER_KWH)} ({used['energy_source']}), "
             f"€ {used['net']} net of € {used['subsidy']} subsidy; {paid}"
@@ -255,8 +262,8 @@ def show(
     _show_progress(trained)
     if job.get("queue"):
         waiting = job["queue"]
-        typer.echo(f"  queue   #{waiting['position']}: {waiting['reason']}")
-        typer.echo(f"  start   {_estimate(waiting['estimated_start_at'])}")
+        say(f"  queue   #{waiting['position']}: {waiting['reason']}")
+        say(f"  start   {_estimate(waiting['estimated_start_at'])}")
     table(
         "history",
         ["at", "from", "to", "reason", "by"],
@@ -277,20 +284,25 @@ def _show_progress(trained: dict[str, Any]) -> None:
             f"{latest['tokens_per_s']:,.0f} tokens/s" if latest["tokens_per_s"] else None,
             f"eval ppl {latest['eval_ppl']:.4g}" if latest["eval_ppl"] is not None else None,
         ]
-        typer.echo(f"  train   {', '.join(f for f in figures if f)} (attempt {latest['attempt']})")
+        say(f"  train   {', '.join(f for f in figures if f)} (attempt {latest['attempt']})")
         if latest["checkpoint_step"] is not None:
-            typer.echo(
+            say(
                 f"  ckpt    step {latest['checkpoint_step']} at {when(latest['checkpoint_at'])} "
                 f"in {trained['checkpoint_dir']}"
             )
     for cut in trained.get("preemptions", []):
         kept = f"checkpoint at step {cut['checkpoint_step']}" if cut["checkpoint_at"] else None
-        typer.echo(
+        say(
             f"  lost    {cut['lost_gpu_s']:.0f} GPU-s to the preemption at "
             f"{when(cut['preempted_at'])} ({kept or 'no checkpoint: the whole run'}"
             + (f", {cut['lost_steps']} steps" if cut["lost_steps"] is not None else "")
             + ")"
         )
+
+
+def say(text: str) -> None:
+    """A line of `show`: what the job and its user chose is shown, never acted on."""
+    typer.echo(printable(text))
 
 
 def logs(

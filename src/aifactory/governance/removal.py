@@ -143,8 +143,11 @@ def tree_size(path: Path) -> tuple[int, int]:
     files = size = 0
     for current, _dirs, names in os.walk(path):
         for name in names:
+            try:  # a job's own directory changes under us while it runs
+                size += os.lstat(os.path.join(current, name)).st_size
+            except OSError:
+                continue
             files += 1
-            size += os.lstat(os.path.join(current, name)).st_size
     return files, size
 
 

@@ -184,6 +184,9 @@ def _lay_out(spec: ClusterSpec, root: Path) -> SlurmCluster:
         *(f"spool/{n}" for n in spec.nodes),
     ):
         (root / sub).mkdir(parents=True)
+        for made in (root / sub, *(root / sub).parents):
+            if made.is_relative_to(root):
+                made.chmod(0o755)  # whatever the umask: munged wants its socket's path open
     (root / "jobs").chmod(0o1777)
     key = root / "munge" / "munge.key"
     key.write_bytes(os.urandom(1024))

@@ -61,6 +61,7 @@ def test_a_job_sees_the_device_nodes_of_its_gpus_only(
     devices.mkdir()
     for index in range(4):
         (devices / f"nvidia{index}").write_text(f"gpu {index}\n")
+        (devices / f"nvidia{index}").chmod(0o666)  # as device nodes are
     executor = make_executor(virtual_gpu_devices=devices)
     script = "ls /dev | grep nvidia; cat /dev/nvidia*; echo $CUDA_VISIBLE_DEVICES"
     done = run_to_exit(executor, launch(1, ["sh", "-c", script], gpu_ids=["1", "3"]))
@@ -78,6 +79,8 @@ def test_a_dataset_is_there_read_only_and_nothing_else_of_the_data_root(
     for path in (version, other):
         path.mkdir(parents=True)
         (path / "data.txt").write_text(f"{path.parent.name}\n")
+        for made in (path, path.parent, path / "data.txt"):  # as registering makes them
+            made.chmod(0o755 if made.is_dir() else 0o444)
     script = (
         f"cat {version}/data.txt; (echo x > {version}/new) 2>/dev/null || echo read-only; "
         f"cat {other}/data.txt 2>/dev/null || echo no-other; ls {root}"

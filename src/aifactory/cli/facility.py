@@ -155,7 +155,6 @@ def up(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--policy") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    os.umask(0o077)  # the facility's files are its own: its database, journals, passwords
     try:
         settings = Settings(
             host=host,
@@ -186,6 +185,7 @@ def up(
         first = exc.errors()[0]
         where = str(first["loc"][0]).replace("_", "-") if first["loc"] else "site"
         raise typer.BadParameter(first["msg"], param_hint=f"--{where}") from None
+    os.umask(0o077)  # the facility's files are its own: its database, journals, passwords
     try:
         facility = build(settings)
     except SlurmError as exc:

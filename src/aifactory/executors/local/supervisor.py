@@ -122,19 +122,22 @@ class Supervisor:
                 self.jobdir.started,
                 {"pid": sandbox.proc.pid, "init_pid": sandbox.init_pid, "started_at": started_at},
             )
-            code: int | None = self._watch(sandbox, started_at)
+            code = self._watch(sandbox, started_at)
             usage = {**self._usage(energy_before, started_at), **self._clean_up()}
-            never_ran = (
-                _sandbox_error(self.jobdir.log, self.launch["command"]) if code == 1 else None
-            )
-            if never_ran is not None:  # bubblewrap's complaint: the command never ran
-                code = None
-            outcome, reason = self.stop_reason or (
-                ("failed", never_ran) if never_ran else self._outcome(code or 0)
-            )
+            outcome, reason, recorded = self._result(code)
             if self.stop_reason:
                 log.write(f"aifactory: {reason}\n".encode())
-            return _exit_record(outcome, code, reason, started_at, usage)
+            return _exit_record(outcome, recorded, reason, started_at, usage)
+
+    def _result(self, code: int) -> tuple[str, str, int | None]:
+        """(outcome, reason, exit code to record): a stop asked for wins; bubblewrap's own
+        complaint means the command never ran (no exit code of its own)."""
+        if self.stop_reason is not None:
+            return (*self.stop_reason, code)
+        never_ran = _sandbox_error(self.jobdir.log, self.launch["command"]) if code == 1 else None
+        if never_ran is not None:
+            return ("failed", never_ran, None)
+        return (*self._outcome(code), code)
 
     def _spawn(self, log: BinaryIO) -> Sandboxed:
         if not self.sandboxed:

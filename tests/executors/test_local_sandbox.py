@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,22 @@ def test_the_kernel_counts_its_cpu_time_and_peak_memory(executor: LocalExecutor)
     assert done.outcome is Outcome.SUCCEEDED
     assert done.usage["cpu_time_s"] > 0
     assert 60 <= done.usage["peak_memory_mb"] < 500
+
+
+def test_a_job_reads_the_directories_of_the_jobs_it_names_and_of_no_other(
+    executor: LocalExecutor,
+) -> None:
+    """A fine-tune reads its pretraining's checkpoints (`inputs`), read-only; a job that
+    did not name it does not see it."""
+    made = "mkdir -p checkpoints; echo weights > checkpoints/step-300.pt"
+    assert run_to_exit(executor, launch(1, ["sh", "-c", made])).outcome is Outcome.SUCCEEDED
+    pretrained = executor.work(1) / "checkpoints" / "step-300.pt"
+    script = (
+        f"cat {pretrained}; (echo x >> {pretrained}) 2>/dev/null || echo read-only; "
+        f"ls {executor.work(1).parent.parent} | wc -l"
+    )
+    done = run_to_exit(executor, replace(launch(2, ["sh", "-c", script]), inputs=(1,)))
+    assert done.outcome is Outcome.SUCCEEDED
+    assert executor.log_path(2).read_text().splitlines() == ["weights", "read-only", "2"]
+    other = run_to_exit(executor, launch(3, ["sh", "-c", f"cat {pretrained}"]))
+    assert other.outcome is Outcome.FAILED  # not named: not there

@@ -76,6 +76,12 @@ class JobSubmit(Request):
         description="none (default: loopback only) or open (the host's network, where the "
         "facility allows it)",
     )
+    inputs: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(
+        default_factory=list,
+        max_length=16,
+        description="earlier jobs of the same project whose own directories (checkpoints, "
+        "outputs) it reads, mounted read-only",
+    )
     datasets: list[Annotated[str, Field(pattern=DATASET_REF)]] = Field(
         default_factory=list,
         max_length=16,
@@ -130,6 +136,7 @@ class JobSubmit(Request):
             priority=self.priority,
             datasets=tuple(self.datasets),
             network=self.network,
+            inputs=tuple(dict.fromkeys(self.inputs)),
         )
 
 
@@ -164,6 +171,7 @@ class JobOut(Response):
     preemptible: bool
     priority: int
     network: Network
+    inputs: list[int]
     idempotency_key: str | None
     cancel_requested: bool
     attempts: int
@@ -195,6 +203,7 @@ class JobOut(Response):
             preemptible=job.preemptible,
             priority=job.priority,
             network=Network(job.network),
+            inputs=list(job.inputs or []),
             idempotency_key=job.idempotency_key,
             cancel_requested=job.cancel_requested,
             attempts=job.attempts,

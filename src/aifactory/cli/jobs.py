@@ -92,6 +92,14 @@ def submit(
         str | None,
         typer.Option("--from", help="fine-tuning: a job (its checkpoints) or a checkpoint path"),
     ] = None,
+    inputs: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--input",
+            help="an earlier job of the project whose own directory it reads, read-only "
+            "(repeatable)",
+        ),
+    ] = None,
     python: Annotated[
         str, typer.Option(help="the recipe's interpreter on the facility")
     ] = "python",
@@ -136,6 +144,11 @@ def submit(
         )
         if network is not None:
             spec["network"] = network
+        reads = list(inputs or [])
+        if start_from is not None and start_from.isdigit():
+            reads.append(int(start_from))  # --from JOB: its checkpoints are read
+        if reads:
+            spec["inputs"] = list(dict.fromkeys(reads))  # --from JOB: its checkpoints
         if preemptible is not None:
             spec["preemptible"] = preemptible
         if dataset:

@@ -552,5 +552,6 @@ def _active(
         project_id=job.project_id,
         datasets=datasets or (),
         network=job.network,
+        inputs=tuple(job.inputs or ()),
     )
     return ActiveJob(job.id, JobState(job.state), job.cancel_requested, job.preempt_reason, launch)

@@ -83,6 +83,9 @@ class JobSpec:
     priority: int = 0
     datasets: tuple[str, ...] = ()  # `name` or `name@version`: resolved at submission
     network: Network = Network.NONE
+    # Earlier jobs of the same project whose own directories it reads (a fine-tune, its
+    # pretraining's checkpoints): mounted read-only in its sandbox.
+    inputs: tuple[int, ...] = ()
 
     @property
     def per_node(self) -> Resources:

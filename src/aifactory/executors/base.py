@@ -61,6 +61,7 @@ class Launch:
     project_id: int | None = None  # …and whose identity it runs under (executors.sandbox)
     datasets: tuple[str, ...] = ()  # the granted versions' paths, mounted read-only
     network: str = "none"  # the job's network policy: none or open (executors.sandbox.spec)
+    inputs: tuple[int, ...] = ()  # its project's jobs whose own directories it reads
 
     @property
     def job_id(self) -> int:

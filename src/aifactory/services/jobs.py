@@ -102,6 +102,7 @@ def submit_jobs(session: Session, batch: Sequence[Submission], *, now: float) ->
                 rules[target.id] = rules_for(session, target.id, now)
             spec = _as_programme_says(submission.spec, rules[target.id])
             _check_network(spec, open_network=open_network)
+            _check_inputs(session, spec, target)
             declared = _declared(session, spec, nodes, target.id)
         except AifactoryError as exc:
             outcomes[index] = exc
@@ -188,6 +189,18 @@ def _check_network(spec: JobSpec, *, open_network: bool) -> None:
             "a job on several nodes needs network 'open' to reach its other nodes",
             field="network",
         )
+
+
+def _check_inputs(session: Session, spec: JobSpec, project: Project) -> None:
+    """Jobs it reads must be its own project's: another project's is answered as one that does
+    not exist."""
+    if not spec.inputs:
+        return
+    stmt = select(Job.id).where(Job.id.in_(spec.inputs), Job.project_id == project.id)
+    known = set(session.scalars(stmt))
+    for job_id in spec.inputs:
+        if job_id not in known:
+            raise InvalidInput(f"no job {job_id} in project {project.name}", field="inputs")
 
 
 def _as_programme_says(spec: JobSpec, rules: JobRules) -> JobSpec:
@@ -314,6 +327,7 @@ def _new_job(spec: JobSpec, project_id: int, user_id: int, key: str | None, now:
         preemptible=bool(spec.preemptible),
         priority=spec.priority,
         network=spec.network.value,
+        inputs=list(spec.inputs) or None,
         idempotency_key=key,
         submitted_at=now,
         updated_at=now,

@@ -103,6 +103,7 @@ class NewJob:
     uses_datasets: bool = False
     countries: list[str] | None = None
     network: str = "none"
+    inputs: list[int] | None = None
     id: int = 0
 
 

@@ -158,6 +158,8 @@ class Job(Base):
     countries: Mapped[list[str] | None] = mapped_column(JSON)
     # The job's network in its sandbox: "none" (loopback only, the default) or "open".
     network: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    # Jobs of its project whose own directories it reads, read-only (domain.jobs.JobSpec).
+    inputs: Mapped[list[int] | None] = mapped_column(JSON)
 
 
 class JobEvent(Base):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from aifactory.domain.jobfiles import checkpoint_dir, contract_env, work_dir
+from aifactory.domain.jobfiles import checkpoint_dir, contract_env, own_files, work_dir
 from aifactory.domain.jobs import Network
 from aifactory.domain.nodes import Node
 from aifactory.domain.resources import Resources
@@ -194,6 +194,7 @@ class LocalExecutor:
             self.software,
             JobPaths(str(work), str(jobdir.tmp), working_dir),
             datasets=launch.datasets,
+            inputs=[str(own_files(self.home(i))) for i in launch.inputs],
             devices=self._devices(node_slice.gpu_ids),
             network=network,
             hostname=self.node_id,

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from aifactory.domain.jobfiles import checkpoint_dir, contract_env, work_dir
+from aifactory.domain.jobfiles import checkpoint_dir, contract_env, own_files, work_dir
 from aifactory.domain.jobs import Network
 from aifactory.domain.nodes import Node
 from aifactory.domain.resources import Resources
@@ -269,6 +269,7 @@ class SlurmExecutor:
             self.software,
             JobPaths(str(self.work(attempt.job_id)), str(where.own / "tmp"), launch.working_dir),
             datasets=launch.datasets,
+            inputs=[str(own_files(self.home(i))) for i in launch.inputs],
             network=Network(launch.network),
             hostname=sorted(launch.placement)[0],
             env=env,

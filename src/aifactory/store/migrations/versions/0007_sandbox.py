@@ -1,4 +1,4 @@
-"""sandbox: each job's network policy
+"""sandbox: each job's network policy, and the jobs whose directories it reads
 
 Revision ID: 0007
 Revises: 0006
@@ -21,8 +21,10 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("network", sa.String(length=16), server_default="none", nullable=False)
         )
+        batch_op.add_column(sa.Column("inputs", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_column("inputs")
         batch_op.drop_column("network")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -145,3 +146,21 @@ def test_a_job_reads_the_directories_of_the_jobs_it_names_and_of_no_other(
     assert executor.log_path(2).read_text().splitlines() == ["weights", "read-only", "2"]
     other = run_to_exit(executor, launch(3, ["sh", "-c", f"cat {pretrained}"]))
     assert other.outcome is Outcome.FAILED  # not named: not there
+
+
+@pytest.mark.slow
+def test_a_multi_process_run_trains_in_its_sandbox(
+    make_executor: Callable[..., LocalExecutor],
+) -> None:
+    """torchrun's two ranks meet on the sandbox's own loopback (no network), share /dev/shm
+    and write their checkpoint: what the recipe's multi-GPU runs need (gloo on a CPU here)."""
+    executor = make_executor(cpus=2)
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+        "-m", "aifactory.recipes.dutch_gpt", "pretrain", "--config", "tiny", "--steps", "20",
+    ]  # fmt: skip
+    job = launch(1, command, env={"OMP_NUM_THREADS": "1"}, gpu_ids=["0", "1"], cpu_ids=[0, 1],
+                 memory_mb=4096, time_limit_s=300)  # fmt: skip
+    done = run_to_exit(executor, job, timeout_s=240)
+    assert done.outcome is Outcome.SUCCEEDED, executor.log_path(1).read_text()[-2000:]
+    assert list((executor.work(1) / "checkpoints").glob("step-*.pt"))

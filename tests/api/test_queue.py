@@ -6,6 +6,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 from aifactory.client.client import Client
+from aifactory.domain.jobs import JobState
+from aifactory.store.jobs import lock_job, switch_job_state
 from tests.api.helpers import Tenants
 from tests.conftest import LiveServer
 
@@ -37,3 +39,25 @@ def test_the_queue_lists_only_your_jobs_but_counts_everyone(
     seen = alice.queue()
     assert [j["id"] for j in seen] == [mine["id"]]
     assert seen[0]["queue"]["position"] == 2
+
+
+def test_held_jobs_are_in_the_queue_marked_held_with_what_releases_them(
+    live_server: LiveServer, admin: Client
+) -> None:
+    waiting = admin.submit(["train"], gpus=8, time_limit_s=600)
+    held = admin.submit(["train"], gpus=8, time_limit_s=600)
+    why = "budget: allocation default-starter has 0.0 GPU-h left, job needs up to 1.3"
+    with live_server.db.session() as session:
+        row = lock_job(session, held["id"])
+        assert row is not None
+        switch_job_state(session, row, JobState.HELD, now=1.0, actor="control", reason=why)
+    queued = admin.queue()
+    assert [j["id"] for j in queued] == [waiting["id"], held["id"]]  # after the line
+    assert queued[1]["queue"] == {
+        "position": None,
+        "held": True,
+        "reason": why,
+        "estimated_start_at": None,
+    }
+    assert queued[0]["queue"]["held"] is False
+    assert admin.job(held["id"])["queue"]["held"] is True

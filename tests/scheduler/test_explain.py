@@ -34,7 +34,7 @@ def test_reasons_positions_and_cautious_start_estimates() -> None:
     assert [found[i].position for i in (1, 2, 3, 4)] == [1, 2, 3, 4]
     assert [found[i].estimated_start for i in (1, 2, 3, 4)] == [100.0, 150.0, None, 160.0]
     assert found[1].reason.startswith("waiting for room: needs 8 GPU(s)")
-    assert "the emptiest node has 4 GPU(s) free" in found[1].reason
+    assert "GPUs are short: at most 4 free on a node it may use" in found[1].reason
     assert found[2].reason.startswith("fits now")
     assert found[3].reason.startswith("can never start here")
     assert "1 job(s) ahead" not in found[1].reason
@@ -80,3 +80,78 @@ def test_fairshare_explains_in_its_own_order_with_learned_estimates_and_notes() 
     assert found[3].estimated_start == 12000.0
     assert found[2].estimated_start == 12000.0
     assert found[1].estimated_start == 12000.0 + 3600.0
+
+
+# ---- what is short, named --------------------------------------------------------------------
+
+NL = NodeView("nl", Resources(4, 2, 16_000), "h100", country="NL")
+DE = NodeView("de", Resources(4, 2, 16_000), "a100", country="DE")
+
+
+def busy(node: str, used: Resources) -> RunningJob:
+    return RunningJob({"nl": 91, "de": 92}[node], "q", {node: used}, 0.0, 100.0)
+
+
+def reason(job: PendingJob, *running: RunningJob) -> str:
+    snapshot = Snapshot(nodes=(NL, DE), running=running, pending=(job,))
+    return explain(snapshot, now=10.0, policy=FIFO)[job.job_id].reason
+
+
+def a_job(per_node: Resources, **more: object) -> PendingJob:
+    return replace(PendingJob(1, "p", 1.0, per_node), **more)  # type: ignore[arg-type]
+
+
+def test_a_job_short_of_cpu_slots_is_told_so_not_about_free_gpus() -> None:
+    """The 8-GPU demo on a 2-core machine: GPUs free, CPU slots not."""
+    full = (busy("nl", Resources(0, 2, 1000)), busy("de", Resources(0, 2, 1000)))
+    said = reason(a_job(Resources(0, 1, 1024)), *full)
+    assert said == (
+        "waiting for room: needs 0 GPU(s), 1 CPU(s) and 1024 MB; "
+        "CPU slots are short: at most 0 free on a node it may use"
+    )
+
+
+def test_a_job_short_of_memory_is_told_so() -> None:
+    taken = (busy("nl", Resources(0, 0, 12_000)), busy("de", Resources(0, 0, 12_000)))
+    said = reason(a_job(Resources(1, 1, 8000)), *taken)
+    assert "MB of memory are short: at most 4000 free on a node it may use" in said
+    assert "GPUs are short" not in said
+    assert "CPU slots are short" not in said
+
+
+def test_a_job_bound_to_its_datas_country_is_told_which_nodes_it_may_use() -> None:
+    """Room on the German node does not help a job whose data stays in the Netherlands."""
+    said = reason(a_job(Resources(2, 1, 1000), countries=frozenset({"NL"})),
+                  busy("nl", Resources(3, 0, 0)))  # fmt: skip
+    assert "GPUs are short: at most 1 free on a node it may use" in said
+    assert said.endswith(
+        "it may use 1 of the facility's 2 nodes (its data may be processed only in NL)"
+    )
+
+
+def test_a_job_for_several_nodes_is_told_how_many_have_room() -> None:
+    said = reason(a_job(Resources(2, 1, 1000), nodes=2), busy("de", Resources(3, 0, 0)))
+    assert said.startswith("waiting for room: needs 2 nodes, each with 2 GPU(s)")
+    assert "GPUs are short: 1 of the 2 nodes it needs have them free" in said
+
+
+def test_room_split_over_nodes_is_no_room() -> None:
+    gpus_here_cpus_there = (busy("nl", Resources(0, 2, 0)), busy("de", Resources(4, 0, 0)))
+    said = reason(a_job(Resources(1, 1, 100), gpu_model=None), *gpus_here_cpus_there)
+    assert said.endswith("no node it may use has all of it free at once")
+
+
+def test_why_a_job_can_never_start_names_what_no_node_has() -> None:
+    assert reason(a_job(Resources(1, 1, 100), countries=frozenset({"FR"}))) == (
+        "can never start here: its data may be processed only in FR, and no node stands there"
+    )
+    assert reason(a_job(Resources(1, 1, 100), gpu_model="b200")) == (
+        "can never start here: no node has GPUs of model b200"
+    )
+    assert reason(a_job(Resources(1, 1, 100), gpu_model="a100", countries=frozenset({"NL"}))) == (
+        "can never start here: no node in NL has GPUs of model a100"
+    )
+    too_big = reason(a_job(Resources(2, 4, 64_000)))
+    assert too_big.startswith("can never start here: needs 2 GPU(s), 4 CPU(s) and 64000 MB")
+    assert "CPU slots (the largest has 2)" in too_big
+    assert "MB of memory (the largest has 16000)" in too_big

@@ -235,8 +235,13 @@ class JobEventOut(Response):
 
 
 class QueueInfo(BaseModel):
-    position: int = Field(description="1 = next in line, counting every job in the facility")
-    reason: str = Field(description="why the job is not running yet")
+    position: int | None = Field(
+        description="1 = next in line, counting every job in the facility; null: held"
+    )
+    held: bool = Field(
+        False, description="HELD: out of the line until what the reason names releases it"
+    )
+    reason: str = Field(description="why the job is not running yet (held: what releases it)")
     estimated_start_at: datetime | None = Field(
         description="a cautious estimate: jobs ahead run to their limits, no backfill"
     )
@@ -245,6 +250,7 @@ class QueueInfo(BaseModel):
     def of(cls, explanation: Any) -> QueueInfo:
         return cls(
             position=explanation.position,
+            held=explanation.held,
             reason=explanation.reason,
             estimated_start_at=_iso(explanation.estimated_start),
         )
@@ -252,7 +258,9 @@ class QueueInfo(BaseModel):
 
 class JobDetail(JobOut):
     events: list[JobEventOut]
-    queue: QueueInfo | None = Field(None, description="for a PENDING job: why it waits")
+    queue: QueueInfo | None = Field(
+        None, description="for a PENDING or HELD job: why it waits, or what releases it"
+    )
 
 
 class QueuedJobOut(JobOut):

@@ -275,7 +275,8 @@ def show(
     _show_progress(trained)
     if job.get("queue"):
         waiting = job["queue"]
-        say(f"  queue   #{waiting['position']}: {waiting['reason']}")
+        place = "held" if waiting.get("held") else f"#{waiting['position']}"
+        say(f"  queue   {place}: {waiting['reason']}")
         say(f"  start   {_estimate(waiting['estimated_start_at'])}")
     table(
         "history",
@@ -396,7 +397,7 @@ def show_queue(
         ["#", "id", "name", "project", "gpus", "estimated start", "why waiting"],
         [
             [
-                j["queue"]["position"],
+                "held" if j["queue"].get("held") else j["queue"]["position"],
                 j["id"],
                 j["name"],
                 j["project"],

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aifactory.domain.resources import Resources
+from aifactory.scheduler import shortfall
 from aifactory.scheduler.estimates import expected_end
 from aifactory.scheduler.fairshare import overuse_penalty
 from aifactory.scheduler.placement import FreeIndex
@@ -29,9 +30,10 @@ PLANNED = 500
 @dataclass(frozen=True, slots=True)
 class Explanation:
     job_id: int
-    position: int  # 1 = next in line
+    position: int | None  # 1 = next in line; None: held, out of the line until released
     reason: str
     estimated_start: float | None  # None: not planned (beyond PLANNED, or can never start)
+    held: bool = False  # HELD: the reason says what releases it
 
 
 def explain(snapshot: Snapshot, now: float, policy: Policy | None = None) -> dict[int, Explanation]:
@@ -58,22 +60,13 @@ def _reason(
     capacity: FreeIndex,
     models: Mapping[str, NodeKind],
 ) -> str:
-    ask = _ask(job)
+    """Named by shortfall: what is short, on the nodes the job may use at all."""
     if capacity.place(job, models) is None:
-        return f"can never start here: no {job.nodes} node(s) can each hold {ask}"
+        return shortfall.never(job, capacity.free, models)
     if free_now.place(job, models) is not None:
         return "fits now: starts at the next scheduling round unless an earlier job takes it"
-    best = max(free_now.free.values(), key=lambda r: r.gpus, default=Resources())
     ahead = f"; {position - 1} job(s) ahead in the queue" if position > 1 else ""
-    return f"waiting for room: needs {ask}, the emptiest node has {best.gpus} GPU(s) free{ahead}"
-
-
-def _ask(job: PendingJob) -> str:
-    model = f" of model {job.gpu_model}" if job.gpu_model and job.per_node.gpus else ""
-    return (
-        f"{job.per_node.gpus} GPU(s){model}, {job.per_node.cpus} CPU(s) and "
-        f"{job.per_node.memory_mb} MB"
-    )
+    return shortfall.waiting(job, free_now.free, capacity.free, models) + ahead
 
 
 def _fairness_notes(snapshot: Snapshot, policy: Policy, now: float) -> dict[int, str]:

@@ -2,6 +2,8 @@
 
 Computed on demand from a fresh snapshot (`scheduler.explain`), so the control loop writes
 nothing for it. Positions count every job in the facility's queue; only visible jobs are listed.
+HELD jobs (no budget, no data grant…) are listed after the line, marked held, with the reason
+that says what releases them: they are the jobs users ask about most.
 """
 
 from __future__ import annotations
@@ -40,19 +42,28 @@ def queue(
     policy: Policy | None = None,
 ) -> list[Queued]:
     explanations = _explanations(session, now, policy)
-    stmt = select(Job).where(Job.state == JobState.PENDING.value)
+    waiting = [JobState.PENDING.value, JobState.HELD.value]
+    stmt = select(Job).where(Job.state.in_(waiting))
     if project is not None:
         found = project_by_name(session, principal, project, action=Action.JOB_READ)
         stmt = stmt.where(Job.project_id == found.id)
     visible = [j for j in session.scalars(stmt) if principal.may(Action.JOB_READ, j.project_id)]
-    listed = [Queued(j, explanations[j.id]) for j in visible if j.id in explanations]
-    return sorted(listed, key=lambda q: q.explanation.position)[:limit]
+    in_line = [Queued(j, explanations[j.id]) for j in visible if j.id in explanations]
+    held = [Queued(j, held_explanation(j)) for j in visible if j.state == JobState.HELD.value]
+    in_line.sort(key=lambda q: q.explanation.position or 0)
+    return [*in_line, *sorted(held, key=lambda q: q.job.id)][:limit]
+
+
+def held_explanation(job: Job) -> Explanation:
+    return Explanation(job.id, None, job.state_reason or "held", None, held=True)
 
 
 def explain_job(
     session: Session, job: Job, *, now: float, policy: Policy | None = None
 ) -> Explanation | None:
-    """The explanation of one (already visible) job, if it is waiting."""
+    """The explanation of one (already visible) job, if it is waiting or held."""
+    if job.state == JobState.HELD.value:
+        return held_explanation(job)
     if job.state != JobState.PENDING.value:
         return None
     return _explanations(session, now, policy).get(job.id)

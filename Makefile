@@ -51,6 +51,7 @@ bench: setup system-deps
 	$(BIN)/python benchmarks/decision_cost.py
 	$(BIN)/python benchmarks/portal_pages.py
 	$(BIN)/python benchmarks/sandbox_start.py
+	$(BIN)/python benchmarks/cli_startup.py
 
 clean:
 	rm -rf $(VENV) .aifactory .mypy_cache .ruff_cache .pytest_cache

@@ -6,7 +6,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from aifactory.cli.main import app
+from aifactory.cli.sim import POLICY_NAMES
 from aifactory.sim.metrics import KEYS
+from aifactory.sim.replay import POLICIES
 
 
 def test_sim_prints_a_table_and_writes_design_json(tmp_path: Path) -> None:
@@ -24,6 +26,11 @@ def test_sim_prints_a_table_and_writes_design_json(tmp_path: Path) -> None:
     assert set(report["policies"]) == {"fifo", "slurm", "fairshare", "oracle"}
     for figures in report["policies"].values():
         assert set(KEYS) <= set(figures)
+
+
+def test_sim_help_names_the_policies_the_simulator_knows() -> None:
+    """--help names them without importing the simulator; this keeps the two lists one."""
+    assert tuple(POLICIES) == POLICY_NAMES
 
 
 def test_sim_refuses_unknown_policies_and_traces(tmp_path: Path) -> None:

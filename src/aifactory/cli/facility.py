@@ -8,15 +8,10 @@ from pathlib import Path
 from typing import Annotated, Literal, cast
 
 import typer
-from pydantic import ValidationError
 
 from aifactory.cli.config import config_path, load, save
 from aifactory.cli.context import client
 from aifactory.cli.formats import print_json, table
-from aifactory.executors.sandbox.check import SandboxUnavailable
-from aifactory.executors.sandbox.software import SandboxConfigError
-from aifactory.executors.slurm.commands import SlurmError
-from aifactory.scheduler import policy_named
 
 facility_app = typer.Typer(
     help="The facility: nodes, queue, admission (operators).", invoke_without_command=True
@@ -145,7 +140,15 @@ def up(
 ) -> None:
     """Start a facility: API and control loop here; jobs on this machine (local executor) or
     on the Slurm cluster this machine is a client of (--executor slurm)."""
+    # here, not at the top: the facility's own modules (pydantic, the executors, the
+    # scheduler, the server) would slow every other command's start-up
+    from pydantic import ValidationError
+
     from aifactory.config import Settings
+    from aifactory.executors.sandbox.check import SandboxUnavailable
+    from aifactory.executors.sandbox.software import SandboxConfigError
+    from aifactory.executors.slurm.commands import SlurmError
+    from aifactory.scheduler import policy_named
     from aifactory.server import build, serve
 
     if executor not in ("local", "slurm"):

@@ -1,21 +1,24 @@
-"""`aifactory sim`: replay a trace under several policies and compare them to a baseline."""
+"""`aifactory sim`: replay a trace under several policies and compare them to a baseline.
+
+The simulator (the scheduler, matplotlib, numpy) is imported when `sim` runs, not when the
+module is: every other command's start-up would pay for it.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import Progress
 
 from aifactory.cli.formats import console, table
-from aifactory.sim.plots import plot_runs
-from aifactory.sim.replay import POLICIES, replay, report
-from aifactory.sim.scenarios import Workload, workload
-from aifactory.sim.sweep import sweep
-from aifactory.sim.traces import TraceError
 
+if TYPE_CHECKING:
+    from aifactory.sim.scenarios import Workload
+
+# for --help only; `sim.replay.POLICIES` decides (a test keeps the two the same)
+POLICY_NAMES = ("fifo", "easy", "slurm", "fairshare", "oracle")
 HOURS = frozenset({"avg_wait", "p99_wait", "avg_jct"})
 SHOWN = {  # JSON key → column heading (short, so the table fits a terminal)
     "avg_wait": "wait h",
@@ -45,7 +48,7 @@ def sim(
         ),
     ],
     policies: Annotated[
-        str, typer.Option(help=f"comma list of {', '.join(POLICIES)}")
+        str, typer.Option(help=f"comma list of {', '.join(POLICY_NAMES)}")
     ] = "fifo,slurm,fairshare,oracle",
     gpus: Annotated[int | None, typer.Option(help="GPUs to replay on (8-GPU nodes)")] = None,
     jobs: Annotated[int | None, typer.Option(help="only the first N jobs")] = None,
@@ -69,6 +72,12 @@ def sim(
     ] = None,
 ) -> None:
     """Replay a workload trace through the live scheduler, policy by policy."""
+    from rich.progress import Progress
+
+    from aifactory.sim.replay import POLICIES, replay, report
+    from aifactory.sim.scenarios import workload
+    from aifactory.sim.traces import TraceError
+
     names = [p.strip() for p in policies.split(",") if p.strip()]
     unknown = [p for p in names if p not in POLICIES]
     if unknown:
@@ -98,6 +107,8 @@ def sim(
         json_out.write_text(json.dumps(result, indent=2) + "\n")
         console.print(f"wrote {json_out}")
     if plot is not None:
+        from aifactory.sim.plots import plot_runs  # matplotlib: only for a plot
+
         plot_runs(runs, f"{result['trace']}: {result['jobs']} jobs on {result['gpus']} GPUs", plot)
         console.print(f"wrote {plot}")
 
@@ -121,6 +132,8 @@ def _sweep(
     gpu_cost: float | None,
     json_out: Path | None,
 ) -> None:
+    from aifactory.sim.sweep import sweep
+
     with console.status(f"replaying on {len(sizes)} facility sizes"):
         rows = sweep(work, sizes, names, gpu_cost)
     table(

@@ -2,8 +2,9 @@
 control-plane crashes, driven through the real control loop on a real SQLite database.
 
 After every step, for the default project's allocation:
-- its balance (the sum of its entries) equals award + adjustments − settled use − open
-  reservations, each counted independently from the usage records and the job rows;
+- its balance (the sum of its entries, in GPU-milliseconds) equals award + adjustments −
+  settled use − open reservations, each counted independently from the usage records and the
+  job rows;
 - it runs out, or goes below zero (an attempt ran into its stop grace period past its limit),
   only with its 100 % alert recorded;
 - every ended attempt with a reservation has exactly one usage record, one release and one
@@ -98,7 +99,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def tick(self) -> None:
         self.loop.tick()
 
-    @rule(seconds=st.sampled_from([1.0, 60.0, 3600.0]))
+    @rule(seconds=st.sampled_from([0.25, 1.0, 60.0, 3600.0]))
     def wait(self, seconds: float) -> None:
         self.clock.advance(seconds)
 
@@ -130,7 +131,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 session,
                 allocation_id=allocation.id,
                 kind=EntryKind.ADJUST,
-                gpu_s=hours * 3600,
+                gpu_ms=hours * 3_600_000,
                 key=f"adjust:{self.adjustments}",
                 at=self.clock(),
                 actor="admin",
@@ -167,17 +168,17 @@ class LedgerMachine(RuleBasedStateMachine):
             alerts = set(session.scalars(select(AllocationAlert.threshold)))
         by_kind = Counter[str]()
         for entry in entries:
-            by_kind[entry.kind] += entry.gpu_s
-        settled_use = sum(r.gpu_s for r in records)
+            by_kind[entry.kind] += entry.gpu_ms
+        settled_use = sum(r.gpu_ms for r in records)
         open_reserved = sum(
-            -e.gpu_s
+            -e.gpu_ms
             for e in entries
             if e.kind == EntryKind.RESERVE
             and e.job_id is not None
             and jobs[e.job_id].attempts == e.attempt
             and JobState(jobs[e.job_id].state) in ACTIVE
         )
-        balance = sum(e.gpu_s for e in entries)
+        balance = sum(e.gpu_ms for e in entries)
         granted = by_kind[EntryKind.AWARD] + by_kind[EntryKind.ADJUST]
         assert balance == granted - settled_use - open_reserved
         if balance <= 0 and granted > 0:
@@ -214,7 +215,7 @@ class LedgerMachine(RuleBasedStateMachine):
                     if (e.job_id, e.attempt, e.kind) == (job_id, attempt, EntryKind.SETTLE)
                 )
                 record = records[(job_id, attempt)]
-                assert -settle.gpu_s == record.gpu_s
+                assert -settle.gpu_ms == record.gpu_ms
                 assert settle.cost_cents == record.gpu_cents + record.cpu_cents
                 assert settle.subsidy_cents == record.subsidy_cents
 

@@ -1,5 +1,5 @@
-"""Metering one attempt: devices held × wall time; energy measured by NVML when the executor
-read it, else modelled from board power and marked so."""
+"""Metering one attempt: devices held × wall time, in milliseconds; energy measured by NVML
+when the executor read it, else modelled from board power and marked so."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def test_energy_read_from_nvml_counters_is_measured() -> None:
         ended_at=400.0,
         observed={"wall_s": 300.0, "gpu_energy_j": 123_456.0},
     )
-    assert (got.gpu_s, got.cpu_s) == (600, 2400)
+    assert (got.gpu_ms, got.cpu_ms) == (600_000, 2_400_000)
     assert (got.energy_j, got.energy_measured) == (123_456.0, True)
 
 
@@ -44,11 +44,27 @@ def test_an_unknown_or_virtual_gpu_uses_the_default_power() -> None:
 
 def test_an_attempt_that_never_started_used_nothing() -> None:
     got = meter(gpus=8, cpus=8, gpu_model="h100", started_at=None, ended_at=50.0, observed={})
-    assert (got.gpu_s, got.cpu_s, got.energy_j) == (0, 0, 0.0)
+    assert (got.gpu_ms, got.cpu_ms, got.energy_j) == (0, 0, 0.0)
 
 
 def test_cpu_only_work_has_no_gpu_energy_even_with_a_reading() -> None:
     got = meter(
         gpus=0, cpus=2, gpu_model=None, started_at=0, ended_at=5, observed={"gpu_energy_j": 9.0}
     )
-    assert (got.gpu_s, got.cpu_s, got.energy_j, got.energy_measured) == (0, 10, 0.0, False)
+    assert (got.gpu_ms, got.cpu_ms, got.energy_j, got.energy_measured) == (0, 10_000, 0.0, False)
+
+
+@pytest.mark.parametrize(
+    ("started", "ended", "gpu_ms"),
+    [
+        (100.0, 100.4, 1_600),  # 0.4 s on 4 GPUs: once rounded to 2 GPU-s, now to nothing
+        (100.0, 100.6, 2_400),
+        (1_700_000_000.123, 1_700_000_000.9, 3_108),  # the clock's float, to the millisecond
+        (100.0, 100.0004, 0),  # under half a millisecond: the clock's noise
+    ],
+)
+def test_a_sub_second_attempt_is_metered_to_the_millisecond(
+    started: float, ended: float, gpu_ms: int
+) -> None:
+    got = meter(gpus=4, cpus=2, gpu_model="h100", started_at=started, ended_at=ended, observed={})
+    assert (got.gpu_ms, got.cpu_ms) == (gpu_ms, gpu_ms // 2)  # GPUs × wall ms, exactly

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -187,6 +188,27 @@ def test_json_is_stable_and_rounded(report: FunderReport) -> None:
     assert figures["pool_share"]["research"] == {"delivered": 0.8667, "promised": 0.6}
     assert figures["wait_by_programme"]["research"]["p95_s"] == 1000.0
     assert figures["co2_kg"] == 1.0
+
+
+YEAR_1 = datetime(1, 1, 1, tzinfo=UTC).timestamp()  # a report asked `from=0001-01-01`
+
+
+def test_dates_are_iso_8601_with_four_digit_years(tmp_path: Path) -> None:
+    """`strftime("%Y")` printed year 1 as "1"; ISO 8601 wants "0001"."""
+    since_year_1 = build_report(ReportInput(YEAR_1, END, 8, 250.0, usage=USAGE))
+
+    assert json.loads(report_json(since_year_1))["period"] == {
+        "start": "0001-01-01T00:00:00Z",
+        "end": "2026-02-01T00:00:00Z",
+    }
+    rows = list(csv.reader(io.StringIO(report_csv(since_year_1))))
+    assert ["period", "start", "0001-01-01T00:00:00Z"] in rows
+    (svg,) = [
+        path.read_text()
+        for path in report_charts(since_year_1, tmp_path, fmt="svg")
+        if path.stem == "pool_share"
+    ]
+    assert "0001-01-01 – 2026-01-31" in svg
 
 
 def test_csv_is_one_flat_table(report: FunderReport) -> None:

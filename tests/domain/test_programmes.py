@@ -21,11 +21,16 @@ from aifactory.domain.programmes import (
     thresholds_crossed,
 )
 
-H = 3600
+H = 3_600_000  # GPU-milliseconds in a GPU-hour: the ledger's unit
 
 
 def funds(aid: int, left_h: float, start: float = 0, end: float = 100, model: str | None = None):
     return Funds(aid, f"a{aid}", "p", Window(start, end), round(left_h * H), model)
+
+
+def test_a_balance_a_millisecond_short_does_not_pay() -> None:
+    assert isinstance(payer([funds(1, 1)], H, None, 0), Funds)
+    assert isinstance(payer([funds(1, 1)], H + 1, None, 0), str)
 
 
 def test_the_allocation_that_expires_first_pays() -> None:
@@ -67,13 +72,16 @@ def test_balance_counts_only_open_reservations() -> None:
         Entry(EntryKind.ADJUST, 50, "j"),
     ]
     balance = balance_of(entries)
-    assert (balance.awarded, balance.adjusted, balance.settled, balance.reserved) == (
+    assert (balance.awarded_ms, balance.adjusted_ms, balance.settled_ms, balance.reserved_ms) == (
         1000,
         50,
         120,
         200,
     )
-    assert balance.left == sum(e.gpu_s for e in entries) == 730
+    assert balance.left_ms == sum(e.gpu_ms for e in entries) == 730
+    assert (balance.granted_ms, balance.used_ms) == (1050, 320)
+    # In GPU-seconds, for showing: the same balance, not rounded.
+    assert (balance.awarded, balance.settled, balance.left, balance.used) == (1, 0.12, 0.73, 0.32)
 
 
 def test_pool_shares_are_split_then_shared_by_award() -> None:
@@ -134,7 +142,7 @@ def test_windows_and_conflicts() -> None:
 
 
 def test_money_rounds_half_up_to_the_cent() -> None:
-    assert cost_cents(1800, Decimal("2.50")) == 125
-    assert cost_cents(900, Decimal("0.02")) == 1  # half a cent rounds up
+    assert cost_cents(1_800_000, Decimal("2.50")) == 125
+    assert cost_cents(900_000, Decimal("0.02")) == 1  # half a cent rounds up
     assert share_cents(126, 100) == 126
     assert share_cents(125, 50) == 63

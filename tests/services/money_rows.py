@@ -1,8 +1,9 @@
 """Rows for the usage, invoice and report tests, written straight into the store.
 
 `Metered` attempts come with what the control loop would have written with them: the job's
-events (submitted, admitted, running, ended), the usage record with known cents, and for an
-attempt an allocation paid, its reserve, release and settle ledger entries.
+events (submitted, admitted, running, ended), the usage record with known cents and its
+paying programme's terms, and for an attempt an allocation paid, its reserve, release and
+settle ledger entries.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from aifactory.domain.jobs import JobState
 from aifactory.domain.ledger import EntryKind, entry_key
+from aifactory.domain.money import ms_of_seconds
 from aifactory.store.models import (
     Allocation,
     Job,
@@ -126,12 +128,12 @@ class Metered:
     booked_at: float | None = None  # when it was settled; default: at the end
 
     @property
-    def gpu_s(self) -> int:
-        return round(self.gpus * (self.ended_at - self.started_at))
+    def gpu_ms(self) -> int:
+        return self.gpus * ms_of_seconds(self.ended_at - self.started_at)
 
     @property
-    def cpu_s(self) -> int:
-        return round(self.cpus * (self.ended_at - self.started_at))
+    def cpu_ms(self) -> int:
+        return self.cpus * ms_of_seconds(self.ended_at - self.started_at)
 
 
 def run_attempt(
@@ -146,8 +148,10 @@ def run_attempt(
     """Admit, start and end one attempt of `job`, metered as `used` and paid by `allocation`."""
     admitted = used.started_at if used.admitted_at is None else used.admitted_at
     event(session, job, JobState.PENDING, JobState.ADMITTED, admitted)
+    programme = session.get(Programme, allocation.programme_id) if allocation else None
     if allocation is not None:
-        _post(session, allocation, job, attempt, EntryKind.RESERVE, -used.gpus * 86400, admitted)
+        reserved = -used.gpus * 86400 * 1000
+        _post(session, allocation, job, attempt, EntryKind.RESERVE, reserved, admitted)
     event(session, job, JobState.ADMITTED, JobState.RUNNING, used.started_at)
     event(session, job, JobState.RUNNING, end_state, used.ended_at)
     record = UsageRecord(
@@ -160,10 +164,13 @@ def run_attempt(
         cpus=used.cpus,
         started_at=used.started_at,
         ended_at=used.ended_at,
-        gpu_s=used.gpu_s,
-        cpu_s=used.cpu_s,
+        gpu_ms=used.gpu_ms,
+        cpu_ms=used.cpu_ms,
         energy_j=used.energy_j,
         energy_measured=used.measured,
+        gpu_price=programme.gpu_tariffs["*"] if programme else "0",
+        cpu_price=programme.cpu_tariff if programme else "0",
+        subsidy_pct=programme.subsidy_pct if programme else 0,
         gpu_cents=used.gpu_cents,
         cpu_cents=used.cpu_cents,
         subsidy_cents=used.subsidy_cents,
@@ -171,16 +178,15 @@ def run_attempt(
     )
     session.add(record)
     if allocation is not None:
-        _post(
-            session, allocation, job, attempt, EntryKind.RELEASE, used.gpus * 86400, used.ended_at
-        )
+        released = used.gpus * 86400 * 1000
+        _post(session, allocation, job, attempt, EntryKind.RELEASE, released, used.ended_at)
         _post(
             session,
             allocation,
             job,
             attempt,
             EntryKind.SETTLE,
-            -used.gpu_s,
+            -used.gpu_ms,
             used.ended_at,
             cost_cents=used.gpu_cents + used.cpu_cents,
             subsidy_cents=used.subsidy_cents,
@@ -197,7 +203,7 @@ def _post(
     job: Job,
     attempt: int,
     kind: EntryKind,
-    gpu_s: float,
+    gpu_ms: int,
     at: float,
     *,
     cost_cents: int = 0,
@@ -210,7 +216,7 @@ def _post(
             job_id=job.id,
             attempt=attempt,
             kind=kind.value,
-            gpu_s=round(gpu_s),
+            gpu_ms=gpu_ms,
             cost_cents=cost_cents,
             subsidy_cents=subsidy_cents,
             at=at,

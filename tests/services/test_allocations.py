@@ -21,6 +21,8 @@ from aifactory.services.allocations import (
 from aifactory.store.db import Database
 from tests.services.accounting_world import DAY, T0, H, build_world, who
 
+MS = 1000  # the ledger counts GPU-milliseconds
+
 NOW = T0 + 3600.0
 
 
@@ -141,11 +143,11 @@ def test_adjustments_are_signed_ledger_entries_that_never_go_below_zero(world: D
 
     with world.read() as s:
         entries = allocation_ledger(s, who(s, "bob"), allocation=name)
-    assert [(e.kind, e.gpu_s, e.key, e.actor) for e in entries] == [
-        ("award", 100 * H, f"award:{entries[0].allocation_id}", "admin"),
-        ("adjust", 10 * H, f"adjust:{entries[0].allocation_id}:1", "fiona"),
-        ("adjust", round(-30.5 * H), f"adjust:{entries[0].allocation_id}:2", "admin"),
-        ("adjust", round(-79.5 * H), f"adjust:{entries[0].allocation_id}:3", "fiona"),
+    assert [(e.kind, e.gpu_ms, e.key, e.actor) for e in entries] == [
+        ("award", 100 * H * MS, f"award:{entries[0].allocation_id}", "admin"),
+        ("adjust", 10 * H * MS, f"adjust:{entries[0].allocation_id}:1", "fiona"),
+        ("adjust", round(-30.5 * H) * MS, f"adjust:{entries[0].allocation_id}:2", "admin"),
+        ("adjust", round(-79.5 * H) * MS, f"adjust:{entries[0].allocation_id}:3", "fiona"),
     ]
     assert all(e.reason == "correction" for e in entries[1:])
 
@@ -155,15 +157,21 @@ def test_the_listing_shows_balances_windows_and_alerts(world: Database) -> None:
     aid = view.allocation.id
     with world.session() as s:  # as the control loop would: 9 GPU-h reserved, 2 settled
         common: dict[str, Any] = {"allocation_id": aid, "at": NOW, "actor": "control"}
-        ledger.post(s, kind=EntryKind.RESERVE, gpu_s=-9 * H, key="r", reason="r", **common)
-        ledger.post(s, kind=EntryKind.SETTLE, gpu_s=-2 * H, key="s", reason="s", **common)
-        ledger.post(s, kind=EntryKind.RESERVE, gpu_s=-3 * H, key="r2", reason="r", **common)
-        ledger.post(s, kind=EntryKind.RELEASE, gpu_s=3 * H, key="x2", reason="x", **common)
+        ledger.post(s, kind=EntryKind.RESERVE, gpu_ms=-9 * H * MS, key="r", reason="r", **common)
+        ledger.post(s, kind=EntryKind.SETTLE, gpu_ms=-2 * H * MS, key="s", reason="s", **common)
+        ledger.post(s, kind=EntryKind.RESERVE, gpu_ms=-3 * H * MS, key="r2", reason="r", **common)
+        ledger.post(s, kind=EntryKind.RELEASE, gpu_ms=3 * H * MS, key="x2", reason="x", **common)
         raise_alerts(s, aid, now=NOW)
     with world.read() as s:
         (listed,) = list_allocations(s, who(s, "bob"), now=NOW + 31 * DAY)
     b = listed.balance
-    assert (b.awarded, b.adjusted, b.settled, b.reserved, b.left) == (10 * H, 0, 2 * H, 9 * H, -H)
+    assert (b.awarded_ms, b.adjusted_ms, b.settled_ms, b.reserved_ms, b.left_ms) == (
+        10 * H * MS,
+        0,
+        2 * H * MS,
+        9 * H * MS,
+        -H * MS,
+    )
     assert listed.active is False  # 31 days on, it has ended
     assert [a.threshold for a in listed.alerts] == [80, 100]
 

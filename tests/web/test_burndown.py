@@ -10,7 +10,7 @@ from aifactory.web.burndown import (
     running_balance,
 )
 
-H = 3600
+H = 3_600_000  # GPU-milliseconds, the ledger's unit
 DAY = 86400.0
 
 

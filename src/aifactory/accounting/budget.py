@@ -1,5 +1,6 @@
 """Budget enforcement: a job's most (GPUs × time limit) is reserved from an allocation when it
-is admitted, and settled to its real use when the attempt ends; the rest goes back.
+is admitted, and settled to its real use when the attempt ends; the rest goes back. All in the
+ledger's GPU-milliseconds (domain.ledger), so a settlement takes exactly what was metered.
 
 Invariants: reservation, admission and the job's event are one transaction, and so are
 settlement and the job's leaving its attempt; so a crash anywhere leaves either both or
@@ -22,7 +23,7 @@ from aifactory.accounting import ledger
 from aifactory.accounting.metering import Metered, meter
 from aifactory.domain.jobs import ACTIVE, JobState
 from aifactory.domain.ledger import Balance, EntryKind, entry_key
-from aifactory.domain.money import cost_cents, share_cents
+from aifactory.domain.money import cost_cents, hours_of_ms, ms_of_seconds, share_cents
 from aifactory.domain.programmes import Funds, Tariff, Window, payer, thresholds_crossed
 from aifactory.store.models import (
     Allocation,
@@ -37,11 +38,12 @@ from aifactory.store.models import (
 
 log = logging.getLogger("aifactory.accounting")
 HOLD_PREFIX = "no budget: "
+NOTHING_POSTED = Balance(awarded_ms=0, adjusted_ms=0, settled_ms=0, reserved_ms=0)
 
 
 @dataclass(frozen=True, slots=True)
 class Need:
-    """What a waiting job may cost: its most GPU-seconds."""
+    """What a waiting job may cost: its most GPU-milliseconds."""
 
     job_id: int
     project: str
@@ -50,8 +52,8 @@ class Need:
     gpu_model: str | None = None
 
     @property
-    def gpu_s(self) -> int:
-        return round(self.gpus * self.time_limit_s)
+    def gpu_ms(self) -> int:
+        return self.gpus * ms_of_seconds(self.time_limit_s)
 
 
 def need_of(job: Job, project: str) -> Need:
@@ -67,22 +69,21 @@ def wallets(session: Session, projects: Iterable[str] | None = None) -> dict[str
     balances = ledger.balances(session, [a.id for a, _ in rows])
     found: dict[str, list[Funds]] = {}
     for allocation, project in rows:
-        balance = balances.get(allocation.id, Balance(0, 0, 0, 0))
+        balance = balances.get(allocation.id, NOTHING_POSTED)
         found.setdefault(project, []).append(_funds(allocation, project, balance))
     return found
 
 
 def _funds(allocation: Allocation, project: str, balance: Balance) -> Funds:
     window = Window(allocation.valid_from, allocation.valid_to)
-    granted = balance.awarded + balance.adjusted
     return Funds(
         allocation.id,
         allocation.name,
         project,
         window,
-        balance.left,
+        balance.left_ms,
         allocation.gpu_model,
-        granted,
+        balance.granted_ms,
     )
 
 
@@ -92,7 +93,7 @@ def unpayable(needs: Iterable[Need], funds: dict[str, list[Funds]], now: float) 
     for need in needs:
         if need.gpus == 0:
             continue  # CPU-only work is metered and billed, but not held for GPU-hours
-        choice = payer(funds.get(need.project, []), need.gpu_s, need.gpu_model, now)
+        choice = payer(funds.get(need.project, []), need.gpu_ms, need.gpu_model, now)
         if isinstance(choice, str):
             reasons[need.job_id] = HOLD_PREFIX + choice
     return reasons
@@ -112,7 +113,7 @@ class Purse:
         """Reserve the job's most from the allocation that pays; the reason if none can."""
         need = need_of(job, project)
         funds = self._funds_of(project)
-        choice = payer(funds, need.gpu_s, job.gpu_model, self.now)
+        choice = payer(funds, need.gpu_ms, job.gpu_model, self.now)
         if isinstance(choice, str):
             return None if need.gpus == 0 else HOLD_PREFIX + choice
         # The attempt number is taken in this same transaction: its key cannot exist yet.
@@ -120,7 +121,7 @@ class Purse:
             self.session,
             allocation_id=choice.allocation_id,
             kind=EntryKind.RESERVE,
-            gpu_s=-need.gpu_s,
+            gpu_ms=-need.gpu_ms,
             key=entry_key(EntryKind.RESERVE, job.id, attempt),
             at=self.now,
             actor="control",
@@ -128,7 +129,7 @@ class Purse:
             job_id=job.id,
             attempt=attempt,
         )
-        after = replace(choice, balance_gpu_s=choice.balance_gpu_s - need.gpu_s)
+        after = replace(choice, balance_gpu_ms=choice.balance_gpu_ms - need.gpu_ms)
         funds[funds.index(choice)] = after
         if _crosses(choice, after):
             raise_alerts(self.session, choice.allocation_id, now=self.now)
@@ -142,8 +143,8 @@ class Purse:
 
 def _crosses(before: Funds, after: Funds) -> bool:
     """Whether a reservation took use past an alert threshold (so alerts must be checked)."""
-    granted = before.granted_gpu_s
-    used_before, used_after = granted - before.balance_gpu_s, granted - after.balance_gpu_s
+    granted = before.granted_gpu_ms
+    used_before, used_after = granted - before.balance_gpu_ms, granted - after.balance_gpu_ms
     return thresholds_crossed(granted, used_after) != thresholds_crossed(granted, used_before)
 
 
@@ -192,10 +193,13 @@ def _record(
     metered: Metered,
     programme: Programme | None,
 ) -> UsageRecord:
+    """The record of what the attempt used, with the terms it settles under; its cents are
+    its own cost to the cent, for showing it alone (bills price the exact milliseconds)."""
     tariff = tariff_of(programme) if programme else Tariff()
-    gpu_cents = cost_cents(metered.gpu_s, tariff.per_gpu_hour(gpu_model))
-    cpu_cents = cost_cents(metered.cpu_s, tariff.cpu_hour)
-    subsidy = share_cents(gpu_cents + cpu_cents, programme.subsidy_pct if programme else 0)
+    gpu_price, cpu_price = tariff.per_gpu_hour(gpu_model), tariff.cpu_hour
+    subsidy_pct = programme.subsidy_pct if programme else 0
+    gpu_cents = cost_cents(metered.gpu_ms, gpu_price)
+    cpu_cents = cost_cents(metered.cpu_ms, cpu_price)
     return UsageRecord(
         job_id=job.id,
         attempt=attempt,
@@ -206,13 +210,16 @@ def _record(
         cpus=metered.cpus,
         started_at=metered.started_at,
         ended_at=metered.ended_at,
-        gpu_s=metered.gpu_s,
-        cpu_s=metered.cpu_s,
+        gpu_ms=metered.gpu_ms,
+        cpu_ms=metered.cpu_ms,
         energy_j=metered.energy_j,
         energy_measured=metered.energy_measured,
+        gpu_price=str(gpu_price),
+        cpu_price=str(cpu_price),
+        subsidy_pct=subsidy_pct,
         gpu_cents=gpu_cents,
         cpu_cents=cpu_cents,
-        subsidy_cents=subsidy,
+        subsidy_cents=share_cents(gpu_cents + cpu_cents, subsidy_pct),
     )
 
 
@@ -227,7 +234,7 @@ def _post_settlement(
     ledger.append(
         session,
         kind=EntryKind.RELEASE,
-        gpu_s=-reservation.gpu_s,
+        gpu_ms=-reservation.gpu_ms,
         key=entry_key(EntryKind.RELEASE, job_id, attempt),
         reason=f"job {job_id} attempt {attempt} ended: reservation released",
         job_id=job_id,
@@ -237,16 +244,16 @@ def _post_settlement(
     ledger.append(
         session,
         kind=EntryKind.SETTLE,
-        gpu_s=-record.gpu_s,
+        gpu_ms=-record.gpu_ms,
         key=entry_key(EntryKind.SETTLE, job_id, attempt),
-        reason=f"job {job_id} attempt {attempt} used {record.gpu_s} GPU-s",
+        reason=f"job {job_id} attempt {attempt} used {record.gpu_ms} GPU-ms",
         job_id=job_id,
         attempt=attempt,
         cost_cents=record.gpu_cents + record.cpu_cents,
         subsidy_cents=record.subsidy_cents,
         **common,  # type: ignore[arg-type]
     )
-    if record.gpu_s > -reservation.gpu_s:
+    if record.gpu_ms > -reservation.gpu_ms:
         raise_alerts(session, reservation.allocation_id, now=now)
 
 
@@ -298,22 +305,22 @@ def raise_alerts(session: Session, allocation_id: int, *, now: float) -> None:
     its stop grace period past the time limit; use is then past 100 %, so that alert is there,
     and the overdraft is logged as an error."""
     balance = ledger.balances(session, [allocation_id])[allocation_id]
-    granted = balance.awarded + balance.adjusted
-    if balance.left < 0:
-        log.error("allocation %s is overdrawn by %d GPU-s", allocation_id, -balance.left)
+    granted = balance.granted_ms
+    if balance.left_ms < 0:
+        log.error("allocation %s is overdrawn by %d GPU-ms", allocation_id, -balance.left_ms)
     have = set(
         session.scalars(
             select(AllocationAlert.threshold).where(AllocationAlert.allocation_id == allocation_id)
         )
     )
-    for threshold in thresholds_crossed(granted, balance.used):
+    for threshold in thresholds_crossed(granted, balance.used_ms):
         if threshold in have:
             continue
         allocation = session.get(Allocation, allocation_id)
         name = allocation.name if allocation else str(allocation_id)
         message = (
-            f"allocation {name} has used {threshold} % of its {granted / 3600:.1f} GPU-h "
-            f"({balance.used / 3600:.1f} GPU-h used or reserved)"
+            f"allocation {name} has used {threshold} % of its {hours_of_ms(granted):.1f} GPU-h "
+            f"({hours_of_ms(balance.used_ms):.1f} GPU-h used or reserved)"
         )
         session.add(
             AllocationAlert(

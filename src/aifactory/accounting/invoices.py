@@ -1,13 +1,18 @@
 """Invoices: one per project and month, built from settled charges, rendered as CSV and PDF.
 
 Invariants: every amount is whole cents and the sums are exact — the line amounts add up to
-the net, gross − subsidy = net and net + VAT = total. Quantities and unit prices are text,
-shown as billed; they never feed back into an amount (a line's amount is the exact sum of the
-charges it covers). VAT is taken once, on the net, half up.
+the net, gross − subsidy = net and net + VAT = total. A time line's amount is the exact price
+of the milliseconds it covers (each charge at its own tariff) rounded to the cent once, half
+up: never a sum of charges rounded one by one, so a thousand sub-second jobs bill what they
+ran. A subsidy line is its rate of the time lines above it, rounded once, so a fully
+subsidised programme nets exactly zero. Quantities and unit prices are text, shown as billed
+(the unit price is the line's average); they never feed back into an amount. VAT is taken
+once, on the net, half up.
 
-Vocabulary: a *charge* (`ChargedUsage`) is one settled attempt; a *line* groups charges by
-programme and GPU model (GPU time), by programme (CPU time), or by programme and subsidy rate
-(a subsidy: a negative money line).
+Vocabulary: a *charge* (`ChargedUsage`) is one settled attempt; a *block* is a programme's
+charges at one subsidy rate (one per programme, unless its rate changed within the month); a
+*line* groups a block's charges by GPU model (GPU time) or takes them all (CPU time), or is
+the block's subsidy (a negative money line).
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ import csv
 import io
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
@@ -27,7 +34,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from reportlab.platypus.flowables import Flowable
 
-from aifactory.domain.money import CENT, HOUR_S, euro_text, euros, share_cents
+from aifactory.domain.money import CENT, MS_PER_HOUR, cents_of, euro_text, euros, share_cents
 from aifactory.domain.statements import ChargedUsage, Invoice, InvoiceLine
 
 FACILITY = "aifactory"
@@ -50,8 +57,9 @@ def build_invoice(
     """The invoice for `charges` (one project's settled attempts in `month`)."""
     if vat_pct < 0:
         raise ValueError(f"VAT must be 0 % or more, not {vat_pct} %")
-    gross = sum(c.gpu_cents + c.cpu_cents for c in charges)
-    subsidy = sum(c.subsidy_cents for c in charges)
+    blocks = list(_blocks(charges))
+    gross = sum(block.gross_cents for block in blocks)
+    subsidy = sum(block.subsidy_cents for block in blocks)
     net = gross - subsidy
     vat = share_cents(net, vat_pct)
     return Invoice(
@@ -60,7 +68,7 @@ def build_invoice(
         organisation=organisation,
         month=month,
         issued_at=issued_at,
-        lines=tuple(_lines(charges)),
+        lines=tuple(line for block in blocks for line in block.lines),
         gross_cents=gross,
         subsidy_cents=subsidy,
         net_cents=net,
@@ -70,62 +78,87 @@ def build_invoice(
     )
 
 
-def _lines(charges: Sequence[ChargedUsage]) -> Iterator[InvoiceLine]:
-    """Per programme (by name): GPU lines by model, then the CPU line, then subsidies by rate."""
-    by_programme: dict[str, list[ChargedUsage]] = defaultdict(list)
+@dataclass(frozen=True, slots=True)
+class _Block:
+    """A programme's charges at one subsidy rate, as lines: time, then the subsidy."""
+
+    time: tuple[InvoiceLine, ...]
+    subsidy: InvoiceLine | None
+
+    @property
+    def lines(self) -> tuple[InvoiceLine, ...]:
+        return self.time if self.subsidy is None else (*self.time, self.subsidy)
+
+    @property
+    def gross_cents(self) -> int:
+        return sum(line.amount_cents for line in self.time)
+
+    @property
+    def subsidy_cents(self) -> int:
+        return 0 if self.subsidy is None else -self.subsidy.amount_cents
+
+
+def _blocks(charges: Sequence[ChargedUsage]) -> Iterator[_Block]:
+    """By programme name, then subsidy rate (highest first)."""
+    by_rate: dict[str, dict[int, list[ChargedUsage]]] = defaultdict(lambda: defaultdict(list))
     for charge in charges:
-        by_programme[charge.programme].append(charge)
-    for programme in sorted(by_programme):
+        by_rate[charge.programme][charge.subsidy_pct].append(charge)
+    for programme in sorted(by_rate):
         label = f"{programme} programme" if programme else NO_PROGRAMME
-        group = by_programme[programme]
-        yield from _gpu_lines(label, group)
-        cpu_s = sum(c.cpu_s for c in group)
-        cpu_cents = sum(c.cpu_cents for c in group)
-        if cpu_s > 0 or cpu_cents != 0:  # a line for every cent, even without seconds
-            yield _time_line(f"CPU time, {label}", "CPU-h", cpu_s, cpu_cents)
-        yield from _subsidy_lines(label, group)
+        rates = by_rate[programme]
+        for pct in sorted(rates, reverse=True):
+            # Two rates in one month (the programme's subsidy changed): say which is which.
+            suffix = f" ({pct} % subsidy)" if len(rates) > 1 else ""
+            yield _block(label, suffix, pct, rates[pct])
 
 
-def _gpu_lines(label: str, charges: list[ChargedUsage]) -> Iterator[InvoiceLine]:
+def _block(label: str, suffix: str, pct: int, charges: list[ChargedUsage]) -> _Block:
+    time = (*_gpu_lines(label, suffix, charges), *_cpu_lines(label, suffix, charges))
+    amount = share_cents(sum(line.amount_cents for line in time), pct)
+    subsidy = None
+    if amount != 0:
+        subsidy = InvoiceLine(f"Subsidy {label} ({pct} %)", "", "", "", -amount)
+    return _Block(time, subsidy)
+
+
+def _gpu_lines(label: str, suffix: str, charges: list[ChargedUsage]) -> Iterator[InvoiceLine]:
     by_model: dict[str, list[ChargedUsage]] = defaultdict(list)
     for charge in charges:
         by_model[charge.gpu_model or ""].append(charge)
     for model in sorted(by_model):
-        gpu_s = sum(c.gpu_s for c in by_model[model])
-        gpu_cents = sum(c.gpu_cents for c in by_model[model])
-        if gpu_s > 0 or gpu_cents != 0:  # a line for every cent, even without seconds
-            what = f"GPU time {model}" if model else "GPU time"
-            yield _time_line(f"{what}, {label}", "GPU-h", gpu_s, gpu_cents)
+        group = by_model[model]
+        what = f"GPU time {model}" if model else "GPU time"
+        yield from _time_line(
+            f"{what}, {label}{suffix}",
+            "GPU-h",
+            sum(c.gpu_ms for c in group),
+            sum((c.gpu_euros for c in group), Fraction(0)),
+        )
 
 
-def _time_line(description: str, unit: str, seconds: int, amount_cents: int) -> InvoiceLine:
-    """A line of time: hours and average hourly price as text, the exact amount in cents."""
-    hours = Decimal(seconds) / HOUR_S
-    unit_price = ""
-    if seconds > 0:
-        unit_price = str((Decimal(amount_cents) / 100 / hours).quantize(CENT, ROUND_HALF_UP))
-    return InvoiceLine(
-        description=description,
-        quantity=str(hours.quantize(CENT, ROUND_HALF_UP)),
-        unit=unit,
-        unit_price=unit_price,
-        amount_cents=amount_cents,
+def _cpu_lines(label: str, suffix: str, charges: list[ChargedUsage]) -> Iterator[InvoiceLine]:
+    yield from _time_line(
+        f"CPU time, {label}{suffix}",
+        "CPU-h",
+        sum(c.cpu_ms for c in charges),
+        sum((c.cpu_euros for c in charges), Fraction(0)),
     )
 
 
-def _subsidy_lines(label: str, charges: list[ChargedUsage]) -> Iterator[InvoiceLine]:
-    by_pct: dict[int, int] = defaultdict(int)
-    for charge in charges:
-        by_pct[charge.subsidy_pct] += charge.subsidy_cents
-    for pct in sorted(by_pct, reverse=True):
-        if by_pct[pct] != 0:
-            yield InvoiceLine(
-                description=f"Subsidy {label} ({pct} %)",
-                quantity="",
-                unit="",
-                unit_price="",
-                amount_cents=-by_pct[pct],
-            )
+def _time_line(description: str, unit: str, ms: int, exact: Fraction) -> Iterator[InvoiceLine]:
+    """The line of `ms` milliseconds (none if there are none) whose exact price is `exact` €:
+    the amount rounded once, the hours and the average hourly price as text."""
+    if ms == 0:
+        return
+    amount_cents = cents_of(exact)
+    hours = Decimal(ms) / MS_PER_HOUR
+    yield InvoiceLine(
+        description=description,
+        quantity=str(hours.quantize(CENT, ROUND_HALF_UP)),
+        unit=unit,
+        unit_price=str((Decimal(amount_cents) / 100 / hours).quantize(CENT, ROUND_HALF_UP)),
+        amount_cents=amount_cents,
+    )
 
 
 # -- rendering --------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Invariants (domain.ledger): entries are only ever inserted; each has a natural unique key and
 `post` refuses a key already there, so replaying an action after a crash changes nothing; an
-allocation's balance is the sum of its entries' `gpu_s`.
+allocation's balance is the sum of its entries' `gpu_ms`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def post(
     *,
     allocation_id: int,
     kind: EntryKind,
-    gpu_s: int,
+    gpu_ms: int,
     key: str,
     at: float,
     actor: str,
@@ -38,7 +38,7 @@ def post(
         session,
         allocation_id=allocation_id,
         kind=kind,
-        gpu_s=gpu_s,
+        gpu_ms=gpu_ms,
         key=key,
         at=at,
         actor=actor,
@@ -56,7 +56,7 @@ def append(
     *,
     allocation_id: int,
     kind: EntryKind,
-    gpu_s: int,
+    gpu_ms: int,
     key: str,
     at: float,
     actor: str,
@@ -74,7 +74,7 @@ def append(
             job_id=job_id,
             attempt=attempt,
             kind=kind.value,
-            gpu_s=gpu_s,
+            gpu_ms=gpu_ms,
             cost_cents=cost_cents,
             subsidy_cents=subsidy_cents,
             at=at,
@@ -90,7 +90,7 @@ def entry_by_key(session: Session, key: str) -> LedgerEntry | None:
 
 def balances(session: Session, allocation_ids: Iterable[int] | None = None) -> dict[int, Balance]:
     """Each allocation's balance, summed in SQL by kind."""
-    stmt = select(LedgerEntry.allocation_id, LedgerEntry.kind, func.sum(LedgerEntry.gpu_s))
+    stmt = select(LedgerEntry.allocation_id, LedgerEntry.kind, func.sum(LedgerEntry.gpu_ms))
     if allocation_ids is not None:
         stmt = stmt.where(LedgerEntry.allocation_id.in_(list(allocation_ids)))
     rows = session.execute(stmt.group_by(LedgerEntry.allocation_id, LedgerEntry.kind))

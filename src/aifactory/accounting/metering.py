@@ -1,17 +1,22 @@
 """Metering: what one attempt of a job consumed, from what its executor observed.
 
-GPU- and CPU-seconds are the devices the attempt held (allocated, not utilised: a held GPU is
-a GPU no one else could use) times its wall time. Energy is *measured* when the executor read
-NVML energy counters for the attempt's GPUs (`gpu_energy_j`), or Slurm's accounting recorded
-the energy of the job's allocation (`energy_j`, acct_gather_energy: the nodes', GPUs included),
-else *modelled* as the GPUs' board power (TDP) times their GPU-seconds — an upper bound, marked
-as modelled.
+GPU- and CPU-milliseconds are the devices the attempt held (allocated, not utilised: a held GPU
+is a GPU no one else could use) times its wall time. The wall time is taken to the millisecond
+(the ledger's unit, domain.money) here, once; nothing metered is rounded again before an
+invoice line, so a sub-second attempt is charged what it ran, not 0 or 1 second.
+
+Energy is *measured* when the executor read NVML energy counters for the attempt's GPUs
+(`gpu_energy_j`), or Slurm's accounting recorded the energy of the job's allocation
+(`energy_j`, acct_gather_energy: the nodes', GPUs included), else *modelled* as the GPUs' board
+power (TDP) times their GPU-seconds — an upper bound, marked as modelled.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from aifactory.domain.money import ms_of_seconds
 
 # Board power (W) by GPU model slug, from the vendors' data sheets (SXM parts where both exist).
 BOARD_POWER_W: dict[str, float] = {
@@ -34,8 +39,8 @@ class Metered:
     ended_at: float
     gpus: int
     cpus: int
-    gpu_s: int
-    cpu_s: int
+    gpu_ms: int
+    cpu_ms: int
     energy_j: float
     energy_measured: bool
 
@@ -52,13 +57,13 @@ def meter(
     """An attempt that never started consumed nothing."""
     start = ended_at if started_at is None else min(started_at, ended_at)
     wall = ended_at - start
-    gpu_s, cpu_s = round(gpus * wall), round(cpus * wall)
+    wall_ms = ms_of_seconds(wall)
     measured = observed.get("gpu_energy_j", observed.get("energy_j"))
     if measured is not None and gpus > 0:
         energy, is_measured = float(measured), True
     else:
         energy, is_measured = gpus * wall * power_w(gpu_model), False
-    return Metered(start, ended_at, gpus, cpus, gpu_s, cpu_s, energy, is_measured)
+    return Metered(start, ended_at, gpus, cpus, gpus * wall_ms, cpus * wall_ms, energy, is_measured)
 
 
 def power_w(gpu_model: str | None) -> float:

@@ -175,12 +175,22 @@ def _utc(at: float) -> datetime:
     return datetime.fromtimestamp(at, UTC)
 
 
+def _iso_moment(at: float) -> str:
+    """ISO 8601 in UTC to the second, with a four-digit year: `strftime("%Y")` leaves out the
+    leading zeros (glibc prints year 1 as "1"), so dates are made by `isoformat`."""
+    return _utc(at).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _iso_day(at: float) -> str:
+    return _utc(at).date().isoformat()
+
+
 def _report_dict(report: FunderReport) -> dict[str, Any]:
     """The report as plain values in a fixed order, rounded as it is shown."""
     return {
         "period": {
-            "start": _utc(report.period_start).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "end": _utc(report.period_end).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "start": _iso_moment(report.period_start),
+            "end": _iso_moment(report.period_end),
         },
         "jobs": report.jobs,
         "organisations_served": report.organisations_served,
@@ -279,8 +289,8 @@ def _check_format(fmt: str) -> None:
 
 def _period_label(report: FunderReport) -> str:
     """The first and the last day covered (the period's end is exclusive)."""
-    first = _utc(report.period_start).strftime("%Y-%m-%d")
-    last = _utc(max(report.period_start, report.period_end - 1)).strftime("%Y-%m-%d")
+    first = _iso_day(report.period_start)
+    last = _iso_day(max(report.period_start, report.period_end - 1))
     return f"{first} – {last}"
 
 

@@ -1,11 +1,13 @@
 """The ledger's rules: entry kinds and how an allocation's balance follows from its entries.
 
-Every entry carries `gpu_s`, its signed effect on the allocation's balance in GPU-seconds:
-an award or a positive adjustment adds, a reservation takes the job's most (GPUs × time limit),
-a release gives that reservation back in full when the attempt ends, and a settlement takes
-what the attempt really used. So at every moment
+Every entry carries `gpu_ms`, its signed effect on the allocation's balance in
+GPU-milliseconds (the unit usage is metered in, domain.money, so a settlement takes exactly
+what the attempt's usage record shows and nothing is lost to rounding): an award or a
+positive adjustment adds, a reservation takes the job's most (GPUs × time limit), a release
+gives that reservation back in full when the attempt ends, and a settlement takes what the
+attempt really used. So at every moment
 
-    balance = Σ gpu_s = award + adjustments − settled use − open reservations
+    balance = Σ gpu_ms = award + adjustments − settled use − open reservations
 
 Entries are never changed or deleted; each has a natural key (e.g. job 12, attempt 1, settle)
 so replaying an action after a crash cannot charge twice.
@@ -16,6 +18,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from aifactory.domain.money import MS_PER_S
 
 
 class EntryKind(enum.StrEnum):
@@ -29,7 +33,7 @@ class EntryKind(enum.StrEnum):
 @dataclass(frozen=True, slots=True)
 class Entry:
     kind: EntryKind
-    gpu_s: int
+    gpu_ms: int
     key: str
 
 
@@ -39,28 +43,59 @@ def entry_key(kind: EntryKind, job_id: int, attempt: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Balance:
-    awarded: int
-    adjusted: int
-    settled: int
-    reserved: int  # open reservations: reserved and not yet released
+    """An allocation's balance by kind in GPU-milliseconds (`*_ms`, exact: compare and decide
+    on these); the plain names give the same in GPU-seconds, for showing."""
+
+    awarded_ms: int
+    adjusted_ms: int
+    settled_ms: int
+    reserved_ms: int  # open reservations: reserved and not yet released
 
     @property
-    def left(self) -> int:
-        return self.awarded + self.adjusted - self.settled - self.reserved
+    def granted_ms(self) -> int:
+        return self.awarded_ms + self.adjusted_ms
 
     @property
-    def used(self) -> int:
-        return self.settled + self.reserved
+    def left_ms(self) -> int:
+        return self.granted_ms - self.settled_ms - self.reserved_ms
+
+    @property
+    def used_ms(self) -> int:
+        return self.settled_ms + self.reserved_ms
+
+    @property
+    def awarded(self) -> float:
+        return self.awarded_ms / MS_PER_S
+
+    @property
+    def adjusted(self) -> float:
+        return self.adjusted_ms / MS_PER_S
+
+    @property
+    def settled(self) -> float:
+        return self.settled_ms / MS_PER_S
+
+    @property
+    def reserved(self) -> float:
+        return self.reserved_ms / MS_PER_S
+
+    @property
+    def left(self) -> float:
+        return self.left_ms / MS_PER_S
+
+    @property
+    def used(self) -> float:
+        return self.used_ms / MS_PER_S
 
 
 def balance_of(entries: Iterable[Entry]) -> Balance:
     """Sum the entries by kind; `reserved` counts only reservations not yet released."""
     totals = dict.fromkeys(EntryKind, 0)
     for entry in entries:
-        totals[entry.kind] += entry.gpu_s
+        totals[entry.kind] += entry.gpu_ms
     return Balance(
-        awarded=totals[EntryKind.AWARD],
-        adjusted=totals[EntryKind.ADJUST],
-        settled=-totals[EntryKind.SETTLE],
-        reserved=-(totals[EntryKind.RESERVE] + totals[EntryKind.RELEASE]),
+        awarded_ms=totals[EntryKind.AWARD],
+        adjusted_ms=totals[EntryKind.ADJUST],
+        settled_ms=-totals[EntryKind.SETTLE],
+        reserved_ms=-(totals[EntryKind.RESERVE] + totals[EntryKind.RELEASE]),
     )

@@ -1,20 +1,37 @@
-"""Money and GPU time as exact integers: euro cents and GPU-seconds.
+"""Money and metered time as exact numbers: euro cents, and GPU- or CPU-milliseconds.
 
-Tariffs are `Decimal` euros per hour; every amount that is stored is a whole number of cents,
-rounded half up once, where it is computed. GPU time in the ledger is whole GPU-seconds, so a
-balance is exact and "balances to the GPU-second" can be checked with `==`.
+Units: tariffs are `Decimal` euros per hour; metered time (usage records and the ledger) is
+whole milliseconds of a device, the ledger's smallest unit, so sums are exact and "balances to
+the millisecond" can be checked with `==`. The clock's float reading is taken to the
+millisecond once, when an attempt is metered (`ms_of_seconds`).
+
+Rounding rule: the price of metered time is exact (`exact_euros`, a `Fraction`) and is
+rounded to the cent once, half up (a half cent away from zero), where a figure is shown or
+billed (`cents_of`): an invoice line rounds the exact sum of the records it covers, never a
+sum of records rounded one by one. Whole seconds (`whole_seconds`) are for showing only.
 """
 
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 
 HOUR_S = 3600
+MS_PER_S = 1000
+MS_PER_HOUR = HOUR_S * MS_PER_S
 CENT = Decimal("0.01")
+_HALF = Fraction(1, 2)
 
 
 def cents(euros: Decimal) -> int:
     return int(euros.quantize(CENT, rounding=ROUND_HALF_UP) * 100)
+
+
+def cents_of(amount_euros: Fraction) -> int:
+    """An exact amount to the cent, half up (away from zero, as `ROUND_HALF_UP` does)."""
+    hundredths = abs(amount_euros) * 100
+    whole = int(hundredths + _HALF)  # int() truncates: a floor, for what is not negative
+    return whole if amount_euros >= 0 else -whole
 
 
 def euros(amount_cents: int) -> Decimal:
@@ -29,13 +46,34 @@ def gpu_hours(gpu_s: int | float) -> float:
     return gpu_s / HOUR_S
 
 
+def hours_of_ms(ms: int) -> float:
+    """Device-hours in a number of device-milliseconds (for showing: a float)."""
+    return ms / MS_PER_HOUR
+
+
 def gpu_seconds(hours: float) -> int:
     return round(hours * HOUR_S)
 
 
-def cost_cents(seconds: float, euros_per_hour: Decimal) -> int:
-    """The price of `seconds` of a resource at an hourly tariff, to the cent."""
-    return cents(Decimal(str(seconds)) * euros_per_hour / HOUR_S)
+def ms_of_seconds(seconds: float) -> int:
+    """The clock's seconds to the nearest millisecond: the one rounding metered time gets."""
+    return round(seconds * MS_PER_S)
+
+
+def whole_seconds(ms: int) -> int:
+    """Milliseconds shown as whole seconds, half up; never summed, never billed."""
+    seconds = (abs(ms) + MS_PER_S // 2) // MS_PER_S
+    return seconds if ms >= 0 else -seconds
+
+
+def exact_euros(ms: int, euros_per_hour: Decimal) -> Fraction:
+    """The price of `ms` milliseconds of a resource at an hourly tariff, unrounded."""
+    return Fraction(ms) * Fraction(euros_per_hour) / MS_PER_HOUR
+
+
+def cost_cents(ms: int, euros_per_hour: Decimal) -> int:
+    """The price of `ms` milliseconds of a resource at an hourly tariff, to the cent."""
+    return cents_of(exact_euros(ms, euros_per_hour))
 
 
 def share_cents(amount_cents: int, percent: int) -> int:

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from aifactory.domain.money import hours_of_ms
+
 ANY_MODEL = "*"  # the tariff key for any GPU model without its own price
 MAX_TARIFF = Decimal(1000)  # € per GPU-hour: anything above is a typo, not a price
 
@@ -88,15 +90,15 @@ class Funds:
     name: str
     project: str
     window: Window
-    balance_gpu_s: int
+    balance_gpu_ms: int
     gpu_model: str | None = None  # None: any model
-    granted_gpu_s: int = 0  # award + adjustments: what alert thresholds are a share of
+    granted_gpu_ms: int = 0  # award + adjustments: what alert thresholds are a share of
 
 
 def payer(
-    funds: Iterable[Funds], need_gpu_s: int, gpu_model: str | None, now: float
+    funds: Iterable[Funds], need_gpu_ms: int, gpu_model: str | None, now: float
 ) -> Funds | str:
-    """The allocation that pays for a job needing up to `need_gpu_s`, or why none can.
+    """The allocation that pays for a job needing up to `need_gpu_ms`, or why none can.
 
     Among the valid allocations that cover the job, the one that expires first pays (use it
     before it is lost), then the lowest id.
@@ -106,13 +108,14 @@ def payer(
         return "the project has no allocation valid now" + (
             f" for GPU model {gpu_model}" if gpu_model else ""
         )
-    covering = [f for f in valid if f.balance_gpu_s >= need_gpu_s]
+    covering = [f for f in valid if f.balance_gpu_ms >= need_gpu_ms]
     if covering:
         return min(covering, key=lambda f: (f.window.end, f.allocation_id))
-    best = max(valid, key=lambda f: (f.balance_gpu_s, -f.allocation_id))
+    best = max(valid, key=lambda f: (f.balance_gpu_ms, -f.allocation_id))
+    left_h = hours_of_ms(max(best.balance_gpu_ms, 0))
     return (
-        f"allocation {best.name} has {max(best.balance_gpu_s, 0) / 3600:.1f} GPU-h left, "
-        f"job needs up to {need_gpu_s / 3600:.1f}"
+        f"allocation {best.name} has {left_h:.1f} GPU-h left, "
+        f"job needs up to {hours_of_ms(need_gpu_ms):.1f}"
     )
 
 
@@ -123,11 +126,12 @@ def _model_fits(funds: Funds, gpu_model: str | None) -> bool:
 ALERT_THRESHOLDS = (80, 100)
 
 
-def thresholds_crossed(award_gpu_s: int, used_gpu_s: int) -> list[int]:
-    """The alert thresholds (% of the award) that use (settled + reserved) has reached."""
-    if award_gpu_s <= 0:
+def thresholds_crossed(granted: int, used: int) -> list[int]:
+    """The alert thresholds (% of what was granted) that use (settled + reserved) has
+    reached; both in the same unit (the ledger's GPU-milliseconds)."""
+    if granted <= 0:
         return []
-    return [t for t in ALERT_THRESHOLDS if used_gpu_s * 100 >= award_gpu_s * t]
+    return [t for t in ALERT_THRESHOLDS if used * 100 >= granted * t]
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,24 +6,61 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+
+from aifactory.domain.money import cents_of, exact_euros
 
 
 @dataclass(frozen=True, slots=True)
 class ChargedUsage:
-    """One settled attempt, as money sees it (from a usage record and its programme)."""
+    """One settled attempt, as money sees it: the exact time it used and the terms it settled
+    under (from its usage record and the programme that paid). It carries no cents: money is
+    rounded once, per invoice line, from the exact sum of the charges the line covers."""
 
     job_id: int
     attempt: int
     programme: str
     gpu_model: str | None
-    gpu_s: int
-    cpu_s: int
-    gpu_cents: int
-    cpu_cents: int
+    gpu_ms: int
+    cpu_ms: int
+    gpu_price: Decimal  # € per GPU-hour
+    cpu_price: Decimal  # € per CPU-hour
     subsidy_pct: int
-    subsidy_cents: int
     ended_at: float
+
+    @property
+    def gpu_euros(self) -> Fraction:
+        return exact_euros(self.gpu_ms, self.gpu_price)
+
+    @property
+    def cpu_euros(self) -> Fraction:
+        return exact_euros(self.cpu_ms, self.cpu_price)
+
+
+@dataclass(frozen=True, slots=True)
+class AtTerms:
+    """Usage summed over records that settled under the same terms: how a query groups them
+    so that their money can be priced exactly and rounded once (`cost_and_subsidy_cents`)."""
+
+    gpu_ms: int
+    cpu_ms: int
+    gpu_price: Decimal  # € per GPU-hour
+    cpu_price: Decimal  # € per CPU-hour
+    subsidy_pct: int
+
+    @property
+    def euros(self) -> Fraction:
+        return exact_euros(self.gpu_ms, self.gpu_price) + exact_euros(self.cpu_ms, self.cpu_price)
+
+
+def cost_and_subsidy_cents(usage: Sequence[AtTerms]) -> tuple[int, int]:
+    """The cost of the usage and the subsidy on it, each its exact sum rounded once."""
+    cost = sum((part.euros for part in usage), Fraction(0))
+    subsidy = sum((part.euros * part.subsidy_pct / 100 for part in usage), Fraction(0))
+    return cents_of(cost), cents_of(subsidy)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from aifactory.accounting import ledger
 from aifactory.accounting.budget import raise_alerts
 from aifactory.domain.ledger import Balance, EntryKind
-from aifactory.domain.money import gpu_seconds
+from aifactory.domain.money import MS_PER_S, gpu_seconds
 from aifactory.domain.permissions import Action
 from aifactory.domain.programmes import Window, eligible
 from aifactory.errors import Conflict, InvalidInput, NotFound
@@ -49,7 +49,7 @@ from aifactory.store.models import (
 
 MAX_QUOTA_GPUS = 100_000
 NAME_LIMIT = 64  # allocations.name is String(64)
-NO_ENTRIES = Balance(awarded=0, adjusted=0, settled=0, reserved=0)
+NO_ENTRIES = Balance(awarded_ms=0, adjusted_ms=0, settled_ms=0, reserved_ms=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +149,7 @@ def open_allocation(
         session,
         allocation_id=allocation.id,
         kind=EntryKind.AWARD,
-        gpu_s=allocation.award_gpu_s,
+        gpu_ms=allocation.award_gpu_s * MS_PER_S,
         key=f"award:{allocation.id}",
         at=now,
         actor=actor,
@@ -247,10 +247,10 @@ def adjust_allocation(
     """Add (or with a negative amount take) GPU-hours, as an ADJUST entry with its reason."""
     found = _by_name(session, principal, allocation, action=Action.ALLOCATION_ADJUST, lock=True)
     gpu_s = _adjustment(gpu_hours, reason)
-    left = ledger.balances(session, [found.id]).get(found.id, NO_ENTRIES).left
-    if left + gpu_s < 0:
+    left_ms = ledger.balances(session, [found.id]).get(found.id, NO_ENTRIES).left_ms
+    if left_ms + gpu_s * MS_PER_S < 0:
         raise InvalidInput(
-            f"allocation {found.name} has {hours_text(left)} GPU-h left; "
+            f"allocation {found.name} has {hours_text(left_ms / MS_PER_S)} GPU-h left; "
             f"taking {hours_text(-gpu_s)} would make it negative",
             field="gpu_hours",
         )
@@ -259,7 +259,7 @@ def adjust_allocation(
         session,
         allocation_id=found.id,
         kind=EntryKind.ADJUST,
-        gpu_s=gpu_s,
+        gpu_ms=gpu_s * MS_PER_S,
         key=f"adjust:{found.id}:{n}",
         at=now,
         actor=principal.name,

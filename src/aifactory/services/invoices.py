@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -39,7 +40,12 @@ from aifactory.store.models import (
 )
 
 NUMBER_PREFIX = "AIF"
-MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
+# "YYYY-MM", 1970-01 to 9998-12 (the month after it must be a datetime too).
+MONTH = re.compile(
+    r"(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"  # 1970 to 9998
+    r"-(0[1-9]|1[0-2])"
+)
+MONTH_PATTERN = f"^{MONTH.pattern}$"  # the same, in the API's schema
 NUMBER_TRIES = 5
 NUMBER_DIGITS = 6
 
@@ -173,9 +179,10 @@ def _next_number(session: Session, now: float) -> str:
 
 
 def charges_of(session: Session, project_id: int, start: float, end: float) -> list[ChargedUsage]:
-    """The project's usage that ended in [start, end) and was paid from an allocation."""
+    """The project's usage settled in [start, end) and paid from an allocation, each at the
+    terms it settled under."""
     stmt = (
-        select(UsageRecord, Programme.name, Programme.subsidy_pct)
+        select(UsageRecord, Programme.name)
         .join(Allocation, Allocation.id == UsageRecord.allocation_id)
         .join(Programme, Programme.id == Allocation.programme_id)
         .where(
@@ -191,15 +198,14 @@ def charges_of(session: Session, project_id: int, start: float, end: float) -> l
             attempt=record.attempt,
             programme=programme,
             gpu_model=record.gpu_model,
-            gpu_s=record.gpu_s,
-            cpu_s=record.cpu_s,
-            gpu_cents=record.gpu_cents,
-            cpu_cents=record.cpu_cents,
-            subsidy_pct=subsidy_pct,
-            subsidy_cents=record.subsidy_cents,
+            gpu_ms=record.gpu_ms,
+            cpu_ms=record.cpu_ms,
+            gpu_price=Decimal(record.gpu_price),
+            cpu_price=Decimal(record.cpu_price),
+            subsidy_pct=record.subsidy_pct,
             ended_at=record.ended_at,
         )
-        for record, programme, subsidy_pct in session.execute(stmt)
+        for record, programme in session.execute(stmt)
     ]
 
 
@@ -236,9 +242,9 @@ def _stored(session: Session, project_id: int, month: str) -> IssuedInvoice | No
 def month_bounds(month: str) -> tuple[float, float]:
     """[first instant, first instant of the next month) of "YYYY-MM", in UTC seconds."""
     match = MONTH.fullmatch(month)
-    year, number = (int(match[1]), int(match[2])) if match else (0, 0)
-    if not (1970 <= year < 9999 and 1 <= number <= 12):
+    if not match:
         raise InvalidInput(f"month must be YYYY-MM (e.g. 2026-01), not {month!r}", field="month")
+    year, number = int(match[1]), int(match[2])
     start = datetime(year, number, 1, tzinfo=UTC)
     end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC)
     return start.timestamp(), end.timestamp()

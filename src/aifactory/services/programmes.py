@@ -335,7 +335,7 @@ def insert_unique(session: Session, row: object, message: str, field: str) -> No
         raise Conflict(message, field=field) from exc
 
 
-def hours_text(gpu_s: int) -> str:
+def hours_text(gpu_s: float) -> str:
     """GPU-seconds as GPU-hours for a message: "12.5", "0.01", "3"."""
     return f"{gpu_hours(gpu_s):.2f}".rstrip("0").rstrip(".")
 

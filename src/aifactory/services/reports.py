@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from aifactory.accounting.reports import FunderReport, build_report
 from aifactory.domain.jobs import JobState
 from aifactory.domain.ledger import EntryKind
+from aifactory.domain.money import MS_PER_S
 from aifactory.domain.permissions import Action
 from aifactory.domain.statements import ReportInput, UsageFact, WaitFact
 from aifactory.errors import InvalidInput
@@ -92,7 +93,7 @@ def usage_facts(session: Session, start: float, end: float) -> Iterator[UsageFac
             org_kind=kind,
             programme=programme or "",
             gpu_model=record.gpu_model,
-            gpu_s=record.gpu_s,
+            gpu_s=record.gpu_ms / MS_PER_S,
             energy_j=record.energy_j,
             energy_measured=record.energy_measured,
             started_at=record.started_at,

@@ -1,7 +1,9 @@
 """Usage: what each attempt of a job consumed and cost, read from the usage records.
 
 A usage record is written once, when an attempt ends (accounting.budget.settle); this module
-only reads them. A record's cost is its GPU and CPU cents, its net that cost less the subsidy;
+only reads them. A record's cost is its GPU and CPU cents, its net that cost less the subsidy
+(the attempt's own figures, each rounded to the cent); totals are priced from the exact
+milliseconds at each record's terms and rounded once, so they never add up rounded records.
 CO2 is its energy at the facility's grid carbon intensity.
 
 Who sees what (USAGE_READ): facility admins, finance and operators see every project's usage;
@@ -12,14 +14,16 @@ exist.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from decimal import Decimal
+from typing import Any, Literal
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from aifactory.accounting.reports import JOULES_PER_KWH
-from aifactory.domain.money import gpu_hours
+from aifactory.domain.money import hours_of_ms, whole_seconds
 from aifactory.domain.permissions import Action
+from aifactory.domain.statements import AtTerms, cost_and_subsidy_cents
 from aifactory.errors import InvalidInput
 from aifactory.services.principal import Principal
 from aifactory.services.tenancy import project_by_name
@@ -40,7 +44,7 @@ class UsageRow:
 
     @property
     def gpu_hours(self) -> float:
-        return gpu_hours(self.record.gpu_s)
+        return hours_of_ms(self.record.gpu_ms)
 
     @property
     def energy_source(self) -> Literal["measured", "modelled"]:
@@ -64,16 +68,24 @@ class UsageTotals:
     """Sums over every record that matched, even those `rows` leaves out."""
 
     records: int
-    gpu_s: int
-    cpu_s: int
+    gpu_ms: int
+    cpu_ms: int
     energy_j: float
     co2_g: float
-    cost_cents: int
-    subsidy_cents: int
+    cost_cents: int  # the exact cost of every record, rounded once
+    subsidy_cents: int  # likewise
 
     @property
     def gpu_hours(self) -> float:
-        return gpu_hours(self.gpu_s)
+        return hours_of_ms(self.gpu_ms)
+
+    @property
+    def gpu_s(self) -> int:
+        return whole_seconds(self.gpu_ms)
+
+    @property
+    def cpu_s(self) -> int:
+        return whole_seconds(self.cpu_ms)
 
     @property
     def net_cents(self) -> int:
@@ -138,21 +150,32 @@ def _rows(
 
 def _totals(session: Session, records: Select[UsageRecord], grid_g_per_kwh: float) -> UsageTotals:
     matched = records.subquery()
+    terms = (matched.c.gpu_price, matched.c.cpu_price, matched.c.subsidy_pct)
     stmt = select(
         func.count(),
-        func.coalesce(func.sum(matched.c.gpu_s), 0),
-        func.coalesce(func.sum(matched.c.cpu_s), 0),
-        func.coalesce(func.sum(matched.c.energy_j), 0.0),
-        func.coalesce(func.sum(matched.c.gpu_cents + matched.c.cpu_cents), 0),
-        func.coalesce(func.sum(matched.c.subsidy_cents), 0),
-    )
-    count, gpu_s, cpu_s, energy_j, cost, subsidy = session.execute(stmt).one()
+        func.sum(matched.c.gpu_ms),
+        func.sum(matched.c.cpu_ms),
+        func.sum(matched.c.energy_j),
+        *terms,
+    ).group_by(*terms)
+    counted = [
+        (int(n), float(energy_j), at_terms(gpu_ms, cpu_ms, gpu_price, cpu_price, pct))
+        for n, gpu_ms, cpu_ms, energy_j, gpu_price, cpu_price, pct in session.execute(stmt)
+    ]
+    parts = [part for _, _, part in counted]
+    cost, subsidy = cost_and_subsidy_cents(parts)
+    energy_j = sum(energy for _, energy, _ in counted)
     return UsageTotals(
-        records=int(count),
-        gpu_s=int(gpu_s),
-        cpu_s=int(cpu_s),
-        energy_j=float(energy_j),
-        co2_g=float(energy_j) / JOULES_PER_KWH * grid_g_per_kwh,
-        cost_cents=int(cost),
-        subsidy_cents=int(subsidy),
+        records=sum(n for n, _, _ in counted),
+        gpu_ms=sum(part.gpu_ms for part in parts),
+        cpu_ms=sum(part.cpu_ms for part in parts),
+        energy_j=energy_j,
+        co2_g=energy_j / JOULES_PER_KWH * grid_g_per_kwh,
+        cost_cents=cost,
+        subsidy_cents=subsidy,
     )
+
+
+def at_terms(gpu_ms: Any, cpu_ms: Any, gpu_price: str, cpu_price: str, pct: int) -> AtTerms:
+    """One row of sums grouped by terms (PostgreSQL sums BIGINT as NUMERIC: back to int)."""
+    return AtTerms(int(gpu_ms), int(cpu_ms), Decimal(gpu_price), Decimal(cpu_price), int(pct))

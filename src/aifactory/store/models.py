@@ -21,6 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from aifactory.domain.money import whole_seconds
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -195,8 +197,8 @@ class FacilityFlag(Base):
 
 
 # ---- programmes, calls, proposals, allocations (accounting) ------------------------------
-# Money is whole euro cents, GPU time in the ledger whole GPU-seconds; tariffs are decimal
-# euros kept as text so no float ever touches a price.
+# Money is whole euro cents, metered time (usage and the ledger) whole GPU- or
+# CPU-milliseconds; tariffs are decimal euros kept as text so no float ever touches a price.
 
 
 class Programme(Base):
@@ -276,30 +278,42 @@ class Allocation(Base):
 
 
 class LedgerEntry(Base):
-    """Append-only. `gpu_s` is the signed effect on the allocation's balance (domain.ledger);
-    `key` is natural and unique, so an action replayed after a crash is refused, not doubled."""
+    """Append-only. `gpu_ms` is the signed effect on the allocation's balance (domain.ledger);
+    `key` is natural and unique, so an action replayed after a crash is refused, not doubled.
+    A settlement's cents are its attempt's own cost (as on its usage record), not a bill."""
 
     __tablename__ = "ledger_entries"
     # Balances are sums by kind: from this index alone, however long the ledger.
-    __table_args__ = (Index("ix_ledger_entries_allocation_kind", "allocation_id", "kind", "gpu_s"),)
+    __table_args__ = (
+        Index("ix_ledger_entries_allocation_kind", "allocation_id", "kind", "gpu_ms"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(128), unique=True)
     allocation_id: Mapped[int] = mapped_column(ForeignKey("allocations.id"), index=True)
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), index=True)
     attempt: Mapped[int | None] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(16))
-    gpu_s: Mapped[int] = mapped_column(BigInteger)
+    gpu_ms: Mapped[int] = mapped_column(BigInteger)
     cost_cents: Mapped[int] = mapped_column(BigInteger)
     subsidy_cents: Mapped[int] = mapped_column(BigInteger)
     at: Mapped[float] = mapped_column(Float, index=True)
     actor: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
 
+    @property
+    def gpu_s(self) -> int:
+        """`gpu_ms` in whole seconds, for readers that show seconds (never summed)."""
+        return whole_seconds(self.gpu_ms)
+
 
 class UsageRecord(Base):
     """What one attempt of a job consumed, written when the attempt ends (once: unique).
     `booked_at` is when it was settled: invoices bill by it, so a charge settled late (after a
-    restart) lands in the next invoice instead of in a month already invoiced."""
+    restart) lands in the next invoice instead of in a month already invoiced.
+
+    Bills are made from the exact `gpu_ms`/`cpu_ms` at the terms the attempt settled under
+    (`gpu_price`, `cpu_price`: € per hour as text; `subsidy_pct`), rounded once per invoice
+    line. The cents are the attempt's own cost, rounded for showing it alone: never summed."""
 
     __tablename__ = "usage_records"
     __table_args__ = (UniqueConstraint("job_id", "attempt", name="uq_usage_records_attempt"),)
@@ -313,14 +327,27 @@ class UsageRecord(Base):
     cpus: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[float] = mapped_column(Float)
     ended_at: Mapped[float] = mapped_column(Float, index=True)
-    gpu_s: Mapped[int] = mapped_column(BigInteger)
-    cpu_s: Mapped[int] = mapped_column(BigInteger)
+    gpu_ms: Mapped[int] = mapped_column(BigInteger)
+    cpu_ms: Mapped[int] = mapped_column(BigInteger)
     energy_j: Mapped[float] = mapped_column(Float)
     energy_measured: Mapped[bool] = mapped_column(Boolean)
+    gpu_price: Mapped[str] = mapped_column(String(32))
+    cpu_price: Mapped[str] = mapped_column(String(32))
+    subsidy_pct: Mapped[int] = mapped_column(Integer)
     gpu_cents: Mapped[int] = mapped_column(BigInteger)
     cpu_cents: Mapped[int] = mapped_column(BigInteger)
     subsidy_cents: Mapped[int] = mapped_column(BigInteger)
     booked_at: Mapped[float] = mapped_column(Float, index=True)
+
+    @property
+    def gpu_s(self) -> int:
+        """`gpu_ms` in whole seconds, for readers that show seconds (never summed)."""
+        return whole_seconds(self.gpu_ms)
+
+    @property
+    def cpu_s(self) -> int:
+        """`cpu_ms` in whole seconds, for readers that show seconds (never summed)."""
+        return whole_seconds(self.cpu_ms)
 
 
 class AllocationAlert(Base):

@@ -1,6 +1,6 @@
 """An allocation's burn-down: the GPU-hours left over its window, drawn from its ledger.
 
-Words: an *entry* is a ledger entry's time and signed effect on the balance, `(at, gpu_s)`
+Words: an *entry* is a ledger entry's time and signed effect on the balance, `(at, gpu_ms)`
 (domain.ledger); a *point* is `(time, GPU-hours left)`. The *burn line* steps at each entry;
 the *ideal line* runs straight from the hours awarded at `valid_from` to none at `valid_to`,
 the pace that would use the award exactly by its end.
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from aifactory.domain.ledger import EntryKind
-from aifactory.domain.money import gpu_hours
+from aifactory.domain.money import hours_of_ms
 from aifactory.web import charts
 
 BURNING = frozenset({EntryKind.AWARD, EntryKind.ADJUST, EntryKind.SETTLE})
@@ -29,13 +29,13 @@ def running_balance(entries: Iterable[tuple[float, int]]) -> list[Point]:
     """The GPU-hours left just after each entry (oldest first); entries at the same instant
     give one point, so a step never goes back on itself."""
     points: list[Point] = []
-    left_s = 0
-    for at, gpu_s in entries:
-        left_s += gpu_s
+    left_ms = 0
+    for at, gpu_ms in entries:
+        left_ms += gpu_ms
         if points and points[-1][0] == at:
-            points[-1] = (at, gpu_hours(left_s))
+            points[-1] = (at, hours_of_ms(left_ms))
         else:
-            points.append((at, gpu_hours(left_s)))
+            points.append((at, hours_of_ms(left_ms)))
     return points
 
 

@@ -147,18 +147,18 @@ def balance_points(
     """The burn line's points: after every balance-moving entry, or on a long ledger after the
     last entry of each of about `SAMPLES` slices of the allocation's window (exact there too)."""
     moving = (LedgerEntry.allocation_id == allocation.id, LedgerEntry.kind.in_(BURNING))
-    first = select(LedgerEntry.at, LedgerEntry.id, LedgerEntry.gpu_s).where(*moving)
+    first = select(LedgerEntry.at, LedgerEntry.id, LedgerEntry.gpu_ms).where(*moving)
     rows = session.execute(first.order_by(LedgerEntry.id).limit(max_exact + 1)).all()
     if len(rows) <= max_exact:
-        return burndown.running_balance((at, gpu_s) for at, _, gpu_s in sorted(rows))
+        return burndown.running_balance((at, gpu_ms) for at, _, gpu_ms in sorted(rows))
     # Any slicing that keeps time order will do (SQLite truncates the cast, PostgreSQL rounds
     # it, entries before the window go below 0): each slice's sum lands at its last entry.
     width = max(allocation.valid_to - allocation.valid_from, 1.0) / SAMPLES
     slice_of = cast((LedgerEntry.at - allocation.valid_from) / width, Integer)
     ends = func.max(LedgerEntry.at)
-    sliced = select(ends, func.sum(LedgerEntry.gpu_s)).where(*moving).group_by(slice_of)
+    sliced = select(ends, func.sum(LedgerEntry.gpu_ms)).where(*moving).group_by(slice_of)
     return burndown.running_balance(
-        (at, int(gpu_s)) for at, gpu_s in session.execute(sliced.order_by(ends))
+        (at, int(gpu_ms)) for at, gpu_ms in session.execute(sliced.order_by(ends))
     )
 
 

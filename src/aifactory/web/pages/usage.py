@@ -3,12 +3,15 @@ CSV downloads; admins and finance issue a closed month's invoice here).
 
 The totals are services.usage's own (the same figures as GET /api/v1/usage); the per-project
 table is one GROUP BY over the same records, in the same scope (USAGE_READ), at most
-`MAX_PROJECTS` rows. The invoice list reads only the columns it shows (never the stored PDFs),
-a page at a time; a download goes through services.invoices, which checks INVOICE_READ.
+`MAX_PROJECTS` rows, each project's money priced from its exact milliseconds at each record's
+terms and rounded once, as the totals are. The invoice list reads only the columns it shows
+(never the stored PDFs), a page at a time; a download goes through services.invoices, which
+checks INVOICE_READ.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
@@ -20,8 +23,9 @@ from sqlalchemy.orm import Session
 
 from aifactory.accounting.reports import JOULES_PER_KWH
 from aifactory.api.deps import StateDep
-from aifactory.domain.money import gpu_hours
+from aifactory.domain.money import hours_of_ms
 from aifactory.domain.permissions import Action
+from aifactory.domain.statements import AtTerms, cost_and_subsidy_cents
 from aifactory.errors import AifactoryError, InvalidInput
 from aifactory.services import invoices, usage
 from aifactory.services.login import SignedIn
@@ -62,7 +66,7 @@ class Period:
 class ProjectUsage:
     project: str
     records: int
-    gpu_s: int
+    gpu_ms: int
     energy_j: float
     cost_cents: int
     subsidy_cents: int
@@ -70,7 +74,7 @@ class ProjectUsage:
 
     @property
     def gpu_hours(self) -> float:
-        return gpu_hours(self.gpu_s)
+        return hours_of_ms(self.gpu_ms)
 
     @property
     def energy_kwh(self) -> float:
@@ -190,31 +194,38 @@ def per_project(
 ) -> list[ProjectUsage]:
     """The records of `period` summed per project, most GPU-hours first, in the caller's
     USAGE_READ scope (the caller has had services.usage check a named `project`)."""
-    gpu_s = func.sum(UsageRecord.gpu_s)
+    terms = (UsageRecord.gpu_price, UsageRecord.cpu_price, UsageRecord.subsidy_pct)
     stmt = (
         select(
             Project.name,
             func.count(),
-            gpu_s,
+            func.sum(UsageRecord.gpu_ms),
+            func.sum(UsageRecord.cpu_ms),
             func.sum(UsageRecord.energy_j),
-            func.sum(UsageRecord.gpu_cents + UsageRecord.cpu_cents),
-            func.sum(UsageRecord.subsidy_cents),
+            *terms,
         )
         .join(Project, Project.id == UsageRecord.project_id)
         .where(UsageRecord.ended_at >= period.start, UsageRecord.ended_at < period.end)
-        .group_by(Project.name)
-        .order_by(gpu_s.desc(), Project.name)
-        .limit(MAX_PROJECTS)
+        .group_by(Project.name, *terms)
     )
     if project is not None:
         stmt = stmt.where(Project.name == project)
     elif (scope := principal.projects_for(Action.USAGE_READ)) is not None:
         stmt = stmt.where(UsageRecord.project_id.in_(scope))
-    return [
-        # PostgreSQL sums BIGINT as NUMERIC (a Decimal): back to whole numbers here.
-        ProjectUsage(name, int(n), int(gpu_s), float(energy_j), int(cost), int(subsidy), grid)
-        for name, n, gpu_s, energy_j, cost, subsidy in session.execute(stmt)
-    ]
+    parts: dict[str, list[tuple[int, float, AtTerms]]] = defaultdict(list)
+    for name, n, gpu_ms, cpu_ms, energy_j, gpu_price, cpu_price, pct in session.execute(stmt):
+        at_terms = usage.at_terms(gpu_ms, cpu_ms, gpu_price, cpu_price, pct)
+        parts[name].append((int(n), float(energy_j), at_terms))
+    rows = [_project_usage(name, found, grid) for name, found in parts.items()]
+    return sorted(rows, key=lambda row: (-row.gpu_ms, row.project))[:MAX_PROJECTS]
+
+
+def _project_usage(name: str, parts: list[tuple[int, float, AtTerms]], grid: float) -> ProjectUsage:
+    cost, subsidy = cost_and_subsidy_cents([part for _, _, part in parts])
+    records = sum(n for n, _, _ in parts)
+    gpu_ms = sum(part.gpu_ms for _, _, part in parts)
+    energy_j = sum(energy for _, energy, _ in parts)
+    return ProjectUsage(name, records, gpu_ms, energy_j, cost, subsidy, grid)
 
 
 def project_names(session: Session, principal: Principal, action: Action) -> list[str]:

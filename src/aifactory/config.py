@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from aifactory.domain import names
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AIFACTORY_", extra="ignore")
@@ -34,8 +36,8 @@ class Settings(BaseSettings):
         "NL",
         min_length=1,
         max_length=64,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
-        description="the site this machine's nodes stand at (a name)",
+        pattern=names.PATTERN,
+        description=f"the site this machine's nodes stand at: a name, {names.RULE}",
     )
     country: str | None = Field(
         None,

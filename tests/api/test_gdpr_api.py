@@ -303,3 +303,21 @@ def test_the_commands(world: World, tmp_path: Path) -> None:
     shown = run("project", "closure", "proj-b", "--certificate", str(certificate))
     assert "closed" in shown
     assert certificate.read_bytes().startswith(b"%PDF")
+
+
+def test_a_long_controller_filter_is_refused_or_audited_never_a_500(
+    api: httpx.Client, admin_headers: dict[str, str], live_server: LiveServer
+) -> None:
+    # Found by tests/api/test_conformance.py: a 1000-character filter overflowed the audit
+    # log's object column on PostgreSQL (500). A controller is at most 200 characters.
+    longest = "c" * 200
+    response = api.get("/processing-records", params={"controller": longest}, headers=admin_headers)
+    assert response.status_code == 200, response.text
+    too_long = {"controller": "c" * 201}
+    assert_error(api.get("/processing-records", params=too_long, headers=admin_headers), 422)
+    exported = api.get(
+        "/audit", params={"action": "processing_records.export"}, headers=admin_headers
+    )
+    (event,) = exported.json()
+    assert event["object"].startswith("controller:ccc")
+    assert event["detail"]["controller"] == longest

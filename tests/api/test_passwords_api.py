@@ -6,6 +6,7 @@ import httpx
 
 from aifactory.client.client import Client
 from tests.api.helpers import Tenants, assert_error, bearer
+from tests.conftest import LiveServer
 from tests.web.conftest import PortalSession
 
 
@@ -44,3 +45,40 @@ def test_changing_ones_own_password_names_the_field_at_fault(
     again["current_password"] = "a first passphrase"
     assert api.put("/me/password", json=again, headers=carol).status_code == 204
     assert_error(api.put("/me/password", json={}, headers=carol), 422, "new_password")
+
+
+WEAK = [
+    ("aaaaaaaaaaaa", "one character repeated"),
+    ("abababababab", "at least 6 different characters"),
+    ("password1234", "commonly used"),
+    ("Qwertyuiop!!", "commonly used"),
+    ("Summer2026!!!", "commonly used"),
+]
+
+
+def test_trivially_weak_passwords_are_refused_with_the_reason(
+    tenants: Tenants, api: httpx.Client
+) -> None:
+    carol = bearer(tenants.tokens["carol"])
+    for weak, reason in WEAK:
+        body = {"new_password": weak}
+        response = api.put("/me/password", json=body, headers=carol)
+        assert_error(response, 422, "new_password", reason=reason)
+    assert api.put("/me/password", json={"new_password": "a first passphrase"}, headers=carol)
+
+
+def test_the_portals_password_form_refuses_them_alike(
+    tenants: Tenants, live_server: LiveServer
+) -> None:
+    portal = PortalSession(live_server.url).sign_in(tenants.tokens["carol"])
+    try:
+        for weak, reason in WEAK:
+            form = {"new_password": weak, "repeat_password": weak}
+            refused = portal.post("/account/password", form)
+            assert refused.status_code == 422, refused.text
+            assert reason in refused.text, reason
+        strong = "a first passphrase"
+        form = {"new_password": strong, "repeat_password": strong}
+        assert portal.post("/account/password", form).status_code == 200
+    finally:
+        portal.close()

@@ -80,9 +80,21 @@ def test_expired_token_is_401_expired(
 def test_ttl_days_must_be_positive_and_bounded(
     api: httpx.Client, admin_headers: dict[str, str]
 ) -> None:
-    for ttl in [0, -1, 3651, "7"]:
+    # Under a minute a token would be expired when issued (1e-300 days was once accepted).
+    for ttl in [0, -1, 3651, "7", 1e-300, 1 / 1440 * 0.99]:
         response = api.post("/tokens", json={"ttl_days": ttl}, headers=admin_headers)
         assert_error(response, 422, "ttl_days")
+    for not_finite in ["NaN", "Infinity", "-Infinity"]:  # Python's JSON reader takes them
+        raw = f'{{"ttl_days": {not_finite}}}'
+        headers = {**admin_headers, "Content-Type": "application/json"}
+        assert_error(api.post("/tokens", content=raw, headers=headers), 422, "ttl_days")
+    minute = api.post("/tokens", json={"ttl_days": 1 / 1440}, headers=admin_headers)
+    assert minute.status_code == 201, minute.text
+    issued = minute.json()
+    lasts = datetime.fromisoformat(issued["expires_at"]) - datetime.fromisoformat(
+        issued["created_at"]
+    )
+    assert abs(lasts.total_seconds() - 60) < 0.01
     assert_error(api.post("/tokens", json={"name": ""}, headers=admin_headers), 422, "name")
     assert_error(api.post("/tokens", json={"nmae": "x"}, headers=admin_headers), 422, "nmae")
 

@@ -12,10 +12,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from aifactory.api.schemas import Name, Request
-from aifactory.api.units import as_utc, moment_at, money
+from aifactory.api.units import Moment, moment_at, money
 from aifactory.domain.ledger import EntryKind
 from aifactory.domain.money import CENT, gpu_hours
 from aifactory.domain.programmes import ProposalState
@@ -24,11 +24,6 @@ from aifactory.services.allocations import AllocationView
 from aifactory.services.programmes import CallView, ProgrammeSpec
 from aifactory.services.proposals import ProposalView, ReviewView
 
-Moment = Annotated[
-    datetime,
-    Field(strict=False, description="ISO 8601; without an offset it is read as UTC"),
-    AfterValidator(as_utc),
-]
 Price = Annotated[Decimal, Field(strict=False, description='euros, e.g. "2.50"')]
 Hours = Annotated[float, Field(allow_inf_nan=False, description="GPU-hours")]
 Title = Annotated[str, Field(min_length=1, max_length=200)]

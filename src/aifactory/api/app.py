@@ -10,12 +10,12 @@ from contextlib import (
     nullcontext,
 )
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.telemetry import TelemetryConfig
 
 from aifactory import __version__
 from aifactory.api import docs, errors
-from aifactory.api.deps import AppState
+from aifactory.api.deps import AppState, one_value_each
 from aifactory.api.limits import BodySizeLimit
 from aifactory.api.routers import (
     allocations,
@@ -85,7 +85,7 @@ def create_app(
         lifespan=_lifespan(state, background),
     )
     app.state.aifactory = state
-    api = APIRouter(prefix=API_PREFIX)
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(one_value_each)])
     routers = (
         facility.router,
         jobs.router,

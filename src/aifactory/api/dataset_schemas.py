@@ -12,11 +12,11 @@ import enum
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema, field_validator
 
-from aifactory.api.accounting_schemas import Moment
 from aifactory.api.schemas import Name, Request
-from aifactory.api.units import moment_at, unix
+from aifactory.api.units import Moment, moment_at, unix
+from aifactory.domain import names
 from aifactory.domain.datasets import (
     Classification,
     LegalBasis,
@@ -27,12 +27,18 @@ from aifactory.domain.datasets import (
 from aifactory.services.datasets import DatasetSpec, DatasetView, GrantView, VersionTerms
 from aifactory.store.models import DatasetVersion
 
+# The names' rule (domain.names), in lower case: it becomes an environment variable's name.
 DatasetName = Annotated[
     str,
-    Field(
-        min_length=1,
-        max_length=64,
-        description="lower-case letters, digits, '.', '_' and '-', e.g. nl-books",
+    AfterValidator(names.check_lower_case_name),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": names.MAX_LENGTH,
+            "pattern": names.LOWER_CASE_PATTERN,
+            "description": f"a name in lower case ({names.RULE}), e.g. nl-books",
+        }
     ),
 ]
 Short = Annotated[str, Field(min_length=1, max_length=200)]

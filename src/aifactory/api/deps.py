@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -127,3 +128,14 @@ async def now(state: StateDep) -> float:
 
 
 Now = Annotated[float, Depends(now)]
+
+
+async def one_value_each(request: Request) -> None:
+    """Every route's: a query parameter given twice is refused, where FastAPI would quietly take
+    the last one (no parameter of this API is a list)."""
+    seen: set[str] = set()
+    for key, _ in request.query_params.multi_items():
+        if key in seen:
+            error = {"type": "repeated", "loc": ("query", key), "msg": "is given more than once"}
+            raise RequestValidationError([error])
+        seen.add(key)

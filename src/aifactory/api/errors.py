@@ -17,6 +17,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match, Mount
+from starlette.types import Scope
 
 from aifactory import errors
 from aifactory.domain.jobs import IllegalTransition
@@ -97,18 +99,57 @@ async def _on_validation(request: Request, exc: RequestValidationError) -> Respo
 
 
 async def _on_http(request: Request, exc: StarletteHTTPException) -> Response:
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405 and (allowed := allowed_methods(request)):
+        headers["Allow"] = allowed
     if pages := _page(request):
-        return pages(request, exc.status_code, str(exc.detail), exc)
+        page = pages(request, exc.status_code, str(exc.detail), exc)
+        page.headers.update(headers)
+        return page
+    if unreadable := _unreadable_body(exc):
+        return error_response(422, "invalid_input", f"body: {unreadable}", [("body", unreadable)])
     code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
         exc.status_code, "http_error"
     )
     return error_response(
-        exc.status_code,
-        code,
-        str(exc.detail),
-        [(None, str(exc.detail))],
-        dict(exc.headers or {}) or None,
+        exc.status_code, code, str(exc.detail), [(None, str(exc.detail))], headers or None
     )
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the request's path takes. Starlette's 405 names only the methods of the
+    first route that matched the path, while each method of a path is a route of its own: ask
+    every route (mounted files aside, which take any method here) about each method."""
+    routes = [r for r in request.app.router.routes if not isinstance(r, Mount)]
+    return ", ".join(m for m in _METHODS if _taken(routes, request.scope, m))
+
+
+def _taken(routes: list[BaseRoute], scope: Scope, method: str) -> bool:
+    probe = {**_bare(scope), "method": method}
+    return any(route.matches(probe)[0] == Match.FULL for route in routes)
+
+
+def _bare(scope: Scope) -> Scope:
+    """The request as routing first saw it, before a route left its marks in the scope."""
+    keys = ("type", "http_version", "scheme", "server", "path", "raw_path", "root_path")
+    return {"headers": [], "query_string": b"", **{k: scope[k] for k in keys if k in scope}}
+
+
+def _unreadable_body(exc: StarletteHTTPException) -> str | None:
+    """Why a JSON body could not be read, where FastAPI answers only 400 "There was an error
+    parsing the body" (its own error is the cause: nested too deeply, or not UTF-8)."""
+    if exc.status_code != 400:
+        return None
+    if isinstance(exc.__cause__, RecursionError):
+        return "the body is not valid JSON (nested too deeply)"
+    if isinstance(exc.__cause__, UnicodeDecodeError):
+        return "the body is not valid JSON (not UTF-8 text)"
+    if isinstance(exc.__cause__, ValueError):
+        return f"the body is not valid JSON ({exc.__cause__})"
+    return None
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:

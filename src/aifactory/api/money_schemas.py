@@ -8,14 +8,14 @@ GPU-hours (a float, for reading); energy is joules, CO2 grams.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 
 from aifactory.api.schemas import JobDetail, Request
 from aifactory.api.units import moment_at, money
 from aifactory.governance.admission import DataUse
-from aifactory.services.invoices import InvoiceView
+from aifactory.services.invoices import MONTH, MONTH_PATTERN, InvoiceView
 from aifactory.services.usage import UsageRow, UsageTotals
 
 # The charts and formats accounting.reports draws (a test checks they agree).
@@ -133,10 +133,21 @@ class UsageOut(BaseModel):
     totals: UsageTotalsOut
 
 
+def _month(value: str) -> str:
+    if not MONTH.fullmatch(value):
+        raise ValueError("must be YYYY-MM, e.g. 2026-01")
+    return value
+
+
+Month = Annotated[
+    str,
+    AfterValidator(_month),
+    WithJsonSchema({"type": "string", "pattern": MONTH_PATTERN, "description": "YYYY-MM (UTC)"}),
+]
+
+
 class InvoiceIssue(Request):
-    month: str = Field(
-        min_length=1, max_length=16, description="YYYY-MM: a month that has ended (UTC)"
-    )
+    month: Month = Field(description="YYYY-MM: a month that has ended (UTC)")
 
 
 class InvoiceLineOut(BaseModel):

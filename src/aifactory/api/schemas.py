@@ -6,16 +6,39 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
+from aifactory.domain import names
 from aifactory.domain.datasets import ENV_PREFIX
 from aifactory.domain.jobs import JobSpec, JobState, Network
 from aifactory.domain.tenancy import FacilityRole, OrgKind, ProjectRole
+from aifactory.services.auth import MAX_TTL_DAYS, MIN_TTL_DAYS
 
-Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][\w.\-]*$")]
+# Every name (users, organisations, projects, programmes, calls, sites, tokens): domain.names.
+Name = Annotated[
+    str,
+    AfterValidator(names.check_name),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": names.MAX_LENGTH,
+            "pattern": names.PATTERN,
+            "description": f"a name: {names.RULE}",
+        }
+    ),
+]
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_SCRIPT = 64 * 1024
-DATASET_REF = r"^[a-z0-9][a-z0-9._-]{0,63}(@[1-9][0-9]{0,8})?$"
+DATASET_REF = names.LOWER_CASE_PATTERN.removesuffix("$") + r"(@[1-9][0-9]{0,8})?$"  # name@version
 MAX_ID = 2**31 - 1  # ids are INTEGER columns; a larger one would fail in the database, not 404
 Priority = Annotated[int, Field(ge=-1000, le=1000)]
 
@@ -330,8 +353,15 @@ class MeOut(BaseModel):
 
 
 class TokenCreate(Request):
-    name: str = Field("cli", min_length=1, max_length=64)
-    ttl_days: float | None = Field(None, gt=0, le=3650)
+    name: Name = "cli"
+    ttl_days: float | None = Field(
+        None,
+        ge=MIN_TTL_DAYS,
+        le=MAX_TTL_DAYS,
+        allow_inf_nan=False,
+        description="days until it expires: at least one minute (1/1440 of a day), at most "
+        "3650; none: it never expires",
+    )
     user: Name | None = Field(None, description="admins only: issue for another user")
 
 

@@ -75,7 +75,6 @@ class ErasureTrigger(enum.StrEnum):
     CLOSURE = "closure"  # the owning project was closed
 
 
-DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 ENV_PREFIX = "AIFACTORY_DATASET_"
 
 

@@ -24,6 +24,10 @@ from aifactory.services.tenancy import user_by_name
 from aifactory.store.models import ApiToken, Member, User
 
 TOKEN_PREFIX = "afy_"  # noqa: S105 - a public prefix, not a secret
+# A token's life: long enough to be used once issued (a shorter one would be expired on
+# arrival), at most ten years.
+MIN_TTL_DAYS = 1 / 1440  # one minute
+MAX_TTL_DAYS = 3650
 
 
 def hash_token(token: str) -> str:
@@ -33,8 +37,11 @@ def hash_token(token: str) -> str:
 def issue_token(
     session: Session, user: User, *, name: str, now: float, ttl_days: float | None = None
 ) -> tuple[ApiToken, str]:
-    if ttl_days is not None and ttl_days <= 0:
-        raise InvalidInput("must be a positive number of days", field="ttl_days")
+    if ttl_days is not None and not MIN_TTL_DAYS <= ttl_days <= MAX_TTL_DAYS:
+        raise InvalidInput(
+            f"must be at least one minute (1/1440 of a day) and at most {MAX_TTL_DAYS} days",
+            field="ttl_days",
+        )
     plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(
         user_id=user.id,

@@ -38,7 +38,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from aifactory.domain.datasets import (
-    DATASET_NAME,
     Classification,
     DatasetTerms,
     LegalBasis,
@@ -46,6 +45,7 @@ from aifactory.domain.datasets import (
     SpecialCondition,
     VersionState,
 )
+from aifactory.domain.names import name_problem
 from aifactory.domain.permissions import Action
 from aifactory.errors import Conflict, InvalidInput, NotFound
 from aifactory.governance import audit, storage
@@ -214,12 +214,8 @@ def _new_dataset_owner(session: Session, principal: Principal, spec: DatasetSpec
     else:
         owner = project_by_name(session, principal, spec.project, action=Action.DATASET_REGISTER)
         refuse_closed(session, owner, "project")
-    if not DATASET_NAME.fullmatch(spec.name):
-        raise InvalidInput(
-            "1–64 characters: lower-case letters, digits, '.', '_' and '-', "
-            "starting with a letter or digit",
-            field="name",
-        )
+    if problem := name_problem(spec.name, lower_case=True):
+        raise InvalidInput(problem, field="name")
     for field, value in (("controller", spec.controller), ("processor", spec.processor)):
         checked_text(value, field, SHORT)
     checked_text(spec.description, "description", LONG, required=False)

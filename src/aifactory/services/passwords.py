@@ -3,11 +3,19 @@ parameters move on; a wrong user name costs as much time as a wrong password.
 
 A user without a password signs in with an API token only. Admins set a first password;
 everyone changes their own (knowing the current one, or right after a token sign-in).
+
+A password (the API's and the portal's form alike come here) is 12 to 256 characters, not one
+character repeated, of at least 6 different characters, without the user name, and not a
+common password: one on the list shipped beside this module (common_passwords.txt), alone or
+with digits and symbols around it ("Password2024!"), compared without regard to case.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
+from functools import cache
+from importlib import resources
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -24,6 +32,8 @@ from aifactory.store.models import User, WebSession
 
 MIN_LENGTH = 12
 MAX_LENGTH = 256  # Argon2 hashes any length; a bound keeps a request from costing much
+MIN_DISTINCT = 6
+_AROUND = re.compile(r"^[\W\d_]+|[\W\d_]+$")  # digits, symbols and spaces at either end
 _hasher = PasswordHasher()  # argon2-cffi's defaults: RFC 9106's low-memory profile
 _DUMMY = _hasher.hash("a password no user has: spends the time a real check would")
 
@@ -35,6 +45,29 @@ def check_strength(password: str, *, user_name: str) -> None:
         raise InvalidInput(f"must be at most {MAX_LENGTH} characters", field="password")
     if user_name.lower() in password.lower():
         raise InvalidInput("must not contain the user name", field="password")
+    if weakness := weakness_of(password):
+        raise InvalidInput(weakness, field="password")
+
+
+def weakness_of(password: str) -> str | None:
+    """Why `password` is too easy to guess, whatever its length; None when it is not."""
+    distinct = len(set(password))
+    if distinct == 1:
+        return "must not be one character repeated"
+    if distinct < MIN_DISTINCT:
+        return f"must have at least {MIN_DISTINCT} different characters, not {distinct}"
+    lowered = password.lower()
+    if lowered in common_passwords() or _AROUND.sub("", lowered) in common_passwords():
+        return "is a commonly used password: choose one that is not on lists of common passwords"
+    return None
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    text = resources.files("aifactory.services").joinpath("common_passwords.txt").read_text("utf-8")
+    return frozenset(
+        line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
+    )
 
 
 def set_password(session: Session, user: User, password: str, *, actor: str, now: float) -> None:
@@ -47,7 +80,8 @@ def generate_password(user_name: str) -> str:
     """A first password an admin hands over (or `aifactory up` prints): 128 bits, typeable."""
     while True:
         password = "-".join(secrets.token_hex(4) for _ in range(4))
-        if user_name.lower() not in password:  # hex could spell a short name ("bad", "ace")
+        # hex could spell a short name ("bad", "ace"), or (very rarely) use few digits
+        if user_name.lower() not in password and weakness_of(password) is None:
             return password
 
 

@@ -18,6 +18,8 @@ from aifactory.governance.records import processing_records, records_csv, record
 from aifactory.services.principal import Principal
 from aifactory.store.db import Database
 
+AUDIT_OBJECT = 200  # the audit log's object column: String(200)
+
 Format = Literal["json", "csv"]
 
 
@@ -56,7 +58,8 @@ def record_export(
         at=now,
         actor=principal.name,
         action="processing_records.export",
-        object=f"controller:{controller}" if controller else "processing_records",
+        # clipped to the audit's object column (String(200)); the detail keeps it whole
+        object=f"controller:{controller}"[:AUDIT_OBJECT] if controller else "processing_records",
         source=principal.source,
         detail={"controller": controller, "format": output, "records": records},
     )

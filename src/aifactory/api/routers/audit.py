@@ -11,14 +11,13 @@ from fastapi.responses import StreamingResponse
 
 from aifactory.api.audit_schemas import AuditEventOut, AuditVerifyOut
 from aifactory.api.deps import CurrentUser, ReadSession, StateDep
-from aifactory.api.units import unix
+from aifactory.api.units import MOMENT_FORMAT, Moment, unix
 from aifactory.governance.audit import Filters
 from aifactory.services import audit as service
 from aifactory.store.models import AuditEvent
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 NDJSON = "application/x-ndjson"
-_MOMENT = "ISO 8601 datetime or date; without an offset it is read as UTC"
 MAX_SEQ = 2**62
 
 
@@ -30,8 +29,8 @@ def _filters(
     actor: Annotated[str | None, Query(max_length=64, description="who did it")] = None,
     object: Annotated[str | None, Query(max_length=200, description="e.g. job:12")] = None,
     action: Annotated[str | None, Query(max_length=64, description="e.g. job.submit")] = None,
-    since: Annotated[datetime | None, Query(description=f"inclusive: {_MOMENT}")] = None,
-    until: Annotated[datetime | None, Query(description=f"exclusive: {_MOMENT}")] = None,
+    since: Annotated[Moment | None, Query(description=f"inclusive: {MOMENT_FORMAT}")] = None,
+    until: Annotated[Moment | None, Query(description=f"exclusive: {MOMENT_FORMAT}")] = None,
     after_seq: Annotated[
         int | None, Query(ge=0, le=MAX_SEQ, description="only events after this one (paging)")
     ] = None,

@@ -12,6 +12,7 @@ from aifactory.api.schemas import (
     AdmissionChange,
     FacilityOut,
     Health,
+    Name,
     NodeOut,
     SiteChange,
     SiteOut,
@@ -19,9 +20,7 @@ from aifactory.api.schemas import (
 from aifactory.errors import NotReady
 from aifactory.services import facility, sites
 
-SiteName = Annotated[
-    str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-]
+SiteName = Annotated[Name, Path(description="the site's name")]
 
 router = APIRouter(tags=["facility"])
 

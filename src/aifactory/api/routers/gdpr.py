@@ -16,6 +16,7 @@ from aifactory.api.gdpr_schemas import ClosureOut, ClosureRequest, ErasureOut, E
 from aifactory.api.schemas import MAX_ID
 from aifactory.domain.erasure import ErasureState
 from aifactory.services import closure, erasure, export, records
+from aifactory.services.datasets import SHORT
 
 router = APIRouter(tags=["gdpr"])
 ErasureId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -107,7 +108,7 @@ def processing_records(
     state: StateDep,
     now: Now,
     controller: Annotated[
-        str | None, Query(min_length=1, max_length=1000, description="one controller's only")
+        str | None, Query(min_length=1, max_length=SHORT, description="one controller's only")
     ] = None,
     output: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
 ) -> HttpResponse:

@@ -16,23 +16,23 @@ from aifactory.api.money_schemas import (
     ChartName,
     InvoiceIssue,
     InvoiceOut,
+    Month,
     UsageOut,
     UsageRecordOut,
     UsageTotalsOut,
 )
-from aifactory.api.units import unix
+from aifactory.api.units import MOMENT_FORMAT, Moment, unix
 from aifactory.services import audit, invoices, reports, usage
 from aifactory.services.usage import MAX_ROWS
 
 router = APIRouter(tags=["money"])
 
-_MOMENT = "ISO 8601 datetime or date; without an offset it is read as UTC"
-_FROM = Query(alias="from", description=f"start, inclusive: {_MOMENT}")
-_TO = Query(alias="to", description=f"end, exclusive: {_MOMENT}")
-From = Annotated[datetime, _FROM]
-To = Annotated[datetime, _TO]
-MaybeFrom = Annotated[datetime | None, _FROM]
-MaybeTo = Annotated[datetime | None, _TO]
+_FROM = Query(alias="from", description=f"start, inclusive: {MOMENT_FORMAT}")
+_TO = Query(alias="to", description=f"end, exclusive: {MOMENT_FORMAT}")
+From = Annotated[Moment, _FROM]
+To = Annotated[Moment, _TO]
+MaybeFrom = Annotated[Moment | None, _FROM]
+MaybeTo = Annotated[Moment | None, _TO]
 CSV = "text/csv; charset=utf-8"
 
 
@@ -106,7 +106,9 @@ def list_invoices(project: str, session: ReadSession, user: CurrentUser) -> list
     response_class=HttpResponse,
     responses={200: {"content": {"application/pdf": {}}, "description": "the PDF as issued"}},
 )
-def invoice_pdf(project: str, month: str, session: ReadSession, user: CurrentUser) -> HttpResponse:
+def invoice_pdf(
+    project: str, month: Month, session: ReadSession, user: CurrentUser
+) -> HttpResponse:
     invoice = invoices.get_invoice(session, user, project=project, month=month).invoice
     return _file(invoice.pdf, "application/pdf", f"{invoice.number}.pdf")
 
@@ -116,13 +118,15 @@ def invoice_pdf(project: str, month: str, session: ReadSession, user: CurrentUse
     response_class=HttpResponse,
     responses={200: {"content": {"text/csv": {}}, "description": "the CSV as issued"}},
 )
-def invoice_csv(project: str, month: str, session: ReadSession, user: CurrentUser) -> HttpResponse:
+def invoice_csv(
+    project: str, month: Month, session: ReadSession, user: CurrentUser
+) -> HttpResponse:
     invoice = invoices.get_invoice(session, user, project=project, month=month).invoice
     return _file(invoice.csv, CSV, f"{invoice.number}.csv")
 
 
 @router.get("/projects/{project}/invoices/{month}", response_model=InvoiceOut)
-def show_invoice(project: str, month: str, session: ReadSession, user: CurrentUser) -> InvoiceOut:
+def show_invoice(project: str, month: Month, session: ReadSession, user: CurrentUser) -> InvoiceOut:
     return InvoiceOut.of(invoices.get_invoice(session, user, project=project, month=month))
 
 

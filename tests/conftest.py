@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from aifactory.api.app import create_app
-from aifactory.api.deps import AppState
 from aifactory.domain.nodes import Node
 from aifactory.domain.resources import Resources
+from aifactory.faces.state import AppState
+from aifactory.server import facility_app
 from aifactory.services.bootstrap import bootstrap
 from aifactory.store.db import Database
 from aifactory.store.migrate import upgrade
@@ -125,7 +125,7 @@ class LiveServer:
 
 @pytest.fixture
 def live_server(db: Database, tmp_path: Path) -> Iterator[LiveServer]:
-    """The real API on a real port (uvicorn in a thread), over the test's database."""
+    """The real API and portal on a real port (uvicorn in a thread), over the test's database."""
     with serving(db, tmp_path) as server:
         yield server
 
@@ -149,7 +149,7 @@ def serving(db: Database, tmp_path: Path) -> Iterator[LiveServer]:
     )
     port = free_port()
     config = uvicorn.Config(
-        create_app(state, max_body_bytes=64 * 1024),
+        facility_app(state, max_body_bytes=64 * 1024),
         host="127.0.0.1",
         port=port,
         log_level="error",

@@ -22,8 +22,7 @@ from fastapi import FastAPI
 from sqlalchemy import make_url, select
 from sqlalchemy.orm import Session
 
-from aifactory.api.app import create_app
-from aifactory.api.deps import AppState
+from aifactory.api.app import DEFAULT_MAX_BODY, Background, create_app
 from aifactory.cli.config import config_path as cli_config_path
 from aifactory.config import Settings
 from aifactory.control.loop import ControlLoop
@@ -36,6 +35,7 @@ from aifactory.executors.sandbox.check import SandboxReport
 from aifactory.executors.sandbox.identity import IdentityConfig
 from aifactory.executors.slurm.commands import SlurmClient, SlurmConfig
 from aifactory.executors.slurm.executor import SlurmExecutor, SlurmExecutorConfig
+from aifactory.faces.state import AppState
 from aifactory.governance import erasure
 from aifactory.scheduler import Policy, policy_named
 from aifactory.services import passwords
@@ -47,6 +47,8 @@ from aifactory.store.db import Database, is_sqlite
 from aifactory.store.migrate import upgrade
 from aifactory.store.models import Site, User
 from aifactory.store.sites import upsert_site
+from aifactory.web import app as portal
+from aifactory.web.errors import page_error
 
 log = logging.getLogger("aifactory")
 WORKER_SETTINGS = "AIFACTORY_WORKER_SETTINGS"
@@ -329,13 +331,23 @@ def app_for(facility: Facility) -> FastAPI:
         data_root=facility.settings.datasets_dir,
         jobs_dir=facility.settings.jobs_dir,
     )
-    app = create_app(
+    app = facility_app(
         state,
         max_body_bytes=facility.settings.max_body_bytes,
         background=lambda: _control_loop_running(facility.loop),
     )
     gc.collect()
     gc.freeze()  # start-up objects never need collecting: keeps collections short
+    return app
+
+
+def facility_app(
+    state: AppState, *, max_body_bytes: int = DEFAULT_MAX_BODY, background: Background | None = None
+) -> FastAPI:
+    """Both faces on one app: the API under /api/, and the portal on every other path, where an
+    error is answered as a page."""
+    app = create_app(state, max_body_bytes=max_body_bytes, background=background, pages=page_error)
+    portal.install(app)
     return app
 
 

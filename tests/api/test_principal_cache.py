@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from aifactory.api.principal_cache import PrincipalCache
 from aifactory.domain.tenancy import FacilityRole
+from aifactory.faces.principal_cache import PrincipalCache
 from aifactory.services.principal import Principal
 
 ALICE = Principal(user_id=1, name="alice", facility_role=FacilityRole.USER)

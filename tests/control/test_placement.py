@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aifactory.control.placement import DeviceBook
+from aifactory.domain.placement import placement_of, stored_placement
 from aifactory.domain.resources import Resources
 
 R = Resources
@@ -16,8 +18,24 @@ GPU_IDS = {"n1": ["g0", "g1", "g2", "g3"], "n2": ["h0", "h1"]}
 CPUS = {"n1": 8, "n2": 4}
 
 
-def book(*active: dict[str, Any]) -> DeviceBook:
-    return DeviceBook(GPU_IDS, CPUS, list(active))
+class Book(DeviceBook):
+    """The book taking and handing out placements as they are stored (plain JSON), which is
+    what these tests write and compare."""
+
+    def __init__(
+        self,
+        gpu_ids: dict[str, list[str]],
+        cpus: dict[str, int],
+        active: list[dict[str, Any]],
+    ) -> None:
+        super().__init__(gpu_ids, cpus, [placement_of(a) for a in active])
+
+    def assign(self, placement: Mapping[str, Resources]) -> dict[str, Any]:  # type: ignore[override]
+        return stored_placement(super().assign(placement))
+
+
+def book(*active: dict[str, Any]) -> Book:
+    return Book(GPU_IDS, CPUS, list(active))
 
 
 def held(node: str, gpu_ids: list[str], cpu_ids: list[int]) -> dict[str, Any]:
@@ -90,7 +108,7 @@ def test_a_finished_jobs_devices_are_free_again_in_a_fresh_book() -> None:
 def test_raises_when_the_book_cannot_satisfy(
     active: list[dict[str, Any]], want: dict[str, Resources]
 ) -> None:
-    devices = DeviceBook(GPU_IDS, CPUS, active)
+    devices = Book(GPU_IDS, CPUS, active)
     node = next(iter(want))
     with pytest.raises(RuntimeError, match=f"node {node} has no free devices"):
         devices.assign(want)
@@ -160,7 +178,7 @@ def test_devices_are_never_handed_out_twice(wants: list[dict[str, Resources]]) -
             taken[node][0].update(gpu_ids)
             taken[node][1].update(cpu_ids)
     # A book rebuilt from what was handed out agrees on what is left.
-    rebuilt = DeviceBook(
+    rebuilt = Book(
         GPU_IDS,
         CPUS,
         [{n: {"gpu_ids": sorted(g), "cpu_ids": sorted(c)} for n, (g, c) in taken.items()}],

@@ -26,10 +26,9 @@ from aifactory.services.dataset_grants import (
     revoke_grant,
     usable_grant,
 )
+from aifactory.services.dataset_views import DatasetView, GrantView
 from aifactory.services.datasets import (
     DatasetSpec,
-    DatasetView,
-    GrantView,
     VersionTerms,
     add_version,
     get_dataset,

@@ -12,8 +12,9 @@ from sqlalchemy import select
 
 from aifactory.accounting import ledger
 from aifactory.domain.ledger import EntryKind
+from aifactory.services.allocation_detail import burn_entries
 from aifactory.store.models import Allocation, AllocationAlert, Project, User
-from aifactory.web.pages.allocations import balance_points
+from aifactory.web.burndown import BURNING, running_balance
 from tests.api.helpers import Tenants
 from tests.conftest import LiveServer
 from tests.services.money_rows import H, Metered, a_job, a_programme, an_allocation, run_attempt
@@ -173,8 +174,8 @@ def test_a_long_ledger_is_summed_per_slice_of_time_to_the_same_balances(
             )
     with live_server.db.read() as s:
         allocation = s.get_one(Allocation, allocation_id)
-        exact = balance_points(s, allocation)
-        sliced = balance_points(s, allocation, max_exact=1)
+        exact = running_balance(burn_entries(s, allocation, BURNING))
+        sliced = running_balance(burn_entries(s, allocation, BURNING, max_exact=1))
 
     assert len(exact) == 12
     assert exact[:2] == [(START, 1000.0), (START + DAY + 5 * H, 990.0)]

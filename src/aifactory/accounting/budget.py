@@ -24,6 +24,7 @@ from aifactory.accounting.metering import Metered, meter
 from aifactory.domain.jobs import ACTIVE, JobState
 from aifactory.domain.ledger import Balance, EntryKind, entry_key
 from aifactory.domain.money import cost_cents, hours_of_ms, ms_of_seconds, share_cents
+from aifactory.domain.placement import Placement, gpus_of, placement_of
 from aifactory.domain.programmes import Funds, Tariff, Window, payer, thresholds_crossed
 from aifactory.store.models import (
     Allocation,
@@ -167,11 +168,11 @@ def settle(
     reservation = ledger.entry_by_key(session, entry_key(EntryKind.RESERVE, job.id, attempt))
     allocation = session.get(Allocation, reservation.allocation_id) if reservation else None
     programme = session.get(Programme, allocation.programme_id) if allocation else None
-    placement = placement if placement is not None else (job.placement or {})
-    gpu_model = _model_of(session, placement) or job.gpu_model
+    shares = placement_of(placement if placement is not None else job.placement)
+    gpu_model = _model_of(session, shares) or job.gpu_model
     metered = meter(
-        gpus=sum(int(p["gpus"]) for p in placement.values()),
-        cpus=sum(int(p["cpus"]) for p in placement.values()),
+        gpus=gpus_of(shares),
+        cpus=sum(share.cpus for share in shares.values()),
         gpu_model=gpu_model,
         started_at=started_at,
         ended_at=ended_at,
@@ -343,7 +344,7 @@ def _usage_of(session: Session, job_id: int, attempt: int) -> UsageRecord | None
     ).first()
 
 
-def _model_of(session: Session, placement: dict[str, object]) -> str | None:
+def _model_of(session: Session, placement: Placement) -> str | None:
     for node_id in sorted(placement):
         node = session.get(Node, node_id)
         if node is not None and node.gpu_model:

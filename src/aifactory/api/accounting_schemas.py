@@ -20,13 +20,13 @@ from aifactory.domain.ledger import EntryKind
 from aifactory.domain.money import CENT, gpu_hours
 from aifactory.domain.programmes import ProposalState
 from aifactory.domain.tenancy import OrgKind
+from aifactory.faces.inputs import Title as Title
 from aifactory.services.allocations import AllocationView
 from aifactory.services.programmes import CallView, ProgrammeSpec
 from aifactory.services.proposals import ProposalView, ReviewView
 
 Price = Annotated[Decimal, Field(strict=False, description='euros, e.g. "2.50"')]
 Hours = Annotated[float, Field(allow_inf_nan=False, description="GPU-hours")]
-Title = Annotated[str, Field(min_length=1, max_length=200)]
 Text = Annotated[str, Field(min_length=1, max_length=20_000)]
 GpuModel = Annotated[str, Field(min_length=1, max_length=64)]
 Reason = Annotated[str, Field(min_length=1, max_length=2000)]

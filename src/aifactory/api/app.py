@@ -1,4 +1,5 @@
-"""`create_app`: the FastAPI application, with its services wired in and one error map."""
+"""`create_app`: the FastAPI application, with its services wired in and one error map. The
+portal is not the API's to mount: the composition root adds it (`server.facility_app`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from fastapi.telemetry import TelemetryConfig
 
 from aifactory import __version__
 from aifactory.api import docs, errors
-from aifactory.api.deps import AppState, one_value_each
+from aifactory.api.deps import one_value_each
 from aifactory.api.limits import BodySizeLimit
 from aifactory.api.routers import (
     allocations,
@@ -32,8 +33,7 @@ from aifactory.api.routers import (
     whatif,
 )
 from aifactory.api.schemas import ErrorOut
-from aifactory.web import app as portal
-from aifactory.web.errors import page_error
+from aifactory.faces.state import AppState
 
 API_PREFIX = "/api/v1"
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -70,9 +70,15 @@ def _lifespan(
 
 
 def create_app(
-    state: AppState, *, max_body_bytes: int = DEFAULT_MAX_BODY, background: Background | None = None
+    state: AppState,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+    background: Background | None = None,
+    pages: errors.PageErrors | None = None,
 ) -> FastAPI:
-    """`background`: work that runs for the app's lifetime (the control loop)."""
+    """`background`: work that runs for the app's lifetime (the control loop). `pages`: how an
+    error on a path outside /api/ is answered (the portal's pages, which the composition root
+    installs on this app); none: as JSON, like any other."""
     app = FastAPI(
         title="aifactory",
         version=__version__,
@@ -104,8 +110,7 @@ def create_app(
     for router in routers:
         api.include_router(router)
     app.include_router(api)
-    errors.install(app, pages=page_error)
+    errors.install(app, pages=pages)
     docs.install(app, prefix=API_PREFIX)
-    portal.install(app)  # the web portal: every path outside /api/
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     return app

@@ -24,8 +24,8 @@ from aifactory.domain.datasets import (
     SpecialCondition,
     VersionState,
 )
-from aifactory.services.datasets import DatasetSpec, DatasetView, GrantView, VersionTerms
-from aifactory.store.models import DatasetVersion
+from aifactory.services.dataset_views import DatasetView, GrantView, VersionView
+from aifactory.services.datasets import DatasetSpec, VersionTerms
 
 # The names' rule (domain.names), in lower case: it becomes an environment variable's name.
 DatasetName = Annotated[
@@ -169,7 +169,7 @@ class VersionOut(BaseModel):
     erased_at: datetime | None
 
     @classmethod
-    def of(cls, dataset: str, v: DatasetVersion) -> VersionOut:
+    def of(cls, dataset: str, v: VersionView) -> VersionOut:
         return cls(
             dataset=dataset,
             version=v.version,

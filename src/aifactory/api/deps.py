@@ -1,81 +1,26 @@
-"""Dependencies the routers declare: sessions, the caller, the clock, the app's services."""
+"""Dependencies the routers declare: sessions, the caller, the clock, the app's services.
+
+The state and the sessions are both faces' (`faces.state`); the caller by bearer token is the
+API's own."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import partial
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
 
-from aifactory.api.group_commit import GroupCommitter
-from aifactory.api.principal_cache import PrincipalCache
 from aifactory.errors import Unauthenticated
-from aifactory.scheduler import Policy
+from aifactory.faces.state import AppState as AppState
+from aifactory.faces.state import ReadSession as ReadSession
+from aifactory.faces.state import StateDep as StateDep
+from aifactory.faces.state import WriteSession as WriteSession
 from aifactory.services.auth import Authenticated, authenticate_token, hash_token, record_failure
-from aifactory.services.jobs import LogLocator
 from aifactory.services.principal import Principal
-from aifactory.store.db import Database
-
-
-@dataclass
-class AppState:
-    """What `create_app` wires in; routers reach it only through the aliases below."""
-
-    db: Database
-    clock: Callable[[], float]
-    locate_log: LogLocator
-    on_submit: Callable[[], None]
-    ready: Callable[[], bool]
-    policy: Policy = field(default_factory=Policy)  # the control loop's: explanations use it
-    vat_pct: int = 21  # config.Settings.vat_pct: VAT on the invoices issued
-    grid_g_per_kwh: float = 270.0  # config.Settings.grid_g_per_kwh: CO2 in usage and reports
-    auth_cache_s: float = 2.0
-    # config.Settings.datasets_dir / jobs_dir: where datasets lie (none may be outside) and
-    # where jobs' directories are (exports and erasures reach them). None: no data facility.
-    data_root: Path | None = None
-    jobs_dir: Path | None = None
-    principals: PrincipalCache = field(init=False)
-    committer: GroupCommitter = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.principals = PrincipalCache(ttl_s=self.auth_cache_s)
-        self.committer = GroupCommitter(self.db, self.clock, self.on_submit)
-
-
-async def app_state(request: Request) -> AppState:
-    """async: a plain `def` dependency costs a thread-pool round trip on every request."""
-    state: AppState = request.app.state.aifactory
-    return state
-
-
-StateDep = Annotated[AppState, Depends(app_state)]
-
-
-def write_session(state: StateDep) -> Iterator[Session]:
-    """A write transaction; a handler may leave a hook in `session.info["after_commit"]`."""
-    with state.db.session() as session:
-        yield session
-    state.principals.clear()  # tokens, members or users may have changed
-    hook = session.info.get("after_commit")
-    if hook is not None:
-        hook()
-
-
-def read_session(state: StateDep) -> Iterator[Session]:
-    with state.db.read() as session:
-        yield session
-
-
-# scope="function": commit before the response goes out, so a 201 means it is stored.
-WriteSession = Annotated[Session, Depends(write_session, scope="function")]
-ReadSession = Annotated[Session, Depends(read_session, scope="function")]
 
 _bearer = HTTPBearer(auto_error=False, description="an API token: 'Bearer afy_...'")
 

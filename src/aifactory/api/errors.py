@@ -22,6 +22,7 @@ from starlette.types import Scope
 
 from aifactory import errors
 from aifactory.domain.jobs import IllegalTransition
+from aifactory.faces.wording import reason_of as reason_of
 
 log = logging.getLogger("aifactory.api")
 
@@ -170,14 +171,3 @@ def _field_of(loc: Sequence[Any], kind: str | None = None) -> str:
     where = ("body", "query", "path", "header")
     parts = [str(p) for p in (loc[1:] if loc and loc[0] in where else loc)]
     return ".".join(parts) if parts else str(loc[0]) if loc else "body"
-
-
-def reason_of(error: dict[str, Any]) -> str:
-    if error.get("type") == "json_invalid":
-        return f"the body is not valid JSON ({error.get('ctx', {}).get('error', 'parse error')})"
-    if error.get("type") == "missing":
-        return "is required"
-    if error.get("type") == "extra_forbidden":
-        return "is not a known field"
-    message = str(error.get("msg", "is invalid"))
-    return message.removeprefix("Value error, ")

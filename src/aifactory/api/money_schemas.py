@@ -14,8 +14,8 @@ from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 
 from aifactory.api.schemas import JobDetail, Request
 from aifactory.api.units import moment_at, money
-from aifactory.governance.admission import DataUse
 from aifactory.services.invoices import MONTH, MONTH_PATTERN, InvoiceView
+from aifactory.services.jobs import DataUse
 from aifactory.services.usage import UsageRow, UsageTotals
 
 # The charts and formats accounting.reports draws (a test checks they agree).

@@ -26,7 +26,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import psutil
 from sqlalchemy import select
@@ -36,10 +36,14 @@ from aifactory.accounting import budget
 from aifactory.control.placement import DeviceBook
 from aifactory.control.reconcile import Move, Plan, plan_for
 from aifactory.control.snapshot import read_snapshot, without_foreign
+from aifactory.control.verdicts import VerdictKeeper
 from aifactory.domain.jobs import ACTIVE, JobState
+from aifactory.domain.placement import placement_of, stored_placement
 from aifactory.executors.base import Attempt, Executor, Launch, NodeSlice, Observation
 from aifactory.governance import admission
 from aifactory.scheduler import Decision, Hold, Policy, Preempt, Snapshot, Start, schedule
+from aifactory.scheduler.decisions import Release
+from aifactory.scheduler.verdict import Round, decide, judge
 from aifactory.store import flags
 from aifactory.store.db import Database
 from aifactory.store.jobs import jobs_in_states, lock_job, request_preemption, switch_job_state
@@ -116,6 +120,7 @@ class ControlLoop:
         self.epoch: int | None = None
         self._registered = False
         self._wake = threading.Event()
+        self._verdicts = VerdictKeeper()
 
     # ---- running -------------------------------------------------------------------------
     def wake(self) -> None:
@@ -142,11 +147,7 @@ class ControlLoop:
         elif self.clock() - self._inventoried_at >= INVENTORY_EVERY_S:
             self._refresh_nodes()
         self._sync()
-        if not self._admission_paused():
-            self._release_data_holds()
-            if self.enforce_budgets:
-                self._release_paid_holds()
-            self._schedule()
+        self._schedule(paused=self._admission_paused())
         if self.housekeeping is not None:
             self.housekeeping(self.clock())
         if self.clock() - self._checkpointed_at >= CHECKPOINT_EVERY_S:
@@ -165,6 +166,7 @@ class ControlLoop:
             )
         if epoch != self.epoch:
             self._registered = False  # a new term: register and reconcile first
+            self._verdicts.forget()
             if epoch is not None:
                 log.info("holding the control lease (epoch %s)", epoch)
         self.epoch = epoch
@@ -292,69 +294,56 @@ class ControlLoop:
             )
 
     # ---- schedule: pending → admitted ----------------------------------------------------
-    def _release_paid_holds(self) -> None:
-        """Budget holds whose project can now pay (a new award, a settled job) go back to wait."""
+    def _schedule(self, *, paused: bool) -> None:
+        """One round: every waiting job judged in one place (scheduler.verdict.decide); here
+        only carried out. While admission is paused the verdicts are still kept, nothing acts."""
         now = self.clock()
         with self.db.read() as session:
-            held = _budget_holds(session)
-            if not held:
-                return
-            funds = budget.wallets(session, {project for _, project in held})
-            still = budget.unpayable([budget.need_of(j, p) for j, p in held], funds, now)
-        payable = [job.id for job, _ in held if job.id not in still]
-        self._release(payable, "the project's allocation can pay for it now")
-
-    def _release_data_holds(self) -> None:
-        """Jobs held for data (no grant, version being erased) go back to wait once mended."""
-        now = self.clock()
-        with self.db.read() as session:
-            held = data_holds(session)
-            if not held:
-                return
-            still = admission.problems(session, now, held)
-        self._release(
-            [job_id for job_id in held if job_id not in still],
-            "its project may read its datasets now",
-        )
-
-    def _release(self, job_ids: list[int], reason: str) -> None:
-        """Held jobs back to wait, each with the reason it may go now."""
-        if not job_ids:
-            return
-        with self.db.session() as session:
-            self._fence(session)
-            for job_id in job_ids:
-                row = lock_job(session, job_id)
-                if row is not None and row.state == JobState.HELD.value:
-                    switch_job_state(
-                        session, row, JobState.PENDING, now=self.clock(), actor=ACTOR, reason=reason
-                    )
-
-    def _schedule(self) -> None:
-        now = self.clock()
-        holds: list[Decision] = []
-        with self.db.read() as session:
-            snapshot = read_snapshot(session, now, self.policy.half_life_s)
-            if snapshot.pending:
-                snapshot, holds = _screen_data(session, snapshot, now)
-            if self.enforce_budgets and snapshot.pending:
-                snapshot, budget_holds = _screen(session, snapshot, now)
-                holds += budget_holds
-        if snapshot.pending:  # asked outside the read: it may run squeue
+            snapshot = read_snapshot(
+                session,
+                now,
+                self.policy.half_life_s,
+                holds=True,
+                budgets_enforced=self.enforce_budgets,
+            )
+        waiting = len(snapshot.pending) + len(snapshot.held)
+        if waiting and not paused:  # asked outside the read: it may run squeue
             snapshot = without_foreign(snapshot, self.executor.foreign_load())
-        decisions = holds + (self.scheduler(snapshot, self.policy, now) if snapshot.pending else [])
-        if not decisions:
+        keep = self._verdicts.due(now, waiting)
+        if not waiting and not keep:
             return
+        if paused:  # judged as the facility stands: nothing of this round is carried out
+            found = Round([], judge(snapshot, self.policy, now) if keep else None)
+        else:
+            found = decide(snapshot, self.policy, now, scheduler=self.scheduler, with_verdicts=keep)
+        decisions = found.decisions
         with self.db.session() as session:
             self._fence(session)
+            self._release(session, [d for d in decisions if isinstance(d, Release)])
             stops = self._preempt(session, [d for d in decisions if isinstance(d, Preempt)])
-            launches = self._admit(session, [d for d in decisions if not isinstance(d, Preempt)])
+            launches = self._admit(session, [d for d in decisions if isinstance(d, Start | Hold)])
+            if found.verdicts is not None:
+                self._verdicts.keep(session, found.verdicts, now)
         for attempt in stops:
             log.info("preempting job %s (attempt %s)", attempt.job_id, attempt.number)
             self.executor.preempt(attempt)
         for launch in launches:
             log.info("starting job %s (attempt %s)", launch.job_id, launch.attempt.number)
             self.executor.start(launch)
+
+    def _release(self, session: Session, decisions: list[Release]) -> None:
+        """Held jobs back in line, each told why it may go now (it may start this round)."""
+        for decision in decisions:
+            row = lock_job(session, decision.job_id)
+            if row is not None and row.state == JobState.HELD.value:
+                switch_job_state(
+                    session,
+                    row,
+                    JobState.PENDING,
+                    now=self.clock(),
+                    actor=ACTOR,
+                    reason=decision.reason,
+                )
 
     def _preempt(self, session: Session, decisions: list[Preempt]) -> list[Attempt]:
         """Commit each preemption's intent; the attempts to stop once that is committed."""
@@ -396,7 +385,7 @@ class ControlLoop:
                 now=now,
                 actor=ACTOR,
                 reason="admitted",
-                placement=named,
+                placement=stored_placement(named),
                 admitted_at=now,
                 attempts=row.attempts + 1,
             )
@@ -424,55 +413,6 @@ class ControlLoop:
             return True
         switch_job_state(session, row, JobState.HELD, now=now, actor=ACTOR, reason=refusal)
         return False
-
-
-def _screen(session: Session, snapshot: Snapshot, now: float) -> tuple[Snapshot, list[Decision]]:
-    """Take the jobs no allocation can pay for out of the snapshot, as holds with the reason."""
-    needs = [
-        budget.Need(p.job_id, p.project, p.gpus, p.time_limit_s, p.gpu_model)
-        for p in snapshot.pending
-    ]
-    funds = budget.wallets(session, {p.project for p in snapshot.pending})
-    refused = budget.unpayable(needs, funds, now)
-    if not refused:
-        return snapshot, []
-    payable = tuple(p for p in snapshot.pending if p.job_id not in refused)
-    holds: list[Decision] = [Hold(job_id, reason) for job_id, reason in sorted(refused.items())]
-    return replace(snapshot, pending=payable), holds
-
-
-def _screen_data(
-    session: Session, snapshot: Snapshot, now: float
-) -> tuple[Snapshot, list[Decision]]:
-    """Take the jobs that may not read their datasets out of the snapshot, as holds."""
-    refused = admission.problems(session, now)
-    waiting = {p.job_id for p in snapshot.pending}
-    holds: list[Decision] = [
-        Hold(job_id, reason) for job_id, reason in sorted(refused.items()) if job_id in waiting
-    ]
-    if not holds:
-        return snapshot, []
-    allowed = tuple(p for p in snapshot.pending if p.job_id not in refused)
-    return replace(snapshot, pending=allowed), holds
-
-
-def data_holds(session: Session) -> list[int]:
-    stmt = select(Job.id).where(
-        Job.uses_datasets.is_(True),
-        Job.state == JobState.HELD.value,
-        Job.state_reason.startswith(admission.HOLD_PREFIX),
-    )
-    return list(session.scalars(stmt.order_by(Job.id)))
-
-
-def _budget_holds(session: Session) -> list[tuple[Job, str]]:
-    stmt = (
-        select(Job, Project.name)
-        .join(Project, Project.id == Job.project_id)
-        .where(Job.state == JobState.HELD.value, Job.state_reason.startswith(budget.HOLD_PREFIX))
-        .order_by(Job.id)
-    )
-    return [(job, name) for job, name in session.execute(stmt)]
 
 
 def holder_is_dead(holder: str) -> bool:
@@ -506,7 +446,7 @@ def _device_book(session: Session) -> DeviceBook:
     return DeviceBook(
         {n.id: list(n.gpu_ids) for n in nodes},
         {n.id: n.cpus for n in nodes},
-        [job.placement or {} for job in active],
+        [placement_of(job.placement) for job in active],
     )
 
 
@@ -538,8 +478,8 @@ def _active(
     job: Job, project: str | None = None, datasets: tuple[str, ...] | None = None
 ) -> ActiveJob:
     placement = {
-        node_id: NodeSlice(list(part["gpu_ids"]), list(part["cpu_ids"]), int(part["memory_mb"]))
-        for node_id, part in (job.placement or {}).items()
+        node_id: NodeSlice(list(share.gpu_ids), list(share.cpu_ids), share.memory_mb)
+        for node_id, share in placement_of(job.placement).items()
     }
     launch = Launch(
         attempt=Attempt(job.id, job.attempts),

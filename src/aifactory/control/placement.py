@@ -6,8 +6,8 @@ The scheduler counts; this picks which ones, avoiding the devices active jobs ho
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
+from aifactory.domain.placement import NodeShare, Placement
 from aifactory.domain.resources import Resources
 
 
@@ -18,7 +18,7 @@ class DeviceBook:
         self,
         node_gpu_ids: Mapping[str, list[str]],
         node_cpus: Mapping[str, int],
-        active_placements: Iterable[Mapping[str, Any]],
+        active_placements: Iterable[Placement],
     ) -> None:
         self.node_gpu_ids = node_gpu_ids
         self.node_cpus = node_cpus
@@ -27,27 +27,27 @@ class DeviceBook:
         for placement in active_placements:
             self._mark(placement)
 
-    def _mark(self, placement: Mapping[str, Any]) -> None:
+    def _mark(self, placement: Placement) -> None:
         for node_id, part in placement.items():
-            self.gpus_taken.setdefault(node_id, set()).update(part.get("gpu_ids", []))
-            self.cpus_taken.setdefault(node_id, set()).update(part.get("cpu_ids", []))
+            self.gpus_taken.setdefault(node_id, set()).update(part.gpu_ids)
+            self.cpus_taken.setdefault(node_id, set()).update(part.cpu_ids)
 
-    def assign(self, placement: Mapping[str, Resources]) -> dict[str, dict[str, Any]]:
+    def assign(self, placement: Mapping[str, Resources]) -> dict[str, NodeShare]:
         named = {node_id: self._assign_on(node_id, want) for node_id, want in placement.items()}
         self._mark(named)
         return named
 
-    def _assign_on(self, node_id: str, want: Resources) -> dict[str, Any]:
+    def _assign_on(self, node_id: str, want: Resources) -> NodeShare:
         free_gpus = [g for g in self.node_gpu_ids[node_id] if g not in self.gpus_taken[node_id]]
         free_cpus = [c for c in range(self.node_cpus[node_id]) if c not in self.cpus_taken[node_id]]
         if len(free_gpus) < want.gpus or len(free_cpus) < want.cpus:
             raise RuntimeError(
                 f"node {node_id} has no free devices for {want}: book and snapshot disagree"
             )
-        return {
-            "gpus": want.gpus,
-            "cpus": want.cpus,
-            "memory_mb": want.memory_mb,
-            "gpu_ids": free_gpus[: want.gpus],
-            "cpu_ids": free_cpus[: want.cpus],
-        }
+        return NodeShare(
+            want.gpus,
+            want.cpus,
+            want.memory_mb,
+            tuple(free_gpus[: want.gpus]),
+            tuple(free_cpus[: want.cpus]),
+        )

@@ -15,12 +15,15 @@ from typing import Any
 from sqlalchemy import Float, case, cast, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from aifactory.accounting import budget
 from aifactory.domain.jobs import ACTIVE, JobState
+from aifactory.domain.placement import placement_of
 from aifactory.domain.programmes import Award, Entitlement, entitlements
 from aifactory.domain.resources import Resources
+from aifactory.governance import admission
 from aifactory.scheduler import NodeView, PendingJob, RunningJob, Snapshot
 from aifactory.scheduler.estimates import RuntimeHistory, from_latest
-from aifactory.scheduler.snapshot import ProjectView
+from aifactory.scheduler.snapshot import Admission, ProjectView
 from aifactory.scheduler.usage import WEEK_S
 from aifactory.store.models import Allocation, Job, Node, Programme, Project
 from aifactory.store.sites import site_countries
@@ -32,7 +35,16 @@ UNENTITLED_SHARES = 1e-3  # a project with no allocation in force, beside ones w
 MIN_EXPONENT = -700.0  # e^-700 ≈ 1e-304: no use so old counts for anything
 
 
-def read_snapshot(session: Session, now: float = 0.0, half_life_s: float = WEEK_S) -> Snapshot:
+def read_snapshot(
+    session: Session,
+    now: float = 0.0,
+    half_life_s: float = WEEK_S,
+    *,
+    holds: bool = False,
+    budgets_enforced: bool = False,
+) -> Snapshot:
+    """`holds`: also the HELD jobs and the facts that decide holds (scheduler.admission), for
+    a round that judges every waiting job; `budgets_enforced`: whether money can hold a job."""
     countries = site_countries(session)
     nodes = tuple(
         NodeView(
@@ -51,9 +63,10 @@ def read_snapshot(session: Session, now: float = 0.0, half_life_s: float = WEEK_
     running = tuple(_running(job, projects[job.project_id]) for job in active)
     waiting = session.execute(select(*_PENDING_COLUMNS).where(Job.state == JobState.PENDING.value))
     pending = tuple(_pending(job, projects[job.project_id]) for job in waiting)
-    if not pending:  # nothing to decide: skip what only deciding needs
+    held = _held(session, projects) if holds else ()
+    if not pending and not held:  # nothing to decide: skip what only deciding needs
         return Snapshot(nodes=nodes, running=running, pending=pending)
-    with_work = {job.project for job in pending} | {job.project for job in running}
+    with_work = {job.project for job in (*pending, *held)} | {job.project for job in running}
     entitled = _entitlements(session, now, with_work)
     return Snapshot(
         nodes=nodes,
@@ -61,6 +74,35 @@ def read_snapshot(session: Session, now: float = 0.0, half_life_s: float = WEEK_
         pending=tuple(_weighted(job, entitled.get(job.project)) for job in pending),
         projects=_project_views(session, projects, entitled, now, half_life_s),
         runtimes=_runtime_history(session, projects),
+        held=tuple(_weighted(job, entitled.get(job.project)) for job in held),
+        admission=_admission(session, (*pending, *held), now, budgets_enforced)
+        if holds
+        else Admission(),
+    )
+
+
+def _held(session: Session, projects: dict[int, str]) -> tuple[PendingJob, ...]:
+    rows = session.execute(
+        select(*_PENDING_COLUMNS, Job.state_reason).where(Job.state == JobState.HELD.value)
+    )
+    return tuple(
+        replace(_pending(job, projects[job.project_id]), held=job.state_reason or "held")
+        for job in rows
+    )
+
+
+def _admission(
+    session: Session, waiting: tuple[PendingJob, ...], now: float, budgets_enforced: bool
+) -> Admission:
+    """Only what the holds need: the datasets of jobs that declared some, and the allocations
+    of projects with GPU work waiting (where money can hold a job)."""
+    with_data = [job.job_id for job in waiting if job.uses_datasets]
+    paying = {job.project for job in waiting if job.gpus} if budgets_enforced else set()
+    funds = budget.wallets(session, paying) if paying else {}
+    return Admission(
+        budgets_enforced=budgets_enforced,
+        funds={project: tuple(found) for project, found in funds.items()},
+        data=admission.data_uses_by_job(session, now, with_data) if with_data else {},
     )
 
 
@@ -198,6 +240,7 @@ _PENDING_COLUMNS = (
     Job.priority,
     Job.preemptible,
     Job.countries,
+    Job.uses_datasets,
 )
 
 
@@ -205,7 +248,7 @@ def _running(job: Any, project: str) -> RunningJob:
     return RunningJob(
         job_id=job.id,
         project=project,
-        placement=placement_resources(job.placement or {}),
+        placement=placement_resources(job.placement),
         started_at=job.started_at or job.admitted_at or job.submitted_at,
         time_limit_s=job.time_limit_s,
         user=str(job.user_id),
@@ -228,15 +271,13 @@ def _pending(job: Any, project: str) -> PendingJob:
         preemptible=job.preemptible,
         user=str(job.user_id),
         countries=None if job.countries is None else frozenset(job.countries),
+        uses_datasets=job.uses_datasets,
     )
 
 
-def placement_resources(placement: dict[str, Any]) -> dict[str, Resources]:
-    """The stored placement ({node: {gpus, cpus, memory_mb, gpu_ids, cpu_ids}}) as Resources."""
-    return {
-        node_id: Resources(int(p["gpus"]), int(p["cpus"]), int(p["memory_mb"]))
-        for node_id, p in placement.items()
-    }
+def placement_resources(placement: dict[str, Any] | None) -> dict[str, Resources]:
+    """The stored placement as the scheduler counts it: resources per node."""
+    return {node_id: share.resources for node_id, share in placement_of(placement).items()}
 
 
 def without_foreign(snapshot: Snapshot, load: Mapping[str, Resources]) -> Snapshot:

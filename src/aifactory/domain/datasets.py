@@ -163,3 +163,35 @@ def grant_problem(terms: DatasetTerms, *, purpose: str, until: float, now: float
             f"personal data may be used only for its stated purposes ({listed}), not {purpose!r}",
         )
     return None
+
+
+DATA_HOLD = "data: "  # how a job held for its data says so
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetRead:
+    """One declared dataset version of a waiting job, with what decides whether its project
+    may read it now: the version's state, an erasure recorded against it, and whether the
+    project owns the dataset or holds a grant valid now."""
+
+    project: str
+    dataset: str
+    version: int
+    version_state: VersionState
+    erasure_due: bool
+    readable: bool
+
+
+def read_refusal(use: DatasetRead) -> str | None:
+    """Why the job may not read this dataset now (None: it may). The one rule, applied when a
+    round decides holds and again when an admission commits."""
+    if use.version_state is not VersionState.PRESENT:
+        return f"dataset {use.dataset} version {use.version} is {use.version_state.value}"
+    if use.erasure_due:
+        return f"dataset {use.dataset} version {use.version} is to be erased"
+    if use.readable:
+        return None
+    return (
+        f"project {use.project} has no valid grant for dataset {use.dataset} "
+        "(its owner grants use: aifactory datasets grant)"
+    )

@@ -19,10 +19,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
-from aifactory.domain.datasets import Residency, VersionState, countries_allowed, env_name
+from aifactory.domain.datasets import (
+    DATA_HOLD,
+    DatasetRead,
+    Residency,
+    VersionState,
+    countries_allowed,
+    env_name,
+    read_refusal,
+)
 from aifactory.domain.jobs import JobState
 from aifactory.errors import InvalidInput
 from aifactory.governance import audit
@@ -37,7 +45,7 @@ from aifactory.store.models import (
     User,
 )
 
-HOLD_PREFIX = "data: "
+HOLD_PREFIX = DATA_HOLD
 MAX_DATASETS = 16
 
 
@@ -137,60 +145,39 @@ def record(session: Session, job_id: int, declared: Iterable[Declared]) -> None:
 # ---- at admission -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Use:
-    """One declared dataset of a waiting job, with what decides whether it may be read."""
-
-    job_id: int
-    project_id: int
-    project: str
-    dataset_id: int
-    dataset: str
-    owner_project_id: int | None
-    version: int
-    version_state: VersionState
-    erasure_due: bool  # an erasure is recorded: its data is about to go
-
-
 def problems(session: Session, now: float, job_ids: Iterable[int] | None = None) -> dict[int, str]:
     """Why each waiting job that declared datasets may not read them now (held jobs: those held
     for data). Jobs absent from the answer may go ahead. `job_ids`: only these jobs."""
-    uses = _uses(session, job_ids)
-    if not uses:
-        return {}
-    granted = _granted(session, {u.dataset_id for u in uses}, now)
     found: dict[int, str] = {}
-    for use in uses:
-        if use.job_id in found:
-            continue
-        problem = _problem(use, granted)
-        if problem is not None:
-            found[use.job_id] = HOLD_PREFIX + problem
+    for job_id, uses in data_uses_by_job(session, now, job_ids).items():
+        for use in uses:
+            refusal = read_refusal(use)
+            if refusal is not None:
+                found[job_id] = HOLD_PREFIX + refusal
+                break
     return found
 
 
 def waiting_with_data(session: Session) -> list[int]:
-    """Jobs the data check applies to: pending ones that declared datasets, and data holds."""
+    """Jobs the data check applies to: pending ones that declared datasets, and held ones."""
     return list(
         session.scalars(
             select(Job.id).where(
                 Job.uses_datasets.is_(True),
-                or_(
-                    Job.state == JobState.PENDING.value,
-                    and_(
-                        Job.state == JobState.HELD.value,
-                        Job.state_reason.startswith(HOLD_PREFIX),
-                    ),
-                ),
+                Job.state.in_([JobState.PENDING.value, JobState.HELD.value]),
             )
         )
     )
 
 
-def _uses(session: Session, job_ids: Iterable[int] | None) -> list[Use]:
+def data_uses_by_job(
+    session: Session, now: float, job_ids: Iterable[int] | None = None
+) -> dict[int, tuple[DatasetRead, ...]]:
+    """The facts the data rule (domain.datasets.read_refusal) judges, for each waiting job that
+    declared datasets (`job_ids`: only these), in dataset name order."""
     ids = list(job_ids) if job_ids is not None else waiting_with_data(session)
     if not ids:
-        return []
+        return {}
     stmt = (
         select(
             JobDataset.job_id,
@@ -210,33 +197,26 @@ def _uses(session: Session, job_ids: Iterable[int] | None) -> list[Use]:
         .where(JobDataset.job_id.in_(ids))
         .order_by(JobDataset.job_id, Dataset.name)
     )
-    return [
-        Use(r[0], r[1], r[2], r[3], r[4], r[5], r[6], VersionState(r[7]), bool(r[8]))
-        for r in session.execute(stmt)
-    ]
+    rows = list(session.execute(stmt))
+    granted = _granted(session, {r[3] for r in rows}, now)
+    found: dict[int, tuple[DatasetRead, ...]] = {}
+    for job_id, project_id, project, dataset_id, name, owner, version, state, due in rows:
+        readable = owner == project_id or (dataset_id, project_id) in granted
+        use = DatasetRead(project, name, version, VersionState(state), bool(due), readable)
+        found[job_id] = (*found.get(job_id, ()), use)
+    return found
 
 
 def _granted(session: Session, dataset_ids: set[int], now: float) -> set[tuple[int, int]]:
     """(dataset, project) pairs with a grant valid now: not revoked, not yet ended."""
+    if not dataset_ids:
+        return set()
     stmt = select(DatasetGrant.dataset_id, DatasetGrant.project_id).where(
         DatasetGrant.dataset_id.in_(sorted(dataset_ids)),
         DatasetGrant.revoked_at.is_(None),
         DatasetGrant.until > now,
     )
     return {(d, p) for d, p in session.execute(stmt)}
-
-
-def _problem(use: Use, granted: set[tuple[int, int]]) -> str | None:
-    if use.version_state is not VersionState.PRESENT:
-        return f"dataset {use.dataset} version {use.version} is {use.version_state.value}"
-    if use.erasure_due:
-        return f"dataset {use.dataset} version {use.version} is to be erased"
-    if use.owner_project_id == use.project_id or (use.dataset_id, use.project_id) in granted:
-        return None
-    return (
-        f"project {use.project} has no valid grant for dataset {use.dataset} "
-        "(its owner grants use: aifactory datasets grant)"
-    )
 
 
 def record_access(session: Session, job: Job, *, now: float) -> None:
@@ -290,12 +270,12 @@ class DataUse:
     note: str
 
 
-def data_uses(session: Session, job: Job, now: float) -> list[DataUse]:
+def data_uses(session: Session, job_id: int, project_id: int, now: float) -> list[DataUse]:
     rows = session.execute(
         select(Dataset, DatasetVersion, JobDataset.env_name)
         .join(JobDataset, JobDataset.dataset_id == Dataset.id)
         .join(DatasetVersion, DatasetVersion.id == JobDataset.version_id)
-        .where(JobDataset.job_id == job.id)
+        .where(JobDataset.job_id == job_id)
         .order_by(Dataset.name)
     ).all()
     return [
@@ -305,7 +285,7 @@ def data_uses(session: Session, job: Job, now: float) -> list[DataUse]:
             env,
             version.path,
             version.state,
-            *_access(session, dataset, job.project_id, now),
+            *_access(session, dataset, project_id, now),
         )
         for dataset, version, env in rows
     ]

@@ -28,4 +28,12 @@ class Hold:
     reason: str
 
 
-Decision = Start | Preempt | Hold
+@dataclass(frozen=True, slots=True)
+class Release:
+    """A held job may wait in line again: what held it is mended."""
+
+    job_id: int
+    reason: str
+
+
+Decision = Start | Preempt | Hold | Release

@@ -36,7 +36,11 @@ class Explanation:
     held: bool = False  # HELD: the reason says what releases it
 
 
-def explain(snapshot: Snapshot, now: float, policy: Policy | None = None) -> dict[int, Explanation]:
+def explain(
+    snapshot: Snapshot, now: float, policy: Policy | None = None, *, after_round: bool = False
+) -> dict[int, Explanation]:
+    """`after_round`: the snapshot already holds this round's starts, so a job that fits the
+    free room was kept waiting by the policy on purpose (for the jobs ahead of it)."""
     policy = policy if policy is not None else Policy()
     queue = queue_order(snapshot, policy, now)
     models = snapshot.kinds()
@@ -48,7 +52,8 @@ def explain(snapshot: Snapshot, now: float, policy: Policy | None = None) -> dic
     notes = _fairness_notes(snapshot, policy, now) if learned else {}
     out = {}
     for position, job in enumerate(queue, start=1):
-        reason = _reason(job, position, free_now, capacity, models) + notes.get(job.job_id, "")
+        reason = _reason(job, position, free_now, capacity, models, policy.name, after_round)
+        reason += notes.get(job.job_id, "")
         out[job.job_id] = Explanation(job.job_id, position, reason, starts.get(job.job_id))
     return out
 
@@ -59,10 +64,17 @@ def _reason(
     free_now: FreeIndex,
     capacity: FreeIndex,
     models: Mapping[str, NodeKind],
+    policy: str,
+    after_round: bool,
 ) -> str:
     """Named by shortfall: what is short, on the nodes the job may use at all."""
     if capacity.place(job, models) is None:
         return shortfall.never(job, capacity.free, models)
+    if free_now.place(job, models) is not None and after_round:
+        return (
+            f"fits the free room, but the {policy} policy keeps it for the "
+            f"{position - 1} job(s) ahead in line: starting this one now would delay them"
+        )
     if free_now.place(job, models) is not None:
         return "fits now: starts at the next scheduling round unless an earlier job takes it"
     ahead = f"; {position - 1} job(s) ahead in the queue" if position > 1 else ""

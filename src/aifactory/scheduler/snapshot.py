@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from aifactory.domain.datasets import DatasetRead
+from aifactory.domain.money import ms_of_seconds
+from aifactory.domain.programmes import Funds
 from aifactory.domain.resources import Resources
 
 if TYPE_CHECKING:
@@ -73,6 +76,13 @@ class PendingJob:
     user: str = ""
     # Where its datasets may be processed (data residency); None: anywhere.
     countries: frozenset[str] | None = None
+    held: str | None = None  # HELD now, for this reason; None: waiting in line
+    uses_datasets: bool = False  # declared datasets: its project's right to read them decides
+
+    @property
+    def gpu_ms(self) -> int:
+        """The most GPU-milliseconds it may use: what a budget must cover to admit it."""
+        return self.gpus * ms_of_seconds(self.time_limit_s)
 
     @property
     def gpus(self) -> int:
@@ -95,6 +105,19 @@ class ProjectView:
 
 
 @dataclass(frozen=True, slots=True)
+class Admission:
+    """What decides whether a waiting job may start at all (scheduler.admission), read with the
+    snapshot: each project's allocations with what is left of them, and each job's declared
+    datasets with the project's right to read them now. Empty: nothing is held (simulator)."""
+
+    budgets_enforced: bool = False
+    funds: Mapping[str, tuple[Funds, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    data: Mapping[int, tuple[DatasetRead, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     nodes: tuple[NodeView, ...]
     running: tuple[RunningJob, ...] = ()
@@ -105,6 +128,10 @@ class Snapshot:
     projects: Mapping[str, ProjectView] = field(default_factory=lambda: MappingProxyType({}))
     # What history teaches about runtimes (None: trust the user time limits alone).
     runtimes: RuntimeEstimates | None = None
+    # HELD jobs (`held` says why) and the facts that decide holds: a round may hold a waiting
+    # job or release a held one (scheduler.verdict).
+    held: tuple[PendingJob, ...] = ()
+    admission: Admission = field(default_factory=Admission)
 
     def project(self, name: str) -> ProjectView:
         found = self.projects.get(name)

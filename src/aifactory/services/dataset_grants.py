@@ -17,14 +17,13 @@ from sqlalchemy.orm import Session
 from aifactory.domain.datasets import grant_problem
 from aifactory.domain.permissions import Action
 from aifactory.errors import Conflict, InvalidInput, NotFound
+from aifactory.services.dataset_views import GrantView, grant_view
 from aifactory.services.datasets import (
     LONG,
     SHORT,
-    GrantView,
     checked_text,
     dataset_by_name,
     get_dataset,
-    grant_view,
     newest_present,
     record_change,
     refuse_closed,

@@ -50,6 +50,12 @@ from aifactory.domain.permissions import Action
 from aifactory.errors import Conflict, InvalidInput, NotFound
 from aifactory.governance import audit, storage
 from aifactory.governance.closure import is_closed
+from aifactory.services.dataset_views import (
+    DatasetView,
+    dataset_info,
+    grant_view,
+    version_view,
+)
 from aifactory.services.principal import Principal
 from aifactory.services.programmes import no_nul
 from aifactory.services.tenancy import project_by_name
@@ -86,22 +92,6 @@ class VersionTerms:
 
 
 TERM_FIELDS = frozenset(f.name for f in fields(VersionTerms))
-
-
-@dataclass(frozen=True, slots=True)
-class GrantView:
-    grant: DatasetGrant
-    dataset: str
-    project: str
-    active: bool  # not revoked and not yet ended
-
-
-@dataclass(frozen=True, slots=True)
-class DatasetView:
-    dataset: Dataset
-    project: str | None  # the owner project
-    versions: tuple[DatasetVersion, ...]  # oldest first
-    grants: tuple[GrantView, ...]  # those the principal may see
 
 
 # ---- registering data -----------------------------------------------------------------------
@@ -449,9 +439,9 @@ def _views(
     names = _project_names(session, owners | {g.project_id for gs in grants.values() for g in gs})
     return [
         DatasetView(
-            dataset=d,
+            dataset=dataset_info(d),
             project=None if d.owner_project_id is None else names[d.owner_project_id],
-            versions=tuple(versions.get(d.id, ())),
+            versions=tuple(version_view(v) for v in versions.get(d.id, ())),
             grants=tuple(
                 grant_view(g, d.name, names[g.project_id], now)
                 for g in grants.get(d.id, ())
@@ -468,11 +458,6 @@ def _project_names(session: Session, ids: Iterable[int]) -> dict[int, str]:
         return {}
     rows = session.execute(select(Project.id, Project.name).where(Project.id.in_(wanted)))
     return {project_id: name for project_id, name in rows}
-
-
-def grant_view(grant: DatasetGrant, dataset: str, project: str, now: float) -> GrantView:
-    active = grant.revoked_at is None and grant.until > now
-    return GrantView(grant=grant, dataset=dataset, project=project, active=active)
 
 
 def refuse_closed(session: Session, project: Project | None, field: str) -> None:

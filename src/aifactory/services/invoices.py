@@ -48,12 +48,28 @@ MONTH = re.compile(
 MONTH_PATTERN = f"^{MONTH.pattern}$"  # the same, in the API's schema
 NUMBER_TRIES = 5
 NUMBER_DIGITS = 6
+PAGE = 50
 
 
 @dataclass(frozen=True, slots=True)
 class InvoiceView:
     project: str
     invoice: IssuedInvoice
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceSummary:
+    """What a list of invoices shows of one: no lines, no stored documents."""
+
+    project: str
+    project_id: int
+    number: str
+    month: str
+    issued_at: float
+    issued_by: str
+    net_cents: int
+    vat_cents: int
+    total_cents: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +246,33 @@ def list_invoices(
         stmt = stmt.where(Project.id.in_(projects))
     rows = session.execute(stmt.order_by(Project.name, IssuedInvoice.month))
     return [InvoiceView(name, invoice) for invoice, name in rows]
+
+
+def invoice_page(
+    session: Session, principal: Principal, *, page: int, per_page: int = PAGE
+) -> list[InvoiceSummary]:
+    """Page `page` (from 1) of the invoices the principal may read, newest month first, then by
+    project, and one more if there is one (then there is a next page)."""
+    stmt = (
+        select(
+            Project.name,
+            IssuedInvoice.project_id,
+            IssuedInvoice.number,
+            IssuedInvoice.month,
+            IssuedInvoice.issued_at,
+            IssuedInvoice.issued_by,
+            IssuedInvoice.net_cents,
+            IssuedInvoice.vat_cents,
+            IssuedInvoice.total_cents,
+        )
+        .join(Project, Project.id == IssuedInvoice.project_id)
+        .order_by(IssuedInvoice.month.desc(), Project.name)
+        .offset((page - 1) * per_page)
+        .limit(per_page + 1)
+    )
+    if (scope := principal.projects_for(Action.INVOICE_READ)) is not None:
+        stmt = stmt.where(IssuedInvoice.project_id.in_(scope))
+    return [InvoiceSummary(*row) for row in session.execute(stmt)]
 
 
 def _stored(session: Session, project_id: int, month: str) -> IssuedInvoice | None:

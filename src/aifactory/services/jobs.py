@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,11 +30,13 @@ from aifactory.domain.programmes import JobRules
 from aifactory.errors import AifactoryError, Conflict, InvalidInput, NotFound
 from aifactory.governance import admission, audit
 from aifactory.governance.closure import is_closed
+from aifactory.services.job_view import JobView, view_of, views_of
 from aifactory.services.principal import Principal
 from aifactory.services.tenancy import project_by_name, user_by_name
 from aifactory.store import flags
 from aifactory.store.jobs import NewJob, events_of, insert_jobs, lock_job, switch_job_state
 from aifactory.store.models import Job, JobEvent, Project, User
+from aifactory.store.models import Node as NodeRow
 from aifactory.store.nodes import node_values
 from aifactory.store.sites import site_countries
 
@@ -344,7 +346,7 @@ def list_jobs(
     limit: int = 100,
     before_id: int | None = None,
     name_contains: str | None = None,
-) -> list[Job]:
+) -> list[JobView]:
     """Newest first, `limit` at most; page on with `before_id` (the last id seen), so a page
     costs the same on the thousandth page as on the first."""
     stmt = select(Job).order_by(Job.id.desc()).limit(limit)
@@ -361,7 +363,7 @@ def list_jobs(
         stmt = stmt.where(Job.id < before_id)
     if name_contains:
         stmt = stmt.where(Job.name.icontains(name_contains, autoescape=True))
-    return list(session.scalars(stmt))
+    return views_of(session, session.scalars(stmt))
 
 
 def get_job(session: Session, principal: Principal, job_id: int) -> Job:
@@ -371,12 +373,30 @@ def get_job(session: Session, principal: Principal, job_id: int) -> Job:
     return job
 
 
+def facility_has_gpus(session: Session) -> bool:
+    """Whether any node has a GPU (a form for a facility without one asks for none)."""
+    return bool(session.scalar(select(func.max(NodeRow.gpus))))
+
+
+def show_job(session: Session, principal: Principal, job_id: int) -> JobView:
+    return view_of(session, get_job(session, principal, job_id))
+
+
+DataUse = admission.DataUse  # what `job_datasets` answers, named for the faces
+
+
+def job_datasets(session: Session, job: JobView, *, now: float) -> list[DataUse]:
+    """The datasets a (visible) job declared, and where its project's right to read each
+    stands now."""
+    return admission.data_uses(session, job.id, job.project_id, now)
+
+
 def job_events(session: Session, principal: Principal, job_id: int) -> list[JobEvent]:
     get_job(session, principal, job_id)
     return events_of(session, job_id)
 
 
-def cancel_job(session: Session, principal: Principal, job_id: int, *, now: float) -> Job:
+def cancel_job(session: Session, principal: Principal, job_id: int, *, now: float) -> JobView:
     job = get_job(session, principal, job_id)
     principal.authorize(Action.JOB_CANCEL, job.project_id, what="job", seen=True)
     job = lock_job(session, job_id) or job
@@ -414,12 +434,12 @@ def cancel_job(session: Session, principal: Principal, job_id: int, *, now: floa
         project_id=job.project_id,
         detail={"state": state.value},
     )
-    return job
+    return view_of(session, job)
 
 
 def set_priority(
     session: Session, principal: Principal, job_id: int, *, priority: int, now: float
-) -> Job:
+) -> JobView:
     """Move a waiting (PENDING or HELD) job up or down the queue: tenants cannot raise their
     own jobs, so an operator does it for them. Priority orders only the queue, so a job past
     it is a conflict, not a no-op."""
@@ -444,7 +464,7 @@ def set_priority(
         project_id=job.project_id,
         detail={"from": before, "to": priority},
     )
-    return job
+    return view_of(session, job)
 
 
 @dataclass(frozen=True, slots=True)

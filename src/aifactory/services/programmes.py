@@ -56,8 +56,40 @@ class ProgrammeSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ProgrammeView:
+    """A programme's terms as stored: tariffs are decimal text by GPU model ("*": any other)."""
+
+    name: str
+    title: str
+    eligible_kinds: list[str]
+    gpu_tariffs: dict[str, str]
+    cpu_tariff: str
+    subsidy_pct: int
+    priority_weight: int
+    preemptible_default: bool
+    max_gpus_per_job: int | None
+    capacity_share: float
+    starter_gpu_hours: float
+    starter_days: int
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """A call's own fields (CallView adds its programme's name and what it has awarded)."""
+
+    id: int
+    name: str
+    title: str
+    opens_at: float
+    closes_at: float
+    budget_gpu_hours: float
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class CallView:
-    call: Call
+    call: CallRecord
     programme: str
     awarded_gpu_s: int
     open_now: bool
@@ -77,7 +109,7 @@ class CallView:
 
 def create_programme(
     session: Session, principal: Principal, *, name: str, spec: ProgrammeSpec, now: float
-) -> Programme:
+) -> ProgrammeView:
     principal.authorize(Action.PROGRAMME_EDIT)
     _check_spec(spec)
     _check_capacity(session, spec.capacity_share, name=name)
@@ -93,12 +125,12 @@ def create_programme(
         source=principal.source,
         detail=_terms(programme),
     )
-    return programme
+    return _programme_view(programme)
 
 
 def update_programme(
     session: Session, principal: Principal, *, name: str, spec: ProgrammeSpec, now: float
-) -> Programme:
+) -> ProgrammeView:
     """Replace everything but the name; allocations already made keep their programme."""
     principal.authorize(Action.PROGRAMME_EDIT)
     programme = programme_by_name(session, name)
@@ -115,7 +147,7 @@ def update_programme(
         source=principal.source,
         detail=_terms(programme),
     )
-    return programme
+    return _programme_view(programme)
 
 
 def _terms(programme: Programme) -> dict[str, Any]:
@@ -131,9 +163,27 @@ def _terms(programme: Programme) -> dict[str, Any]:
     }
 
 
-def list_programmes(session: Session, principal: Principal) -> list[Programme]:
+def list_programmes(session: Session, principal: Principal) -> list[ProgrammeView]:
     del principal  # every signed-in user may see what programmes there are
-    return list(session.scalars(select(Programme).order_by(Programme.id)))
+    return [_programme_view(p) for p in session.scalars(select(Programme).order_by(Programme.id))]
+
+
+def _programme_view(programme: Programme) -> ProgrammeView:
+    return ProgrammeView(
+        name=programme.name,
+        title=programme.title,
+        eligible_kinds=list(programme.eligible_kinds),
+        gpu_tariffs=dict(programme.gpu_tariffs),
+        cpu_tariff=programme.cpu_tariff,
+        subsidy_pct=programme.subsidy_pct,
+        priority_weight=programme.priority_weight,
+        preemptible_default=programme.preemptible_default,
+        max_gpus_per_job=programme.max_gpus_per_job,
+        capacity_share=programme.capacity_share,
+        starter_gpu_hours=programme.starter_gpu_hours,
+        starter_days=programme.starter_days,
+        created_at=programme.created_at,
+    )
 
 
 def programme_by_name(session: Session, name: str, *, field: str = "programme") -> Programme:
@@ -271,7 +321,7 @@ def create_call(
         source=principal.source,
         detail={"programme": found.name, "budget_gpu_hours": budget_gpu_hours},
     )
-    return CallView(call, found.name, 0, call_is_open(call, now))
+    return CallView(_call_record(call), found.name, 0, call_is_open(call, now))
 
 
 def _check_call(title: str, window: Window, budget_gpu_hours: float) -> None:
@@ -297,9 +347,21 @@ def list_calls(session: Session, principal: Principal, *, now: float) -> list[Ca
     ).all()
     awarded = awarded_by_call(session, [call.id for call, _ in rows])
     return [
-        CallView(call, programme, awarded.get(call.id, 0), call_is_open(call, now))
+        CallView(_call_record(call), programme, awarded.get(call.id, 0), call_is_open(call, now))
         for call, programme in rows
     ]
+
+
+def _call_record(call: Call) -> CallRecord:
+    return CallRecord(
+        id=call.id,
+        name=call.name,
+        title=call.title,
+        opens_at=call.opens_at,
+        closes_at=call.closes_at,
+        budget_gpu_hours=call.budget_gpu_hours,
+        created_at=call.created_at,
+    )
 
 
 def call_by_name(session: Session, name: str, *, field: str = "call") -> Call:

@@ -15,15 +15,14 @@ organisation may not be assigned, nor review if that membership came later.
 Who sees what (PROPOSAL_READ): admins see every proposal; a project's members (owner, member,
 viewer) see their project's; a reviewer sees only those assigned to them — the rule on top of
 the matrix, as are assignment and conflict of interest for PROPOSAL_REVIEW; anyone else is told
-it does not exist. Reviewer names are shown to those who assign reviewers (PROPOSAL_ASSIGN; a
-reviewer sees their own review); applicants see the scores and comments of finished reviews.
+it does not exist. What each caller sees of a proposal and its reviews: services.proposal_views
+(re-exported here).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
@@ -45,6 +44,10 @@ from aifactory.services.programmes import (
     hours_text,
     time_text,
 )
+from aifactory.services.proposal_views import ProposalRecord as ProposalRecord
+from aifactory.services.proposal_views import ProposalView as ProposalView
+from aifactory.services.proposal_views import ReviewView as ReviewView
+from aifactory.services.proposal_views import reads_all_of, view_of, views_of
 from aifactory.services.tenancy import project_by_name, user_by_name
 from aifactory.store.models import (
     Allocation,
@@ -62,26 +65,6 @@ AUTO = "auto"
 STARTER_NOTE = "auto-approved starter allocation"
 DAY_S = 86400
 MAX_DATASETS = 100
-
-
-@dataclass(frozen=True, slots=True)
-class ReviewView:
-    reviewer: str | None  # None where the caller may not know who reviewed
-    score: int | None
-    comment: str | None
-    assigned_at: float
-    reviewed_at: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class ProposalView:
-    proposal: Proposal
-    call: str
-    programme: str
-    project: str
-    submitted_by: str
-    reviews: tuple[ReviewView, ...]
-    allocation: str | None  # the allocation it was awarded as
 
 
 def submit_proposal(
@@ -121,7 +104,7 @@ def submit_proposal(
     session.add(proposal)
     session.flush()
     _maybe_starter(session, proposal, now=now)
-    return _view(session, principal, proposal)
+    return view_of(session, principal, proposal)
 
 
 def _check_open(call: Call, now: float) -> None:
@@ -270,7 +253,7 @@ def reject(
         project_id=proposal.project_id,
         detail={"note": note.strip()},
     )
-    return _view(session, principal, proposal)
+    return view_of(session, principal, proposal)
 
 
 def withdraw(
@@ -280,7 +263,7 @@ def withdraw(
     proposal = _proposal(session, principal, proposal_id, Action.PROPOSAL_WITHDRAW)
     note = f"withdrawn by {principal.name}"
     _decide(proposal, ProposalState.WITHDRAWN, note=note, now=now)
-    return _view(session, principal, proposal)
+    return view_of(session, principal, proposal)
 
 
 def _check_move(proposal: Proposal, to: ProposalState) -> None:
@@ -315,7 +298,7 @@ def assign_reviewer(
     if _review_by(session, proposal.id, user.id) is None:
         session.add(Review(proposal_id=proposal.id, reviewer_id=user.id, assigned_at=now))
         session.flush()
-    return _view(session, principal, proposal)
+    return view_of(session, principal, proposal)
 
 
 def review(
@@ -342,7 +325,7 @@ def review(
     _check_no_conflict(session, user, proposal)
     row.score, row.comment, row.reviewed_at = score, comment.strip(), now
     session.flush()
-    return _view(session, principal, proposal)
+    return view_of(session, principal, proposal)
 
 
 def _check_under_review(proposal: Proposal) -> None:
@@ -384,8 +367,8 @@ def list_proposals(
     state: ProposalState | None = None,
 ) -> list[ProposalView]:
     stmt = select(Proposal).order_by(Proposal.id)
-    if not _reads_all_of(principal, None):
-        mine = [p for p in principal.memberships if _reads_all_of(principal, p)]
+    if not reads_all_of(principal, None):
+        mine = [p for p in principal.memberships if reads_all_of(principal, p)]
         visible: ColumnElement[bool] = Proposal.project_id.in_(mine)
         if principal.may(Action.PROPOSAL_READ):  # a reviewer: those assigned to them
             assigned = select(Review.proposal_id).where(Review.reviewer_id == principal.user_id)
@@ -398,11 +381,11 @@ def list_proposals(
         stmt = stmt.where(Proposal.project_id == found.id)
     if state is not None:
         stmt = stmt.where(Proposal.state == state.value)
-    return _views(session, principal, list(session.scalars(stmt)))
+    return views_of(session, principal, list(session.scalars(stmt)))
 
 
 def get_proposal(session: Session, principal: Principal, proposal_id: int) -> ProposalView:
-    return _view(session, principal, _proposal(session, principal, proposal_id))
+    return view_of(session, principal, _proposal(session, principal, proposal_id))
 
 
 def _proposal(
@@ -424,16 +407,10 @@ def _proposal(
 
 
 def _sees(session: Session, principal: Principal, proposal: Proposal) -> bool:
-    if _reads_all_of(principal, proposal.project_id):
+    if reads_all_of(principal, proposal.project_id):
         return True
     assigned = _review_by(session, proposal.id, principal.user_id) is not None
     return assigned and principal.may(Action.PROPOSAL_READ)
-
-
-def _reads_all_of(principal: Principal, project_id: int | None) -> bool:
-    """PROPOSAL_READ through a role other than reviewer, whose grant reaches only the proposals
-    assigned to them: every proposal of the project (None: of every project)."""
-    return allowed(Action.PROPOSAL_READ, principal.roles(project_id) - {Role.REVIEWER})
 
 
 def _call_of(session: Session, proposal: Proposal) -> Call:
@@ -446,61 +423,3 @@ def _programme_of(session: Session, call: Call) -> Programme:
     programme = session.get(Programme, call.programme_id)
     assert programme is not None  # a foreign key
     return programme
-
-
-def _view(session: Session, principal: Principal, proposal: Proposal) -> ProposalView:
-    return _views(session, principal, [proposal])[0]
-
-
-def _views(session: Session, principal: Principal, proposals: list[Proposal]) -> list[ProposalView]:
-    """Each proposal with its names, the reviews the caller may see and its allocation."""
-    ids = [p.id for p in proposals]
-    if not ids:
-        return []
-    names = {
-        row[0]: row[1:]
-        for row in session.execute(
-            select(Proposal.id, Call.name, Programme.name, Project.name, User.name)
-            .join(Call, Call.id == Proposal.call_id)
-            .join(Programme, Programme.id == Call.programme_id)
-            .join(Project, Project.id == Proposal.project_id)
-            .join(User, User.id == Proposal.submitted_by)
-            .where(Proposal.id.in_(ids))
-        )
-    }
-    reviews = _reviews(session, principal, proposals)
-    stmt = select(Allocation.proposal_id, Allocation.name).where(Allocation.proposal_id.in_(ids))
-    awarded = {pid: name for pid, name in session.execute(stmt)}
-    return [
-        ProposalView(p, *names[p.id], reviews.get(p.id, ()), awarded.get(p.id)) for p in proposals
-    ]
-
-
-def _reviews(
-    session: Session, principal: Principal, proposals: list[Proposal]
-) -> dict[int, tuple[ReviewView, ...]]:
-    projects = {p.id: p.project_id for p in proposals}
-    stmt = (
-        select(Review, User.name)
-        .join(User, User.id == Review.reviewer_id)
-        .where(Review.proposal_id.in_(list(projects)))
-        .order_by(Review.id)
-    )
-    shown: dict[int, list[ReviewView]] = {}
-    for row, reviewer in session.execute(stmt):
-        view = _shown(principal, projects[row.proposal_id], row, reviewer)
-        if view is not None:
-            shown.setdefault(row.proposal_id, []).append(view)
-    return {pid: tuple(views) for pid, views in shown.items()}
-
-
-def _shown(principal: Principal, project_id: int, row: Review, reviewer: str) -> ReviewView | None:
-    """What the caller may see of one review (see the module's rules), or None."""
-    own = row.reviewer_id == principal.user_id
-    if own or principal.may(Action.PROPOSAL_ASSIGN, project_id):
-        name: str | None = reviewer
-    elif _reads_all_of(principal, project_id) and row.score is not None:
-        name = None
-    else:
-        return None
-    return ReviewView(name, row.score, row.comment, row.assigned_at, row.reviewed_at)

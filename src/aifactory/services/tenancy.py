@@ -3,11 +3,17 @@
 Admins create organisations, projects and users; a project's owners manage its members; every
 member sees the project and its member list. Operators see everything and change nothing here
 (domain.permissions). On top of the roles: a project keeps at least one owner.
+
+The faces (api, web) get views with names (`ProjectView` carries its organisation's name and the
+caller's role in it); `project_by_name`, `user_by_name` and `list_projects` hand rows to the
+other services, which build their own views.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from dataclasses import dataclass, replace
+
+from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -19,9 +25,50 @@ from aifactory.services.principal import Principal
 from aifactory.store.models import Member, Organisation, Project, User
 
 
+@dataclass(frozen=True, slots=True)
+class OrganisationView:
+    id: int
+    name: str
+    kind: OrgKind
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectView:
+    id: int
+    name: str
+    organisation: str
+    organisation_kind: OrgKind
+    created_at: float
+    role: ProjectRole | None  # the caller's role in it; None: they see it by facility role
+
+
+@dataclass(frozen=True, slots=True)
+class MemberView:
+    user: str
+    role: ProjectRole
+
+
+@dataclass(frozen=True, slots=True)
+class UserView:
+    id: int
+    name: str
+    email: str | None
+    facility_role: FacilityRole
+
+
+@dataclass(frozen=True, slots=True)
+class MeView:
+    """The caller: their default project and the projects they are a member of."""
+
+    name: str
+    facility_role: FacilityRole
+    default_project: str | None
+    projects: tuple[ProjectView, ...]
+
+
 def create_organisation(
     session: Session, principal: Principal, *, name: str, kind: OrgKind, now: float
-) -> Organisation:
+) -> OrganisationView:
     principal.authorize(Action.ORGANISATION_CREATE)
     org = Organisation(name=name, kind=kind.value, created_at=now)
     _insert_unique(session, org, f"an organisation named {name!r} already exists", "name")
@@ -34,16 +81,21 @@ def create_organisation(
         source=principal.source,
         detail={"kind": kind.value},
     )
-    return org
+    return _organisation_view(org)
 
 
-def list_organisations(session: Session, principal: Principal) -> list[Organisation]:
+def list_organisations(session: Session, principal: Principal) -> list[OrganisationView]:
+    """The organisations of the projects the principal sees (every one for facility roles)."""
     stmt = select(Organisation).order_by(Organisation.id)
     projects = principal.projects_for(Action.PROJECT_READ)
     if projects is not None:
         visible = select(Project.organisation_id).where(Project.id.in_(projects))
         stmt = stmt.where(Organisation.id.in_(visible))
-    return list(session.scalars(stmt))
+    return [_organisation_view(org) for org in session.scalars(stmt)]
+
+
+def _organisation_view(org: Organisation) -> OrganisationView:
+    return OrganisationView(org.id, org.name, OrgKind(org.kind))
 
 
 def create_project(
@@ -54,7 +106,7 @@ def create_project(
     organisation: str,
     owner: str | None,
     now: float,
-) -> Project:
+) -> ProjectView:
     principal.authorize(Action.PROJECT_CREATE)
     org = session.scalars(select(Organisation).where(Organisation.name == organisation)).first()
     if org is None:
@@ -73,15 +125,46 @@ def create_project(
         project_id=project.id,
         detail={"organisation": org.name, "owner": owner_user.name},
     )
-    return project
+    return _project_view(principal, project, org)
 
 
 def list_projects(session: Session, principal: Principal) -> list[Project]:
-    stmt = select(Project).order_by(Project.id)
+    """The rows of the projects the principal sees, by id (for services; faces take views)."""
+    return list(session.scalars(select(Project).where(_seen(principal)).order_by(Project.id)))
+
+
+def list_project_views(
+    session: Session, principal: Principal, *, may: Action | None = None
+) -> list[ProjectView]:
+    """The projects the principal sees, by id; with `may`, only those where they may do it."""
+    stmt = select(Project, Organisation).join(Organisation).where(_seen(principal))
+    return [
+        _project_view(principal, project, org)
+        for project, org in session.execute(stmt.order_by(Project.id))
+        if may is None or principal.may(may, project.id)
+    ]
+
+
+def _seen(principal: Principal) -> ColumnElement[bool]:
     projects = principal.projects_for(Action.PROJECT_READ)
-    if projects is not None:
-        stmt = stmt.where(Project.id.in_(projects))
-    return list(session.scalars(stmt))
+    return true() if projects is None else Project.id.in_(projects)
+
+
+def project_view(session: Session, principal: Principal, name: str) -> ProjectView:
+    """The project named `name` with its organisation, if they see it (see project_by_name)."""
+    project = project_by_name(session, principal, name)
+    return _project_view(principal, project, session.get_one(Organisation, project.organisation_id))
+
+
+def _project_view(principal: Principal, project: Project, org: Organisation) -> ProjectView:
+    return ProjectView(
+        id=project.id,
+        name=project.name,
+        organisation=org.name,
+        organisation_kind=OrgKind(org.kind),
+        created_at=project.created_at,
+        role=principal.memberships.get(project.id),
+    )
 
 
 def project_by_name(
@@ -102,17 +185,16 @@ def project_by_name(
     return project
 
 
-def list_members(
-    session: Session, principal: Principal, *, project: str
-) -> list[tuple[Member, User]]:
+def list_members(session: Session, principal: Principal, *, project: str) -> list[MemberView]:
+    """The project's members by user name, to whoever sees the project."""
     found = project_by_name(session, principal, project)
     stmt = (
-        select(Member, User)
+        select(User.name, Member.role)
         .join(User, User.id == Member.user_id)
         .where(Member.project_id == found.id)
         .order_by(User.name)
     )
-    return [(member, user) for member, user in session.execute(stmt)]
+    return [MemberView(user, ProjectRole(role)) for user, role in session.execute(stmt)]
 
 
 def add_member(
@@ -123,7 +205,7 @@ def add_member(
     user: str,
     role: ProjectRole,
     now: float,
-) -> Member:
+) -> MemberView:
     found = project_by_name(session, principal, project, action=Action.MEMBER_MANAGE)
     target = user_by_name(session, user)
     existing = session.get(Member, (found.id, target.id))
@@ -144,7 +226,7 @@ def add_member(
         project_id=found.id,
         detail={"project": found.name, "role": role.value, "was": before},
     )
-    return member
+    return MemberView(target.name, ProjectRole(member.role))
 
 
 def remove_member(
@@ -201,7 +283,7 @@ def create_user(
     email: str | None,
     facility_role: FacilityRole,
     now: float,
-) -> User:
+) -> UserView:
     principal.authorize(Action.USER_CREATE)
     user = User(name=name, email=email, facility_role=facility_role.value, created_at=now)
     _insert_unique(session, user, f"a user named {name!r} already exists", "name")
@@ -214,12 +296,16 @@ def create_user(
         source=principal.source,
         detail={"facility_role": facility_role.value},
     )
-    return user
+    return _user_view(user)
 
 
-def list_users(session: Session, principal: Principal) -> list[User]:
+def list_users(session: Session, principal: Principal) -> list[UserView]:
     principal.authorize(Action.USER_LIST)
-    return list(session.scalars(select(User).order_by(User.id)))
+    return [_user_view(user) for user in session.scalars(select(User).order_by(User.id))]
+
+
+def _user_view(user: User) -> UserView:
+    return UserView(user.id, user.name, user.email, FacilityRole(user.facility_role))
 
 
 def user_by_name(session: Session, name: str, *, field: str = "user") -> User:
@@ -234,12 +320,25 @@ def _no_nul(name: str) -> str:
     return "" if "\x00" in name else name
 
 
-def set_default_project(session: Session, principal: Principal, *, project: str) -> Project:
+def me(session: Session, principal: Principal) -> MeView:
+    """Who the caller is: their default project, and their projects (member of) by id."""
+    default = principal.default_project_id
+    default_row = session.get(Project, default) if default is not None else None
+    return MeView(
+        name=principal.name,
+        facility_role=principal.facility_role,
+        default_project=default_row.name if default_row is not None else None,
+        projects=tuple(p for p in list_project_views(session, principal) if p.role is not None),
+    )
+
+
+def set_default_project(session: Session, principal: Principal, *, project: str) -> MeView:
+    """Make `project` (one they see) where their jobs go by default; the caller as now."""
     found = project_by_name(session, principal, project)
     user = session.get(User, principal.user_id)
     assert user is not None
     user.default_project_id = found.id
-    return found
+    return me(session, replace(principal, default_project_id=found.id))
 
 
 def _insert_unique(session: Session, row: object, message: str, field: str) -> None:

@@ -8,11 +8,13 @@ CO2 is its energy at the facility's grid carbon intensity.
 
 Who sees what (USAGE_READ): facility admins, finance and operators see every project's usage;
 anyone else sees the projects they are a member of, and is told any other project does not
-exist.
+exist. The sums per project (`usage_by_project`) are one GROUP BY over the same records in the
+same scope, at most `MAX_PROJECTS` rows, each project's money priced as the totals are.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -30,6 +32,8 @@ from aifactory.services.tenancy import project_by_name
 from aifactory.store.models import Allocation, Programme, Project, UsageRecord
 
 MAX_ROWS = 10_000
+MAX_PROJECTS = 200
+PROJECT_CHOICES = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,35 @@ class UsageTotals:
 
 
 @dataclass(frozen=True, slots=True)
+class ProjectUsage:
+    """One project's records of a period, summed."""
+
+    project: str
+    records: int
+    gpu_ms: int
+    energy_j: float
+    cost_cents: int  # priced from the exact milliseconds at each record's terms, rounded once
+    subsidy_cents: int  # likewise
+    grid_g_per_kwh: float
+
+    @property
+    def gpu_hours(self) -> float:
+        return hours_of_ms(self.gpu_ms)
+
+    @property
+    def energy_kwh(self) -> float:
+        return self.energy_j / JOULES_PER_KWH
+
+    @property
+    def co2_kg(self) -> float:
+        return self.energy_kwh * self.grid_g_per_kwh / 1000
+
+    @property
+    def net_cents(self) -> int:
+        return self.cost_cents - self.subsidy_cents
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     rows: list[UsageRow]  # the first `limit`, by end time
     totals: UsageTotals
@@ -123,6 +156,65 @@ def usage(
         stmt = stmt.where(UsageRecord.ended_at < end)
     rows = _rows(session, stmt, limit, grid_g_per_kwh)
     return Usage(rows, _totals(session, stmt, grid_g_per_kwh))
+
+
+def usage_by_project(
+    session: Session,
+    principal: Principal,
+    *,
+    project: str | None,
+    start: float,
+    end: float,
+    grid_g_per_kwh: float,
+) -> list[ProjectUsage]:
+    """The records that ended in [start, end) summed per project, most GPU-hours first (then by
+    name), the first `MAX_PROJECTS`: `project`'s alone if named, else every project in the
+    principal's USAGE_READ scope."""
+    terms = (UsageRecord.gpu_price, UsageRecord.cpu_price, UsageRecord.subsidy_pct)
+    stmt = (
+        select(
+            Project.name,
+            func.count(),
+            func.sum(UsageRecord.gpu_ms),
+            func.sum(UsageRecord.cpu_ms),
+            func.sum(UsageRecord.energy_j),
+            *terms,
+        )
+        .join(Project, Project.id == UsageRecord.project_id)
+        .where(UsageRecord.ended_at >= start, UsageRecord.ended_at < end)
+        .group_by(Project.name, *terms)
+    )
+    if project is not None:
+        found = project_by_name(session, principal, project, action=Action.USAGE_READ)
+        stmt = stmt.where(UsageRecord.project_id == found.id)
+    elif (scope := principal.projects_for(Action.USAGE_READ)) is not None:
+        stmt = stmt.where(UsageRecord.project_id.in_(scope))
+    parts: dict[str, list[tuple[int, float, AtTerms]]] = defaultdict(list)
+    for name, n, gpu_ms, cpu_ms, energy_j, gpu_price, cpu_price, pct in session.execute(stmt):
+        parts[name].append(
+            (int(n), float(energy_j), at_terms(gpu_ms, cpu_ms, gpu_price, cpu_price, pct))
+        )
+    rows = [
+        _project_usage(name, found_parts, grid_g_per_kwh) for name, found_parts in parts.items()
+    ]
+    return sorted(rows, key=lambda row: (-row.gpu_ms, row.project))[:MAX_PROJECTS]
+
+
+def _project_usage(name: str, parts: list[tuple[int, float, AtTerms]], grid: float) -> ProjectUsage:
+    cost, subsidy = cost_and_subsidy_cents([part for _, _, part in parts])
+    records = sum(n for n, _, _ in parts)
+    gpu_ms = sum(part.gpu_ms for _, _, part in parts)
+    energy_j = sum(energy for _, energy, _ in parts)
+    return ProjectUsage(name, records, gpu_ms, energy_j, cost, subsidy, grid)
+
+
+def project_names(session: Session, principal: Principal, action: Action) -> list[str]:
+    """The projects where the principal may do `action`, by name (the first `PROJECT_CHOICES`):
+    the choices of a form that asks for one."""
+    stmt = select(Project.name).order_by(Project.name).limit(PROJECT_CHOICES)
+    if (scope := principal.projects_for(action)) is not None:
+        stmt = stmt.where(Project.id.in_(scope))
+    return list(session.scalars(stmt))
 
 
 def job_usage(session: Session, job_id: int, *, grid_g_per_kwh: float) -> list[UsageRow]:

@@ -196,6 +196,21 @@ class FacilityFlag(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class JobVerdict(Base):
+    """The last round's verdict on a waiting job (scheduler.verdict), kept by the control loop
+    so that `queue`, `show`, the job page and the API read it instead of judging the whole
+    facility again per request. One row per waiting job; a job that stops waiting loses it."""
+
+    __tablename__ = "job_verdicts"
+    __table_args__ = (Index("ix_job_verdicts_line", "held", "position", "job_id"),)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    held: Mapped[bool] = mapped_column(Boolean)
+    position: Mapped[int | None] = mapped_column(Integer)  # 1 = next in line; None: held
+    reason: Mapped[str] = mapped_column(Text)
+    estimated_start: Mapped[float | None] = mapped_column(Float)
+    decided_at: Mapped[float] = mapped_column(Float)
+
+
 # ---- programmes, calls, proposals, allocations (accounting) ------------------------------
 # Money is whole euro cents, metered time (usage and the ledger) whole GPU- or
 # CPU-milliseconds; tariffs are decimal euros kept as text so no float ever touches a price.

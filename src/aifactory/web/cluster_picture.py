@@ -1,12 +1,13 @@
 """The cluster as a picture: one row per node, one cell per GPU, each coloured by the project of
 the job that holds it.
 
-Pure: nodes and the active jobs' placements in, a `Picture` (for the table and the legend) and
-its SVG out. Every text is escaped here.
+Pure: nodes and the active jobs' placements in (services.nodes reads them: `of_cluster`), a
+`Picture` (for the table and the legend) and its SVG out. Every text is escaped here.
 
 Privacy: a GPU held by a project the viewer may not read jobs of is "another project" — one
-grey, no name, no job id, no link. `visible` is the viewer's reach (None: every project, as for
-admins and operators; else the ids of the projects they may read jobs of).
+grey, no name, no job id, no link. services.nodes decides who may see what and sends such a
+job without its id and project; `visible` narrows further (None: no narrowing; else the ids of
+the projects whose names may be shown).
 
 Colours are SVG `fill` attributes from a fixed palette (the page's Content-Security-Policy
 allows presentation attributes, not `style`). A project keeps its colour from one refresh to
@@ -20,6 +21,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
+from aifactory.services.nodes import ClusterView
 from aifactory.web.charts import Svg
 
 PALETTE = (
@@ -54,11 +56,12 @@ class NodeInfo:
 
 @dataclass(frozen=True, slots=True)
 class Holding:
-    """An active job's devices: GPU ids by node."""
+    """An active job's devices: GPU ids by node. `job_id`, `project_id` and `project` are None
+    for a job the viewer may not see (another project's)."""
 
-    job_id: int
-    project_id: int
-    project: str
+    job_id: int | None
+    project_id: int | None
+    project: str | None
     gpus: Mapping[str, Sequence[str]]
 
 
@@ -144,21 +147,48 @@ def colours(project_ids: Iterable[int]) -> dict[int, str]:
     return chosen
 
 
+def of_cluster(cluster: ClusterView) -> Picture:
+    """The picture of the cluster as services.nodes showed it to the viewer."""
+    nodes = [
+        NodeInfo(
+            n.id, n.site, n.country, n.gpu_model, n.gpu_ids, n.cpus, n.memory_mb, n.schedulable
+        )
+        for n in cluster.nodes
+    ]
+    holdings = [
+        Holding(job.job_id, job.project_id, job.project, {node.id: job.gpu_ids})
+        for node in cluster.nodes
+        for job in node.jobs
+    ]
+    return picture(nodes, holdings, visible=None)
+
+
 def picture(
     nodes: Sequence[NodeInfo], holdings: Sequence[Holding], visible: Collection[int] | None
 ) -> Picture:
     """Who holds which GPU, as far as the viewer may know."""
-    shown = [h for h in holdings if visible is None or h.project_id in visible]
-    palette = colours(h.project_id for h in shown)
+    names = _names(holdings, visible)
+    palette = colours(names)
     holder = _holders(nodes, holdings)
     rows = []
     for node in nodes:
         cells = []
         for index, gpu in enumerate(node.gpu_ids):
             held = holder.get((node.id, gpu))
-            cells.append(_cell(node.id, index, gpu, held, visible, palette))
+            cells.append(_cell(node.id, index, gpu, held, names, palette))
         rows.append(Row(node, tuple(cells)))
-    return Picture(tuple(rows), _legend(rows, palette, shown))
+    return Picture(tuple(rows), _legend(rows, palette, names))
+
+
+def _names(holdings: Sequence[Holding], visible: Collection[int] | None) -> dict[int, str]:
+    """The names of the projects the viewer may see, by id."""
+    return {
+        h.project_id: h.project
+        for h in holdings
+        if h.project_id is not None
+        and h.project is not None
+        and (visible is None or h.project_id in visible)
+    }
 
 
 def _holders(
@@ -179,20 +209,20 @@ def _cell(
     index: int,
     gpu: str,
     held: Holding | None,
-    visible: Collection[int] | None,
+    names: Mapping[int, str],
     palette: Mapping[int, str],
 ) -> Cell:
     if held is None:
         return Cell(node, index, gpu, FREE, None, None)
-    if visible is not None and held.project_id not in visible:
+    project = held.project_id
+    if project is None or project not in names or held.job_id is None:
         return Cell(node, index, gpu, OTHER, ANOTHER_PROJECT, None)
-    return Cell(node, index, gpu, palette[held.project_id], held.project, held.job_id)
+    return Cell(node, index, gpu, palette[project], names[project], held.job_id)
 
 
 def _legend(
-    rows: Sequence[Row], palette: Mapping[int, str], shown: Sequence[Holding]
+    rows: Sequence[Row], palette: Mapping[int, str], names: Mapping[int, str]
 ) -> tuple[LegendEntry, ...]:
-    names = {h.project_id: h.project for h in shown}
     counts: dict[str, int] = defaultdict(int)
     for row in rows:
         for cell in row.cells:

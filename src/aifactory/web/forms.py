@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from aifactory.api.errors import reason_of
 from aifactory.errors import InvalidInput
+from aifactory.faces.wording import reason_of
 
 
 @cache

@@ -18,10 +18,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from aifactory.api.errors import reason_of as api_reason  # the API's one wording of errors
 from aifactory.domain.jobs import TERMINAL, JobState
 from aifactory.errors import InvalidInput
-from aifactory.store.models import Job
+from aifactory.faces.wording import reason_of as api_reason  # the API's one wording of errors
+from aifactory.services.job_view import JobView
 
 INTEGERS = ("gpus", "nodes", "cpus", "memory_mb", "time_limit_s", "priority")
 TEXTS = ("name", "project", "gpu_model", "working_dir", "idempotency_key")
@@ -110,14 +110,14 @@ class Times:
     ran_s: float | None  # None: it never started
 
 
-def times(job: Job, now: float) -> Times:
+def times(job: JobView, now: float) -> Times:
     ended = job.ended_at if job.ended_at is not None else now
     if job.started_at is None:
         return Times(ended - job.submitted_at, None)
     return Times(job.started_at - job.submitted_at, ended - job.started_at)
 
 
-def is_terminal(job: Job) -> bool:
+def is_terminal(job: JobView) -> bool:
     return JobState(job.state) in TERMINAL
 
 
@@ -132,21 +132,15 @@ class Slice:
     memory_mb: int
 
 
-def placement(job: Job) -> list[Slice]:
-    """The stored placement ({node: {gpus, cpus, memory_mb, gpu_ids, cpu_ids}}), by node."""
+def placement(job: JobView) -> list[Slice]:
+    """The job's part of each node, by node."""
     return [
-        Slice(
-            node,
-            int(part.get("gpus", 0)),
-            ", ".join(str(i) for i in part.get("gpu_ids") or []),
-            int(part.get("cpus", 0)),
-            int(part.get("memory_mb", 0)),
-        )
-        for node, part in sorted((job.placement or {}).items())
+        Slice(node, share.gpus, ", ".join(share.gpu_ids), share.cpus, share.memory_mb)
+        for node, share in sorted(job.placement.items())
     ]
 
 
-def command_line(job: Job) -> str:
+def command_line(job: JobView) -> str:
     """The argv as one line that the form's command field splits back into the same argv;
     an argument holding single quotes (Python's print('…')) is shown in double quotes."""
     return " ".join(_quoted(arg) for arg in job.command)

@@ -15,8 +15,8 @@ from urllib.parse import quote, urlsplit
 from fastapi import Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from aifactory.api.deps import AppState, StateDep
 from aifactory.errors import InvalidInput, PermissionDenied, Unauthenticated
+from aifactory.faces.state import AppState, StateDep
 from aifactory.services.login import SESSION_TTL_S, SignedIn, signed_in
 
 COOKIE = "aifactory_session"

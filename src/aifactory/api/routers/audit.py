@@ -12,9 +12,9 @@ from fastapi.responses import StreamingResponse
 from aifactory.api.audit_schemas import AuditEventOut, AuditVerifyOut
 from aifactory.api.deps import CurrentUser, ReadSession, StateDep
 from aifactory.api.units import MOMENT_FORMAT, Moment, unix
-from aifactory.governance.audit import Filters
+from aifactory.domain.audit import AuditRecord
 from aifactory.services import audit as service
-from aifactory.store.models import AuditEvent
+from aifactory.services.audit import Filters
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 NDJSON = "application/x-ndjson"
@@ -64,7 +64,7 @@ def export_events(user: CurrentUser, state: StateDep, chosen: AuditFilters) -> S
     return StreamingResponse(_lines(found), media_type=NDJSON)
 
 
-def _lines(events: Iterator[AuditEvent]) -> Iterator[str]:
+def _lines(events: Iterator[AuditRecord]) -> Iterator[str]:
     for event in events:
         yield AuditEventOut.of(event).model_dump_json() + "\n"
 

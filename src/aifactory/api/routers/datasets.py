@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 
 from aifactory.api.dataset_schemas import (
     DatasetCreate,
@@ -16,13 +14,12 @@ from aifactory.api.dataset_schemas import (
     VersionOut,
 )
 from aifactory.api.deps import CurrentUser, Now, ReadSession, StateDep, WriteSession
-from aifactory.api.schemas import MAX_ID
 from aifactory.api.units import unix
+from aifactory.faces.inputs import GrantId
 from aifactory.services import dataset_grants as grants
 from aifactory.services import datasets as service
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
-GrantId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 @router.get("", response_model=list[DatasetOut])

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from aifactory.api.body import parse_body
 from aifactory.api.deps import CurrentUser, Now, ReadSession, StateDep, WriteSession
@@ -25,17 +22,16 @@ from aifactory.api.schemas import (
 )
 from aifactory.domain.jobs import JobState
 from aifactory.errors import AifactoryError
-from aifactory.governance import admission
+from aifactory.faces.inputs import JobId
 from aifactory.services import jobs as service
 from aifactory.services import progress as progress_service
 from aifactory.services import queue as queue_service
 from aifactory.services import usage as usage_service
+from aifactory.services.job_view import JobView
 from aifactory.services.jobs import Submission
-from aifactory.store.models import Job, Project, User
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 queue_router = APIRouter(prefix="/queue", tags=["jobs"])
-JobId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 @router.post(
@@ -87,23 +83,23 @@ def list_jobs(
     found = service.list_jobs(
         session, user, project=project, state=state, user=owner, limit=limit, before_id=before_id
     )
-    return _out(session, found)
+    return [_out(job) for job in found]
 
 
 @router.get("/{job_id}", response_model=JobDetailOut)
 def show_job(
     job_id: JobId, session: ReadSession, user: CurrentUser, now: Now, state: StateDep
 ) -> JobDetailOut:
-    job = service.get_job(session, user, job_id)
+    job = service.show_job(session, user, job_id)
     events = [JobEventOut.of(e) for e in service.job_events(session, user, job_id)]
     waiting = queue_service.explain_job(session, job, now=now, policy=state.policy)
     used = usage_service.job_usage(session, job.id, grid_g_per_kwh=state.grid_g_per_kwh)
     return JobDetailOut(
-        **_out(session, [job])[0].model_dump(),
+        **_out(job).model_dump(),
         events=events,
         queue=QueueInfo.of(waiting) if waiting else None,
         usage=[UsageRecordOut.of(row) for row in used],
-        datasets=[JobDatasetOut.of(use) for use in admission.data_uses(session, job, now)],
+        datasets=[JobDatasetOut.of(use) for use in service.job_datasets(session, job, now=now)],
     )
 
 
@@ -113,7 +109,7 @@ def cancel_job(
 ) -> JobOut:
     job = service.cancel_job(session, user, job_id, now=now)
     session.info["after_commit"] = state.on_submit
-    return _out(session, [job])[0]
+    return _out(job)
 
 
 @router.put("/{job_id}/priority", response_model=JobOut)
@@ -128,7 +124,7 @@ def set_priority(
     """Operators and admins: change a waiting job's priority (tenants submit at 0 or below)."""
     job = service.set_priority(session, user, job_id, priority=body.priority, now=now)
     session.info["after_commit"] = state.on_submit  # reorder the queue now, not at the next tick
-    return _out(session, [job])[0]
+    return _out(job)
 
 
 @router.get("/{job_id}/logs", response_model=LogsOut)
@@ -176,22 +172,10 @@ def show_queue(
     found = queue_service.queue(
         session, user, now=now, project=project, limit=limit, policy=state.policy
     )
-    outs = _out(session, [q.job for q in found])
     return [
-        QueuedJobOut(**o.model_dump(), queue=QueueInfo.of(q.explanation))
-        for o, q in zip(outs, found, strict=True)
+        QueuedJobOut(**_out(q.job).model_dump(), queue=QueueInfo.of(q.explanation)) for q in found
     ]
 
 
-def _out(session: Session, jobs: Iterable[Job]) -> list[JobOut]:
-    jobs = list(jobs)
-    projects = _names(session, Project, {j.project_id for j in jobs})
-    users = _names(session, User, {j.user_id for j in jobs})
-    return [JobOut.of(j, projects[j.project_id], users[j.user_id]) for j in jobs]
-
-
-def _names(session: Session, model: type[Project] | type[User], ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    rows = session.execute(select(model.id, model.name).where(model.id.in_(ids))).all()
-    return {row_id: name for row_id, name in rows}
+def _out(job: JobView) -> JobOut:
+    return JobOut.of(job, job.project, job.owner)

@@ -18,29 +18,28 @@ from aifactory.api.schemas import (
     TokenOut,
 )
 from aifactory.services import auth, passwords, tenancy
-from aifactory.store.models import Project
+from aifactory.services.tenancy import MeView
 
 router = APIRouter(tags=["me"])
 
 
 @router.get("/me", response_model=MeOut)
 def whoami(session: ReadSession, user: CurrentUser) -> MeOut:
-    orgs = {o.id: o.name for o in tenancy.list_organisations(session, user)}
-    mine = [p for p in tenancy.list_projects(session, user) if p.id in user.memberships]
-    default = session.get(Project, user.default_project_id) if user.default_project_id else None
-    return MeOut(
-        name=user.name,
-        facility_role=user.facility_role,
-        default_project=default.name if default else None,
-        projects=[project_out(p, orgs[p.organisation_id], user) for p in mine],
-    )
+    return me_out(tenancy.me(session, user))
 
 
 @router.put("/me/default-project/{project}", response_model=MeOut)
 def use_project(project: str, session: WriteSession, user: CurrentUser) -> MeOut:
-    tenancy.set_default_project(session, user, project=project)
-    user = auth.principal_of(session, tenancy.user_by_name(session, user.name))
-    return whoami(session, user)
+    return me_out(tenancy.set_default_project(session, user, project=project))
+
+
+def me_out(me: MeView) -> MeOut:
+    return MeOut(
+        name=me.name,
+        facility_role=me.facility_role,
+        default_project=me.default_project,
+        projects=[project_out(p) for p in me.projects],
+    )
 
 
 @router.put("/me/password", status_code=204)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 
 from aifactory.api.accounting_schemas import (
     AllocationOut,
@@ -16,12 +14,11 @@ from aifactory.api.accounting_schemas import (
     ReviewSubmit,
 )
 from aifactory.api.deps import CurrentUser, Now, ReadSession, WriteSession
-from aifactory.api.schemas import MAX_ID
 from aifactory.domain.programmes import ProposalState
+from aifactory.faces.inputs import ProposalId
 from aifactory.services import proposals as service
 
 router = APIRouter(prefix="/proposals", tags=["proposals"])
-ProposalId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 @router.post("", status_code=201, response_model=ProposalOut)

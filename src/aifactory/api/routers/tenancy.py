@@ -17,8 +17,7 @@ from aifactory.api.schemas import (
     UserOut,
 )
 from aifactory.services import auth, tenancy
-from aifactory.services.principal import Principal
-from aifactory.store.models import Organisation, Project
+from aifactory.services.tenancy import ProjectView, UserView
 
 router = APIRouter(tags=["tenancy"])
 
@@ -26,13 +25,14 @@ router = APIRouter(tags=["tenancy"])
 @router.post("/organisations", status_code=201, response_model=OrganisationOut)
 def create_organisation(
     body: OrganisationCreate, session: WriteSession, user: CurrentUser, now: Now
-) -> Organisation:
-    return tenancy.create_organisation(session, user, name=body.name, kind=body.kind, now=now)
+) -> OrganisationOut:
+    created = tenancy.create_organisation(session, user, name=body.name, kind=body.kind, now=now)
+    return OrganisationOut.model_validate(created)
 
 
 @router.get("/organisations", response_model=list[OrganisationOut])
-def list_organisations(session: ReadSession, user: CurrentUser) -> list[Organisation]:
-    return tenancy.list_organisations(session, user)
+def list_organisations(session: ReadSession, user: CurrentUser) -> list[OrganisationOut]:
+    return [OrganisationOut.model_validate(o) for o in tenancy.list_organisations(session, user)]
 
 
 @router.post("/projects", status_code=201, response_model=ProjectOut)
@@ -42,22 +42,19 @@ def create_project(
     project = tenancy.create_project(
         session, user, name=body.name, organisation=body.organisation, owner=body.owner, now=now
     )
-    return project_out(project, body.organisation, user)
+    return project_out(project)
 
 
 @router.get("/projects", response_model=list[ProjectOut])
 def list_projects(session: ReadSession, user: CurrentUser) -> list[ProjectOut]:
-    orgs = {o.id: o.name for o in tenancy.list_organisations(session, user)}
-    return [
-        project_out(p, orgs[p.organisation_id], user) for p in tenancy.list_projects(session, user)
-    ]
+    return [project_out(p) for p in tenancy.list_project_views(session, user)]
 
 
 @router.get("/projects/{project}/members", response_model=list[MemberOut])
 def list_members(project: str, session: ReadSession, user: CurrentUser) -> list[MemberOut]:
     return [
-        MemberOut(user=u.name, role=m.role)
-        for m, u in tenancy.list_members(session, user, project=project)
+        MemberOut(user=m.user, role=m.role)
+        for m in tenancy.list_members(session, user, project=project)
     ]
 
 
@@ -91,18 +88,19 @@ def create_user(
         if body.token
         else None
     )
-    return UserCreated(**UserOut.model_validate(created).model_dump(), token=token)
+    return UserCreated(**user_out(created).model_dump(), token=token)
 
 
 @router.get("/users", response_model=list[UserOut])
 def list_users(session: ReadSession, user: CurrentUser) -> list[UserOut]:
-    return [UserOut.model_validate(u) for u in tenancy.list_users(session, user)]
+    return [user_out(u) for u in tenancy.list_users(session, user)]
 
 
-def project_out(project: Project, organisation: str, user: Principal) -> ProjectOut:
+def project_out(project: ProjectView) -> ProjectOut:
     return ProjectOut(
-        id=project.id,
-        name=project.name,
-        organisation=organisation,
-        role=user.memberships.get(project.id),
+        id=project.id, name=project.name, organisation=project.organisation, role=project.role
     )
+
+
+def user_out(user: UserView) -> UserOut:
+    return UserOut(id=user.id, name=user.name, email=user.email, facility_role=user.facility_role)

@@ -2,9 +2,8 @@
 
 services.audit decides whose events a user reads: admins and auditors every event, a project's
 owners and members their projects' (AUDIT_READ); anyone else is refused (403). The page asks it
-for that scope and reads through governance.audit's query with the same filters as the API,
-newest first: a page is one indexed range of `seq` (`before`/`after` the cursor), LIMIT one
-page, so a page costs the same on a log of any length.
+for one page of them with the same filters as the API, newest first (`before`/`after` a cursor:
+services.audit.events_page).
 
 Verifying the chain (AUDIT_VERIFY: admins and auditors) walks the whole log, so it runs when
 asked (a button; htmx puts the notice in place), never on every page view.
@@ -12,21 +11,16 @@ asked (a button; htmx puts the notice in place), never on every page view.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy.orm import Session
 
-from aifactory.api.deps import StateDep
 from aifactory.domain.permissions import Action
 from aifactory.errors import InvalidInput
-from aifactory.governance import audit as log
-from aifactory.governance.audit import Filters
+from aifactory.faces.state import StateDep
 from aifactory.services import audit
-from aifactory.services.principal import Principal
-from aifactory.store.models import AuditEvent
+from aifactory.services.audit import Filters
 from aifactory.web.review_forms import moment, see_other
 from aifactory.web.session import Signed
 from aifactory.web.templating import render
@@ -37,13 +31,6 @@ MAX_PAGE = 500
 MAX_SEQ = 2**62
 FILTER_FIELDS = ("actor", "action", "object", "since", "until")
 Seq = Annotated[int | None, Query(ge=0, le=MAX_SEQ)]
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    events: list[AuditEvent]  # newest first
-    newer: int | None  # the cursor for the page of newer events (None: this is the newest)
-    older: int | None  # the cursor for the page of older events (None: nothing older)
 
 
 @router.get("/audit")
@@ -70,7 +57,7 @@ def audit_page(
         errors[exc.field or "since"] = exc.message
         filters = Filters()
     with state.db.read() as session:
-        found = _page(session, me, filters, before=before, after=after, limit=limit)
+        found = audit.events_page(session, me, filters, before=before, after=after, limit=limit)
         check = audit.verify(session, me) if verify and me.may(Action.AUDIT_VERIFY) else None
     return render(
         request,
@@ -117,38 +104,4 @@ def _filters(typed: dict[str, str]) -> Filters:
         action=text("action", 64),
         since=moment(since, "since") if since else None,
         until=moment(until, "until") if until else None,
-    )
-
-
-def _page(
-    session: Session,
-    principal: Principal,
-    filters: Filters,
-    *,
-    before: int | None,
-    after: int | None,
-    limit: int,
-) -> Page:
-    """One page of the events the principal may read (the service's scope), newest first."""
-    projects = audit.readable_projects(principal)  # AUDIT_READ, or 403
-    stmt = log.query(filters, projects)
-    if after is not None:  # the page just newer than `after`: read upwards, show newest first
-        rows = list(session.scalars(stmt.where(AuditEvent.seq > after).limit(limit + 1)))
-        more_newer = len(rows) > limit
-        events = list(reversed(rows[:limit]))
-        return _cursors(events, more_newer=more_newer, more_older=True)
-    newest_first = stmt.order_by(None).order_by(AuditEvent.seq.desc())
-    if before is not None:
-        newest_first = newest_first.where(AuditEvent.seq < before)
-    rows = list(session.scalars(newest_first.limit(limit + 1)))
-    return _cursors(rows[:limit], more_newer=before is not None, more_older=len(rows) > limit)
-
-
-def _cursors(events: list[AuditEvent], *, more_newer: bool, more_older: bool) -> Page:
-    if not events:
-        return Page(events, None, None)
-    return Page(
-        events,
-        newer=events[0].seq if more_newer else None,
-        older=events[-1].seq if more_older else None,
     )

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from aifactory.api.deps import StateDep
+from aifactory.faces.state import StateDep
 from aifactory.services import dashboard
 from aifactory.web import charts
 from aifactory.web.session import Signed

@@ -19,15 +19,14 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from aifactory.api.deps import StateDep
-from aifactory.api.routers.datasets import GrantId
 from aifactory.domain.datasets import LegalBasis, SpecialCondition, VersionState
 from aifactory.domain.permissions import Action
 from aifactory.errors import AifactoryError
+from aifactory.faces.inputs import GrantId
+from aifactory.faces.state import StateDep
 from aifactory.services import dataset_grants, datasets
-from aifactory.services.datasets import DatasetView
+from aifactory.services.dataset_views import DatasetView, VersionView
 from aifactory.services.login import SignedIn
-from aifactory.store.models import DatasetVersion
 from aifactory.web.nav import may_somewhere
 from aifactory.web.review_forms import day_text, form_problem, moment, see_other
 from aifactory.web.session import Signed, SignedPost
@@ -118,7 +117,7 @@ def _detail(
     )
 
 
-def _newest_present(view: DatasetView) -> DatasetVersion | None:
+def _newest_present(view: DatasetView) -> VersionView | None:
     present = [v for v in view.versions if v.state == VersionState.PRESENT.value]
     return present[-1] if present else None
 

@@ -10,7 +10,6 @@ on by id (keyset): the thousandth page costs what the first does.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,24 +17,21 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
-from aifactory.api.deps import AppState, StateDep
-from aifactory.api.routers.jobs import JobId
-from aifactory.api.schemas import MAX_ID, JobSubmit
 from aifactory.domain.jobs import JobState
 from aifactory.domain.permissions import Action
 from aifactory.errors import AifactoryError, InvalidInput, PermissionDenied
-from aifactory.governance import admission
+from aifactory.faces.inputs import MAX_ID, JobId, JobSubmit
+from aifactory.faces.state import AppState, StateDep
 from aifactory.services import jobs as service
 from aifactory.services import progress as progress_service
 from aifactory.services import queue as queue_service
 from aifactory.services import usage as usage_service
+from aifactory.services.job_view import JobView
 from aifactory.services.login import SignedIn
 from aifactory.services.principal import Principal
-from aifactory.services.tenancy import list_projects
-from aifactory.store.models import Job, Node, Project, User
+from aifactory.services.session import Session
+from aifactory.services.tenancy import ProjectView, list_project_views
 from aifactory.web import charts
 from aifactory.web import job_views as views
 from aifactory.web.nav import may_somewhere
@@ -75,15 +71,14 @@ def jobs_list(
             name_contains=name.replace("\x00", "") or None,
         )
         shown = found[:PAGE_SIZE]
-        names = _names(session, shown)
-        projects = _visible_projects(session, principal, Action.JOB_READ)
+        projects = list_project_views(session, principal, may=Action.JOB_READ)
     now = state.clock()
     return render(
         request,
         "jobs/list.html",
         signed,
         title="Jobs",
-        rows=[(job, names[0][job.project_id], names[1][job.user_id]) for job in shown],
+        rows=[(job, job.project, job.owner) for job in shown],
         times={job.id: views.times(job, now) for job in shown},
         filters=filters,
         states=list(JobState),
@@ -110,24 +105,9 @@ def _page_link(filters: dict[str, str], before: int | None) -> str:
     return "/jobs" + (f"?{urlencode(kept)}" if kept else "")
 
 
-def _names(session: Session, jobs: Iterable[Job]) -> tuple[dict[int, str], dict[int, str]]:
-    """Project and user names of a page of jobs: two queries, whatever the page holds."""
-    jobs = list(jobs)
-    return (
-        _names_of(session, Project, {j.project_id for j in jobs}),
-        _names_of(session, User, {j.user_id for j in jobs}),
-    )
-
-
-def _names_of(session: Session, model: type[Project] | type[User], ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    rows = session.execute(select(model.id, model.name).where(model.id.in_(ids))).all()
-    return {row_id: name for row_id, name in rows}
-
-
-def _visible_projects(session: Session, principal: Principal, action: Action) -> list[Project]:
-    return [p for p in list_projects(session, principal) if principal.may(action, p.id)]
+def _default_project(projects: list[ProjectView], default_id: int | None) -> str | None:
+    """The user's default project, if it is one they may submit to."""
+    return next((p.name for p in projects if p.id == default_id), None)
 
 
 # ---- the submit form ------------------------------------------------------------------------
@@ -135,7 +115,7 @@ def _visible_projects(session: Session, principal: Principal, action: Action) ->
 def new_job(request: Request, signed: Signed, state: StateDep) -> Response:
     form = {**views.DEFAULTS, "idempotency_key": secrets.token_urlsafe(16)}
     with state.db.read() as session:  # a facility without GPUs: a form that can run as it is
-        if not session.scalar(select(func.max(Node.gpus))):
+        if not service.facility_has_gpus(session):
             form["gpus"] = "0"
     return _form_page(request, signed, state, form, {})
 
@@ -183,12 +163,12 @@ def _form_page(
 ) -> Response:
     principal = signed.principal
     with state.db.read() as session:
-        projects = _visible_projects(session, principal, Action.JOB_SUBMIT)
-        default = session.get(Project, principal.default_project_id or 0)
+        projects = list_project_views(session, principal, may=Action.JOB_SUBMIT)
     if not projects:
         raise PermissionDenied("you are in no project you may submit jobs to", field="project")
-    if "project" not in form and default is not None and default in projects:
-        form = {**form, "project": default.name}
+    default = _default_project(projects, principal.default_project_id)
+    if "project" not in form and default is not None:
+        form = {**form, "project": default}
     return render(
         request,
         "jobs/new.html",
@@ -206,9 +186,8 @@ def _form_page(
 def job_page(request: Request, job_id: JobId, signed: Signed, state: StateDep) -> Response:
     with state.db.read() as session:
         live = _live(session, signed.principal, state, job_id)
-        job: Job = live["job"]
-        names = _names(session, [job])
-        datasets = admission.data_uses(session, job, state.clock())
+        job: JobView = live["job"]
+        datasets = service.job_datasets(session, job, now=state.clock())
         log = None
         if live["terminal"]:
             log = _log(session, signed.principal, state, job_id)
@@ -218,8 +197,8 @@ def job_page(request: Request, job_id: JobId, signed: Signed, state: StateDep) -
         "jobs/show.html",
         signed,
         title=f"Job {job.id}: {job.name}",
-        project=names[0][job.project_id],
-        owner=names[1][job.user_id],
+        project=job.project,
+        owner=job.owner,
         command=views.command_line(job),
         datasets=datasets,
         log=log,
@@ -251,7 +230,7 @@ def job_progress(request: Request, job_id: JobId, signed: Signed, state: StateDe
     """The training progress the job reports; 286 (stop polling) once the job is over."""
     with state.db.read() as session:
         trained = _progress(session, signed.principal, state, job_id)
-        terminal = views.is_terminal(service.get_job(session, signed.principal, job_id))
+        terminal = views.is_terminal(service.show_job(session, signed.principal, job_id))
     status = STOP_POLLING if terminal else 200
     return render(request, "jobs/_progress.html", signed, status_code=status, **trained)
 
@@ -263,7 +242,7 @@ def job_queue(request: Request, job_id: JobId, signed: Signed, state: StateDep) 
     Apart from the page and polled slowly: the explanation comes from a snapshot of the
     whole facility (services.queue), far dearer than the rest of the page."""
     with state.db.read() as session:
-        job = service.get_job(session, signed.principal, job_id)
+        job = service.show_job(session, signed.principal, job_id)
         waiting = queue_service.explain_job(session, job, now=state.clock(), policy=state.policy)
     status = 200 if waiting is not None else STOP_POLLING
     return render(request, "jobs/_queue.html", signed, status_code=status, waiting=waiting)
@@ -280,7 +259,7 @@ def cancel_job(job_id: JobId, signed: SignedPost, state: StateDep) -> Response:
 def _live(session: Session, principal: Principal, state: AppState, job_id: int) -> dict[str, Any]:
     """What changes while a job lives: its state, timeline, placement, usage (its place in the
     queue is `job_queue`'s, polled less often: it is worked out over the whole queue)."""
-    job = service.get_job(session, principal, job_id)
+    job = service.show_job(session, principal, job_id)
     now = state.clock()
     terminal = views.is_terminal(job)
     return {

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
-from aifactory.api.deps import AppState, StateDep
 from aifactory.errors import AifactoryError, InvalidInput, NotFound, Unauthenticated
+from aifactory.faces.state import AppState, StateDep
 from aifactory.services import passwords
 from aifactory.services.login import (
     BUILT_IN,

@@ -16,14 +16,13 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from aifactory.api.deps import StateDep
-from aifactory.api.schemas import Name
 from aifactory.domain.permissions import Action
 from aifactory.domain.tenancy import ProjectRole
 from aifactory.errors import AifactoryError, Conflict, InvalidInput, NotFound, PermissionDenied
+from aifactory.faces.inputs import Name
+from aifactory.faces.state import StateDep
 from aifactory.services import allocations, tenancy
 from aifactory.services.login import SignedIn
-from aifactory.store.models import Organisation
 from aifactory.web.forms import valid
 from aifactory.web.session import Signed, SignedPost
 from aifactory.web.templating import render
@@ -91,20 +90,17 @@ def _list(
 ) -> Response:
     principal = signed.principal
     with state.db.read() as session:
-        projects = tenancy.list_projects(session, principal)
-        organisations = {o.id: o.name for o in tenancy.list_organisations(session, principal)}
-    rows = [
-        (p, organisations[p.organisation_id], principal.memberships.get(p.id)) for p in projects
-    ]
+        projects = tenancy.list_project_views(session, principal)
+        organisations = tenancy.list_organisations(session, principal)
     return render(
         request,
         "projects/list.html",
         signed,
         status_code=status,
         title="Projects",
-        rows=rows,
+        projects=projects,
         may_create=principal.may(Action.PROJECT_CREATE),
-        organisations=sorted(organisations.values()),
+        organisations=sorted(o.name for o in organisations),
         errors=errors or {},
         typed=typed or {},
     )
@@ -177,9 +173,8 @@ def _detail(
 ) -> Response:
     principal = signed.principal
     with state.db.read() as session:
-        project = tenancy.project_by_name(session, principal, name)
+        project = tenancy.project_view(session, principal, name)
         members = tenancy.list_members(session, principal, project=project.name)
-        organisation = session.get_one(Organisation, project.organisation_id)
         held = []
         if principal.may(Action.ALLOCATION_READ, project.id):
             held = allocations.list_allocations(
@@ -194,8 +189,6 @@ def _detail(
         status_code=status,
         title=f"Project {project.name}",
         project=project,
-        organisation=organisation,
-        role=principal.memberships.get(project.id),
         members=members,
         allocations=held,
         may_manage=principal.may(Action.MEMBER_MANAGE, project.id),

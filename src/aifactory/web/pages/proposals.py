@@ -2,10 +2,10 @@
 
 Every read and write goes through services.programmes and services.proposals, which check the
 matrix and the rules on top of it (a reviewer sees only what is assigned to them; conflicts of
-interest are refused). The page adds what a person needs to act: which reviewers would be in
-conflict (a member of any project of the applicant's organisation: domain.programmes), shown
-before an admin assigns and to a reviewer whose membership came later, and a declaration of no
-conflict that a reviewer ticks with each review.
+interest are refused). The page shows what a person needs to act (services.proposal_detail):
+which reviewers would be in conflict (a member of any project of the applicant's organisation:
+domain.programmes), before an admin assigns and to a reviewer whose membership came later; and
+it asks for a declaration of no conflict that a reviewer ticks with each review.
 
 Forms post here, are checked for CSRF (`SignedPost`) and on bad input re-render with the
 service's message next to the field it names (`form_problem`).
@@ -19,21 +19,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
-from sqlalchemy.orm import Session
 
-from aifactory.api.accounting_schemas import Title
-from aifactory.api.deps import StateDep
-from aifactory.api.routers.proposals import ProposalId
-from aifactory.api.schemas import Name
 from aifactory.domain.permissions import Action
 from aifactory.domain.programmes import ProposalState
 from aifactory.errors import AifactoryError, InvalidInput
+from aifactory.faces.inputs import Name, ProposalId, Title
+from aifactory.faces.state import StateDep
 from aifactory.services import programmes, proposals, tenancy
 from aifactory.services.login import SignedIn
-from aifactory.services.principal import Principal
+from aifactory.services.proposal_detail import proposal_detail
+from aifactory.services.session import Session
 from aifactory.web.forms import valid
 from aifactory.web.nav import may_somewhere
-from aifactory.web.proposal_detail import load_detail
 from aifactory.web.review_forms import day_text, form_problem, moment, number, see_other, whole
 from aifactory.web.session import Signed, SignedPost
 from aifactory.web.templating import render
@@ -159,7 +156,8 @@ def _new(
             for c in programmes.list_calls(session, me, now=now)
             if c.open_now
         ]
-        projects = [(name, name) for name in _applicants(session, me)]
+        applicants = tenancy.list_project_views(session, me, may=Action.PROPOSAL_SUBMIT)
+    projects = [(p.name, p.name) for p in applicants]
     return render(
         request,
         "proposals/new.html",
@@ -171,16 +169,6 @@ def _new(
         errors=errors or {},
         form=form,
     )
-
-
-def _applicants(session: Session, principal: Principal) -> list[str]:
-    """The projects the principal may apply for (PROPOSAL_SUBMIT), by name."""
-    allowed_in = principal.projects_for(Action.PROPOSAL_SUBMIT)
-    return [
-        p.name
-        for p in tenancy.list_projects(session, principal)
-        if allowed_in is None or p.id in allowed_in
-    ]
 
 
 @router.post("/proposals/new")
@@ -244,7 +232,7 @@ def _detail(
 ) -> Response:
     me, now = signed.principal, state.clock()
     with state.db.read() as session:
-        detail = load_detail(session, me, proposal_id)
+        detail = proposal_detail(session, me, proposal_id)
     p = detail.view.proposal
     today = datetime.fromtimestamp(now, UTC)
     defaults = {

@@ -1,36 +1,27 @@
 """Portal pages: usage over a period (totals, per project, a chart) and invoices (list, PDF and
 CSV downloads; admins and finance issue a closed month's invoice here).
 
-The totals are services.usage's own (the same figures as GET /api/v1/usage); the per-project
-table is one GROUP BY over the same records, in the same scope (USAGE_READ), at most
-`MAX_PROJECTS` rows, each project's money priced from its exact milliseconds at each record's
-terms and rounded once, as the totals are. The invoice list reads only the columns it shows
-(never the stored PDFs), a page at a time; a download goes through services.invoices, which
-checks INVOICE_READ.
+The totals are services.usage's own (the same figures as GET /api/v1/usage), and so is the
+per-project table (services.usage.usage_by_project: the same records, in the same scope,
+USAGE_READ, at most `MAX_PROJECTS` rows). The invoice list reads only what it shows (never the
+stored PDFs), a page at a time; a download goes through services.invoices, which checks
+INVOICE_READ.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import Row, func, select
-from sqlalchemy.orm import Session
 
-from aifactory.accounting.reports import JOULES_PER_KWH
-from aifactory.api.deps import StateDep
-from aifactory.domain.money import hours_of_ms
 from aifactory.domain.permissions import Action
-from aifactory.domain.statements import AtTerms, cost_and_subsidy_cents
 from aifactory.errors import AifactoryError, InvalidInput
+from aifactory.faces.state import StateDep
 from aifactory.services import invoices, usage
 from aifactory.services.login import SignedIn
-from aifactory.services.principal import Principal
-from aifactory.store.models import IssuedInvoice, Project, UsageRecord
 from aifactory.web import charts
 from aifactory.web.nav import may_somewhere
 from aifactory.web.pages.projects import form_status
@@ -38,10 +29,7 @@ from aifactory.web.session import Signed, SignedPost
 from aifactory.web.templating import SECURITY_HEADERS, render
 
 router = APIRouter(include_in_schema=False)
-MAX_PROJECTS = 200
 CHART_BARS = 12
-PAGE = 50
-PROJECT_CHOICES = 500
 DAY = timedelta(days=1)
 
 
@@ -60,33 +48,6 @@ class Period:
         if self.month:
             return datetime.fromtimestamp(self.start, UTC).strftime("%B %Y")
         return f"{self.first_day} to {self.last_day}"
-
-
-@dataclass(frozen=True, slots=True)
-class ProjectUsage:
-    project: str
-    records: int
-    gpu_ms: int
-    energy_j: float
-    cost_cents: int
-    subsidy_cents: int
-    grid_g_per_kwh: float
-
-    @property
-    def gpu_hours(self) -> float:
-        return hours_of_ms(self.gpu_ms)
-
-    @property
-    def energy_kwh(self) -> float:
-        return self.energy_j / JOULES_PER_KWH
-
-    @property
-    def co2_kg(self) -> float:
-        return self.energy_kwh * self.grid_g_per_kwh / 1000
-
-    @property
-    def net_cents(self) -> int:
-        return self.cost_cents - self.subsidy_cents
 
 
 def month_period(month: str) -> Period:
@@ -167,8 +128,15 @@ def _usage(
                 grid_g_per_kwh=state.grid_g_per_kwh,
                 limit=0,
             ).totals
-            rows = per_project(session, principal, period, project or None, state.grid_g_per_kwh)
-        choices = project_names(session, principal, Action.USAGE_READ)
+            rows = usage.usage_by_project(
+                session,
+                principal,
+                project=project or None,
+                start=period.start,
+                end=period.end,
+                grid_g_per_kwh=state.grid_g_per_kwh,
+            )
+        choices = usage.project_names(session, principal, Action.USAGE_READ)
     bars = [(r.project, r.gpu_hours) for r in rows[:CHART_BARS]]
     title = f"GPU-hours per project, {period.label}" if period else "GPU-hours per project"
     return render(
@@ -180,60 +148,13 @@ def _usage(
         period=period,
         totals=totals,
         rows=rows,
-        capped=len(rows) >= MAX_PROJECTS,
+        capped=len(rows) >= usage.MAX_PROJECTS,
         chart=charts.bar_chart(bars, title=title, unit=" h"),
         choices=choices,
         typed=typed,
         errors=errors or {},
         may_invoices=may_somewhere(principal, Action.INVOICE_READ),
     )
-
-
-def per_project(
-    session: Session, principal: Principal, period: Period, project: str | None, grid: float
-) -> list[ProjectUsage]:
-    """The records of `period` summed per project, most GPU-hours first, in the caller's
-    USAGE_READ scope (the caller has had services.usage check a named `project`)."""
-    terms = (UsageRecord.gpu_price, UsageRecord.cpu_price, UsageRecord.subsidy_pct)
-    stmt = (
-        select(
-            Project.name,
-            func.count(),
-            func.sum(UsageRecord.gpu_ms),
-            func.sum(UsageRecord.cpu_ms),
-            func.sum(UsageRecord.energy_j),
-            *terms,
-        )
-        .join(Project, Project.id == UsageRecord.project_id)
-        .where(UsageRecord.ended_at >= period.start, UsageRecord.ended_at < period.end)
-        .group_by(Project.name, *terms)
-    )
-    if project is not None:
-        stmt = stmt.where(Project.name == project)
-    elif (scope := principal.projects_for(Action.USAGE_READ)) is not None:
-        stmt = stmt.where(UsageRecord.project_id.in_(scope))
-    parts: dict[str, list[tuple[int, float, AtTerms]]] = defaultdict(list)
-    for name, n, gpu_ms, cpu_ms, energy_j, gpu_price, cpu_price, pct in session.execute(stmt):
-        at_terms = usage.at_terms(gpu_ms, cpu_ms, gpu_price, cpu_price, pct)
-        parts[name].append((int(n), float(energy_j), at_terms))
-    rows = [_project_usage(name, found, grid) for name, found in parts.items()]
-    return sorted(rows, key=lambda row: (-row.gpu_ms, row.project))[:MAX_PROJECTS]
-
-
-def _project_usage(name: str, parts: list[tuple[int, float, AtTerms]], grid: float) -> ProjectUsage:
-    cost, subsidy = cost_and_subsidy_cents([part for _, _, part in parts])
-    records = sum(n for n, _, _ in parts)
-    gpu_ms = sum(part.gpu_ms for _, _, part in parts)
-    energy_j = sum(energy for _, energy, _ in parts)
-    return ProjectUsage(name, records, gpu_ms, energy_j, cost, subsidy, grid)
-
-
-def project_names(session: Session, principal: Principal, action: Action) -> list[str]:
-    """The projects where `action` is allowed, by name (the first `PROJECT_CHOICES`)."""
-    stmt = select(Project.name).order_by(Project.name).limit(PROJECT_CHOICES)
-    if (scope := principal.projects_for(action)) is not None:
-        stmt = stmt.where(Project.id.in_(scope))
-    return list(session.scalars(stmt))
 
 
 @router.get("/usage/invoices")
@@ -290,8 +211,8 @@ def _invoices(
         principal.authorize(Action.INVOICE_READ)  # refused, with the roles it needs
     may_issue = principal.may(Action.INVOICE_ISSUE)
     with state.db.read() as session:
-        found = invoice_rows(session, principal, page)
-        choices = project_names(session, principal, Action.INVOICE_ISSUE) if may_issue else []
+        found = invoices.invoice_page(session, principal, page=page)
+        choices = usage.project_names(session, principal, Action.INVOICE_ISSUE) if may_issue else []
     context.setdefault("errors", {})
     context.setdefault("typed", {"month": last_month(state.clock())})
     return render(
@@ -300,38 +221,13 @@ def _invoices(
         signed,
         status_code=status,
         title="Invoices",
-        invoices=found[:PAGE],
+        invoices=found[: invoices.PAGE],
         page=page,
-        more=len(found) > PAGE,
+        more=len(found) > invoices.PAGE,
         may_issue=may_issue,
         choices=choices,
         **context,
     )
-
-
-def invoice_rows(session: Session, principal: Principal, page: int) -> list[Row[Any]]:
-    """One page of the invoices the caller may read (and one more row: is there a next page),
-    newest month first; the columns the list shows, not the stored documents."""
-    stmt = (
-        select(
-            Project.name.label("project"),
-            IssuedInvoice.project_id,
-            IssuedInvoice.number,
-            IssuedInvoice.month,
-            IssuedInvoice.issued_at,
-            IssuedInvoice.issued_by,
-            IssuedInvoice.net_cents,
-            IssuedInvoice.vat_cents,
-            IssuedInvoice.total_cents,
-        )
-        .join(Project, Project.id == IssuedInvoice.project_id)
-        .order_by(IssuedInvoice.month.desc(), Project.name)
-        .offset((page - 1) * PAGE)
-        .limit(PAGE + 1)
-    )
-    if (scope := principal.projects_for(Action.INVOICE_READ)) is not None:
-        stmt = stmt.where(IssuedInvoice.project_id.in_(scope))
-    return list(session.execute(stmt))
 
 
 @router.get("/usage/invoices/{project}/{month}.pdf")

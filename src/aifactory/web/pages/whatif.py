@@ -14,9 +14,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel
 
-from aifactory.api.deps import StateDep
 from aifactory.domain.permissions import Action
 from aifactory.errors import AifactoryError, InvalidInput
+from aifactory.faces.state import StateDep
 from aifactory.services import whatif
 from aifactory.services.login import SignedIn
 from aifactory.services.whatif import Ask, Outcome, Run, Setting

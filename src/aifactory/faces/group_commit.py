@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aifactory.services.jobs import Outcome, Submission, Submitted, submit_jobs
-from aifactory.store.db import Database
+from aifactory.services.session import Database
 
 log = logging.getLogger("aifactory.api")
 

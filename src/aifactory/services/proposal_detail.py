@@ -1,10 +1,11 @@
-"""One proposal as its page shows it: the proposal (services.proposals decides who sees it and
-which reviews), and the conflicts of interest the page warns about before anyone acts.
+"""One proposal with what acting on it needs: the proposal (services.proposals decides who sees
+it and which reviews), its applicant's organisation, and the conflicts of interest to warn about
+before anyone acts.
 
 Conflict of interest (domain.programmes): a reviewer who belongs to any project of the
-applicant's organisation. The service refuses to assign such a reviewer, and refuses the review
-of one whose membership came later; the page shows both cases ahead, to the admin who assigns
-(candidates marked, assigned ones flagged) and to the reviewer themself.
+applicant's organisation. services.proposals refuses to assign such a reviewer, and refuses the
+review of one whose membership came later; this view names both cases ahead, for the admin who
+assigns (candidates marked, assigned ones flagged) and for the reviewer themself.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from aifactory.domain.programmes import conflict_of_interest
 from aifactory.domain.tenancy import FacilityRole
 from aifactory.services import proposals, tenancy
 from aifactory.services.principal import Principal
-from aifactory.services.proposals import ProposalView, ReviewView
+from aifactory.services.proposal_views import ProposalView, ReviewView
 from aifactory.store.models import Member, Organisation, Project
 
 
@@ -28,22 +29,22 @@ class Candidate:
     """A user who could review (their facility role may), and whether they are in conflict."""
 
     name: str
-    role: str
+    role: FacilityRole
     conflict: bool
     assigned: bool
 
 
 @dataclass(frozen=True, slots=True)
-class Detail:
+class ProposalDetail:
     view: ProposalView
-    organisation: str
-    my_review: ReviewView | None  # the signed-in user's own review, when assigned
-    my_conflict: bool  # the signed-in user belongs to the applicant's organisation
-    candidates: tuple[Candidate, ...]  # for those who assign reviewers
+    organisation: str  # the applicant's
+    my_review: ReviewView | None  # the caller's own review, when assigned
+    my_conflict: bool  # the caller belongs to a project of the applicant's organisation
+    candidates: tuple[Candidate, ...]  # for those who assign reviewers; else empty
     mean_score: float | None
 
 
-def load_detail(session: Session, principal: Principal, proposal_id: int) -> Detail:
+def proposal_detail(session: Session, principal: Principal, proposal_id: int) -> ProposalDetail:
     view = proposals.get_proposal(session, principal, proposal_id)  # checks who may see it
     project = session.get_one(Project, view.proposal.project_id)
     org = session.get_one(Organisation, project.organisation_id)
@@ -52,7 +53,7 @@ def load_detail(session: Session, principal: Principal, proposal_id: int) -> Det
     if principal.may(Action.PROPOSAL_ASSIGN, project.id):
         candidates = _candidates(session, principal, view, org.id)
     scores = [r.score for r in view.reviews if r.score is not None]
-    return Detail(
+    return ProposalDetail(
         view=view,
         organisation=org.name,
         my_review=mine,
@@ -65,13 +66,9 @@ def load_detail(session: Session, principal: Principal, proposal_id: int) -> Det
 def _candidates(
     session: Session, principal: Principal, view: ProposalView, org_id: int
 ) -> tuple[Candidate, ...]:
-    """Everyone whose facility role may review, the conflicted ones marked (admins only: the
-    service refuses the user list to anyone else)."""
-    reviewers = [
-        u
-        for u in tenancy.list_users(session, principal)
-        if _may_review(FacilityRole(u.facility_role))
-    ]
+    """Everyone whose facility role may review, the conflicted ones marked (admins only:
+    tenancy refuses the user list to anyone else)."""
+    reviewers = [u for u in tenancy.list_users(session, principal) if _may_review(u.facility_role)]
     conflicted = _conflicted(session, [u.id for u in reviewers], org_id)
     assigned = {r.reviewer for r in view.reviews}
     return tuple(

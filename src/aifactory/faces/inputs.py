@@ -1,0 +1,171 @@
+"""The input types both faces check alike: a form field and the API's field of the same name
+take the same values and refuse the same ones (`web.forms.valid` checks a field with its type).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import Path
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from aifactory.domain import names
+from aifactory.domain.datasets import ENV_PREFIX
+from aifactory.domain.jobs import JobSpec, Network
+
+# Every name (users, organisations, projects, programmes, calls, sites, tokens): domain.names.
+Name = Annotated[
+    str,
+    AfterValidator(names.check_name),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": names.MAX_LENGTH,
+            "pattern": names.PATTERN,
+            "description": f"a name: {names.RULE}",
+        }
+    ),
+]
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_SCRIPT = 64 * 1024
+DATASET_REF = names.LOWER_CASE_PATTERN.removesuffix("$") + r"(@[1-9][0-9]{0,8})?$"  # name@version
+MAX_ID = 2**31 - 1  # ids are INTEGER columns; a larger one would fail in the database, not 404
+Priority = Annotated[int, Field(ge=-1000, le=1000)]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL and no argv or env can carry one: refuse it here.
+        if _has_nul(value):
+            raise ValueError("must not contain NUL characters")
+        return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
+
+
+class JobSubmit(Request):
+    name: str = Field("job", min_length=1, max_length=128)
+    project: Name | None = None
+    command: list[Annotated[str, Field(max_length=32 * 1024)]] | None = Field(
+        None, min_length=1, max_length=4096, description="argv; exactly one of command, script"
+    )
+    script: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_SCRIPT,
+        description="a bash script; exactly one of command, script",
+    )
+    env: dict[str, Annotated[str, Field(max_length=32 * 1024)]] = Field(
+        default_factory=dict, max_length=256
+    )
+    working_dir: str | None = Field(None, min_length=1, max_length=4096)
+    gpus: int = Field(0, ge=0, le=1024, description="GPUs per node")
+    nodes: int = Field(1, ge=1, le=1024)
+    cpus: int = Field(1, ge=1, le=4096, description="CPUs per node")
+    memory_mb: int = Field(1024, ge=1, le=64 * 1024 * 1024, description="memory per node")
+    gpu_model: str | None = Field(None, min_length=1, max_length=64)
+    time_limit_s: int = Field(3600, ge=1, le=30 * 86400)
+    preemptible: bool | None = Field(
+        None, description="may be preempted; unset: as the project's programme says"
+    )
+    priority: Priority = Field(
+        0, description="weighs in the job's place in the queue; above 0: operators and admins"
+    )
+    idempotency_key: str | None = Field(None, min_length=1, max_length=128)
+    network: Network = Field(
+        Network.NONE,
+        description="none (default: loopback only) or open (the host's network, where the "
+        "facility allows it)",
+    )
+    inputs: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(
+        default_factory=list,
+        max_length=16,
+        description="earlier jobs of the same project whose own directories (checkpoints, "
+        "outputs) it reads, mounted read-only",
+    )
+    datasets: list[Annotated[str, Field(pattern=DATASET_REF)]] = Field(
+        default_factory=list,
+        max_length=16,
+        description="datasets the job reads: name (newest version) or name@version; each "
+        "path comes in AIFACTORY_DATASET_<NAME>",
+    )
+
+    @field_validator("env")
+    @classmethod
+    def _env_keys(cls, env: dict[str, str]) -> dict[str, str]:
+        for key in env:
+            if not _ENV_KEY.match(key):
+                raise ValueError(f"{key!r} is not a valid environment variable name")
+            if key.startswith(ENV_PREFIX):
+                raise ValueError(f"{key!r}: {ENV_PREFIX}* is set by the facility from 'datasets'")
+        return env
+
+    @field_validator("working_dir")
+    @classmethod
+    def _absolute(cls, path: str | None) -> str | None:
+        if path is not None and not path.startswith("/"):
+            raise ValueError("must be an absolute path")
+        return path
+
+    @model_validator(mode="after")
+    def _one_of_command_script(self) -> JobSubmit:
+        if (self.command is None) == (self.script is None):
+            raise ValueError("give exactly one of 'command' and 'script'")
+        return self
+
+    def argv(self) -> list[str]:
+        return (
+            list(self.command)
+            if self.command is not None
+            else ["/bin/bash", "-c", self.script or ""]
+        )
+
+    def spec(self) -> JobSpec:
+        """The job as the domain has it (the API and the portal's form both submit this)."""
+        return JobSpec(
+            name=self.name,
+            command=tuple(self.argv()),
+            env=dict(self.env),
+            working_dir=self.working_dir,
+            gpus_per_node=self.gpus,
+            nodes=self.nodes,
+            cpus_per_node=self.cpus,
+            memory_mb_per_node=self.memory_mb,
+            gpu_model=self.gpu_model,
+            time_limit_s=self.time_limit_s,
+            preemptible=self.preemptible,
+            priority=self.priority,
+            datasets=tuple(self.datasets),
+            network=self.network,
+            inputs=tuple(dict.fromkeys(self.inputs)),
+        )
+
+
+Title = Annotated[str, Field(min_length=1, max_length=200)]
+
+# Ids in paths: a number the database can hold, or 422 (not a 404 after a failed query).
+JobId = Annotated[int, Path(ge=1, le=MAX_ID)]
+GrantId = Annotated[int, Path(ge=1, le=MAX_ID)]
+ProposalId = Annotated[int, Path(ge=1, le=MAX_ID)]

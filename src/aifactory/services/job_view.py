@@ -1,0 +1,108 @@
+"""A job as the faces (API, portal) show it: the row's facts, with names where the row keeps
+ids and the placement typed. The one place the id → name lookup for jobs is written."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aifactory.domain.placement import NodeShare, placement_of
+from aifactory.store.models import Job, Project, User
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    id: int
+    name: str
+    project: str
+    owner: str
+    project_id: int
+    user_id: int
+    state: str
+    state_reason: str | None
+    command: list[str]
+    env: dict[str, Any]
+    working_dir: str | None
+    gpus_per_node: int
+    nodes: int
+    cpus_per_node: int
+    memory_mb_per_node: int
+    gpu_model: str | None
+    time_limit_s: int
+    preemptible: bool
+    priority: int
+    network: str
+    idempotency_key: str | None
+    cancel_requested: bool
+    attempts: int
+    exit_code: int | None
+    submitted_at: float
+    admitted_at: float | None
+    started_at: float | None
+    ended_at: float | None
+    uses_datasets: bool
+    inputs: list[int] = field(default_factory=list)
+    placement: dict[str, NodeShare] = field(default_factory=dict)
+
+
+def views_of(session: Session, jobs: Iterable[Job]) -> list[JobView]:
+    """Views of a page of jobs, in order: two name queries, whatever the page holds."""
+    jobs = list(jobs)
+    projects = names_of(session, Project, {j.project_id for j in jobs})
+    owners = names_of(session, User, {j.user_id for j in jobs})
+    return [_view(job, projects[job.project_id], owners[job.user_id]) for job in jobs]
+
+
+def view_of(session: Session, job: Job) -> JobView:
+    (found,) = views_of(session, [job])
+    return found
+
+
+def names_of(
+    session: Session, model: type[Project] | type[User], ids: Iterable[int]
+) -> dict[int, str]:
+    wanted: Sequence[int] = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = session.execute(select(model.id, model.name).where(model.id.in_(wanted)))
+    return {row_id: name for row_id, name in rows}
+
+
+def _view(job: Job, project: str, owner: str) -> JobView:
+    return JobView(
+        id=job.id,
+        name=job.name,
+        project=project,
+        owner=owner,
+        project_id=job.project_id,
+        user_id=job.user_id,
+        state=job.state,
+        state_reason=job.state_reason,
+        command=list(job.command),
+        env=dict(job.env),
+        working_dir=job.working_dir,
+        gpus_per_node=job.gpus_per_node,
+        nodes=job.nodes,
+        cpus_per_node=job.cpus_per_node,
+        memory_mb_per_node=job.memory_mb_per_node,
+        gpu_model=job.gpu_model,
+        time_limit_s=job.time_limit_s,
+        preemptible=job.preemptible,
+        priority=job.priority,
+        network=job.network,
+        idempotency_key=job.idempotency_key,
+        cancel_requested=job.cancel_requested,
+        attempts=job.attempts,
+        exit_code=job.exit_code,
+        submitted_at=job.submitted_at,
+        admitted_at=job.admitted_at,
+        started_at=job.started_at,
+        ended_at=job.ended_at,
+        uses_datasets=job.uses_datasets,
+        inputs=list(job.inputs or []),
+        placement=placement_of(job.placement),
+    )

@@ -118,6 +118,24 @@ def test_a_starving_job_goes_first_and_holds_a_hard_reservation() -> None:
     assert started_gpus(schedule(short, policy, now)) == [(3, {"n1": 2})]
 
 
+def test_only_the_first_starving_jobs_hold_promises() -> None:
+    """One promise at most (and no soft reservation): starving job 1 holds n1 from the running
+    job's limit (2 h); starving job 2 holds none, so a long small job may start on n2 now. Without the cap job 2's promise
+    would hold n2 from 2.5 h and the small job could not start at all."""
+    nodes = [a_node("n1"), a_node("n2")]
+    busy = [
+        running(100, {"n1": 4}, started_at=0, limit=2 * HOUR),
+        running(101, {"n2": 4}, started_at=0, limit=2.5 * HOUR),
+    ]
+    starving = [a_job(i, "p").gpus(8).limit(HOUR).submitted(i) for i in (1, 2)]
+    small = a_job(3, "q").gpus(2).limit(10 * HOUR).submitted(2 * HOUR)
+    snap = snapshot(nodes, running=busy, pending=[*starving, small])
+    now, knobs = 1.5 * HOUR, FairshareKnobs(starvation_after_s=HOUR, reservations=0)
+    capped = Policy(name="fairshare", fairshare=replace(knobs, promises=1))
+    assert started_gpus(schedule(snap, capped, now)) == [(3, {"n2": 2})]
+    assert schedule(snap, Policy(name="fairshare", fairshare=knobs), now) == []
+
+
 # ---- quotas: reclaim by preemption ----------------------------------------------------------
 def test_in_quota_job_preempts_the_newest_borrower() -> None:
     """q is guaranteed 8 GPUs and holds none; b (no quota) borrows the whole node with two

@@ -15,7 +15,10 @@ One round, in order:
    ahead of every other (oldest first) and is promised the earliest start the running jobs'
    *time limits* allow, as a hard reservation that no later job may overlap unless it would
    end, by its own limit, before the reservation begins. The promise never slips from one
-   round to the next, so the wait is bounded.
+   round to the next, so the wait is bounded. At most `promises` starving jobs hold one, the
+   first in line: each promise is laid after those before it on its nodes, so their cost grows
+   with the square of their number (33,000 starving jobs took a minute a round); the next ones
+   get theirs as those start, and meanwhile may start only where no promise stands.
 3. **Fair-share order.** Everyone else is ordered by expected size, smallest first: estimated
    runtime (learned from history; see estimates.py) × GPUs, scaled by how far the project is
    over its fair share of recent use (decayed usage share ÷ entitled share among the projects
@@ -54,6 +57,7 @@ class FairshareKnobs:
     starvation_after_s: float = 24 * HOUR_S
     fairness_weight: float = 1.0
     reservations: int = 1
+    promises: int = 256  # starving jobs that hold a hard reservation at once (the first in line)
     preemption_grace_s: float = 60.0  # SIGTERM → SIGKILL for a preempted job (executors, sim)
 
 
@@ -66,12 +70,14 @@ def schedule_fairshare(
     reclaim = Reclaim() if oracle else _reclaim(snapshot, plan, decisions)
     queue = order(snapshot, knobs, now, oracle=oracle, handled=reclaim.handled)
     soft_left = knobs.reservations
+    promises_left = knobs.promises
     strict: NodePlan | None = None  # by time limits: where starving jobs' promises are kept
     least = least_asks([(job.per_node.gpus, estimate) for job, estimate, _ in queue])
     for position, (job, estimate, starving) in enumerate(queue):
         if job.project in reclaim.waiting:
             continue  # its room is being reclaimed: its other jobs must not eat its quota
-        if starving:
+        if starving and promises_left > 0:
+            promises_left -= 1
             strict = strict or _strict_plan(snapshot, plan, reclaim)
             _guard(job, estimate, plan, strict, decisions)
             continue

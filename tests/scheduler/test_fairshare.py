@@ -120,8 +120,9 @@ def test_a_starving_job_goes_first_and_holds_a_hard_reservation() -> None:
 
 def test_only_the_first_starving_jobs_hold_promises() -> None:
     """One promise at most (and no soft reservation): starving job 1 holds n1 from the running
-    job's limit (2 h); starving job 2 holds none, so a long small job may start on n2 now. Without the cap job 2's promise
-    would hold n2 from 2.5 h and the small job could not start at all."""
+    job's limit (2 h); starving job 2 holds none, so a long small job may start on n2 now.
+    Without the cap job 2's promise would hold n2 from 2.5 h and the small job could not start
+    at all."""
     nodes = [a_node("n1"), a_node("n2")]
     busy = [
         running(100, {"n1": 4}, started_at=0, limit=2 * HOUR),

@@ -145,3 +145,13 @@ def test_a_pending_job_keeps_no_hold_it_had() -> None:
     started = [d for d in found.decisions if isinstance(d, Start)]
     assert found.decisions[0] == Release(1, "the project's allocation can pay for it now")
     assert len(started) == 1
+
+
+def test_a_hold_a_person_made_is_never_released_by_a_round() -> None:
+    kept = replace(a_job(1).build(), held="held by alice: waiting for the new data")
+    view = replace(snapshot([a_node("n1")]), held=(kept,))
+    found = decide(view, Policy(), 0)
+    assert found.decisions == []
+    assert found.verdicts is not None
+    assert found.verdicts[1].held
+    assert found.verdicts[1].reason == "held by alice: waiting for the new data"

@@ -33,6 +33,12 @@ def hold_reason(job: PendingJob, facts: Admission, now: float) -> str | None:
     return BUDGET_HOLD + choice if isinstance(choice, str) else None
 
 
+def releasable(job: PendingJob) -> bool:
+    """Whether a round may release this held job once nothing holds it: only the holds made
+    here (for data, for money); a hold a person made (`aifactory hold`) waits for a person."""
+    return (job.held or "").startswith((DATA_HOLD, BUDGET_HOLD))
+
+
 def release_reason(job: PendingJob) -> str:
     """What a held job that may go now is told, by what held it."""
     return READABLE if (job.held or "").startswith(DATA_HOLD) else PAID

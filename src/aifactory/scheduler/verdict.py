@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from aifactory.scheduler.admission import hold_reason, release_reason
+from aifactory.scheduler.admission import hold_reason, releasable, release_reason
 from aifactory.scheduler.decisions import Decision, Hold, Release, Start
 from aifactory.scheduler.explain import Explanation, explain
 from aifactory.scheduler.policy import Policy, schedule
@@ -64,13 +64,20 @@ def judge(snapshot: Snapshot, policy: Policy, now: float) -> dict[int, Explanati
 
 
 def _screen(snapshot: Snapshot, now: float) -> tuple[dict[int, str], Snapshot]:
-    """The holds of every waiting job, and the facility with the others all in line."""
+    """The holds of every waiting job, and the facility with the others all in line. A hold
+    no round made (a person's) stands as it is."""
     waiting = (*snapshot.pending, *snapshot.held)
     barred = {
-        job.job_id: why for job in waiting if (why := hold_reason(job, snapshot.admission, now))
+        job.job_id: why
+        for job in waiting
+        if (why := _kept_hold(job) or hold_reason(job, snapshot.admission, now))
     }
     free = tuple(replace(job, held=None) for job in waiting if job.job_id not in barred)
     return barred, replace(snapshot, pending=free, held=())
+
+
+def _kept_hold(job: PendingJob) -> str | None:
+    return job.held if job.held is not None and not releasable(job) else None
 
 
 def _held(barred: dict[int, str]) -> dict[int, Explanation]:

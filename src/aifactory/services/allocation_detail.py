@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 from aifactory.domain.ledger import EntryKind
 from aifactory.services.allocations import AllocationView, get_allocation
 from aifactory.services.principal import Principal
-from aifactory.store.models import Allocation, LedgerEntry
+from aifactory.services.records_of import AllocationRecord
+from aifactory.store.models import LedgerEntry
 
 MAX_EXACT = 2000
 SAMPLES = 120
@@ -68,7 +69,7 @@ def allocation_detail(
 
 def burn_entries(
     session: Session,
-    allocation: Allocation,
+    allocation: AllocationRecord,
     burning: Collection[EntryKind],
     *,
     max_exact: int = MAX_EXACT,

@@ -37,6 +37,7 @@ from aifactory.services.programmes import (
     programme_by_name,
     time_text,
 )
+from aifactory.services.records_of import AlertRecord, AllocationRecord, copy_of
 from aifactory.services.tenancy import project_by_name
 from aifactory.store.models import (
     Allocation,
@@ -69,12 +70,12 @@ class Grant:
 
 @dataclass(frozen=True, slots=True)
 class AllocationView:
-    allocation: Allocation
+    allocation: AllocationRecord
     project: str
     programme: str
     balance: Balance
     active: bool  # valid now
-    alerts: tuple[AllocationAlert, ...]
+    alerts: tuple[AlertRecord, ...]
 
 
 def create_allocation(
@@ -357,13 +358,13 @@ def views_of(
     balances = ledger.balances(session, ids)
     projects = _names(session, Project, {a.project_id for a in allocations})
     programmes = _names(session, Programme, {a.programme_id for a in allocations})
-    alerts: dict[int, list[AllocationAlert]] = {}
+    alerts: dict[int, list[AlertRecord]] = {}
     stmt = select(AllocationAlert).where(AllocationAlert.allocation_id.in_(ids))
     for alert in session.scalars(stmt.order_by(AllocationAlert.threshold)):
-        alerts.setdefault(alert.allocation_id, []).append(alert)
+        alerts.setdefault(alert.allocation_id, []).append(copy_of(AlertRecord, alert))
     return [
         AllocationView(
-            allocation=a,
+            allocation=copy_of(AllocationRecord, a),
             project=projects[a.project_id],
             programme=programmes[a.programme_id],
             balance=balances.get(a.id, NO_ENTRIES),

@@ -20,6 +20,7 @@ from aifactory.domain.tenancy import FacilityRole, ProjectRole
 from aifactory.errors import InvalidInput, NotFound, Unauthenticated
 from aifactory.governance import audit
 from aifactory.services.principal import Principal
+from aifactory.services.records_of import TokenRecord, copy_of
 from aifactory.services.tenancy import user_by_name
 from aifactory.store.models import ApiToken, Member, User
 
@@ -125,10 +126,10 @@ def principal_of(session: Session, user: User) -> Principal:
 
 def list_tokens(
     session: Session, principal: Principal, *, user_name: str | None = None
-) -> list[ApiToken]:
+) -> list[TokenRecord]:
     user_id = _token_owner(session, principal, user_name)
     stmt = select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)
-    return list(session.scalars(stmt))
+    return [copy_of(TokenRecord, row) for row in session.scalars(stmt)]
 
 
 def create_token(
@@ -139,22 +140,24 @@ def create_token(
     now: float,
     ttl_days: float | None = None,
     user_name: str | None = None,
-) -> tuple[ApiToken, str]:
+) -> tuple[TokenRecord, str]:
     user = session.get(User, _token_owner(session, principal, user_name))
     assert user is not None
     row, plain = issue_token(session, user, name=name, now=now, ttl_days=ttl_days)
     _audit(session, principal, "token.create", row, now, {"name": name, "user": user.name})
-    return row, plain
+    return copy_of(TokenRecord, row), plain
 
 
-def revoke_token(session: Session, principal: Principal, token_id: int, *, now: float) -> ApiToken:
+def revoke_token(
+    session: Session, principal: Principal, token_id: int, *, now: float
+) -> TokenRecord:
     row = session.get(ApiToken, token_id)
     if row is None or not (row.user_id == principal.user_id or principal.may(Action.TOKEN_MANAGE)):
         raise NotFound("token not found", field="token_id")
     if row.revoked_at is None:
         row.revoked_at = now
         _audit(session, principal, "token.revoke", row, now, {"name": row.name})
-    return row
+    return copy_of(TokenRecord, row)
 
 
 def _audit(

@@ -29,6 +29,7 @@ from aifactory.domain.statements import ChargedUsage, Invoice
 from aifactory.errors import Conflict, InvalidInput, NotFound
 from aifactory.governance import audit
 from aifactory.services.principal import Principal
+from aifactory.services.records_of import InvoiceRecord, copy_of
 from aifactory.services.tenancy import project_by_name
 from aifactory.store.models import (
     Allocation,
@@ -54,7 +55,7 @@ PAGE = 50
 @dataclass(frozen=True, slots=True)
 class InvoiceView:
     project: str
-    invoice: IssuedInvoice
+    invoice: InvoiceRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +92,7 @@ def issue_invoice(
     found = project_by_name(session, principal, project, action=Action.INVOICE_ISSUE)
     existing = _stored(session, found.id, month)
     if existing is not None:
-        return Issued(found.name, existing, created=False)
+        return Issued(found.name, copy_of(InvoiceRecord, existing), created=False)
     if now < end:
         opens = datetime.fromtimestamp(end, UTC).strftime("%Y-%m-%d")
         raise InvalidInput(
@@ -133,9 +134,9 @@ def _insert_numbered(
         except IntegrityError:
             existing = _stored(session, project.id, month)
             if existing is not None:
-                return Issued(project.name, existing, created=False)
+                return Issued(project.name, copy_of(InvoiceRecord, existing), created=False)
             continue
-        return Issued(project.name, row, created=True)
+        return Issued(project.name, copy_of(InvoiceRecord, row), created=True)
     raise Conflict("invoice numbers are being issued concurrently; try again", field="month")
 
 
@@ -231,7 +232,7 @@ def get_invoice(session: Session, principal: Principal, *, project: str, month: 
     invoice = _stored(session, found.id, month)
     if invoice is None:
         raise NotFound(f"no invoice for {found.name} in {month} has been issued", field="month")
-    return InvoiceView(found.name, invoice)
+    return InvoiceView(found.name, copy_of(InvoiceRecord, invoice))
 
 
 def list_invoices(
@@ -245,7 +246,7 @@ def list_invoices(
     elif (projects := principal.projects_for(Action.INVOICE_READ)) is not None:
         stmt = stmt.where(Project.id.in_(projects))
     rows = session.execute(stmt.order_by(Project.name, IssuedInvoice.month))
-    return [InvoiceView(name, invoice) for invoice, name in rows]
+    return [InvoiceView(name, copy_of(InvoiceRecord, invoice)) for invoice, name in rows]
 
 
 def invoice_page(

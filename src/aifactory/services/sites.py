@@ -9,11 +9,12 @@ from sqlalchemy.orm import Session
 from aifactory.domain.permissions import Action
 from aifactory.governance import audit
 from aifactory.services.principal import Principal
+from aifactory.services.records_of import SiteRecord, copy_of
 from aifactory.store.models import Node, Site
 from aifactory.store.sites import upsert_site
 
 
-def list_sites(session: Session) -> list[tuple[Site, int]]:
+def list_sites(session: Session) -> list[tuple[SiteRecord, int]]:
     """Every site with its number of nodes (anyone signed in may see where work can run)."""
     nodes = select(Node.site, func.count().label("n")).group_by(Node.site).subquery()
     rows = session.execute(
@@ -21,7 +22,7 @@ def list_sites(session: Session) -> list[tuple[Site, int]]:
         .outerjoin(nodes, nodes.c.site == Site.name)
         .order_by(Site.name)
     )
-    return [(site, int(count)) for site, count in rows]
+    return [(copy_of(SiteRecord, site), int(count)) for site, count in rows]
 
 
 def set_site(
@@ -32,7 +33,7 @@ def set_site(
     country: str,
     description: str | None,
     now: float,
-) -> Site:
+) -> SiteRecord:
     """Define a site or correct its country; placement follows on the next tick."""
     principal.authorize(Action.SITE_MANAGE)
     before = session.get(Site, name)
@@ -47,4 +48,4 @@ def set_site(
         source=principal.source,
         detail={"country": country, "was": old_country},
     )
-    return site
+    return copy_of(SiteRecord, site)

@@ -49,3 +49,26 @@ def test_a_gauge_shows_what_is_left_and_turns_red_when_little_is() -> None:
     assert "gauge-low" in low.markup
     assert low.summary == "g: 5 h of 100 h left (5%)."
     assert "0%" in charts.gauge(150, 100, title="overspent").markup
+
+
+def _ticks(chart: charts.Svg) -> list[str]:
+    return [t.text or "" for t in parse(chart).iter(f"{SVG}text") if t.get("class") == "tick"]
+
+
+def test_axis_ticks_fall_on_round_figures_and_round_moments() -> None:
+    burned = charts.Series("burned", [(0, 0.0), (7200, 15.2)])
+    ticks = _ticks(charts.line_chart([burned], title="GPU-hours", unit=" h"))
+    assert ticks[:5] == ["0 h", "5 h", "10 h", "15 h", "20 h"]  # never 3.8 h
+    assert ticks[5:] == ["00:00", "00:30", "01:00", "01:30", "02:00"]
+    small = charts.line_chart([charts.Series("x", [(0, 0.0), (60, 0.013)])], title="t", unit=" h")
+    assert _ticks(small)[:4] == ["0.000 h", "0.005 h", "0.010 h", "0.015 h"]
+    bars = _ticks(charts.bar_chart([("a", 3.8), ("b", 1.0)], title="t"))
+    assert bars[:5] == ["0", "1", "2", "3", "4"]
+
+
+def test_the_loss_curve_names_its_axes() -> None:
+    loss = charts.Series("train loss", [(0, 4.2), (100, 2.5), (250, 2.1)])
+    chart = charts.line_chart([loss], title="Loss", time_axis=False, x_title="step", y_title="loss")
+    titles = [t.text for t in parse(chart).iter(f"{SVG}text") if t.get("class") == "axis-title"]
+    assert titles == ["loss", "step"]
+    assert _ticks(chart)[-6:] == ["0", "50", "100", "150", "200", "250"]  # the steps

@@ -16,6 +16,8 @@ from html import escape
 
 WIDTH, HEIGHT = 640, 220
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 12, 28
+TICKS = 4  # about this many intervals along an axis
+TITLE_ROOM = 16  # what an axis title takes beside or below its axis
 PALETTE_SIZE = 8
 _ids = itertools.count(1)
 
@@ -51,36 +53,113 @@ def nice_max(value: float) -> float:
     return float(next(m * power for m in (1, 2, 5, 10) if m * power >= value))
 
 
-def _fmt(value: float) -> str:
+def nice_step(span: float, ticks: int = TICKS) -> float:
+    """A round distance between ticks (1, 2 or 5 times a power of ten), the one nearest to
+    giving `ticks` intervals over `span`."""
+    if span <= 0:
+        return 1.0
+    raw = span / ticks
+    power = 10 ** math.floor(math.log10(raw))
+    return float(min((m * power for m in (1, 2, 5, 10)), key=lambda c: abs(math.log(c / raw))))
+
+
+def axis_top(value: float, step: float) -> float:
+    """The first multiple of `step` at or above `value` (never 0: an axis needs a height)."""
+    return max(math.ceil(value / step - 1e-9), 1) * step
+
+
+def value_ticks(low: float, high: float, step: float) -> list[float]:
+    """The multiples of `step` from `low` to `high`, both included where they are multiples."""
+    first = math.ceil(low / step - 1e-9)
+    return [k * step for k in range(first, math.floor(high / step + 1e-9) + 1)]
+
+
+TIME_STEPS = (
+    1,
+    2,
+    5,
+    10,
+    15,
+    30,
+    60,
+    120,
+    300,
+    600,
+    900,
+    1800,
+    3600,
+    7200,
+    10800,
+    21600,
+    43200,
+    86400,
+    172800,
+    604800,
+)  # seconds: ticks on the clock's own round moments
+
+
+def time_step(span: float) -> float:
+    wanted = span / TICKS
+    return float(next((s for s in TIME_STEPS if s >= wanted), TIME_STEPS[-1]))
+
+
+def _fmt(value: float, step: float | None = None) -> str:
+    """A figure with as many decimals as its axis step needs (a step of 0.02: two)."""
+    if step is not None and step < 1:
+        return f"{value:.{-math.floor(math.log10(step) + 1e-9)}f}"
     if abs(value) >= 10 or value == int(value):
         return f"{value:.0f}"
     return f"{value:.1f}" if abs(value) >= 1 else f"{value:.2g}"
 
 
-def _left(y_max: float, unit: str) -> int:
-    """Room for the longest label of the y axis (about 6.5 px a character at 11 px)."""
-    longest = max(len(_fmt(y_max * i / 4) + unit) for i in range(5))
-    return max(LEFT, round(10 + 6.5 * longest))
+def _left(labels: Sequence[str], y_title: str | None) -> int:
+    """Room for the longest label of the y axis (about 6.5 px a character at 11 px), and for
+    the axis title beside it."""
+    room = max(LEFT, round(10 + 6.5 * max(len(label) for label in labels)))
+    return room + (TITLE_ROOM if y_title else 0)
 
 
-def _time_label(t: float, span: float) -> str:
+def _time_label(t: float, step: float, span: float) -> str:
     moment = datetime.fromtimestamp(t, UTC)
-    if span < 600:
+    if step < 60:
         return moment.strftime("%H:%M:%S")
-    return moment.strftime("%H:%M" if span <= 2 * 86400 else "%d %b")
+    if step < 86400:
+        return moment.strftime("%H:%M" if span <= 86400 else "%d %b %H:%M")
+    return moment.strftime("%d %b")
 
 
-def _y_axis(y_max: float, unit: str, width: int, height: int, left: int) -> list[str]:
+def _y_axis(
+    top: float, step: float, unit: str, width: int, height: int, left: int, bottom: int
+) -> list[str]:
     parts = []
-    for i in range(5):
-        value = y_max * i / 4
-        y = height - BOTTOM - (height - TOP - BOTTOM) * i / 4
+    for value in value_ticks(0.0, top, step):
+        y = height - bottom - (height - TOP - bottom) * value / top
         parts.append(
             f'<line class="grid" x1="{left}" x2="{width - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
         )
         parts.append(
             f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{escape(_fmt(value) + unit)}</text>"
+            f"{escape(_fmt(value, step) + unit)}</text>"
+        )
+    return parts
+
+
+def _titles(
+    x_title: str | None, y_title: str | None, width: int, height: int, left: int
+) -> list[str]:
+    """The axes' titles: what is measured along them, with its unit."""
+    parts = []
+    if y_title:
+        middle = TOP + (height - TOP - BOTTOM - (TITLE_ROOM if x_title else 0)) / 2
+        parts.append(
+            f'<text class="axis-title" x="12" y="{middle:.1f}" text-anchor="middle" '
+            f'transform="rotate(-90 12 {middle:.1f})">{escape(y_title)}</text>'
+        )
+    if x_title:
+        centre = left + (width - left - RIGHT) / 2
+        parts.append(
+            f'<text class="axis-title" x="{centre:.1f}" y="{height - 4}" '
+            f'text-anchor="middle">{escape(x_title)}</text>'
         )
     return parts
 
@@ -93,34 +172,41 @@ def line_chart(
     y_max: float | None = None,
     time_axis: bool = True,
     step: bool = False,
+    x_title: str | None = None,
+    y_title: str | None = None,
     width: int = WIDTH,
     height: int = HEIGHT,
 ) -> Svg:
-    """Lines over x (time by default); `step`: hold each value until the next point."""
+    """Lines over x (time by default); `step`: hold each value until the next point. Ticks
+    fall on round figures and round moments; `x_title`/`y_title` name what the axes measure."""
     xs = [x for s in series for x, _ in s.points]
     ys = [y for s in series for _, y in s.points]
     if not xs:
         return empty(title, "no data yet", width=width, height=height)
     x0, x1 = min(xs), max(xs)
     span = (x1 - x0) or 1.0
-    top = y_max if y_max is not None else nice_max(max(ys))
-    left = _left(top, unit)
-    plot_w, plot_h = width - left - RIGHT, height - TOP - BOTTOM
+    y_step = nice_step(y_max if y_max is not None else max(max(ys), 0.0) or 1.0)
+    top = y_max if y_max is not None else axis_top(max(ys), y_step)
+    bottom = BOTTOM + (TITLE_ROOM if x_title else 0)
+    labels = [_fmt(v, y_step) + unit for v in value_ticks(0.0, top, y_step)]
+    left = _left(labels, y_title)
+    plot_w, plot_h = width - left - RIGHT, height - TOP - bottom
 
     def at(x: float, y: float) -> str:
         px = left + (x - x0) / span * plot_w
-        py = height - BOTTOM - min(max(y, 0.0), top) / top * plot_h
+        py = height - bottom - min(max(y, 0.0), top) / top * plot_h
         return f"{px:.1f},{py:.1f}"
 
-    parts = _y_axis(top, unit, width, height, left)
-    for i in range(5):
-        x = x0 + span * i / 4
-        label = _time_label(x, span) if time_axis else _fmt(x)
-        px = left + plot_w * i / 4
-        anchor = "end" if i == 4 else "middle"  # the last label inside the picture
+    parts = _y_axis(top, y_step, unit, width, height, left, bottom)
+    parts += _titles(x_title, y_title, width, height, left)
+    x_step = time_step(span) if time_axis else nice_step(span)
+    for x in value_ticks(x0, x0 + span, x_step):
+        label = _time_label(x, x_step, span) if time_axis else _fmt(x, x_step)
+        px = left + (x - x0) / span * plot_w
+        anchor = "end" if px > width - RIGHT - 20 else "middle"  # the last label inside
         parts.append(
-            f'<text class="tick" x="{px:.1f}" y="{height - 8}" text-anchor="{anchor}">'
-            f"{escape(label)}</text>"
+            f'<text class="tick" x="{px:.1f}" y="{height - bottom + 20}" '
+            f'text-anchor="{anchor}">{escape(label)}</text>'
         )
     for index, line in enumerate(series):
         points = sorted(line.points)
@@ -139,7 +225,7 @@ def line_chart(
             f"<title>{escape(line.name)}</title></polyline>"
         )
     last = ", ".join(f"{s.name} {_fmt(sorted(s.points)[-1][1])}{unit}" for s in series if s.points)
-    summary = f"{title}: latest {last}; axis up to {_fmt(top)}{unit}."
+    summary = f"{title}: latest {last}; axis up to {_fmt(top, y_step)}{unit}."
     return _frame(title, summary, "".join(parts), width=width, height=height, kind="line")
 
 
@@ -154,11 +240,12 @@ def bar_chart(
     """One bar per label (few labels: a comparison, not a time series)."""
     if not bars:
         return empty(title, "no data yet", width=width, height=height)
-    top = nice_max(max(v for _, v in bars))
-    left = _left(top, unit)
+    step = nice_step(max(max(v for _, v in bars), 0.0) or 1.0)
+    top = axis_top(max(v for _, v in bars), step)
+    left = _left([_fmt(v, step) + unit for v in value_ticks(0.0, top, step)], None)
     plot_w, plot_h = width - left - RIGHT, height - TOP - BOTTOM
     slot = plot_w / len(bars)
-    parts = _y_axis(top, unit, width, height, left)
+    parts = _y_axis(top, step, unit, width, height, left, BOTTOM)
     for i, (label, value) in enumerate(bars):
         h = max(value, 0.0) / top * plot_h
         x = left + slot * i + slot * 0.15

@@ -3,6 +3,7 @@ allow, the CSRF token for its forms, and the portal's security headers."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,12 +66,34 @@ def euros(cents: int | None) -> str:
     return "—" if cents is None else f"€ {cents / 100:,.2f}".replace(",", " ")
 
 
+MOMENT_KEYS = frozenset({"at", "until", "since", "valid_from", "valid_to"})  # and every *_at
+
+
+def detail_items(detail: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """An audit event's detail as (name, text) pairs for people: moments as dates in UTC,
+    lists comma-separated, anything nested as compact JSON."""
+    return [(key, _detail_text(key, value)) for key, value in sorted((detail or {}).items())]
+
+
+def _detail_text(key: str, value: Any) -> str:
+    is_moment = key in MOMENT_KEYS or key.endswith("_at")
+    if is_moment and isinstance(value, int | float) and not isinstance(value, bool):
+        return when(float(value), seconds=True)
+    if isinstance(value, list) and all(isinstance(v, str | int) for v in value):
+        return ", ".join(str(v) for v in value) or "—"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    return "—" if value is None else str(value)
+
+
 def _svg(chart: charts.Svg) -> Markup:
     return Markup(chart.markup)  # noqa: S704 - built by web.charts, which escapes every text
 
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
-templates.env.filters.update(when=when, duration=duration, number=number, euros=euros, svg=_svg)
+templates.env.filters.update(
+    when=when, duration=duration, number=number, euros=euros, svg=_svg, detail_items=detail_items
+)
 templates.env.globals.update(version=__version__)
 
 

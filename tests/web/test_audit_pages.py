@@ -68,7 +68,7 @@ def test_an_admin_filters_the_log(
     assert seqs(before_today.text) == []
     today = one["at"][:10]
     assert one["seq"] in seqs(admin.get("/audit", since=today, action="project.create").text)
-    assert "<dl class=\"detail\">" in created.text  # details as name and value, no raw JSON
+    assert '<dl class="detail">' in created.text  # details as name and value, no raw JSON
     bad = admin.get("/audit", since="yesterday-ish")
     assert bad.status_code == 422
     assert 'id="since-error">must be a date' in bad.text

@@ -164,8 +164,9 @@ FIRST_PASSWORD_FILE = "initial-admin-password"  # noqa: S105 - a file name
 
 def first_password(session: Session, data_dir: Path, *, first_start: bool) -> str | None:
     """The first admin's portal password: made on the first start and kept (0600) in the data
-    folder, so that `aifactory up` can say it at every start until the admin changes it (then
-    the file goes). Whoever can read the data folder owns the facility anyway."""
+    folder until the admin changes it (then the file goes): `aifactory up` prints it on the
+    first start and says where it is kept on later ones. Whoever can read the data folder owns
+    the facility anyway."""
     path = data_dir / FIRST_PASSWORD_FILE
     admin = session.scalars(select(User).where(User.name == "admin")).first()
     if first_start and admin is not None:

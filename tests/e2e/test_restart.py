@@ -97,6 +97,9 @@ def test_a_restarted_facility_keeps_its_admin_and_jobs(facility: FacilityProcess
     facility.kill()
     facility.start()
     assert "admin token:" not in facility.output(2)  # printed once, on the first start only
+    assert facility.password is not None
+    assert facility.password not in facility.output(2)  # so is the portal's first password
+    assert "first password in" in facility.output(2)  # later starts say where it is kept
     with facility.client() as api:
         assert api.job(job_id)["state"] == "SUCCEEDED"
         assert api.submit(["echo", "hi"], idempotency_key="k-1")["id"] == job_id

@@ -29,7 +29,7 @@ GOOD_FORM = {
     "nodes": "1",
     "cpus": "4",
     "memory_mb": "2048",
-    "time_limit_s": "600",
+    "time_limit": "10m",
     "priority": "-5",
     "env": "SEED=42\nMODE=fast\n",
 }
@@ -207,6 +207,25 @@ def test_a_priority_above_0_is_refused_next_to_its_field_as_the_api_refuses_it(
     admin = pages(live_server.admin_token)
     admin.get("/jobs/new")
     assert admin.post("/jobs", {**GOOD_FORM, "priority": "5"}).status_code == 303
+
+
+def test_the_time_limit_is_a_duration_with_its_unit_and_a_bare_number_is_refused(
+    pages: Pages, tenants: Tenants
+) -> None:
+    """One rule with the CLI and job files (domain.durations): 30 could be seconds or minutes."""
+    alice = pages(tenants.tokens["alice"])
+    assert 'name="time_limit" type="text" value="1h"' in alice.get("/jobs/new").text
+    bare = alice.post("/jobs", {**GOOD_FORM, "time_limit": "30"})
+    assert bare.status_code == 422
+    assert field_error(bare, "time_limit") == "30 is ambiguous: write 30s, 30m or 30h"
+    assert 'value="30"' in bare.text, "what the user typed is kept"
+    too_long = alice.post("/jobs", {**GOOD_FORM, "time_limit": "31d"})
+    assert field_error(too_long, "time_limit").endswith("less than or equal to 2592000 (seconds)")
+    assert tenants.as_("alice").jobs() == []
+    sent = alice.post("/jobs", {**GOOD_FORM, "time_limit": "1:30:00"})
+    assert sent.status_code == 303, sent.text
+    job_id = int(sent.headers["location"].removeprefix("/jobs/"))
+    assert tenants.as_("alice").job(job_id)["time_limit_s"] == 5400
 
 
 def test_a_line_that_is_no_command_or_no_variable_is_refused_on_its_field(

@@ -177,6 +177,7 @@ def settle(
         started_at=started_at,
         ended_at=ended_at,
         observed=observed,
+        memory_mb=sum(share.memory_mb for share in shares.values()),
     )
     record = _record(job, attempt, allocation, gpu_model, metered, programme)
     record.booked_at = now
@@ -215,6 +216,11 @@ def _record(
         cpu_ms=metered.cpu_ms,
         energy_j=metered.energy_j,
         energy_measured=metered.energy_measured,
+        memory_mb=metered.memory_mb,
+        cpu_time_s=metered.measured.cpu_time_s,
+        peak_rss_mb=metered.measured.peak_rss_mb,
+        gpu_utilisation_pct=metered.measured.gpu_utilisation_pct,
+        peak_gpu_memory_mb=metered.measured.peak_gpu_memory_mb,
         gpu_price=str(gpu_price),
         cpu_price=str(cpu_price),
         subsidy_pct=subsidy_pct,

@@ -9,6 +9,10 @@ Energy is *measured* when the executor read NVML energy counters for the attempt
 (`gpu_energy_j`), or Slurm's accounting recorded the energy of the job's allocation
 (`energy_j`, acct_gather_energy: the nodes', GPUs included), else *modelled* as the GPUs' board
 power (TDP) times their GPU-seconds — an upper bound, marked as modelled.
+
+What the attempt *used* of what it held (CPU time, peak resident memory, GPU utilisation and
+memory, as its executor measured them) is kept beside it (`Measured`) for its efficiency report
+(services.efficiency); it is never billed.
 """
 
 from __future__ import annotations
@@ -34,6 +38,25 @@ DEFAULT_POWER_W = 300.0  # an unknown or virtual GPU
 
 
 @dataclass(frozen=True, slots=True)
+class Measured:
+    """What the executor measured the attempt used; None: not measured (never a zero)."""
+
+    cpu_time_s: float | None = None
+    peak_rss_mb: float | None = None
+    gpu_utilisation_pct: float | None = None
+    peak_gpu_memory_mb: float | None = None
+
+    @classmethod
+    def of(cls, observed: Mapping[str, float]) -> Measured:
+        return cls(
+            cpu_time_s=observed.get("cpu_time_s"),
+            peak_rss_mb=observed.get("peak_rss_mb"),
+            gpu_utilisation_pct=observed.get("gpu_utilisation_pct"),
+            peak_gpu_memory_mb=observed.get("peak_gpu_memory_mb"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Metered:
     started_at: float
     ended_at: float
@@ -43,6 +66,8 @@ class Metered:
     cpu_ms: int
     energy_j: float
     energy_measured: bool
+    memory_mb: int = 0  # held, over all its nodes
+    measured: Measured = Measured()
 
 
 def meter(
@@ -53,6 +78,7 @@ def meter(
     started_at: float | None,
     ended_at: float,
     observed: Mapping[str, float],
+    memory_mb: int = 0,
 ) -> Metered:
     """An attempt that never started consumed nothing."""
     start = ended_at if started_at is None else min(started_at, ended_at)
@@ -63,7 +89,18 @@ def meter(
         energy, is_measured = float(measured), True
     else:
         energy, is_measured = gpus * wall * power_w(gpu_model), False
-    return Metered(start, ended_at, gpus, cpus, gpus * wall_ms, cpus * wall_ms, energy, is_measured)
+    return Metered(
+        start,
+        ended_at,
+        gpus,
+        cpus,
+        gpus * wall_ms,
+        cpus * wall_ms,
+        energy,
+        is_measured,
+        memory_mb,
+        Measured.of(observed),
+    )
 
 
 def power_w(gpu_model: str | None) -> float:

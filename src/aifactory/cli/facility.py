@@ -202,12 +202,7 @@ def up(
         typer.echo(f"admin token: {facility.admin_token}")
         if not load():
             typer.echo(f"(saved for the CLI in {save(url, facility.admin_token)})")
-    if facility.admin_password:
-        typer.echo(
-            f"portal: {url}/  user: admin  password: {facility.admin_password}  "
-            "(change it under 'Your account'; until then it is kept in "
-            f"{(data_dir / 'initial-admin-password').resolve()})"
-        )
+    _say_portal(url, data_dir, facility.admin_password, first_start=bool(facility.admin_token))
     if facility.sandbox is not None:
         typer.echo(f"sandbox: {facility.sandbox.describe()}", err=True)
     typer.echo(
@@ -216,6 +211,27 @@ def up(
         err=True,
     )
     serve(facility)
+
+
+def _say_portal(url: str, data_dir: Path, password: str | None, *, first_start: bool) -> None:
+    """The portal's address; the first admin's password only on the start that made it (a
+    terminal's scrollback and `make run`'s logs should not collect it), later where it is."""
+    kept = (data_dir / "initial-admin-password").resolve()
+    if password and first_start:
+        typer.echo(
+            f"portal: {url}/  user: admin  password: {password}  "
+            f"(change it under 'Your account'; until then it is kept in {kept})"
+        )
+    elif password:
+        typer.echo(
+            f"portal: {url}/  user: admin, first password in {kept} until changed "
+            "(an admin sets a new one: aifactory user password admin)"
+        )
+    else:
+        typer.echo(
+            f"portal: {url}/  (a forgotten password: an admin sets a new one with "
+            "aifactory user password NAME; aifactory admin-token if no admin can sign in)"
+        )
 
 
 def admin_token(

@@ -1,4 +1,4 @@
-"""Parsing what people type (durations, KEY=VALUE) and showing what the API returns."""
+"""Parsing what people type (KEY=VALUE; durations: cli.units) and showing what the API returns."""
 
 from __future__ import annotations
 
@@ -15,32 +15,6 @@ from rich.table import Table
 from rich.text import Text
 
 console = Console()
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"^(\d+)([smhd])$")
-
-
-def parse_duration(text: str) -> int:
-    """'90' (seconds), '30m', '2h', '1d', or '[d-]hh:mm:ss' as Slurm writes it → seconds."""
-    text = text.strip()
-    if text.isdigit():
-        return int(text)
-    match = _DURATION.match(text)
-    if match:
-        return int(match.group(1)) * _UNITS[match.group(2)]
-    days, _, clock = text.rpartition("-")
-    parts = clock.split(":")
-    if (
-        (days and not days.isdigit())
-        or not 2 <= len(parts) <= 3
-        or not all(p.isdigit() for p in parts)
-    ):
-        raise typer.BadParameter(f"{text!r} is not a duration (try 90, 30m, 2h or 1:30:00)")
-    seconds = 0
-    for part in parts:
-        seconds = seconds * 60 + int(part)
-    if len(parts) == 2:
-        seconds *= 60  # hh:mm
-    return seconds + int(days or 0) * 86400
 
 
 def parse_env(pairs: Sequence[str]) -> dict[str, str]:

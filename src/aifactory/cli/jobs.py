@@ -1,26 +1,30 @@
-"""Job commands: submit, jobs, show, logs, cancel, priority."""
+"""Job commands: submit, jobs, show, logs, priority, queue (cancel, hold, release and update
+are cli.queue_control's)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from aifactory.cli.context import client
 from aifactory.cli.formats import (
-    parse_duration,
     parse_env,
     print_json,
     printable,
     table,
     when,
 )
-from aifactory.cli.units import JOULES_PER_KWH, energy, hours
+from aifactory.cli.units import JOULES_PER_KWH, energy, hours, parse_duration
 from aifactory.client import Client
 from aifactory.recipes import catalogue
+
+if TYPE_CHECKING:
+    from aifactory.cli.jobfile import JobFile
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 
@@ -30,7 +34,6 @@ def register(app: typer.Typer) -> None:
     app.command("jobs")(list_jobs)
     app.command()(show)
     app.command()(logs)
-    app.command()(cancel)
     # `priority 7 -5`: a negative number is the argument, not an unknown option
     app.command("priority", context_settings={"ignore_unknown_options": True})(set_priority)
     app.command("queue")(show_queue)
@@ -38,18 +41,34 @@ def register(app: typer.Typer) -> None:
 
 def submit(
     ctx: typer.Context,
-    command: Annotated[list[str] | None, typer.Argument(help="the command, after --")] = None,
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="JOB_FILE | -- COMMAND...",
+            help="a job file (job.yaml, or a batch script with #AIF/#SBATCH lines: "
+            "docs/jobfiles.md), or the command, after --",
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="job name (default: the command)")] = None,
     project: Annotated[str | None, typer.Option(help="default: your default project")] = None,
-    gpus: Annotated[int | None, typer.Option(help="GPUs per node [default: 0]")] = None,
-    nodes: Annotated[int, typer.Option()] = 1,
-    cpus: Annotated[int | None, typer.Option(help="CPUs per node [default: 1]")] = None,
+    gpus: Annotated[int | None, typer.Option(help="GPUs per node", show_default="0")] = None,
+    nodes: Annotated[int | None, typer.Option(show_default="1")] = None,
+    cpus: Annotated[int | None, typer.Option(help="CPUs per node", show_default="1")] = None,
     memory_mb: Annotated[
-        int | None, typer.Option("--memory-mb", help="memory per node [default: 1024]")
+        int | None,
+        typer.Option("--memory-mb", help="memory per node, MB", show_default="1024"),
     ] = None,
     gpu_model: Annotated[str | None, typer.Option("--gpu-model")] = None,
     time_limit: Annotated[
-        str | None, typer.Option("--time-limit", "-t", help="90, 30m, 2h or 1:30:00 [default: 1h]")
+        int | None,
+        typer.Option(
+            "--time-limit",
+            "-t",
+            parser=parse_duration,
+            metavar="DURATION",
+            help="with its unit: 30m, 2h, 1h30m or 1:30:00; a bare number is refused",
+            show_default="1h",
+        ),
     ] = None,
     env: Annotated[list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE")] = None,
     workdir: Annotated[
@@ -62,7 +81,11 @@ def submit(
     ] = None,
     script: Annotated[
         Path | None,
-        typer.Option(help="a bash script file instead of a command", exists=True, dir_okay=False),
+        typer.Option(
+            help="a bash script instead of a command (its #AIF/#SBATCH lines are read)",
+            exists=True,
+            dir_okay=False,
+        ),
     ] = None,
     preemptible: Annotated[
         bool | None,
@@ -71,7 +94,7 @@ def submit(
             help="may be preempted (default: as the project's programme says)",
         ),
     ] = None,
-    priority: Annotated[int, typer.Option()] = 0,
+    priority: Annotated[int | None, typer.Option(show_default="0")] = None,
     dataset: Annotated[
         list[str] | None,
         typer.Option(
@@ -86,7 +109,8 @@ def submit(
         typer.Option(help="a recipe instead of a command (aifactory recipes lists them)"),
     ] = None,
     config: Annotated[
-        str | None, typer.Option(help="the recipe's config: tiny, small, medium [default: tiny]")
+        str | None,
+        typer.Option(help="the recipe's config: tiny, small, medium", show_default="tiny"),
     ] = None,
     start_from: Annotated[
         str | None,
@@ -112,51 +136,44 @@ def submit(
     wait: Annotated[bool, typer.Option(help="wait for the job to end; exit with its code")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Submit a job: aifactory submit --gpus 1 -- python train.py, or a recipe:
-    aifactory submit --recipe dutch-gpt-pretrain --config small"""
-    given = catalogue.Overrides(
-        gpus=gpus,
-        cpus=cpus,
-        memory_mb=memory_mb,
-        time_limit_s=parse_duration(time_limit) if time_limit is not None else None,
-        name=name,
-        python=python,
-    )
+    """Submit a job: aifactory submit --gpus 1 -- python train.py; a job file: aifactory
+    submit job.yaml, or a batch script with #AIF/#SBATCH lines: aifactory submit train.sh
+    (docs/jobfiles.md; flags override the file); or a recipe: aifactory submit --recipe
+    dutch-gpt-pretrain --config small"""
+    given = {
+        "name": ("--name", name),
+        "project": ("--project", project),
+        "gpus": ("--gpus", gpus),
+        "nodes": ("--nodes", nodes),
+        "cpus": ("--cpus", cpus),
+        "memory_mb": ("--memory-mb", memory_mb),
+        "gpu_model": ("--gpu-model", gpu_model),
+        "time_limit_s": ("--time-limit", time_limit),
+        "env": ("--env", parse_env(env or []) or None),
+        "working_dir": ("--workdir", workdir),
+        "network": ("--network", network),
+        "preemptible": ("--preemptible" if preemptible else "--not-preemptible", preemptible),
+        "priority": ("--priority", priority),
+        "datasets": ("--dataset", dataset or None),
+        "inputs": ("--input", list(dict.fromkeys(inputs or [])) or None),
+        "idempotency_key": ("--idempotency-key", idempotency_key),
+    }
+    flags = {field: pair for field, pair in given.items() if pair[1] is not None}
+    source = _job_file(command, script, as_json=as_json)
     with client(ctx) as api:
-        if recipe is not None:
-            if command or script is not None:
-                raise typer.BadParameter("--recipe gives the command: leave out the command")
-            origin = _checkpoint_of(api, start_from) if start_from else None
-            spec = _recipe_spec(recipe, config or "tiny", replace(given, start_from=origin))
+        if source is not None:
+            if recipe is not None or config is not None or start_from is not None:
+                raise typer.BadParameter(
+                    "a job file gives the command: leave out --recipe, --config and --from"
+                )
+            spec = _file_spec(source, flags, as_json=as_json)
         else:
-            if config is not None or start_from is not None:
-                raise typer.BadParameter("--config and --from go with --recipe")
-            if not command and script is None:
-                raise typer.BadParameter("give a command after -- or --script FILE")
-            spec = _plain_spec(command, script, given)
-        spec.update(
-            project=project,
-            nodes=nodes,
-            gpu_model=gpu_model,
-            env=parse_env(env or []),
-            working_dir=workdir,
-            priority=priority,
-        )
-        if network is not None:
-            spec["network"] = network
-        reads = list(inputs or [])
-        if start_from is not None and start_from.isdigit():
-            reads.append(int(start_from))  # --from JOB: its checkpoints are read
-        if reads:
-            spec["inputs"] = list(dict.fromkeys(reads))  # --from JOB: its checkpoints
-        if preemptible is not None:
-            spec["preemptible"] = preemptible
-        if dataset:
-            spec["datasets"] = [*spec.get("datasets", []), *dataset]
+            spec = _command_spec(api, command, recipe, config, start_from, python, flags)
+        key = spec.pop("idempotency_key", None)
         if dry_run:
             print_json({k: v for k, v in spec.items() if v is not None})
             return
-        job = api.submit(idempotency_key=idempotency_key, **spec)
+        job = api.submit(idempotency_key=key, **spec)
         if wait:
             job = api.wait(job["id"])
     if as_json:
@@ -167,13 +184,65 @@ def submit(
         raise typer.Exit(job["exit_code"] or 1)
 
 
-def _plain_spec(
-    command: list[str] | None, script: Path | None, given: catalogue.Overrides
+Flags = dict[str, tuple[str, Any]]  # a field of the job → (the flag, its value), flags given
+
+
+def _command_spec(
+    api: Client,
+    command: list[str] | None,
+    recipe: str | None,
+    config: str | None,
+    start_from: str | None,
+    python: str,
+    flags: Flags,
 ) -> dict[str, Any]:
+    """The job a command or a recipe makes, with the flags given."""
+    value = {field: found for field, (_, found) in flags.items()}
+    given = catalogue.Overrides(
+        gpus=value.get("gpus"),
+        cpus=value.get("cpus"),
+        memory_mb=value.get("memory_mb"),
+        time_limit_s=value.get("time_limit_s"),
+        name=value.get("name"),
+        python=python,
+    )
+    if recipe is not None:
+        if command:
+            raise typer.BadParameter("--recipe gives the command: leave out the command")
+        origin = _checkpoint_of(api, start_from) if start_from else None
+        spec = _recipe_spec(recipe, config or "tiny", replace(given, start_from=origin))
+    else:
+        if config is not None or start_from is not None:
+            raise typer.BadParameter("--config and --from go with --recipe")
+        if not command:
+            raise typer.BadParameter("give a command after --, a job file or --script FILE")
+        spec = _plain_spec(command, given)
+    spec.update(
+        project=value.get("project"),
+        nodes=value.get("nodes", 1),
+        gpu_model=value.get("gpu_model"),
+        env=value.get("env", {}),
+        working_dir=value.get("working_dir"),
+        priority=value.get("priority", 0),
+        idempotency_key=value.get("idempotency_key"),
+    )
+    for field in ("network", "preemptible"):
+        if field in value:
+            spec[field] = value[field]
+    reads = list(value.get("inputs", []))
+    if start_from is not None and start_from.isdigit():
+        reads.append(int(start_from))  # --from JOB: its checkpoints are read
+    if reads:
+        spec["inputs"] = list(dict.fromkeys(reads))
+    if "datasets" in value:
+        spec["datasets"] = [*spec.get("datasets", []), *value["datasets"]]
+    return spec
+
+
+def _plain_spec(command: list[str], given: catalogue.Overrides) -> dict[str, Any]:
     return {
-        "name": given.name or Path((command or [str(script)])[0]).name[:128],
-        "command": command or None,
-        "script": script.read_text() if script else None,
+        "name": given.name or Path(command[0]).name[:128],
+        "command": command,
         "gpus": given.gpus or 0,
         "cpus": given.cpus or 1,
         "memory_mb": given.memory_mb or 1024,
@@ -197,6 +266,55 @@ def _checkpoint_of(api: Client, start_from: str) -> str:
     if found is None:
         raise typer.BadParameter(f"the facility keeps no checkpoints for job {start_from}")
     return found
+
+
+def _job_file(command: list[str] | None, script: Path | None, *, as_json: bool) -> JobFile | None:
+    """The job file named, read, its warnings printed: `--script FILE`, or a command that is
+    one local file named *.yaml or *.yml, or a bash script (*.sh, *.sbatch, *.slurm, or a
+    bash/sh #! line). Any other command is a command, as before (docs/jobfiles.md)."""
+    if script is not None and command:
+        raise typer.BadParameter("give a command after -- or --script FILE, not both")
+    path = script or (Path(command[0]) if command and len(command) == 1 else None)
+    if path is None or not (path.is_file() or path.suffix.lower() in (".yaml", ".yml")):
+        return None  # checked before the import: a plain command loads no PyYAML
+    from aifactory.cli import jobfile  # PyYAML and the API's input types: for a job file only
+
+    kind = "script" if script is not None else jobfile.kind_of(path) if path.is_file() else None
+    if kind is None:
+        if path.suffix.lower() in jobfile.YAML_SUFFIXES:
+            _refuse([f"{path}: no such job file"], as_json=as_json)
+        return None
+    try:
+        found = jobfile.read(path, kind)
+    except jobfile.JobFileError as exc:
+        _refuse(exc.problems, as_json=as_json)
+    for warning in found.warnings:
+        typer.secho(f"warning: {warning}", err=True, fg="yellow")
+    return found
+
+
+def _file_spec(source: JobFile, flags: Flags, *, as_json: bool) -> dict[str, Any]:
+    """The job file's fields with the flags given over them, as the API's own type judges
+    them; every problem is named by its line in the file or by its flag."""
+    from aifactory.cli import jobfile
+
+    body = jobfile.merged(source, {field: value for field, (_, value) in flags.items()})
+    try:
+        jobfile.check(body, source, {field: flag for field, (flag, _) in flags.items()})
+    except jobfile.JobFileError as exc:
+        _refuse(exc.problems, as_json=as_json)
+    return body
+
+
+def _refuse(problems: list[str], *, as_json: bool) -> NoReturn:
+    """Every problem of a job file, one a line (`file:line: field: why`), and exit 2."""
+    if as_json:
+        said = {"status": None, "error": "job_file", "field": None, "problems": problems}
+        typer.echo(json.dumps({**said, "message": "; ".join(problems)}, sort_keys=True), err=True)
+    else:
+        for problem in problems:
+            typer.secho(f"error: {printable(problem)}", err=True, fg="red")
+    raise typer.Exit(2)
 
 
 def list_jobs(
@@ -346,22 +464,6 @@ def logs(
         for text in api.follow_logs(job_id, offset=offset):
             sys.stdout.write(text)
             sys.stdout.flush()
-
-
-def cancel(
-    ctx: typer.Context,
-    job_id: Annotated[int, typer.Argument(metavar="JOB")],
-    as_json: JsonFlag = False,
-) -> None:
-    """Cancel a job (a running one is stopped: SIGTERM, grace period, SIGKILL)."""
-    with client(ctx) as api:
-        job = api.cancel(job_id)
-    if as_json:
-        print_json(job)
-    elif job["state"] == "CANCELLED":
-        typer.echo(f"job {job_id} cancelled")
-    else:
-        typer.echo(f"job {job_id} is being stopped")
 
 
 def set_priority(

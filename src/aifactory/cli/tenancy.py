@@ -72,6 +72,10 @@ def org_create(
     ],
     as_json: JsonFlag = False,
 ) -> None:
+    """Admins: register an organisation, which projects belong to.
+
+    Its kind decides which programmes its projects may apply to (aifactory programmes).
+    """
     with client(ctx) as api:
         org = api.create_organisation(name, kind)
     print_json(org) if as_json else typer.echo(f"organisation {org['name']} created")
@@ -79,6 +83,7 @@ def org_create(
 
 @org_app.command("list")
 def org_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """The organisations and their kinds."""
     with client(ctx) as api:
         orgs = api.organisations()
     if as_json:
@@ -95,6 +100,11 @@ def project_create(
     owner: Annotated[str | None, typer.Option(help="first owner")] = None,
     as_json: JsonFlag = False,
 ) -> None:
+    """Admins: create a project, the tenant that owns jobs, datasets and allocations.
+
+    It belongs to the organisation --org; --owner makes a user its first owner, who then
+    adds members (aifactory member add).
+    """
     with client(ctx) as api:
         project = api.create_project(name, org, owner)
     print_json(project) if as_json else typer.echo(f"project {project['name']} created")
@@ -102,6 +112,7 @@ def project_create(
 
 @project_app.command("list")
 def project_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """The projects you may see, and your role in each."""
     with client(ctx) as api:
         projects = api.projects()
     if as_json:
@@ -130,6 +141,7 @@ def member_add(
     role: Annotated[str, typer.Option(help="owner, member or viewer")] = "member",
     as_json: JsonFlag = False,
 ) -> None:
+    """Project owners, admins: give USER a role in PROJECT."""
     with client(ctx) as api:
         member = api.add_member(project, user, role)
     print_json(member) if as_json else typer.echo(f"{user} is {member['role']} of {project}")
@@ -137,6 +149,7 @@ def member_add(
 
 @member_app.command("list")
 def member_list(ctx: typer.Context, project: str, as_json: JsonFlag = False) -> None:
+    """The members of PROJECT and their roles."""
     with client(ctx) as api:
         members = api.members(project)
     if as_json:
@@ -147,6 +160,7 @@ def member_list(ctx: typer.Context, project: str, as_json: JsonFlag = False) -> 
 
 @member_app.command("remove")
 def member_remove(ctx: typer.Context, project: str, user: str) -> None:
+    """Project owners, admins: take USER out of PROJECT."""
     with client(ctx) as api:
         api.remove_member(project, user)
     typer.echo(f"{user} removed from {project}")
@@ -184,6 +198,7 @@ def user_password(ctx: typer.Context, name: str, as_json: JsonFlag = False) -> N
 
 @user_app.command("list")
 def user_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """The facility's users and their facility roles."""
     with client(ctx) as api:
         users = api.users()
     if as_json:
@@ -216,6 +231,7 @@ def token_list(
     user: Annotated[str | None, typer.Option(help="admins: this user's")] = None,
     as_json: JsonFlag = False,
 ) -> None:
+    """Your API tokens (admins: a user's), without their secret part."""
     with client(ctx) as api:
         tokens = api.tokens(user)
     if as_json:
@@ -240,6 +256,7 @@ def token_list(
 
 @token_app.command("revoke")
 def token_revoke(ctx: typer.Context, token_id: int, as_json: JsonFlag = False) -> None:
+    """Revoke a token by its id (token list shows them): it stops working at once."""
     with client(ctx) as api:
         token = api.revoke_token(token_id)
     print_json(token) if as_json else typer.echo(f"token {token_id} revoked")

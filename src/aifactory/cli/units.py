@@ -1,9 +1,13 @@
-"""What people type and read in the accounting commands: dates, GPU-hours and energy.
+"""What people type and read: dates, durations, memory, GPU-hours and energy.
 
 Dates: YYYY-MM-DD is midnight UTC that day; a full ISO 8601 time is taken as written (without
 an offset: UTC, as the API reads it). Both go to the API as ISO 8601. A period's `--to` is
 exclusive, as at the API. Shown back: a boundary (a call's opening, an allocation's validity) as
 its UTC day, a moment (a ledger entry, the end of a job) to the minute in local time.
+
+Durations (`--time-limit`, job files) follow one rule, `domain.durations`: a unit is required
+(30m, 2h, 1:30:00), a bare number is refused as ambiguous. Memory in job files is written with
+a unit too (16G, 512M; G is 1024 MB, as Slurm counts).
 
 Figures keep about three significant digits, so that a four-second job reads 0.001 GPU-h, not 0,
 and a large award 12,000 rather than 12000.00. The API's figures stay exact (see --json).
@@ -17,9 +21,34 @@ from typing import Annotated, Any
 
 import typer
 
+from aifactory.domain.durations import DurationError, seconds
+
 JOULES_PER_KWH = 3.6e6
 JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MEMORY = re.compile(r"(\d+)\s*(?:([KMGT])(?:i?B)?)?", re.IGNORECASE)
+_KB_PER = {"K": 1, "M": 1024, "G": 1024**2, "T": 1024**3}
+
+
+def parse_duration(text: str) -> int:
+    """`--time-limit` → seconds, by the one rule (a unit is required; module docstring)."""
+    try:
+        return seconds(text)
+    except DurationError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def megabytes(text: str, *, bare: str | None = None) -> int:
+    """'16G', '512M', '2048K' → MB (rounded up, as Slurm rounds). A bare number is in the unit
+    `bare` (Slurm's --mem: "M"); with none given it is refused as ambiguous. ValueError says why.
+    """
+    found = _MEMORY.fullmatch(text.strip())
+    if not found:
+        raise ValueError(f"{text!r} is not an amount of memory: write e.g. 16G or 512M")
+    amount, unit = int(found.group(1)), (found.group(2) or bare or "").upper()
+    if not unit:
+        raise ValueError(f"{amount} is ambiguous: write {amount}M or {amount}G")
+    return -(-amount * _KB_PER[unit] // 1024)
 
 
 def moment(text: str) -> str:

@@ -175,6 +175,49 @@ class Client(AccountingCalls, AuditCalls, DatasetCalls, GdprCalls):
         result: Json = self._call("PUT", f"/jobs/{job_id}/priority", json={"priority": priority})
         return result
 
+    def hold(self, job_id: int, reason: str | None = None) -> Json:
+        """Hold a waiting job until a person releases it; the job back."""
+        body = {"reason": reason} if reason else {}
+        result: Json = self._call("POST", f"/jobs/{job_id}/hold", json=body)
+        return result
+
+    def release(self, job_id: int) -> Json:
+        """Release a job a person held (not one held for data or budget); the job back."""
+        result: Json = self._call("POST", f"/jobs/{job_id}/release")
+        return result
+
+    def update(
+        self,
+        job_id: int,
+        *,
+        name: str | None = None,
+        time_limit_s: int | None = None,
+        priority: int | None = None,
+    ) -> Json:
+        """Change a waiting job's name, time limit or priority; None leaves it as it is."""
+        body = {"name": name, "time_limit_s": time_limit_s, "priority": priority}
+        result: Json = self._call(
+            "PATCH", f"/jobs/{job_id}", json={k: v for k, v in body.items() if v is not None}
+        )
+        return result
+
+    def cancel_many(
+        self,
+        ids: list[int] | None = None,
+        *,
+        states: list[str] | None = None,
+        name: str | None = None,
+        mine: bool = False,
+        project: str | None = None,
+        dry_run: bool = False,
+    ) -> list[Json]:
+        """Cancel the jobs named, or those matching every filter given; one answer a job
+        (`outcome`: cancelled, stopping, already ended, not found, refused)."""
+        body: Json = {"ids": ids or [], "states": states or [], "mine": mine, "dry_run": dry_run}
+        body.update({k: v for k, v in (("name", name), ("project", project)) if v is not None})
+        result: list[Json] = self._call("POST", "/jobs/cancel", json=body)
+        return result
+
     def logs(self, job_id: int, *, offset: int = 0, tail: int | None = None) -> Json:
         result: Json = self._call(
             "GET", f"/jobs/{job_id}/logs", params={"offset": offset, "tail": tail}
@@ -292,6 +335,18 @@ class Client(AccountingCalls, AuditCalls, DatasetCalls, GdprCalls):
 
     def revoke_token(self, token_id: int) -> Json:
         result: Json = self._call("DELETE", f"/tokens/{token_id}")
+        return result
+
+    def efficiency(self, job_id: int) -> Json:
+        """The job's efficiency report: asked against used, per attempt and overall, hints."""
+        result: Json = self._call("GET", f"/jobs/{job_id}/efficiency")
+        return result
+
+    def least_efficient(self, project: str, *, limit: int = 10) -> list[Json]:
+        """The project's finished jobs that wasted most, as efficiency reports."""
+        result: list[Json] = self._call(
+            "GET", f"/projects/{project}/least-efficient", params={"limit": limit}
+        )
         return result
 
 

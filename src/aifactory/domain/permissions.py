@@ -131,10 +131,17 @@ MATRIX: dict[Action, Rule] = {
     ),
     Action.JOB_SUBMIT: _rule("submit jobs charged to the project", ADM, OWN, MEM),
     Action.JOB_READ: _rule("see the project's jobs and their logs", ADM, OPS, OWN, MEM, VIEW),
-    Action.JOB_CANCEL: _rule("cancel the project's jobs", ADM, OPS, OWN, MEM),
+    Action.JOB_CANCEL: _rule(
+        "cancel the project's jobs, and hold, release or update them while they wait",
+        ADM,
+        OPS,
+        OWN,
+        MEM,
+    ),
     Action.JOB_PRIORITISE: _rule(
-        "raise a job's priority above 0, or change it while the job waits (others may only "
-        "submit at 0 or below)",
+        "raise a job's priority above 0, or set any waiting job's with `aifactory priority` "
+        "(others may set their jobs' only at 0 or below: at submission, or with `aifactory "
+        "update`)",
         ADM,
         OPS,
     ),

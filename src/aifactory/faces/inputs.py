@@ -20,7 +20,7 @@ from pydantic import (
 
 from aifactory.domain import names
 from aifactory.domain.datasets import ENV_PREFIX
-from aifactory.domain.jobs import JobSpec, Network
+from aifactory.domain.jobs import JobSpec, JobState, Network
 
 # Every name (users, organisations, projects, programmes, calls, sites, tokens): domain.names.
 Name = Annotated[
@@ -169,3 +169,41 @@ Title = Annotated[str, Field(min_length=1, max_length=200)]
 JobId = Annotated[int, Path(ge=1, le=MAX_ID)]
 GrantId = Annotated[int, Path(ge=1, le=MAX_ID)]
 ProposalId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+# ---- queue control: hold, update, cancel many (services.queue_control) ----------------------
+MAX_TIME_LIMIT_S = 30 * 86400  # what a submission may ask (JobSubmit.time_limit_s)
+
+
+class JobHold(Request):
+    reason: str | None = Field(
+        None, min_length=1, max_length=500, description="why: shown with the hold"
+    )
+
+
+class JobUpdate(Request):
+    """A waiting job's new name, time limit or priority; a field left out stays as it is."""
+
+    name: str | None = Field(None, min_length=1, max_length=128)
+    time_limit_s: int | None = Field(None, ge=1, le=MAX_TIME_LIMIT_S)
+    priority: Priority | None = Field(None, description="0 or below; above 0: operators and admins")
+
+
+class JobCancelMany(Request):
+    """Job ids, or filters that every job cancelled matches (at least one): never both."""
+
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
+        default_factory=list, max_length=1000, description="these jobs"
+    )
+    states: list[Annotated[JobState, Field(strict=False)]] = Field(
+        default_factory=list,
+        max_length=len(JobState),
+        description="jobs in one of these states (not an ended one); default: every state "
+        "not ended",
+    )
+    name: str | None = Field(
+        None, min_length=1, max_length=128, description="jobs whose name holds this"
+    )
+    mine: bool = Field(False, description="only your own jobs")
+    project: Name | None = Field(None, description="only this project's jobs")
+    dry_run: bool = Field(False, description="say what would be cancelled; change nothing")

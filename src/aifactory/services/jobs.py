@@ -403,27 +403,7 @@ def cancel_job(session: Session, principal: Principal, job_id: int, *, now: floa
     state = JobState(job.state)
     if state in TERMINAL:
         raise Conflict(f"job {job_id} already ended ({state.value})", field="job_id")
-    if state in WAITING or state is JobState.PREEMPTED:
-        if state is JobState.PREEMPTED:
-            switch_job_state(
-                session,
-                job,
-                JobState.PENDING,
-                now=now,
-                actor=principal.name,
-                reason="requeued to cancel",
-            )
-        switch_job_state(
-            session,
-            job,
-            JobState.CANCELLED,
-            now=now,
-            actor=principal.name,
-            reason=f"cancelled by {principal.name}",
-        )
-    elif state in ACTIVE:
-        job.cancel_requested = True  # the control loop stops it and records CANCELLED
-        job.updated_at = now
+    withdraw(session, job, actor=principal.name, now=now)
     audit.record(
         session,
         actor=principal.name,
@@ -435,6 +415,24 @@ def cancel_job(session: Session, principal: Principal, job_id: int, *, now: floa
         detail={"state": state.value},
     )
     return view_of(session, job)
+
+
+def withdraw(session: Session, job: Job, *, actor: str, now: float) -> None:
+    """Cancel a (locked) job that has not ended: a waiting or preempted one ends CANCELLED now;
+    an active one is marked, and the control loop stops it and records CANCELLED. Shared by
+    one cancel and many (services.queue_control), so both end a job the same way."""
+    state = JobState(job.state)
+    if state in WAITING or state is JobState.PREEMPTED:
+        if state is JobState.PREEMPTED:
+            switch_job_state(
+                session, job, JobState.PENDING, now=now, actor=actor, reason="requeued to cancel"
+            )
+        switch_job_state(
+            session, job, JobState.CANCELLED, now=now, actor=actor, reason=f"cancelled by {actor}"
+        )
+    elif state in ACTIVE:
+        job.cancel_requested = True
+        job.updated_at = now
 
 
 def set_priority(

@@ -346,6 +346,13 @@ class UsageRecord(Base):
     cpu_ms: Mapped[int] = mapped_column(BigInteger)
     energy_j: Mapped[float] = mapped_column(Float)
     energy_measured: Mapped[bool] = mapped_column(Boolean)
+    # What the attempt held of memory, and what its executor measured it used (None: not
+    # recorded or not measured): its efficiency report (services.efficiency), never billed.
+    memory_mb: Mapped[int | None] = mapped_column(Integer)
+    cpu_time_s: Mapped[float | None] = mapped_column(Float)
+    peak_rss_mb: Mapped[float | None] = mapped_column(Float)
+    gpu_utilisation_pct: Mapped[float | None] = mapped_column(Float)
+    peak_gpu_memory_mb: Mapped[float | None] = mapped_column(Float)
     gpu_price: Mapped[str] = mapped_column(String(32))
     cpu_price: Mapped[str] = mapped_column(String(32))
     subsidy_pct: Mapped[int] = mapped_column(Integer)

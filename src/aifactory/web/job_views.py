@@ -6,6 +6,9 @@ The form is one flat set of strings; the API takes typed JSON. `submission_input
 the shape (a command line into argv, KEY=VALUE lines into a dict, digits into numbers) and
 leaves every judgement to `JobSubmit`, so the page says what the API would say. A value that is
 not a number is handed over as typed: the strict schema then refuses it in its own words.
+The time limit is the exception: the form takes a duration with its unit (90m, 2h, 1:30:00),
+read by the rule the CLI and job files follow (`domain.durations`: a bare number is refused),
+and the API's `time_limit_s` errors are shown at it.
 """
 
 from __future__ import annotations
@@ -18,22 +21,26 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from aifactory.domain.durations import DurationError, seconds
 from aifactory.domain.jobs import TERMINAL, JobState
 from aifactory.errors import InvalidInput
 from aifactory.faces.wording import reason_of as api_reason  # the API's one wording of errors
 from aifactory.services.job_view import JobView
 
-INTEGERS = ("gpus", "nodes", "cpus", "memory_mb", "time_limit_s", "priority")
+INTEGERS = ("gpus", "nodes", "cpus", "memory_mb", "priority")
 TEXTS = ("name", "project", "gpu_model", "working_dir", "idempotency_key")
+TIME_LIMIT = "time_limit"  # the form's field: a duration; the API's is time_limit_s
 # Every field the form shows an error next to; any other error is shown above the form.
-FIELDS = frozenset({*INTEGERS, *TEXTS, "command", "script", "preemptible", "datasets", "env"})
+FIELDS = frozenset(
+    {*INTEGERS, *TEXTS, TIME_LIMIT, "command", "script", "preemptible", "datasets", "env"}
+)
 DEFAULTS = {
     "name": "job",
     "gpus": "1",
     "nodes": "1",
     "cpus": "1",
     "memory_mb": "1024",
-    "time_limit_s": "3600",
+    TIME_LIMIT: "1h",
     "priority": "0",
 }
 _INTEGER = re.compile(r"^[+-]?\d{1,100}$")
@@ -50,6 +57,8 @@ def submission_input(form: Mapping[str, str]) -> dict[str, Any]:
     for key in INTEGERS:
         if value := form.get(key, "").strip():
             body[key] = int(value) if _INTEGER.match(value) else value
+    if limit := form.get(TIME_LIMIT, "").strip():
+        body["time_limit_s"] = time_limit_s(limit)
     body.update(_program(form))
     if (preemptible := form.get("preemptible", "")) in ("yes", "no"):
         body["preemptible"] = preemptible == "yes"
@@ -73,6 +82,14 @@ def _program(form: Mapping[str, str]) -> dict[str, Any]:
     return found
 
 
+def time_limit_s(text: str) -> int:
+    """The form's duration in seconds, or InvalidInput at the field saying how to write it."""
+    try:
+        return seconds(text)
+    except DurationError as exc:
+        raise InvalidInput(str(exc), field=TIME_LIMIT) from None
+
+
 def environment(text: str) -> dict[str, str]:
     """KEY=VALUE lines (blank lines skipped); the schema judges the names."""
     found: dict[str, str] = {}
@@ -93,12 +110,16 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
     for error in exc.errors(include_url=False):
         loc = error["loc"]
         field = str(loc[0]) if loc else "command"
-        errors.setdefault(field if field in FIELDS else GENERAL, api_reason(dict(error)))
+        reason = api_reason(dict(error))
+        if field == "time_limit_s":  # the API's figure is seconds; the field takes a duration
+            field, reason = TIME_LIMIT, f"{reason} (seconds)"
+        errors.setdefault(field if field in FIELDS else GENERAL, reason)
     return errors
 
 
 def error_field(field: str | None) -> str:
     """Where a service error goes on the form (its `field`, when the form has one)."""
+    field = TIME_LIMIT if field == "time_limit_s" else field
     return field if field in FIELDS else GENERAL
 
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.routing import APIRoute
+from starlette.routing import Match
+from starlette.types import Scope
 
 from aifactory.api.body import parse_body
 from aifactory.api.deps import CurrentUser, Now, ReadSession, StateDep, WriteSession
 from aifactory.api.money_schemas import JobDatasetOut, JobDetailOut, UsageRecordOut
 from aifactory.api.progress_schemas import ProgressOut
+from aifactory.api.queue_control_schemas import CancelResultOut
 from aifactory.api.schemas import (
     MAX_ID,
     JobEventOut,
@@ -22,15 +26,29 @@ from aifactory.api.schemas import (
 )
 from aifactory.domain.jobs import JobState
 from aifactory.errors import AifactoryError
-from aifactory.faces.inputs import JobId
+from aifactory.faces.inputs import JobCancelMany, JobHold, JobId, JobUpdate
 from aifactory.services import jobs as service
 from aifactory.services import progress as progress_service
 from aifactory.services import queue as queue_service
+from aifactory.services import queue_control
 from aifactory.services import usage as usage_service
 from aifactory.services.job_view import JobView
 from aifactory.services.jobs import Submission
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+class _JobRoute(APIRoute):
+    """A route under /jobs: a path the collection acts on (/jobs/cancel) names no job, so that
+    GET /jobs/cancel is a 405 (Allow: POST), not job "cancel" refused for not being a number."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if child.get("path_params", {}).get("job_id") in _COLLECTION_ACTIONS:
+            return Match.NONE, {}
+        return match, child
+
+
+_COLLECTION_ACTIONS = frozenset({"cancel"})
+router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=_JobRoute)
 queue_router = APIRouter(prefix="/queue", tags=["jobs"])
 
 
@@ -124,6 +142,68 @@ def set_priority(
     """Operators and admins: change a waiting job's priority (tenants submit at 0 or below)."""
     job = service.set_priority(session, user, job_id, priority=body.priority, now=now)
     session.info["after_commit"] = state.on_submit  # reorder the queue now, not at the next tick
+    return _out(job)
+
+
+@router.post("/cancel", response_model=list[CancelResultOut])
+def cancel_jobs(
+    body: JobCancelMany, session: WriteSession, user: CurrentUser, now: Now, state: StateDep
+) -> list[CancelResultOut]:
+    """Cancel many jobs: the ids given, or every job not ended that you may cancel and that
+    matches all the filters given. Answered job by job: cancelled, stopping, already ended,
+    not found (a job you may not see is answered as one that does not exist) or refused."""
+    selection = queue_control.Selection(
+        ids=tuple(body.ids),
+        states=tuple(body.states),
+        name_contains=body.name,
+        mine=body.mine,
+        project=body.project,
+    )
+    found = queue_control.cancel_jobs(session, user, selection, now=now, dry_run=body.dry_run)
+    if not body.dry_run:
+        session.info["after_commit"] = state.on_submit  # their room is free now
+    return [CancelResultOut.of(result) for result in found]
+
+
+@router.post("/{job_id}/hold", response_model=JobOut)
+def hold_job(
+    job_id: JobId,
+    session: WriteSession,
+    user: CurrentUser,
+    now: Now,
+    body: JobHold | None = None,
+) -> JobOut:
+    """Hold a waiting job: no round starts it until a person releases it."""
+    reason = body.reason if body is not None else None
+    return _out(queue_control.hold_job(session, user, job_id, reason=reason, now=now))
+
+
+@router.post("/{job_id}/release", response_model=JobOut)
+def release_job(
+    job_id: JobId, session: WriteSession, user: CurrentUser, now: Now, state: StateDep
+) -> JobOut:
+    """Release a job a person held (a hold for data or budget is the control loop's to lift:
+    409, saying what lifts it)."""
+    job = queue_control.release_job(session, user, job_id, now=now)
+    session.info["after_commit"] = state.on_submit  # it may start this round
+    return _out(job)
+
+
+@router.patch("/{job_id}", response_model=JobOut)
+def update_job(
+    job_id: JobId,
+    body: JobUpdate,
+    session: WriteSession,
+    user: CurrentUser,
+    now: Now,
+    state: StateDep,
+) -> JobOut:
+    """Change a waiting job's name, time limit or priority (above 0: operators and admins)."""
+    changes = queue_control.JobChanges(
+        name=body.name, time_limit_s=body.time_limit_s, priority=body.priority
+    )
+    job = queue_control.update_job(session, user, job_id, changes, now=now)
+    session.info["after_commit"] = state.on_submit  # the queue's order may have changed
     return _out(job)
 
 

@@ -1,4 +1,4 @@
-"""GPU discovery and energy readings through NVML (nvidia-ml-py).
+"""GPU discovery, energy and utilisation readings through NVML (nvidia-ml-py).
 
 NVML is optional at run time: on a machine without an NVIDIA driver `discover()` returns no GPUs
 and the node offers CPUs only (or the virtual GPU slots an operator declares).
@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from typing import Any
+
+from aifactory.executors.local.sampling import MB, GpuReader, GpuReading, NoGpus
 
 _VENDOR_WORDS = {"nvidia", "tesla", "geforce"}
 _SERIES_WORDS = {"rtx", "gtx", "quadro"}
@@ -81,6 +84,52 @@ def energy_mj(uuids: list[str]) -> dict[str, int]:
         return readings
     finally:
         pynvml.nvmlShutdown()
+
+
+def reader(uuids: list[str]) -> GpuReader:
+    """A reader of these GPUs for the attempt's life (NVML opened once, closed by `close`);
+    one that reads nothing where NVML or the GPUs cannot be had."""
+    if not uuids:
+        return NoGpus()
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:
+        return NoGpus()
+    handles = []
+    for uuid in uuids:
+        try:
+            handles.append(pynvml.nvmlDeviceGetHandleByUUID(uuid))
+        except pynvml.NVMLError:
+            continue
+    return NvmlReader(pynvml, handles)
+
+
+class NvmlReader:
+    """Utilisation and memory in use of some GPUs, from NVML (`nvml`: the pynvml module, or a
+    stand-in for it in tests). A GPU that cannot be read at one instant is left out of it."""
+
+    def __init__(self, nvml: Any, handles: list[Any]) -> None:
+        self.nvml = nvml
+        self.handles = handles
+
+    def read(self) -> list[GpuReading]:
+        readings = []
+        for handle in self.handles:
+            try:
+                busy = self.nvml.nvmlDeviceGetUtilizationRates(handle).gpu
+                used = self.nvml.nvmlDeviceGetMemoryInfo(handle).used
+            except self.nvml.NVMLError:
+                continue
+            readings.append(GpuReading(float(busy), int(used) / MB))
+        return readings
+
+    def close(self) -> None:
+        try:
+            self.nvml.nvmlShutdown()
+        except self.nvml.NVMLError:
+            return
 
 
 def _text(value: object) -> str:

@@ -10,7 +10,8 @@ GPUs and CPUs are never handed on while a process of it runs. If the supervisor 
 the sandbox dies with it (bubblewrap's --die-with-parent).
 
 Without a control group it may write (a facility not running as root) memory falls back to an
-RSS watchdog over the sandbox's processes.
+RSS watchdog over the sandbox's processes. Either way it samples what the attempt uses while it
+runs (`sampling`: memory, CPU time, GPU utilisation and memory) for its efficiency report.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import contextlib
 import fcntl
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -27,10 +29,9 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import psutil
-
 from aifactory.executors.local import gpus
 from aifactory.executors.local.jobdir import JobDir, read_json, write_json
+from aifactory.executors.local.sampling import SAMPLE_S, Sampler, tree
 from aifactory.executors.sandbox import cgroups
 from aifactory.executors.sandbox.launcher import (
     Sandboxed,
@@ -42,7 +43,6 @@ from aifactory.executors.sandbox.spec import from_record
 from aifactory.executors.sandbox.stage import Stage
 
 POLL_S = 0.1
-MEMORY_CHECK_S = 0.5
 LOCK_TRIES = 50  # the control plane probes the lock for an instant; wait that out
 
 
@@ -101,6 +101,7 @@ class Supervisor:
         self.sandboxed = bool(launch.get("sandboxed", True))
         self.group = _job_group(launch) if self.sandboxed else None
         self.oom_kills = 0
+        self.sampler = Sampler(gpus.reader(self._real_gpu_ids()))
         self.stop_reason: tuple[str, str] | None = None  # (outcome, reason)
         signal.signal(signal.SIGTERM, self._on_sigterm)
 
@@ -111,19 +112,28 @@ class Supervisor:
         with open(self.jobdir.log, "ab", buffering=0) as log:
             energy_before = gpus.energy_mj(self._real_gpu_ids())
             started_at = time.time()
+            reaped_before = _reaped_cpu_s()
             try:
                 sandbox = self._spawn(log)
             except Exception as exc:  # whatever it is, the attempt failed so
                 message = str(exc) if isinstance(exc, SandboxRefused) else _setup_error(exc)
                 log.write(f"aifactory: {message}\n".encode())
                 self._clean_up()
+                self.sampler.gpus.close()
                 return _exit_record("failed", None, message, started_at, {})
             write_json(
                 self.jobdir.started,
                 {"pid": sandbox.proc.pid, "init_pid": sandbox.init_pid, "started_at": started_at},
             )
             code = self._watch(sandbox, started_at)
-            usage = {**self._usage(energy_before, started_at), **self._clean_up()}
+            self.sampler.add_cpu_time(_reaped_cpu_s() - reaped_before)
+            self.sampler.gpus.close()
+            # the control group's exact CPU time, where there is one, wins over the sampled
+            usage = {
+                **self._usage(energy_before, started_at),
+                **self.sampler.figures(),
+                **self._clean_up(),
+            }
             outcome, reason, recorded = self._result(code)
             if self.stop_reason:
                 log.write(f"aifactory: {reason}\n".encode())
@@ -181,7 +191,7 @@ class Supervisor:
 
     def _watch(self, sandbox: Sandboxed, started_at: float) -> int:
         deadline = started_at + float(self.launch["time_limit_s"])
-        next_memory_check = 0.0
+        next_sample = 0.0
         while True:
             try:
                 return sandbox.wait(timeout=POLL_S)
@@ -193,16 +203,23 @@ class Supervisor:
             if self.stop_reason is None and now >= deadline:
                 limit = self.launch["time_limit_s"]
                 self.stop_reason = ("timeout", f"time limit of {limit} s reached")
-            if self.stop_reason is None and self.group is None and now >= next_memory_check:
-                next_memory_check = now + MEMORY_CHECK_S
-                self.stop_reason = self._memory_verdict(sandbox.proc.pid)
+            if now >= next_sample:
+                next_sample = now + SAMPLE_S
+                self.sampler.take(self._processes(sandbox))
+                if self.stop_reason is None and self.group is None:
+                    self.stop_reason = self._memory_verdict()
             if self.stop_reason is not None:
                 return _terminate(sandbox, float(self.launch["grace_s"]))
 
-    def _memory_verdict(self, pid: int) -> tuple[str, str] | None:
-        """The watchdog, where no memory control group holds the job."""
+    def _processes(self, sandbox: Sandboxed) -> list[int]:
+        """Every process of the job: its control group's (daemons too), else the sandbox's
+        tree."""
+        return self.group.pids() if self.group is not None else tree(sandbox.proc.pid)
+
+    def _memory_verdict(self) -> tuple[str, str] | None:
+        """The watchdog, where no memory control group holds the job (on the latest sample)."""
         limit_mb = int(self.launch["memory_mb"])
-        used_mb = _tree_rss(pid) // (1024 * 1024)
+        used_mb = int(self.sampler.latest_rss_mb)
         if limit_mb > 0 and used_mb > limit_mb:
             return ("failed", f"out of memory: used {used_mb} MB, limit {limit_mb} MB")
         return None
@@ -240,19 +257,11 @@ def _terminate(sandbox: Sandboxed, grace_s: float) -> int:
         return sandbox.wait()
 
 
-def _tree_rss(pid: int) -> int:
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    total = 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            continue
-    return int(total)
+def _reaped_cpu_s() -> float:
+    """The CPU time of every child this process has waited for, theirs included: once the
+    sandbox is reaped, all of the job that was reaped in turn."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def _outcome_of(code: int) -> tuple[str, str]:

@@ -1,7 +1,9 @@
 """`python -m aifactory.recipes.dutch_gpt pretrain|finetune --config NAME [...]`.
 
 Exit codes: 0 done; 143 (`EXIT_PREEMPTED`) stopped by SIGTERM after writing a checkpoint, to be
-resumed by running the same command again with the same checkpoint folder; 2 bad arguments.
+resumed by running the same command again with the same checkpoint folder; 2 bad arguments;
+3 (`EXIT_NO_TORCH`) this Python has no PyTorch (a facility set up by `make run` has none: the
+message says how to add it).
 """
 
 from __future__ import annotations
@@ -49,9 +51,22 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+EXIT_NO_TORCH = 3
+NO_TORCH = (
+    "error: this recipe needs PyTorch (the extra aifactory[llm]), and {python} has none. "
+    "On the facility's machine, in the aifactory checkout, run `make llm` "
+    "(or `{python} -m pip install -e '.[llm]'`), then submit the job again."
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from aifactory.recipes.dutch_gpt.train import train  # torch loads after argument errors
+    try:
+        import torch  # noqa: F401  (loads after argument errors; is it there at all?)
+    except ImportError:
+        print(NO_TORCH.format(python=sys.executable), file=sys.stderr, flush=True)
+        return EXIT_NO_TORCH
+    from aifactory.recipes.dutch_gpt.train import train
 
     config = CONFIGS[args.config].with_overrides(
         steps=args.steps,

@@ -10,10 +10,10 @@ on by id (keyset): the thousandth page costs what the first does.
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
@@ -23,9 +23,11 @@ from aifactory.domain.permissions import Action
 from aifactory.errors import AifactoryError, InvalidInput, PermissionDenied
 from aifactory.faces.inputs import MAX_ID, JobId, JobSubmit
 from aifactory.faces.state import AppState, StateDep
+from aifactory.services import efficiency as efficiency_service
 from aifactory.services import jobs as service
 from aifactory.services import progress as progress_service
 from aifactory.services import queue as queue_service
+from aifactory.services import queue_control
 from aifactory.services import usage as usage_service
 from aifactory.services.job_view import JobView
 from aifactory.services.login import SignedIn
@@ -189,8 +191,10 @@ def job_page(request: Request, job_id: JobId, signed: Signed, state: StateDep) -
         job: JobView = live["job"]
         datasets = service.job_datasets(session, job, now=state.clock())
         log = None
+        used = None  # what it used against what it asked: once it has ended
         if live["terminal"]:
             log = _log(session, signed.principal, state, job_id)
+            used = efficiency_service.job_efficiency(session, signed.principal, job_id)
         trained = _progress(session, signed.principal, state, job_id)
     return render(
         request,
@@ -202,6 +206,7 @@ def job_page(request: Request, job_id: JobId, signed: Signed, state: StateDep) -
         command=views.command_line(job),
         datasets=datasets,
         log=log,
+        efficiency=used,
         **trained,
         **live,
     )
@@ -256,12 +261,36 @@ def cancel_job(job_id: JobId, signed: SignedPost, state: StateDep) -> Response:
     return RedirectResponse(f"/jobs/{job_id}", status_code=303)
 
 
+@router.post("/jobs/{job_id}/hold")
+def hold_job(
+    job_id: JobId,
+    signed: SignedPost,
+    state: StateDep,
+    reason: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """Hold a waiting job until a person releases it (services.queue_control)."""
+    with state.db.session() as session:
+        queue_control.hold_job(
+            session, signed.principal, job_id, reason=reason.strip() or None, now=state.clock()
+        )
+    return RedirectResponse(f"/jobs/{job_id}", status_code=303)
+
+
+@router.post("/jobs/{job_id}/release")
+def release_job(job_id: JobId, signed: SignedPost, state: StateDep) -> Response:
+    with state.db.session() as session:
+        queue_control.release_job(session, signed.principal, job_id, now=state.clock())
+    state.on_submit()  # it may start this round
+    return RedirectResponse(f"/jobs/{job_id}", status_code=303)
+
+
 def _live(session: Session, principal: Principal, state: AppState, job_id: int) -> dict[str, Any]:
     """What changes while a job lives: its state, timeline, placement, usage (its place in the
     queue is `job_queue`'s, polled less often: it is worked out over the whole queue)."""
     job = service.show_job(session, principal, job_id)
     now = state.clock()
     terminal = views.is_terminal(job)
+    may_change = principal.may(Action.JOB_CANCEL, job.project_id)  # cancel, hold, release
     return {
         "job": job,
         "terminal": terminal,
@@ -273,7 +302,9 @@ def _live(session: Session, principal: Principal, state: AppState, job_id: int) 
             if terminal
             else []
         ),
-        "may_cancel": not terminal and principal.may(Action.JOB_CANCEL, job.project_id),
+        "may_cancel": not terminal and may_change,
+        "may_hold": may_change and job.state == JobState.PENDING.value,
+        "may_release": may_change and queue_control.held_by_a_person(job),
     }
 
 
@@ -289,7 +320,9 @@ def _progress(
     curves = [charts.Series("train loss", found.train_loss)]
     if found.eval_loss:
         curves.append(charts.Series("eval loss", found.eval_loss))
-    chart = charts.line_chart(curves, title="Loss by step", time_axis=False)
+    chart = charts.line_chart(
+        curves, title="Loss by step", time_axis=False, x_title="step", y_title="loss"
+    )
     return {"progress": found, "loss_chart": chart}
 
 

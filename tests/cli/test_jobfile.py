@@ -326,6 +326,16 @@ def test_directives_are_translated_into_the_apis_fields(
     assert from_script(*lines) == {"name": "job.sh", **expected}
 
 
+def test_slurm_and_aif_dependencies_become_the_jobs_to_wait_for() -> None:
+    found = from_script("#SBATCH --dependency=afterok:12:13,afternotok:14", "#AIF --after-any 15")
+    assert found == {
+        "name": "job.sh",
+        "after_ok": [12, 13],
+        "after_not_ok": [14],
+        "after_any": [15],
+    }
+
+
 def script_problems(*lines: str, first: str = "#!/bin/bash") -> list[str]:
     with pytest.raises(jobfile.JobFileError) as refused:
         text = "\n".join([first, *lines, "echo hi", ""])
@@ -343,8 +353,12 @@ def script_problems(*lines: str, first: str = "#!/bin/bash") -> list[str]:
         ),
         ("#SBATCH -a 1-3", "job.sh:2: #SBATCH --array: job arrays are not supported yet"),
         (
-            "#SBATCH --dependency=afterok:1",
-            "job.sh:2: #SBATCH --dependency: job dependencies are not supported yet",
+            "#SBATCH --dependency=afterok:1?afterany:2",
+            "job.sh:2: #SBATCH --dependency: dependencies joined by '?'",
+        ),
+        (
+            "#SBATCH --dependency=singleton",
+            "job.sh:2: #SBATCH --dependency: singleton: only afterok, afterany and afternotok",
         ),
         (
             "#SBATCH --partition=gpu",

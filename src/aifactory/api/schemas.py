@@ -53,6 +53,9 @@ class JobOut(Response):
     priority: int
     network: Network
     inputs: list[int]
+    after_ok: list[int]
+    after_any: list[int]
+    after_not_ok: list[int]
     idempotency_key: str | None
     cancel_requested: bool
     attempts: int
@@ -85,6 +88,9 @@ class JobOut(Response):
             priority=job.priority,
             network=Network(job.network),
             inputs=list(job.inputs or []),
+            after_ok=_after(job.after, "ok"),
+            after_any=_after(job.after, "any"),
+            after_not_ok=_after(job.after, "not-ok"),
             idempotency_key=job.idempotency_key,
             cancel_requested=job.cancel_requested,
             attempts=job.attempts,
@@ -95,6 +101,11 @@ class JobOut(Response):
             started_at=_iso(job.started_at),
             ended_at=_iso(job.ended_at),
         )
+
+
+def _after(stored: list[Any] | None, kind: str) -> list[int]:
+    """The jobs a job waits for in one way, from its stored dependencies."""
+    return [int(d["job"]) for d in stored or () if d.get("after") == kind]
 
 
 def _placement_out(placement: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -32,6 +32,9 @@ class Refused(ValueError):
     """An option of a directive line that cannot be honoured; the message says why."""
 
 
+LISTS = ("datasets", "inputs", "after_ok", "after_any", "after_not_ok")  # repeatable
+
+
 @dataclass
 class Directives:
     """What a script's directives ask, by field, with the line that asked it."""
@@ -43,10 +46,10 @@ class Directives:
     problems: list[tuple[int, str]] = field(default_factory=list)  # (line, what)
 
     def put(self, name: str, value: Any, line: int, said: str) -> None:
-        """Set a field (`env`: one variable more; `datasets`, `inputs`: one item more)."""
+        """Set a field (`env`: one variable more; a list field: one item more)."""
         if name == "env":
             value = {**self.fields.get("env", {}), **value}
-        elif name in ("datasets", "inputs"):
+        elif name in LISTS:
             value = [*self.fields.get(name, []), value]
         self.fields[name], self.lines[name], self.said[name] = value, line, said
 
@@ -229,6 +232,9 @@ _OURS: dict[str, _Option] = {
     "--priority": _set("priority", _whole),
     "--dataset": _set("datasets"),
     "--input": _set("inputs", _whole),
+    "--after-ok": _set("after_ok", _whole),
+    "--after-any": _set("after_any", _whole),
+    "--after-not-ok": _set("after_not_ok", _whole),
     "--idempotency-key": _set("idempotency_key"),
 }
 _OURS_SHORT = {"-t": "--time-limit", "-e": "--env", "-d": "--dataset"}
@@ -267,6 +273,25 @@ def _memory(text: str) -> int:
     return mb
 
 
+_AFTER = {"afterok": "after_ok", "afterany": "after_any", "afternotok": "after_not_ok"}
+
+
+def _dependencies(text: str) -> list[tuple[str, Any]]:
+    """Slurm's `afterok:12:13,afterany:14` (all must hold): the ids are this facility's jobs.
+    `?` (any one of them) and the other kinds (after, aftercorr, singleton) are refused."""
+    if "?" in text:
+        raise Refused("dependencies joined by '?' (any one of them) are not supported: use ','")
+    found: list[tuple[str, Any]] = []
+    for part in text.split(","):
+        kind, _, ids = part.partition(":")
+        if kind not in _AFTER or not ids:
+            raise Refused(
+                f"{part}: only afterok, afterany and afternotok with job ids are understood"
+            )
+        found += [(_AFTER[kind], _whole(job)) for job in ids.split(":")]
+    return found
+
+
 def _nodes(text: str) -> int:
     if "-" in text or "," in text:
         raise Refused(f"{text}: a range of node counts is not supported: give one number")
@@ -292,6 +317,7 @@ _SLURM: dict[str, _Option] = {
     "--ntasks-per-node": _set("_ntasks_per_node", _whole),
     "--chdir": _set("working_dir"),
     "--account": _set("project"),
+    "--dependency": _Option(lambda v: _dependencies(v or "")),
     "--output": _Option(lambda _: [], note=_LOG_NOTE),
     "--error": _Option(lambda _: [], note=_LOG_NOTE),
     "--mail-type": _Option(lambda _: [], note=_MAIL_NOTE),
@@ -317,8 +343,6 @@ _SLURM_SHORT = {
 _SLURM_REFUSED = {
     "--array": "job arrays are not supported yet (they are coming): submit one job per "
     "index for now",
-    "--dependency": "job dependencies are not supported yet (they are coming): submit the "
-    "next job when this one has ended",
     "--partition": "the facility has no partitions: remove it (ask a GPU model with "
     "--gres=gpu:MODEL:N)",
     "--qos": "the facility has no QOS (fair share orders the queue): remove it",

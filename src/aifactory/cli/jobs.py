@@ -124,6 +124,20 @@ def submit(
             "(repeatable)",
         ),
     ] = None,
+    after_ok: Annotated[
+        list[int] | None,
+        typer.Option("--after-ok", help="start only after this job succeeded (repeatable)"),
+    ] = None,
+    after_any: Annotated[
+        list[int] | None,
+        typer.Option("--after-any", help="start only after this job ended (repeatable)"),
+    ] = None,
+    after_not_ok: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--after-not-ok", help="start only after this job failed or was cancelled (repeatable)"
+        ),
+    ] = None,
     python: Annotated[
         str, typer.Option(help="the recipe's interpreter on the facility")
     ] = "python",
@@ -156,6 +170,9 @@ def submit(
         "priority": ("--priority", priority),
         "datasets": ("--dataset", dataset or None),
         "inputs": ("--input", list(dict.fromkeys(inputs or [])) or None),
+        "after_ok": ("--after-ok", list(dict.fromkeys(after_ok or [])) or None),
+        "after_any": ("--after-any", list(dict.fromkeys(after_any or [])) or None),
+        "after_not_ok": ("--after-not-ok", list(dict.fromkeys(after_not_ok or [])) or None),
         "idempotency_key": ("--idempotency-key", idempotency_key),
     }
     flags = {field: pair for field, pair in given.items() if pair[1] is not None}
@@ -236,6 +253,9 @@ def _command_spec(
         spec["inputs"] = list(dict.fromkeys(reads))
     if "datasets" in value:
         spec["datasets"] = [*spec.get("datasets", []), *value["datasets"]]
+    for field in ("after_ok", "after_any", "after_not_ok"):
+        if field in value:
+            spec[field] = value[field]
     return spec
 
 

@@ -38,12 +38,12 @@ from aifactory.control.placement import DeviceBook
 from aifactory.control.reconcile import Move, Plan, plan_for
 from aifactory.control.snapshot import read_snapshot, without_foreign
 from aifactory.control.verdicts import VerdictKeeper
-from aifactory.domain.jobs import ACTIVE, JobState
+from aifactory.domain.jobs import ACTIVE, WAITING, JobState
 from aifactory.domain.placement import placement_of, stored_placement
 from aifactory.executors.base import Attempt, Executor, Launch, NodeSlice, Observation
 from aifactory.governance import admission
 from aifactory.scheduler import Decision, Hold, Policy, Preempt, Snapshot, Start, schedule
-from aifactory.scheduler.decisions import Release
+from aifactory.scheduler.decisions import Cancel, Release
 from aifactory.scheduler.verdict import Round, decide, judge
 from aifactory.store import flags
 from aifactory.store.db import Database
@@ -325,6 +325,7 @@ class ControlLoop:
         decisions = found.decisions
         with self.db.session() as session:
             self._fence(session)
+            self._cancel(session, [d for d in decisions if isinstance(d, Cancel)])
             self._release(session, [d for d in decisions if isinstance(d, Release)])
             stops = self._preempt(session, [d for d in decisions if isinstance(d, Preempt)])
             launches = self._admit(session, [d for d in decisions if isinstance(d, Start | Hold)])
@@ -336,6 +337,20 @@ class ControlLoop:
         for launch in launches:
             log.info("starting job %s (attempt %s)", launch.job_id, launch.attempt.number)
             self.executor.start(launch)
+
+    def _cancel(self, session: Session, decisions: list[Cancel]) -> None:
+        """Waiting jobs that can never run end, each saying why."""
+        for decision in decisions:
+            row = lock_job(session, decision.job_id)
+            if row is not None and JobState(row.state) in WAITING:
+                switch_job_state(
+                    session,
+                    row,
+                    JobState.CANCELLED,
+                    now=self.clock(),
+                    actor=ACTOR,
+                    reason=decision.reason,
+                )
 
     def _release(self, session: Session, decisions: list[Release]) -> None:
         """Held jobs back in line, each told why it may go now (it may start this round)."""

@@ -16,6 +16,7 @@ from sqlalchemy import Float, case, cast, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from aifactory.accounting import budget
+from aifactory.domain.dependencies import After, Dependency
 from aifactory.domain.jobs import ACTIVE, JobState
 from aifactory.domain.placement import placement_of
 from aifactory.domain.programmes import Award, Entitlement, entitlements
@@ -81,6 +82,16 @@ def read_snapshot(
     )
 
 
+def _states(session: Session, job_ids: list[int]) -> dict[int, JobState]:
+    """Where the jobs that waiting jobs depend on stand."""
+    found: dict[int, JobState] = {}
+    for start in range(0, len(job_ids), 500):
+        part = job_ids[start : start + 500]
+        rows = session.execute(select(Job.id, Job.state).where(Job.id.in_(part)))
+        found.update({job_id: JobState(state) for job_id, state in rows})
+    return found
+
+
 def _held(session: Session, projects: dict[int, str]) -> tuple[PendingJob, ...]:
     rows = session.execute(
         select(*_PENDING_COLUMNS, Job.state_reason).where(Job.state == JobState.HELD.value)
@@ -99,7 +110,9 @@ def _admission(
     with_data = [job.job_id for job in waiting if job.uses_datasets]
     paying = {job.project for job in waiting if job.gpus} if budgets_enforced else set()
     funds = budget.wallets(session, paying) if paying else {}
+    needed = sorted({d.job_id for job in waiting for d in job.after})
     return Admission(
+        states=_states(session, needed),
         budgets_enforced=budgets_enforced,
         funds={project: tuple(found) for project, found in funds.items()},
         data=admission.data_uses_by_job(session, now, with_data) if with_data else {},
@@ -241,6 +254,7 @@ _PENDING_COLUMNS = (
     Job.preemptible,
     Job.countries,
     Job.uses_datasets,
+    Job.after,
 )
 
 
@@ -272,6 +286,7 @@ def _pending(job: Any, project: str) -> PendingJob:
         user=str(job.user_id),
         countries=None if job.countries is None else frozenset(job.countries),
         uses_datasets=job.uses_datasets,
+        after=tuple(Dependency(After(d["after"]), int(d["job"])) for d in job.after or ()),
     )
 
 

@@ -86,6 +86,9 @@ class JobSpec:
     # Earlier jobs of the same project whose own directories it reads (a fine-tune, its
     # pretraining's checkpoints): mounted read-only in its sandbox.
     inputs: tuple[int, ...] = ()
+    # Earlier jobs it must wait for: (after, job id) with after "ok", "any" or "not-ok"
+    # (domain.dependencies).
+    after: tuple[tuple[str, int], ...] = ()
 
     @property
     def per_node(self) -> Resources:

@@ -40,6 +40,7 @@ _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_SCRIPT = 64 * 1024
 DATASET_REF = names.LOWER_CASE_PATTERN.removesuffix("$") + r"(@[1-9][0-9]{0,8})?$"  # name@version
 MAX_ID = 2**31 - 1  # ids are INTEGER columns; a larger one would fail in the database, not 404
+JobRef = Annotated[int, Field(ge=1, le=MAX_ID)]  # a job named in a body (a dependency)
 Priority = Annotated[int, Field(ge=-1000, le=1000)]
 
 
@@ -111,6 +112,17 @@ class JobSubmit(Request):
         description="datasets the job reads: name (newest version) or name@version; each "
         "path comes in AIFACTORY_DATASET_<NAME>",
     )
+    after_ok: list[JobRef] = Field(
+        default_factory=list, max_length=32, description="start only after these jobs succeeded"
+    )
+    after_any: list[JobRef] = Field(
+        default_factory=list, max_length=32, description="start only after these jobs ended"
+    )
+    after_not_ok: list[JobRef] = Field(
+        default_factory=list,
+        max_length=32,
+        description="start only after these jobs failed, timed out or were cancelled",
+    )
 
     @field_validator("env")
     @classmethod
@@ -160,6 +172,13 @@ class JobSubmit(Request):
             datasets=tuple(self.datasets),
             network=self.network,
             inputs=tuple(dict.fromkeys(self.inputs)),
+            after=tuple(
+                dict.fromkeys(
+                    [("ok", j) for j in self.after_ok]
+                    + [("any", j) for j in self.after_any]
+                    + [("not-ok", j) for j in self.after_not_ok]
+                )
+            ),
         )
 
 

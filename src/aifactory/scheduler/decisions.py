@@ -36,4 +36,12 @@ class Release:
     reason: str
 
 
-Decision = Start | Preempt | Hold | Release
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """A waiting job that can never run (a dependency ended the wrong way): end it, saying why."""
+
+    job_id: int
+    reason: str
+
+
+Decision = Start | Preempt | Hold | Release | Cancel

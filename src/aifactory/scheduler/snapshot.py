@@ -12,6 +12,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from aifactory.domain.datasets import DatasetRead
+from aifactory.domain.dependencies import Dependency
+from aifactory.domain.jobs import JobState
 from aifactory.domain.money import ms_of_seconds
 from aifactory.domain.programmes import Funds
 from aifactory.domain.resources import Resources
@@ -78,6 +80,7 @@ class PendingJob:
     countries: frozenset[str] | None = None
     held: str | None = None  # HELD now, for this reason; None: waiting in line
     uses_datasets: bool = False  # declared datasets: its project's right to read them decides
+    after: tuple[Dependency, ...] = ()  # earlier jobs it waits for (domain.dependencies)
 
     @property
     def gpu_ms(self) -> int:
@@ -107,14 +110,17 @@ class ProjectView:
 @dataclass(frozen=True, slots=True)
 class Admission:
     """What decides whether a waiting job may start at all (scheduler.admission), read with the
-    snapshot: each project's allocations with what is left of them, and each job's declared
-    datasets with the project's right to read them now. Empty: nothing is held (simulator)."""
+    snapshot: each project's allocations with what is left of them, each job's declared
+    datasets with the project's right to read them now, and where the jobs waiting jobs depend
+    on stand. Empty: nothing is held (simulator)."""
 
     budgets_enforced: bool = False
     funds: Mapping[str, tuple[Funds, ...]] = field(default_factory=lambda: MappingProxyType({}))
     data: Mapping[int, tuple[DatasetRead, ...]] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    # Where each job a waiting job depends on stands now, by its id.
+    states: Mapping[int, JobState] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)

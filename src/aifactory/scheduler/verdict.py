@@ -1,13 +1,15 @@
 """One round of the facility's decisions, and the verdict on every job that waits. Pure.
 
-`decide` is the one place a waiting job is judged. First the holds (scheduler.admission): a
-waiting job that may not start at all is held, a held one whose hold is mended is released
-and considered at once. Then the policy chooses what starts and what is preempted among the
-rest. Last, if asked, every job still waiting gets its verdict (scheduler.explain), worked out
-on the facility as it will be once this round's starts are carried out: HOLD with what
-releases it, or WAIT with what is short, on which nodes, its place in line and an estimated
-start. The control loop carries the decisions out (re-checking holds as it commits) and keeps
-the verdicts for `queue`, `show`, the job page and the API, so they all say the same thing.
+`decide` is the one place a waiting job is judged. First what can never run is cancelled (a
+job it depends on ended the wrong way); then the holds (scheduler.admission): a waiting job
+that may not start at all (its dependencies not ended, no data grant, no budget) is held, a
+held one whose hold is mended is released and considered at once. Then the policy chooses
+what starts and what is preempted among the rest. Last, if asked, every job still waiting
+gets its verdict (scheduler.explain), worked out on the facility as it will be once this
+round's starts are carried out: HOLD with what releases it, or WAIT with what is short, on
+which nodes, its place in line and an estimated start. The control loop carries the
+decisions out (re-checking holds as it commits) and keeps the verdicts for `queue`, `show`,
+the job page and the API, so they all say the same thing.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from aifactory.scheduler.admission import hold_reason, releasable, release_reason
-from aifactory.scheduler.decisions import Decision, Hold, Release, Start
+from aifactory.scheduler.admission import doomed, hold_reason, releasable, release_reason
+from aifactory.scheduler.decisions import Cancel, Decision, Hold, Release, Start
 from aifactory.scheduler.explain import Explanation, explain
 from aifactory.scheduler.policy import Policy, schedule
 from aifactory.scheduler.snapshot import PendingJob, RunningJob, Snapshot
@@ -26,7 +28,7 @@ Scheduler = Callable[[Snapshot, Policy, float], list[Decision]]
 
 @dataclass(frozen=True, slots=True)
 class Round:
-    decisions: list[Decision]  # releases and holds first, then the policy's starts and preempts
+    decisions: list[Decision]  # cancels, releases and holds first, then starts and preempts
     verdicts: dict[int, Explanation] | None  # every job still waiting; None: not asked for
 
 
@@ -38,8 +40,17 @@ def decide(
     scheduler: Scheduler = schedule,
     with_verdicts: bool = True,
 ) -> Round:
+    waiting = (*snapshot.pending, *snapshot.held)
+    ended = {j.job_id: why for j in waiting if (why := doomed(j, snapshot.admission))}
+    if ended:  # never to run: out of the round altogether
+        snapshot = replace(
+            snapshot,
+            pending=tuple(j for j in snapshot.pending if j.job_id not in ended),
+            held=tuple(j for j in snapshot.held if j.job_id not in ended),
+        )
     barred, in_line = _screen(snapshot, now)
-    decisions: list[Decision] = [
+    decisions: list[Decision] = [Cancel(job_id, why) for job_id, why in sorted(ended.items())]
+    decisions += [
         Release(job.job_id, release_reason(job))
         for job in snapshot.held
         if job.job_id not in barred
@@ -70,7 +81,11 @@ def _screen(snapshot: Snapshot, now: float) -> tuple[dict[int, str], Snapshot]:
     barred = {
         job.job_id: why
         for job in waiting
-        if (why := _kept_hold(job) or hold_reason(job, snapshot.admission, now))
+        if (
+            why := _kept_hold(job)
+            or doomed(job, snapshot.admission)
+            or hold_reason(job, snapshot.admission, now)
+        )
     }
     free = tuple(replace(job, held=None) for job in waiting if job.job_id not in barred)
     return barred, replace(snapshot, pending=free, held=())

@@ -46,6 +46,7 @@ class JobView:
     ended_at: float | None
     uses_datasets: bool
     inputs: list[int] = field(default_factory=list)
+    after: list[Any] = field(default_factory=list)  # as stored: [{"after": …, "job": id}]
     placement: dict[str, NodeShare] = field(default_factory=dict)
 
 
@@ -104,5 +105,6 @@ def _view(job: Job, project: str, owner: str) -> JobView:
         ended_at=job.ended_at,
         uses_datasets=job.uses_datasets,
         inputs=list(job.inputs or []),
+        after=list(job.after or []),
         placement=placement_of(job.placement),
     )

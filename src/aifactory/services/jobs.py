@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from aifactory.accounting.rules import rules_for
 from aifactory.domain.datasets import EU_MEMBER_STATES
+from aifactory.domain.dependencies import After, Dependency, DependencyState, never_met
 from aifactory.domain.jobs import ACTIVE, TERMINAL, WAITING, JobSpec, JobState, Network
 from aifactory.domain.nodes import Node, why_never_fits
 from aifactory.domain.permissions import Action
@@ -105,6 +106,7 @@ def submit_jobs(session: Session, batch: Sequence[Submission], *, now: float) ->
             spec = _as_programme_says(submission.spec, rules[target.id])
             _check_network(spec, open_network=open_network)
             _check_inputs(session, spec, target)
+            _check_after(session, submission.principal, spec)
             declared = _declared(session, spec, nodes, target.id)
         except AifactoryError as exc:
             outcomes[index] = exc
@@ -203,6 +205,25 @@ def _check_inputs(session: Session, spec: JobSpec, project: Project) -> None:
     for job_id in spec.inputs:
         if job_id not in known:
             raise InvalidInput(f"no job {job_id} in project {project.name}", field="inputs")
+
+
+def _check_after(session: Session, principal: Principal, spec: JobSpec) -> None:
+    """Jobs it waits for must be jobs its submitter may see (any other is answered as one that
+    does not exist), and not already ended the way that can never let it run."""
+    if not spec.after:
+        return
+    wanted = {job_id for _, job_id in spec.after}
+    rows = session.execute(select(Job.id, Job.project_id, Job.state).where(Job.id.in_(wanted)))
+    states = {
+        i: JobState(state) for i, project, state in rows if principal.may(Action.JOB_READ, project)
+    }
+    for after, job_id in spec.after:
+        field = "after_" + after.replace("-", "_")
+        if job_id not in states:
+            raise InvalidInput(f"no job {job_id}", field=field)
+        found = DependencyState(Dependency(After(after), job_id), states[job_id])
+        if (never := never_met([found])) is not None:
+            raise InvalidInput(never, field=field)
 
 
 def _as_programme_says(spec: JobSpec, rules: JobRules) -> JobSpec:
@@ -330,6 +351,7 @@ def _new_job(spec: JobSpec, project_id: int, user_id: int, key: str | None, now:
         priority=spec.priority,
         network=spec.network.value,
         inputs=list(spec.inputs) or None,
+        after=[{"after": after, "job": job_id} for after, job_id in spec.after] or None,
         idempotency_key=key,
         submitted_at=now,
         updated_at=now,

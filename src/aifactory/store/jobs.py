@@ -104,6 +104,7 @@ class NewJob:
     countries: list[str] | None = None
     network: str = "none"
     inputs: list[int] | None = None
+    after: list[Any] | None = None
     id: int = 0
 
 

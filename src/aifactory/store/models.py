@@ -162,6 +162,8 @@ class Job(Base):
     network: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
     # Jobs of its project whose own directories it reads, read-only (domain.jobs.JobSpec).
     inputs: Mapped[list[int] | None] = mapped_column(JSON)
+    # Its dependencies: [{"after": "ok" | "any" | "not-ok", "job": id}] (domain.dependencies).
+    after: Mapped[list[Any] | None] = mapped_column(JSON)
 
 
 class JobEvent(Base):

@@ -326,6 +326,13 @@ def test_directives_are_translated_into_the_apis_fields(
     assert from_script(*lines) == {"name": "job.sh", **expected}
 
 
+def test_an_array_is_read_from_sbatch_and_aif_and_checked_by_the_apis_rule() -> None:
+    assert from_script("#SBATCH --array=0-99%8") == {"name": "job.sh", "array": "0-99%8"}
+    assert from_script("#SBATCH -a 1-3", "#AIF --array 0-9") == {"name": "job.sh", "array": "0-9"}
+    found = script_problems("#SBATCH --array=5-1")
+    assert found == ["job.sh:2: #SBATCH --array: '5-1': the range runs backwards"]
+
+
 def test_slurm_and_aif_dependencies_become_the_jobs_to_wait_for() -> None:
     found = from_script("#SBATCH --dependency=afterok:12:13,afternotok:14", "#AIF --after-any 15")
     assert found == {
@@ -347,11 +354,6 @@ def script_problems(*lines: str, first: str = "#!/bin/bash") -> list[str]:
 @pytest.mark.parametrize(
     ("line", "said"),
     [
-        (
-            "#SBATCH --array=0-9",
-            "job.sh:2: #SBATCH --array: job arrays are not supported yet (they are coming)",
-        ),
-        ("#SBATCH -a 1-3", "job.sh:2: #SBATCH --array: job arrays are not supported yet"),
         (
             "#SBATCH --dependency=afterok:1?afterany:2",
             "job.sh:2: #SBATCH --dependency: dependencies joined by '?'",
@@ -406,9 +408,9 @@ def test_a_directive_not_understood_is_an_error_naming_its_line(line: str, said:
 
 
 def test_every_directive_problem_is_named_in_line_order() -> None:
-    found = script_problems("#SBATCH --array=1-2", "#AIF -t 30", "#SBATCH -p gpu")
+    found = script_problems("#SBATCH --exclusive", "#AIF -t 30", "#SBATCH -p gpu")
     assert [p.split(": ", 2)[:2] for p in found] == [
-        ["job.sh:2", "#SBATCH --array"],
+        ["job.sh:2", "#SBATCH --exclusive"],
         ["job.sh:3", "#AIF --time-limit"],
         ["job.sh:4", "#SBATCH --partition"],
     ]
@@ -533,12 +535,12 @@ def test_submit_refuses_a_bare_number_and_a_missing_job_file(args: list[str], sa
 
 
 def test_submit_prints_every_problem_of_a_file_one_a_line(files: Path) -> None:
-    (files / "bad.sh").write_text("#SBATCH --array=1-4\n#SBATCH --qos=high\necho\n")
+    (files / "bad.sh").write_text("#SBATCH --exclusive\n#SBATCH --qos=high\necho\n")
     result = run("bad.sh")
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        "error: bad.sh:1: #SBATCH --array: job arrays are not supported yet (they are coming): "
-        "submit one job per index for now",
+        "error: bad.sh:1: #SBATCH --exclusive: whole nodes are not asked for here: ask the "
+        "GPUs, CPUs and memory the job needs",
         "error: bad.sh:2: #SBATCH --qos: the facility has no QOS (fair share orders the "
         "queue): remove it",
     ]

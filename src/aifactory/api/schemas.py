@@ -56,6 +56,9 @@ class JobOut(Response):
     after_ok: list[int]
     after_any: list[int]
     after_not_ok: list[int]
+    array_id: int | None
+    array_index: int | None
+    array_throttle: int | None
     idempotency_key: str | None
     cancel_requested: bool
     attempts: int
@@ -91,6 +94,9 @@ class JobOut(Response):
             after_ok=_after(job.after, "ok"),
             after_any=_after(job.after, "any"),
             after_not_ok=_after(job.after, "not-ok"),
+            array_id=job.array_id,
+            array_index=job.array_index,
+            array_throttle=job.array_throttle,
             idempotency_key=job.idempotency_key,
             cancel_requested=job.cancel_requested,
             attempts=job.attempts,

@@ -232,6 +232,7 @@ _OURS: dict[str, _Option] = {
     "--priority": _set("priority", _whole),
     "--dataset": _set("datasets"),
     "--input": _set("inputs", _whole),
+    "--array": _set("array"),
     "--after-ok": _set("after_ok", _whole),
     "--after-any": _set("after_any", _whole),
     "--after-not-ok": _set("after_not_ok", _whole),
@@ -318,6 +319,7 @@ _SLURM: dict[str, _Option] = {
     "--chdir": _set("working_dir"),
     "--account": _set("project"),
     "--dependency": _Option(lambda v: _dependencies(v or "")),
+    "--array": _set("array"),
     "--output": _Option(lambda _: [], note=_LOG_NOTE),
     "--error": _Option(lambda _: [], note=_LOG_NOTE),
     "--mail-type": _Option(lambda _: [], note=_MAIL_NOTE),
@@ -341,8 +343,6 @@ _SLURM_SHORT = {
     "-C": "--constraint",
 }
 _SLURM_REFUSED = {
-    "--array": "job arrays are not supported yet (they are coming): submit one job per "
-    "index for now",
     "--partition": "the facility has no partitions: remove it (ask a GPU model with "
     "--gres=gpu:MODEL:N)",
     "--qos": "the facility has no QOS (fair share orders the queue): remove it",

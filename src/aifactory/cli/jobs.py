@@ -124,6 +124,14 @@ def submit(
             "(repeatable)",
         ),
     ] = None,
+    array: Annotated[
+        str | None,
+        typer.Option(
+            "--array",
+            help="one job per index: 0-99, 0-99:10, 1,3,8-10; %8: at most 8 running "
+            "(the index is in $AIFACTORY_ARRAY_INDEX)",
+        ),
+    ] = None,
     after_ok: Annotated[
         list[int] | None,
         typer.Option("--after-ok", help="start only after this job succeeded (repeatable)"),
@@ -170,6 +178,7 @@ def submit(
         "priority": ("--priority", priority),
         "datasets": ("--dataset", dataset or None),
         "inputs": ("--input", list(dict.fromkeys(inputs or [])) or None),
+        "array": ("--array", array),
         "after_ok": ("--after-ok", list(dict.fromkeys(after_ok or [])) or None),
         "after_any": ("--after-any", list(dict.fromkeys(after_any or [])) or None),
         "after_not_ok": ("--after-not-ok", list(dict.fromkeys(after_not_ok or [])) or None),
@@ -196,9 +205,19 @@ def submit(
     if as_json:
         print_json(job)
     else:
-        typer.echo(f"job {job['id']} {job['state']} in project {job['project']}")
+        typer.echo(_submitted_line(job))
     if wait and job["state"] != "SUCCEEDED":
         raise typer.Exit(job["exit_code"] or 1)
+
+
+def _submitted_line(job: dict[str, Any]) -> str:
+    said = f"job {job['id']} {job['state']} in project {job['project']}"
+    if job.get("array_id") is None:
+        return said
+    limit = job.get("array_throttle")
+    return f"{said}: array {job['array_id']} (aifactory jobs --array {job['array_id']})" + (
+        f", at most {limit} running at once" if limit else ""
+    )
 
 
 Flags = dict[str, tuple[str, Any]]  # a field of the job → (the flag, its value), flags given
@@ -253,7 +272,7 @@ def _command_spec(
         spec["inputs"] = list(dict.fromkeys(reads))
     if "datasets" in value:
         spec["datasets"] = [*spec.get("datasets", []), *value["datasets"]]
-    for field in ("after_ok", "after_any", "after_not_ok"):
+    for field in ("array", "after_ok", "after_any", "after_not_ok"):
         if field in value:
             spec[field] = value[field]
     return spec
@@ -342,13 +361,18 @@ def list_jobs(
     project: Annotated[str | None, typer.Option()] = None,
     state: Annotated[str | None, typer.Option(help="e.g. RUNNING")] = None,
     owner: Annotated[str | None, typer.Option(help="only this user's jobs")] = None,
+    array: Annotated[int | None, typer.Option(help="only this array's tasks")] = None,
     limit: Annotated[int, typer.Option()] = 50,
     as_json: JsonFlag = False,
 ) -> None:
     """List jobs you can see, newest first."""
     with client(ctx) as api:
         found = api.jobs(
-            project=project, state=state.upper() if state else None, owner=owner, limit=limit
+            project=project,
+            state=state.upper() if state else None,
+            owner=owner,
+            limit=limit,
+            array=array,
         )
     if as_json:
         print_json(found)
@@ -359,7 +383,7 @@ def list_jobs(
         [
             [
                 j["id"],
-                j["name"],
+                j["name"] + (f"[{j['array_index']}]" if j.get("array_id") is not None else ""),
                 j["project"],
                 j["user"],
                 j["state"],

@@ -150,8 +150,11 @@ class Client(AccountingCalls, AuditCalls, DatasetCalls, GdprCalls):
         state: str | None = None,
         owner: str | None = None,
         limit: int = 100,
+        array: int | None = None,
     ) -> list[Json]:
         params = {"project": project, "state": state, "owner": owner, "limit": limit}
+        if array is not None:
+            params["array"] = array
         result: list[Json] = self._call("GET", "/jobs", params=params)
         return result
 

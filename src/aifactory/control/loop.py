@@ -38,6 +38,7 @@ from aifactory.control.placement import DeviceBook
 from aifactory.control.reconcile import Move, Plan, plan_for
 from aifactory.control.snapshot import read_snapshot, without_foreign
 from aifactory.control.verdicts import VerdictKeeper
+from aifactory.domain.arrays import ID_ENV, INDEX_ENV
 from aifactory.domain.jobs import ACTIVE, WAITING, JobState
 from aifactory.domain.placement import placement_of, stored_placement
 from aifactory.executors.base import Attempt, Executor, Launch, NodeSlice, Observation
@@ -495,6 +496,13 @@ def _dataset_paths(session: Session, job_ids: list[int]) -> dict[int, tuple[str,
     return found
 
 
+def _array_env(job: Job) -> dict[str, str]:
+    """A task of an array learns which one it is (domain.arrays)."""
+    if job.array_id is None or job.array_index is None:
+        return {}
+    return {ID_ENV: str(job.array_id), INDEX_ENV: str(job.array_index)}
+
+
 def _active(
     job: Job, project: str | None = None, datasets: tuple[str, ...] | None = None
 ) -> ActiveJob:
@@ -505,7 +513,7 @@ def _active(
     launch = Launch(
         attempt=Attempt(job.id, job.attempts),
         command=list(job.command),
-        env=dict(job.env),
+        env={**job.env, **_array_env(job)},
         working_dir=job.working_dir,
         time_limit_s=job.time_limit_s,
         placement=placement,

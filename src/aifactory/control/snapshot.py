@@ -16,6 +16,7 @@ from sqlalchemy import Float, case, cast, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from aifactory.accounting import budget
+from aifactory.domain.arrays import array_state
 from aifactory.domain.dependencies import After, Dependency
 from aifactory.domain.jobs import ACTIVE, JobState
 from aifactory.domain.placement import placement_of
@@ -82,14 +83,23 @@ def read_snapshot(
     )
 
 
-def _states(session: Session, job_ids: list[int]) -> dict[int, JobState]:
-    """Where the jobs that waiting jobs depend on stand."""
+def dependency_states(session: Session, job_ids: list[int]) -> dict[int, JobState]:
+    """Where the jobs that waiting jobs depend on stand; an array's id stands for the whole
+    array (domain.arrays.array_state)."""
+    tasks: dict[int, list[JobState]] = {}
     found: dict[int, JobState] = {}
     for start in range(0, len(job_ids), 500):
         part = job_ids[start : start + 500]
-        rows = session.execute(select(Job.id, Job.state).where(Job.id.in_(part)))
-        found.update({job_id: JobState(state) for job_id, state in rows})
-    return found
+        rows = session.execute(
+            select(Job.id, Job.state, Job.array_id).where(
+                or_(Job.id.in_(part), Job.array_id.in_(part))
+            )
+        )
+        for job_id, state, array_id in rows:
+            found[job_id] = JobState(state)
+            if array_id is not None:
+                tasks.setdefault(array_id, []).append(JobState(state))
+    return found | {array_id: array_state(states) for array_id, states in tasks.items()}
 
 
 def _held(session: Session, projects: dict[int, str]) -> tuple[PendingJob, ...]:
@@ -112,7 +122,7 @@ def _admission(
     funds = budget.wallets(session, paying) if paying else {}
     needed = sorted({d.job_id for job in waiting for d in job.after})
     return Admission(
-        states=_states(session, needed),
+        states=dependency_states(session, needed),
         budgets_enforced=budgets_enforced,
         funds={project: tuple(found) for project, found in funds.items()},
         data=admission.data_uses_by_job(session, now, with_data) if with_data else {},
@@ -238,6 +248,7 @@ _RUNNING_COLUMNS = (
     Job.admitted_at,
     Job.submitted_at,
     Job.time_limit_s,
+    Job.array_id,
 )
 _PENDING_COLUMNS = (
     Job.id,
@@ -255,6 +266,8 @@ _PENDING_COLUMNS = (
     Job.countries,
     Job.uses_datasets,
     Job.after,
+    Job.array_id,
+    Job.array_throttle,
 )
 
 
@@ -269,6 +282,7 @@ def _running(job: Any, project: str) -> RunningJob:
         preemptible=job.preemptible,
         # Asked to stop (cancel or preemption): its devices free up within a grace period.
         stopping=job.cancel_requested or job.preempt_requested_at is not None,
+        array_id=job.array_id,
     )
 
 
@@ -287,6 +301,8 @@ def _pending(job: Any, project: str) -> PendingJob:
         countries=None if job.countries is None else frozenset(job.countries),
         uses_datasets=job.uses_datasets,
         after=tuple(Dependency(After(d["after"]), int(d["job"])) for d in job.after or ()),
+        array_id=job.array_id,
+        array_throttle=job.array_throttle,
     )
 
 

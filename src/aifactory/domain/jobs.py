@@ -89,6 +89,9 @@ class JobSpec:
     # Earlier jobs it must wait for: (after, job id) with after "ok", "any" or "not-ok"
     # (domain.dependencies).
     after: tuple[tuple[str, int], ...] = ()
+    # An array (domain.arrays): one job per index, at most `array_throttle` running at once.
+    array_indices: tuple[int, ...] = ()
+    array_throttle: int | None = None
 
     @property
     def per_node(self) -> Resources:

@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from aifactory.domain import names
+from aifactory.domain.arrays import parse_array
 from aifactory.domain.datasets import ENV_PREFIX
 from aifactory.domain.jobs import JobSpec, JobState, Network
 
@@ -123,6 +124,12 @@ class JobSubmit(Request):
         max_length=32,
         description="start only after these jobs failed, timed out or were cancelled",
     )
+    array: str | None = Field(
+        None,
+        max_length=200,
+        description="an array of tasks, one job each: 0-99, 0-99:10, 1,3,8-10, optionally "
+        "%N (at most N running at once); each task's index is in AIFACTORY_ARRAY_INDEX",
+    )
 
     @field_validator("env")
     @classmethod
@@ -133,6 +140,13 @@ class JobSubmit(Request):
             if key.startswith(ENV_PREFIX):
                 raise ValueError(f"{key!r}: {ENV_PREFIX}* is set by the facility from 'datasets'")
         return env
+
+    @field_validator("array")
+    @classmethod
+    def _array(cls, text: str | None) -> str | None:
+        if text is not None:
+            parse_array(text)  # its ValueError names what is wrong
+        return text
 
     @field_validator("working_dir")
     @classmethod
@@ -172,6 +186,8 @@ class JobSubmit(Request):
             datasets=tuple(self.datasets),
             network=self.network,
             inputs=tuple(dict.fromkeys(self.inputs)),
+            array_indices=parse_array(self.array).indices if self.array else (),
+            array_throttle=parse_array(self.array).throttle if self.array else None,
             after=tuple(
                 dict.fromkeys(
                     [("ok", j) for j in self.after_ok]

@@ -53,6 +53,7 @@ class RunningJob:
     user: str = ""
     preemptible: bool = False
     stopping: bool = False  # asked to stop (preempted or cancelled): its GPUs free up soon
+    array_id: int | None = None  # a task of this array (domain.arrays)
 
     @property
     def gpus(self) -> int:
@@ -81,6 +82,8 @@ class PendingJob:
     held: str | None = None  # HELD now, for this reason; None: waiting in line
     uses_datasets: bool = False  # declared datasets: its project's right to read them decides
     after: tuple[Dependency, ...] = ()  # earlier jobs it waits for (domain.dependencies)
+    array_id: int | None = None  # a task of this array (domain.arrays) …
+    array_throttle: int | None = None  # … of which at most this many may run at once
 
     @property
     def gpu_ms(self) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from aifactory.scheduler import arrays
 from aifactory.scheduler.admission import doomed, hold_reason, releasable, release_reason
 from aifactory.scheduler.decisions import Cancel, Decision, Hold, Release, Start
 from aifactory.scheduler.explain import Explanation, explain
@@ -58,12 +59,22 @@ def decide(
     decisions += [
         Hold(job.job_id, barred[job.job_id]) for job in snapshot.pending if job.job_id in barred
     ]
+    running = arrays.running_tasks(snapshot)
+    full = {j.job_id: arrays.reason(j) for j in in_line.pending if arrays.at_limit(j, running)}
+    if full:  # an array at its limit: its other tasks wait out of this round
+        in_line = replace(
+            in_line, pending=tuple(j for j in in_line.pending if j.job_id not in full)
+        )
     chosen = scheduler(in_line, policy, now) if in_line.pending else []
+    chosen, cut = arrays.within_limits(chosen, {j.job_id: j for j in in_line.pending}, running)
     decisions += chosen
     if not with_verdicts:
         return Round(decisions, None)
     verdicts = explain(_after(in_line, chosen, now), now, policy, after_round=True)
-    return Round(decisions, verdicts | _held(barred))
+    for job in cut:  # started by the policy, held back by its array's limit
+        verdicts[job.job_id] = replace(verdicts[job.job_id], reason=arrays.reason(job))
+    waits = {i: Explanation(i, None, why, None) for i, why in full.items()}
+    return Round(decisions, verdicts | waits | _held(barred))
 
 
 def judge(snapshot: Snapshot, policy: Policy, now: float) -> dict[int, Explanation]:

@@ -45,6 +45,9 @@ class JobView:
     started_at: float | None
     ended_at: float | None
     uses_datasets: bool
+    array_id: int | None
+    array_index: int | None
+    array_throttle: int | None
     inputs: list[int] = field(default_factory=list)
     after: list[Any] = field(default_factory=list)  # as stored: [{"after": …, "job": id}]
     placement: dict[str, NodeShare] = field(default_factory=dict)
@@ -104,6 +107,9 @@ def _view(job: Job, project: str, owner: str) -> JobView:
         started_at=job.started_at,
         ended_at=job.ended_at,
         uses_datasets=job.uses_datasets,
+        array_id=job.array_id,
+        array_index=job.array_index,
+        array_throttle=job.array_throttle,
         inputs=list(job.inputs or []),
         after=list(job.after or []),
         placement=placement_of(job.placement),

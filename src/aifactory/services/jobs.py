@@ -17,11 +17,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from aifactory.accounting.rules import rules_for
+from aifactory.control.snapshot import dependency_states
 from aifactory.domain.datasets import EU_MEMBER_STATES
 from aifactory.domain.dependencies import After, Dependency, DependencyState, never_met
 from aifactory.domain.jobs import ACTIVE, TERMINAL, WAITING, JobSpec, JobState, Network
@@ -126,6 +127,7 @@ def submit_jobs(session: Session, batch: Sequence[Submission], *, now: float) ->
             _with_data(fresh[index], declared)
             data[index] = declared
     outcomes.update(_insert(session, batch, fresh, projects))
+    _insert_array_tasks(session, batch, outcomes, fresh)
     for index, declared in data.items():
         outcome = outcomes.get(index)
         if isinstance(outcome, Submitted) and outcome.created:
@@ -137,6 +139,28 @@ def submit_jobs(session: Session, batch: Sequence[Submission], *, now: float) ->
             replace(settled, created=False) if isinstance(settled, Submitted) else settled
         )
     return [outcomes[i] for i in range(len(batch))]
+
+
+def _insert_array_tasks(
+    session: Session,
+    batch: Sequence[Submission],
+    outcomes: dict[int, Outcome],
+    fresh: dict[int, NewJob],
+) -> None:
+    """An array's first task was inserted with the batch; its id is the array's id. Its other
+    tasks follow, each a job of its own with its index."""
+    for index, first in fresh.items():
+        outcome, spec = outcomes.get(index), batch[index].spec
+        if len(spec.array_indices) < 1 or not (isinstance(outcome, Submitted) and outcome.created):
+            continue
+        session.execute(update(Job).where(Job.id == first.id).values(array_id=first.id))
+        first.array_id = first.id
+        rest = [
+            replace(first, id=0, array_index=i, idempotency_key=None)
+            for i in spec.array_indices[1:]
+        ]
+        if rest:
+            insert_jobs(session, rest, [batch[index].principal.name] * len(rest))
 
 
 def _submit_events(
@@ -212,11 +236,11 @@ def _check_after(session: Session, principal: Principal, spec: JobSpec) -> None:
     does not exist), and not already ended the way that can never let it run."""
     if not spec.after:
         return
-    wanted = {job_id for _, job_id in spec.after}
-    rows = session.execute(select(Job.id, Job.project_id, Job.state).where(Job.id.in_(wanted)))
-    states = {
-        i: JobState(state) for i, project, state in rows if principal.may(Action.JOB_READ, project)
-    }
+    wanted = sorted({job_id for _, job_id in spec.after})
+    rows = session.execute(select(Job.id, Job.project_id).where(Job.id.in_(wanted)))
+    seen = [i for i, project in rows if principal.may(Action.JOB_READ, project)]
+    states = dependency_states(session, seen)  # an array's id: the whole array
+
     for after, job_id in spec.after:
         field = "after_" + after.replace("-", "_")
         if job_id not in states:
@@ -352,6 +376,8 @@ def _new_job(spec: JobSpec, project_id: int, user_id: int, key: str | None, now:
         network=spec.network.value,
         inputs=list(spec.inputs) or None,
         after=[{"after": after, "job": job_id} for after, job_id in spec.after] or None,
+        array_index=spec.array_indices[0] if spec.array_indices else None,
+        array_throttle=spec.array_throttle,
         idempotency_key=key,
         submitted_at=now,
         updated_at=now,
@@ -368,6 +394,7 @@ def list_jobs(
     limit: int = 100,
     before_id: int | None = None,
     name_contains: str | None = None,
+    array_id: int | None = None,
 ) -> list[JobView]:
     """Newest first, `limit` at most; page on with `before_id` (the last id seen), so a page
     costs the same on the thousandth page as on the first."""
@@ -385,6 +412,8 @@ def list_jobs(
         stmt = stmt.where(Job.id < before_id)
     if name_contains:
         stmt = stmt.where(Job.name.icontains(name_contains, autoescape=True))
+    if array_id is not None:
+        stmt = stmt.where(Job.array_id == array_id)
     return views_of(session, session.scalars(stmt))
 
 

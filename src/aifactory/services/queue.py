@@ -60,7 +60,9 @@ def queue(
         paused = flags.admission_paused(session)
         found = [(job, _in_line(v, paused)) for job, v in _line(session, scope, limit)]
         if len(found) < limit:
-            found += [(job, _not_judged(job)) for job in _unjudged(session, scope, limit)]
+            found += [
+                (job, _aside(job, v, paused)) for job, v in _aside_line(session, scope, limit)
+            ]
         if len(found) < limit:
             found += [(job, _held(job, v)) for job, v in _holds(session, scope, limit)]
     found = found[:limit]
@@ -79,9 +81,7 @@ def explain_job(
     verdict = session.get(JobVerdict, job.id)
     if job.state == JobState.HELD.value:
         return _held(job, verdict)
-    if verdict is None or verdict.held:
-        return _not_judged(job)
-    return _in_line(verdict, flags.admission_paused(session))
+    return _aside(job, verdict, flags.admission_paused(session))
 
 
 def _scope(session: Session, principal: Principal, project: str | None) -> ColumnElement[bool]:
@@ -111,18 +111,29 @@ def _line(
     return [(job, verdict) for job, verdict in session.execute(stmt)]
 
 
-def _unjudged(session: Session, scope: ColumnElement[bool], limit: int) -> Sequence[Job]:
-    """Waiting jobs the last round did not see in line (submitted or released since)."""
-    in_line = select(JobVerdict.job_id).where(
-        JobVerdict.job_id == Job.id, JobVerdict.held.is_(False)
-    )
+def _aside_line(
+    session: Session, scope: ColumnElement[bool], limit: int
+) -> list[tuple[Job, JobVerdict | None]]:
+    """Waiting jobs the last round did not place in line: those it kept aside (an array at its
+    limit) and those it did not see (submitted or released since)."""
     stmt = (
-        select(Job)
-        .where(Job.state == JobState.PENDING.value, ~in_line.exists(), scope)
+        select(Job, JobVerdict)
+        .outerjoin(JobVerdict, JobVerdict.job_id == Job.id)
+        .where(
+            Job.state == JobState.PENDING.value,
+            or_(JobVerdict.job_id.is_(None), JobVerdict.position.is_(None)),
+            scope,
+        )
         .order_by(Job.id)
         .limit(limit)
     )
-    return session.scalars(stmt).all()
+    return [(job, verdict) for job, verdict in session.execute(stmt)]
+
+
+def _aside(job: Job | JobView, verdict: JobVerdict | None, paused: bool) -> Explanation:
+    if verdict is None or verdict.held:
+        return _not_judged(job)
+    return _in_line(verdict, paused)
 
 
 def _holds(

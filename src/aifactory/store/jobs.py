@@ -105,6 +105,9 @@ class NewJob:
     network: str = "none"
     inputs: list[int] | None = None
     after: list[Any] | None = None
+    array_id: int | None = None
+    array_index: int | None = None
+    array_throttle: int | None = None
     id: int = 0
 
 

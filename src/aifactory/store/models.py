@@ -164,6 +164,11 @@ class Job(Base):
     inputs: Mapped[list[int] | None] = mapped_column(JSON)
     # Its dependencies: [{"after": "ok" | "any" | "not-ok", "job": id}] (domain.dependencies).
     after: Mapped[list[Any] | None] = mapped_column(JSON)
+    # A task of an array (domain.arrays): the array's id (its first task's), this task's index,
+    # and how many of its tasks may run at once (None: no limit).
+    array_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    array_index: Mapped[int | None] = mapped_column(Integer)
+    array_throttle: Mapped[int | None] = mapped_column(Integer)
 
 
 class JobEvent(Base):

@@ -97,9 +97,17 @@ def list_jobs(
     owner: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    array: Annotated[int | None, Query(ge=1, le=MAX_ID, description="an array's tasks")] = None,
 ) -> list[JobOut]:
     found = service.list_jobs(
-        session, user, project=project, state=state, user=owner, limit=limit, before_id=before_id
+        session,
+        user,
+        project=project,
+        state=state,
+        user=owner,
+        limit=limit,
+        before_id=before_id,
+        array_id=array,
     )
     return [_out(job) for job in found]
 

@@ -97,6 +97,36 @@ def test_logs_follow_streams_until_the_job_ends(facility: FacilityProcess) -> No
     assert followed.stdout == "line 1\nline 2\nline 3\n"
 
 
+def test_submit_wait_follows_the_job_as_srun_would(facility: FacilityProcess) -> None:
+    """Its state as it changes on stderr, its output as it comes on stdout, its exit code."""
+    env = as_admin(facility)
+    script = "echo first; sleep 1; echo second; exit 3"
+    ran = cli("submit", "--wait", "--", "bash", "-c", script, env=env)
+    assert ran.returncode == 3
+    assert ran.stdout == "first\nsecond\n"
+    said = ran.stderr.splitlines()
+    assert said[0].startswith("job ")
+    assert " in project default" in said[0]
+    assert any(" RUNNING on " in line for line in said), said
+    assert said[-1].endswith(" FAILED: exited with code 3"), said
+
+
+def test_logs_as_json_for_scripts(facility: FacilityProcess) -> None:
+    env = as_admin(facility)
+    ran = cli("submit", "--json", "--wait", "--", "bash", "-c", "echo a; echo b", env=env)
+    job_id = str(json.loads(ran.stdout)["id"])
+    whole = json.loads(cli("logs", "--json", job_id, env=env).stdout)
+    assert (whole["text"], whole["complete"]) == ("a\nb\n", True)
+    followed = [
+        json.loads(line)
+        for line in cli("logs", "-f", "--json", job_id, env=env).stdout.splitlines()
+    ]
+    assert "".join(c["text"] for c in followed) == "a\nb\n"
+    assert followed[-1]["complete"] is True
+    last = json.loads(cli("logs", "--json", "--tail", "1", job_id, env=env).stdout)
+    assert last["text"] == "b\n"
+
+
 def test_cancel_stops_a_running_job(facility: FacilityProcess) -> None:
     env = as_admin(facility)
     job = json.loads(cli("submit", "--json", "--", "sleep", "60", env=env).stdout)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from typer.testing import CliRunner
 
 from aifactory.cli.main import app
@@ -26,3 +28,13 @@ def test_markdown_is_the_table_of_docs_permissions_md() -> None:
 
     assert result.exit_code == 0, result.output
     assert result.output == as_markdown()
+
+
+def test_json_is_the_matrix_as_data() -> None:
+    result = CliRunner().invoke(app, ["permissions", "--json"], env=NOWHERE)
+
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.output)
+    rows = {row["action"]: set(row["roles"]) for row in found["actions"]}
+    assert rows == {a.value: {r.value for r in MATRIX[a].roles} for a in Action}
+    assert set(found["facility_roles"]) | set(found["project_roles"]) == {r.value for r in Role}

@@ -9,8 +9,8 @@ import typer
 
 from aifactory.cli.context import client
 from aifactory.cli.formats import print_json, printable, table
+from aifactory.cli.units import JsonFlag
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 NOT_MEASURED = "not measured"
 
 

@@ -12,6 +12,7 @@ import typer
 from aifactory.cli.config import config_path, load, save
 from aifactory.cli.context import client
 from aifactory.cli.formats import print_json, table
+from aifactory.cli.units import JsonFlag
 
 facility_app = typer.Typer(
     help="The facility: nodes, queue, admission (operators).", invoke_without_command=True
@@ -20,7 +21,6 @@ sites_app = typer.Typer(
     help="Sites: where nodes stand, and the country data residency counts them in.",
     invoke_without_command=True,
 )
-JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 
 
 def register(app: typer.Typer) -> None:

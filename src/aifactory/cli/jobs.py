@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from aifactory.cli.context import client
+from aifactory.cli.follow import follow
 from aifactory.cli.formats import (
     parse_env,
     print_json,
@@ -19,14 +21,12 @@ from aifactory.cli.formats import (
     table,
     when,
 )
-from aifactory.cli.units import JOULES_PER_KWH, energy, hours, parse_duration
+from aifactory.cli.units import JOULES_PER_KWH, JsonFlag, energy, hours, parse_duration
 from aifactory.client import Client
 from aifactory.recipes import catalogue
 
 if TYPE_CHECKING:
     from aifactory.cli.jobfile import JobFile
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 
 
 def register(app: typer.Typer) -> None:
@@ -155,7 +155,13 @@ def submit(
     idempotency_key: Annotated[
         str | None, typer.Option("--idempotency-key", help="resubmits return the same job")
     ] = None,
-    wait: Annotated[bool, typer.Option(help="wait for the job to end; exit with its code")] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            help="follow the job until it ends: its state and why it waits (stderr), its "
+            "output (stdout); exit with its code"
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Submit a job: aifactory submit --gpus 1 -- python train.py; a job file: aifactory
@@ -200,8 +206,12 @@ def submit(
             print_json({k: v for k, v in spec.items() if v is not None})
             return
         job = api.submit(idempotency_key=key, **spec)
-        if wait:
-            job = api.wait(job["id"])
+        if wait and as_json:
+            job = api.wait(job["id"])  # machine-readable: only the ended job, on stdout
+        elif wait:
+            typer.echo(_submitted_line(job), err=True)
+            job = follow(api, job["id"])
+            raise typer.Exit(0 if job["state"] == "SUCCEEDED" else (job["exit_code"] or 1))
     if as_json:
         print_json(job)
     else:
@@ -488,8 +498,19 @@ def logs(
         bool, typer.Option("--follow", "-f", help="stream until the job ends")
     ] = False,
     tail: Annotated[int | None, typer.Option(help="only the last N lines")] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="print JSON for scripts: {text, offset, size, complete}; with -f one such "
+            "object a line as the output comes",
+        ),
+    ] = False,
 ) -> None:
     """Print a job's output (stdout and stderr)."""
+    if as_json:
+        _logs_json(ctx, job_id, follow=follow, tail=tail)
+        return
     with client(ctx) as api:
         if tail is not None:
             first = api.logs(job_id, tail=tail)
@@ -508,6 +529,22 @@ def logs(
         for text in api.follow_logs(job_id, offset=offset):
             sys.stdout.write(text)
             sys.stdout.flush()
+
+
+def _logs_json(ctx: typer.Context, job_id: int, *, follow: bool, tail: int | None) -> None:
+    """The log as the API gives it: all of it (or its last lines) in one object; following,
+    one object per piece read, each on its own line, the last one `complete`."""
+    with client(ctx) as api:
+        chunk = api.logs(job_id, tail=tail) if tail is not None else api.logs(job_id)
+        while not follow and not chunk["complete"] and chunk["offset"] < chunk["size"]:
+            more = api.logs(job_id, offset=chunk["offset"])
+            chunk = {**more, "text": chunk["text"] + more["text"]}
+        typer.echo(json.dumps(chunk, ensure_ascii=False))
+        while follow and not chunk["complete"]:
+            time.sleep(0.5)
+            chunk = api.logs(job_id, offset=chunk["offset"])
+            if chunk["text"] or chunk["complete"]:
+                typer.echo(json.dumps(chunk, ensure_ascii=False))
 
 
 def set_priority(

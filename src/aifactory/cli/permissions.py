@@ -5,10 +5,12 @@ holds, with what each action is.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from aifactory.cli.formats import print_json
+from aifactory.cli.units import JsonFlag
 from aifactory.domain.permissions import FACILITY_ROLES, MATRIX, Action, Role, as_markdown
 
 
@@ -20,9 +22,29 @@ def permissions(
     markdown: Annotated[
         bool, typer.Option("--markdown", help="as the Markdown table of docs/permissions.md")
     ] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Which role may do which action: facility roles everywhere, project roles in their project."""
+    if as_json:
+        print_json(as_data())
+        return
     typer.echo(as_markdown() if markdown else as_text(), nl=False)
+
+
+def as_data() -> dict[str, Any]:
+    """The matrix as data: each action, what it is, and the roles that may do it."""
+    return {
+        "facility_roles": [r.value for r in Role if r in FACILITY_ROLES],
+        "project_roles": [r.value for r in Role if r not in FACILITY_ROLES],
+        "actions": [
+            {
+                "action": action.value,
+                "what": MATRIX[action].why,
+                "roles": [r.value for r in Role if r in MATRIX[action].roles],
+            }
+            for action in Action
+        ],
+    }
 
 
 def as_text() -> str:

@@ -16,10 +16,9 @@ import typer
 
 from aifactory.cli.context import client
 from aifactory.cli.formats import print_json, printable, table
-from aifactory.cli.units import parse_duration
+from aifactory.cli.units import JsonFlag, parse_duration
 from aifactory.client import ApiError, Client
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 JobIds = Annotated[list[int], typer.Argument(metavar="JOB", help="job ids")]
 CHANGES = ("cancelled", "stopping")  # outcomes that end or stop a job
 FAILURES = ("not found", "refused")

@@ -9,9 +9,8 @@ import typer
 from aifactory.cli.config import resolve, save
 from aifactory.cli.context import client
 from aifactory.cli.formats import print_json, table, when
+from aifactory.cli.units import JsonFlag
 from aifactory.client import Client
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 
 org_app = typer.Typer(help="Organisations (universities, institutes, startups...).")
 project_app = typer.Typer(help="Projects: the tenants that own jobs and allocations.")

@@ -83,7 +83,10 @@ def _prepare(spec: RunSpec, env: JobEnv) -> Loop:
         forward = nn.parallel.DistributedDataParallel(forward, device_ids=ids)
     gpus = env.world_size if device.type == "cuda" else 0
     progress = Progress(
-        env.progress_file if env.rank == 0 else None, attempt=env.attempt, gpu_count=gpus
+        env.progress_file if env.rank == 0 else None,
+        attempt=env.attempt,
+        gpu_count=gpus,
+        speak=env.rank == 0,
     )
     n_params = parameter_count(run.model)
     fpt = flops_per_token(run.config.model, n_params)

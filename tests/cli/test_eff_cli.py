@@ -103,6 +103,11 @@ def test_the_worst_jobs_of_a_project_come_first(live_server: LiveServer) -> None
     assert "1.76" in shown.stdout  # its idle GPU-hours: 2 h × 88 %
     rows = [line.split("│")[1].strip() for line in shown.stdout.splitlines() if "SUCCEEDED" in line]
     assert rows == [str(worst)]
+    token = live_server.admin_token
+    usage = ["--url", live_server.url, "--token", token, "usage", "--project", "default"]
+    same = CliRunner().invoke(app, [*usage, "--least-efficient", "1"])
+    assert same.exit_code == 0, same.output
+    assert same.stdout == shown.stdout  # `usage` lists them too
 
 
 def test_a_job_or_a_project_is_asked_for_not_both(live_server: LiveServer) -> None:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from aifactory.cli.context import client
+from aifactory.cli.eff import eff
 from aifactory.cli.formats import print_json, table
 from aifactory.cli.units import (
     JOULES_PER_KWH,
@@ -38,9 +39,23 @@ def show_usage(
     project: Annotated[str | None, typer.Option(help="only this project's")] = None,
     start: MaybeFrom = None,
     end: MaybeTo = None,
+    least_efficient: Annotated[
+        int | None,
+        typer.Option(
+            "--least-efficient",
+            help="instead: the project's N finished jobs that wasted most of what they asked "
+            "(as aifactory eff --project P --worst N)",
+            min=1,
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Usage that ended in [--from, --to): GPU time, energy and cost, with totals."""
+    if least_efficient is not None:
+        if project is None:
+            raise typer.BadParameter("--least-efficient needs --project")
+        eff(ctx, project=project, worst=least_efficient, as_json=as_json)
+        return
     with client(ctx) as api:
         found = api.usage(project=project, start=start, end=end)
     if as_json:

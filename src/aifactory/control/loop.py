@@ -48,7 +48,13 @@ from aifactory.scheduler.decisions import Cancel, Release
 from aifactory.scheduler.verdict import Round, decide, judge
 from aifactory.store import flags
 from aifactory.store.db import Database
-from aifactory.store.jobs import jobs_in_states, lock_job, request_preemption, switch_job_state
+from aifactory.store.jobs import (
+    jobs_in_states,
+    lock_in_order,
+    lock_job,
+    request_preemption,
+    switch_job_state,
+)
 from aifactory.store.leases import release, try_acquire
 from aifactory.store.models import DatasetVersion, Job, JobDataset, Node, Project
 from aifactory.store.nodes import offer_only, upsert_node
@@ -272,6 +278,7 @@ class ControlLoop:
         with self.db.session() as session:
             self._fence(session)
             now = self.clock()
+            lock_in_order(session, [job.id for job in changing])
             for job in changing:
                 row = lock_job(session, job.id)
                 if row is None or not job.unchanged(row):
@@ -326,6 +333,7 @@ class ControlLoop:
         decisions = found.decisions
         with self.db.session() as session:
             self._fence(session)
+            lock_in_order(session, [d.job_id for d in decisions])
             self._cancel(session, [d for d in decisions if isinstance(d, Cancel)])
             self._release(session, [d for d in decisions if isinstance(d, Release)])
             stops = self._preempt(session, [d for d in decisions if isinstance(d, Preempt)])

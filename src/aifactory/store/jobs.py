@@ -8,7 +8,7 @@ job (and its event); the state itself moves only when the executor has seen the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,6 +147,16 @@ def insert_jobs(session: Session, jobs: Sequence[NewJob], actors: Sequence[str])
 def lock_job(session: Session, job_id: int) -> Job | None:
     """Load a job for change; on PostgreSQL the row stays locked until commit."""
     return session.scalars(select(Job).where(Job.id == job_id).with_for_update()).first()
+
+
+def lock_in_order(session: Session, job_ids: Iterable[int]) -> None:
+    """Lock these jobs' rows at once, in id order, before changing them one by one: two
+    transactions that each lock many jobs (a round of the control loop, a cancel of many) then
+    take them in the same order and cannot deadlock on PostgreSQL."""
+    ids = sorted(set(job_ids))
+    for start in range(0, len(ids), 500):
+        part = ids[start : start + 500]
+        session.execute(select(Job.id).where(Job.id.in_(part)).order_by(Job.id).with_for_update())
 
 
 def jobs_in_states(session: Session, states: Sequence[JobState]) -> list[Job]:

@@ -131,6 +131,7 @@ class _Daemons:
                 stdout=console,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                cwd=self.logs_dir,  # a crash dumps its core beside its log, not in the checkout
             )
         self.procs.append((name, proc))
 

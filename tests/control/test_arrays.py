@@ -3,40 +3,17 @@ more running than its limit. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import pytest
-
 from aifactory.control.loop import ControlLoop
 from aifactory.domain.arrays import ID_ENV, INDEX_ENV
 from aifactory.domain.jobs import JobSpec, JobState
 from aifactory.executors.base import Observation, Outcome, Phase
-from aifactory.scheduler import Policy
 from aifactory.services import queue as queue_service
 from aifactory.services.auth import principal_of
-from aifactory.services.bootstrap import bootstrap
 from aifactory.services.jobs import list_jobs, submit_job
 from aifactory.services.tenancy import user_by_name
 from aifactory.store.db import Database
 from tests.conftest import FakeClock
 from tests.control.fake_executor import FakeExecutor
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def executor() -> FakeExecutor:
-    return FakeExecutor(gpus=8)
-
-
-@pytest.fixture
-def loop(db: Database, executor: FakeExecutor, clock: FakeClock) -> ControlLoop:
-    with db.session() as session:
-        bootstrap(session, now=clock())
-    control = ControlLoop(db, executor, Policy(), clock, lease_ttl_s=10)
-    assert control.tick()
-    return control
 
 
 def states(db: Database, array_id: int) -> dict[int, str]:

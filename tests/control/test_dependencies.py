@@ -10,10 +10,8 @@ from aifactory.control.loop import ControlLoop
 from aifactory.domain.jobs import JobSpec, JobState
 from aifactory.errors import InvalidInput
 from aifactory.executors.base import Observation, Outcome, Phase
-from aifactory.scheduler import Policy
 from aifactory.services import queue as queue_service
 from aifactory.services.auth import principal_of
-from aifactory.services.bootstrap import bootstrap
 from aifactory.services.jobs import show_job, submit_job
 from aifactory.services.tenancy import user_by_name
 from aifactory.store.db import Database
@@ -21,25 +19,6 @@ from aifactory.store.jobs import lock_job, switch_job_state
 from tests.conftest import FakeClock
 from tests.control.fake_executor import FakeExecutor
 from tests.control.helpers import events, job
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def executor() -> FakeExecutor:
-    return FakeExecutor(gpus=8)
-
-
-@pytest.fixture
-def loop(db: Database, executor: FakeExecutor, clock: FakeClock) -> ControlLoop:
-    with db.session() as session:
-        bootstrap(session, now=clock())
-    control = ControlLoop(db, executor, Policy(), clock, lease_ttl_s=10)
-    assert control.tick()
-    return control
 
 
 def submit(db: Database, now: float, *after: tuple[str, int]) -> int:

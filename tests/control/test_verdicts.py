@@ -12,7 +12,6 @@ from aifactory.domain.jobs import JobState
 from aifactory.scheduler import Policy
 from aifactory.services import queue as queue_service
 from aifactory.services.auth import principal_of
-from aifactory.services.bootstrap import bootstrap
 from aifactory.services.tenancy import user_by_name
 from aifactory.store import flags
 from aifactory.store.db import Database
@@ -20,20 +19,6 @@ from aifactory.store.models import JobVerdict
 from tests.conftest import FakeClock
 from tests.control.fake_executor import FakeExecutor
 from tests.control.helpers import cancel, job, submit
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def loop(db: Database, clock: FakeClock) -> ControlLoop:
-    with db.session() as session:
-        bootstrap(session, now=clock())
-    control = ControlLoop(db, FakeExecutor(gpus=8), Policy(), clock, lease_ttl_s=10)
-    assert control.tick()
-    return control
 
 
 def _queue(db: Database, clock: FakeClock) -> list[queue_service.Queued]:

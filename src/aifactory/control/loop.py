@@ -57,6 +57,7 @@ from aifactory.store.jobs import (
 )
 from aifactory.store.leases import release, try_acquire
 from aifactory.store.models import DatasetVersion, Job, JobDataset, Node, Project
+from aifactory.store.names import names_of
 from aifactory.store.nodes import offer_only, upsert_node
 from aifactory.store.sites import known_site
 
@@ -242,7 +243,7 @@ class ControlLoop:
     def _sync(self) -> None:
         with self.db.read() as session:
             jobs = jobs_in_states(session, sorted(ACTIVE))
-            names = _project_names(session, {job.project_id for job in jobs})
+            names = names_of(session, Project, {job.project_id for job in jobs})
             data = _dataset_paths(session, [job.id for job in jobs if job.uses_datasets])
             active = [_active(job, names.get(job.project_id), data.get(job.id)) for job in jobs]
         if not active:
@@ -478,13 +479,6 @@ def _device_book(session: Session) -> DeviceBook:
         {n.id: n.cpus for n in nodes},
         [placement_of(job.placement) for job in active],
     )
-
-
-def _project_names(session: Session, ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    rows = session.execute(select(Project.id, Project.name).where(Project.id.in_(sorted(ids))))
-    return {project_id: name for project_id, name in rows}
 
 
 def _dataset_paths(session: Session, job_ids: list[int]) -> dict[int, tuple[str, ...]]:

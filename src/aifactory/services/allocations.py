@@ -47,6 +47,7 @@ from aifactory.store.models import (
     Programme,
     Project,
 )
+from aifactory.store.names import names_of
 
 MAX_QUOTA_GPUS = 100_000
 NAME_LIMIT = 64  # allocations.name is String(64)
@@ -356,8 +357,8 @@ def views_of(
     """Each allocation with its names, balance and alerts, in three queries for all of them."""
     ids = [a.id for a in allocations]
     balances = ledger.balances(session, ids)
-    projects = _names(session, Project, {a.project_id for a in allocations})
-    programmes = _names(session, Programme, {a.programme_id for a in allocations})
+    projects = names_of(session, Project, {a.project_id for a in allocations})
+    programmes = names_of(session, Programme, {a.programme_id for a in allocations})
     alerts: dict[int, list[AlertRecord]] = {}
     stmt = select(AllocationAlert).where(AllocationAlert.allocation_id.in_(ids))
     for alert in session.scalars(stmt.order_by(AllocationAlert.threshold)):
@@ -373,12 +374,3 @@ def views_of(
         )
         for a in allocations
     ]
-
-
-def _names(
-    session: Session, model: type[Project] | type[Programme], ids: set[int]
-) -> dict[int, str]:
-    if not ids:
-        return {}
-    rows = session.execute(select(model.id, model.name).where(model.id.in_(ids)))
-    return {row_id: name for row_id, name in rows}

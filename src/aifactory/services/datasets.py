@@ -61,6 +61,7 @@ from aifactory.services.programmes import no_nul
 from aifactory.services.tenancy import project_by_name
 from aifactory.store.db import Database
 from aifactory.store.models import Dataset, DatasetGrant, DatasetVersion, Project
+from aifactory.store.names import names_of
 
 REGISTRY_LOCK = 0x41464453  # PostgreSQL advisory lock: registrations of data take turns
 SHORT, LONG = 200, 20_000  # text limits: String(200) columns; descriptions
@@ -436,7 +437,9 @@ def _views(
     for grant in session.scalars(stmt_grants.order_by(DatasetGrant.id)):
         grants.setdefault(grant.dataset_id, []).append(grant)
     owners = {d.owner_project_id for d in datasets if d.owner_project_id is not None}
-    names = _project_names(session, owners | {g.project_id for gs in grants.values() for g in gs})
+    names = names_of(
+        session, Project, owners | {g.project_id for gs in grants.values() for g in gs}
+    )
     return [
         DatasetView(
             dataset=dataset_info(d),
@@ -450,14 +453,6 @@ def _views(
         )
         for d in datasets
     ]
-
-
-def _project_names(session: Session, ids: Iterable[int]) -> dict[int, str]:
-    wanted = set(ids)
-    if not wanted:
-        return {}
-    rows = session.execute(select(Project.id, Project.name).where(Project.id.in_(wanted)))
-    return {project_id: name for project_id, name in rows}
 
 
 def refuse_closed(session: Session, project: Project | None, field: str) -> None:

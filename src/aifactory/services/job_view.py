@@ -3,15 +3,15 @@ ids and the placement typed. The one place the id → name lookup for jobs is wr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aifactory.domain.placement import NodeShare, placement_of
 from aifactory.store.models import Job, Project, User
+from aifactory.store.names import names_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,16 +64,6 @@ def views_of(session: Session, jobs: Iterable[Job]) -> list[JobView]:
 def view_of(session: Session, job: Job) -> JobView:
     (found,) = views_of(session, [job])
     return found
-
-
-def names_of(
-    session: Session, model: type[Project] | type[User], ids: Iterable[int]
-) -> dict[int, str]:
-    wanted: Sequence[int] = sorted(set(ids))
-    if not wanted:
-        return {}
-    rows = session.execute(select(model.id, model.name).where(model.id.in_(wanted)))
-    return {row_id: name for row_id, name in rows}
 
 
 def _view(job: Job, project: str, owner: str) -> JobView:

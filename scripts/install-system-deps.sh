@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the system packages aifactory needs, when they are missing.
-#   --run   what running a facility needs: bubblewrap, the sandbox every job runs in.
+#   --run   what running a facility needs: bubblewrap, the sandbox every job runs in; runc and
+#           tini (its static build), which run jobs in OCI images.
 #   (none)  that, and what the test suite needs: PostgreSQL's server, and Slurm with munge,
 #           slurmdbd and MariaDB's server binary (the tests start a real PostgreSQL server and
 #           a real one-host Slurm cluster of their own, with accounting so that sacct works),
-#           and Debian's Chromium, which the portal's browser tests drive headless.
+#           Debian's Chromium, which the portal's browser tests drive headless, and a static
+#           busybox, from which the container tests make their images.
 # Debian/Ubuntu, as root or with sudo. Fast and silent when all is there.
 set -euo pipefail
 
@@ -13,6 +15,8 @@ have_postgres() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command
 
 missing=()
 have bwrap || missing+=(bubblewrap)
+have runc || missing+=(runc)
+[ -x /usr/bin/tini-static ] || missing+=(tini)
 if [ "${1:-}" != "--run" ]; then
 have_postgres || missing+=(postgresql)
 have runuser || missing+=(util-linux)
@@ -22,6 +26,7 @@ have slurmd || missing+=(slurmd)
 have slurmdbd || missing+=(slurmdbd)
 have mariadbd || missing+=(mariadb-server-core)
 have chromium || missing+=(chromium)
+{ [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; } || missing+=(busybox-static)  # static
 for tool in sbatch squeue sacct scontrol scancel sinfo; do
   have "$tool" || { missing+=(slurm-client); break; }
 done

@@ -146,6 +146,7 @@ def serving(db: Database, tmp_path: Path) -> Iterator[LiveServer]:
         ready=lambda: True,
         data_root=tmp_path / "datasets",
         jobs_dir=tmp_path / "jobs",
+        software_dir=tmp_path / "software",
     )
     port = free_port()
     config = uvicorn.Config(

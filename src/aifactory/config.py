@@ -52,6 +52,26 @@ class Settings(BaseSettings):
         description="where jobs' directories lie (default: data_dir/jobs); with the Slurm "
         "executor, a directory every node shares",
     )
+    software_root: Path | None = Field(
+        None,
+        description="where Python environments and imported images lie (default: "
+        "data_dir/software); with the Slurm executor, a directory every node shares",
+    )
+    package_index: str | None = Field(
+        None,
+        description="the package registry environments are built from (a PEP 503 simple index "
+        "URL, e.g. the facility's own mirror); default: pip's own configuration",
+    )
+    package_find_links: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="directories of wheels environments may be built from besides the index, "
+        "e.g. an offline wheelhouse (':'-separated)",
+    )
+    container_runtime: Path | None = Field(
+        None,
+        description="the OCI runtime jobs with an image run under (default: runc, else crun, "
+        "from the system's packages)",
+    )
     # The sandbox every job runs in (executors.sandbox; docs/sandbox.md).
     sandbox_software: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
@@ -130,7 +150,9 @@ class Settings(BaseSettings):
             ipaddress.ip_network(proxy)  # its ValueError names the value, for `up` to show
         return found
 
-    @field_validator("sandbox_software", "sandbox_workdir_roots", mode="before")
+    @field_validator(
+        "sandbox_software", "sandbox_workdir_roots", "package_find_links", mode="before"
+    )
     @classmethod
     def _paths(cls, given: str | list[str]) -> list[str]:
         items = [given] if isinstance(given, str) else given
@@ -156,6 +178,10 @@ class Settings(BaseSettings):
     @property
     def datasets_dir(self) -> Path:
         return (self.data_root or self.data_dir / "datasets").resolve()
+
+    @property
+    def software_dir(self) -> Path:
+        return (self.software_root or self.data_dir / "software").resolve()
 
     @property
     def jobs_dir(self) -> Path:

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from aifactory.api.app import DEFAULT_MAX_BODY, Background, create_app
 from aifactory.cli.config import config_path as cli_config_path
 from aifactory.config import Settings
+from aifactory.control.builds import BuilderConfig, EnvironmentBuilder
 from aifactory.control.loop import ControlLoop
 from aifactory.control.samples import Sampler
 from aifactory.domain.tenancy import FacilityRole
@@ -32,7 +33,8 @@ from aifactory.executors.base import Executor
 from aifactory.executors.local.executor import LocalConfig, LocalExecutor
 from aifactory.executors.sandbox import check as sandbox_check
 from aifactory.executors.sandbox.check import SandboxReport
-from aifactory.executors.sandbox.identity import IdentityConfig
+from aifactory.executors.sandbox.identity import Identities, IdentityConfig
+from aifactory.executors.sandbox.software import host_software
 from aifactory.executors.slurm.commands import SlurmClient, SlurmConfig
 from aifactory.executors.slurm.executor import SlurmExecutor, SlurmExecutorConfig
 from aifactory.faces.state import AppState
@@ -41,7 +43,9 @@ from aifactory.scheduler import Policy, policy_named
 from aifactory.services import passwords
 from aifactory.services.auth import issue_token
 from aifactory.services.bootstrap import bootstrap
+from aifactory.services.environments import BuildTarget
 from aifactory.services.login import purge_sessions
+from aifactory.software import layout
 from aifactory.store import flags
 from aifactory.store.db import Database, is_sqlite
 from aifactory.store.migrate import upgrade
@@ -65,6 +69,7 @@ class Facility:
     admin_password: str | None = None
     clock: Callable[[], float] = time.time  # the API's and the control loop's one clock
     sandbox: SandboxReport | None = None  # the local sandbox as checked at the start
+    builder: EnvironmentBuilder | None = None  # builds environments (control.builds)
 
 
 def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facility:
@@ -94,10 +99,46 @@ def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facilit
         tick_s=settings.tick_s,
         enforce_budgets=settings.enforce_budgets,
         housekeeping=housekeeping(settings, db),
+        software_dir=settings.software_dir,
     )
     return Facility(
-        settings, db, executor, loop, token, clock=clock, admin_password=password, sandbox=sandbox
+        settings,
+        db,
+        executor,
+        loop,
+        token,
+        clock=clock,
+        admin_password=password,
+        sandbox=sandbox,
+        builder=make_builder(settings, db, clock),
     )
+
+
+def make_builder(
+    settings: Settings, db: Database, clock: Callable[[], float]
+) -> EnvironmentBuilder:
+    """Builds run on this host, in the sandbox, as the builder's identity: project 0's, which
+    no project has (the facility's own where it does not run as root)."""
+    config = IdentityConfig.for_this_process(mode="project", uid_base=settings.sandbox_uid_base)
+    identities = Identities(config)
+    return EnvironmentBuilder(
+        db,
+        BuilderConfig(
+            settings.software_dir, settings.package_index, tuple(settings.package_find_links)
+        ),
+        identity=lambda: identities.of(0, "builder"),
+        software=host_software(protected=[*protected_paths(settings), settings.jobs_dir]),
+        clock=clock,
+    )
+
+
+def registry(settings: Settings) -> str | None:
+    """Where builds take packages from, as it goes into a build's key: the index and the
+    wheelhouses (a change of either is another build)."""
+    if not settings.package_find_links:
+        return settings.package_index
+    links = " ".join(f"--find-links {p}" for p in settings.package_find_links)
+    return f"{settings.package_index or '(pip default)'} {links}"
 
 
 def keep_private(settings: Settings) -> None:
@@ -108,7 +149,15 @@ def keep_private(settings: Settings) -> None:
     slurm = settings.executor == "slurm"
     for path in (settings.data_dir, settings.datasets_dir):
         path.mkdir(parents=True, exist_ok=True)
-    reached = any(_inside(p, settings.data_dir) for p in (settings.jobs_dir, settings.datasets_dir))
+    for path in (
+        layout.environments_dir(settings.software_dir),
+        layout.images_dir(settings.software_dir),
+    ):
+        path.mkdir(parents=True, exist_ok=True)  # software is no secret: nodes' jobs read it
+        path.chmod(0o755)
+        path.parent.chmod(0o755)
+    shared = (settings.jobs_dir, settings.datasets_dir, settings.software_dir)
+    reached = any(_inside(p, settings.data_dir) for p in shared)
     settings.data_dir.chmod(0o711 if slurm and reached else 0o700)
     settings.datasets_dir.chmod(0o711 if slurm else 0o700)
     if (settings.data_dir / FIRST_PASSWORD_FILE).exists():
@@ -253,6 +302,7 @@ def make_executor(settings: Settings, instance: str = "0") -> Executor:
             open_network=settings.open_network,
             pids_max=settings.sandbox_pids_max,
             virtual_gpu_devices=settings.virtual_gpu_devices,
+            container_runtime=settings.container_runtime,
         )
     )
 
@@ -331,11 +381,14 @@ def app_for(facility: Facility) -> FastAPI:
         grid_g_per_kwh=facility.settings.grid_g_per_kwh,
         data_root=facility.settings.datasets_dir,
         jobs_dir=facility.settings.jobs_dir,
+        software_dir=facility.settings.software_dir,
+        build_target=BuildTarget.of_this_host(registry(facility.settings)),
+        wake_builder=facility.builder.wake if facility.builder else lambda: None,
     )
     app = facility_app(
         state,
         max_body_bytes=facility.settings.max_body_bytes,
-        background=lambda: _control_loop_running(facility.loop),
+        background=lambda: _control_loop_running(facility.loop, facility.builder),
     )
     gc.collect()
     gc.freeze()  # start-up objects never need collecting: keeps collections short
@@ -353,12 +406,19 @@ def facility_app(
 
 
 @contextmanager
-def _control_loop_running(loop: ControlLoop) -> Iterator[None]:
-    """Reconcile and register nodes before the first request, then loop on a thread."""
+def _control_loop_running(
+    loop: ControlLoop, builder: EnvironmentBuilder | None = None
+) -> Iterator[None]:
+    """Reconcile and register nodes before the first request, then loop on a thread (and
+    build environments on another)."""
     loop.tick()
     stop = threading.Event()
     thread = threading.Thread(target=loop.run, args=(stop,), name="control-loop", daemon=True)
     thread.start()
+    building = None
+    if builder is not None:
+        building = threading.Thread(target=builder.run, args=(stop,), name="builds", daemon=True)
+        building.start()
     try:
         yield
     finally:
@@ -366,3 +426,6 @@ def _control_loop_running(loop: ControlLoop) -> Iterator[None]:
         loop.wake()
         thread.join(timeout=5)
         loop.release()
+        if builder is not None and building is not None:
+            builder.wake()
+            building.join(timeout=1)

@@ -56,6 +56,8 @@ RULES_BEYOND_THE_SCHEMA = [
     ("PUT", "/api/v1/me/password"),
     # job ids or filters, not both, and not neither; no ended state among the filters
     ("POST", "/api/v1/jobs/cancel"),
+    # bytes that are an image's tar, of this host's architecture, whose blobs match their digests
+    ("POST", "/api/v1/images"),
 ]
 
 

@@ -36,6 +36,7 @@ from aifactory.domain.permissions import (
 from aifactory.store.db import Database
 from tests.api.helpers import bearer
 from tests.conftest import serving
+from tests.software.imagetars import busybox_layer, oci_archive
 
 NOW = datetime.now(UTC)
 DAY = timedelta(days=1)
@@ -183,6 +184,8 @@ def _build(world: Facility) -> None:
     world.job = world.submitted_job()
     world.ok(root, "POST", "/datasets", world.dataset_body("p-data"))
     world.ok(root, "POST", "/datasets", world.dataset_body("p-erased"))
+    env = {"name": "p-env", "project": "p", "requirements": "aifprobe==1.0\n"}
+    world.ok("owen", "POST", "/environments", env)
     erase = {"reason": "the subject asked"}
     world.erasure = world.ok(root, "POST", "/datasets/p-erased/versions/1/erasure", erase)["id"]
 
@@ -246,6 +249,16 @@ def _allocation_create(f: Facility, user: str) -> httpx.Response:
 def _review(f: Facility, user: str) -> httpx.Response:
     body = {"score": 4, "comment": "Sound plan."}
     return f.do(user, "POST", f"/proposals/{f.assigned(user)}/reviews", body)
+
+
+def _image_import(f: Facility, user: str) -> httpx.Response:
+    """The busybox image (tests.software.imagetars), under a fresh name."""
+    tar = f.data_root.parent / "busybox.tar"
+    if not tar.exists():
+        oci_archive(tar, [busybox_layer()], ref=None)
+    headers = {**bearer(f.tokens[user]), "Content-Type": "application/x-tar"}
+    name = f.unique("busybox")
+    return f.api.post("/images", content=tar.read_bytes(), params={"name": name}, headers=headers)
 
 
 def _grant(f: Facility, user: str) -> httpx.Response:
@@ -328,6 +341,14 @@ EXERCISES: dict[Action, Exercise] = {
     Action.PROJECT_CLOSE: lambda f, u: f.do(
         u, "POST", f"/projects/{f.project()}/close", {"reason": "the project ended"}
     ),
+    Action.SOFTWARE_READ: lambda f, u: f.do(u, "GET", "/environments/p-env", project="p"),
+    Action.ENVIRONMENT_CREATE: lambda f, u: f.do(
+        u,
+        "POST",
+        "/environments",
+        {"name": f.unique("env"), "project": "p", "requirements": "aifprobe==1.0\n"},
+    ),
+    Action.IMAGE_IMPORT: _image_import,
 }
 # Exercises that name no object of p (facility-wide actions, and listings of every project's
 # part): whoever may not is told so (403), never that something does not exist.
@@ -345,6 +366,7 @@ WITHOUT_PROJECT = {
     Action.AUDIT_READ,
     Action.AUDIT_VERIFY,
     Action.PROCESSING_RECORDS_EXPORT,
+    Action.IMAGE_IMPORT,
 }
 # Objects a role may see without seeing their project: a dataset of p's is shown to whoever may
 # read datasets (an auditor), who is then told why not (403) rather than that it does not exist.

@@ -30,6 +30,7 @@ from aifactory.api.routers import (
     money,
     programmes,
     proposals,
+    software,
     tenancy,
     whatif,
 )
@@ -38,6 +39,7 @@ from aifactory.faces.state import AppState
 
 API_PREFIX = "/api/v1"
 DEFAULT_MAX_BODY = 1024 * 1024
+MAX_IMAGE_BYTES = 256 * 1024**3  # an image file (`aifactory images import`)
 
 # Sovereign by default: FastAPI's built-in OpenTelemetry (spans, metrics, logs, and OTLP
 # exporters when FASTAPI_OTEL_AUTO_CONFIGURE is set) stays off, whatever the environment says.
@@ -108,11 +110,16 @@ def create_app(
         datasets.router,
         gdpr.router,
         whatif.router,
+        software.router,
     )
     for router in routers:
         api.include_router(router)
     app.include_router(api)
     errors.install(app, pages=pages)
     docs.install(app, prefix=API_PREFIX)
-    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=max_body_bytes,
+        uploads={f"{API_PREFIX}{software.IMAGE_UPLOAD_PATH}": MAX_IMAGE_BYTES},
+    )
     return app

@@ -52,6 +52,10 @@ class JobOut(Response):
     preemptible: bool
     priority: int
     network: Network
+    environment: str | None = Field(None, description="the Python environment it runs in")
+    environment_key: str | None = Field(None, description="…its build, as settled at submission")
+    image: str | None = Field(None, description="the container image it runs in")
+    image_digest: str | None = Field(None, description="…its digest, as settled at submission")
     inputs: list[int]
     after_ok: list[int]
     after_any: list[int]
@@ -90,6 +94,10 @@ class JobOut(Response):
             preemptible=job.preemptible,
             priority=job.priority,
             network=Network(job.network),
+            environment=job.environment,
+            environment_key=job.environment_key,
+            image=job.image,
+            image_digest=job.image_digest,
             inputs=list(job.inputs or []),
             after_ok=_after(job.after, "ok"),
             after_any=_after(job.after, "any"),

@@ -237,6 +237,8 @@ _OURS: dict[str, _Option] = {
     "--after-any": _set("after_any", _whole),
     "--after-not-ok": _set("after_not_ok", _whole),
     "--idempotency-key": _set("idempotency_key"),
+    "--environment": _set("environment"),
+    "--image": _set("image"),
 }
 _OURS_SHORT = {"-t": "--time-limit", "-e": "--env", "-d": "--dataset"}
 _COMMAND_LINE_ONLY = "--recipe --config --from --python --script --dry-run --wait --no-wait --json"

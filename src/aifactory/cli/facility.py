@@ -128,6 +128,39 @@ def up(
             help="let jobs ask for the host's network (--network open); default: none",
         ),
     ] = False,
+    software_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--software-root",
+            envvar="AIFACTORY_SOFTWARE_ROOT",
+            help="where environments and images lie (default: DATA_DIR/software); Slurm: one "
+            "the nodes share",
+        ),
+    ] = None,
+    package_index: Annotated[
+        str | None,
+        typer.Option(
+            "--package-index",
+            envvar="AIFACTORY_PACKAGE_INDEX",
+            help="the package registry environments are built from: a PEP 503 index URL, e.g. "
+            "the facility's mirror (default: pip's own)",
+        ),
+    ] = None,
+    package_find_links: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--package-find-links",
+            help="a directory of wheels builds may take packages from (repeatable), e.g. an "
+            "offline wheelhouse",
+        ),
+    ] = None,
+    container_runtime: Annotated[
+        Path | None,
+        typer.Option(
+            "--container-runtime",
+            help="the OCI runtime for jobs with an image (default: runc, else crun)",
+        ),
+    ] = None,
     trusted_proxy: Annotated[
         list[str] | None,
         typer.Option(
@@ -179,7 +212,12 @@ def up(
             trusted_proxies=trusted_proxy or [],
             job_dirs=jobs_dir,
             open_network=allow_open_network,
+            software_root=software_root,
+            package_index=package_index,
+            container_runtime=container_runtime,
         )
+        if package_find_links:
+            settings = settings.model_copy(update={"package_find_links": package_find_links})
         if sandbox_software:
             settings = settings.model_copy(update={"sandbox_software": sandbox_software})
         if workdir_root:

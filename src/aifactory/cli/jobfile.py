@@ -42,7 +42,18 @@ NOT_A_MAPPING = (
     f"a job file is a mapping of fields, one a line: `command: python train.py` ({directives.DOCS})"
 )
 # JobSubmit's text fields: a YAML scalar is taken as written (`name: 2024` is "2024", not 2024).
-TEXT = frozenset({"name", "project", "gpu_model", "working_dir", "network", "idempotency_key"})
+TEXT = frozenset(
+    {
+        "name",
+        "project",
+        "gpu_model",
+        "working_dir",
+        "network",
+        "idempotency_key",
+        "environment",
+        "image",
+    }
+)
 
 
 class JobFileError(Exception):

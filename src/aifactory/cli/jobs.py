@@ -146,6 +146,18 @@ def submit(
             "--after-not-ok", help="start only after this job failed or was cancelled (repeatable)"
         ),
     ] = None,
+    environment: Annotated[
+        str | None,
+        typer.Option(
+            "--environment",
+            help="a Python environment of the project's or the facility's (aifactory env list): "
+            "its python first on PATH",
+        ),
+    ] = None,
+    image: Annotated[
+        str | None,
+        typer.Option(help="an imported container image to run in (aifactory images list)"),
+    ] = None,
     python: Annotated[
         str, typer.Option(help="the recipe's interpreter on the facility")
     ] = "python",
@@ -189,6 +201,8 @@ def submit(
         "after_any": ("--after-any", list(dict.fromkeys(after_any or [])) or None),
         "after_not_ok": ("--after-not-ok", list(dict.fromkeys(after_not_ok or [])) or None),
         "idempotency_key": ("--idempotency-key", idempotency_key),
+        "environment": ("--environment", environment),
+        "image": ("--image", image),
     }
     flags = {field: pair for field, pair in given.items() if pair[1] is not None}
     source = _job_file(command, script, as_json=as_json)
@@ -282,7 +296,7 @@ def _command_spec(
         spec["inputs"] = list(dict.fromkeys(reads))
     if "datasets" in value:
         spec["datasets"] = [*spec.get("datasets", []), *value["datasets"]]
-    for field in ("array", "after_ok", "after_any", "after_not_ok"):
+    for field in ("array", "after_ok", "after_any", "after_not_ok", "environment", "image"):
         if field in value:
             spec[field] = value[field]
     return spec

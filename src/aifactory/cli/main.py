@@ -25,6 +25,7 @@ from aifactory.cli import (
     queue_control,
     recipes,
     sim,
+    software,
     tenancy,
 )
 from aifactory.client import ApiError, Unreachable
@@ -69,6 +70,7 @@ sim.register(app)
 accounting.register(app)
 audit.register(app)
 datasets.register(app)
+software.register(app)
 gdpr.register(app)
 permissions.register(app)
 recipes.register(app)

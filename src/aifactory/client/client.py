@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 
@@ -14,6 +14,7 @@ from aifactory.client.accounting import AccountingCalls
 from aifactory.client.audit import AuditCalls
 from aifactory.client.datasets import DatasetCalls
 from aifactory.client.gdpr import GdprCalls
+from aifactory.client.software import SoftwareCalls
 
 Json = dict[str, Any]
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMEOUT"})
@@ -34,7 +35,7 @@ class Unreachable(Exception):
     pass
 
 
-class Client(AccountingCalls, AuditCalls, DatasetCalls, GdprCalls):
+class Client(AccountingCalls, AuditCalls, DatasetCalls, GdprCalls, SoftwareCalls):
     def __init__(
         self,
         url: str,
@@ -73,6 +74,22 @@ class Client(AccountingCalls, AuditCalls, DatasetCalls, GdprCalls):
 
     def _download(self, path: str, *, params: dict[str, Any] | None = None) -> bytes:
         return self._send("GET", path, params=params).content
+
+    def _upload(self, path: str, file: BinaryIO, *, params: dict[str, Any] | None = None) -> Any:
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self._http.post(
+                path,
+                content=iter(lambda: file.read(1024 * 1024), b""),
+                params=clean,
+                headers={"Content-Type": "application/x-tar"},
+                timeout=None,  # a big image takes its time; the facility answers when unpacked
+            )
+        except httpx.TransportError as exc:
+            raise Unreachable(f"cannot reach the facility at {self.url}: {exc}") from exc
+        if response.status_code >= 400:
+            raise _api_error(response)
+        return response.json()
 
     def _lines(self, path: str, *, params: dict[str, Any] | None = None) -> Iterator[str]:
         """A streamed text response, line by line (each with its newline)."""

@@ -1,10 +1,10 @@
 """What the SDK's groups of calls (accounting, audit, datasets, GDPR) need from `Client`: they
-are mixed into it and reach the API only through these three methods."""
+are mixed into it and reach the API only through these methods."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 
 class Plumbing:
@@ -22,6 +22,10 @@ class Plumbing:
 
     def _download(self, path: str, *, params: dict[str, Any] | None = None) -> bytes:
         """A GET whose answer is a file (PDF, CSV, ZIP)."""
+        raise NotImplementedError
+
+    def _upload(self, path: str, file: BinaryIO, *, params: dict[str, Any] | None = None) -> Any:
+        """A POST whose body is a file, streamed (an image's tar)."""
         raise NotImplementedError
 
     def _lines(self, path: str, *, params: dict[str, Any] | None = None) -> Iterator[str]:

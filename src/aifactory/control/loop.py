@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 from sqlalchemy import select
@@ -46,6 +47,7 @@ from aifactory.governance import admission
 from aifactory.scheduler import Decision, Hold, Policy, Preempt, Snapshot, Start, schedule
 from aifactory.scheduler.decisions import Cancel, Release
 from aifactory.scheduler.verdict import Round, decide, judge
+from aifactory.software import layout
 from aifactory.store import flags
 from aifactory.store.db import Database
 from aifactory.store.jobs import (
@@ -112,8 +114,10 @@ class ControlLoop:
         scheduler: Scheduler = schedule,
         enforce_budgets: bool = False,
         housekeeping: Housekeeping | None = None,
+        software_dir: Path | None = None,
     ) -> None:
         self.db = db
+        self.software_dir = software_dir  # where jobs' environments and images lie (software/)
         self.executor = executor
         self.policy = policy
         self.scheduler = scheduler  # a seam: tests hand in decisions a policy would make
@@ -245,7 +249,10 @@ class ControlLoop:
             jobs = jobs_in_states(session, sorted(ACTIVE))
             names = names_of(session, Project, {job.project_id for job in jobs})
             data = _dataset_paths(session, [job.id for job in jobs if job.uses_datasets])
-            active = [_active(job, names.get(job.project_id), data.get(job.id)) for job in jobs]
+            active = [
+                _active(job, names.get(job.project_id), data.get(job.id), self.software_dir)
+                for job in jobs
+            ]
         if not active:
             return
         seen = self.executor.poll(job.attempt for job in active)
@@ -422,7 +429,8 @@ class ControlLoop:
             )
             project = session.get(Project, row.project_id)  # loaded by _reserve already
             data = _dataset_paths(session, [row.id]).get(row.id) if row.uses_datasets else None
-            launches.append(_active(row, project.name if project else None, data).launch)
+            owner = project.name if project else None
+            launches.append(_active(row, owner, data, self.software_dir).launch)
             if row.uses_datasets:
                 admission.record_access(session, row, now=now)
         return launches
@@ -498,6 +506,17 @@ def _dataset_paths(session: Session, job_ids: list[int]) -> dict[int, tuple[str,
     return found
 
 
+def _software(job: Job, software_dir: Path | None) -> dict[str, str]:
+    """Where the job's environment or image lies (software.layout), if it has one."""
+    if software_dir is None:
+        return {}
+    if job.environment_key is not None:
+        return {"environment": str(layout.environment_dir(software_dir, job.environment_key))}
+    if job.image_digest is not None:
+        return {"image": str(layout.image_dir(software_dir, job.image_digest))}
+    return {}
+
+
 def _array_env(job: Job) -> dict[str, str]:
     """A task of an array learns which one it is (domain.arrays)."""
     if job.array_id is None or job.array_index is None:
@@ -506,7 +525,10 @@ def _array_env(job: Job) -> dict[str, str]:
 
 
 def _active(
-    job: Job, project: str | None = None, datasets: tuple[str, ...] | None = None
+    job: Job,
+    project: str | None = None,
+    datasets: tuple[str, ...] | None = None,
+    software_dir: Path | None = None,
 ) -> ActiveJob:
     placement = {
         node_id: NodeSlice(list(share.gpu_ids), list(share.cpu_ids), share.memory_mb)
@@ -524,5 +546,6 @@ def _active(
         datasets=datasets or (),
         network=job.network,
         inputs=tuple(job.inputs or ()),
+        **_software(job, software_dir),
     )
     return ActiveJob(job.id, JobState(job.state), job.cancel_requested, job.preempt_reason, launch)

@@ -92,6 +92,10 @@ class JobSpec:
     # An array (domain.arrays): one job per index, at most `array_throttle` running at once.
     array_indices: tuple[int, ...] = ()
     array_throttle: int | None = None
+    # Its software besides the host's (software/): a Python environment of its project or the
+    # facility's, or an imported OCI image, by name; at most one. None: the facility's Python.
+    environment: str | None = None
+    image: str | None = None
 
     @property
     def per_node(self) -> Resources:

@@ -97,6 +97,10 @@ class Action(enum.StrEnum):
     PROCESSING_RECORDS_EXPORT = "processing_records.export"
     PROJECT_EXPORT = "project.export"
     PROJECT_CLOSE = "project.close"
+    # software
+    SOFTWARE_READ = "software.read"
+    ENVIRONMENT_CREATE = "environment.create"
+    IMAGE_IMPORT = "image.import"
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +189,22 @@ MATRIX: dict[Action, Rule] = {
     Action.PROCESSING_RECORDS_EXPORT: _rule("export records of processing (Art. 30)", ADM, AUD),
     Action.PROJECT_EXPORT: _rule("export all of a project's data", ADM, OWN),
     Action.PROJECT_CLOSE: _rule("close a project, erasing its data, with a certificate", ADM),
+    Action.SOFTWARE_READ: _rule(
+        "see the project's environments and images, their packages and the jobs that used them",
+        ADM,
+        OPS,
+        AUD,
+        OWN,
+        MEM,
+        VIEW,
+    ),
+    Action.ENVIRONMENT_CREATE: _rule(
+        "build or remove the project's Python environments (the facility's: admins)",
+        ADM,
+        OWN,
+        MEM,
+    ),
+    Action.IMAGE_IMPORT: _rule("import or remove container images", ADM),
 }
 
 

@@ -62,6 +62,11 @@ class Launch:
     datasets: tuple[str, ...] = ()  # the granted versions' paths, mounted read-only
     network: str = "none"  # the job's network policy: none or open (executors.sandbox.spec)
     inputs: tuple[int, ...] = ()  # its project's jobs whose own directories it reads
+    # Its software (software/): a ready Python environment's directory on the host, mounted
+    # read-only at the same path with its bin/ first on PATH; or an imported image's directory
+    # (its rootfs/ and image.json), run by the OCI runtime instead of bubblewrap. At most one.
+    environment: str | None = None
+    image: str | None = None
 
     @property
     def job_id(self) -> int:

@@ -21,6 +21,7 @@ from pydantic import (
 from aifactory.domain import names
 from aifactory.domain.arrays import parse_array
 from aifactory.domain.datasets import ENV_PREFIX
+from aifactory.domain.images import IMAGE_REF
 from aifactory.domain.jobs import JobSpec, JobState, Network
 
 # Every name (users, organisations, projects, programmes, calls, sites, tokens): domain.names.
@@ -131,6 +132,20 @@ class JobSubmit(Request):
         "%N (at most N running at once); each task's index is in AIFACTORY_ARRAY_INDEX",
     )
 
+    environment: Name | None = Field(
+        None,
+        description="a Python environment of the project's or the facility's "
+        "(`aifactory env create`), mounted read-only with its python first on PATH",
+    )
+    image: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        pattern=IMAGE_REF,
+        description="an image an admin imported (`aifactory images import`), run by the "
+        "facility's OCI runtime; not with environment",
+    )
+
     @field_validator("env")
     @classmethod
     def _env_keys(cls, env: dict[str, str]) -> dict[str, str]:
@@ -159,6 +174,8 @@ class JobSubmit(Request):
     def _one_of_command_script(self) -> JobSubmit:
         if (self.command is None) == (self.script is None):
             raise ValueError("give exactly one of 'command' and 'script'")
+        if self.environment is not None and self.image is not None:
+            raise ValueError("give at most one of 'environment' and 'image'")
         return self
 
     def argv(self) -> list[str]:
@@ -185,6 +202,8 @@ class JobSubmit(Request):
             priority=self.priority,
             datasets=tuple(self.datasets),
             network=self.network,
+            environment=self.environment,
+            image=self.image,
             inputs=tuple(dict.fromkeys(self.inputs)),
             array_indices=parse_array(self.array).indices if self.array else (),
             array_throttle=parse_array(self.array).throttle if self.array else None,

@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from aifactory.faces.group_commit import GroupCommitter
 from aifactory.faces.principal_cache import PrincipalCache
 from aifactory.scheduler import Policy
+from aifactory.services.environments import BuildTarget
 from aifactory.services.jobs import LogLocator
 from aifactory.services.session import Database, Session
 
@@ -34,6 +35,11 @@ class AppState:
     # where jobs' directories are (exports and erasures reach them). None: no data facility.
     data_root: Path | None = None
     jobs_dir: Path | None = None
+    # config.Settings.software_dir and what builds depend on (services.environments); None:
+    # a facility that keeps no environments or images.
+    software_dir: Path | None = None
+    build_target: BuildTarget = field(default_factory=BuildTarget.of_this_host)
+    wake_builder: Callable[[], None] = lambda: None
     principals: PrincipalCache = field(init=False)
     committer: GroupCommitter = field(init=False)
 

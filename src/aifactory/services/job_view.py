@@ -48,6 +48,10 @@ class JobView:
     array_id: int | None
     array_index: int | None
     array_throttle: int | None
+    environment: str | None = None  # its software, as settled at submission
+    environment_key: str | None = None
+    image: str | None = None
+    image_digest: str | None = None
     inputs: list[int] = field(default_factory=list)
     after: list[Any] = field(default_factory=list)  # as stored: [{"after": …, "job": id}]
     placement: dict[str, NodeShare] = field(default_factory=dict)
@@ -100,6 +104,10 @@ def _view(job: Job, project: str, owner: str) -> JobView:
         array_id=job.array_id,
         array_index=job.array_index,
         array_throttle=job.array_throttle,
+        environment=job.environment,
+        environment_key=job.environment_key,
+        image=job.image,
+        image_digest=job.image_digest,
         inputs=list(job.inputs or []),
         after=list(job.after or []),
         placement=placement_of(job.placement),

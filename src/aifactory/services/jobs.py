@@ -32,6 +32,7 @@ from aifactory.domain.programmes import JobRules
 from aifactory.errors import AifactoryError, Conflict, InvalidInput, NotFound
 from aifactory.governance import admission, audit
 from aifactory.governance.closure import is_closed
+from aifactory.services import environments, images
 from aifactory.services.job_view import JobView, view_of, views_of
 from aifactory.services.principal import Principal
 from aifactory.services.tenancy import project_by_name, user_by_name
@@ -108,6 +109,7 @@ def submit_jobs(session: Session, batch: Sequence[Submission], *, now: float) ->
             _check_network(spec, open_network=open_network)
             _check_inputs(session, spec, target)
             _check_after(session, submission.principal, spec)
+            software = _software(session, spec, target.id)
             declared = _declared(session, spec, nodes, target.id)
         except AifactoryError as exc:
             outcomes[index] = exc
@@ -123,6 +125,7 @@ def submit_jobs(session: Session, batch: Sequence[Submission], *, now: float) ->
         if key:
             first_with_key[(target.id, key)] = index
         fresh[index] = _new_job(spec, target.id, submission.principal.user_id, key, now)
+        fresh[index].environment_key, fresh[index].image_digest = software
         if declared:
             _with_data(fresh[index], declared)
             data[index] = declared
@@ -248,6 +251,18 @@ def _check_after(session: Session, principal: Principal, spec: JobSpec) -> None:
         found = DependencyState(Dependency(After(after), job_id), states[job_id])
         if (never := never_met([found])) is not None:
             raise InvalidInput(never, field=field)
+
+
+def _software(session: Session, spec: JobSpec, project_id: int) -> tuple[str | None, str | None]:
+    """(environment key, image digest) the job runs in, settled now: a name given to other
+    software later changes nothing for it."""
+    if spec.environment is not None and spec.image is not None:
+        raise InvalidInput("give at most one of environment and image", field="image")
+    if spec.environment is not None:
+        return (environments.resolve_for_job(session, project_id, spec.environment), None)
+    if spec.image is not None:
+        return (None, images.resolve_for_job(session, project_id, spec.image)[1])
+    return (None, None)
 
 
 def _as_programme_says(spec: JobSpec, rules: JobRules) -> JobSpec:
@@ -378,6 +393,8 @@ def _new_job(spec: JobSpec, project_id: int, user_id: int, key: str | None, now:
         after=[{"after": after, "job": job_id} for after, job_id in spec.after] or None,
         array_index=spec.array_indices[0] if spec.array_indices else None,
         array_throttle=spec.array_throttle,
+        environment=spec.environment,
+        image=spec.image,
         idempotency_key=key,
         submitted_at=now,
         updated_at=now,

@@ -108,6 +108,10 @@ class NewJob:
     array_id: int | None = None
     array_index: int | None = None
     array_throttle: int | None = None
+    environment: str | None = None
+    environment_key: str | None = None
+    image: str | None = None
+    image_digest: str | None = None
     id: int = 0
 
 

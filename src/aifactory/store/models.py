@@ -169,6 +169,13 @@ class Job(Base):
     array_id: Mapped[int | None] = mapped_column(Integer, index=True)
     array_index: Mapped[int | None] = mapped_column(Integer)
     array_throttle: Mapped[int | None] = mapped_column(Integer)
+    # Its software (software/), settled at submission: the environment by the name it gave and
+    # the build it named then (its content key), or the image by name and digest. A name
+    # changed later does not change what the job runs in.
+    environment: Mapped[str | None] = mapped_column(String(64))
+    environment_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    image: Mapped[str | None] = mapped_column(String(128))
+    image_digest: Mapped[str | None] = mapped_column(String(80), index=True)
 
 
 class JobEvent(Base):
@@ -597,3 +604,53 @@ class FacilitySample(Base):
     gpus_busy: Mapped[int] = mapped_column(Integer)
     running: Mapped[int] = mapped_column(Integer)  # admitted or running
     waiting: Mapped[int] = mapped_column(Integer)  # pending or held
+
+
+class EnvironmentBuild(Base):
+    """One Python environment as built (or to be built) from its content: the requirements,
+    the Python and the registry (`domain.environments.environment_key`). Built once and shared
+    by every named environment with the same content; never changed once ready."""
+
+    __tablename__ = "environment_builds"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    python: Mapped[str] = mapped_column(String(16))  # asked for: "3.11"
+    requirements: Mapped[list[str]] = mapped_column(JSON)  # canonical, sorted
+    index_url: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), index=True)  # queued|building|ready|failed
+    builder: Mapped[str | None] = mapped_column(String(128))  # host:pid of the one building it
+    error: Mapped[str | None] = mapped_column(Text)
+    python_version: Mapped[str | None] = mapped_column(String(32))  # as found: "3.11.7"
+    packages: Mapped[list[Any] | None] = mapped_column(JSON)  # resolved: name, version, …
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    requested_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float)
+
+
+class SoftwareEnvironment(Base):
+    """A name for a build: a project's own (`project_id`) or the facility's (None)."""
+
+    __tablename__ = "environments"
+    __table_args__ = (Index("ix_environments_project_name", "project_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"))
+    name: Mapped[str] = mapped_column(String(64))
+    build_key: Mapped[str] = mapped_column(ForeignKey("environment_builds.key"), index=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Image(Base):
+    """An OCI image an admin imported (software.images), by its digest; a project's own or
+    the facility's (None). Never pulled from anywhere."""
+
+    __tablename__ = "images"
+    __table_args__ = (Index("ix_images_project_name", "project_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"))
+    name: Mapped[str] = mapped_column(String(128))
+    digest: Mapped[str] = mapped_column(String(80), index=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)  # architecture, env, cmd, working dir…
+    imported_by: Mapped[str] = mapped_column(String(64))
+    imported_at: Mapped[float] = mapped_column(Float)

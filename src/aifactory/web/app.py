@@ -17,6 +17,7 @@ from aifactory.web.pages import (
     nodes,
     projects,
     proposals,
+    software,
     usage,
     whatif,
 )
@@ -32,6 +33,7 @@ PAGES = (
     proposals.router,
     usage.router,
     datasets.router,
+    software.router,
     audit.router,
     whatif.router,
 )

@@ -25,6 +25,7 @@ MENU: tuple[NavItem, ...] = (
     NavItem("Proposals", "/proposals", Action.PROPOSAL_READ),
     NavItem("Usage & invoices", "/usage", Action.USAGE_READ),
     NavItem("Datasets", "/datasets", Action.DATASET_READ),
+    NavItem("Software", "/software", None),
     NavItem("Audit log", "/audit", Action.AUDIT_READ),
     NavItem("What-if", "/whatif", Action.SCHEDULER_WHATIF),
 )

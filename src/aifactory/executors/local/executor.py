@@ -5,8 +5,11 @@ directory `work/` (its HOME and default working directory, with its checkpoints 
 file; owned by the project's identity, the only part the job sees) and, per attempt,
 `attempt-<n>/` (see `jobdir`) with the supervisor's records, the log and the attempt's /tmp.
 A detached supervisor process (`supervisor.py`) runs each attempt in its sandbox
-(executors.sandbox). Everything the executor knows it reads back from those directories, so a
-restarted control plane sees exactly what the last one left.
+(executors.sandbox): bubblewrap's, or for a job in an image the OCI runtime's
+(`sandbox.container`), under the same rules. A job in a ready Python environment runs in
+bubblewrap's, with the environment mounted read-only at its own path. Everything the executor
+knows it reads back from those directories, so a restarted control plane sees exactly what the
+last one left.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from aifactory.domain.resources import Resources
 from aifactory.executors.base import Attempt, Launch, NodeOffer, Observation, Outcome, Phase
 from aifactory.executors.local import gpus
 from aifactory.executors.local.jobdir import JobDir, read_json, write_json
-from aifactory.executors.sandbox import cgroups
+from aifactory.executors.sandbox import cgroups, environment
+from aifactory.executors.sandbox.container import TINI, find_runtime
 from aifactory.executors.sandbox.identity import (
     Identities,
     Identity,
@@ -39,6 +43,7 @@ from aifactory.executors.sandbox.identity import (
 from aifactory.executors.sandbox.job import JobPaths, job_sandbox
 from aifactory.executors.sandbox.software import host_software
 from aifactory.executors.sandbox.spec import Access, Mount, to_record
+from aifactory.software.images import ImageError, read_image
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +68,7 @@ class LocalConfig:
     # False only for benchmarks/sandbox_start.py's baseline: no setting of the facility turns
     # the sandbox off.
     sandboxed: bool = True
+    container_runtime: Path | None = None  # runs jobs in images (None: runc, else crun)
 
 
 class LocalExecutor:
@@ -82,6 +88,7 @@ class LocalExecutor:
         self.workdir_roots = [str(p.resolve()) for p in roots]
         self.cgroups = cgroups.detect()
         self.key = hashlib.sha256(str(config.jobs_dir.resolve()).encode()).hexdigest()[:10]
+        self.runtime = find_runtime(config.container_runtime)
 
     def foreign_load(self) -> Mapping[str, Resources]:
         """This machine runs only what the facility starts (its other load is not tracked)."""
@@ -162,11 +169,37 @@ class LocalExecutor:
             return self._refused(launch, f"no sandbox for this job: {exc}")
         if network is Network.OPEN and not self.config.open_network:
             return self._refused(launch, "this facility gives jobs no network (network: none)")
+        refusal = self._software_refusal(launch)
+        if refusal is not None:
+            return self._refused(launch, refusal)
         self._prepare(launch, jobdir, identity)
         return self._launch_record(launch, jobdir, identity, network)
 
     def _refused(self, launch: Launch, reason: str) -> dict[str, object]:
         return {"job_id": launch.job_id, "attempt": launch.attempt.number, "refused": reason}
+
+    def _software_refusal(self, launch: Launch) -> str | None:
+        """Why the job's image or environment cannot be given here, if it cannot."""
+        if launch.image is not None and launch.environment is not None:
+            return "a job runs in an image or in a Python environment, not both"
+        if launch.environment is not None and environment.marker(launch.environment) is None:
+            return f"the Python environment {launch.environment} is not ready (not built whole)"
+        if launch.image is None:
+            return None
+        if os.geteuid() != 0:
+            return "jobs in images need a facility that runs as root (the OCI runtime does)"
+        if self.runtime is None or not os.access(self.runtime, os.X_OK):
+            return (
+                f"the OCI runtime {self.runtime or '(runc or crun)'} is not installed: jobs in "
+                "images cannot run here (scripts/install-system-deps.sh --run installs runc)"
+            )
+        if not os.access(TINI, os.X_OK):
+            return f"{TINI} (Debian's tini) is not installed: jobs in images need it as init"
+        try:
+            read_image(Path(launch.image))
+        except ImageError as exc:
+            return str(exc)
+        return None
 
     def _prepare(self, launch: Launch, jobdir: JobDir, identity: Identity) -> None:
         """The job's own directories, its identity's (made once, kept across attempts)."""
@@ -181,6 +214,8 @@ class LocalExecutor:
         real_cpus = sorted(os.sched_getaffinity(0))
         affinity = sorted({real_cpus[i % len(real_cpus)] for i in node_slice.cpu_ids})
         base = {k: v for k, v in os.environ.items() if k in _INHERITED_ENV or k.startswith("LC_")}
+        if launch.image is not None:
+            base.pop("PATH", None)  # the host's: the image's own holds in its container
         work = self.work(launch.job_id)
         env = {
             **base,
@@ -202,6 +237,10 @@ class LocalExecutor:
             protected=[str(p) for p in self.protected],
             workdir_roots=self.workdir_roots,
         )
+        software = self._software_record(launch)
+        record = environment.marker(launch.environment) if launch.environment else None
+        if launch.environment is not None and record is not None:
+            spec = environment.in_environment(spec, launch.environment, record)
         return {
             "job_id": launch.job_id,
             "attempt": launch.attempt.number,
@@ -215,6 +254,23 @@ class LocalExecutor:
             "cgroup": cgroups.group_name(self.key, launch.job_id, launch.attempt.number),
             "sandbox": to_record(spec),
             "sandboxed": self.config.sandboxed,
+            **software,
+        }
+
+    def _software_record(self, launch: Launch) -> dict[str, object]:
+        """What the attempt runs in besides the sandbox: its image (and the runtime, and the
+        container's id) or its Python environment."""
+        if launch.environment is not None:
+            env_dir = launch.environment
+            return {"environment": {"dir": env_dir, "key": Path(env_dir).name}}
+        if launch.image is None:
+            return {}
+        image = read_image(Path(launch.image))
+        number = launch.attempt.number
+        return {
+            "image": {"dir": launch.image, "digest": image.digest},
+            "runtime": self.runtime,
+            "container": f"aif-{self.key}-{launch.job_id}-{number}",
         }
 
     def _devices(self, gpu_ids: list[str]) -> list[Mount]:

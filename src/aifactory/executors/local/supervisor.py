@@ -7,7 +7,11 @@ group that holds its memory, process count and CPUs. It enforces the time limit 
 the command, grace period, SIGKILL to the whole sandbox); honours a cancel or a preemption the
 same way; and records the outcome in `exit.json` — only once nothing of the job is left, so its
 GPUs and CPUs are never handed on while a process of it runs. If the supervisor itself dies,
-the sandbox dies with it (bubblewrap's --die-with-parent).
+the sandbox dies with it (bubblewrap's --die-with-parent); a container does not, and the
+executor kills what is left of it through its control group.
+
+A job in an image runs in a container instead (`sandbox.container`, with the OCI runtime the
+launch record names), from the same spec, in the same control group, stopped the same way.
 
 Without a control group it may write (a facility not running as root) memory falls back to an
 RSS watchdog over the sandbox's processes. Either way it samples what the attempt uses while it
@@ -33,6 +37,7 @@ from aifactory.executors.local import gpus
 from aifactory.executors.local.jobdir import JobDir, read_json, write_json
 from aifactory.executors.local.sampling import SAMPLE_S, Sampler, tree
 from aifactory.executors.sandbox import cgroups
+from aifactory.executors.sandbox.container import spawn_container, startup_error
 from aifactory.executors.sandbox.launcher import (
     Sandboxed,
     SandboxRefused,
@@ -41,6 +46,7 @@ from aifactory.executors.sandbox.launcher import (
 )
 from aifactory.executors.sandbox.spec import from_record
 from aifactory.executors.sandbox.stage import Stage
+from aifactory.software.images import ImageError, read_image
 
 POLL_S = 0.1
 LOCK_TRIES = 50  # the control plane probes the lock for an instant; wait that out
@@ -116,7 +122,8 @@ class Supervisor:
             try:
                 sandbox = self._spawn(log)
             except Exception as exc:  # whatever it is, the attempt failed so
-                message = str(exc) if isinstance(exc, SandboxRefused) else _setup_error(exc)
+                refused = isinstance(exc, SandboxRefused | ImageError)
+                message = str(exc) if refused else _setup_error(exc)
                 log.write(f"aifactory: {message}\n".encode())
                 self._clean_up()
                 self.sampler.gpus.close()
@@ -140,14 +147,21 @@ class Supervisor:
             return _exit_record(outcome, recorded, reason, started_at, usage)
 
     def _result(self, code: int) -> tuple[str, str, int | None]:
-        """(outcome, reason, exit code to record): a stop asked for wins; bubblewrap's own
-        complaint means the command never ran (no exit code of its own)."""
+        """(outcome, reason, exit code to record): a stop asked for wins; the sandbox's own
+        complaint (bubblewrap's; the runtime's or tini's) means the command never ran (no exit
+        code of its own)."""
         if self.stop_reason is not None:
             return (*self.stop_reason, code)
-        never_ran = _sandbox_error(self.jobdir.log, self.launch["command"]) if code == 1 else None
+        never_ran = self._never_ran(code)
         if never_ran is not None:
             return ("failed", never_ran, None)
         return (*self._outcome(code), code)
+
+    def _never_ran(self, code: int) -> str | None:
+        command = self.launch["command"]
+        if self.launch.get("image") is not None:
+            return startup_error(_last_line(self.jobdir.log), command) if code != 0 else None
+        return _sandbox_error(self.jobdir.log, command) if code == 1 else None
 
     def _spawn(self, log: BinaryIO) -> Sandboxed:
         if not self.sandboxed:
@@ -162,13 +176,39 @@ class Supervisor:
                     cpus=tuple(self.launch["cpu_affinity"]),
                 )
             )
+        stage = Stage.enter() if os.geteuid() == 0 else None
+        if self.launch.get("image") is not None:
+            return self._spawn_container(log, stage)
         return spawn(
             self.spec,
             self.launch["command"],
             log=log,
             join=self.group.join_files() if self.group is not None else (),
             cpus=self.launch["cpu_affinity"],
-            stage=Stage.enter() if os.geteuid() == 0 else None,
+            stage=stage,
+        )
+
+    def _spawn_container(self, log: BinaryIO, stage: Stage | None) -> Sandboxed:
+        """The job in its image; the image's own command where the job names none."""
+        if stage is None:
+            raise SandboxRefused("jobs in images need a facility that runs as root")
+        wanted = self.launch["image"]
+        image = read_image(Path(wanted["dir"]))
+        if image.digest != wanted["digest"]:
+            raise ImageError(f"the image in {wanted['dir']} is not {wanted['digest']}")
+        return spawn_container(
+            self.spec,
+            self.launch["command"] or [*image.entrypoint, *image.cmd],
+            log=log,
+            bundle=self.jobdir.root / "container",
+            rootfs=str(image.rootfs),
+            image_env=image.env,
+            join=self.group.join_files() if self.group is not None else (),
+            cpus=self.launch["cpu_affinity"],
+            cgroups_path=f"/{self.group.name}" if self.group is not None else None,
+            runtime=str(self.launch["runtime"]),
+            stage=stage,
+            name=str(self.launch["container"]),
         )
 
     def _clean_up(self) -> dict[str, float]:

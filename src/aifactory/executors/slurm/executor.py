@@ -39,6 +39,7 @@ from aifactory.domain.jobs import Network
 from aifactory.domain.nodes import Node
 from aifactory.domain.resources import Resources
 from aifactory.executors.base import Attempt, Launch, NodeOffer, Observation, Outcome, Phase
+from aifactory.executors.sandbox import environment
 from aifactory.executors.sandbox.identity import (
     Identities,
     Identity,
@@ -191,6 +192,7 @@ class SlurmExecutor:
         try:
             identity = self.identity(launch.project_id, launch.project)
             self._check_network(launch)
+            self._check_software(launch)
             self._check_working_dir(launch, identity)
         except (IdentityError, ValueError) as exc:
             _write_json(where.attempt_dir / REFUSED, {"reason": str(exc), "at": time.time()})
@@ -200,6 +202,17 @@ class SlurmExecutor:
     def _check_network(self, launch: Launch) -> None:
         if Network(launch.network) is Network.OPEN and not self.config.open_network:
             raise ValueError("this facility gives jobs no network (network: none)")
+
+    def _check_software(self, launch: Launch) -> None:
+        """An environment must be whole (and on the file system the nodes share); an image is
+        not run here: sites run containers through their own plugin (docs/software.md)."""
+        if launch.image is not None:
+            raise ValueError(
+                "the Slurm executor runs no container images: run it on a local executor, or "
+                "in a Python environment (docs/software.md)"
+            )
+        if launch.environment is not None and environment.marker(launch.environment) is None:
+            raise ValueError(f"the Python environment {launch.environment} is not built whole")
 
     def _check_working_dir(self, launch: Launch, identity: Identity) -> None:
         """A working directory the user named must be the identity's own (checked again on
@@ -264,7 +277,7 @@ class SlurmExecutor:
             # the shorter of the time-limit warning and the preemption grace
             **contract_env(self.work(attempt.job_id), min(self.config.grace_s, warn_s)),
         }
-        return job_sandbox(
+        spec = job_sandbox(
             identity,
             self.software,
             JobPaths(str(self.work(attempt.job_id)), str(where.own / "tmp"), launch.working_dir),
@@ -274,6 +287,10 @@ class SlurmExecutor:
             hostname=sorted(launch.placement)[0],
             env=env,
         )
+        record = environment.marker(launch.environment) if launch.environment else None
+        if launch.environment is None or record is None:
+            return spec
+        return environment.in_environment(spec, launch.environment, record)
 
     def _prepare(self, launch: Launch, where: Where, identity: Identity, spec: SandboxSpec) -> None:
         """The identity's directories, and the sandbox's options and files for bubblewrap on

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from aifactory.client import ApiError
-from aifactory.services import environments
+from aifactory.store import builds
 from tests.api.helpers import Tenants
 from tests.conftest import LiveServer
 from tests.software.imagetars import busybox_layer, oci_archive
@@ -24,12 +24,12 @@ def field_of(error: ApiError) -> str | None:
 def built(live_server: LiveServer, key: str) -> None:
     """What the builder does once pip is done: the build is ready with its packages."""
     with live_server.db.session() as session:
-        claimed = environments.claim_build(session, builder="test:1", now=time.time())
+        claimed = builds.claim_build(session, builder="test:1", now=time.time())
         assert claimed is not None
         assert claimed.key == key
     with live_server.db.session() as session:
         packages = [{"name": "aifprobe", "version": "1.0", "license": "MIT"}]
-        environments.finish_build(
+        builds.finish_build(
             session, key, now=time.time(), packages=packages, python_version="3.11.7"
         )
 

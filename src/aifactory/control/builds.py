@@ -1,5 +1,5 @@
 """The environment builder: builds queued Python environments, one at a time, on a thread of
-the control plane (services.environments has the states; software.envbuild the build).
+the control plane (store.builds has the states; software.envbuild the build).
 
 A build runs pip, and pip runs the packages' own build code: so it runs in the sandbox, as the
 builder's identity (`aif-p0`, which no project has; the facility's own where it does not run as
@@ -24,8 +24,8 @@ import psutil
 
 from aifactory.executors.sandbox.identity import Identity
 from aifactory.executors.sandbox.software import Software
-from aifactory.services import environments
 from aifactory.software import envbuild, layout
+from aifactory.store import builds
 from aifactory.store.db import Database
 
 log = logging.getLogger("aifactory.builds")
@@ -63,7 +63,7 @@ class EnvironmentBuilder:
 
     def run(self, stop: threading.Event) -> None:
         with self.db.session() as session:
-            again = environments.requeue_interrupted(session, gone=_gone)
+            again = builds.requeue_interrupted(session, gone=_gone)
         if again:
             log.info("queued %d interrupted environment build(s) again", again)
         while not stop.is_set():
@@ -79,7 +79,7 @@ class EnvironmentBuilder:
     def step(self) -> bool:
         """Build the oldest queued environment; False when none waits."""
         with self.db.session() as session:
-            build = environments.claim_build(session, builder=self.holder, now=self.clock())
+            build = builds.claim_build(session, builder=self.holder, now=self.clock())
             if build is None:
                 return False
             key, wanted, python = build.key, list(build.requirements), build.python
@@ -99,10 +99,10 @@ class EnvironmentBuilder:
         except Exception as exc:
             message = str(exc) if isinstance(exc, envbuild.BuildError) else f"build error: {exc}"
             with self.db.session() as session:
-                environments.finish_build(session, key, now=self.clock(), error=message)
+                builds.finish_build(session, key, now=self.clock(), error=message)
             return True
         with self.db.session() as session:
-            environments.finish_build(
+            builds.finish_build(
                 session,
                 key,
                 now=self.clock(),

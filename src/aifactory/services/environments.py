@@ -6,9 +6,9 @@ The same content is built once and shared; a *named environment* is a project's 
 an admin, the facility's) name for a build. A job names an environment at submission and keeps
 the build's key, so renaming or removing the name never changes what a job ran in.
 
-A build goes queued → building → ready | failed; the builder (control.builds) claims queued
-builds one at a time. A failed build is queued again when someone asks for the same content,
-and a build interrupted by a crash of the control plane is queued again at the next start.
+A build goes queued → building → ready | failed (store.builds); the builder (control.builds)
+claims queued builds one at a time. A failed build is queued again when someone asks for the
+same content, and one interrupted by a crash of the control plane at the next start.
 
 Who may (domain.permissions): SOFTWARE_READ to see a project's environments (the facility's are
 seen by everyone), ENVIRONMENT_CREATE to name a new one or remove one (the facility's: admins).
@@ -19,12 +19,12 @@ from __future__ import annotations
 import os
 import sys
 import sysconfig
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from aifactory.domain.environments import (
@@ -39,14 +39,8 @@ from aifactory.governance import audit
 from aifactory.services.principal import Principal
 from aifactory.services.tenancy import project_by_name
 from aifactory.software import layout
+from aifactory.store.builds import BuildState
 from aifactory.store.models import EnvironmentBuild, Job, Project, SoftwareEnvironment
-
-
-class BuildState:
-    QUEUED = "queued"
-    BUILDING = "building"
-    READY = "ready"
-    FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,67 +274,6 @@ def resolve_for_job(session: Session, project_id: int, name: str) -> str:
             field="environment",
         )
     return build.key
-
-
-# ---- the builder's side (control.builds) ----------------------------------------------------
-
-
-def claim_build(session: Session, *, builder: str, now: float) -> EnvironmentBuild | None:
-    """The oldest queued build, now marked building by `builder` (host:pid). The change is
-    conditional: of two builders that read the same row, one gets it."""
-    stmt = (
-        select(EnvironmentBuild.key)
-        .where(EnvironmentBuild.state == BuildState.QUEUED)
-        .order_by(EnvironmentBuild.requested_at)
-        .limit(1)
-    )
-    key = session.scalars(stmt).first()
-    if key is None:
-        return None
-    claimed = session.execute(
-        update(EnvironmentBuild)
-        .where(EnvironmentBuild.key == key, EnvironmentBuild.state == BuildState.QUEUED)
-        .values(state=BuildState.BUILDING, builder=builder, started_at=now)
-    )
-    if not getattr(claimed, "rowcount", 0):
-        return None
-    build = session.get(EnvironmentBuild, key)
-    if build is not None:
-        session.refresh(build)
-    return build
-
-
-def finish_build(
-    session: Session,
-    key: str,
-    *,
-    now: float,
-    error: str | None = None,
-    packages: Sequence[dict[str, Any]] = (),
-    python_version: str | None = None,
-    size_bytes: int | None = None,
-) -> None:
-    build = session.get(EnvironmentBuild, key)
-    if build is None or build.state != BuildState.BUILDING:
-        return
-    build.finished_at = now
-    if error is not None:
-        build.state, build.error = BuildState.FAILED, error
-        return
-    build.state, build.packages = BuildState.READY, list(packages)
-    build.python_version, build.size_bytes = python_version, size_bytes
-
-
-def requeue_interrupted(session: Session, *, gone: Callable[[str], bool]) -> int:
-    """Builds whose builder is `gone` (a control plane stopped mid-build): built again from
-    the start."""
-    building = session.scalars(
-        select(EnvironmentBuild).where(EnvironmentBuild.state == BuildState.BUILDING)
-    )
-    again = [b for b in building if b.builder is None or gone(b.builder)]
-    for build in again:
-        build.state, build.started_at, build.builder = BuildState.QUEUED, None, None
-    return len(again)
 
 
 def build_log(software_dir: Path | None, key: str, *, lines: int) -> list[str]:

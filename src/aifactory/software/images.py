@@ -31,10 +31,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from aifactory.executors.sandbox.image import (
+    IMAGE_JSON,
+    ROOTFS,
+    ImageError,
+    ImportedImage,
+    read_image,
+)
 from aifactory.software.layers import LayerError, unpack_layer
 
-IMAGE_JSON = "image.json"
-ROOTFS = "rootfs"
+__all__ = ["ImageError", "ImportedImage", "import_image", "read_image"]
+
 MAX_JSON_BYTES = 8 * 1024 * 1024
 REF_ANNOTATIONS = ("org.opencontainers.image.ref.name", "io.containerd.image.name")
 INDEX_TYPES = (
@@ -43,45 +50,6 @@ INDEX_TYPES = (
 )
 _HEX = re.compile(r"[0-9a-f]{64}")
 _ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
-
-
-class ImageError(ValueError):
-    """The archive is not an image this host can run, or not a safe one."""
-
-
-@dataclass(frozen=True, slots=True)
-class ImportedImage:
-    dir: Path  # <images dir>/<hex>/
-    digest: str  # sha256:<hex>
-    names: tuple[str, ...] = ()
-    architecture: str = ""
-    os: str = "linux"
-    env: tuple[str, ...] = ()  # "K=V"
-    working_dir: str = ""
-    entrypoint: tuple[str, ...] = ()
-    cmd: tuple[str, ...] = ()
-    user: str = ""
-    size_bytes: int = 0
-    layers: tuple[str, ...] = ()
-
-    @property
-    def rootfs(self) -> Path:
-        return self.dir / ROOTFS
-
-    def record(self) -> dict[str, Any]:
-        return {
-            "digest": self.digest,
-            "names": list(self.names),
-            "architecture": self.architecture,
-            "os": self.os,
-            "env": list(self.env),
-            "working_dir": self.working_dir,
-            "entrypoint": list(self.entrypoint),
-            "cmd": list(self.cmd),
-            "user": self.user,
-            "size_bytes": self.size_bytes,
-            "layers": list(self.layers),
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,28 +72,6 @@ class _Found:
 def host_architecture() -> str:
     machine = platform.machine().lower()
     return _ARCHITECTURES.get(machine, machine)
-
-
-def read_image(image_dir: Path) -> ImportedImage:
-    """An imported image, from its `image.json`."""
-    try:
-        record = json.loads((image_dir / IMAGE_JSON).read_text())
-    except (OSError, ValueError) as exc:
-        raise ImageError(f"not an imported image: {image_dir} ({exc})") from None
-    return ImportedImage(
-        dir=image_dir,
-        digest=str(record["digest"]),
-        names=tuple(record.get("names", ())),
-        architecture=str(record.get("architecture", "")),
-        os=str(record.get("os", "linux")),
-        env=tuple(record.get("env", ())),
-        working_dir=str(record.get("working_dir", "")),
-        entrypoint=tuple(record.get("entrypoint", ())),
-        cmd=tuple(record.get("cmd", ())),
-        user=str(record.get("user", "")),
-        size_bytes=int(record.get("size_bytes", 0)),
-        layers=tuple(record.get("layers", ())),
-    )
 
 
 def import_image(images_dir: Path, tar_path: Path, *, name: str | None = None) -> ImportedImage:

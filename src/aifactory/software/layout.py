@@ -1,6 +1,6 @@
 """Where software lies under the facility's software directory: one place says it, for the
-control plane that builds and imports, the control loop that names it in a launch, and the
-Slurm executor whose nodes mount it by path.
+control plane that builds and imports and the control loop that names it in a launch (the
+executors get the paths; a Slurm node mounts them by path).
 
     <software_dir>/envs/<key>/            a Python environment (aifactory-env.json when whole)
     <software_dir>/envs/<key>.log         its build's output
@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-ENV_MARKER = "aifactory-env.json"  # an environment's record, written last: it is whole
+from aifactory.executors.sandbox.environment import ENV_MARKER
+
+__all__ = [
+    "ENV_MARKER",
+    "build_log",
+    "environment_dir",
+    "environments_dir",
+    "image_dir",
+    "images_dir",
+]
 
 
 def environments_dir(software_dir: Path) -> Path:

@@ -40,10 +40,10 @@ from aifactory.executors.sandbox.identity import (
     IdentityConfig,
     IdentityError,
 )
+from aifactory.executors.sandbox.image import ImageError, read_image
 from aifactory.executors.sandbox.job import JobPaths, job_sandbox
 from aifactory.executors.sandbox.software import host_software
 from aifactory.executors.sandbox.spec import Access, Mount, to_record
-from aifactory.software.images import ImageError, read_image
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ from aifactory.executors.local.jobdir import JobDir, read_json, write_json
 from aifactory.executors.local.sampling import SAMPLE_S, Sampler, tree
 from aifactory.executors.sandbox import cgroups
 from aifactory.executors.sandbox.container import spawn_container, startup_error
+from aifactory.executors.sandbox.image import ImageError, read_image
 from aifactory.executors.sandbox.launcher import (
     Sandboxed,
     SandboxRefused,
@@ -46,7 +47,6 @@ from aifactory.executors.sandbox.launcher import (
 )
 from aifactory.executors.sandbox.spec import from_record
 from aifactory.executors.sandbox.stage import Stage
-from aifactory.software.images import ImageError, read_image
 
 POLL_S = 0.1
 LOCK_TRIES = 50  # the control plane probes the lock for an instant; wait that out

@@ -20,8 +20,8 @@ from typing import Any
 
 import aifactory
 from aifactory.executors.sandbox.spec import Access, Mount, SandboxSpec
-from aifactory.software.layout import ENV_MARKER
 
+ENV_MARKER = "aifactory-env.json"  # an environment's record, written last: it is whole
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 RECIPES = "/opt/aifactory/lib"  # in the sandbox: the facility's package, as `aifactory`
 PACKAGE = str(Path(aifactory.__file__).resolve().parent)

@@ -1,5 +1,6 @@
-"""software environments and images: builds by content key, their names, imported images; the
-job's environment and image as settled at submission
+"""software: environment builds by content key and their names, imported images, each job's own
+
+A job keeps its environment's build key and its image's digest as settled at submission.
 
 Revision ID: 0013
 Revises: 0012

@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -40,14 +39,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.software.imagetars import busybox_layer, oci_archive  # noqa: E402
+from tests.software.registry import make_wheel, publish, serve  # noqa: E402
+
 from aifactory.executors.base import Attempt, Launch, NodeSlice, Phase  # noqa: E402
 from aifactory.executors.local.executor import LocalConfig, LocalExecutor  # noqa: E402
 from aifactory.executors.sandbox.identity import Identities, IdentityConfig  # noqa: E402
 from aifactory.executors.sandbox.software import host_software  # noqa: E402
 from aifactory.software import envbuild, layout  # noqa: E402
 from aifactory.software.images import import_image  # noqa: E402
-from tests.software.imagetars import busybox_layer, oci_archive  # noqa: E402
-from tests.software.registry import make_wheel, publish, serve  # noqa: E402
+from benchmarks.sandbox_start import summary  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "software_start.json"
 TOUCH = ["/bin/sh", "-c", ': > "$HOME/ran"']
@@ -101,15 +102,6 @@ def builds(software_dir: Path, url: str, rounds: int) -> dict[str, list[float]]:
             )
             found[kind].append(time.perf_counter() - began)
     return found
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    return {
-        "p50": statistics.median(ordered),
-        "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
-        "mean": statistics.fmean(ordered),
-    }
 
 
 def main() -> None:

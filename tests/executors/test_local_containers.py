@@ -318,3 +318,17 @@ def test_a_job_runs_in_its_python_environment_read_only(
     unready = replace(launch(2, ["true"]), environment=str(tmp_path))
     refused = run_to_exit(executor, unready)
     assert refused.reason == f"the Python environment {tmp_path} is not ready (not built whole)"
+
+
+def test_an_environment_naming_the_facilitys_files_as_its_interpreter_is_refused(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    env_dir = tmp_path / "software" / "envs" / "forged"
+    env_dir.mkdir(parents=True)
+    forged = {"base_prefix": str(executor.config.jobs_dir)}  # the facility's: never a job's
+    (env_dir / "aifactory-env.json").write_text(json.dumps(forged))
+    job = replace(launch(1, ["true"]), environment=str(env_dir))
+    refused = run_to_exit(executor, job)
+
+    assert refused.outcome is Outcome.FAILED
+    assert refused.reason == f"the Python environment {env_dir} names the facility's files"

@@ -80,6 +80,14 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     time.sleep(600)
 """
 
+# One that lies about itself: a .pth file (run by every start of the environment's interpreter)
+# that would print a report of its choosing, and a marker of its own at the environment's root
+# (a wheel's data scheme installs there) naming the facility's files as its interpreter.
+LIAR_FILES = {
+    "zzz_aifliar.pth": 'import sys; print(\'{"installed": [{"metadata": 1}]}\')\n',
+    "aifliar-1.0.data/data/aifactory-env.json": '{"base_prefix": "/var/lib/aifactory"}\n',
+}
+
 IN_TREE = '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
 
 
@@ -116,6 +124,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory, facility_data: Path) -> I
         make_sdist(
             files, "aifendless", "1.0", {"pyproject.toml": IN_TREE, "backend.py": ENDLESS_BACKEND}
         ),
+        make_wheel(files, "aifliar", "1.0", LIAR_FILES, licence="x" * 5000),
     )
     with serve(root) as url:
         yield Registry(url, facility_data, secret)

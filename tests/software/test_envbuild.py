@@ -296,3 +296,34 @@ def test_the_facilitys_python_is_found_and_asked_for_its_version() -> None:
         find_python("3.99")
     with pytest.raises(BuildError, match="not a Python version"):
         find_python("3.11; rm -rf /")
+
+
+@requires_sandbox
+def test_a_package_cannot_forge_what_the_environment_records(
+    builder: Builder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What it holds is read from the packages' metadata, never by running the environment;
+    a marker the build wrote is gone before the seal makes the build's files root's: a
+    control plane killed between the seal and its own marker leaves no environment."""
+    from aifactory.software import envbuild
+
+    built = builder.build("aifliar==1.0\n")
+    (liar,) = built.packages
+    assert (liar["name"], liar["version"]) == ("aifliar", "1.0")
+    assert liar["license"] is not None
+    assert len(liar["license"]) <= 200  # a licence text is not kept whole
+    assert built.base_prefix == sys.base_prefix
+
+    again = builder.env_dir("aifliar==1.0 ; python_version >= '3'\n")
+    monkeypatch.setattr(envbuild, "_write_marker", lambda *_: None)  # killed right there
+    envbuild.build_environment(
+        again,
+        parse_requirements("aifliar==1.0 ; python_version >= '3'\n"),
+        interpreter=builder.interpreter,
+        index=builder.registry.url,
+        identity=builder.identity,
+        software=builder.software,
+        log=builder.log,
+    )
+    assert not (again / MARKER).exists()
+    assert read_environment(again) is None  # not whole: built again, never run

@@ -190,3 +190,31 @@ def test_what_is_not_an_image_is_refused_clearly(images: Path, tmp_path: Path) -
         import_image(images, zstd)
     with pytest.raises(ImageError, match="cannot read"):
         import_image(images, Path(__file__))
+
+
+@pytest.mark.parametrize("name", [".wh..", "etc/.wh..", ".wh."])
+def test_a_whiteout_of_no_file_is_refused(images: Path, tmp_path: Path, name: str) -> None:
+    tar = tmp_path / "whiteout.tar"
+    oci_archive(tar, [layer([directory("etc"), file("etc/keep", b"x"), file(name)])])
+    (tmp_path / "canary").write_text("still here")
+
+    with pytest.raises(ImageError, match="whiteout of no file"):
+        import_image(images, tar)
+    assert list(images.iterdir()) == []
+    assert (tmp_path / "canary").read_text() == "still here"
+
+
+def test_a_damaged_layer_or_config_is_refused_clearly(images: Path, tmp_path: Path) -> None:
+    whole = layer([file("bin/tool", b"x" * 10_000)], compress=True)
+    cut = tmp_path / "cut.tar"
+    oci_archive(cut, [whole[: len(whole) // 2]], image_config=config([diff_id(whole)]))
+    odd = tmp_path / "odd.tar"
+    blob = layer([file("a")])
+    made = config([diff_id(blob)])
+    made["config"] = ["not", "a", "mapping"]
+    oci_archive(odd, [blob], image_config=made)
+
+    for tar in (cut, odd):
+        with pytest.raises(ImageError):
+            import_image(images, tar)
+    assert list(images.iterdir()) == []

@@ -438,6 +438,10 @@ def show(
     )
     say(f"  project {job['project']}, user {job['user']}")
     say(f"  command {' '.join(job['command'])}")
+    if job.get("environment"):
+        say(f"  runs in environment {job['environment']} (build {job['environment_key'][:12]})")
+    if job.get("image"):
+        say(f"  runs in image {job['image']} ({job['image_digest'][:19]})")
     say(
         f"  asks    {job['nodes']} node(s) × {job['gpus']} GPU, {job['cpus']} CPU, "
         f"{job['memory_mb']} MB; limit {job['time_limit_s']} s"

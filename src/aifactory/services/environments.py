@@ -121,18 +121,14 @@ def create_environment(
         )
     )
     session.flush()
-    audit.append(
+    audit.record(
         session,
-        [
-            audit.NewEvent(
-                actor=principal.name,
-                action="environment.create",
-                object=f"environment:{name}",
-                source=principal.source,
-                project_id=owner_id,
-                detail={"key": key, "python": version, "requirements": len(wanted)},
-            )
-        ],
+        actor=principal.name,
+        action="environment.create",
+        object=f"environment:{name}",
+        source=principal.source,
+        project_id=owner_id,
+        detail={"key": key, "python": version, "requirements": len(wanted)},
         at=now,
     )
     return _view(session, principal, owner, name, build)
@@ -234,18 +230,14 @@ def delete_environment(
     named, owner = _find(session, principal, name, project)
     principal.authorize(Action.ENVIRONMENT_CREATE, owner.id if owner is not None else None)
     session.delete(named)
-    audit.append(
+    audit.record(
         session,
-        [
-            audit.NewEvent(
-                actor=principal.name,
-                action="environment.delete",
-                object=f"environment:{name}",
-                source=principal.source,
-                project_id=named.project_id,
-                detail={"key": named.build_key},
-            )
-        ],
+        actor=principal.name,
+        action="environment.delete",
+        object=f"environment:{name}",
+        source=principal.source,
+        project_id=named.project_id,
+        detail={"key": named.build_key},
         at=now,
     )
 

@@ -68,18 +68,14 @@ def import_file(
     owner_id = owner.id if owner is not None else None
     for each in names:
         _name(session, owner_id, each, imported, principal.name, now)
-    audit.append(
+    audit.record(
         session,
-        [
-            audit.NewEvent(
-                actor=principal.name,
-                action="image.import",
-                object=f"image:{imported.digest}",
-                source=principal.source,
-                project_id=owner_id,
-                detail={"names": names, "size_bytes": imported.size_bytes},
-            )
-        ],
+        actor=principal.name,
+        action="image.import",
+        object=f"image:{imported.digest}",
+        source=principal.source,
+        project_id=owner_id,
+        detail={"names": names, "size_bytes": imported.size_bytes},
         at=now,
     )
     session.flush()
@@ -171,18 +167,14 @@ def remove_image(
     if row is None:
         raise NotFound(f"no image named {ref!r}", field="image")
     session.delete(row)
-    audit.append(
+    audit.record(
         session,
-        [
-            audit.NewEvent(
-                actor=principal.name,
-                action="image.remove",
-                object=f"image:{row.digest}",
-                source=principal.source,
-                project_id=owner_id,
-                detail={"name": row.name},
-            )
-        ],
+        actor=principal.name,
+        action="image.remove",
+        object=f"image:{row.digest}",
+        source=principal.source,
+        project_id=owner_id,
+        detail={"name": row.name},
         at=now,
     )
 

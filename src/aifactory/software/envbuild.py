@@ -11,7 +11,7 @@ Layout, under `<software_dir>/envs/`:
 - `<key>/`: the environment (bin/python, lib/pythonX.Y/site-packages, pyvenv.cfg) and
   `aifactory-env.json` (`MARKER`), written last: an environment without it is incomplete
   (a build that crashed) and is removed before the next build;
-- `.<key>.build/`: the build's /tmp (the requirements file, pip's cache, pip's report), gone
+- `.<key>.build/`: the build's /tmp (the requirements file, pip's cache), gone
   when the build ends.
 
 Invariants:
@@ -31,6 +31,7 @@ plane that entered one would stay in it, so a short-lived runner process does it
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -44,6 +45,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.message import Message
+from email.parser import HeaderParser
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +70,7 @@ from aifactory.software.layout import ENV_MARKER
 MARKER = ENV_MARKER
 HOSTNAME = "aifactory-build"
 PIP_CONFIG = ("/etc/pip.conf", "/etc/xdg/pip")  # the site's pip configuration, if any
-REPORT_LIMIT = 64 * 1024 * 1024  # pip's package report, read by root from the build's /tmp
+METADATA_LIMIT = 1024 * 1024  # of one package's METADATA: its headers come first
 TAIL_LINES = 20
 SETUP_FAILED = 125  # the runner's code when the sandbox could not be made
 PR_SET_PDEATHSIG = 1
@@ -183,7 +186,8 @@ def build_environment(
     )
     try:
         _run(spec, build_command(env_dir, interpreter, index, find_links), log, timeout_s)
-        packages = _packages(scratch / "report.json", identity)
+        _drop_forged_markers(env_dir)  # before the seal makes whatever the build left root's
+        size = _seal(env_dir)
         built = BuiltEnvironment(
             key=env_dir.name,
             requirements=tuple(requirements),
@@ -191,8 +195,8 @@ def build_environment(
             platform=interpreter.platform,
             base_prefix=str(interpreter.base_prefix),
             index=index,
-            packages=packages,
-            size_bytes=_seal(env_dir),
+            packages=installed(env_dir, interpreter.version),
+            size_bytes=size,
             seconds=round(time.monotonic() - started, 3),
             built_at=now(),
         )
@@ -281,8 +285,9 @@ def _index_dir(index: str | None) -> list[Path]:
 def build_command(
     env_dir: Path, interpreter: Interpreter, index: str | None, find_links: Sequence[Path] = ()
 ) -> list[str]:
-    """The build, as one shell script: make the venv, install into it with the facility's
-    pip, and report what it holds."""
+    """The build, as one shell script: make the venv and install into it with the facility's
+    pip. What it holds is read afterwards from its packages' metadata (`installed`), never by
+    running the environment: a package's .pth file runs with every start of its interpreter."""
     pip = [sys.executable, "-m", "pip", "--python", f"{env_dir}/bin/python"]
     quiet = ["--no-input", "--disable-pip-version-check"]
     install = [*pip, "install", *quiet, "--progress-bar", "off"]
@@ -292,7 +297,6 @@ def build_command(
         "set -eu",
         shlex.join([str(interpreter.path), "-m", "venv", "--without-pip", str(env_dir)]),
         shlex.join([*install, "-r", "/tmp/requirements.txt"]),
-        shlex.join([*pip, "inspect", *quiet]) + " > /tmp/report.json",
     ]
     return ["/bin/sh", "-c", "\n".join(script)]
 
@@ -350,42 +354,87 @@ def _failure(code: int, log: Path, offset: int) -> str:
 # ---- what pip installed --------------------------------------------------------------------
 
 
-def _packages(report: Path, identity: Identity) -> tuple[dict[str, Any], ...]:
-    """The packages of pip's report (`pip inspect`), read without trusting the file: the build
-    wrote it, so it must be a plain file of the build's own, not a link to one of root's."""
+def _drop_forged_markers(env_dir: Path) -> None:
+    """A marker the build wrote itself (or half of one) goes: only the facility writes it."""
+    for name in (MARKER, f".{MARKER}.partial"):
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            os.unlink(env_dir / name)
+        if os.path.lexists(env_dir / name):
+            remove_tree(env_dir / name)
+
+
+def installed(env_dir: Path, python: str) -> tuple[dict[str, Any], ...]:
+    """Every package the sealed environment holds, from its `*.dist-info/METADATA` files, read
+    by the facility without following a link out of the environment and without running any of
+    its code. Each field is plain text of bounded length, whatever a package wrote."""
+    version = ".".join(python.split(".")[:2])
     try:
-        fd = os.open(report, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        site = _open_dir(None, str(env_dir))
+        for part in ("lib", f"python{version}", "site-packages"):
+            site = _open_dir(site, part)
     except OSError as exc:
-        raise BuildError(f"pip left no report of what it installed: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as handle:
-        found = os.fstat(handle.fileno())
-        if not stat.S_ISREG(found.st_mode) or found.st_uid != identity.uid:
-            raise BuildError("pip's report of what it installed is not the build's own file")
-        data = handle.read(REPORT_LIMIT + 1)
-    if len(data) > REPORT_LIMIT:
-        raise BuildError("pip's report of what it installed is too large")
+        raise BuildError(f"the environment has no site-packages: {exc.strerror}") from None
+    found = []
     try:
-        installed = json.loads(data)["installed"]
-        return tuple(sorted((_package(p["metadata"]) for p in installed), key=lambda p: p["name"]))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise BuildError(f"pip's report of what it installed cannot be read: {exc}") from None
+        for name in sorted(os.listdir(site)):
+            if not name.endswith(".dist-info"):
+                continue
+            text = _metadata_text(site, name)
+            if text is not None:
+                found.append(_package(HeaderParser().parsestr(text)))
+    finally:
+        os.close(site)
+    return tuple(sorted(found, key=lambda p: str(p["name"]).lower()))
 
 
-def _package(metadata: dict[str, Any]) -> dict[str, Any]:
-    classifiers = metadata.get("classifier") or []
-    licence = metadata.get("license_expression") or metadata.get("license") or ""
+def _open_dir(parent: int | None, name: str) -> int:
+    """A directory, by a descriptor, never through a link; the parent's descriptor is closed."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    try:
+        return os.open(name, flags) if parent is None else os.open(name, flags, dir_fd=parent)
+    finally:
+        if parent is not None:
+            os.close(parent)
+
+
+def _metadata_text(site: int, dist_info: str) -> str | None:
+    try:
+        directory = os.open(dist_info, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=site)
+    except OSError:
+        return None
+    try:
+        fd = os.open("METADATA", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=directory)
+    except OSError:
+        return None
+    finally:
+        os.close(directory)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return handle.read(METADATA_LIMIT).decode("utf-8", errors="replace")
+
+
+def _package(metadata: Message) -> dict[str, Any]:
+    classifiers = [str(c) for c in metadata.get_all("Classifier") or []]
+    licence = _text(metadata.get("License-Expression")) or _text(metadata.get("License"))
     if not licence or len(licence) > 200:  # some packages put the whole licence text there
         named = [c.rsplit(" :: ", 1)[-1] for c in classifiers if c.startswith("License ::")]
-        licence = ", ".join(named) or (licence[:200] if licence else None)
+        licence = ", ".join(named)[:200] or (licence[:200] if licence else None)
     return {
-        "name": str(metadata["name"]),
-        "version": str(metadata["version"]),
+        "name": _text(metadata.get("Name")) or "?",
+        "version": _text(metadata.get("Version")) or "?",
         "license": licence,
-        "summary": metadata.get("summary"),
-        "requires_python": metadata.get("requires_python"),
-        "requires_dist": list(metadata.get("requires_dist") or []),
-        "home_page": metadata.get("home_page"),
+        "summary": _text(metadata.get("Summary")),
+        "requires_python": _text(metadata.get("Requires-Python")),
+        "requires_dist": [_text(r) for r in (metadata.get_all("Requires-Dist") or [])][:500],
+        "home_page": _text(metadata.get("Home-page")),
     }
+
+
+def _text(value: object, limit: int = 500) -> str | None:
+    """A header as plain text on one line, cut to `limit`; None when empty."""
+    found = " ".join(str(value).split())[:limit] if value is not None else ""
+    return found or None
 
 
 # ---- the directory -------------------------------------------------------------------------

@@ -26,6 +26,7 @@ import re
 import shutil
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -92,8 +93,11 @@ def import_image(images_dir: Path, tar_path: Path, *, name: str | None = None) -
         existing = images_dir / found.digest.removeprefix("sha256:")
         if (existing / IMAGE_JSON).is_file():
             return _add_names(read_image(existing), names)
-        _check_platform(found.config)
-        return _unpack(archive, members, found, names, images_dir)
+        try:
+            _check_platform(found.config)
+            return _unpack(archive, members, found, names, images_dir)
+        except (OSError, EOFError, zlib.error, tarfile.TarError, AttributeError, TypeError) as exc:
+            raise ImageError(f"{tar_path}: a damaged or malformed image ({exc!r})") from None
 
 
 # ---- reading the archive -------------------------------------------------------------------
@@ -282,6 +286,8 @@ def _unpack(
 
 def _image(image_dir: Path, found: _Found, names: tuple[str, ...], size: int) -> ImportedImage:
     run = found.config.get("config") or {}
+    if not isinstance(run, Mapping):
+        raise ImageError("the image's config is not a mapping")
     return ImportedImage(
         dir=image_dir,
         digest=found.digest,

@@ -120,7 +120,10 @@ class _Unpacker:
             if base == OPAQUE:
                 self._opaque(parent, parts[:-1])
             elif base.startswith(WHITEOUT):
-                _remove(parent, base[len(WHITEOUT) :])
+                hidden = base[len(WHITEOUT) :]
+                if hidden in ("", ".", "..") or "/" in hidden:
+                    raise LayerError(f"a whiteout of no file: {entry.name!r}")
+                _remove(parent, hidden)
             else:
                 self._write(layer, entry, parent, base)
                 self.written.add(parts)

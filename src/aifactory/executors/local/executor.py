@@ -182,8 +182,13 @@ class LocalExecutor:
         """Why the job's image or environment cannot be given here, if it cannot."""
         if launch.image is not None and launch.environment is not None:
             return "a job runs in an image or in a Python environment, not both"
-        if launch.environment is not None and environment.marker(launch.environment) is None:
-            return f"the Python environment {launch.environment} is not ready (not built whole)"
+        if launch.environment is not None:
+            record = environment.marker(launch.environment)
+            if record is None:
+                return f"the Python environment {launch.environment} is not ready (not built whole)"
+            prefix = os.path.realpath(str(record.get("base_prefix") or "/"))
+            if any(_overlaps(prefix, str(p)) for p in self.protected):
+                return f"the Python environment {launch.environment} names the facility's files"
         if launch.image is None:
             return None
         if os.geteuid() != 0:
@@ -353,6 +358,11 @@ def _owned_dir(path: Path, identity: Identity) -> None:
         return
     if identity.uid != os.geteuid():
         os.chown(path, identity.uid, identity.gid)
+
+
+def _overlaps(path: str, other: str) -> bool:
+    inside = path == other or path.startswith(other.rstrip("/") + "/")
+    return inside or other.startswith(path.rstrip("/") + "/")
 
 
 def _supervisor_env() -> dict[str, str]:

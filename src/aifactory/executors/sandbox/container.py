@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from aifactory.executors.sandbox.launcher import Binder, Sandboxed, SandboxRefused
+from aifactory.executors.sandbox.launcher import Binder, Sandboxed, SandboxRefused, enter_group
 from aifactory.executors.sandbox.oci import oci_config
 from aifactory.executors.sandbox.spec import Mount, SandboxSpec
 from aifactory.executors.sandbox.stage import Stage
@@ -228,11 +228,7 @@ def _enter(join: Sequence[str], cpus: Sequence[int]) -> Callable[[], None]:
     No identity switch: the runtime needs root, and drops it for the container itself."""
 
     def enter() -> None:
-        for path in join:
-            with open(path, "w") as procs:
-                procs.write("0")
-        if cpus:
-            os.sched_setaffinity(0, set(cpus))
+        enter_group(join, cpus)
 
     return enter
 

@@ -246,17 +246,23 @@ def _enter(spec: SandboxSpec, join: Sequence[str], cpus: Sequence[int]) -> Calla
     switch = identity.uid != os.geteuid()
 
     def enter() -> None:
-        for path in join:
-            with open(path, "w") as procs:
-                procs.write("0")
-        if cpus:
-            os.sched_setaffinity(0, set(cpus))
+        enter_group(join, cpus)
         if switch:
             os.setgroups([identity.gid])
             os.setresgid(identity.gid, identity.gid, identity.gid)
             os.setresuid(identity.uid, identity.uid, identity.uid)
 
     return enter
+
+
+def enter_group(join: Sequence[str], cpus: Sequence[int]) -> None:
+    """Between fork and exec: into the attempt's control group (`join`: its procs files) and
+    onto its CPUs, before anything of the job runs."""
+    for path in join:
+        with open(path, "w") as procs:
+            procs.write("0")
+    if cpus:
+        os.sched_setaffinity(0, set(cpus))
 
 
 def _init_pid(status: BinaryIO) -> int | None:

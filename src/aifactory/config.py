@@ -67,6 +67,12 @@ class Settings(BaseSettings):
         description="directories of wheels environments may be built from besides the index, "
         "e.g. an offline wheelhouse (':'-separated)",
     )
+    build_memory_mb: int = Field(
+        8192,
+        ge=256,
+        description="memory one environment build may take of the control plane's host "
+        "(its control group; pip and the packages' build code run in it)",
+    )
     container_runtime: Path | None = Field(
         None,
         description="the OCI runtime jobs with an image run under (default: runc, else crun, "

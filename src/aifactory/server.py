@@ -124,7 +124,10 @@ def make_builder(
     return EnvironmentBuilder(
         db,
         BuilderConfig(
-            settings.software_dir, settings.package_index, tuple(settings.package_find_links)
+            settings.software_dir,
+            settings.package_index,
+            tuple(settings.package_find_links),
+            memory_mb=settings.build_memory_mb,
         ),
         identity=lambda: identities.of(0, "builder"),
         software=host_software(protected=[*protected_paths(settings), settings.jobs_dir]),

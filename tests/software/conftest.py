@@ -88,6 +88,17 @@ LIAR_FILES = {
     "aifliar-1.0.data/data/aifactory-env.json": '{"base_prefix": "/var/lib/aifactory"}\n',
 }
 
+# One whose build takes all the memory it can: what a build's control group is for.
+GREEDY_BACKEND = """
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    hoard = []
+    while True:
+        hoard.append(bytearray(64 * 1024 * 1024))
+"""
+
 IN_TREE = '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
 
 
@@ -125,6 +136,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory, facility_data: Path) -> I
             files, "aifendless", "1.0", {"pyproject.toml": IN_TREE, "backend.py": ENDLESS_BACKEND}
         ),
         make_wheel(files, "aifliar", "1.0", LIAR_FILES, licence="x" * 5000),
+        make_sdist(
+            files, "aifgreedy", "1.0", {"pyproject.toml": IN_TREE, "backend.py": GREEDY_BACKEND}
+        ),
     )
     with serve(root) as url:
         yield Registry(url, facility_data, secret)

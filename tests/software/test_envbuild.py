@@ -25,6 +25,7 @@ from aifactory.executors.sandbox.software import Software
 from aifactory.software.envbuild import (
     MARKER,
     BuildError,
+    BuildLimits,
     BuiltEnvironment,
     Interpreter,
     build_environment,
@@ -327,3 +328,28 @@ def test_a_package_cannot_forge_what_the_environment_records(
     )
     assert not (again / MARKER).exists()
     assert read_environment(again) is None  # not whole: built again, never run
+
+
+@requires_sandbox
+def test_a_build_is_held_to_its_memory(builder: Builder, tmp_path: Path) -> None:
+    """pip and the packages' build code run in a control group of the build's own: a build
+    that takes all it can is stopped at its limit, not the control plane's host."""
+    from aifactory.executors.sandbox import cgroups
+
+    if cgroups.detect() is None and os.environ.get("CI") != "true":
+        pytest.skip("no control group this process may make (not root)")
+    env_dir = builder.env_dir("aifgreedy==1.0\n")
+    with pytest.raises(BuildError):
+        build_environment(
+            env_dir,
+            ["aifgreedy==1.0"],
+            interpreter=builder.interpreter,
+            index=builder.registry.url,
+            identity=builder.identity,
+            software=builder.software,
+            log=tmp_path / "greedy.log",
+            limits=BuildLimits(env_dir.name, memory_mb=256),
+            timeout_s=120,
+        )
+    assert "ran out of memory (its limit: 256 MB)" in (tmp_path / "greedy.log").read_text()
+    assert not env_dir.exists()

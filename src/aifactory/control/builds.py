@@ -37,6 +37,7 @@ class BuilderConfig:
     software_dir: Path
     index_url: str | None
     find_links: tuple[Path, ...] = ()  # wheelhouses, read-only in the build
+    memory_mb: int = 8192  # what one build may take of this host (its control group)
     timeout_s: float = 1800.0
 
 
@@ -95,6 +96,7 @@ class EnvironmentBuilder:
                 log=layout.build_log(root, key),
                 timeout_s=self.config.timeout_s,
                 find_links=self.config.find_links,
+                limits=envbuild.BuildLimits(key, memory_mb=self.config.memory_mb),
             )
         except Exception as exc:
             message = str(exc) if isinstance(exc, envbuild.BuildError) else f"build error: {exc}"

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import json
 import os
 import shlex
@@ -52,6 +53,7 @@ from typing import Any
 
 from aifactory.domain.environments import parse_python
 from aifactory.domain.jobs import Network
+from aifactory.executors.sandbox import cgroups
 from aifactory.executors.sandbox.identity import Identity
 from aifactory.executors.sandbox.launcher import SandboxRefused, spawn
 from aifactory.executors.sandbox.software import Software
@@ -110,6 +112,16 @@ class BuiltEnvironment:
     built_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class BuildLimits:
+    """What one build may take of the control plane's host: a control group of its own, as a
+    job's (memory without swap beyond it, tasks), where the host lets the facility make one."""
+
+    key: str  # names the group: aifactory/builds/<key>
+    memory_mb: int = 8192
+    pids_max: int = 4096
+
+
 # ---- the interpreter -----------------------------------------------------------------------
 
 
@@ -160,6 +172,7 @@ def build_environment(
     log: Path,
     timeout_s: float = 1800,
     find_links: Sequence[Path] = (),
+    limits: BuildLimits | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> BuiltEnvironment:
     """Build the environment `env_dir` (its name is its key) from `requirements` (canonical,
@@ -185,7 +198,8 @@ def build_environment(
         find_links=find_links,
     )
     try:
-        _run(spec, build_command(env_dir, interpreter, index, find_links), log, timeout_s)
+        command = build_command(env_dir, interpreter, index, find_links)
+        _run(spec, command, log, timeout_s, limits or BuildLimits(env_dir.name))
         _drop_forged_markers(env_dir)  # before the seal makes whatever the build left root's
         size = _seal(env_dir)
         built = BuiltEnvironment(
@@ -209,12 +223,14 @@ def build_environment(
     return built
 
 
-def _run(spec: SandboxSpec, command: list[str], log: Path, timeout_s: float) -> None:
+def _run(
+    spec: SandboxSpec, command: list[str], log: Path, timeout_s: float, limits: BuildLimits
+) -> None:
     """Run the build; BuildError with pip's last words if it fails."""
     with open(log, "ab") as out:
         out.write(f"aifactory: building as {spec.identity.name}:\n{command[-1]}\n".encode())
         offset = out.tell()
-    code = run_sandboxed(spec, command, log, timeout_s)
+    code = run_sandboxed(spec, command, log, timeout_s, limits)
     if code is None:
         message = f"the build took longer than {timeout_s:.0f} s and was stopped"
         with open(log, "ab") as out:
@@ -301,9 +317,21 @@ def build_command(
     return ["/bin/sh", "-c", "\n".join(script)]
 
 
-def run_sandboxed(spec: SandboxSpec, command: list[str], log: Path, timeout_s: float) -> int | None:
+def run_sandboxed(
+    spec: SandboxSpec,
+    command: list[str],
+    log: Path,
+    timeout_s: float,
+    limits: BuildLimits | None = None,
+) -> int | None:
     """Run `command` in `spec`'s sandbox through the runner; its exit code, None on timeout."""
-    order = {"spec": to_record(spec), "command": command, "log": str(log), "parent": os.getpid()}
+    order = {
+        "spec": to_record(spec),
+        "command": command,
+        "log": str(log),
+        "parent": os.getpid(),
+        "limits": dataclasses.asdict(limits or BuildLimits("build")),
+    }
     with open(log, "ab") as out:
         runner = subprocess.Popen(
             [sys.executable, "-m", __name__],
@@ -567,16 +595,45 @@ def _runner() -> int:
     order = json.loads(sys.stdin.read())
     if not _dies_with_parent(order["parent"]):
         return SETUP_FAILED
+    limits = BuildLimits(**order["limits"])
+    group = _build_group(limits)
     with open(order["log"], "ab", buffering=0) as log:
         try:
             stage = Stage.enter() if os.geteuid() == 0 else None
-            sandbox = spawn(from_record(order["spec"]), order["command"], log=log, stage=stage)
+            join = group.join_files() if group is not None else ()
+            spec = from_record(order["spec"])
+            sandbox = spawn(spec, order["command"], log=log, stage=stage, join=join)
         except (SandboxRefused, OSError) as exc:
             log.write(f"aifactory: the build's sandbox could not be set up: {exc}\n".encode())
+            _end_group(group)
             return SETUP_FAILED
         signal.signal(signal.SIGTERM, lambda _signum, _frame: sandbox.kill())
         code = sandbox.wait()
+        if group is not None and group.oom_kills():
+            limit = limits.memory_mb
+            log.write(f"aifactory: the build ran out of memory (its limit: {limit} MB)\n".encode())
+        _end_group(group)
     return 128 - code if code < 0 else code
+
+
+def _build_group(limits: BuildLimits) -> cgroups.JobGroup | None:
+    version = cgroups.detect()
+    if version is None:
+        return None
+    group = cgroups.job_group(version, f"{cgroups.PREFIX}/builds/{limits.key}")
+    group.create(
+        cgroups.Limits(
+            memory_bytes=limits.memory_mb * 1024 * 1024, pids_max=limits.pids_max, cpus=()
+        )
+    )
+    return group
+
+
+def _end_group(group: cgroups.JobGroup | None) -> None:
+    """Nothing of the build left: every process of its group killed, the group removed."""
+    if group is not None:
+        cgroups.kill_all(group)
+        group.remove()
 
 
 def _dies_with_parent(parent: int) -> bool:

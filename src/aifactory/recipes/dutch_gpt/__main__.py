@@ -1,4 +1,5 @@
-"""`python -m aifactory.recipes.dutch_gpt pretrain|finetune --config NAME [...]`.
+"""`python -m aifactory.recipes.dutch_gpt pretrain|finetune --config NAME [...]`, and
+`… serve --from CHECKPOINT [--port N]`: the trained model behind the OpenAI API's shape (serve.py).
 
 Exit codes: 0 done; 143 (`EXIT_PREEMPTED`) stopped by SIGTERM after writing a checkpoint, to be
 resumed by running the same command again with the same checkpoint folder; 2 bad arguments;
@@ -26,14 +27,19 @@ from aifactory.recipes.dutch_gpt.run import (
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m aifactory.recipes.dutch_gpt", description=__doc__)
-    p.add_argument("kind", choices=["pretrain", "finetune"])
+    p.add_argument("kind", choices=["pretrain", "finetune", "serve"])
     p.add_argument("--config", choices=sorted(CONFIGS), default="tiny")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--steps", type=int, help="optimizer steps in all (default: the config's)")
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
     p.add_argument("--eval-every", type=int, help="steps between evaluations")
     p.add_argument("--log-every", type=int, help="steps between train reports")
-    p.add_argument("--from", dest="init_from", type=Path, help="finetune: checkpoint file/folder")
+    p.add_argument(
+        "--from", dest="init_from", type=Path, help="finetune, serve: checkpoint file/folder"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="serve: the address to listen on")
+    p.add_argument("--port", type=int, default=8001, help="serve: the port to listen on")
+    p.add_argument("--name", default="dutch-gpt", help="serve: the model's name in the API")
     p.add_argument(
         "--data",
         type=Path,
@@ -66,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print(NO_TORCH.format(python=sys.executable), file=sys.stderr, flush=True)
         return EXIT_NO_TORCH
+    if args.kind == "serve":
+        return _serve(args)
     from aifactory.recipes.dutch_gpt.train import train
 
     config = CONFIGS[args.config].with_overrides(
@@ -86,6 +94,30 @@ def main(argv: list[str] | None = None) -> int:
     stop.install()
     result = train(spec, env, stop)
     return EXIT_PREEMPTED if result.preempted else 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Serve until SIGTERM (the facility's stop), then end cleanly."""
+    import signal
+    import threading
+
+    from aifactory.recipes.dutch_gpt.generate import Generator
+    from aifactory.recipes.dutch_gpt.serve import Engine, server
+
+    if args.init_from is None:
+        print("error: serve needs --from CHECKPOINT (a file or a folder)", file=sys.stderr)
+        return 2
+    device = args.device or default_device()
+    if device == "cpu":
+        _threads_as_allotted()
+    engine = Engine(Generator.from_checkpoint(args.init_from, device=device), args.name)
+    listening = server(engine, args.host, args.port)
+    port = listening.server_address[1]
+    print(f"[serve] model {args.name} on http://{args.host}:{port}/v1", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=listening.shutdown).start())
+    listening.serve_forever()
+    listening.server_close()
+    return 0
 
 
 def _threads_as_allotted() -> None:

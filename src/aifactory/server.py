@@ -38,6 +38,7 @@ from aifactory.executors.sandbox.software import host_software
 from aifactory.executors.slurm.commands import SlurmClient, SlurmConfig
 from aifactory.executors.slurm.executor import SlurmExecutor, SlurmExecutorConfig
 from aifactory.faces.state import AppState
+from aifactory.gateway import routes as gateway_routes
 from aifactory.governance import erasure
 from aifactory.scheduler import Policy, policy_named
 from aifactory.services import passwords
@@ -401,9 +402,10 @@ def app_for(facility: Facility) -> FastAPI:
 def facility_app(
     state: AppState, *, max_body_bytes: int = DEFAULT_MAX_BODY, background: Background | None = None
 ) -> FastAPI:
-    """Both faces on one app: the API under /api/, and the portal on every other path, where an
-    error is answered as a page."""
+    """The faces on one app: the API under /api/, the OpenAI-compatible gateway under /v1, and
+    the portal on every other path, where an error is answered as a page."""
     app = create_app(state, max_body_bytes=max_body_bytes, background=background, pages=page_error)
+    app.include_router(gateway_routes.router)  # /v1: the OpenAI-compatible gateway
     portal.install(app)
     return app
 

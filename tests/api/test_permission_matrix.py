@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from aifactory.domain.permissions import (
     MATRIX,
@@ -34,6 +35,7 @@ from aifactory.domain.permissions import (
     who_may,
 )
 from aifactory.store.db import Database
+from aifactory.store.models import Job
 from tests.api.helpers import bearer
 from tests.conftest import serving
 from tests.software.imagetars import busybox_layer, oci_archive
@@ -155,6 +157,8 @@ def facility(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) ->
         assert server.state.data_root is not None
         world = Facility(api, {"root": server.admin_token}, server.state.data_root)
         _build(world)
+        with db.session() as session:  # mia's job has trained something to serve
+            session.execute(update(Job).where(Job.id == world.job).values(state="SUCCEEDED"))
         yield world
     db.dispose()
 
@@ -349,6 +353,13 @@ EXERCISES: dict[Action, Exercise] = {
         {"name": f.unique("env"), "project": "p", "requirements": "aifprobe==1.0\n"},
     ),
     Action.IMAGE_IMPORT: _image_import,
+    Action.ENDPOINT_READ: lambda f, u: f.do(u, "GET", "/endpoints", project="p"),
+    Action.ENDPOINT_MANAGE: lambda f, u: f.do(
+        u, "POST", "/endpoints", {"name": f.unique("model"), "project": "p", "source_job": f.job}
+    ),
+    Action.INFERENCE_KEY_MANAGE: lambda f, u: f.do(
+        u, "POST", "/inference-keys", {"name": f.unique("key"), "project": "p"}
+    ),
 }
 # Exercises that name no object of p (facility-wide actions, and listings of every project's
 # part): whoever may not is told so (403), never that something does not exist.

@@ -25,6 +25,7 @@ from aifactory.api.routers import (
     efficiency,
     facility,
     gdpr,
+    inference,
     jobs,
     me,
     money,
@@ -111,6 +112,7 @@ def create_app(
         gdpr.router,
         whatif.router,
         software.router,
+        inference.router,
     )
     for router in routers:
         api.include_router(router)

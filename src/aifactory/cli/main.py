@@ -20,6 +20,7 @@ from aifactory.cli import (
     eff,
     facility,
     gdpr,
+    inference,
     jobs,
     permissions,
     queue_control,
@@ -71,6 +72,7 @@ accounting.register(app)
 audit.register(app)
 datasets.register(app)
 software.register(app)
+inference.register(app)
 gdpr.register(app)
 permissions.register(app)
 recipes.register(app)

@@ -14,6 +14,7 @@ from aifactory.client.accounting import AccountingCalls
 from aifactory.client.audit import AuditCalls
 from aifactory.client.datasets import DatasetCalls
 from aifactory.client.gdpr import GdprCalls
+from aifactory.client.inference import InferenceCalls
 from aifactory.client.software import SoftwareCalls
 
 Json = dict[str, Any]
@@ -35,7 +36,7 @@ class Unreachable(Exception):
     pass
 
 
-class Client(AccountingCalls, AuditCalls, DatasetCalls, GdprCalls, SoftwareCalls):
+class Client(AccountingCalls, AuditCalls, DatasetCalls, GdprCalls, InferenceCalls, SoftwareCalls):
     def __init__(
         self,
         url: str,

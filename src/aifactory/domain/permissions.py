@@ -101,6 +101,10 @@ class Action(enum.StrEnum):
     SOFTWARE_READ = "software.read"
     ENVIRONMENT_CREATE = "environment.create"
     IMAGE_IMPORT = "image.import"
+    # inference
+    ENDPOINT_READ = "endpoint.read"
+    ENDPOINT_MANAGE = "endpoint.manage"
+    INFERENCE_KEY_MANAGE = "inference_key.manage"
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +209,21 @@ MATRIX: dict[Action, Rule] = {
         MEM,
     ),
     Action.IMAGE_IMPORT: _rule("import or remove container images", ADM),
+    Action.ENDPOINT_READ: _rule(
+        "see the project's inference endpoints, its keys (never their secrets) and their usage",
+        ADM,
+        OPS,
+        FIN,
+        OWN,
+        MEM,
+        VIEW,
+    ),
+    Action.ENDPOINT_MANAGE: _rule(
+        "serve the project's models: create or remove its inference endpoints", ADM, OWN, MEM
+    ),
+    Action.INFERENCE_KEY_MANAGE: _rule(
+        "create or revoke the project's inference keys (a key is shown once)", ADM, OWN
+    ),
 }
 
 

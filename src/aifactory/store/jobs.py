@@ -112,6 +112,7 @@ class NewJob:
     environment_key: str | None = None
     image: str | None = None
     image_digest: str | None = None
+    endpoint_id: int | None = None
     id: int = 0
 
 

@@ -176,6 +176,8 @@ class Job(Base):
     environment_key: Mapped[str | None] = mapped_column(String(64), index=True)
     image: Mapped[str | None] = mapped_column(String(128))
     image_digest: Mapped[str | None] = mapped_column(String(80), index=True)
+    # A replica of an inference endpoint (its engine), or None.
+    endpoint_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
 
 class JobEvent(Base):
@@ -654,3 +656,58 @@ class Image(Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSON)  # architecture, env, cmd, working dir…
     imported_by: Mapped[str] = mapped_column(String(64))
     imported_at: Mapped[float] = mapped_column(Float)
+
+
+class Endpoint(Base):
+    """A model a project serves (issue 19): its replicas are jobs of the project's, each an
+    engine listening on a Unix socket in its own directory; the gateway routes to them."""
+
+    __tablename__ = "endpoints"
+    __table_args__ = (Index("ix_endpoints_project_name", "project_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    name: Mapped[str] = mapped_column(String(64))  # the model's name at /v1
+    source_job_id: Mapped[int] = mapped_column(Integer)  # whose checkpoints it serves
+    replicas: Mapped[int] = mapped_column(Integer)
+    cpus: Mapped[int] = mapped_column(Integer)
+    memory_mb: Mapped[int] = mapped_column(Integer)
+    gpus: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+    deleted_at: Mapped[float | None] = mapped_column(Float)
+
+
+class InferenceKey(Base):
+    """A project's key for the gateway (`/v1`): only its SHA-256 is kept; it may expire, be
+    revoked, hold a token budget and name the models it may call."""
+
+    __tablename__ = "inference_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    models: Mapped[list[str] | None] = mapped_column(JSON)  # None: every model of its project
+    token_budget: Mapped[int | None] = mapped_column(BigInteger)
+    tokens_used: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float | None] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float)
+
+
+class InferenceUsage(Base):
+    """One request through the gateway: its key, endpoint, tokens (from the engine's `usage`)
+    and how it ended."""
+
+    __tablename__ = "inference_usage"
+    __table_args__ = (Index("ix_inference_usage_project_at", "project_id", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[int] = mapped_column(ForeignKey("inference_keys.id"), index=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id"), index=True)
+    at: Mapped[float] = mapped_column(Float)
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    status: Mapped[int] = mapped_column(Integer)
+    ms: Mapped[float] = mapped_column(Float)

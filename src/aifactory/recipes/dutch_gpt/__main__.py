@@ -41,6 +41,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8001, help="serve: the port to listen on")
     p.add_argument("--name", default="dutch-gpt", help="serve: the model's name in the API")
     p.add_argument(
+        "--socket",
+        type=Path,
+        help="serve: listen on this Unix socket (relative: to the working directory) instead",
+    )
+    p.add_argument(
         "--data",
         type=Path,
         help="folder with dutch-books/ and dutch-eval/ "
@@ -99,10 +104,11 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     """Serve until SIGTERM (the facility's stop), then end cleanly."""
     import signal
+    import socketserver
     import threading
 
     from aifactory.recipes.dutch_gpt.generate import Generator
-    from aifactory.recipes.dutch_gpt.serve import Engine, server
+    from aifactory.recipes.dutch_gpt.serve import Engine, server, unix_server
 
     if args.init_from is None:
         print("error: serve needs --from CHECKPOINT (a file or a folder)", file=sys.stderr)
@@ -111,9 +117,15 @@ def _serve(args: argparse.Namespace) -> int:
     if device == "cpu":
         _threads_as_allotted()
     engine = Engine(Generator.from_checkpoint(args.init_from, device=device), args.name)
-    listening = server(engine, args.host, args.port)
-    port = listening.server_address[1]
-    print(f"[serve] model {args.name} on http://{args.host}:{port}/v1", flush=True)
+    listening: socketserver.BaseServer
+    if args.socket is not None:
+        path = args.socket.resolve()
+        listening = unix_server(engine, path)
+        print(f"[serve] model {args.name} on unix:{path}", flush=True)
+    else:
+        listening = server(engine, args.host, args.port)
+        port = listening.server_address[1]
+        print(f"[serve] model {args.name} on http://{args.host}:{port}/v1", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=listening.shutdown).start())
     listening.serve_forever()
     listening.server_close()

@@ -12,13 +12,17 @@ loopback only: the facility's gateway, not the world, talks to it.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socketserver
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from aifactory.recipes.dutch_gpt.generate import Generated, Generator, Sampling, prompt_tokens
@@ -254,3 +258,26 @@ def server(engine: Engine, host: str = "127.0.0.1", port: int = 0) -> ThreadingH
     made = ThreadingHTTPServer((host, port), handler)
     made.daemon_threads = True
     return made
+
+
+class _UnixServer(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
+
+
+def unix_server(engine: Engine, path: Path) -> socketserver.ThreadingUnixStreamServer:
+    """The engine's HTTP server on a Unix socket at `path` (0600): how a facility's replica
+    listens, in the job's own directory, where only the job's identity and the facility (which
+    proxies to it after its own checks) can reach it: no port, no network at all."""
+    handler = type("EngineHandler", (_UnixHandler,), {"engine": engine})
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # a socket a stopped attempt left
+    previous = os.umask(0o177)
+    try:
+        return _UnixServer(str(path), handler)
+    finally:
+        os.umask(previous)
+
+
+class _UnixHandler(Handler):
+    def address_string(self) -> str:
+        return "unix"

@@ -1,0 +1,226 @@
+"""`/v1`: `models`, `completions` and `chat/completions` as the OpenAI API has them, for the
+models a project serves (services.endpoints), with its inference keys.
+
+A request is checked (services.gateway.authorize: the key, the model, the budget) before any
+engine is asked; then forwarded to the replica with the fewest requests in flight, over the
+Unix socket in the replica's own directory (engines take no connection from anywhere else). A
+replica that cannot be reached is passed over for the next. What the engine says of its tokens
+(`usage`) is recorded against the key and the project once the answer is complete; a streamed
+request asks the engine for its usage in a last chunk, which the caller gets only if it asked
+for it too. Errors have the API's shape: `{"error": {"message", "type", "param", "code"}}`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from aifactory.faces.state import AppState, StateDep
+from aifactory.services import gateway
+from aifactory.services.gateway import Refusal, Route
+
+router = APIRouter(prefix="/v1", include_in_schema=False)
+MAX_BODY = 1024 * 1024
+ENGINE_TIMEOUT_S = 600.0
+_in_flight: dict[Path, int] = {}  # requests forwarded and not answered, by replica's socket
+
+
+@router.get("/models")
+async def list_models(request: Request, state: StateDep) -> Response:
+    token = _token(request)
+    try:
+        found = await run_in_threadpool(_models, state, token)
+    except Refusal as refused:
+        return _error(refused)
+    data = [
+        {"id": name, "object": "model", "created": int(created), "owned_by": "aifactory"}
+        for name, created in found
+    ]
+    return JSONResponse({"object": "list", "data": data})
+
+
+@router.post("/completions")
+async def completions(request: Request, state: StateDep) -> Response:
+    return await _forward(request, state, "/v1/completions")
+
+
+@router.post("/chat/completions")
+async def chat_completions(request: Request, state: StateDep) -> Response:
+    return await _forward(request, state, "/v1/chat/completions")
+
+
+async def _forward(request: Request, state: AppState, path: str) -> Response:
+    try:
+        body = _json_body(await request.body())
+        route = await run_in_threadpool(_authorize, state, _token(request), body.get("model"))
+    except Refusal as refused:
+        return _error(refused)
+    streamed = body.get("stream") is True
+    wanted_usage = False
+    if streamed:
+        options = body.get("stream_options") or {}
+        wanted_usage = isinstance(options, dict) and options.get("include_usage") is True
+        body["stream_options"] = {"include_usage": True}
+    for socket in sorted(route.sockets, key=lambda s: _in_flight.get(s, 0)):
+        try:
+            if streamed:
+                return await _stream(state, route, socket, path, body, wanted_usage)
+            return await _whole(state, route, socket, path, body)
+        except httpx.TransportError:
+            continue  # that replica is gone or not listening yet: the next one
+    return _error(Refusal(503, "no replica of the model answers", "server_error", "unavailable"))
+
+
+async def _whole(
+    state: AppState, route: Route, socket: Path, path: str, body: dict[str, Any]
+) -> Response:
+    started = time.monotonic()
+    _in_flight[socket] = _in_flight.get(socket, 0) + 1
+    try:
+        async with _engine(socket) as engine:
+            answer = await engine.post(path, json=body)
+    finally:
+        _in_flight[socket] -= 1
+    usage = _usage(answer.content) if answer.status_code == 200 else {}
+    await run_in_threadpool(_record, state, route, usage, answer.status_code, started)
+    return Response(answer.content, answer.status_code, media_type="application/json")
+
+
+async def _stream(
+    state: AppState,
+    route: Route,
+    socket: Path,
+    path: str,
+    body: dict[str, Any],
+    wanted_usage: bool,
+) -> Response:
+    """The engine's events as they come; its usage chunk kept for the record."""
+    started = time.monotonic()
+    engine = _engine(socket)
+    _in_flight[socket] = _in_flight.get(socket, 0) + 1
+    try:
+        upstream = await engine.send(engine.build_request("POST", path, json=body), stream=True)
+    except BaseException:
+        _in_flight[socket] -= 1
+        await engine.aclose()
+        raise
+    if upstream.status_code != 200:
+        content = await upstream.aread()
+        await upstream.aclose()
+        await engine.aclose()
+        _in_flight[socket] -= 1
+        return Response(content, upstream.status_code, media_type="application/json")
+
+    async def events() -> AsyncIterator[bytes]:
+        usage: dict[str, int] = {}
+        try:
+            async for line in upstream.aiter_lines():
+                found = _usage_event(line)
+                if found is not None:
+                    usage = found
+                    if not wanted_usage:
+                        continue
+                if line:
+                    yield (line + "\n\n").encode()
+        finally:
+            await upstream.aclose()
+            await engine.aclose()
+            _in_flight[socket] -= 1
+            await run_in_threadpool(_record, state, route, usage, 200, started)
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+def _engine(socket: Path) -> httpx.AsyncClient:
+    transport = httpx.AsyncHTTPTransport(uds=str(socket))
+    return httpx.AsyncClient(
+        transport=transport, base_url="http://engine", timeout=ENGINE_TIMEOUT_S
+    )
+
+
+def _usage(content: bytes) -> dict[str, int]:
+    try:
+        found = json.loads(content).get("usage") or {}
+    except (ValueError, AttributeError):
+        return {}
+    return _tokens(found)
+
+
+def _usage_event(line: str) -> dict[str, int] | None:
+    """The usage of a `data: {...}` event that carries one (the engine's last chunk)."""
+    if not line.startswith("data: {"):
+        return None
+    try:
+        event = json.loads(line[6:])
+    except ValueError:
+        return None
+    usage = event.get("usage") if isinstance(event, dict) else None
+    return _tokens(usage) if isinstance(usage, dict) else None
+
+
+def _tokens(usage: Any) -> dict[str, int]:
+    if not isinstance(usage, dict):
+        return {}
+    return {
+        k: int(usage[k])
+        for k in ("prompt_tokens", "completion_tokens")
+        if isinstance(usage.get(k), int) and usage[k] >= 0
+    }
+
+
+def _json_body(raw: bytes) -> dict[str, Any]:
+    if len(raw) > MAX_BODY:
+        raise Refusal(413, "the request is too large", "invalid_request_error")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise Refusal(400, "the body is not JSON", "invalid_request_error") from None
+    if not isinstance(body, dict):
+        raise Refusal(400, "the body must be a JSON object", "invalid_request_error")
+    return body
+
+
+def _token(request: Request) -> str | None:
+    given = request.headers.get("authorization", "")
+    scheme, _, token = given.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _authorize(state: AppState, token: str | None, model: object) -> Route:
+    assert state.jobs_dir is not None
+    with state.db.read() as session:
+        return gateway.authorize(session, token, model, jobs_dir=state.jobs_dir, now=state.clock())
+
+
+def _models(state: AppState, token: str | None) -> list[tuple[str, float]]:
+    with state.db.read() as session:
+        return gateway.models(session, token, now=state.clock())
+
+
+def _record(
+    state: AppState, route: Route, usage: dict[str, int], status: int, started: float
+) -> None:
+    with state.db.session() as session:
+        gateway.record(
+            session,
+            route,
+            prompt_tokens=usage.get("prompt_tokens", 0),
+            completion_tokens=usage.get("completion_tokens", 0),
+            status=status,
+            ms=(time.monotonic() - started) * 1000,
+            now=state.clock(),
+        )
+
+
+def _error(refused: Refusal) -> Response:
+    error = {"message": str(refused), "type": refused.kind, "param": None, "code": refused.code}
+    headers = {"Retry-After": "60"} if refused.status == 429 else None
+    return JSONResponse({"error": error}, status_code=refused.status, headers=headers)

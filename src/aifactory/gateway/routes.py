@@ -12,9 +12,12 @@ for it too. Errors have the API's shape: `{"error": {"message", "type", "param",
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import stat
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +77,8 @@ async def _forward(request: Request, state: AppState, path: str) -> Response:
             if streamed:
                 return await _stream(state, route, socket, path, body, wanted_usage)
             return await _whole(state, route, socket, path, body)
-        except httpx.TransportError:
-            continue  # that replica is gone or not listening yet: the next one
+        except (httpx.TransportError, OSError):
+            continue  # that replica is gone, not listening yet, or its socket is not one
     return _error(Refusal(503, "no replica of the model answers", "server_error", "unavailable"))
 
 
@@ -85,8 +88,9 @@ async def _whole(
     started = time.monotonic()
     _in_flight[socket] = _in_flight.get(socket, 0) + 1
     try:
-        async with _engine(socket) as engine:
-            answer = await engine.post(path, json=body)
+        with engine_socket(socket) as reached:
+            async with _engine(reached) as engine:
+                answer = await engine.post(path, json=body)
     finally:
         _in_flight[socket] -= 1
     usage = _usage(answer.content) if answer.status_code == 200 else {}
@@ -104,14 +108,18 @@ async def _stream(
 ) -> Response:
     """The engine's events as they come; its usage chunk kept for the record."""
     started = time.monotonic()
-    engine = _engine(socket)
+    held = engine_socket(socket)
+    reached = held.__enter__()
+    engine = _engine(reached)
     _in_flight[socket] = _in_flight.get(socket, 0) + 1
     try:
         upstream = await engine.send(engine.build_request("POST", path, json=body), stream=True)
     except BaseException:
         _in_flight[socket] -= 1
         await engine.aclose()
+        held.__exit__(None, None, None)
         raise
+    held.__exit__(None, None, None)  # connected: the descriptor has done its work
     if upstream.status_code != 200:
         content = await upstream.aread()
         await upstream.aclose()
@@ -139,8 +147,30 @@ async def _stream(
     return StreamingResponse(events(), media_type="text/event-stream")
 
 
-def _engine(socket: Path) -> httpx.AsyncClient:
-    transport = httpx.AsyncHTTPTransport(uds=str(socket))
+@contextlib.contextmanager
+def engine_socket(socket: Path) -> Iterator[str]:
+    """A path to connect to that reaches exactly the replica's own socket: opened without
+    following a link from its directory (the facility's path up to the job's directory, the
+    job's own below), and it must be a socket of the directory's owner, the job's identity.
+    Connecting through `/proc/self/fd/N` then reaches that inode, even if the name is swapped
+    meanwhile: a job never points the facility, which connects as root, at another socket."""
+    directory = os.open(socket.parent, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        fd = os.open(socket.name, os.O_PATH | os.O_NOFOLLOW, dir_fd=directory)
+        owner = os.fstat(directory).st_uid
+    finally:
+        os.close(directory)
+    try:
+        found = os.fstat(fd)
+        if not stat.S_ISSOCK(found.st_mode) or found.st_uid != owner:
+            raise OSError(f"{socket} is not the replica's own socket")
+        yield f"/proc/self/fd/{fd}"
+    finally:
+        os.close(fd)
+
+
+def _engine(socket: str) -> httpx.AsyncClient:
+    transport = httpx.AsyncHTTPTransport(uds=socket)
     return httpx.AsyncClient(
         transport=transport, base_url="http://engine", timeout=ENGINE_TIMEOUT_S
     )

@@ -246,11 +246,15 @@ def _enter(spec: SandboxSpec, join: Sequence[str], cpus: Sequence[int]) -> Calla
     switch = identity.uid != os.geteuid()
 
     def enter() -> None:
-        enter_group(join, cpus)
-        if switch:
-            os.setgroups([identity.gid])
-            os.setresgid(identity.gid, identity.gid, identity.gid)
-            os.setresuid(identity.uid, identity.uid, identity.uid)
+        try:
+            enter_group(join, cpus)
+            if switch:
+                os.setgroups([identity.gid])
+                os.setresgid(identity.gid, identity.gid, identity.gid)
+                os.setresuid(identity.uid, identity.uid, identity.uid)
+        except OSError as exc:  # said in the job's log: the parent learns only that it failed
+            os.write(2, f"aifactory: entering the job's group or identity: {exc}\n".encode())
+            raise
 
     return enter
 

@@ -79,6 +79,7 @@ bench: setup-dev system-deps
 	$(BIN)/python benchmarks/portal_pages.py
 	$(BIN)/python benchmarks/sandbox_start.py
 	$(BIN)/python benchmarks/software_start.py
+	$(BIN)/python benchmarks/gateway_overhead.py
 	$(BIN)/python benchmarks/cli_startup.py
 
 clean:

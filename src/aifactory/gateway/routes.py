@@ -5,7 +5,8 @@ A request is checked (services.gateway.authorize: the key, the model, the budget
 engine is asked; then forwarded to the replica with the fewest requests in flight, over the
 Unix socket in the replica's own directory (engines take no connection from anywhere else). A
 replica that cannot be reached is passed over for the next. What the engine says of its tokens
-(`usage`) is recorded against the key and the project once the answer is complete; a streamed
+(`usage`) is recorded against the key and the project (gateway.usage: in batches; a
+budgeted key's before it answers); a streamed
 request asks the engine for its usage in a last chunk, which the caller gets only if it asked
 for it too. Errors have the API's shape: `{"error": {"message", "type", "param", "code"}}`.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import ssl
 import stat
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -27,6 +29,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from aifactory.faces.state import AppState, StateDep
+from aifactory.gateway.usage import Used, recorder
 from aifactory.services import gateway
 from aifactory.services.gateway import Refusal, Route
 
@@ -34,6 +37,14 @@ router = APIRouter(prefix="/v1", include_in_schema=False)
 MAX_BODY = 1024 * 1024
 ENGINE_TIMEOUT_S = 600.0
 _in_flight: dict[Path, int] = {}  # requests forwarded and not answered, by replica's socket
+ENGINES_KEPT = 1000
+_engines: dict[Path, tuple[int, httpx.AsyncClient]] = {}  # replica's socket → (its fd, client)
+ROUTE_TTL_S = 1.0
+ROUTES_KEPT = 10_000
+_routes: dict[tuple[int, str | None, str | None], tuple[Route, float]] = {}  # → until
+# Engines speak plain HTTP on their socket; httpx would still build a TLS context for every
+# client (tens of milliseconds): one, made once, is handed to each.
+_TLS = ssl.create_default_context()
 
 
 @router.get("/models")
@@ -63,7 +74,10 @@ async def chat_completions(request: Request, state: StateDep) -> Response:
 async def _forward(request: Request, state: AppState, path: str) -> Response:
     try:
         body = _json_body(await request.body())
-        route = await run_in_threadpool(_authorize, state, _token(request), body.get("model"))
+        token, model = _token(request), body.get("model")
+        route = _cached(state, token, model)  # most requests: no thread, no database
+        if route is None:
+            route = await run_in_threadpool(_authorize, state, token, model)
     except Refusal as refused:
         return _error(refused)
     streamed = body.get("stream") is True
@@ -78,7 +92,8 @@ async def _forward(request: Request, state: AppState, path: str) -> Response:
                 return await _stream(state, route, socket, path, body, wanted_usage)
             return await _whole(state, route, socket, path, body)
         except (httpx.TransportError, OSError):
-            continue  # that replica is gone, not listening yet, or its socket is not one
+            await _forget(socket)  # gone, not listening yet, or its socket is not one: the next
+            continue
     return _error(Refusal(503, "no replica of the model answers", "server_error", "unavailable"))
 
 
@@ -88,13 +103,14 @@ async def _whole(
     started = time.monotonic()
     _in_flight[socket] = _in_flight.get(socket, 0) + 1
     try:
-        with engine_socket(socket) as reached:
-            async with _engine(reached) as engine:
-                answer = await engine.post(path, json=body)
+        answer = await _engine(socket).post(path, json=body)
     finally:
         _in_flight[socket] -= 1
     usage = _usage(answer.content) if answer.status_code == 200 else {}
-    await run_in_threadpool(_record, state, route, usage, answer.status_code, started)
+    if route.token_budget is not None:  # counted before the answer: the next call sees it
+        await run_in_threadpool(_record, state, route, usage, answer.status_code, started)
+        return Response(answer.content, answer.status_code, media_type="application/json")
+    _later(state, route, usage, answer.status_code, started)
     return Response(answer.content, answer.status_code, media_type="application/json")
 
 
@@ -108,22 +124,16 @@ async def _stream(
 ) -> Response:
     """The engine's events as they come; its usage chunk kept for the record."""
     started = time.monotonic()
-    held = engine_socket(socket)
-    reached = held.__enter__()
-    engine = _engine(reached)
+    engine = _engine(socket)
     _in_flight[socket] = _in_flight.get(socket, 0) + 1
     try:
         upstream = await engine.send(engine.build_request("POST", path, json=body), stream=True)
     except BaseException:
         _in_flight[socket] -= 1
-        await engine.aclose()
-        held.__exit__(None, None, None)
         raise
-    held.__exit__(None, None, None)  # connected: the descriptor has done its work
     if upstream.status_code != 200:
         content = await upstream.aread()
         await upstream.aclose()
-        await engine.aclose()
         _in_flight[socket] -= 1
         return Response(content, upstream.status_code, media_type="application/json")
 
@@ -140,40 +150,66 @@ async def _stream(
                     yield (line + "\n\n").encode()
         finally:
             await upstream.aclose()
-            await engine.aclose()
             _in_flight[socket] -= 1
-            await run_in_threadpool(_record, state, route, usage, 200, started)
+            if route.token_budget is not None:  # counted before the stream's end
+                await run_in_threadpool(_record, state, route, usage, 200, started)
+            else:
+                _later(state, route, usage, 200, started)
 
     return StreamingResponse(events(), media_type="text/event-stream")
 
 
-@contextlib.contextmanager
-def engine_socket(socket: Path) -> Iterator[str]:
-    """A path to connect to that reaches exactly the replica's own socket: opened without
-    following a link from its directory (the facility's path up to the job's directory, the
-    job's own below), and it must be a socket of the directory's owner, the job's identity.
-    Connecting through `/proc/self/fd/N` then reaches that inode, even if the name is swapped
-    meanwhile: a job never points the facility, which connects as root, at another socket."""
+def open_engine_socket(socket: Path) -> int:
+    """A descriptor of exactly the replica's own socket: opened without following a link from
+    its directory (the facility's path up to the job's directory, the job's own below), and it
+    must be a socket of the directory's owner, the job's identity. Connecting through
+    `/proc/self/fd/N` then reaches that inode, even if the name is swapped later: a job never
+    points the facility, which connects as root, at another socket."""
     directory = os.open(socket.parent, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
         fd = os.open(socket.name, os.O_PATH | os.O_NOFOLLOW, dir_fd=directory)
         owner = os.fstat(directory).st_uid
     finally:
         os.close(directory)
+    found = os.fstat(fd)
+    if not stat.S_ISSOCK(found.st_mode) or found.st_uid != owner:
+        os.close(fd)
+        raise OSError(f"{socket} is not the replica's own socket")
+    return fd
+
+
+@contextlib.contextmanager
+def engine_socket(socket: Path) -> Iterator[str]:
+    """The path to connect to for `socket` (open_engine_socket), while the block runs."""
+    fd = open_engine_socket(socket)
     try:
-        found = os.fstat(fd)
-        if not stat.S_ISSOCK(found.st_mode) or found.st_uid != owner:
-            raise OSError(f"{socket} is not the replica's own socket")
         yield f"/proc/self/fd/{fd}"
     finally:
         os.close(fd)
 
 
-def _engine(socket: str) -> httpx.AsyncClient:
-    transport = httpx.AsyncHTTPTransport(uds=socket)
-    return httpx.AsyncClient(
-        transport=transport, base_url="http://engine", timeout=ENGINE_TIMEOUT_S
-    )
+def _engine(socket: Path) -> httpx.AsyncClient:
+    """The replica's client, its connections kept (the engine keeps them alive): made once per
+    socket, over the descriptor checked then; forgotten when the replica stops answering."""
+    found = _engines.get(socket)
+    if found is None:
+        if len(_engines) > ENGINES_KEPT:
+            _engines.clear()  # their descriptors close with the clients' collection
+        fd = open_engine_socket(socket)
+        transport = httpx.AsyncHTTPTransport(uds=f"/proc/self/fd/{fd}", verify=_TLS)
+        client = httpx.AsyncClient(
+            transport=transport, base_url="http://engine", timeout=ENGINE_TIMEOUT_S
+        )
+        found = _engines[socket] = (fd, client)
+    return found[1]
+
+
+async def _forget(socket: Path) -> None:
+    found = _engines.pop(socket, None)
+    if found is not None:
+        fd, client = found
+        await client.aclose()
+        os.close(fd)
 
 
 def _usage(content: bytes) -> dict[str, int]:
@@ -224,10 +260,31 @@ def _token(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def _cached(state: AppState, token: str | None, model: object) -> Route | None:
+    found = _routes.get(_route_key(state, token, model))
+    return found[0] if found is not None and found[1] > state.clock() else None
+
+
+def _route_key(
+    state: AppState, token: str | None, model: object
+) -> tuple[int, str | None, str | None]:
+    return (id(state), token, model if isinstance(model, str) else None)
+
+
 def _authorize(state: AppState, token: str | None, model: object) -> Route:
+    """The route for this key and model, from a cache of ROUTE_TTL_S: a key revoked or a replica
+    started is seen that much later at the most (as the API's principals). A budgeted key's
+    routes are dropped as soon as a request of it is counted, so its budget holds exactly here
+    (another worker process sees it within ROUTE_TTL_S)."""
     assert state.jobs_dir is not None
+    now = state.clock()
+    cache_key = _route_key(state, token, model)
     with state.db.read() as session:
-        return gateway.authorize(session, token, model, jobs_dir=state.jobs_dir, now=state.clock())
+        route = gateway.authorize(session, token, model, jobs_dir=state.jobs_dir, now=now)
+    if len(_routes) > ROUTES_KEPT:
+        _routes.clear()
+    _routes[cache_key] = (route, now + ROUTE_TTL_S)
+    return route
 
 
 def _models(state: AppState, token: str | None) -> list[tuple[str, float]]:
@@ -235,9 +292,26 @@ def _models(state: AppState, token: str | None) -> list[tuple[str, float]]:
         return gateway.models(session, token, now=state.clock())
 
 
+def _later(
+    state: AppState, route: Route, usage: dict[str, int], status: int, started: float
+) -> None:
+    """An unbudgeted key's usage, written with the next batch (gateway.usage)."""
+    recorder(state).add(
+        Used(
+            route,
+            usage.get("prompt_tokens", 0),
+            usage.get("completion_tokens", 0),
+            status,
+            (time.monotonic() - started) * 1000,
+            state.clock(),
+        )
+    )
+
+
 def _record(
     state: AppState, route: Route, usage: dict[str, int], status: int, started: float
 ) -> None:
+    """The request's usage; a budgeted key's routes are then looked up afresh (its tokens)."""
     with state.db.session() as session:
         gateway.record(
             session,
@@ -248,6 +322,9 @@ def _record(
             ms=(time.monotonic() - started) * 1000,
             now=state.clock(),
         )
+    if route.token_budget is not None:
+        for cached in [k for k, (r, _) in list(_routes.items()) if r.key_id == route.key_id]:
+            _routes.pop(cached, None)
 
 
 def _error(refused: Refusal) -> Response:

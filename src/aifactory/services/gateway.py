@@ -37,6 +37,7 @@ class Route:
     project_id: int
     endpoint_id: int
     sockets: tuple[Path, ...]  # of the replicas that are running, by job id
+    token_budget: int | None = None  # the key's: its requests are counted before they answer
 
 
 def authorize(
@@ -61,7 +62,7 @@ def authorize(
     sockets = tuple(work_dir(jobs_dir / str(job_id)) / SOCKET for job_id in running)
     if not sockets:
         raise Refusal(503, f"no replica of {model} is running yet", "server_error", "unavailable")
-    return Route(key.id, key.project_id, endpoint.id, sockets)
+    return Route(key.id, key.project_id, endpoint.id, sockets, key.token_budget)
 
 
 def models(session: Session, token: str | None, *, now: float) -> list[tuple[str, float]]:

@@ -5,10 +5,10 @@ A request is checked (services.gateway.authorize: the key, the model, the budget
 engine is asked; then forwarded to the replica with the fewest requests in flight, over the
 Unix socket in the replica's own directory (engines take no connection from anywhere else). A
 replica that cannot be reached is passed over for the next. What the engine says of its tokens
-(`usage`) is recorded against the key and the project (gateway.usage: in batches; a
-budgeted key's before it answers); a streamed
-request asks the engine for its usage in a last chunk, which the caller gets only if it asked
-for it too. Errors have the API's shape: `{"error": {"message", "type", "param", "code"}}`.
+(`usage`) is recorded against the key and the project (gateway.usage: in batches; a budgeted
+key's before it answers); a streamed request asks the engine for its usage in a last chunk,
+which the caller gets only if it asked for it too. Errors have the API's shape:
+`{"error": {"message", "type", "param", "code"}}`.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from aifactory.faces.state import AppState, StateDep
 from aifactory.gateway.usage import Used, recorder
 from aifactory.services import gateway
+from aifactory.services.auth import hash_token
 from aifactory.services.gateway import Refusal, Route
 
 router = APIRouter(prefix="/v1", include_in_schema=False)
@@ -268,7 +269,9 @@ def _cached(state: AppState, token: str | None, model: object) -> Route | None:
 def _route_key(
     state: AppState, token: str | None, model: object
 ) -> tuple[int, str | None, str | None]:
-    return (id(state), token, model if isinstance(model, str) else None)
+    """By the key's hash: the cache keeps no key itself."""
+    hashed = hash_token(token) if token else None
+    return (id(state), hashed, model if isinstance(model, str) else None)
 
 
 def _authorize(state: AppState, token: str | None, model: object) -> Route:

@@ -6,8 +6,10 @@ jobs are reported as load and never touched."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -166,3 +168,38 @@ def test_slurms_accounting_of_the_attempts_use_comes_with_its_end(executor: Slur
     # jobacct_gather samples every 2 s (JobAcctGatherFrequency): CPU time of most of the loop
     assert 2.0 <= done.usage["cpu_time_s"] <= 7.0
     assert "energy_j" not in done.usage  # the test cluster gathers no energy
+
+
+def test_a_job_runs_in_its_environment_by_path_and_an_image_is_refused(
+    executor: SlurmExecutor, shared_tmp: Path
+) -> None:
+    """On the cluster an environment is mounted by its path (the software root is on the
+    shared file system); images are run by the site's own container plugin, not here."""
+    env_dir = shared_tmp / "software" / "envs" / f"k{next(_ids)}"
+    # from an interpreter every node's users may run (this host's facility Python is under
+    # /root, which a project's identity cannot reach: a cluster's would be on a shared path)
+    python = "/usr/bin/python3"
+    subprocess.run([python, "-m", "venv", "--without-pip", str(env_dir)], check=True)
+    (env_dir / "aifactory-env.json").write_text(json.dumps({"base_prefix": "/usr"}))
+    for path in (env_dir, *env_dir.rglob("*")):
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | 0o055)
+    job = replace(
+        launch(["python", "-c", "import os, sys; print(sys.prefix, os.environ['VIRTUAL_ENV'])"]),
+        environment=str(env_dir),
+    )
+    executor.start(job)
+    done = until(executor, job.attempt, Phase.EXITED, timeout_s=60)
+    assert (done.outcome, done.exit_code) == (Outcome.SUCCEEDED, 0), log_of(executor, job)
+    assert executor.log_path(job.job_id).read_text() == f"{env_dir} {env_dir}\n"
+
+    image = replace(launch(["true"]), image=str(shared_tmp / "software" / "images" / "x"))
+    executor.start(image)
+    refused = until(executor, image.attempt, Phase.EXITED)
+    assert refused.outcome is Outcome.FAILED
+    assert "runs no container images" in refused.reason
+
+
+def log_of(executor: SlurmExecutor, job: Launch) -> str:
+    path = executor.log_path(job.job_id)
+    return path.read_text() if path.exists() else "(no log)"

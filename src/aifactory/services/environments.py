@@ -131,7 +131,9 @@ def create_environment(
         detail={"key": key, "python": version, "requirements": len(wanted)},
         at=now,
     )
-    return _view(session, principal, owner, name, build)
+    named = _named(session, owner_id, name)
+    assert named is not None
+    return _view(owner, name, build, named, _jobs_in(session, principal, [key]).get(key, 0))
 
 
 def _owner(session: Session, principal: Principal, project: str | None) -> Project | None:
@@ -179,13 +181,16 @@ def list_environments(
                 SoftwareEnvironment.project_id.is_(None), SoftwareEnvironment.project_id.in_(scopes)
             )
         )
-    found = []
-    for named in session.scalars(stmt):
-        build = session.get(EnvironmentBuild, named.build_key)
-        assert build is not None
-        owner = session.get(Project, named.project_id) if named.project_id is not None else None
-        found.append(_view(session, principal, owner, named.name, build, named))
-    return found
+    rows = session.execute(
+        stmt.add_columns(EnvironmentBuild, Project)
+        .join(EnvironmentBuild, EnvironmentBuild.key == SoftwareEnvironment.build_key)
+        .outerjoin(Project, Project.id == SoftwareEnvironment.project_id)
+    ).all()
+    jobs = _jobs_in(session, principal, [build.key for _, build, _ in rows])
+    return [
+        _view(owner, named.name, build, named, jobs.get(build.key, 0))
+        for named, build, owner in rows
+    ]
 
 
 def show_environment(
@@ -194,7 +199,8 @@ def show_environment(
     named, owner = _find(session, principal, name, project)
     build = session.get(EnvironmentBuild, named.build_key)
     assert build is not None
-    return _view(session, principal, owner, name, build, named)
+    jobs = _jobs_in(session, principal, [build.key]).get(build.key, 0)
+    return _view(owner, name, build, named, jobs)
 
 
 def environment_jobs(
@@ -319,15 +325,12 @@ def _readable_projects(
 
 
 def _view(
-    session: Session,
-    principal: Principal,
     owner: Project | None,
     name: str,
     build: EnvironmentBuild,
-    named: SoftwareEnvironment | None = None,
+    named: SoftwareEnvironment,
+    jobs: int,
 ) -> EnvironmentView:
-    named = named or _named(session, owner.id if owner is not None else None, name)
-    assert named is not None
     took = (
         build.finished_at - build.started_at
         if build.finished_at is not None and build.started_at is not None
@@ -347,13 +350,18 @@ def _view(
         created_by=named.created_by,
         created_at=named.created_at,
         build_seconds=took,
-        jobs=_jobs_in(session, principal, build.key),
+        jobs=jobs,
     )
 
 
-def _jobs_in(session: Session, principal: Principal, key: str) -> int:
-    stmt = select(func.count()).select_from(Job).where(Job.environment_key == key)
+def _jobs_in(session: Session, principal: Principal, keys: Sequence[str]) -> dict[str, int]:
+    """How many jobs (of the projects the reader sees) named each build: one query."""
+    stmt = (
+        select(Job.environment_key, func.count())
+        .where(Job.environment_key.in_(set(keys)))
+        .group_by(Job.environment_key)
+    )
     seen = principal.projects_for(Action.JOB_READ)
     if seen is not None:
         stmt = stmt.where(Job.project_id.in_(seen))
-    return int(session.scalar(stmt) or 0)
+    return {str(key): int(count) for key, count in session.execute(stmt)}

@@ -133,7 +133,9 @@ def list_images(session: Session, principal: Principal, *, project: str | None) 
     )
     if scopes is not None:
         stmt = stmt.where(or_(Image.project_id.is_(None), Image.project_id.in_(scopes)))
-    return [_view(session, principal, row) for row in session.scalars(stmt)]
+    rows = list(session.scalars(stmt))
+    jobs = _jobs_in(session, principal, [row.digest for row in rows])
+    return [_view(session, principal, row, jobs) for row in rows]
 
 
 def show_image(
@@ -224,12 +226,12 @@ def _named(session: Session, project_id: int | None, name: str) -> Image | None:
     return session.scalars(stmt).first()
 
 
-def _view(session: Session, principal: Principal, row: Image) -> ImageView:
+def _view(
+    session: Session, principal: Principal, row: Image, jobs: dict[str, int] | None = None
+) -> ImageView:
+    """`jobs`: the counts by digest where the caller has them (a listing: one query)."""
     owner = session.get(Project, row.project_id) if row.project_id is not None else None
-    count = select(func.count()).select_from(Job).where(Job.image_digest == row.digest)
-    seen = principal.projects_for(Action.JOB_READ)
-    if seen is not None:
-        count = count.where(Job.project_id.in_(seen))
+    counted = jobs if jobs is not None else _jobs_in(session, principal, [row.digest])
     return ImageView(
         name=row.name,
         project=owner.name if owner is not None else None,
@@ -238,5 +240,18 @@ def _view(session: Session, principal: Principal, row: Image) -> ImageView:
         config=dict(row.config),
         imported_by=row.imported_by,
         imported_at=row.imported_at,
-        jobs=int(session.scalar(count) or 0),
+        jobs=counted.get(row.digest, 0),
     )
+
+
+def _jobs_in(session: Session, principal: Principal, digests: list[str]) -> dict[str, int]:
+    """How many jobs (of the projects the reader sees) ran in each image: one query."""
+    stmt = (
+        select(Job.image_digest, func.count())
+        .where(Job.image_digest.in_(set(digests)))
+        .group_by(Job.image_digest)
+    )
+    seen = principal.projects_for(Action.JOB_READ)
+    if seen is not None:
+        stmt = stmt.where(Job.project_id.in_(seen))
+    return {str(digest): int(count) for digest, count in session.execute(stmt)}

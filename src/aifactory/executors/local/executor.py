@@ -42,6 +42,7 @@ from aifactory.executors.sandbox.identity import (
 )
 from aifactory.executors.sandbox.image import ImageError, read_image
 from aifactory.executors.sandbox.job import JobPaths, job_sandbox
+from aifactory.executors.sandbox.paths import overlaps
 from aifactory.executors.sandbox.software import host_software
 from aifactory.executors.sandbox.spec import Access, Mount, to_record
 
@@ -187,7 +188,7 @@ class LocalExecutor:
             if record is None:
                 return f"the Python environment {launch.environment} is not ready (not built whole)"
             prefix = os.path.realpath(str(record.get("base_prefix") or "/"))
-            if any(_overlaps(prefix, str(p)) for p in self.protected):
+            if any(overlaps(prefix, str(p)) for p in self.protected):
                 return f"the Python environment {launch.environment} names the facility's files"
         if launch.image is None:
             return None
@@ -358,11 +359,6 @@ def _owned_dir(path: Path, identity: Identity) -> None:
         return
     if identity.uid != os.geteuid():
         os.chown(path, identity.uid, identity.gid)
-
-
-def _overlaps(path: str, other: str) -> bool:
-    inside = path == other or path.startswith(other.rstrip("/") + "/")
-    return inside or other.startswith(path.rstrip("/") + "/")
 
 
 def _supervisor_env() -> dict[str, str]:

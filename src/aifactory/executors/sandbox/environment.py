@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import aifactory
+from aifactory.executors.sandbox.paths import inside
 from aifactory.executors.sandbox.spec import Access, Mount, SandboxSpec
 
 ENV_MARKER = "aifactory-env.json"  # an environment's record, written last: it is whole
@@ -40,14 +41,10 @@ def in_environment(spec: SandboxSpec, env_dir: str, record: dict[str, Any]) -> S
     """`spec`'s world with the environment (`record`: its marker) in it."""
     mounts = [Mount(env_dir, env_dir, Access.READ, "environment")]
     base_prefix = str(record.get("base_prefix") or "")
-    if base_prefix and not any(_inside(base_prefix, m.target) for m in spec.software):
+    if base_prefix and not any(inside(base_prefix, m.target) for m in spec.software):
         mounts.append(Mount(base_prefix, base_prefix, Access.READ, "environment's interpreter"))
     mounts.append(Mount(PACKAGE, f"{RECIPES}/aifactory", Access.READ))
     path = f"{env_dir}/bin:{spec.env.get('PATH', DEFAULT_PATH)}"
     python_path = ":".join(p for p in (spec.env.get("PYTHONPATH"), RECIPES) if p)
     env = {**spec.env, "PATH": path, "VIRTUAL_ENV": env_dir, "PYTHONPATH": python_path}
     return replace(spec, software=(*spec.software, *mounts), env=env)
-
-
-def _inside(path: str, directory: str) -> bool:
-    return path == directory or path.startswith(directory.rstrip("/") + "/")

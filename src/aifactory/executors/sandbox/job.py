@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from aifactory.domain.jobs import Network
 from aifactory.executors.sandbox.identity import Identity
+from aifactory.executors.sandbox.paths import inside
 from aifactory.executors.sandbox.software import Software
 from aifactory.executors.sandbox.spec import (
     Access,
@@ -49,7 +50,7 @@ def job_sandbox(
         Mount(paths.tmp, "/tmp", Access.WRITE, "temporary directory"),
     ]
     cwd = os.path.normpath(paths.working_dir) if paths.working_dir else paths.work
-    if not _inside(cwd, paths.work):
+    if not inside(cwd, paths.work):
         writable.append(Mount(cwd, cwd, Access.WRITE, "working directory", users=True))
     return SandboxSpec(
         identity=identity,
@@ -69,7 +70,3 @@ def job_sandbox(
         protected=tuple(protected),
         workdir_roots=tuple(workdir_roots),
     )
-
-
-def _inside(path: str, directory: str) -> bool:
-    return path == directory or path.startswith(directory.rstrip("/") + "/")

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from aifactory.executors.sandbox.paths import inside, overlaps
 from aifactory.executors.sandbox.spec import Access, Mount, SandboxSpec, bwrap_options
 from aifactory.executors.sandbox.stage import Stage
 
@@ -79,7 +80,7 @@ class Binder:
     def _check_path(self, mount: Mount) -> None:
         """Before anything is opened: a path outside the roots is refused unlooked-at (the
         answer tells nothing of what exists there)."""
-        if not any(_inside(os.path.normpath(mount.source), r) for r in self.spec.workdir_roots):
+        if not any(inside(os.path.normpath(mount.source), r) for r in self.spec.workdir_roots):
             raise SandboxRefused(self._outside(mount))
 
     def _outside(self, mount: Mount) -> str:
@@ -95,14 +96,14 @@ class Binder:
         if not stat.S_ISDIR(found.st_mode):
             raise SandboxRefused(f"{mount.what} is not a directory: {mount.source}")
         real = os.readlink(f"/proc/self/fd/{fd}")
-        if not any(_inside(real, root) for root in self.spec.workdir_roots):
+        if not any(inside(real, root) for root in self.spec.workdir_roots):
             raise SandboxRefused(self._outside(mount))
         if identity.uid != os.geteuid() and found.st_uid != identity.uid:
             raise SandboxRefused(
                 f"{mount.what} {mount.source} does not belong to the project's identity "
                 f"{identity.name} (uid {identity.uid}): chown it, or work in the job's directory"
             )
-        if any(_overlaps(real, secret) for secret in self.spec.protected):
+        if any(overlaps(real, secret) for secret in self.spec.protected):
             raise SandboxRefused(f"{mount.what} {mount.source} is the facility's")
 
     def data(self, target: str, content: str) -> list[str]:
@@ -300,11 +301,3 @@ def _open_to_all(path: str) -> bool:
 def _parents(path: str) -> list[str]:
     parts = path.split("/")[1:-1]
     return ["/" + "/".join(parts[:i]) for i in range(len(parts) + 1)]
-
-
-def _inside(path: str, directory: str) -> bool:
-    return path == directory or path.startswith(directory.rstrip("/") + "/")
-
-
-def _overlaps(path: str, other: str) -> bool:
-    return _inside(path, other) or _inside(other, path)

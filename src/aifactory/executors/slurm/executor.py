@@ -47,6 +47,7 @@ from aifactory.executors.sandbox.identity import (
     IdentityError,
 )
 from aifactory.executors.sandbox.job import JobPaths, job_sandbox
+from aifactory.executors.sandbox.paths import inside
 from aifactory.executors.sandbox.software import host_software
 from aifactory.executors.sandbox.spec import PathBinder, SandboxSpec, bwrap_options
 from aifactory.executors.slurm.commands import AccountingDisabled, SlurmClient, SlurmError
@@ -221,7 +222,7 @@ class SlurmExecutor:
             return
         roots = self.workdir_roots
         given = os.path.normpath(launch.working_dir)
-        if not any(_inside(given, r) and _inside(os.path.realpath(given), r) for r in roots):
+        if not any(inside(given, r) and inside(os.path.realpath(given), r) for r in roots):
             raise ValueError(
                 f"working directory {launch.working_dir} is not in a directory given to "
                 f"projects ({', '.join(roots)}): work in the job's own directory"
@@ -574,10 +575,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         except ValueError:
             return None
     return found if isinstance(found, dict) else None
-
-
-def _inside(path: str, directory: str) -> bool:
-    return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
 TRAVERSE = 0o711  # the facility's directories on the shared file system: reached, not listed

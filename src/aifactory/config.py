@@ -67,6 +67,20 @@ class Settings(BaseSettings):
         description="directories of wheels environments may be built from besides the index, "
         "e.g. an offline wheelhouse (':'-separated)",
     )
+    gateway_cold_start_s: float = Field(
+        300.0,
+        gt=0,
+        le=3600,
+        description="how long a request at /v1 waits for a replica of its model to start "
+        "(an endpoint scaled to zero), before it is answered 503",
+    )
+    gateway_queue_s: float = Field(
+        30.0,
+        ge=0,
+        le=600,
+        description="how long a request at /v1 waits while every replica of its model is busy, "
+        "before it is answered 503 with Retry-After",
+    )
     build_memory_mb: int = Field(
         8192,
         ge=256,

@@ -22,10 +22,12 @@ from fastapi import FastAPI
 from sqlalchemy import make_url, select
 from sqlalchemy.orm import Session
 
+from aifactory.accounting.tokens import TokenBooker
 from aifactory.api.app import DEFAULT_MAX_BODY, Background, create_app
 from aifactory.cli.config import config_path as cli_config_path
 from aifactory.config import Settings
 from aifactory.control.builds import BuilderConfig, EnvironmentBuilder
+from aifactory.control.endpoints import EndpointScaler
 from aifactory.control.loop import ControlLoop
 from aifactory.control.samples import Sampler
 from aifactory.domain.tenancy import FacilityRole
@@ -196,13 +198,19 @@ def _inside(path: Path, directory: Path) -> bool:
 
 def housekeeping(settings: Settings, db: Database) -> Callable[[float], None]:
     """What the acting control loop does each tick besides scheduling: erasures and
-    retention, the dashboard's minute samples, and ended browser sessions (hourly)."""
+    retention, the dashboard's minute samples, the endpoints' replicas (each second), the
+    gateway's tokens into the ledger (each hour that ended), and ended browser sessions
+    (hourly)."""
     sample = Sampler(db, every_s=settings.sample_s)
+    scale = EndpointScaler(db, settings.jobs_dir)
+    book_tokens = TokenBooker(db)
     purged = [-1.0]
 
     def run(now: float) -> None:
         erasure.advance(db, now, data_root=settings.datasets_dir, jobs_dir=settings.jobs_dir)
         sample(now)
+        scale(now)
+        book_tokens(now)
         if now - purged[0] >= SESSIONS_PURGE_EVERY_S:
             purged[0] = now
             with db.session() as session:
@@ -388,6 +396,8 @@ def app_for(facility: Facility) -> FastAPI:
         software_dir=facility.settings.software_dir,
         build_target=BuildTarget.of_this_host(registry(facility.settings)),
         wake_builder=facility.builder.wake if facility.builder else lambda: None,
+        gateway_cold_start_s=facility.settings.gateway_cold_start_s,
+        gateway_queue_s=facility.settings.gateway_queue_s,
     )
     app = facility_app(
         state,

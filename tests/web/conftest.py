@@ -77,6 +77,14 @@ def page(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
+@pytest.fixture
+def axe_page(browser: Browser) -> Page:
+    # axe is injected as an inline script, which the portal's own CSP (rightly) forbids.
+    context = browser.new_context(viewport={"width": 1366, "height": 900}, bypass_csp=True)
+    context.set_default_timeout(15_000)
+    return context.new_page()
+
+
 def api(portal: FacilityProcess, token: str | None = None) -> httpx.Client:
     return httpx.Client(
         base_url=f"{portal.url}/api/v1",

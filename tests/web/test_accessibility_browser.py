@@ -7,8 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from tests.e2e.process import FacilityProcess
 from tests.web.conftest import api, screenshot, sign_in, sign_in_with_token
@@ -42,14 +41,6 @@ def violations(page: Page) -> list[dict[str, Any]]:
                         where: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))"""
     )
     return found
-
-
-@pytest.fixture
-def axe_page(browser: Browser) -> Page:
-    # axe is injected as an inline script, which the portal's own CSP (rightly) forbids.
-    context = browser.new_context(viewport={"width": 1366, "height": 900}, bypass_csp=True)
-    context.set_default_timeout(15_000)
-    return context.new_page()
 
 
 def test_the_main_pages_have_no_serious_accessibility_violations(

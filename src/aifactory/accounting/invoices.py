@@ -11,8 +11,9 @@ once, on the net, half up.
 
 Vocabulary: a *charge* (`ChargedUsage`) is one settled attempt; a *block* is a programme's
 charges at one subsidy rate (one per programme, unless its rate changed within the month); a
-*line* groups a block's charges by GPU model (GPU time) or takes them all (CPU time), or is
-the block's subsidy (a negative money line).
+*line* groups a block's charges by GPU model (GPU time) or takes them all (CPU time), or its
+tokens through the gateway by model (their exact nano-cents, rounded once), or is the block's
+subsidy (a negative money line).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import csv
 import io
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
@@ -34,10 +35,19 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from reportlab.platypus.flowables import Flowable
 
-from aifactory.domain.money import CENT, MS_PER_HOUR, cents_of, euro_text, euros, share_cents
-from aifactory.domain.statements import ChargedUsage, Invoice, InvoiceLine
+from aifactory.domain.money import (
+    CENT,
+    MS_PER_HOUR,
+    TOKENS_PER_PRICE,
+    cents_of,
+    euro_text,
+    euros,
+    share_cents,
+)
+from aifactory.domain.statements import ChargedUsage, Invoice, InvoiceLine, TokenCharge
 
 FACILITY = "aifactory"
+MILLIONTH = Decimal("0.000001")  # a token, in millions of tokens
 NO_PROGRAMME = "no programme"
 
 
@@ -53,11 +63,13 @@ def build_invoice(
     issued_at: float,
     charges: Sequence[ChargedUsage],
     vat_pct: int,
+    tokens: Sequence[TokenCharge] = (),
 ) -> Invoice:
-    """The invoice for `charges` (one project's settled attempts in `month`)."""
+    """The invoice for `charges` (one project's settled attempts in `month`) and `tokens`
+    (its requests through the gateway in `month`)."""
     if vat_pct < 0:
         raise ValueError(f"VAT must be 0 % or more, not {vat_pct} %")
-    blocks = list(_blocks(charges))
+    blocks = list(_blocks(charges, tokens))
     gross = sum(block.gross_cents for block in blocks)
     subsidy = sum(block.subsidy_cents for block in blocks)
     net = gross - subsidy
@@ -98,11 +110,15 @@ class _Block:
         return 0 if self.subsidy is None else -self.subsidy.amount_cents
 
 
-def _blocks(charges: Sequence[ChargedUsage]) -> Iterator[_Block]:
+def _blocks(
+    charges: Sequence[ChargedUsage], tokens: Sequence[TokenCharge] = ()
+) -> Iterator[_Block]:
     """By programme name, then subsidy rate (highest first)."""
-    by_rate: dict[str, dict[int, list[ChargedUsage]]] = defaultdict(lambda: defaultdict(list))
+    by_rate: dict[str, dict[int, _Charges]] = defaultdict(lambda: defaultdict(_Charges))
     for charge in charges:
-        by_rate[charge.programme][charge.subsidy_pct].append(charge)
+        by_rate[charge.programme][charge.subsidy_pct].usage.append(charge)
+    for token in tokens:
+        by_rate[token.programme][token.subsidy_pct].tokens.append(token)
     for programme in sorted(by_rate):
         label = f"{programme} programme" if programme else NO_PROGRAMME
         rates = by_rate[programme]
@@ -112,8 +128,18 @@ def _blocks(charges: Sequence[ChargedUsage]) -> Iterator[_Block]:
             yield _block(label, suffix, pct, rates[pct])
 
 
-def _block(label: str, suffix: str, pct: int, charges: list[ChargedUsage]) -> _Block:
-    time = (*_gpu_lines(label, suffix, charges), *_cpu_lines(label, suffix, charges))
+@dataclass(slots=True)
+class _Charges:
+    usage: list[ChargedUsage] = field(default_factory=list)
+    tokens: list[TokenCharge] = field(default_factory=list)
+
+
+def _block(label: str, suffix: str, pct: int, charges: _Charges) -> _Block:
+    time = (
+        *_gpu_lines(label, suffix, charges.usage),
+        *_cpu_lines(label, suffix, charges.usage),
+        *_token_lines(label, suffix, charges.tokens),
+    )
     amount = share_cents(sum(line.amount_cents for line in time), pct)
     subsidy = None
     if amount != 0:
@@ -143,6 +169,27 @@ def _cpu_lines(label: str, suffix: str, charges: list[ChargedUsage]) -> Iterator
         sum(c.cpu_ms for c in charges),
         sum((c.cpu_euros for c in charges), Fraction(0)),
     )
+
+
+def _token_lines(label: str, suffix: str, tokens: list[TokenCharge]) -> Iterator[InvoiceLine]:
+    """One line per model: its tokens in millions, its exact price rounded once."""
+    by_model: dict[str, list[TokenCharge]] = defaultdict(list)
+    for charge in tokens:
+        by_model[charge.model].append(charge)
+    for model in sorted(by_model):
+        group = by_model[model]
+        count = sum(c.tokens for c in group)
+        if count == 0:
+            continue
+        amount_cents = cents_of(sum((c.euros for c in group), Fraction(0)))
+        millions = Decimal(count) / TOKENS_PER_PRICE
+        yield InvoiceLine(
+            description=f"Tokens {model}, {label}{suffix}",
+            quantity=str(millions.quantize(MILLIONTH, ROUND_HALF_UP)),
+            unit="M tokens",
+            unit_price=str((Decimal(amount_cents) / 100 / millions).quantize(CENT, ROUND_HALF_UP)),
+            amount_cents=amount_cents,
+        )
 
 
 def _time_line(description: str, unit: str, ms: int, exact: Fraction) -> Iterator[InvoiceLine]:

@@ -54,6 +54,12 @@ class ProgrammeBody(Request):
         max_length=64, description='€ per GPU-hour by GPU model; "*" for any other model'
     )
     cpu_tariff: Price = Field(Decimal(0), description="€ per CPU-hour")
+    prompt_token_tariff: Price = Field(
+        Decimal(0), description="€ per million prompt tokens through the gateway (/v1)"
+    )
+    completion_token_tariff: Price = Field(
+        Decimal(0), description="€ per million completion tokens through the gateway (/v1)"
+    )
     subsidy_pct: int = Field(0, description="0–100: the share of the cost the programme pays")
     priority_weight: int = Field(0, description="−1000–1000, added to its jobs' priority")
     preemptible_default: bool = False
@@ -80,6 +86,8 @@ class ProgrammeBody(Request):
             max_gpus_per_job=self.max_gpus_per_job,
             starter_gpu_hours=self.starter_gpu_hours,
             starter_days=self.starter_days,
+            prompt_token_tariff=self.prompt_token_tariff,
+            completion_token_tariff=self.completion_token_tariff,
         )
 
 
@@ -93,6 +101,8 @@ class ProgrammeOut(BaseModel):
     eligible_kinds: list[OrgKind]
     gpu_tariffs: dict[str, str]
     cpu_tariff: str
+    prompt_token_tariff: str
+    completion_token_tariff: str
     subsidy_pct: int
     priority_weight: int
     preemptible_default: bool
@@ -110,6 +120,8 @@ class ProgrammeOut(BaseModel):
             eligible_kinds=programme.eligible_kinds,
             gpu_tariffs={m: price(p) for m, p in programme.gpu_tariffs.items()},
             cpu_tariff=price(programme.cpu_tariff),
+            prompt_token_tariff=price(programme.prompt_token_tariff),
+            completion_token_tariff=price(programme.completion_token_tariff),
             subsidy_pct=programme.subsidy_pct,
             priority_weight=programme.priority_weight,
             preemptible_default=programme.preemptible_default,

@@ -7,9 +7,10 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from aifactory.api.schemas import MAX_ID, Name, Request
-from aifactory.api.units import moment_at
+from aifactory.api.units import moment_at, money
+from aifactory.faces.inputs import KeyEuros, KeyModels, KeyRate, KeyTtlDays, TokenBudget
 from aifactory.services.endpoints import EndpointSpec, EndpointView
-from aifactory.services.inference_keys import KeyView
+from aifactory.services.inference_keys import KeyLimits, KeyView
 
 
 class EndpointCreate(Request):
@@ -18,7 +19,26 @@ class EndpointCreate(Request):
     source_job: int = Field(
         ge=1, le=MAX_ID, description="a succeeded job whose checkpoints it serves"
     )
-    replicas: int = Field(1, ge=1, le=16)
+    replicas: int = Field(1, ge=0, le=16, description="the least that run (not preemptible)")
+    max_replicas: int | None = Field(
+        None, ge=1, le=16, description="the most the autoscaler runs; none: as many as replicas"
+    )
+    concurrency: int = Field(4, ge=1, le=256, description="requests one replica serves at once")
+    time_limit_s: float = Field(
+        86400.0,
+        ge=60,
+        le=30 * 86400,
+        allow_inf_nan=False,
+        description="each replica's time limit (its allocation reserves GPUs × this); a replica "
+        "that reaches it is replaced",
+    )
+    idle_timeout_s: float = Field(
+        900.0,
+        ge=1,
+        le=7 * 86400,
+        allow_inf_nan=False,
+        description="with replicas 0: none runs after this long without requests",
+    )
     cpus: int = Field(1, ge=1, le=4096)
     memory_mb: int = Field(2048, ge=256, le=64 * 1024 * 1024)
     gpus: int = Field(0, ge=0, le=1024)
@@ -33,6 +53,10 @@ class EndpointCreate(Request):
             self.memory_mb,
             self.gpus,
             self.environment,
+            self.max_replicas,
+            self.concurrency,
+            self.idle_timeout_s,
+            self.time_limit_s,
         )
 
 
@@ -55,6 +79,14 @@ class EndpointOut(BaseModel):
     requests: int
     prompt_tokens: int
     completion_tokens: int
+    max_replicas: int
+    concurrency: int
+    idle_timeout_s: float
+    time_limit_s: float
+    environment: str | None
+    draining: list[int] = Field(description="replica jobs no request is sent to any more")
+    trouble: str | None = Field(description="why no replica is being started, if so")
+    cost_eur: str = Field(description="what its requests cost, at the tariffs they were asked at")
 
     @classmethod
     def of(cls, view: EndpointView) -> EndpointOut:
@@ -72,15 +104,31 @@ class EndpointOut(BaseModel):
             requests=view.requests,
             prompt_tokens=view.prompt_tokens,
             completion_tokens=view.completion_tokens,
+            max_replicas=view.max_replicas,
+            concurrency=view.concurrency,
+            idle_timeout_s=view.idle_timeout_s,
+            time_limit_s=view.time_limit_s,
+            environment=view.environment,
+            draining=view.draining,
+            trouble=view.trouble,
+            cost_eur=money(view.cost_cents),
         )
 
 
 class KeyCreate(Request):
     name: Name
     project: Name
-    models: list[Name] | None = Field(None, max_length=64, description="none: every model")
-    token_budget: int | None = Field(None, ge=1, le=10**15)
-    ttl_days: float | None = Field(None, gt=0, le=3650)
+    models: KeyModels | None = Field(None, description="none: every model")
+    token_budget: TokenBudget | None = None
+    budget_eur: KeyEuros | None = Field(
+        None, description='euros, e.g. "25.00": its requests at the programme\'s token tariffs'
+    )
+    rpm: KeyRate | None = Field(None, description="requests per minute, at most")
+    tpm: KeyRate | None = Field(None, description="tokens per minute, at most")
+    ttl_days: KeyTtlDays | None = None
+
+    def limits(self) -> KeyLimits:
+        return KeyLimits(self.token_budget, self.budget_eur, self.rpm, self.tpm)
 
 
 class KeyOut(BaseModel):
@@ -91,6 +139,10 @@ class KeyOut(BaseModel):
     models: list[str] | None
     token_budget: int | None
     tokens_used: int
+    budget_eur: str | None
+    spent_eur: str
+    rpm: int | None
+    tpm: int | None
     created_by: str
     created_at: datetime
     expires_at: datetime | None
@@ -106,6 +158,10 @@ class KeyOut(BaseModel):
             models=view.models,
             token_budget=view.token_budget,
             tokens_used=view.tokens_used,
+            budget_eur=money(view.budget_cents) if view.budget_cents is not None else None,
+            spent_eur=money(view.spent_cents),
+            rpm=view.rpm,
+            tpm=view.tpm,
             created_by=view.created_by,
             created_at=moment_at(view.created_at),
             expires_at=moment_at(view.expires_at) if view.expires_at is not None else None,

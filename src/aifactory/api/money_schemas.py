@@ -14,9 +14,10 @@ from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 
 from aifactory.api.schemas import JobDetail, Request
 from aifactory.api.units import moment_at, money
+from aifactory.domain.money import exact_euros_text
 from aifactory.services.invoices import MONTH, MONTH_PATTERN, InvoiceView
 from aifactory.services.jobs import DataUse
-from aifactory.services.usage import UsageRow, UsageTotals
+from aifactory.services.usage import TokenRow, UsageRow, UsageTotals
 
 # The charts and formats accounting.reports draws (a test checks they agree).
 ChartName = Literal["gpu_hours_by_programme", "gpu_hours_by_org_kind", "pool_share", "waiting_time"]
@@ -128,9 +129,44 @@ class UsageTotalsOut(BaseModel):
         )
 
 
+class TokenUsageOut(BaseModel):
+    """Requests through the gateway (/v1), summed; money at the tariffs they were asked at."""
+
+    project: str
+    model: str
+    key: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: str
+    cost_exact: str = Field(description="the cost before rounding to the cent, in euros")
+    subsidy: str
+    net: str
+
+    @classmethod
+    def of(cls, row: TokenRow) -> TokenUsageOut:
+        return cls(
+            project=row.project,
+            model=row.model,
+            key=row.key,
+            requests=row.requests,
+            prompt_tokens=row.prompt_tokens,
+            completion_tokens=row.completion_tokens,
+            cost=money(row.cost_cents),
+            cost_exact=exact_euros_text(row.cost_nanocents),
+            subsidy=money(row.subsidy_cents),
+            net=money(row.net_cents),
+        )
+
+
 class UsageOut(BaseModel):
     records: list[UsageRecordOut] = Field(description="by end time; at most `limit`")
     totals: UsageTotalsOut
+    tokens: list[TokenUsageOut] = Field(
+        description="requests through the gateway asked in the period, per project, model and "
+        "key; most tokens first, at most `limit`"
+    )
+    token_totals: TokenUsageOut = Field(description="over every request that matched")
 
 
 def _month(value: str) -> str:

@@ -52,6 +52,7 @@ def programmes_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         [
             "name",
             "€/GPU-h",
+            "€/M tokens\nin/out",
             "subsidy",
             "prio",
             "preempt",
@@ -64,6 +65,7 @@ def programmes_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             [
                 p["name"],
                 _tariffs(p["gpu_tariffs"]),
+                f"{p['prompt_token_tariff']}/{p['completion_token_tariff']}",
                 f"{p['subsidy_pct']}%",
                 p["priority_weight"],
                 "yes" if p["preemptible_default"] else "no",
@@ -74,7 +76,7 @@ def programmes_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             ]
             for p in found
         ],
-        spare=("prio", "max\nGPUs", "starter\nGPU-h"),
+        spare=("prio", "max\nGPUs", "starter\nGPU-h", "€/M tokens\nin/out"),
         last_wraps_to=16,
     )
 

@@ -8,13 +8,13 @@ keys for the gateway at /v1, which any OpenAI client calls).
 from __future__ import annotations
 
 import shlex
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from aifactory.cli.context import client
 from aifactory.cli.formats import print_json, table, when
-from aifactory.cli.units import JsonFlag
+from aifactory.cli.units import JsonFlag, parse_duration
 
 endpoints_app = typer.Typer(help="Inference endpoints: a project's trained models, served.")
 keys_app = typer.Typer(help="Inference keys: what applications call the gateway (/v1) with.")
@@ -34,7 +34,24 @@ def endpoint_create(
     source_job: Annotated[
         int, typer.Option("--from", help="a succeeded training job whose checkpoints it serves")
     ],
-    replicas: Annotated[int, typer.Option(min=1, max=16)] = 1,
+    replicas: Annotated[
+        int, typer.Option(min=0, max=16, help="the least that run (0: scale to zero when idle)")
+    ] = 1,
+    max_replicas: Annotated[
+        int | None,
+        typer.Option(min=1, max=16, help="the most the autoscaler runs (default: --replicas)"),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=256, help="requests one replica serves at once")
+    ] = 4,
+    idle_timeout: Annotated[
+        str,
+        typer.Option(help="scale down after this long with little load (e.g. 15m)"),
+    ] = "15m",
+    time_limit: Annotated[
+        str,
+        typer.Option(help="each replica's time limit (its allocation reserves GPUs × this)"),
+    ] = "24h",
     cpus: Annotated[int, typer.Option(min=1)] = 1,
     memory_mb: Annotated[int, typer.Option("--memory-mb", min=256)] = 2048,
     gpus: Annotated[int, typer.Option(min=0)] = 0,
@@ -55,12 +72,19 @@ def endpoint_create(
             memory_mb=memory_mb,
             gpus=gpus,
             environment=environment,
+            max_replicas=max_replicas,
+            concurrency=concurrency,
+            idle_timeout_s=parse_duration(idle_timeout),
+            time_limit_s=parse_duration(time_limit),
         )
     if as_json:
         print_json(found)
         return
-    jobs = ", ".join(str(r["job_id"]) for r in found["running"])
-    typer.echo(f"endpoint {name} ({project}): replicas are jobs {jobs}; model {name!r} at /v1")
+    jobs = ", ".join(str(r["job_id"]) for r in found["running"]) or "none yet (cold start)"
+    typer.echo(
+        f"endpoint {name} ({project}): {found['replicas']}–{found['max_replicas']} replicas; "
+        f"replicas are jobs {jobs}; model {name!r} at /v1"
+    )
 
 
 @endpoints_app.command("list")
@@ -72,19 +96,32 @@ def endpoint_list(ctx: typer.Context, project: Project, as_json: JsonFlag = Fals
         return
     table(
         None,
-        ["name", "from job", "replicas", "running", "requests", "prompt tok", "completion tok"],
+        ["name", "from job", "replicas", "jobs", "requests", "prompt tok", "completion tok", "€"],
         [
             [
                 e["name"],
                 e["source_job"],
-                e["replicas"],
-                ", ".join(f"{r['job_id']} {r['state']}" for r in e["running"]) or None,
+                f"{e['replicas']}–{e['max_replicas']}",
+                _replicas(e) or None,
                 e["requests"],
                 e["prompt_tokens"],
                 e["completion_tokens"],
+                e["cost_eur"],
             ]
             for e in found
         ],
+    )
+    for e in found:
+        if e["trouble"]:
+            typer.echo(f"{e['name']}: {e['trouble']}", err=True)
+
+
+def _replicas(endpoint: dict[str, Any]) -> str:
+    """'12 RUNNING, 14 PENDING, 13 draining'."""
+    draining = set(endpoint["draining"])
+    return ", ".join(
+        f"{r['job_id']} {'draining' if r['job_id'] in draining else r['state']}"
+        for r in endpoint["running"]
     )
 
 
@@ -107,6 +144,12 @@ def key_create(
     token_budget: Annotated[
         int | None, typer.Option("--token-budget", min=1, help="prompt + completion tokens")
     ] = None,
+    budget_eur: Annotated[
+        str | None,
+        typer.Option("--budget-eur", help="euros (e.g. 25.00) at the programme's token tariffs"),
+    ] = None,
+    rpm: Annotated[int | None, typer.Option("--rpm", min=1, help="requests per minute")] = None,
+    tpm: Annotated[int | None, typer.Option("--tpm", min=1, help="tokens per minute")] = None,
     ttl_days: Annotated[float | None, typer.Option("--ttl-days", min=0.001)] = None,
     export: Annotated[
         bool,
@@ -121,7 +164,14 @@ def key_create(
     """Make a key; it is printed this once and kept only as its SHA-256."""
     with client(ctx) as api:
         found = api.create_inference_key(
-            name, project=project, models=model, token_budget=token_budget, ttl_days=ttl_days
+            name,
+            project=project,
+            models=model,
+            token_budget=token_budget,
+            ttl_days=ttl_days,
+            budget_eur=budget_eur,
+            rpm=rpm,
+            tpm=tpm,
         )
         url = api.url
     if as_json:
@@ -148,21 +198,31 @@ def key_list(ctx: typer.Context, project: Project, as_json: JsonFlag = False) ->
         return
     table(
         None,
-        ["id", "name", "prefix", "models", "tokens used", "budget", "expires", "revoked"],
+        ["id", "name", "prefix", "models", "tokens", "€ spent", "limits", "expires", "revoked"],
         [
             [
                 k["id"],
                 k["name"],
                 k["prefix"],
                 ", ".join(k["models"]) if k["models"] else "all",
-                k["tokens_used"],
-                k["token_budget"],
+                _of(k["tokens_used"], k["token_budget"]),
+                _of(k["spent_eur"], k["budget_eur"]),
+                _rates(k),
                 when(k["expires_at"]),
                 when(k["revoked_at"]),
             ]
             for k in found
         ],
+        spare=("limits",),
     )
+
+
+def _of(used: object, budget: object) -> str:
+    return f"{used}" if budget is None else f"{used} of {budget}"
+
+
+def _rates(key: dict[str, Any]) -> str | None:
+    return ", ".join(f"{key[k]} {k}" for k in ("rpm", "tpm") if key[k] is not None) or None
 
 
 @keys_app.command("revoke")

@@ -70,6 +70,33 @@ def show_usage(
         f"{energy(totals['energy_j'] / JOULES_PER_KWH)}, {co2(totals['co2_g'])}; "
         f"cost € {totals['cost']}, subsidy € {totals['subsidy']}, net € {totals['net']}"
     )
+    tokens, asked = found["tokens"], found["token_totals"]
+    if asked["requests"]:
+        _tokens_table(tokens)
+        typer.echo(
+            f"tokens: {asked['requests']} request(s), {asked['prompt_tokens']} prompt + "
+            f"{asked['completion_tokens']} completion tokens; cost € {asked['cost_exact']}, "
+            f"subsidy € {asked['subsidy']}, net € {asked['net']}"
+        )
+
+
+def _tokens_table(rows: list[dict[str, Any]]) -> None:
+    table(
+        None,
+        ["model", "key", "project", "requests", "prompt tok", "completion tok", "net €"],
+        [
+            [
+                r["model"],
+                r["key"],
+                r["project"],
+                r["requests"],
+                r["prompt_tokens"],
+                r["completion_tokens"],
+                r["net"],
+            ]
+            for r in rows
+        ],
+    )
 
 
 def _usage_table(records: list[dict[str, Any]]) -> None:

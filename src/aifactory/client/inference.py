@@ -24,6 +24,10 @@ class InferenceCalls(Plumbing):
         memory_mb: int = 2048,
         gpus: int = 0,
         environment: str | None = None,
+        max_replicas: int | None = None,
+        concurrency: int = 4,
+        idle_timeout_s: float = 900.0,
+        time_limit_s: float = 86400.0,
     ) -> Json:
         body = {
             "name": name,
@@ -34,6 +38,10 @@ class InferenceCalls(Plumbing):
             "memory_mb": memory_mb,
             "gpus": gpus,
             "environment": environment,
+            "max_replicas": max_replicas,
+            "concurrency": concurrency,
+            "idle_timeout_s": idle_timeout_s,
+            "time_limit_s": time_limit_s,
         }
         result: Json = self._call("POST", "/endpoints", json=body)
         return result
@@ -57,6 +65,9 @@ class InferenceCalls(Plumbing):
         models: Sequence[str] | None = None,
         token_budget: int | None = None,
         ttl_days: float | None = None,
+        budget_eur: str | None = None,
+        rpm: int | None = None,
+        tpm: int | None = None,
     ) -> Json:
         """A key for the gateway; its `key` is in this answer only."""
         body = {
@@ -65,6 +76,9 @@ class InferenceCalls(Plumbing):
             "models": list(models) if models else None,
             "token_budget": token_budget,
             "ttl_days": ttl_days,
+            "budget_eur": budget_eur,
+            "rpm": rpm,
+            "tpm": tpm,
         }
         result: Json = self._call("POST", "/inference-keys", json=body)
         return result

@@ -9,6 +9,9 @@ attempt really used. So at every moment
 
     balance = Σ gpu_ms = award + adjustments − settled use − open reservations
 
+Token entries (an inference key's requests of an hour, accounting.tokens) carry money and no
+GPU time: the replicas that served them are jobs, settled as any job.
+
 Entries are never changed or deleted; each has a natural key (e.g. job 12, attempt 1, settle)
 so replaying an action after a crash cannot charge twice.
 """
@@ -28,6 +31,7 @@ class EntryKind(enum.StrEnum):
     RELEASE = "release"
     SETTLE = "settle"
     ADJUST = "adjust"
+    TOKENS = "tokens"  # a key's tokens through the gateway in an hour: money only, no GPU time
 
 
 @dataclass(frozen=True, slots=True)

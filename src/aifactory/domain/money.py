@@ -80,3 +80,39 @@ def share_cents(amount_cents: int, percent: int) -> int:
     """`percent` % of an amount, to the cent (half up), never more than the amount."""
     part = cents(Decimal(amount_cents) * percent / 100 / 100)
     return min(part, amount_cents) if amount_cents >= 0 else part
+
+
+# Tokens through the gateway (issue 19) are priced in € per million tokens, to at most
+# TOKEN_PRICE_PLACES decimals; a request's price is then a whole number of nano-cents
+# (10⁻⁹ cent), summed exactly and rounded to the cent once, where shown or billed.
+TOKEN_PRICE_PLACES = 5
+MAX_TOKEN_TARIFF = Decimal(1000)  # € per million tokens: anything above is a typo
+NANOCENTS_PER_EURO = 10**11
+TOKENS_PER_PRICE = 1_000_000
+
+
+def token_tariff_problem(per_million: Decimal) -> str | None:
+    if not per_million.is_finite() or not 0 <= per_million <= MAX_TOKEN_TARIFF:
+        return f"must be 0–{MAX_TOKEN_TARIFF} € per million tokens, not {per_million}"
+    exponent = per_million.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -TOKEN_PRICE_PLACES:
+        return f"{per_million} has more than {TOKEN_PRICE_PLACES} decimal places"
+    return None
+
+
+def token_nanocents(tokens: int, per_million: Decimal) -> int:
+    """The exact price of `tokens` at `per_million` € per million tokens, in nano-cents."""
+    exact = Fraction(tokens) * Fraction(per_million) * NANOCENTS_PER_EURO / TOKENS_PER_PRICE
+    return int(exact) if exact.denominator == 1 else cents_of(exact / 100)  # never: 5 places
+
+
+def cents_of_nanocents(nanocents: int) -> int:
+    """An exact sum of nano-cents to the cent, half up (once, where shown or billed)."""
+    return cents_of(Fraction(nanocents, NANOCENTS_PER_EURO))
+
+
+def exact_euros_text(nanocents: int) -> str:
+    """Nano-cents as euros, every decimal kept: "0.00009", "1.25"."""
+    value = (Decimal(nanocents) / NANOCENTS_PER_EURO).normalize()
+    text = format(value, "f")
+    return text if "." in text and len(text.split(".")[1]) >= 2 else str(value.quantize(CENT))

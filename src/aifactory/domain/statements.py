@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 
-from aifactory.domain.money import cents_of, exact_euros
+from aifactory.domain.money import NANOCENTS_PER_EURO, cents_of, exact_euros
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,27 @@ class ChargedUsage:
     @property
     def cpu_euros(self) -> Fraction:
         return exact_euros(self.cpu_ms, self.cpu_price)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCharge:
+    """A programme's tokens through the gateway to one model at one subsidy rate, with their
+    exact price in nano-cents (each request priced when it was asked, domain.money)."""
+
+    programme: str
+    subsidy_pct: int
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    nanocents: int
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def euros(self) -> Fraction:
+        return Fraction(self.nanocents, NANOCENTS_PER_EURO)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ take the same values and refuse the same ones (`web.forms.valid` checks a field 
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Path
@@ -223,6 +224,14 @@ Title = Annotated[str, Field(min_length=1, max_length=200)]
 JobId = Annotated[int, Path(ge=1, le=MAX_ID)]
 GrantId = Annotated[int, Path(ge=1, le=MAX_ID)]
 ProposalId = Annotated[int, Path(ge=1, le=MAX_ID)]
+InferenceKeyId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+# ---- inference keys (services.inference_keys): the API's body and the portal's form ----------
+KeyModels = Annotated[list[Name], Field(max_length=64)]  # the models a key may call
+TokenBudget = Annotated[int, Field(ge=1, le=10**15)]  # prompt and completion tokens together
+KeyTtlDays = Annotated[float, Field(gt=0, le=3650, allow_inf_nan=False)]
+KeyEuros = Annotated[Decimal, Field(strict=False, gt=0, le=10**9, allow_inf_nan=False)]
+KeyRate = Annotated[int, Field(ge=1, le=10**12)]  # requests or tokens per minute
 
 
 # ---- queue control: hold, update, cancel many (services.queue_control) ----------------------

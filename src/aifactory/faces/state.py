@@ -40,6 +40,10 @@ class AppState:
     software_dir: Path | None = None
     build_target: BuildTarget = field(default_factory=BuildTarget.of_this_host)
     wake_builder: Callable[[], None] = lambda: None
+    # config.Settings.gateway_cold_start_s / gateway_queue_s: how long a request at `/v1`
+    # waits for a replica to start, and for a busy one to free up (gateway.routes).
+    gateway_cold_start_s: float = 300.0
+    gateway_queue_s: float = 30.0
     principals: PrincipalCache = field(init=False)
     committer: GroupCommitter = field(init=False)
 

@@ -1,18 +1,24 @@
 """`/v1`: `models`, `completions` and `chat/completions` as the OpenAI API has them, for the
 models a project serves (services.endpoints), with its inference keys.
 
-A request is checked (services.gateway.authorize: the key, the model, the budget) before any
-engine is asked; then forwarded to the replica with the fewest requests in flight, over the
-Unix socket in the replica's own directory (engines take no connection from anywhere else). A
-replica that cannot be reached is passed over for the next. What the engine says of its tokens
-(`usage`) is recorded against the key and the project (gateway.usage: in batches; a budgeted
-key's before it answers); a streamed request asks the engine for its usage in a last chunk,
-which the caller gets only if it asked for it too. Errors have the API's shape:
-`{"error": {"message", "type", "param", "code"}}`.
+A request is checked (services.gateway.authorize: the key, the model, the budgets; then the
+key's requests and tokens per minute, gateway.limits) before any engine is asked; then
+forwarded to the replica with the fewest requests in flight, over the Unix socket in the
+replica's own directory (engines take no connection from anywhere else). A replica that cannot
+be reached is passed over for the next. When every replica has its endpoint's `concurrency` in
+flight, the request waits for one (at most `gateway_queue_s`, then 503 with Retry-After); when
+none runs, it asks for one and waits for its cold start (at most `gateway_cold_start_s`). The
+time a request spends here, waiting included, is what the autoscaler reads as load.
+
+What the engine says of its tokens (`usage`) is recorded against the key and the project
+(gateway.usage: in batches; a budgeted key's before it answers); a streamed request asks the
+engine for its usage in a last chunk, which the caller gets only if it asked for it too.
+Errors have the API's shape: `{"error": {"message", "type", "param", "code"}}`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -29,6 +35,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from aifactory.faces.state import AppState, StateDep
+from aifactory.gateway.limits import limits
 from aifactory.gateway.usage import Used, recorder
 from aifactory.services import gateway
 from aifactory.services.auth import hash_token
@@ -38,6 +45,11 @@ router = APIRouter(prefix="/v1", include_in_schema=False)
 MAX_BODY = 1024 * 1024
 ENGINE_TIMEOUT_S = 600.0
 _in_flight: dict[Path, int] = {}  # requests forwarded and not answered, by replica's socket
+_freed: list[asyncio.Event] = []  # set when a request ends: one waiting for a replica looks again
+_wanted: dict[int, float] = {}  # endpoint → when this process last asked for a replica
+_retired: dict[Path, list[httpx.AsyncClient]] = {}  # forgotten, closed when their requests end
+WANT_EVERY_S = 1.0
+COLD_POLL_S = 0.25
 ENGINES_KEPT = 1000
 _engines: dict[Path, tuple[int, httpx.AsyncClient]] = {}  # replica's socket → (its fd, client)
 ROUTE_TTL_S = 1.0
@@ -73,12 +85,16 @@ async def chat_completions(request: Request, state: StateDep) -> Response:
 
 
 async def _forward(request: Request, state: AppState, path: str) -> Response:
+    started = time.monotonic()
     try:
         body = _json_body(await request.body())
         token, model = _token(request), body.get("model")
         route = _cached(state, token, model)  # most requests: no thread, no database
         if route is None:
             route = await run_in_threadpool(_authorize, state, token, model)
+        limits().admit(route, started)
+        if not _ready(route, set()):
+            route = await _cold_start(state, token, model, route, set())
     except Refusal as refused:
         return _error(refused)
     streamed = body.get("stream") is True
@@ -87,28 +103,115 @@ async def _forward(request: Request, state: AppState, path: str) -> Response:
         options = body.get("stream_options") or {}
         wanted_usage = isinstance(options, dict) and options.get("include_usage") is True
         body["stream_options"] = {"include_usage": True}
-    for socket in sorted(route.sockets, key=lambda s: _in_flight.get(s, 0)):
+    tried: set[Path] = set()
+    queued = time.monotonic()
+    while True:
+        socket = await _slot(state, route, tried, started, queued)
+        if isinstance(socket, Response):
+            return socket
+        if socket is None:  # none of those known answers: wait for one that does
+            try:
+                route = await _cold_start(state, token, model, route, tried)
+            except Refusal as refused:
+                return _error(refused)
+            continue
         try:
             if streamed:
-                return await _stream(state, route, socket, path, body, wanted_usage)
-            return await _whole(state, route, socket, path, body)
+                return await _stream(state, route, socket, path, body, wanted_usage, started)
+            return await _whole(state, route, socket, path, body, started)
         except (httpx.TransportError, OSError):
-            await _forget(socket)  # gone, not listening yet, or its socket is not one: the next
-            continue
-    return _error(Refusal(503, "no replica of the model answers", "server_error", "unavailable"))
+            tried.add(socket)  # gone, not listening yet, or its socket is not one: the next
+            await _forget(socket)
+
+
+def _ready(route: Route, tried: set[Path]) -> bool:
+    return any(os.path.exists(s) for s in route.sockets if s not in tried)
+
+
+async def _cold_start(
+    state: AppState, token: str | None, model: object, route: Route, tried: set[Path]
+) -> Route:
+    """No replica listens (none runs, or those that did were gone when tried): ask the
+    autoscaler for one and wait until one does — a cold start, or an endpoint healing."""
+    deadline = time.monotonic() + state.gateway_cold_start_s
+    while True:
+        if route.trouble:
+            raise Refusal(
+                503, f"{route.model} cannot start: {route.trouble}", "server_error", "unavailable"
+            )
+        if _ready(route, tried):
+            return route
+        if time.monotonic() >= deadline:
+            raise Refusal(
+                503,
+                f"no replica of {route.model} started within {state.gateway_cold_start_s:.0f} s; "
+                "try again shortly",
+                "server_error",
+                "unavailable",
+                retry_after=10,
+            )
+        if time.monotonic() - _wanted.get(route.endpoint_id, float("-inf")) >= WANT_EVERY_S:
+            _wanted[route.endpoint_id] = time.monotonic()
+            await run_in_threadpool(_want, state, route.endpoint_id)
+        await asyncio.sleep(COLD_POLL_S)
+        route = await run_in_threadpool(_authorize, state, token, model)
+
+
+async def _slot(
+    state: AppState, route: Route, tried: set[Path], started: float, queued: float
+) -> Path | Response | None:
+    """The replica with the fewest requests in flight below the endpoint's concurrency, counted
+    as taken; while all are full, wait (at most `gateway_queue_s`) for one to free up. None:
+    every replica of the route was tried."""
+    deadline = queued + state.gateway_queue_s
+    while True:
+        left = [s for s in route.sockets if s not in tried]
+        if not left:
+            return None
+        free = [s for s in left if _in_flight.get(s, 0) < route.concurrency]
+        if free:
+            socket = min(free, key=lambda s: _in_flight.get(s, 0))
+            _in_flight[socket] = _in_flight.get(socket, 0) + 1
+            return socket
+        remaining = deadline - time.monotonic()
+        freed = asyncio.Event()
+        _freed.append(freed)
+        try:
+            await asyncio.wait_for(freed.wait(), timeout=max(remaining, 0))
+        except TimeoutError:
+            _later(state, route, {}, 503, started)  # the autoscaler sees the wait as load
+            busy = Refusal(
+                503,
+                f"every replica of {route.model} is busy; try again shortly",
+                "server_error",
+                "overloaded",
+                retry_after=1,
+            )
+            return _error(busy)
+        finally:
+            with contextlib.suppress(ValueError):
+                _freed.remove(freed)
+
+
+def _release(socket: Path) -> None:
+    _in_flight[socket] -= 1
+    for waiting in _freed:
+        waiting.set()
+    if _in_flight[socket] == 0:
+        for client in _retired.pop(socket, []):
+            asyncio.get_running_loop().create_task(client.aclose())
 
 
 async def _whole(
-    state: AppState, route: Route, socket: Path, path: str, body: dict[str, Any]
+    state: AppState, route: Route, socket: Path, path: str, body: dict[str, Any], started: float
 ) -> Response:
-    started = time.monotonic()
-    _in_flight[socket] = _in_flight.get(socket, 0) + 1
     try:
         answer = await _engine(socket).post(path, json=body)
     finally:
-        _in_flight[socket] -= 1
+        _release(socket)
     usage = _usage(answer.content) if answer.status_code == 200 else {}
-    if route.token_budget is not None:  # counted before the answer: the next call sees it
+    limits().used(route, usage, time.monotonic())
+    if route.budgeted:  # counted before the answer: the next call sees it
         await run_in_threadpool(_record, state, route, usage, answer.status_code, started)
         return Response(answer.content, answer.status_code, media_type="application/json")
     _later(state, route, usage, answer.status_code, started)
@@ -122,40 +225,46 @@ async def _stream(
     path: str,
     body: dict[str, Any],
     wanted_usage: bool,
+    started: float,
 ) -> Response:
     """The engine's events as they come; its usage chunk kept for the record."""
-    started = time.monotonic()
-    engine = _engine(socket)
-    _in_flight[socket] = _in_flight.get(socket, 0) + 1
     try:
+        engine = _engine(socket)
         upstream = await engine.send(engine.build_request("POST", path, json=body), stream=True)
     except BaseException:
-        _in_flight[socket] -= 1
+        _release(socket)
         raise
     if upstream.status_code != 200:
         content = await upstream.aread()
         await upstream.aclose()
-        _in_flight[socket] -= 1
+        _release(socket)
         return Response(content, upstream.status_code, media_type="application/json")
 
     async def events() -> AsyncIterator[bytes]:
         usage: dict[str, int] = {}
+        status, finished = 200, False
         try:
-            async for line in upstream.aiter_lines():
-                found = _usage_event(line)
-                if found is not None:
-                    usage = found
-                    if not wanted_usage:
-                        continue
-                if line:
-                    yield (line + "\n\n").encode()
+            with contextlib.suppress(httpx.TransportError, OSError):
+                async for line in upstream.aiter_lines():
+                    found = _usage_event(line)
+                    if found is not None:
+                        usage = found
+                        if not wanted_usage:
+                            continue
+                    if line:
+                        yield (line + "\n\n").encode()
+                    finished = line == "data: [DONE]"
+            if not finished:  # the replica went away mid-stream (it ends its streams so)
+                status = 502
+                yield _error_event("the model's replica stopped while answering; try again")
         finally:
             await upstream.aclose()
-            _in_flight[socket] -= 1
-            if route.token_budget is not None:  # counted before the stream's end
-                await run_in_threadpool(_record, state, route, usage, 200, started)
+            _release(socket)
+            limits().used(route, usage, time.monotonic())
+            if route.budgeted:  # counted before the stream's end
+                await run_in_threadpool(_record, state, route, usage, status, started)
             else:
-                _later(state, route, usage, 200, started)
+                _later(state, route, usage, status, started)
 
     return StreamingResponse(events(), media_type="text/event-stream")
 
@@ -206,11 +315,16 @@ def _engine(socket: Path) -> httpx.AsyncClient:
 
 
 async def _forget(socket: Path) -> None:
+    """No new request goes to this client; it is closed once the requests it carries end (a
+    replica that stops taking connections still finishes those it has: drain, preemption)."""
     found = _engines.pop(socket, None)
     if found is not None:
         fd, client = found
-        await client.aclose()
-        os.close(fd)
+        os.close(fd)  # its open connections stay; it makes no new one
+        if _in_flight.get(socket, 0) == 0:
+            await client.aclose()
+        else:
+            _retired.setdefault(socket, []).append(client)
 
 
 def _usage(content: bytes) -> dict[str, int]:
@@ -275,8 +389,9 @@ def _route_key(
 
 
 def _authorize(state: AppState, token: str | None, model: object) -> Route:
-    """The route for this key and model, from a cache of ROUTE_TTL_S: a key revoked or a replica
-    started is seen that much later at the most (as the API's principals). A budgeted key's
+    """The route for this key and model, from a cache of ROUTE_TTL_S: a key revoked, a replica
+    started or drained is seen that much later at the most (as the API's principals; the
+    autoscaler drains for longer than that). A budgeted key's
     routes are dropped as soon as a request of it is counted, so its budget holds exactly here
     (another worker process sees it within ROUTE_TTL_S)."""
     assert state.jobs_dir is not None
@@ -288,6 +403,11 @@ def _authorize(state: AppState, token: str | None, model: object) -> Route:
         _routes.clear()
     _routes[cache_key] = (route, now + ROUTE_TTL_S)
     return route
+
+
+def _want(state: AppState, endpoint_id: int) -> None:
+    with state.db.session() as session:
+        gateway.want_replica(session, endpoint_id, now=state.clock())
 
 
 def _models(state: AppState, token: str | None) -> list[tuple[str, float]]:
@@ -325,12 +445,21 @@ def _record(
             ms=(time.monotonic() - started) * 1000,
             now=state.clock(),
         )
-    if route.token_budget is not None:
+    if route.budgeted:
         for cached in [k for k, (r, _) in list(_routes.items()) if r.key_id == route.key_id]:
             _routes.pop(cached, None)
 
 
+def _error_event(message: str) -> bytes:
+    """An error in a stream already under way, as the API sends one (clients raise it)."""
+    error = {"message": message, "type": "server_error", "param": None, "code": "replica_lost"}
+    return f"data: {json.dumps({'error': error})}\n\n".encode()
+
+
 def _error(refused: Refusal) -> Response:
     error = {"message": str(refused), "type": refused.kind, "param": None, "code": refused.code}
-    headers = {"Retry-After": "60"} if refused.status == 429 else None
+    retry = refused.retry_after if refused.retry_after is not None else None
+    if retry is None and refused.status == 429:
+        retry = 60
+    headers = {"Retry-After": str(max(1, round(retry)))} if retry is not None else None
     return JSONResponse({"error": error}, status_code=refused.status, headers=headers)

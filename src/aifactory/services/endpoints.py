@@ -5,7 +5,16 @@ name at the gateway, `/v1`). Its replicas are ordinary jobs of the project — t
 sandbox, placement and metering as any job — each running the recipe's engine
 (`python -m aifactory.recipes.dutch_gpt serve`) on a Unix socket in the replica's own
 directory, which the facility alone reaches besides the job: no port, no network. The gateway
-(services.gateway) routes to the replicas that are RUNNING.
+(services.gateway) routes to the replicas that are RUNNING and not draining.
+
+Its replicas run between `min_replicas` and `max_replicas` as its load asks (domain.autoscale,
+applied each second by `scale_endpoints` on the control loop): the first `min_replicas` are
+not preemptible, the rest are; a replica that ends is replaced; with `min_replicas` 0 the
+endpoint scales to zero after `idle_timeout_s` without requests, and the next request waits
+for a cold start (gateway). Replicas the control loop starts run as whoever made the endpoint.
+A replica runs for at most `time_limit_s` (what its allocation reserves, as for any job); one
+that reaches it is replaced like one that failed — with one replica, requests then wait for
+the new one's start (next: start the successor before the limit).
 
 Who may (domain.permissions): ENDPOINT_READ to see a project's endpoints, ENDPOINT_MANAGE to
 create or remove one. Removing one cancels its replicas; its usage records stay.
@@ -22,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from aifactory.domain.jobfiles import checkpoint_dir, work_dir
 from aifactory.domain.jobs import TERMINAL, JobSpec, JobState
+from aifactory.domain.money import cents_of_nanocents
 from aifactory.domain.permissions import Action
 from aifactory.errors import AifactoryError, Conflict, InvalidInput, NotFound
 from aifactory.governance import audit
@@ -32,19 +42,30 @@ from aifactory.store.models import Endpoint, InferenceUsage, Job, Project
 
 ENGINE_MODULE = "aifactory.recipes.dutch_gpt"
 SOCKET = "engine.sock"  # in the replica's own directory (its working directory)
-REPLICA_TIME_LIMIT_S = 30 * 86400
+MAX_TIME_LIMIT_S = 30 * 86400
+MIN_TIME_LIMIT_S = 60.0
 MAX_REPLICAS = 16
+MAX_CONCURRENCY = 256
+MIN_IDLE_S, MAX_IDLE_S = 1.0, 7 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)
 class EndpointSpec:
     name: str
     source_job: int  # a finished job of the project, whose checkpoints it serves
-    replicas: int = 1
+    replicas: int = 1  # the least that run (not preemptible)
     cpus: int = 1
     memory_mb: int = 2048
     gpus: int = 0
     environment: str | None = None  # a Python environment with PyTorch (else the facility's)
+    max_replicas: int | None = None  # None: as many as `replicas` (at least 1)
+    concurrency: int = 4  # requests one replica serves at once; more wait at the gateway
+    idle_timeout_s: float = 900.0
+    time_limit_s: float = 86400.0  # each replica's: what its allocation reserves for it
+
+    @property
+    def most(self) -> int:
+        return self.max_replicas if self.max_replicas is not None else max(self.replicas, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +79,7 @@ class EndpointView:
     name: str
     project: str
     source_job: int
-    replicas: int
+    replicas: int  # the least that run
     cpus: int
     memory_mb: int
     gpus: int
@@ -68,6 +89,18 @@ class EndpointView:
     requests: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    max_replicas: int = 1
+    concurrency: int = 4
+    idle_timeout_s: float = 900.0
+    time_limit_s: float = 86400.0
+    environment: str | None = None
+    draining: list[int] = field(default_factory=list)  # job ids no request is sent to
+    trouble: str | None = None  # why no replica is started now
+    cost_nanocents: int = 0  # what its requests cost (exact; rounded where shown)
+
+    @property
+    def cost_cents(self) -> int:
+        return cents_of_nanocents(self.cost_nanocents)
 
 
 def create_endpoint(
@@ -81,8 +114,7 @@ def create_endpoint(
 ) -> EndpointView:
     """Name the endpoint and submit its replicas (not preemptible: they serve requests)."""
     owner = project_by_name(session, principal, project, action=Action.ENDPOINT_MANAGE)
-    if not 1 <= spec.replicas <= MAX_REPLICAS:
-        raise InvalidInput(f"must be from 1 to {MAX_REPLICAS}", field="replicas")
+    _check(spec)
     if _live(session, owner.id, spec.name) is not None:
         raise Conflict(f"project {owner.name} serves a model named {spec.name!r}", field="name")
     source = session.get(Job, spec.source_job)
@@ -98,16 +130,24 @@ def create_endpoint(
         project_id=owner.id,
         name=spec.name,
         source_job_id=spec.source_job,
-        replicas=spec.replicas,
+        min_replicas=spec.replicas,
+        max_replicas=spec.most,
+        concurrency=spec.concurrency,
+        idle_timeout_s=spec.idle_timeout_s,
+        time_limit_s=spec.time_limit_s,
         cpus=spec.cpus,
         memory_mb=spec.memory_mb,
         gpus=spec.gpus,
+        environment=spec.environment,
+        draining={},
         created_by=principal.name,
         created_at=now,
     )
     session.add(endpoint)
     session.flush()
-    _submit_replicas(session, principal, endpoint, owner, spec, jobs_dir, now)
+    submit_replicas(
+        session, principal, endpoint, owner, [False] * spec.replicas, jobs_dir=jobs_dir, now=now
+    )
     audit.record(
         session,
         actor=principal.name,
@@ -115,48 +155,84 @@ def create_endpoint(
         object=f"endpoint:{spec.name}",
         source=principal.source,
         project_id=owner.id,
-        detail={"source_job": spec.source_job, "replicas": spec.replicas},
+        detail={
+            "source_job": spec.source_job,
+            "replicas": spec.replicas,
+            "max_replicas": spec.most,
+        },
         at=now,
     )
     return _view(session, endpoint, owner)
 
 
-def _submit_replicas(
+def _check(spec: EndpointSpec) -> None:
+    if not 0 <= spec.replicas <= MAX_REPLICAS:
+        raise InvalidInput(f"must be from 0 to {MAX_REPLICAS}", field="replicas")
+    if not max(spec.replicas, 1) <= spec.most <= MAX_REPLICAS:
+        raise InvalidInput(f"must be from max(replicas, 1) to {MAX_REPLICAS}", field="max_replicas")
+    if not 1 <= spec.concurrency <= MAX_CONCURRENCY:
+        raise InvalidInput(f"must be from 1 to {MAX_CONCURRENCY}", field="concurrency")
+    if not MIN_TIME_LIMIT_S <= spec.time_limit_s <= MAX_TIME_LIMIT_S:
+        raise InvalidInput(
+            f"must be from {MIN_TIME_LIMIT_S:.0f} to {MAX_TIME_LIMIT_S:.0f} seconds",
+            field="time_limit_s",
+        )
+    if not MIN_IDLE_S <= spec.idle_timeout_s <= MAX_IDLE_S:
+        raise InvalidInput(
+            f"must be from {MIN_IDLE_S:.0f} to {MAX_IDLE_S:.0f} seconds", field="idle_timeout_s"
+        )
+
+
+def submit_replicas(
     session: Session,
     principal: Principal,
     endpoint: Endpoint,
     owner: Project,
-    spec: EndpointSpec,
+    preemptible: list[bool],
+    *,
     jobs_dir: Path,
     now: float,
-) -> None:
-    checkpoints = checkpoint_dir(work_dir(jobs_dir / str(spec.source_job)))
-    python = "python" if spec.environment else sys.executable
+) -> list[int]:
+    """A replica job for each of `preemptible` (whether that one may be preempted)."""
+    checkpoints = checkpoint_dir(work_dir(jobs_dir / str(endpoint.source_job_id)))
+    python = "python" if endpoint.environment else sys.executable
     command = (
         python, "-m", ENGINE_MODULE, "serve", "--from", str(checkpoints),
-        "--socket", SOCKET, "--name", spec.name,
+        "--socket", SOCKET, "--name", endpoint.name,
     )  # fmt: skip
     replica = JobSpec(
-        name=f"endpoint-{spec.name}",
+        name=f"endpoint-{endpoint.name}",
         command=command,
-        cpus_per_node=spec.cpus,
-        memory_mb_per_node=spec.memory_mb,
-        gpus_per_node=spec.gpus,
-        time_limit_s=REPLICA_TIME_LIMIT_S,
+        cpus_per_node=endpoint.cpus,
+        memory_mb_per_node=endpoint.memory_mb,
+        gpus_per_node=endpoint.gpus,
+        time_limit_s=round(endpoint.time_limit_s),
         preemptible=False,
-        inputs=(spec.source_job,),
-        environment=spec.environment,
+        inputs=(endpoint.source_job_id,),
+        environment=endpoint.environment,
     )
+    made = session.scalar(select(func.count()).where(Job.endpoint_id == endpoint.id)) or 0
     batch = [
-        Submission(principal, replace(replica, name=f"endpoint-{spec.name}-{i}"), owner.name, None)
-        for i in range(spec.replicas)
+        Submission(
+            principal,
+            replace(replica, name=f"endpoint-{endpoint.name}-{made + i}", preemptible=flag),
+            owner.name,
+            None,
+        )
+        for i, flag in enumerate(preemptible)
     ]
+    started, refused = [], []
     for outcome in submit_jobs(session, batch, now=now):
         if isinstance(outcome, AifactoryError):
-            raise outcome
+            refused.append(outcome)
+            continue
         job = session.get(Job, outcome.job.id)
         assert job is not None
-        job.endpoint_id = endpoint.id
+        job.endpoint_id = endpoint.id  # those submitted are replicas, even if one was refused
+        started.append(job.id)
+    if refused:
+        raise refused[0]
+    return started
 
 
 def list_endpoints(session: Session, principal: Principal, *, project: str) -> list[EndpointView]:
@@ -221,13 +297,14 @@ def _view(session: Session, endpoint: Endpoint, owner: Project) -> EndpointView:
             func.count(),
             func.coalesce(func.sum(InferenceUsage.prompt_tokens), 0),
             func.coalesce(func.sum(InferenceUsage.completion_tokens), 0),
+            func.coalesce(func.sum(InferenceUsage.cost_nanocents), 0),
         ).where(InferenceUsage.endpoint_id == endpoint.id)
     ).one()
     return EndpointView(
         name=endpoint.name,
         project=owner.name,
         source_job=endpoint.source_job_id,
-        replicas=endpoint.replicas,
+        replicas=endpoint.min_replicas,
         cpus=endpoint.cpus,
         memory_mb=endpoint.memory_mb,
         gpus=endpoint.gpus,
@@ -237,4 +314,12 @@ def _view(session: Session, endpoint: Endpoint, owner: Project) -> EndpointView:
         requests=int(used[0]),
         prompt_tokens=int(used[1]),
         completion_tokens=int(used[2]),
+        cost_nanocents=int(used[3]),
+        max_replicas=endpoint.max_replicas,
+        concurrency=endpoint.concurrency,
+        idle_timeout_s=endpoint.idle_timeout_s,
+        time_limit_s=round(endpoint.time_limit_s),
+        environment=endpoint.environment,
+        draining=sorted(int(j) for j in endpoint.draining or {}),
+        trouble=endpoint.trouble,
     )

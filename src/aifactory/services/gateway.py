@@ -4,13 +4,20 @@ key good for this model, and where are the model's replicas; then, what the requ
 A refusal carries the OpenAI API's status and error type, so the gateway answers as the API
 its callers know: 401 for a key that is not (or no longer) good, 404 for a model the key may
 not call or that does not exist (the same answer: a key learns nothing of other projects'
-models), 429 when the key's token budget is spent (and no engine is asked), 503 when no replica
-of the model is running.
+models), 429 when the key's budget (tokens or euros) is spent (and no engine is asked), 503
+when no replica of the model runs or starts in time.
+
+A request is priced when it is asked (`authorize`): at the token tariffs of the programme of
+the project's allocation that pays (the one valid now that expires first), each request's price
+exact in nano-cents (domain.money), summed for the key's € budget and, per hour, into the
+allocation's ledger (accounting.tokens). A project with no allocation valid now is metered,
+not billed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -18,17 +25,51 @@ from sqlalchemy.orm import Session
 
 from aifactory.domain.jobfiles import work_dir
 from aifactory.domain.jobs import JobState
+from aifactory.domain.money import NANOCENTS_PER_EURO, token_nanocents
 from aifactory.services.auth import hash_token
 from aifactory.services.endpoints import SOCKET
-from aifactory.store.models import Endpoint, InferenceKey, InferenceUsage, Job
+from aifactory.store.models import (
+    Allocation,
+    Endpoint,
+    InferenceKey,
+    InferenceUsage,
+    Job,
+    Programme,
+)
+
+NANOCENTS_PER_CENT = NANOCENTS_PER_EURO // 100
 
 
 class Refusal(Exception):
-    def __init__(self, status: int, message: str, kind: str, code: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        kind: str,
+        code: str | None = None,
+        *,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.kind = kind
         self.code = code
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """Who pays for a request, and at what terms (fixed when it is asked)."""
+
+    allocation_id: int | None = None  # None: metered, not billed
+    prompt: Decimal = Decimal(0)  # € per million tokens
+    completion: Decimal = Decimal(0)
+    subsidy_pct: int = 0
+
+    def nanocents(self, prompt_tokens: int, completion_tokens: int) -> int:
+        return token_nanocents(prompt_tokens, self.prompt) + token_nanocents(
+            completion_tokens, self.completion
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,33 +77,102 @@ class Route:
     key_id: int
     project_id: int
     endpoint_id: int
-    sockets: tuple[Path, ...]  # of the replicas that are running, by job id
-    token_budget: int | None = None  # the key's: its requests are counted before they answer
+    sockets: tuple[Path, ...]  # of the replicas that are running and not draining, by job id
+    token_budget: int | None = None  # the key's
+    budget_cents: int | None = None  # the key's; with either, requests are counted at once
+    price: Price = Price()
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int = 4  # requests one replica serves at once
+    model: str = ""
+    trouble: str | None = None  # why no replica is being started
+
+    @property
+    def budgeted(self) -> bool:
+        return self.token_budget is not None or self.budget_cents is not None
 
 
 def authorize(
     session: Session, token: str | None, model: object, *, jobs_dir: Path, now: float
 ) -> Route:
+    """The route for a key and model; its `sockets` are empty while no replica runs (the
+    gateway then asks for one, `want_replica`, and waits)."""
     key = _key(session, token, now)
     if not isinstance(model, str) or not model:
         raise Refusal(400, "you must give a model", "invalid_request_error", "model_missing")
     endpoint = _endpoint(session, key, model)
-    if key.token_budget is not None and key.tokens_used >= key.token_budget:
-        raise Refusal(
-            429,
-            f"this key's budget of {key.token_budget} tokens is spent",
-            "insufficient_quota",
-            "insufficient_quota",
-        )
+    _check_budget(key)
+    draining = {int(j) for j in endpoint.draining or {}}
     running = session.scalars(
         select(Job.id)
         .where(Job.endpoint_id == endpoint.id, Job.state == JobState.RUNNING.value)
         .order_by(Job.id)
     ).all()
-    sockets = tuple(work_dir(jobs_dir / str(job_id)) / SOCKET for job_id in running)
-    if not sockets:
-        raise Refusal(503, f"no replica of {model} is running yet", "server_error", "unavailable")
-    return Route(key.id, key.project_id, endpoint.id, sockets, key.token_budget)
+    sockets = tuple(
+        work_dir(jobs_dir / str(job_id)) / SOCKET for job_id in running if job_id not in draining
+    )
+    return Route(
+        key.id,
+        key.project_id,
+        endpoint.id,
+        sockets,
+        key.token_budget,
+        key.budget_cents,
+        price_of(session, key.project_id, now),
+        key.rpm,
+        key.tpm,
+        endpoint.concurrency,
+        model,
+        endpoint.trouble,
+    )
+
+
+def want_replica(session: Session, endpoint_id: int, *, now: float) -> None:
+    """A request found no replica running: the autoscaler starts one (control.endpoints)."""
+    session.execute(update(Endpoint).where(Endpoint.id == endpoint_id).values(wanted_at=now))
+
+
+def price_of(session: Session, project_id: int, now: float) -> Price:
+    """The terms of the project's allocation valid now that expires first (as jobs pick theirs,
+    domain.programmes.payer), or none."""
+    found = session.execute(
+        select(Allocation.id, Programme)
+        .join(Programme, Programme.id == Allocation.programme_id)
+        .where(
+            Allocation.project_id == project_id,
+            Allocation.valid_from <= now,
+            Allocation.valid_to > now,
+        )
+        .order_by(Allocation.valid_to, Allocation.id)
+        .limit(1)
+    ).first()
+    if found is None:
+        return Price()
+    allocation_id, programme = found
+    return Price(
+        allocation_id,
+        Decimal(programme.prompt_token_tariff),
+        Decimal(programme.completion_token_tariff),
+        programme.subsidy_pct,
+    )
+
+
+def _check_budget(key: InferenceKey) -> None:
+    spent = None
+    if key.token_budget is not None and key.tokens_used >= key.token_budget:
+        spent = f"{key.token_budget} tokens"
+    if (
+        key.budget_cents is not None
+        and key.spent_nanocents >= key.budget_cents * NANOCENTS_PER_CENT
+    ):
+        spent = f"€ {key.budget_cents / 100:.2f}"
+    if spent is not None:
+        raise Refusal(
+            429,
+            f"this key's budget of {spent} is spent",
+            "insufficient_quota",
+            "insufficient_quota",
+        )
 
 
 def models(session: Session, token: str | None, *, now: float) -> list[tuple[str, float]]:
@@ -85,7 +195,8 @@ def record(
     ms: float,
     now: float,
 ) -> None:
-    """One request's usage, and its tokens against the key's budget."""
+    """One request's usage, priced, and its tokens and price against the key's budgets."""
+    cost = route.price.nanocents(prompt_tokens, completion_tokens)
     session.add(
         InferenceUsage(
             key_id=route.key_id,
@@ -96,14 +207,20 @@ def record(
             completion_tokens=completion_tokens,
             status=status,
             ms=ms,
+            allocation_id=route.price.allocation_id,
+            cost_nanocents=cost,
+            subsidy_pct=route.price.subsidy_pct,
         )
     )
     used = prompt_tokens + completion_tokens
-    if used:
+    if used or cost:
         session.execute(
             update(InferenceKey)
             .where(InferenceKey.id == route.key_id)
-            .values(tokens_used=InferenceKey.tokens_used + used)
+            .values(
+                tokens_used=InferenceKey.tokens_used + used,
+                spent_nanocents=InferenceKey.spent_nanocents + cost,
+            )
         )
 
 

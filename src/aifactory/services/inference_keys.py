@@ -1,7 +1,9 @@
 """Inference keys: what a project's applications present to the gateway (`/v1`).
 
 A key belongs to a project and calls that project's models (or those its allow-list names); it
-may expire, hold a budget in tokens (prompt and completion together), and be revoked. Only its
+may expire, hold a budget in tokens (prompt and completion together) and one in euros (its
+requests at the token tariffs of the programme that pays), limit its requests and tokens per
+minute (gateway.limits), and be revoked. Only its
 SHA-256 is kept, and the key itself is shown once, when it is made. Project owners (and admins)
 make and revoke keys; whoever may see the project's endpoints sees its keys, never their
 secrets.
@@ -12,10 +14,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from aifactory.domain.money import cents, cents_of_nanocents
 from aifactory.domain.permissions import Action
 from aifactory.errors import Conflict, InvalidInput, NotFound
 from aifactory.governance import audit
@@ -27,6 +31,7 @@ from aifactory.store.models import InferenceKey, Project
 KEY_PREFIX = "aik_"
 DAY_S = 86400.0
 MAX_TTL_DAYS = 3650
+MAX_BUDGET_EUR = Decimal(10**9)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +47,20 @@ class KeyView:
     created_at: float
     expires_at: float | None
     revoked_at: float | None
+    budget_cents: int | None = None
+    spent_cents: int = 0  # its requests' exact price, rounded once
+    rpm: int | None = None
+    tpm: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLimits:
+    """What a key may use: budgets and rates (None: no limit)."""
+
+    token_budget: int | None = None
+    budget_eur: Decimal | None = None
+    rpm: int | None = None
+    tpm: int | None = None
 
 
 def create_key(
@@ -51,16 +70,15 @@ def create_key(
     name: str,
     project: str,
     models: Sequence[str] | None,
-    token_budget: int | None,
     ttl_days: float | None,
     now: float,
+    limits: KeyLimits = KeyLimits(),
 ) -> tuple[KeyView, str]:
     """The key's record and the key itself (shown this once)."""
     owner = project_by_name(session, principal, project, action=Action.INFERENCE_KEY_MANAGE)
     if ttl_days is not None and not 0 < ttl_days <= MAX_TTL_DAYS:
         raise InvalidInput(f"must be above 0 and at most {MAX_TTL_DAYS} days", field="ttl_days")
-    if token_budget is not None and token_budget < 1:
-        raise InvalidInput("must be at least 1 token", field="token_budget")
+    _check(limits)
     plain = KEY_PREFIX + secrets.token_urlsafe(32)
     key = InferenceKey(
         project_id=owner.id,
@@ -68,8 +86,12 @@ def create_key(
         token_hash=hash_token(plain),
         prefix=plain[:12],
         models=list(dict.fromkeys(models)) if models else None,
-        token_budget=token_budget,
+        token_budget=limits.token_budget,
         tokens_used=0,
+        budget_cents=cents(limits.budget_eur) if limits.budget_eur is not None else None,
+        spent_nanocents=0,
+        rpm=limits.rpm,
+        tpm=limits.tpm,
         created_by=principal.name,
         created_at=now,
         expires_at=now + ttl_days * DAY_S if ttl_days is not None else None,
@@ -83,10 +105,29 @@ def create_key(
         object=f"inference_key:{key.id}",
         source=principal.source,
         project_id=owner.id,
-        detail={"name": name, "token_budget": token_budget},
+        detail={
+            "name": name,
+            "token_budget": limits.token_budget,
+            "budget_cents": key.budget_cents,
+            "rpm": limits.rpm,
+            "tpm": limits.tpm,
+        },
         at=now,
     )
     return _view(key, owner), plain
+
+
+def _check(limits: KeyLimits) -> None:
+    if limits.token_budget is not None and limits.token_budget < 1:
+        raise InvalidInput("must be at least 1 token", field="token_budget")
+    budget = limits.budget_eur
+    if budget is not None and (not budget.is_finite() or not 0 < budget <= MAX_BUDGET_EUR):
+        raise InvalidInput(f"must be above € 0 and at most € {MAX_BUDGET_EUR}", field="budget_eur")
+    if budget is not None and budget != budget.quantize(Decimal("0.01")):
+        raise InvalidInput("must be whole cents", field="budget_eur")
+    for name, value in (("rpm", limits.rpm), ("tpm", limits.tpm)):
+        if value is not None and value < 1:
+            raise InvalidInput("must be at least 1", field=name)
 
 
 def list_keys(session: Session, principal: Principal, *, project: str) -> list[KeyView]:
@@ -130,4 +171,8 @@ def _view(key: InferenceKey, owner: Project) -> KeyView:
         created_at=key.created_at,
         expires_at=key.expires_at,
         revoked_at=key.revoked_at,
+        budget_cents=key.budget_cents,
+        spent_cents=cents_of_nanocents(key.spent_nanocents),
+        rpm=key.rpm,
+        tpm=key.tpm,
     )

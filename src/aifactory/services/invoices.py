@@ -5,7 +5,8 @@ the stored invoice unchanged, lines, totals, CSV and PDF bytes included. Numbers
 "AIF-<year>-<000001…>" per year of issue with no gaps and are never reused; the unique
 constraints on (project, month) and on the number turn a concurrent double issue into a retry,
 never into two invoices. Only settled usage paid from an allocation is billed: a usage record
-without one (metered only) is free.
+without one (metered only) is free. Tokens through the gateway are billed by when they were
+asked (each request is written within a fraction of a second of it), at their exact price.
 
 Who may do what (INVOICE_ISSUE, INVOICE_READ): facility admins and finance issue; they and the
 project's members (owner, member, viewer) read; anyone else who sees the project is refused, and
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from aifactory.accounting.invoices import build_invoice, invoice_csv, invoice_pdf
 from aifactory.domain.permissions import Action
-from aifactory.domain.statements import ChargedUsage, Invoice
+from aifactory.domain.statements import ChargedUsage, Invoice, TokenCharge
 from aifactory.errors import Conflict, InvalidInput, NotFound
 from aifactory.governance import audit
 from aifactory.services.principal import Principal
@@ -33,6 +34,8 @@ from aifactory.services.records_of import InvoiceRecord, copy_of
 from aifactory.services.tenancy import project_by_name
 from aifactory.store.models import (
     Allocation,
+    Endpoint,
+    InferenceUsage,
     IssuedInvoice,
     Organisation,
     Programme,
@@ -99,7 +102,10 @@ def issue_invoice(
             f"month {month} is not closed yet; invoices are issued from {opens}", field="month"
         )
     charges = charges_of(session, found.id, start, end)
-    issued = _insert_numbered(session, principal, found, month, charges, now=now, vat_pct=vat_pct)
+    tokens = token_charges_of(session, found.id, start, end)
+    issued = _insert_numbered(
+        session, principal, found, month, charges, tokens, now=now, vat_pct=vat_pct
+    )
     if issued.created:
         audit.record(
             session,
@@ -120,6 +126,7 @@ def _insert_numbered(
     project: Project,
     month: str,
     charges: list[ChargedUsage],
+    tokens: list[TokenCharge],
     *,
     now: float,
     vat_pct: int,
@@ -127,7 +134,7 @@ def _insert_numbered(
     """Store the invoice under the next number; if a concurrent issue took that number, count
     again, and if it issued this very invoice, return theirs."""
     for _ in range(NUMBER_TRIES):
-        row = _row(session, principal, project, month, charges, now=now, vat_pct=vat_pct)
+        row = _row(session, principal, project, month, charges, tokens, now=now, vat_pct=vat_pct)
         try:
             with session.begin_nested():
                 session.add(row)
@@ -146,6 +153,7 @@ def _row(
     project: Project,
     month: str,
     charges: list[ChargedUsage],
+    tokens: list[TokenCharge],
     *,
     now: float,
     vat_pct: int,
@@ -160,6 +168,7 @@ def _row(
         issued_at=now,
         charges=charges,
         vat_pct=vat_pct,
+        tokens=tokens,
     )
     return _stored_form(invoice, project.id, principal.name)
 
@@ -223,6 +232,36 @@ def charges_of(session: Session, project_id: int, start: float, end: float) -> l
             ended_at=record.ended_at,
         )
         for record, programme in session.execute(stmt)
+    ]
+
+
+def token_charges_of(
+    session: Session, project_id: int, start: float, end: float
+) -> list[TokenCharge]:
+    """The project's requests through the gateway in [start, end) that an allocation paid for,
+    summed by programme, subsidy rate and model (exact nano-cents)."""
+    stmt = (
+        select(
+            Programme.name,
+            InferenceUsage.subsidy_pct,
+            Endpoint.name,
+            func.sum(InferenceUsage.prompt_tokens),
+            func.sum(InferenceUsage.completion_tokens),
+            func.sum(InferenceUsage.cost_nanocents),
+        )
+        .join(Allocation, Allocation.id == InferenceUsage.allocation_id)
+        .join(Programme, Programme.id == Allocation.programme_id)
+        .join(Endpoint, Endpoint.id == InferenceUsage.endpoint_id)
+        .where(
+            InferenceUsage.project_id == project_id,
+            InferenceUsage.at >= start,
+            InferenceUsage.at < end,
+        )
+        .group_by(Programme.name, InferenceUsage.subsidy_pct, Endpoint.name)
+    )
+    return [
+        TokenCharge(programme, pct, model, int(prompt), int(completion), int(nanocents))
+        for programme, pct, model, prompt, completion, nanocents in session.execute(stmt)
     ]
 
 

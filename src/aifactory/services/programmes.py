@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from aifactory.domain.money import CENT, gpu_hours, gpu_seconds
+from aifactory.domain.money import CENT, gpu_hours, gpu_seconds, token_tariff_problem
 from aifactory.domain.permissions import Action
 from aifactory.domain.programmes import Tariff, Window
 from aifactory.domain.tenancy import OrgKind
@@ -53,6 +53,8 @@ class ProgrammeSpec:
     max_gpus_per_job: int | None = None
     starter_gpu_hours: float = 0.0
     starter_days: int = 30
+    prompt_token_tariff: Decimal = Decimal(0)  # € per million tokens through the gateway
+    completion_token_tariff: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,8 @@ class ProgrammeView:
     starter_gpu_hours: float
     starter_days: int
     created_at: float
+    prompt_token_tariff: str  # € per million tokens
+    completion_token_tariff: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +160,8 @@ def _terms(programme: Programme) -> dict[str, Any]:
         "eligible_kinds": programme.eligible_kinds,
         "gpu_tariffs": programme.gpu_tariffs,
         "cpu_tariff": programme.cpu_tariff,
+        "prompt_token_tariff": programme.prompt_token_tariff,
+        "completion_token_tariff": programme.completion_token_tariff,
         "subsidy_pct": programme.subsidy_pct,
         "priority_weight": programme.priority_weight,
         "capacity_share": programme.capacity_share,
@@ -183,6 +189,8 @@ def _programme_view(programme: Programme) -> ProgrammeView:
         starter_gpu_hours=programme.starter_gpu_hours,
         starter_days=programme.starter_days,
         created_at=programme.created_at,
+        prompt_token_tariff=programme.prompt_token_tariff,
+        completion_token_tariff=programme.completion_token_tariff,
     )
 
 
@@ -198,6 +206,8 @@ def _apply(programme: Programme, spec: ProgrammeSpec) -> None:
     programme.eligible_kinds = list(dict.fromkeys(k.value for k in spec.eligible_kinds))
     programme.gpu_tariffs = {model: price_text(p) for model, p in spec.gpu_tariffs.items()}
     programme.cpu_tariff = price_text(spec.cpu_tariff)
+    programme.prompt_token_tariff = price_text(spec.prompt_token_tariff)
+    programme.completion_token_tariff = price_text(spec.completion_token_tariff)
     programme.subsidy_pct = spec.subsidy_pct
     programme.priority_weight = spec.priority_weight
     programme.preemptible_default = spec.preemptible_default
@@ -245,6 +255,10 @@ def _tariff_problems(spec: ProgrammeSpec) -> Iterator[tuple[str, str]]:
             yield "gpu_tariffs", f"{price} has more than {MAX_PRICE_PLACES} decimal places"
     if _too_fine(spec.cpu_tariff):
         yield "cpu_tariff", f"{spec.cpu_tariff} has more than {MAX_PRICE_PLACES} decimal places"
+    for name in ("prompt_token_tariff", "completion_token_tariff"):
+        wrong = token_tariff_problem(getattr(spec, name))
+        if wrong is not None:
+            yield name, wrong
 
 
 def _too_fine(price: Decimal) -> bool:

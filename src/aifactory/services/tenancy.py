@@ -150,9 +150,24 @@ def _seen(principal: Principal) -> ColumnElement[bool]:
     return true() if projects is None else Project.id.in_(projects)
 
 
-def project_view(session: Session, principal: Principal, name: str) -> ProjectView:
-    """The project named `name` with its organisation, if they see it (see project_by_name)."""
-    project = project_by_name(session, principal, name)
+def project_views_for(session: Session, principal: Principal, action: Action) -> list[ProjectView]:
+    """The projects where the principal may do `action`, by id: a facility role in the action's
+    row reaches every project, whether or not it sees them (finance reads endpoints' usage)."""
+    stmt = select(Project, Organisation).join(Organisation)
+    if (scope := principal.projects_for(action)) is not None:
+        stmt = stmt.where(Project.id.in_(scope))
+    return [
+        _project_view(principal, project, org)
+        for project, org in session.execute(stmt.order_by(Project.id))
+    ]
+
+
+def project_view(
+    session: Session, principal: Principal, name: str, *, action: Action = Action.PROJECT_READ
+) -> ProjectView:
+    """The project named `name` with its organisation, if they see it or may do `action` in it
+    (see project_by_name)."""
+    project = project_by_name(session, principal, name, action=action)
     return _project_view(principal, project, session.get_one(Organisation, project.organisation_id))
 
 

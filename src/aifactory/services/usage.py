@@ -6,6 +6,10 @@ only reads them. A record's cost is its GPU and CPU cents, its net that cost les
 milliseconds at each record's terms and rounded once, so they never add up rounded records.
 CO2 is its energy at the facility's grid carbon intensity.
 
+Tokens through the gateway (`tokens`, `token_totals`): the requests asked in the period, summed
+per project, model and key, each request at the price it was asked at (exact nano-cents, so a
+row's and the totals' money is rounded once).
+
 Who sees what (USAGE_READ): facility admins, finance and operators see every project's usage;
 anyone else sees the projects they are a member of, and is told any other project does not
 exist. The sums per project (`usage_by_project`) are one GROUP BY over the same records in the
@@ -15,21 +19,30 @@ same scope, at most `MAX_PROJECTS` rows, each project's money priced as the tota
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any, Literal
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from aifactory.accounting.reports import JOULES_PER_KWH
-from aifactory.domain.money import hours_of_ms, whole_seconds
+from aifactory.domain.money import NANOCENTS_PER_EURO, cents_of, hours_of_ms, whole_seconds
 from aifactory.domain.permissions import Action
 from aifactory.domain.statements import AtTerms, cost_and_subsidy_cents
 from aifactory.errors import InvalidInput
 from aifactory.services.principal import Principal
 from aifactory.services.tenancy import project_by_name
-from aifactory.store.models import Allocation, Programme, Project, UsageRecord
+from aifactory.store.models import (
+    Allocation,
+    Endpoint,
+    InferenceKey,
+    InferenceUsage,
+    Programme,
+    Project,
+    UsageRecord,
+)
 
 MAX_ROWS = 10_000
 MAX_PROJECTS = 200
@@ -126,9 +139,30 @@ class ProjectUsage:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenRow:
+    """A project's requests to one model with one key, summed."""
+
+    project: str
+    model: str
+    key: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_cents: int
+    subsidy_cents: int
+    cost_nanocents: int = 0  # exact: tokens cost fractions of a cent
+
+    @property
+    def net_cents(self) -> int:
+        return self.cost_cents - self.subsidy_cents
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     rows: list[UsageRow]  # the first `limit`, by end time
     totals: UsageTotals
+    tokens: list[TokenRow] = field(default_factory=list)  # the first `limit`, most tokens first
+    token_totals: TokenRow | None = None  # over every request that matched
 
 
 def usage(
@@ -145,17 +179,89 @@ def usage(
     if start is not None and end is not None and not start < end:
         raise InvalidInput("the period must end after it starts", field="to")
     stmt = select(UsageRecord)
+    scope: list[int] | None = None
     if project is not None:
-        found = project_by_name(session, principal, project, action=Action.USAGE_READ)
-        stmt = stmt.where(UsageRecord.project_id == found.id)
-    elif (projects := principal.projects_for(Action.USAGE_READ)) is not None:
-        stmt = stmt.where(UsageRecord.project_id.in_(projects))
+        scope = [project_by_name(session, principal, project, action=Action.USAGE_READ).id]
+    else:
+        scope = principal.projects_for(Action.USAGE_READ)
+    if scope is not None:
+        stmt = stmt.where(UsageRecord.project_id.in_(scope))
     if start is not None:
         stmt = stmt.where(UsageRecord.ended_at >= start)
     if end is not None:
         stmt = stmt.where(UsageRecord.ended_at < end)
     rows = _rows(session, stmt, limit, grid_g_per_kwh)
-    return Usage(rows, _totals(session, stmt, grid_g_per_kwh))
+    tokens = _token_rows(session, scope, start, end)
+    return Usage(
+        rows,
+        _totals(session, stmt, grid_g_per_kwh),
+        sorted(tokens, key=lambda t: (-t.prompt_tokens - t.completion_tokens, t.model))[:limit],
+        _token_totals(session, scope, start, end),
+    )
+
+
+def _token_rows(
+    session: Session, scope: list[int] | None, start: float | None, end: float | None
+) -> list[TokenRow]:
+    names = (Project.name, Endpoint.name, InferenceKey.name)
+    stmt = (
+        _token_sums(scope, start, end)
+        .add_columns(*names)
+        .join(Project, Project.id == InferenceUsage.project_id)
+        .join(Endpoint, Endpoint.id == InferenceUsage.endpoint_id)
+        .join(InferenceKey, InferenceKey.id == InferenceUsage.key_id)
+        .group_by(*names)
+    )
+    parts: dict[tuple[str, str, str], list[Any]] = defaultdict(list)
+    for row in session.execute(stmt):
+        parts[(row[-3], row[-2], row[-1])].append(row[:-3])
+    return [_token_row(*names, found) for names, found in parts.items()]
+
+
+def _token_totals(
+    session: Session, scope: list[int] | None, start: float | None, end: float | None
+) -> TokenRow:
+    return _token_row("", "", "", list(session.execute(_token_sums(scope, start, end))))
+
+
+def _token_sums(
+    scope: list[int] | None, start: float | None, end: float | None
+) -> Select[int, int, int, int, int]:
+    """Sums by subsidy rate (the rate is needed to price the subsidy exactly)."""
+    stmt = select(
+        InferenceUsage.subsidy_pct,
+        func.count(),
+        func.sum(InferenceUsage.prompt_tokens),
+        func.sum(InferenceUsage.completion_tokens),
+        func.sum(InferenceUsage.cost_nanocents),
+    ).group_by(InferenceUsage.subsidy_pct)
+    if scope is not None:
+        stmt = stmt.where(InferenceUsage.project_id.in_(scope))
+    if start is not None:
+        stmt = stmt.where(InferenceUsage.at >= start)
+    if end is not None:
+        stmt = stmt.where(InferenceUsage.at < end)
+    return stmt
+
+
+def _token_row(project: str, model: str, key: str, parts: list[Any]) -> TokenRow:
+    """From (subsidy %, requests, prompt, completion, nano-cents) by rate: money rounded once."""
+    cost = sum((Fraction(int(p[4] or 0), NANOCENTS_PER_EURO) for p in parts), Fraction(0))
+    subsidy = sum(
+        (Fraction(int(p[4] or 0), NANOCENTS_PER_EURO) * int(p[0]) / 100 for p in parts),
+        Fraction(0),
+    )
+    return TokenRow(
+        project,
+        model,
+        key,
+        sum(int(p[1]) for p in parts),
+        sum(int(p[2] or 0) for p in parts),
+        sum(int(p[3] or 0) for p in parts),
+        cents_of(cost),
+        cents_of(subsidy),
+        sum(int(p[4] or 0) for p in parts),
+    )
 
 
 def usage_by_project(

@@ -241,6 +241,11 @@ class Programme(Base):
     gpu_tariffs: Mapped[dict[str, Any]] = mapped_column(JSON)  # model or "*" → "€/GPU-h" text
     cpu_tariff: Mapped[str] = mapped_column(String(32))
     subsidy_pct: Mapped[int] = mapped_column(Integer)
+    # € per million tokens through the gateway (issue 19), text as the other tariffs.
+    prompt_token_tariff: Mapped[str] = mapped_column(String(32), default="0", server_default="0")
+    completion_token_tariff: Mapped[str] = mapped_column(
+        String(32), default="0", server_default="0"
+    )
     priority_weight: Mapped[int] = mapped_column(Integer)
     preemptible_default: Mapped[bool] = mapped_column(Boolean)
     max_gpus_per_job: Mapped[int | None] = mapped_column(Integer)
@@ -668,13 +673,24 @@ class Endpoint(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
     name: Mapped[str] = mapped_column(String(64))  # the model's name at /v1
     source_job_id: Mapped[int] = mapped_column(Integer)  # whose checkpoints it serves
-    replicas: Mapped[int] = mapped_column(Integer)
+    # Replicas that always run (not preemptible) and the most the autoscaler adds (those above
+    # the minimum are preemptible): control.endpoints, domain.autoscale.
+    min_replicas: Mapped[int] = mapped_column("replicas", Integer)
+    max_replicas: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    concurrency: Mapped[int] = mapped_column(Integer, default=4, server_default="4")
+    idle_timeout_s: Mapped[float] = mapped_column(Float, default=900.0, server_default="900")
+    # Each replica's time limit (what its allocation reserves); one that reaches it is replaced.
+    time_limit_s: Mapped[float] = mapped_column(Float, default=86400.0, server_default="86400")
     cpus: Mapped[int] = mapped_column(Integer)
     memory_mb: Mapped[int] = mapped_column(Integer)
     gpus: Mapped[int] = mapped_column(Integer)
+    environment: Mapped[str | None] = mapped_column(String(64))  # its replicas' (a name)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[float] = mapped_column(Float)
     deleted_at: Mapped[float | None] = mapped_column(Float)
+    wanted_at: Mapped[float | None] = mapped_column(Float)  # a request found no replica running
+    draining: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # job id → since
+    trouble: Mapped[str | None] = mapped_column(Text)  # why it stopped starting replicas
 
 
 class InferenceKey(Base):
@@ -690,6 +706,12 @@ class InferenceKey(Base):
     models: Mapped[list[str] | None] = mapped_column(JSON)  # None: every model of its project
     token_budget: Mapped[int | None] = mapped_column(BigInteger)
     tokens_used: Mapped[int] = mapped_column(BigInteger, default=0)
+    # A budget in euro cents, and what the key spent in nano-cents (10⁻⁹ cent: a token's price
+    # at a tariff of up to 5 decimals per million tokens is a whole number of them).
+    budget_cents: Mapped[int | None] = mapped_column(BigInteger)
+    spent_nanocents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    rpm: Mapped[int | None] = mapped_column(Integer)  # requests per minute, at most
+    tpm: Mapped[int | None] = mapped_column(Integer)  # tokens per minute, at most
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float | None] = mapped_column(Float)
@@ -701,7 +723,11 @@ class InferenceUsage(Base):
     and how it ended."""
 
     __tablename__ = "inference_usage"
-    __table_args__ = (Index("ix_inference_usage_project_at", "project_id", "at"),)
+    __table_args__ = (
+        Index("ix_inference_usage_project_at", "project_id", "at"),
+        Index("ix_inference_usage_endpoint_at", "endpoint_id", "at"),
+        Index("ix_inference_usage_at", "at"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key_id: Mapped[int] = mapped_column(ForeignKey("inference_keys.id"), index=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
@@ -711,3 +737,8 @@ class InferenceUsage(Base):
     completion_tokens: Mapped[int] = mapped_column(Integer)
     status: Mapped[int] = mapped_column(Integer)
     ms: Mapped[float] = mapped_column(Float)
+    # Who paid and at what terms, fixed when it was asked (services.gateway.authorize): its
+    # exact price in nano-cents and the programme's subsidy; None: metered only, not billed.
+    allocation_id: Mapped[int | None] = mapped_column(ForeignKey("allocations.id"))
+    cost_nanocents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    subsidy_pct: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

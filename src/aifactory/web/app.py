@@ -12,6 +12,7 @@ from aifactory.web.pages import (
     audit,
     dashboard,
     datasets,
+    inference,
     jobs,
     login,
     nodes,
@@ -34,6 +35,7 @@ PAGES = (
     usage.router,
     datasets.router,
     software.router,
+    inference.router,
     audit.router,
     whatif.router,
 )

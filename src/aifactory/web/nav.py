@@ -26,6 +26,7 @@ MENU: tuple[NavItem, ...] = (
     NavItem("Usage & invoices", "/usage", Action.USAGE_READ),
     NavItem("Datasets", "/datasets", Action.DATASET_READ),
     NavItem("Software", "/software", None),
+    NavItem("Inference", "/inference", Action.ENDPOINT_READ),
     NavItem("Audit log", "/audit", Action.AUDIT_READ),
     NavItem("What-if", "/whatif", Action.SCHEDULER_WHATIF),
 )

@@ -63,9 +63,9 @@ def create_key(body: KeyCreate, session: WriteSession, user: CurrentUser, now: N
         name=body.name,
         project=body.project,
         models=body.models,
-        token_budget=body.token_budget,
         ttl_days=body.ttl_days,
         now=now,
+        limits=body.limits(),
     )
     return KeyMade(**KeyOut.of(view).model_dump(), key=plain)
 

@@ -17,6 +17,7 @@ from aifactory.api.money_schemas import (
     InvoiceIssue,
     InvoiceOut,
     Month,
+    TokenUsageOut,
     UsageOut,
     UsageRecordOut,
     UsageTotalsOut,
@@ -45,6 +46,9 @@ def _file(content: bytes | str, media_type: str, filename: str) -> HttpResponse:
     return HttpResponse(content, media_type=media_type, headers=disposition)
 
 
+NO_TOKENS = usage.TokenRow("", "", "", 0, 0, 0, 0, 0)
+
+
 @router.get("/usage", response_model=UsageOut)
 def list_usage(
     session: ReadSession,
@@ -55,7 +59,8 @@ def list_usage(
     end: MaybeTo = None,
     limit: Annotated[int, Query(ge=1, le=MAX_ROWS)] = 1000,
 ) -> UsageOut:
-    """Usage records that ended in [from, to), with their cost; totals cover every match."""
+    """Usage records that ended in [from, to), with their cost, and the tokens asked of the
+    gateway in the period; totals cover every match."""
     found = usage.usage(
         session,
         user,
@@ -68,6 +73,8 @@ def list_usage(
     return UsageOut(
         records=[UsageRecordOut.of(row) for row in found.rows],
         totals=UsageTotalsOut.of(found.totals),
+        tokens=[TokenUsageOut.of(row) for row in found.tokens],
+        token_totals=TokenUsageOut.of(found.token_totals or NO_TOKENS),
     )
 
 

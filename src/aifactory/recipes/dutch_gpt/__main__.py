@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    """Serve until SIGTERM (the facility's stop), then end cleanly."""
+    """Serve until SIGTERM (the facility's stop, a drain or a preemption), then end cleanly:
+    no new connection is taken, and the requests in flight are answered first."""
     import signal
     import socketserver
     import threading
@@ -128,7 +129,9 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"[serve] model {args.name} on http://{args.host}:{port}/v1", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=listening.shutdown).start())
     listening.serve_forever()
-    listening.server_close()
+    if args.socket is not None:
+        path.unlink(missing_ok=True)  # the gateway sends nothing more here
+    listening.server_close()  # after the requests in flight are answered
     return 0
 
 

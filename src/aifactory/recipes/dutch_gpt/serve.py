@@ -119,9 +119,13 @@ def _number(body: Mapping[str, Any], name: str, default: float, low: float, high
     return float(value)
 
 
+KEEP_ALIVE_S = 5.0
+
+
 class Handler(BaseHTTPRequestHandler):
     engine: Engine  # set on the server's own subclass
     protocol_version = "HTTP/1.1"
+    timeout = KEEP_ALIVE_S  # an idle kept-alive connection closes: a stop waits no longer
 
     def do_GET(self) -> None:
         if self.path == "/health":
@@ -253,15 +257,18 @@ def usage(done: Generated) -> dict[str, int]:
 
 
 def server(engine: Engine, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
-    """The engine's HTTP server, bound (port 0: one the kernel picks); `serve_forever` runs it."""
+    """The engine's HTTP server, bound (port 0: one the kernel picks); `serve_forever` runs it.
+    Its `server_close` waits for the requests in flight (a drain: they are answered)."""
     handler = type("EngineHandler", (Handler,), {"engine": engine})
     made = ThreadingHTTPServer((host, port), handler)
-    made.daemon_threads = True
+    made.daemon_threads = False
+    made.block_on_close = True
     return made
 
 
 class _UnixServer(socketserver.ThreadingUnixStreamServer):
-    daemon_threads = True
+    daemon_threads = False
+    block_on_close = True  # server_close waits for the requests in flight
 
 
 def unix_server(engine: Engine, path: Path) -> socketserver.ThreadingUnixStreamServer:

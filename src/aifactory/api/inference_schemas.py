@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -16,8 +17,20 @@ from aifactory.services.inference_keys import KeyLimits, KeyView
 class EndpointCreate(Request):
     name: Name = Field(description="the model's name at the gateway (/v1)")
     project: Name
-    source_job: int = Field(
-        ge=1, le=MAX_ID, description="a succeeded job whose checkpoints it serves"
+    source_job: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_ID,
+        description="engine recipe: a succeeded job whose checkpoints it serves",
+    )
+    engine: Literal["recipe", "vllm"] = Field(
+        "recipe", description="recipe: the Dutch GPT recipe's engine; vllm: vLLM (GPUs)"
+    )
+    dataset: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        None, description="engine vllm: the dataset holding the model (Hugging Face layout)"
+    )
+    engine_args: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=64, description="engine vllm: its own options"
     )
     replicas: int = Field(1, ge=0, le=16, description="the least that run (not preemptible)")
     max_replicas: int | None = Field(
@@ -57,6 +70,9 @@ class EndpointCreate(Request):
             self.concurrency,
             self.idle_timeout_s,
             self.time_limit_s,
+            self.engine,
+            self.dataset,
+            tuple(self.engine_args),
         )
 
 
@@ -68,7 +84,10 @@ class ReplicaOut(BaseModel):
 class EndpointOut(BaseModel):
     name: str
     project: str
-    source_job: int
+    source_job: int | None
+    engine: str
+    dataset: str | None
+    engine_args: list[str]
     replicas: int
     cpus: int
     memory_mb: int
@@ -94,6 +113,9 @@ class EndpointOut(BaseModel):
             name=view.name,
             project=view.project,
             source_job=view.source_job,
+            engine=view.engine,
+            dataset=view.dataset,
+            engine_args=view.engine_args,
             replicas=view.replicas,
             cpus=view.cpus,
             memory_mb=view.memory_mb,

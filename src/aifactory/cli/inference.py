@@ -32,8 +32,23 @@ def endpoint_create(
     name: Annotated[str, typer.Argument(help="the model's name at /v1")],
     project: Project,
     source_job: Annotated[
-        int, typer.Option("--from", help="a succeeded training job whose checkpoints it serves")
-    ],
+        int | None,
+        typer.Option("--from", help="a succeeded training job whose checkpoints it serves"),
+    ] = None,
+    engine: Annotated[
+        str, typer.Option(help="recipe (the Dutch GPT recipe's engine) or vllm (GPUs)")
+    ] = "recipe",
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="--engine vllm: the dataset holding the model (Hugging Face layout)"),
+    ] = None,
+    engine_arg: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--engine-arg",
+            help="--engine vllm: an option of vLLM's, e.g. --engine-arg=--max-model-len=4096",
+        ),
+    ] = None,
     replicas: Annotated[
         int, typer.Option(min=0, max=16, help="the least that run (0: scale to zero when idle)")
     ] = 1,
@@ -76,6 +91,9 @@ def endpoint_create(
             concurrency=concurrency,
             idle_timeout_s=parse_duration(idle_timeout),
             time_limit_s=parse_duration(time_limit),
+            engine=engine,
+            dataset=dataset,
+            engine_args=engine_arg or (),
         )
     if as_json:
         print_json(found)

@@ -18,7 +18,7 @@ class InferenceCalls(Plumbing):
         name: str,
         *,
         project: str,
-        source_job: int,
+        source_job: int | None = None,
         replicas: int = 1,
         cpus: int = 1,
         memory_mb: int = 2048,
@@ -28,6 +28,9 @@ class InferenceCalls(Plumbing):
         concurrency: int = 4,
         idle_timeout_s: float = 900.0,
         time_limit_s: float = 86400.0,
+        engine: str = "recipe",
+        dataset: str | None = None,
+        engine_args: Sequence[str] = (),
     ) -> Json:
         body = {
             "name": name,
@@ -42,6 +45,9 @@ class InferenceCalls(Plumbing):
             "concurrency": concurrency,
             "idle_timeout_s": idle_timeout_s,
             "time_limit_s": time_limit_s,
+            "engine": engine,
+            "dataset": dataset,
+            "engine_args": list(engine_args),
         }
         result: Json = self._call("POST", "/endpoints", json=body)
         return result

@@ -22,6 +22,7 @@ create or remove one. Removing one cancels its replicas; its usage records stay.
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,6 +30,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from aifactory.domain.datasets import env_name
 from aifactory.domain.jobfiles import checkpoint_dir, work_dir
 from aifactory.domain.jobs import TERMINAL, JobSpec, JobState
 from aifactory.domain.money import cents_of_nanocents
@@ -41,6 +43,15 @@ from aifactory.services.tenancy import project_by_name
 from aifactory.store.models import Endpoint, InferenceUsage, Job, Project
 
 ENGINE_MODULE = "aifactory.recipes.dutch_gpt"
+RECIPE, VLLM = "recipe", "vllm"
+ENGINES = (RECIPE, VLLM)
+# vLLM's OpenAI server, on the replica's socket only (`--uds`: no port), under the endpoint's
+# name, from the model directory in the dataset's variable (its name is [A-Z0-9_] only).
+VLLM_SCRIPT = (
+    'name="$1"; shift; exec vllm serve "${%s}" --uds engine.sock --served-model-name "$name" "$@"'
+)
+ENGINE_ARG = re.compile(r"[A-Za-z0-9_.,:=/+@-]{1,200}")
+OWN_ARGS = ("--host", "--port", "--uds", "--fd", "--served-model-name", "--api-key")
 SOCKET = "engine.sock"  # in the replica's own directory (its working directory)
 MAX_TIME_LIMIT_S = 30 * 86400
 MIN_TIME_LIMIT_S = 60.0
@@ -52,7 +63,7 @@ MIN_IDLE_S, MAX_IDLE_S = 1.0, 7 * 86400.0
 @dataclass(frozen=True, slots=True)
 class EndpointSpec:
     name: str
-    source_job: int  # a finished job of the project, whose checkpoints it serves
+    source_job: int | None  # recipe: a finished job of the project, whose checkpoints it serves
     replicas: int = 1  # the least that run (not preemptible)
     cpus: int = 1
     memory_mb: int = 2048
@@ -62,6 +73,9 @@ class EndpointSpec:
     concurrency: int = 4  # requests one replica serves at once; more wait at the gateway
     idle_timeout_s: float = 900.0
     time_limit_s: float = 86400.0  # each replica's: what its allocation reserves for it
+    engine: str = RECIPE
+    dataset: str | None = None  # vllm: the dataset that holds the model (Hugging Face layout)
+    engine_args: tuple[str, ...] = ()  # vllm: its own options, e.g. ("--max-model-len", "4096")
 
     @property
     def most(self) -> int:
@@ -78,7 +92,7 @@ class Replica:
 class EndpointView:
     name: str
     project: str
-    source_job: int
+    source_job: int | None
     replicas: int  # the least that run
     cpus: int
     memory_mb: int
@@ -96,6 +110,9 @@ class EndpointView:
     environment: str | None = None
     draining: list[int] = field(default_factory=list)  # job ids no request is sent to
     trouble: str | None = None  # why no replica is started now
+    engine: str = RECIPE
+    dataset: str | None = None
+    engine_args: list[str] = field(default_factory=list)
     cost_nanocents: int = 0  # what its requests cost (exact; rounded where shown)
 
     @property
@@ -117,19 +134,15 @@ def create_endpoint(
     _check(spec)
     if _live(session, owner.id, spec.name) is not None:
         raise Conflict(f"project {owner.name} serves a model named {spec.name!r}", field="name")
-    source = session.get(Job, spec.source_job)
-    if source is None or source.project_id != owner.id:
-        raise InvalidInput(f"no job {spec.source_job} in project {owner.name}", field="source_job")
-    if source.state != JobState.SUCCEEDED.value:
-        raise InvalidInput(
-            f"job {spec.source_job} has not succeeded ({source.state}): an endpoint serves the "
-            "checkpoints of a finished training job",
-            field="source_job",
-        )
+    if spec.engine == RECIPE:
+        _check_source(session, owner, spec.source_job)
     endpoint = Endpoint(
         project_id=owner.id,
         name=spec.name,
-        source_job_id=spec.source_job,
+        engine=spec.engine,
+        source_job_id=spec.source_job if spec.engine == RECIPE else None,
+        dataset=spec.dataset,
+        engine_args=list(spec.engine_args),
         min_replicas=spec.replicas,
         max_replicas=spec.most,
         concurrency=spec.concurrency,
@@ -165,7 +178,42 @@ def create_endpoint(
     return _view(session, endpoint, owner)
 
 
+def _check_source(session: Session, owner: Project, source_job: int | None) -> None:
+    source = session.get(Job, source_job) if source_job is not None else None
+    if source is None or source.project_id != owner.id:
+        raise InvalidInput(f"no job {source_job} in project {owner.name}", field="source_job")
+    if source.state != JobState.SUCCEEDED.value:
+        raise InvalidInput(
+            f"job {source_job} has not succeeded ({source.state}): an endpoint serves the "
+            "checkpoints of a finished training job",
+            field="source_job",
+        )
+
+
+def _check_engine(spec: EndpointSpec) -> None:
+    """The recipe's engine serves a job's checkpoints; vLLM a dataset's model directory, in an
+    environment that has vLLM, with its own options but not those that say where it listens."""
+    if spec.engine not in ENGINES:
+        raise InvalidInput(f"must be one of {', '.join(ENGINES)}", field="engine")
+    if spec.engine == RECIPE:
+        if spec.dataset is not None or spec.engine_args:
+            raise InvalidInput("the recipe's engine takes no dataset or options", field="engine")
+        return
+    if spec.dataset is None:
+        raise InvalidInput("vLLM serves a model directory: name its dataset", field="dataset")
+    if spec.environment is None:
+        raise InvalidInput("vLLM runs in an environment that has it", field="environment")
+    for arg in spec.engine_args:
+        if not ENGINE_ARG.fullmatch(arg) or arg.split("=")[0] in OWN_ARGS:
+            raise InvalidInput(
+                f"{arg!r} is not an option the facility passes on (letters, digits and "
+                f"_.,:=/+@- only; not {', '.join(OWN_ARGS)}: the facility sets those)",
+                field="engine_args",
+            )
+
+
 def _check(spec: EndpointSpec) -> None:
+    _check_engine(spec)
     if not 0 <= spec.replicas <= MAX_REPLICAS:
         raise InvalidInput(f"must be from 0 to {MAX_REPLICAS}", field="replicas")
     if not max(spec.replicas, 1) <= spec.most <= MAX_REPLICAS:
@@ -194,21 +242,16 @@ def submit_replicas(
     now: float,
 ) -> list[int]:
     """A replica job for each of `preemptible` (whether that one may be preempted)."""
-    checkpoints = checkpoint_dir(work_dir(jobs_dir / str(endpoint.source_job_id)))
-    python = "python" if endpoint.environment else sys.executable
-    command = (
-        python, "-m", ENGINE_MODULE, "serve", "--from", str(checkpoints),
-        "--socket", SOCKET, "--name", endpoint.name,
-    )  # fmt: skip
     replica = JobSpec(
         name=f"endpoint-{endpoint.name}",
-        command=command,
+        command=engine_command(endpoint, jobs_dir),
         cpus_per_node=endpoint.cpus,
         memory_mb_per_node=endpoint.memory_mb,
         gpus_per_node=endpoint.gpus,
         time_limit_s=round(endpoint.time_limit_s),
         preemptible=False,
-        inputs=(endpoint.source_job_id,),
+        inputs=(endpoint.source_job_id,) if endpoint.source_job_id is not None else (),
+        datasets=(endpoint.dataset,) if endpoint.dataset is not None else (),
         environment=endpoint.environment,
     )
     made = session.scalar(select(func.count()).where(Job.endpoint_id == endpoint.id)) or 0
@@ -233,6 +276,20 @@ def submit_replicas(
     if refused:
         raise refused[0]
     return started
+
+
+def engine_command(endpoint: Endpoint, jobs_dir: Path) -> tuple[str, ...]:
+    if endpoint.engine == VLLM:
+        assert endpoint.dataset is not None
+        script = VLLM_SCRIPT % env_name(endpoint.dataset.split("@")[0])
+        return ("sh", "-c", script, "vllm", endpoint.name, *endpoint.engine_args)
+    assert endpoint.source_job_id is not None
+    checkpoints = checkpoint_dir(work_dir(jobs_dir / str(endpoint.source_job_id)))
+    python = "python" if endpoint.environment else sys.executable
+    return (
+        python, "-m", ENGINE_MODULE, "serve", "--from", str(checkpoints),
+        "--socket", SOCKET, "--name", endpoint.name,
+    )  # fmt: skip
 
 
 def list_endpoints(session: Session, principal: Principal, *, project: str) -> list[EndpointView]:
@@ -322,4 +379,7 @@ def _view(session: Session, endpoint: Endpoint, owner: Project) -> EndpointView:
         environment=endpoint.environment,
         draining=sorted(int(j) for j in endpoint.draining or {}),
         trouble=endpoint.trouble,
+        engine=endpoint.engine,
+        dataset=endpoint.dataset,
+        engine_args=list(endpoint.engine_args or []),
     )

@@ -672,7 +672,11 @@ class Endpoint(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
     name: Mapped[str] = mapped_column(String(64))  # the model's name at /v1
-    source_job_id: Mapped[int] = mapped_column(Integer)  # whose checkpoints it serves
+    # The recipe's engine serves a finished job's checkpoints; vLLM a model directory in a dataset.
+    engine: Mapped[str] = mapped_column(String(16), default="recipe", server_default="recipe")
+    source_job_id: Mapped[int | None] = mapped_column(Integer)
+    dataset: Mapped[str | None] = mapped_column(String(200))
+    engine_args: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Replicas that always run (not preemptible) and the most the autoscaler adds (those above
     # the minimum are preemptible): control.endpoints, domain.autoscale.
     min_replicas: Mapped[int] = mapped_column("replicas", Integer)

@@ -42,6 +42,14 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("trouble", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("environment", sa.String(64), nullable=True))
+        batch_op.add_column(
+            sa.Column("engine", sa.String(16), nullable=False, server_default="recipe")
+        )
+        batch_op.add_column(sa.Column("dataset", sa.String(200), nullable=True))
+        batch_op.add_column(
+            sa.Column("engine_args", sa.JSON(), nullable=False, server_default=sa.text("'[]'"))
+        )
+        batch_op.alter_column("source_job_id", existing_type=sa.Integer(), nullable=True)
     op.execute("UPDATE endpoints SET max_replicas = replicas")
     with op.batch_alter_table("endpoints", schema=None) as batch_op:
         batch_op.alter_column("max_replicas", existing_type=sa.Integer(), nullable=False)
@@ -83,6 +91,9 @@ def downgrade() -> None:
         for column in ("tpm", "rpm", "spent_nanocents", "budget_cents"):
             batch_op.drop_column(column)
     with op.batch_alter_table("endpoints", schema=None) as batch_op:
+        batch_op.alter_column("source_job_id", existing_type=sa.Integer(), nullable=False)
+        for column in ("engine_args", "dataset", "engine"):
+            batch_op.drop_column(column)
         added = ["environment", "trouble", "draining", "wanted_at", "time_limit_s"]
         for column in (*added, "idle_timeout_s", "concurrency", "max_replicas"):
             batch_op.drop_column(column)

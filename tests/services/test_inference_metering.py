@@ -77,9 +77,7 @@ def _ask(db: Database, key: str, prompt: int, completion: int, at: float) -> Non
     """One request as the gateway makes it: authorized (priced), answered, recorded."""
     with db.session() as s:
         route = gateway.authorize(s, key, "dutch", jobs_dir=JOBS, now=at)
-        gateway.record(
-            s, route, prompt_tokens=prompt, completion_tokens=completion, status=200, ms=5, now=at
-        )
+        gateway.record(s, [gateway.Used(route, prompt, completion, 200, 5, at)])
 
 
 def _admin(s: Session) -> Principal:
@@ -115,7 +113,7 @@ def test_usage_shows_tokens_and_euros_rounded_once(world: Database) -> None:
         assert (row.prompt_tokens, row.completion_tokens) == (30_000, 6_000)
         # € 0.0096 exactly: 1 cent once rounded (three rounded requests would make 0 cents)
         assert (row.cost_cents, row.subsidy_cents, row.net_cents) == (1, 0, 1)
-        assert found.token_totals == row.__class__("", "", "", 3, 30_000, 6_000, 1, 0)
+        assert found.token_totals == row.__class__("", "", "", 3, 30_000, 6_000, 1, 0, 960_000_000)
         (listed,) = list_keys(s, _admin(s), project="lab")
         assert (listed.tokens_used, listed.spent_cents) == (36_000, 1)
 

@@ -22,24 +22,23 @@ import asyncio
 import contextlib
 import json
 import os
-import ssl
 import stat
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from aifactory.faces.state import AppState, StateDep
+from aifactory.gateway.engine_client import EngineClient
 from aifactory.gateway.limits import limits
-from aifactory.gateway.usage import Used, recorder
+from aifactory.gateway.usage import recorder
 from aifactory.services import gateway
 from aifactory.services.auth import hash_token
-from aifactory.services.gateway import Refusal, Route
+from aifactory.services.gateway import Refusal, Route, Used
 
 router = APIRouter(prefix="/v1", include_in_schema=False)
 MAX_BODY = 1024 * 1024
@@ -47,17 +46,14 @@ ENGINE_TIMEOUT_S = 600.0
 _in_flight: dict[Path, int] = {}  # requests forwarded and not answered, by replica's socket
 _freed: list[asyncio.Event] = []  # set when a request ends: one waiting for a replica looks again
 _wanted: dict[int, float] = {}  # endpoint → when this process last asked for a replica
-_retired: dict[Path, list[httpx.AsyncClient]] = {}  # forgotten, closed when their requests end
+_retired: dict[Path, list[EngineClient]] = {}  # forgotten, closed when their requests end
 WANT_EVERY_S = 1.0
 COLD_POLL_S = 0.25
 ENGINES_KEPT = 1000
-_engines: dict[Path, tuple[int, httpx.AsyncClient]] = {}  # replica's socket → (its fd, client)
+_engines: dict[Path, tuple[int, EngineClient]] = {}  # replica's socket → (its fd, client)
 ROUTE_TTL_S = 1.0
 ROUTES_KEPT = 10_000
 _routes: dict[tuple[int, str | None, str | None], tuple[Route, float]] = {}  # → until
-# Engines speak plain HTTP on their socket; httpx would still build a TLS context for every
-# client (tens of milliseconds): one, made once, is handed to each.
-_TLS = ssl.create_default_context()
 
 
 @router.get("/models")
@@ -119,9 +115,9 @@ async def _forward(request: Request, state: AppState, path: str) -> Response:
             if streamed:
                 return await _stream(state, route, socket, path, body, wanted_usage, started)
             return await _whole(state, route, socket, path, body, started)
-        except (httpx.TransportError, OSError):
+        except OSError:  # EngineGone too
             tried.add(socket)  # gone, not listening yet, or its socket is not one: the next
-            await _forget(socket)
+            _forget(socket)
 
 
 def _ready(route: Route, tried: set[Path]) -> bool:
@@ -199,23 +195,23 @@ def _release(socket: Path) -> None:
         waiting.set()
     if _in_flight[socket] == 0:
         for client in _retired.pop(socket, []):
-            asyncio.get_running_loop().create_task(client.aclose())
+            client.close()
 
 
 async def _whole(
     state: AppState, route: Route, socket: Path, path: str, body: dict[str, Any], started: float
 ) -> Response:
     try:
-        answer = await _engine(socket).post(path, json=body)
+        answer = await _engine(socket).post(path, _json_bytes(body))
     finally:
         _release(socket)
-    usage = _usage(answer.content) if answer.status_code == 200 else {}
+    usage = _usage(answer.body) if answer.status == 200 else {}
     limits().used(route, usage, time.monotonic())
     if route.budgeted:  # counted before the answer: the next call sees it
-        await run_in_threadpool(_record, state, route, usage, answer.status_code, started)
-        return Response(answer.content, answer.status_code, media_type="application/json")
-    _later(state, route, usage, answer.status_code, started)
-    return Response(answer.content, answer.status_code, media_type="application/json")
+        await run_in_threadpool(_record, state, route, usage, answer.status, started)
+        return Response(answer.body, answer.status, media_type="application/json")
+    _later(state, route, usage, answer.status, started)
+    return Response(answer.body, answer.status, media_type="application/json")
 
 
 async def _stream(
@@ -230,22 +226,24 @@ async def _stream(
     """The engine's events as they come; its usage chunk kept for the record."""
     try:
         engine = _engine(socket)
-        upstream = await engine.send(engine.build_request("POST", path, json=body), stream=True)
+        upstream = await engine.open_stream(path, _json_bytes(body))
     except BaseException:
         _release(socket)
         raise
-    if upstream.status_code != 200:
-        content = await upstream.aread()
-        await upstream.aclose()
-        _release(socket)
-        return Response(content, upstream.status_code, media_type="application/json")
+    if upstream.status != 200:
+        try:
+            content = await upstream.read()
+        finally:
+            await upstream.aclose()
+            _release(socket)
+        return Response(content, upstream.status, media_type="application/json")
 
     async def events() -> AsyncIterator[bytes]:
         usage: dict[str, int] = {}
         status, finished = 200, False
         try:
-            with contextlib.suppress(httpx.TransportError, OSError):
-                async for line in upstream.aiter_lines():
+            with contextlib.suppress(OSError):  # EngineGone too: the stream just ends
+                async for line in upstream.lines():
                     found = _usage_event(line)
                     if found is not None:
                         usage = found
@@ -298,23 +296,23 @@ def engine_socket(socket: Path) -> Iterator[str]:
         os.close(fd)
 
 
-def _engine(socket: Path) -> httpx.AsyncClient:
+def _engine(socket: Path) -> EngineClient:
     """The replica's client, its connections kept (the engine keeps them alive): made once per
     socket, over the descriptor checked then; forgotten when the replica stops answering."""
     found = _engines.get(socket)
     if found is None:
         if len(_engines) > ENGINES_KEPT:
-            _engines.clear()  # their descriptors close with the clients' collection
+            for idle in [s for s in _engines if not _in_flight.get(s)]:
+                fd, client = _engines.pop(idle)
+                client.close()
+                os.close(fd)
         fd = open_engine_socket(socket)
-        transport = httpx.AsyncHTTPTransport(uds=f"/proc/self/fd/{fd}", verify=_TLS)
-        client = httpx.AsyncClient(
-            transport=transport, base_url="http://engine", timeout=ENGINE_TIMEOUT_S
-        )
+        client = EngineClient(f"/proc/self/fd/{fd}", timeout_s=ENGINE_TIMEOUT_S)
         found = _engines[socket] = (fd, client)
     return found[1]
 
 
-async def _forget(socket: Path) -> None:
+def _forget(socket: Path) -> None:
     """No new request goes to this client; it is closed once the requests it carries end (a
     replica that stops taking connections still finishes those it has: drain, preemption)."""
     found = _engines.pop(socket, None)
@@ -322,9 +320,13 @@ async def _forget(socket: Path) -> None:
         fd, client = found
         os.close(fd)  # its open connections stay; it makes no new one
         if _in_flight.get(socket, 0) == 0:
-            await client.aclose()
+            client.close()
         else:
             _retired.setdefault(socket, []).append(client)
+
+
+def _json_bytes(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _usage(content: bytes) -> dict[str, int]:
@@ -419,35 +421,31 @@ def _later(
     state: AppState, route: Route, usage: dict[str, int], status: int, started: float
 ) -> None:
     """An unbudgeted key's usage, written with the next batch (gateway.usage)."""
-    recorder(state).add(
-        Used(
-            route,
-            usage.get("prompt_tokens", 0),
-            usage.get("completion_tokens", 0),
-            status,
-            (time.monotonic() - started) * 1000,
-            state.clock(),
-        )
-    )
+    recorder(state).add(_used(state, route, usage, status, started))
 
 
 def _record(
     state: AppState, route: Route, usage: dict[str, int], status: int, started: float
 ) -> None:
-    """The request's usage; a budgeted key's routes are then looked up afresh (its tokens)."""
+    """The request's usage, at once; a budgeted key's routes are then looked up afresh."""
     with state.db.session() as session:
-        gateway.record(
-            session,
-            route,
-            prompt_tokens=usage.get("prompt_tokens", 0),
-            completion_tokens=usage.get("completion_tokens", 0),
-            status=status,
-            ms=(time.monotonic() - started) * 1000,
-            now=state.clock(),
-        )
+        gateway.record(session, [_used(state, route, usage, status, started)])
     if route.budgeted:
         for cached in [k for k, (r, _) in list(_routes.items()) if r.key_id == route.key_id]:
             _routes.pop(cached, None)
+
+
+def _used(
+    state: AppState, route: Route, usage: dict[str, int], status: int, started: float
+) -> Used:
+    return Used(
+        route,
+        usage.get("prompt_tokens", 0),
+        usage.get("completion_tokens", 0),
+        status,
+        (time.monotonic() - started) * 1000,
+        state.clock(),
+    )
 
 
 def _error_event(message: str) -> bytes:

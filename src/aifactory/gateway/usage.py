@@ -9,24 +9,13 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-from dataclasses import dataclass
 
 from aifactory.faces.state import AppState
 from aifactory.services import gateway
-from aifactory.services.gateway import Route
+from aifactory.services.gateway import Used
 
 log = logging.getLogger("aifactory.gateway")
 FLUSH_S = 0.05
-
-
-@dataclass(frozen=True, slots=True)
-class Used:
-    route: Route
-    prompt_tokens: int
-    completion_tokens: int
-    status: int
-    ms: float
-    at: float
 
 
 class UsageRecorder:
@@ -48,16 +37,7 @@ class UsageRecorder:
         if not batch:
             return
         with self.state.db.session() as session:
-            for used in batch:
-                gateway.record(
-                    session,
-                    used.route,
-                    prompt_tokens=used.prompt_tokens,
-                    completion_tokens=used.completion_tokens,
-                    status=used.status,
-                    ms=used.ms,
-                    now=used.at,
-                )
+            gateway.record(session, batch)
 
     def _run(self) -> None:
         while True:

@@ -1,11 +1,13 @@
 """Inference endpoints: a project's trained model, served (issue 19).
 
-An endpoint serves the checkpoints of a finished job of its project under a name (the model's
-name at the gateway, `/v1`). Its replicas are ordinary jobs of the project — the same scheduler,
-sandbox, placement and metering as any job — each running the recipe's engine
-(`python -m aifactory.recipes.dutch_gpt serve`) on a Unix socket in the replica's own
-directory, which the facility alone reaches besides the job: no port, no network. The gateway
-(services.gateway) routes to the replicas that are RUNNING and not draining.
+An endpoint serves a model of its project under a name (the model's name at the gateway,
+`/v1`): the checkpoints of a finished job, with the recipe's engine (`python -m
+aifactory.recipes.dutch_gpt serve`), or a model directory in one of its datasets, with vLLM
+(`vllm serve --uds`, in an environment that has it). Its replicas are ordinary jobs of the
+project — the same scheduler, sandbox, placement, budgets and metering as any job — each
+running the engine on a Unix socket in the replica's own directory, which the facility alone
+reaches besides the job: no port, no network. The gateway (services.gateway) routes to the
+replicas that are RUNNING and not draining.
 
 Its replicas run between `min_replicas` and `max_replicas` as its load asks (domain.autoscale,
 applied each second by `scale_endpoints` on the control loop): the first `min_replicas` are

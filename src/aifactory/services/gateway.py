@@ -16,11 +16,13 @@ not billed.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from aifactory.domain.jobfiles import work_dir
@@ -185,43 +187,56 @@ def models(session: Session, token: str | None, *, now: float) -> list[tuple[str
     return [(n, c) for n, c in session.execute(stmt) if allowed is None or n in allowed]
 
 
-def record(
-    session: Session,
-    route: Route,
-    *,
-    prompt_tokens: int,
-    completion_tokens: int,
-    status: int,
-    ms: float,
-    now: float,
-) -> None:
-    """One request's usage, priced, and its tokens and price against the key's budgets."""
-    cost = route.price.nanocents(prompt_tokens, completion_tokens)
-    session.add(
-        InferenceUsage(
-            key_id=route.key_id,
-            project_id=route.project_id,
-            endpoint_id=route.endpoint_id,
-            at=now,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            status=status,
-            ms=ms,
-            allocation_id=route.price.allocation_id,
-            cost_nanocents=cost,
-            subsidy_pct=route.price.subsidy_pct,
+@dataclass(frozen=True, slots=True)
+class Used:
+    """What one request used, as the gateway hands it over to be written."""
+
+    route: Route
+    prompt_tokens: int
+    completion_tokens: int
+    status: int
+    ms: float
+    at: float
+
+
+def record(session: Session, batch: Sequence[Used]) -> None:
+    """Requests' usage, each priced at its route's terms, in one insert; their tokens and price
+    against their keys' budgets, in one update per key."""
+    rows: list[dict[str, object]] = []
+    spent: defaultdict[int, list[int]] = defaultdict(lambda: [0, 0])  # key → tokens, nano-cents
+    for used in batch:
+        route = used.route
+        cost = route.price.nanocents(used.prompt_tokens, used.completion_tokens)
+        rows.append(
+            {
+                "key_id": route.key_id,
+                "project_id": route.project_id,
+                "endpoint_id": route.endpoint_id,
+                "at": used.at,
+                "prompt_tokens": used.prompt_tokens,
+                "completion_tokens": used.completion_tokens,
+                "status": used.status,
+                "ms": used.ms,
+                "allocation_id": route.price.allocation_id,
+                "cost_nanocents": cost,
+                "subsidy_pct": route.price.subsidy_pct,
+            }
         )
-    )
-    used = prompt_tokens + completion_tokens
-    if used or cost:
-        session.execute(
-            update(InferenceKey)
-            .where(InferenceKey.id == route.key_id)
-            .values(
-                tokens_used=InferenceKey.tokens_used + used,
-                spent_nanocents=InferenceKey.spent_nanocents + cost,
+        spent[route.key_id][0] += used.prompt_tokens + used.completion_tokens
+        spent[route.key_id][1] += cost
+    if not rows:
+        return
+    session.execute(insert(InferenceUsage), rows)
+    for key_id, (tokens, cost) in sorted(spent.items()):
+        if tokens or cost:
+            session.execute(
+                update(InferenceKey)
+                .where(InferenceKey.id == key_id)
+                .values(
+                    tokens_used=InferenceKey.tokens_used + tokens,
+                    spent_nanocents=InferenceKey.spent_nanocents + cost,
+                )
             )
-        )
 
 
 def _key(session: Session, token: str | None, now: float) -> InferenceKey:

@@ -157,8 +157,8 @@ def main() -> None:
             key, socket = serve(facility)
             found = asyncio.run(measure(facility, key, socket, args))
         finally:
+            facility.stop()  # first: its autoscaler would replace the replicas killed next
             facility.kill_leftover_jobs()
-            facility.stop()
     latency, rates = found["latency_ms"], found["throughput"]
     result = {
         "benchmark": "gateway_overhead",

@@ -75,8 +75,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         ann.close()
         bob.close()
     finally:
+        facility.stop()  # first: its autoscaler would replace the replicas killed next
         facility.kill_leftover_jobs()
-        facility.stop()
 
 
 @pytest.fixture(scope="module")
@@ -217,6 +217,28 @@ def test_tokens_and_euros_reach_usage_and_a_keys_budget_stops_it(
         oa.completions.create(model=MODEL, prompt="Nog eens", max_tokens=4)
     time.sleep(0.5)
     assert world.ann.endpoint(MODEL, project="nlp")["requests"] == spent_at  # no engine asked
+
+
+def test_a_stream_cut_short_by_its_caller_is_metered_as_far_as_it_got(
+    world: World, served: dict[str, Any]
+) -> None:
+    made = world.ann.create_inference_key("leaver", project="nlp", token_budget=10**6)
+    with gateway(world, made["key"]) as oa:
+        stream = oa.completions.create(
+            model=MODEL, prompt="Er was eens", max_tokens=4000, stream=True,
+            stream_options={"include_usage": True},
+        )  # fmt: skip
+        first = [next(iter(stream)) for _ in range(3)]
+        stream.close()  # the caller leaves after three chunks
+    assert all(chunk.usage is None for chunk in first)  # asked for the last chunk's only
+    (key,) = _until(
+        lambda: [k for k in world.ann.inference_keys(project="nlp") if k["name"] == "leaver"],
+        lambda keys: keys[0]["tokens_used"] > 0,
+    )
+    assert len("Er was eens") + 2 <= key["tokens_used"] < len("Er was eens") + 4000
+    with gateway(world, made["key"]) as oa, pytest.raises(openai.BadRequestError) as bad:
+        oa.completions.create(model=MODEL, prompt="Hallo", max_tokens=2, extra_body={"stream": 1})
+    assert "stream must be true or false" in str(bad.value)
 
 
 def test_a_key_over_its_requests_per_minute_waits_as_told(

@@ -1,10 +1,12 @@
 """The gateway's HTTP/1.1 client for engines (gateway.engine_client), against real servers on
 Unix sockets: answers with a length, chunked and close-delimited; connections kept and reused;
-a kept connection the engine closed is replaced unnoticed; every failure an EngineGone."""
+a kept connection the engine closed is replaced unnoticed; a hostile engine's endless head,
+line or body is cut short; every failure an EngineGone."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -32,7 +34,7 @@ def serve(
     async def main() -> None:
         path = tmp_path / "engine.sock"
         server = await asyncio.start_unix_server(handler, path=str(path))
-        client = EngineClient(str(path), timeout_s=5)
+        client = EngineClient(os.open(path, os.O_PATH), timeout_s=5)
         try:
             await test(client)
         finally:
@@ -140,8 +142,60 @@ def test_an_answer_cut_short_is_an_engine_gone(tmp_path: Path) -> None:
 
 def test_no_engine_listening_is_an_engine_gone(tmp_path: Path) -> None:
     async def test() -> None:
-        client = EngineClient(str(tmp_path / "nobody.sock"), timeout_s=1)
+        (tmp_path / "nobody").touch()
+        client = EngineClient(os.open(tmp_path / "nobody", os.O_PATH), timeout_s=1)
         with pytest.raises(EngineGone, match="cannot reach"):
             await client.post("/x", b"{}")
+        client.close()
 
     asyncio.run(test())
+
+
+def test_a_retired_client_makes_no_new_connection(tmp_path: Path) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    async def test(client: EngineClient) -> None:
+        client.retire()
+        with pytest.raises(EngineGone, match="stopped answering"):
+            await client.post("/x", b"{}")
+
+    serve(tmp_path, handler, test)
+
+
+def _flood(head: bytes, endless: bytes) -> Handler:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _request(reader)
+        writer.write(head)
+        try:
+            for _ in range(2000):  # up to 128 MiB, unless the client lets go first
+                writer.write(endless * 1024)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        writer.close()
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("head", "endless", "stream", "said"),
+    [
+        (b"HTTP/1.1 200 OK\r\nX-Junk: ", b"x" * 64, False, "too long a head"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 999999999999\r\n\r\n", b"y" * 64, False, "too large"),
+        (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\ndata: ", b"z" * 64, True, "too long"),
+    ],
+)
+def test_a_hostile_engines_endless_answer_is_cut_short(
+    tmp_path: Path, head: bytes, endless: bytes, stream: bool, said: str
+) -> None:
+    async def test(client: EngineClient) -> None:
+        with pytest.raises(EngineGone, match=said):
+            if stream:
+                opened = await client.open_stream("/x", b"{}")
+                async for _ in opened.lines():
+                    pass
+            else:
+                await client.post("/x", b"{}")
+
+    serve(tmp_path, _flood(head, endless), test)

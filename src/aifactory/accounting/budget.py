@@ -197,12 +197,9 @@ def _record(
 ) -> UsageRecord:
     """The record of what the attempt used, with the terms it settles under; its cents are
     its own cost to the cent, for showing it alone (bills price the exact milliseconds).
-
-    A replica of an endpoint whose programme prices tokens costs nothing itself: its requests
-    pay (services.gateway). Its GPU time still counts against the allocation's GPU-hours."""
+    An endpoint's replica is billed as any job: the token counts its engine reports are the
+    project's own code's word, so they are never the only basis of a bill."""
     tariff = tariff_of(programme) if programme else Tariff()
-    if programme is not None and job.endpoint_id is not None and bills_tokens(programme):
-        tariff = Tariff()
     gpu_price, cpu_price = tariff.per_gpu_hour(gpu_model), tariff.cpu_hour
     subsidy_pct = programme.subsidy_pct if programme else 0
     gpu_cents = cost_cents(metered.gpu_ms, gpu_price)
@@ -340,12 +337,6 @@ def raise_alerts(session: Session, allocation_id: int, *, now: float) -> None:
             )
         )
         log.warning(message)
-
-
-def bills_tokens(programme: Programme) -> bool:
-    return (
-        Decimal(programme.prompt_token_tariff) > 0 or Decimal(programme.completion_token_tariff) > 0
-    )
 
 
 def tariff_of(programme: Programme) -> Tariff:

@@ -29,6 +29,7 @@ from aifactory.store.models import Endpoint, InferenceUsage, Job, Project, User
 
 log = logging.getLogger("aifactory.endpoints")
 SHORT_WINDOW_S = 60.0
+LONG_EVERY_S = 30.0  # a longer window (up to an endpoint's idle time: days) is summed this often
 ACTOR = "autoscaler"
 
 
@@ -38,22 +39,29 @@ class EndpointScaler:
         self.jobs_dir = jobs_dir
         self.every_s = every_s
         self._last = float("-inf")
+        self._sums: Sums = {}
 
     def __call__(self, now: float) -> None:
         if now - self._last < self.every_s:
             return
         self._last = now
         with self.db.session() as session:
-            scale_endpoints(session, jobs_dir=self.jobs_dir, now=now)
+            scale_endpoints(session, jobs_dir=self.jobs_dir, now=now, sums=self._sums)
 
 
-def scale_endpoints(session: Session, *, jobs_dir: Path, now: float) -> None:
+Sums = dict[float, tuple[float, dict[int, float]]]  # window → (summed at, busy s by endpoint)
+
+
+def scale_endpoints(
+    session: Session, *, jobs_dir: Path, now: float, sums: Sums | None = None
+) -> None:
+    """`sums`: the long windows' sums of earlier rounds, kept by the caller (EndpointScaler)."""
     endpoints = list(session.scalars(select(Endpoint).where(Endpoint.deleted_at.is_(None))))
     if not endpoints:
         return
     ids = [e.id for e in endpoints]
     replicas = _replicas(session, ids)
-    loads = _loads(session, endpoints, now)
+    loads = _loads(session, endpoints, now, {} if sums is None else sums)
     for endpoint in endpoints:
         try:
             _scale_one(session, endpoint, replicas[endpoint.id], loads[endpoint.id], jobs_dir, now)
@@ -136,18 +144,24 @@ def _replicas(session: Session, endpoint_ids: list[int]) -> dict[int, list[Job]]
     return found
 
 
-def _loads(session: Session, endpoints: list[Endpoint], now: float) -> dict[int, Load]:
+def _loads(session: Session, endpoints: list[Endpoint], now: float, sums: Sums) -> dict[int, Load]:
     """Each endpoint's load: its requests' gateway seconds over the short window and over its
-    idle time (one grouped query per distinct window), its last request, its recent failures."""
+    idle time (one grouped query per distinct window; a long one every LONG_EVERY_S), its last
+    request, its recent failures."""
     ids = [e.id for e in endpoints]
     busy: dict[float, dict[int, float]] = {}
     for window in {w for e in endpoints for w in _windows(e)}:
+        kept = sums.get(window)
+        if window > SHORT_WINDOW_S and kept is not None and now - kept[0] < LONG_EVERY_S:
+            busy[window] = kept[1]
+            continue
         rows = session.execute(
             select(InferenceUsage.endpoint_id, func.sum(InferenceUsage.ms))
             .where(InferenceUsage.endpoint_id.in_(ids), InferenceUsage.at >= now - window)
             .group_by(InferenceUsage.endpoint_id)
         )
         busy[window] = {endpoint_id: float(ms) / 1000 for endpoint_id, ms in rows}
+        sums[window] = (now, busy[window])
     last = _by_endpoint(
         session,
         select(InferenceUsage.endpoint_id, func.max(InferenceUsage.at))

@@ -25,9 +25,11 @@ import os
 import stat
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -44,13 +46,15 @@ router = APIRouter(prefix="/v1", include_in_schema=False)
 MAX_BODY = 1024 * 1024
 ENGINE_TIMEOUT_S = 600.0
 _in_flight: dict[Path, int] = {}  # requests forwarded and not answered, by replica's socket
-_freed: list[asyncio.Event] = []  # set when a request ends: one waiting for a replica looks again
+_freed: dict[int, list[asyncio.Event]] = {}  # by endpoint: set when one of its requests ends
 _wanted: dict[int, float] = {}  # endpoint → when this process last asked for a replica
 _retired: dict[Path, list[EngineClient]] = {}  # forgotten, closed when their requests end
 WANT_EVERY_S = 1.0
 COLD_POLL_S = 0.25
-ENGINES_KEPT = 1000
-_engines: dict[Path, tuple[int, EngineClient]] = {}  # replica's socket → (its fd, client)
+ENGINE_IDLE_S = 60.0  # a client unused this long (its replica gone or idle) is closed
+SWEEP_EVERY_S = 10.0
+_engines: dict[Path, EngineClient] = {}  # replica's socket → its client
+_swept = [0.0]
 ROUTE_TTL_S = 1.0
 ROUTES_KEPT = 10_000
 _routes: dict[tuple[int, str | None, str | None], tuple[Route, float]] = {}  # → until
@@ -87,22 +91,23 @@ async def _forward(request: Request, state: AppState, path: str) -> Response:
         token, model = _token(request), body.get("model")
         route = _cached(state, token, model)  # most requests: no thread, no database
         if route is None:
-            route = await run_in_threadpool(_authorize, state, token, model)
+            route = await _authorized(state, token, model)
         limits().admit(route, started)
         if not _ready(route, set()):
             route = await _cold_start(state, token, model, route, set())
     except Refusal as refused:
         return _error(refused)
-    streamed = body.get("stream") is True
-    wanted_usage = False
-    if streamed:
-        options = body.get("stream_options") or {}
-        wanted_usage = isinstance(options, dict) and options.get("include_usage") is True
-        body["stream_options"] = {"include_usage": True}
+    streamed = body.get("stream", False)
+    if not isinstance(streamed, bool):  # an engine may read "1" as true: its tokens unmetered
+        return _error(Refusal(400, "stream must be true or false", "invalid_request_error"))
+    wanted = _wanted_usage(body) if streamed else Wanted()
+    if streamed:  # the engine's usage in every chunk: a stream cut short is metered too
+        body["stream_options"] = {"include_usage": True, "continuous_usage_stats": True}
     tried: set[Path] = set()
     queued = time.monotonic()
     while True:
-        socket = await _slot(state, route, tried, started, queued)
+        fresh = _cached(state, token, model) or route  # a replica started or drained meanwhile
+        socket = await _slot(state, fresh, tried, started, queued)
         if isinstance(socket, Response):
             return socket
         if socket is None:  # none of those known answers: wait for one that does
@@ -113,11 +118,16 @@ async def _forward(request: Request, state: AppState, path: str) -> Response:
             continue
         try:
             if streamed:
-                return await _stream(state, route, socket, path, body, wanted_usage, started)
-            return await _whole(state, route, socket, path, body, started)
+                return await _stream(state, fresh, socket, path, body, wanted, started)
+            return await _whole(state, fresh, socket, path, body, started)
         except OSError:  # EngineGone too
             tried.add(socket)  # gone, not listening yet, or its socket is not one: the next
             _forget(socket)
+
+
+async def _authorized(state: AppState, token: str | None, model: object) -> Route:
+    route: Route = await run_in_threadpool(_authorize, state, token, model)
+    return route
 
 
 def _ready(route: Route, tried: set[Path]) -> bool:
@@ -149,8 +159,9 @@ async def _cold_start(
         if time.monotonic() - _wanted.get(route.endpoint_id, float("-inf")) >= WANT_EVERY_S:
             _wanted[route.endpoint_id] = time.monotonic()
             await run_in_threadpool(_want, state, route.endpoint_id)
-        await asyncio.sleep(COLD_POLL_S)
-        route = await run_in_threadpool(_authorize, state, token, model)
+        await asyncio.sleep(COLD_POLL_S)  # the route cache: a key's waiters ask once a second
+        cached = _cached(state, token, model)
+        route = cached if cached is not None else await _authorized(state, token, model)
 
 
 async def _slot(
@@ -171,7 +182,8 @@ async def _slot(
             return socket
         remaining = deadline - time.monotonic()
         freed = asyncio.Event()
-        _freed.append(freed)
+        waiting = _freed.setdefault(route.endpoint_id, [])
+        waiting.append(freed)
         try:
             await asyncio.wait_for(freed.wait(), timeout=max(remaining, 0))
         except TimeoutError:
@@ -186,12 +198,14 @@ async def _slot(
             return _error(busy)
         finally:
             with contextlib.suppress(ValueError):
-                _freed.remove(freed)
+                waiting.remove(freed)
+            if not waiting:
+                _freed.pop(route.endpoint_id, None)
 
 
-def _release(socket: Path) -> None:
+def _release(socket: Path, endpoint_id: int) -> None:
     _in_flight[socket] -= 1
-    for waiting in _freed:
+    for waiting in _freed.get(endpoint_id, ()):
         waiting.set()
     if _in_flight[socket] == 0:
         for client in _retired.pop(socket, []):
@@ -204,7 +218,7 @@ async def _whole(
     try:
         answer = await _engine(socket).post(path, _json_bytes(body))
     finally:
-        _release(socket)
+        _release(socket, route.endpoint_id)
     usage = _usage(answer.body) if answer.status == 200 else {}
     limits().used(route, usage, time.monotonic())
     if route.budgeted:  # counted before the answer: the next call sees it
@@ -220,22 +234,22 @@ async def _stream(
     socket: Path,
     path: str,
     body: dict[str, Any],
-    wanted_usage: bool,
+    wanted: Wanted,
     started: float,
 ) -> Response:
-    """The engine's events as they come; its usage chunk kept for the record."""
+    """The engine's events as they come, each with its usage so far (kept for the record,
+    passed on only as the caller asked), so a stream cut short is metered as far as it got."""
     try:
-        engine = _engine(socket)
-        upstream = await engine.open_stream(path, _json_bytes(body))
+        upstream = await _engine(socket).open_stream(path, _json_bytes(body))
     except BaseException:
-        _release(socket)
+        _release(socket, route.endpoint_id)
         raise
     if upstream.status != 200:
         try:
             content = await upstream.read()
         finally:
             await upstream.aclose()
-            _release(socket)
+            _release(socket, route.endpoint_id)
         return Response(content, upstream.status, media_type="application/json")
 
     async def events() -> AsyncIterator[bytes]:
@@ -244,11 +258,10 @@ async def _stream(
         try:
             with contextlib.suppress(OSError):  # EngineGone too: the stream just ends
                 async for line in upstream.lines():
-                    found = _usage_event(line)
-                    if found is not None:
-                        usage = found
-                        if not wanted_usage:
-                            continue
+                    event = _event(line)
+                    if event is not None and isinstance(event.get("usage"), dict):
+                        usage = _tokens(event["usage"]) or usage
+                        line = _passed_on(line, event, wanted)
                     if line:
                         yield (line + "\n\n").encode()
                     finished = line == "data: [DONE]"
@@ -256,15 +269,54 @@ async def _stream(
                 status = 502
                 yield _error_event("the model's replica stopped while answering; try again")
         finally:
-            await upstream.aclose()
-            _release(socket)
-            limits().used(route, usage, time.monotonic())
-            if route.budgeted:  # counted before the stream's end
-                await run_in_threadpool(_record, state, route, usage, status, started)
-            else:
-                _later(state, route, usage, status, started)
+            with anyio.CancelScope(shield=True):  # a caller that left is metered all the same
+                await upstream.aclose()
+                _release(socket, route.endpoint_id)
+                limits().used(route, usage, time.monotonic())
+                if route.budgeted:  # counted before the stream's end
+                    await run_in_threadpool(_record, state, route, usage, status, started)
+                else:
+                    _later(state, route, usage, status, started)
 
     return StreamingResponse(events(), media_type="text/event-stream")
+
+
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """What a streaming caller asked of usage (`stream_options`)."""
+
+    usage: bool = False  # the last chunk's
+    continuous: bool = False  # in every chunk
+
+
+def _wanted_usage(body: dict[str, Any]) -> Wanted:
+    options = body.get("stream_options")
+    if not isinstance(options, dict):
+        return Wanted()
+    usage = options.get("include_usage") is True
+    return Wanted(usage, usage and options.get("continuous_usage_stats") is True)
+
+
+def _event(line: str) -> dict[str, Any] | None:
+    """A `data: {...}` event's object."""
+    if not line.startswith("data: {"):
+        return None
+    try:
+        event = json.loads(line[6:])
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None
+
+
+def _passed_on(line: str, event: dict[str, Any], wanted: Wanted) -> str:
+    """The line as the caller asked for it: the usage-only last chunk only if they asked for
+    usage, other chunks' usage only if they asked for it in every chunk."""
+    if not event.get("choices"):
+        return line if wanted.usage else ""
+    if wanted.continuous:
+        return line
+    del event["usage"]
+    return "data: " + json.dumps(event, ensure_ascii=False, separators=(",", ":"))
 
 
 def open_engine_socket(socket: Path) -> int:
@@ -298,27 +350,34 @@ def engine_socket(socket: Path) -> Iterator[str]:
 
 def _engine(socket: Path) -> EngineClient:
     """The replica's client, its connections kept (the engine keeps them alive): made once per
-    socket, over the descriptor checked then; forgotten when the replica stops answering."""
-    found = _engines.get(socket)
-    if found is None:
-        if len(_engines) > ENGINES_KEPT:
-            for idle in [s for s in _engines if not _in_flight.get(s)]:
-                fd, client = _engines.pop(idle)
-                client.close()
-                os.close(fd)
-        fd = open_engine_socket(socket)
-        client = EngineClient(f"/proc/self/fd/{fd}", timeout_s=ENGINE_TIMEOUT_S)
-        found = _engines[socket] = (fd, client)
-    return found[1]
+    socket, over the descriptor checked then and owned by it; forgotten when the replica stops
+    answering, closed once unused for ENGINE_IDLE_S."""
+    _sweep()
+    client = _engines.get(socket)
+    if client is None:
+        client = _engines[socket] = EngineClient(
+            open_engine_socket(socket), timeout_s=ENGINE_TIMEOUT_S
+        )
+    return client
+
+
+def _sweep() -> None:
+    now = time.monotonic()
+    if now - _swept[0] < SWEEP_EVERY_S:
+        return
+    _swept[0] = now
+    for socket, client in list(_engines.items()):
+        if not _in_flight.get(socket) and now - client.last_used > ENGINE_IDLE_S:
+            del _engines[socket]
+            client.close()
 
 
 def _forget(socket: Path) -> None:
     """No new request goes to this client; it is closed once the requests it carries end (a
     replica that stops taking connections still finishes those it has: drain, preemption)."""
-    found = _engines.pop(socket, None)
-    if found is not None:
-        fd, client = found
-        os.close(fd)  # its open connections stay; it makes no new one
+    client = _engines.pop(socket, None)
+    if client is not None:
+        client.retire()  # no new connection through its descriptor, which stays its own
         if _in_flight.get(socket, 0) == 0:
             client.close()
         else:
@@ -335,18 +394,6 @@ def _usage(content: bytes) -> dict[str, int]:
     except (ValueError, AttributeError):
         return {}
     return _tokens(found)
-
-
-def _usage_event(line: str) -> dict[str, int] | None:
-    """The usage of a `data: {...}` event that carries one (the engine's last chunk)."""
-    if not line.startswith("data: {"):
-        return None
-    try:
-        event = json.loads(line[6:])
-    except ValueError:
-        return None
-    usage = event.get("usage") if isinstance(event, dict) else None
-    return _tokens(usage) if isinstance(usage, dict) else None
 
 
 def _tokens(usage: Any) -> dict[str, int]:
@@ -393,9 +440,9 @@ def _route_key(
 def _authorize(state: AppState, token: str | None, model: object) -> Route:
     """The route for this key and model, from a cache of ROUTE_TTL_S: a key revoked, a replica
     started or drained is seen that much later at the most (as the API's principals; the
-    autoscaler drains for longer than that). A budgeted key's
-    routes are dropped as soon as a request of it is counted, so its budget holds exactly here
-    (another worker process sees it within ROUTE_TTL_S)."""
+    autoscaler drains for longer than that). A budgeted key's routes are dropped as soon as a
+    request of it is counted, so its next request reads its budget afresh (another worker
+    process within ROUTE_TTL_S)."""
     assert state.jobs_dir is not None
     now = state.clock()
     cache_key = _route_key(state, token, model)

@@ -1,8 +1,9 @@
 """Recording what gateway requests used, a batch at a time: a request hands its usage over and
 answers at once; a thread of the facility's writes what has come in, in one transaction, every
 FLUSH_S. A crash of the control plane can lose the usage of the last FLUSH_S of requests (never
-count one twice). Budgeted keys do not come here: theirs is written before they answer
-(gateway.routes), so a budget holds exactly."""
+count one twice); a batch the database refuses is tried again with the next (at most
+PENDING_KEPT wait; what falls off is logged). Budgeted keys do not come here: theirs is written
+before they answer (gateway.routes)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from aifactory.services.gateway import Used
 
 log = logging.getLogger("aifactory.gateway")
 FLUSH_S = 0.05
+PENDING_KEPT = 100_000  # requests' usage kept while the database does not take it
 
 
 class UsageRecorder:
@@ -36,8 +38,17 @@ class UsageRecorder:
             batch, self._pending = self._pending, []
         if not batch:
             return
-        with self.state.db.session() as session:
-            gateway.record(session, batch)
+        try:
+            with self.state.db.session() as session:
+                gateway.record(session, batch)
+        except Exception:  # written with the next batch; at most PENDING_KEPT wait
+            with self._lock:
+                self._pending[:0] = batch
+                lost = len(self._pending) - PENDING_KEPT
+                if lost > 0:
+                    del self._pending[:lost]
+                    log.error("lost the usage of %d gateway requests", lost)
+            raise
 
     def _run(self) -> None:
         while True:

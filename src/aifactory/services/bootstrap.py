@@ -45,8 +45,8 @@ def _programme(
         "eligible_kinds": [k.value for k in kinds],
         "gpu_tariffs": {"*": str(Decimal(gpu_hour))},
         "cpu_tariff": "0.02",
-        # € per million tokens through the gateway: its endpoints are billed by their tokens
-        # (accounting.budget.bills_tokens), as the sovereign LLM APIs of peers are.
+        # € per million tokens through the gateway: its service charge, on top of the GPU time
+        # the endpoints' replicas hold (billed as any job's).
         "prompt_token_tariff": "0.20",
         "completion_token_tariff": "0.60",
         "subsidy_pct": subsidy_pct,

@@ -53,7 +53,7 @@ VLLM_SCRIPT = (
     'name="$1"; shift; exec vllm serve "${%s}" --uds engine.sock --served-model-name "$name" "$@"'
 )
 ENGINE_ARG = re.compile(r"[A-Za-z0-9_.,:=/+@-]{1,200}")
-OWN_ARGS = ("--host", "--port", "--uds", "--fd", "--served-model-name", "--api-key")
+OWN_ARGS = ("--host", "--port", "--uds", "--fd", "--served-model-name", "--api-key", "--config")
 SOCKET = "engine.sock"  # in the replica's own directory (its working directory)
 MAX_TIME_LIMIT_S = 30 * 86400
 MIN_TIME_LIMIT_S = 60.0
@@ -206,7 +206,7 @@ def _check_engine(spec: EndpointSpec) -> None:
     if spec.environment is None:
         raise InvalidInput("vLLM runs in an environment that has it", field="environment")
     for arg in spec.engine_args:
-        if not ENGINE_ARG.fullmatch(arg) or arg.split("=")[0] in OWN_ARGS:
+        if not ENGINE_ARG.fullmatch(arg) or arg.split("=")[0].replace("_", "-") in OWN_ARGS:
             raise InvalidInput(
                 f"{arg!r} is not an option the facility passes on (letters, digits and "
                 f"_.,:=/+@- only; not {', '.join(OWN_ARGS)}: the facility sets those)",

@@ -44,6 +44,7 @@ class Request:
     sampling: Sampling
     stream: bool
     usage_in_stream: bool
+    usage_in_chunks: bool = False  # stream_options.continuous_usage_stats (as vLLM has it)
 
 
 class Engine:
@@ -86,6 +87,9 @@ def read_request(body: Mapping[str, Any], *, chat: bool, model: str) -> Request:
         sampling=Sampling(limit, temperature, top_p, seed, tuple(stops)),
         stream=body.get("stream") is True,
         usage_in_stream=isinstance(options, dict) and options.get("include_usage") is True,
+        usage_in_chunks=isinstance(options, dict)
+        and options.get("include_usage") is True
+        and options.get("continuous_usage_stats") is True,
     )
 
 
@@ -166,12 +170,16 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
+
+        def so_far() -> dict[str, Any]:
+            return {"usage": usage(done)} if request.usage_in_chunks else {}
+
         if reply.chat:
-            self._event(reply.chunk({"role": "assistant", "content": ""}, None))
+            self._event(reply.chunk({"role": "assistant", "content": ""}, None) | so_far())
         for piece in self.engine.completion(request, done):
             if piece:
-                self._event(reply.chunk(reply.delta(piece), None))
-        self._event(reply.chunk({} if reply.chat else "", done.finish_reason))
+                self._event(reply.chunk(reply.delta(piece), None) | so_far())
+        self._event(reply.chunk({} if reply.chat else "", done.finish_reason) | so_far())
         if request.usage_in_stream:
             self._event({**reply.chunk({}, None), "choices": [], "usage": usage(done)})
         self.wfile.write(b"data: [DONE]\n\n")

@@ -220,6 +220,11 @@ def housekeeping(settings: Settings, db: Database) -> Callable[[float], None]:
 
 
 SESSIONS_PURGE_EVERY_S = 3600.0
+SLURM_ENDPOINTS = (
+    "this facility runs its jobs on Slurm, and a replica's engine listens on a Unix socket on "
+    "its node, out of the gateway's reach: endpoints need the local executor for now "
+    "(docs/inference.md)"
+)
 FIRST_PASSWORD_FILE = "initial-admin-password"  # noqa: S105 - a file name
 
 
@@ -398,6 +403,7 @@ def app_for(facility: Facility) -> FastAPI:
         wake_builder=facility.builder.wake if facility.builder else lambda: None,
         gateway_cold_start_s=facility.settings.gateway_cold_start_s,
         gateway_queue_s=facility.settings.gateway_queue_s,
+        endpoints_refused=SLURM_ENDPOINTS if facility.settings.executor == "slurm" else None,
     )
     app = facility_app(
         state,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from aifactory.client import Client
+from aifactory.client import ApiError, Client
 from aifactory.executors.slurm.commands import SlurmClient, SlurmConfig
 from aifactory.executors.slurm.parse import SlurmJob
 from tests.e2e.process import FacilityProcess
@@ -90,6 +90,10 @@ def test_jobs_run_on_slurm_with_their_outcomes(
         assert "gpus 0,1" in text or "gpus 2,3" in text
         failed = state_of(api, bad["id"], "SUCCEEDED", "FAILED")
         assert (failed["state"], failed["exit_code"]) == ("FAILED", 4)
+        with pytest.raises(ApiError) as refused:  # its engine's socket: out of the gateway's reach
+            api.create_endpoint("served", project="default", source_job=ok["id"])
+        assert refused.value.status == 409
+        assert "endpoints need the local executor" in str(refused.value)
     ran = slurm_job_of(facility, slurm, ok["id"])
     assert ran.account == "default"  # the project's Slurm account, made for it
     assert ran.tres["gres/gpu"] == 2

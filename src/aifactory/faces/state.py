@@ -44,6 +44,9 @@ class AppState:
     # waits for a replica to start, and for a busy one to free up (gateway.routes).
     gateway_cold_start_s: float = 300.0
     gateway_queue_s: float = 30.0
+    # Why this facility serves no endpoints (a Slurm facility: a node's Unix socket is out of the
+    # gateway's reach), or None.
+    endpoints_refused: str | None = None
     principals: PrincipalCache = field(init=False)
     committer: GroupCommitter = field(init=False)
 

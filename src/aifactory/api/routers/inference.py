@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Response
 from aifactory.api.deps import CurrentUser, Now, ReadSession, StateDep, WriteSession
 from aifactory.api.inference_schemas import EndpointCreate, EndpointOut, KeyCreate, KeyMade, KeyOut
 from aifactory.api.schemas import MAX_ID
-from aifactory.errors import InvalidInput
+from aifactory.errors import Conflict, InvalidInput
 from aifactory.services import endpoints, inference_keys
 
 router = APIRouter(tags=["inference"])
@@ -25,6 +25,8 @@ def create_endpoint(
     (the recipe's engine), and the gateway routes to those running."""
     if state.jobs_dir is None:
         raise InvalidInput("this facility runs no jobs", field="source_job")
+    if state.endpoints_refused is not None:
+        raise Conflict(state.endpoints_refused, field="engine")
     view = endpoints.create_endpoint(
         session, user, body.spec(), project=body.project, jobs_dir=state.jobs_dir, now=now
     )

@@ -156,6 +156,12 @@ def test_scaling_down_drains_a_replica_before_it_is_stopped(facility: Database) 
         found = s.get(Endpoint, endpoint)
         assert found is not None
         assert found.draining == {}
+    scale(facility, later + DRAIN_S + 1)  # it is still stopping: the steady one stays
+    assert not replicas(facility)[0].cancel_requested
+    with facility.read() as s:
+        found = s.get(Endpoint, endpoint)
+        assert found is not None
+        assert found.draining == {}
 
 
 def test_an_endpoint_scaled_to_zero_wakes_when_a_request_waits(facility: Database) -> None:

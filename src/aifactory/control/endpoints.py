@@ -82,9 +82,10 @@ def _scale_one(
         endpoint.min_replicas, endpoint.max_replicas, endpoint.concurrency, endpoint.idle_timeout_s
     )
     draining = {int(k): float(v) for k, v in (endpoint.draining or {}).items()}
-    live = [
+    live = [  # one asked to stop is on its way out: neither counted nor drained again
         ReplicaNow(j.id, JobState(j.state) in ACTIVE, j.preemptible, draining.get(j.id))
         for j in jobs
+        if not j.cancel_requested
     ]
     decided = scale(bounds, live, load, now)
     if decided.trouble != endpoint.trouble and (decided.trouble or not decided.start):

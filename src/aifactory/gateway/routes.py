@@ -88,6 +88,9 @@ async def _forward(request: Request, state: AppState, path: str) -> Response:
     started = time.monotonic()
     try:
         body = _json_body(await request.body())
+        streamed = body.get("stream", False)
+        if not isinstance(streamed, bool):  # an engine may read "1" as true: unmetered tokens
+            raise Refusal(400, "stream must be true or false", "invalid_request_error")
         token, model = _token(request), body.get("model")
         route = _cached(state, token, model)  # most requests: no thread, no database
         if route is None:
@@ -97,9 +100,6 @@ async def _forward(request: Request, state: AppState, path: str) -> Response:
             route = await _cold_start(state, token, model, route, set())
     except Refusal as refused:
         return _error(refused)
-    streamed = body.get("stream", False)
-    if not isinstance(streamed, bool):  # an engine may read "1" as true: its tokens unmetered
-        return _error(Refusal(400, "stream must be true or false", "invalid_request_error"))
     wanted = _wanted_usage(body) if streamed else Wanted()
     if streamed:  # the engine's usage in every chunk: a stream cut short is metered too
         body["stream_options"] = {"include_usage": True, "continuous_usage_stats": True}
@@ -110,6 +110,8 @@ async def _forward(request: Request, state: AppState, path: str) -> Response:
         socket = await _slot(state, fresh, tried, started, queued)
         if isinstance(socket, Response):
             return socket
+        if isinstance(socket, _Again):
+            continue
         if socket is None:  # none of those known answers: wait for one that does
             try:
                 route = await _cold_start(state, token, model, route, tried)
@@ -164,43 +166,51 @@ async def _cold_start(
         route = cached if cached is not None else await _authorized(state, token, model)
 
 
+class _Again:
+    """_slot's answer while every replica is busy: look at the route afresh and ask again."""
+
+
+AGAIN = _Again()
+
+
 async def _slot(
     state: AppState, route: Route, tried: set[Path], started: float, queued: float
-) -> Path | Response | None:
+) -> Path | Response | _Again | None:
     """The replica with the fewest requests in flight below the endpoint's concurrency, counted
-    as taken; while all are full, wait (at most `gateway_queue_s`) for one to free up. None:
-    every replica of the route was tried."""
-    deadline = queued + state.gateway_queue_s
-    while True:
-        left = [s for s in route.sockets if s not in tried]
-        if not left:
-            return None
-        free = [s for s in left if _in_flight.get(s, 0) < route.concurrency]
-        if free:
-            socket = min(free, key=lambda s: _in_flight.get(s, 0))
-            _in_flight[socket] = _in_flight.get(socket, 0) + 1
-            return socket
-        remaining = deadline - time.monotonic()
-        freed = asyncio.Event()
-        waiting = _freed.setdefault(route.endpoint_id, [])
-        waiting.append(freed)
-        try:
-            await asyncio.wait_for(freed.wait(), timeout=max(remaining, 0))
-        except TimeoutError:
-            _later(state, route, {}, 503, started)  # the autoscaler sees the wait as load
-            busy = Refusal(
-                503,
-                f"every replica of {route.model} is busy; try again shortly",
-                "server_error",
-                "overloaded",
-                retry_after=1,
-            )
-            return _error(busy)
-        finally:
-            with contextlib.suppress(ValueError):
-                waiting.remove(freed)
-            if not waiting:
-                _freed.pop(route.endpoint_id, None)
+    as taken. While all are full: wait until one frees up or ROUTE_TTL_S passes, then AGAIN
+    (the caller looks at the route afresh: a replica started meanwhile, or one drained), at
+    most `gateway_queue_s` in all. None: every replica of the route was tried."""
+    left = [s for s in route.sockets if s not in tried]
+    if not left:
+        return None
+    free = [s for s in left if _in_flight.get(s, 0) < route.concurrency]
+    if free:
+        socket = min(free, key=lambda s: _in_flight.get(s, 0))
+        _in_flight[socket] = _in_flight.get(socket, 0) + 1
+        return socket
+    remaining = queued + state.gateway_queue_s - time.monotonic()
+    if remaining <= 0:
+        _later(state, route, {}, 503, started)  # the autoscaler sees the wait as load
+        busy = Refusal(
+            503,
+            f"every replica of {route.model} is busy; try again shortly",
+            "server_error",
+            "overloaded",
+            retry_after=1,
+        )
+        return _error(busy)
+    freed = asyncio.Event()
+    waiting = _freed.setdefault(route.endpoint_id, [])
+    waiting.append(freed)
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(freed.wait(), timeout=min(remaining, ROUTE_TTL_S))
+    finally:
+        with contextlib.suppress(ValueError):
+            waiting.remove(freed)
+        if not waiting:
+            _freed.pop(route.endpoint_id, None)
+    return AGAIN
 
 
 def _release(socket: Path, endpoint_id: int) -> None:

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -420,10 +420,30 @@ def facility_app(
 ) -> FastAPI:
     """The faces on one app: the API under /api/, the OpenAI-compatible gateway under /v1, and
     the portal on every other path, where an error is answered as a page."""
-    app = create_app(state, max_body_bytes=max_body_bytes, background=background, pages=page_error)
+    app = create_app(
+        state,
+        max_body_bytes=max_body_bytes,
+        background=_with_gateway(state, background),
+        pages=page_error,
+    )
     app.include_router(gateway_routes.router)  # /v1: the OpenAI-compatible gateway
     portal.install(app)
     return app
+
+
+def _with_gateway(state: AppState, background: Background | None) -> Background:
+    """`background`, and the gateway's connections to engines closed when the app stops."""
+
+    @contextmanager
+    def running() -> Iterator[None]:
+        try:
+            with background() if background else nullcontext():
+                yield
+        finally:
+            if state.jobs_dir is not None:
+                gateway_routes.close_engines(state.jobs_dir)
+
+    return running
 
 
 @contextmanager

@@ -382,6 +382,15 @@ def _sweep() -> None:
             client.close()
 
 
+def close_engines(jobs_dir: Path) -> None:
+    """The clients of the replicas under `jobs_dir` closed (the app serving them stops)."""
+    for socket in [s for s in _engines if s.is_relative_to(jobs_dir)]:
+        _engines.pop(socket).close()
+    for socket in [s for s in _retired if s.is_relative_to(jobs_dir)]:
+        for client in _retired.pop(socket):
+            client.close()
+
+
 def _forget(socket: Path) -> None:
     """No new request goes to this client; it is closed once the requests it carries end (a
     replica that stops taking connections still finishes those it has: drain, preemption)."""

@@ -179,3 +179,23 @@ def test_an_endpoint_scaled_to_zero_wakes_when_a_request_waits(facility: Databas
     scale(facility, T0 + 2 + 301)
     scale(facility, T0 + 2 + 301 + DRAIN_S)
     assert replicas(facility)[0].cancel_requested
+
+
+def test_a_replica_near_its_time_limit_is_replaced_before_it(facility: Database) -> None:
+    an_endpoint(facility, least=1, most=1)
+    scale(facility, T0)
+    (old,) = replicas(facility)
+    with facility.session() as s:
+        job = s.get(Job, old.id)
+        assert job is not None
+        job.state = JobState.RUNNING.value
+        job.started_at = T0 - job.time_limit_s + 300  # five minutes of its limit left
+    scale(facility, T0 + 1)
+    old_now, successor = replicas(facility)
+    assert (old_now.id, old_now.cancel_requested) == (old.id, False)  # it serves on
+    assert not successor.preemptible  # steady, as the one it replaces
+    set_state(facility, successor.id, JobState.RUNNING)
+    scale(facility, T0 + 2)
+    with facility.read() as s:
+        found = s.scalars(select(Endpoint)).one()
+        assert found.draining == {str(old.id): T0 + 2}  # drained now its successor runs

@@ -111,3 +111,21 @@ def test_it_never_leaves_the_bounds_nor_drains_more_than_one(
         assert not decided.start
     steady = sum(1 for r in replicas if not r.preemptible) + decided.start.count(False)
     assert decided.start.count(False) == 0 or steady <= bounds.min_replicas
+
+
+def test_a_replica_near_its_time_limit_gets_a_successor_before_it_is_drained() -> None:
+    rotating = Bounds(1, 2, 2, 600, rotate_s=600)
+    old = ReplicaNow(1, True, False, ends_at=NOW + 300)  # 5 minutes left of its limit
+    first = scale(rotating, [old], load(0), NOW)
+    assert first.start == (False,)  # its successor, steady as it is
+    assert first.drain == ()  # it serves on meanwhile
+    waiting = [old, ReplicaNow(2, False, False)]
+    assert scale(rotating, waiting, load(0), NOW + 10) == Scaling(1)  # until the new one runs
+    running_both = [old, ReplicaNow(2, True, False, ends_at=NOW + 86_400)]
+    assert scale(rotating, running_both, load(0), NOW + 20).drain == (1,)
+
+
+def test_a_replica_far_from_its_limit_is_not_rotated() -> None:
+    rotating = Bounds(1, 2, 2, 600, rotate_s=600)
+    young = ReplicaNow(1, True, False, ends_at=NOW + 601)
+    assert scale(rotating, [young], load(0), NOW) == Scaling(1)

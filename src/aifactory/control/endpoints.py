@@ -29,6 +29,7 @@ from aifactory.store.models import Endpoint, InferenceUsage, Job, Project, User
 
 log = logging.getLogger("aifactory.endpoints")
 SHORT_WINDOW_S = 60.0
+ROTATE_S = 600.0  # a replica's successor is started this long before its time limit (at most)
 LONG_EVERY_S = 30.0  # a longer window (up to an endpoint's idle time: days) is summed this often
 ACTOR = "autoscaler"
 
@@ -79,11 +80,21 @@ def _scale_one(
     now: float,
 ) -> None:
     bounds = Bounds(
-        endpoint.min_replicas, endpoint.max_replicas, endpoint.concurrency, endpoint.idle_timeout_s
+        endpoint.min_replicas,
+        endpoint.max_replicas,
+        endpoint.concurrency,
+        endpoint.idle_timeout_s,
+        rotate_s=min(ROTATE_S, endpoint.time_limit_s / 10),
     )
     draining = {int(k): float(v) for k, v in (endpoint.draining or {}).items()}
     live = [  # one asked to stop is on its way out: neither counted nor drained again
-        ReplicaNow(j.id, JobState(j.state) in ACTIVE, j.preemptible, draining.get(j.id))
+        ReplicaNow(
+            j.id,
+            JobState(j.state) in ACTIVE,
+            j.preemptible,
+            draining.get(j.id),
+            j.started_at + j.time_limit_s if j.started_at is not None else None,
+        )
         for j in jobs
         if not j.cancel_requested
     ]

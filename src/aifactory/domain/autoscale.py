@@ -11,10 +11,13 @@ a cold start) and none after.
 Rules, in the order `scale` applies them:
 1. Replicas up to `min` are not preemptible (they must serve); those above are, so training
    may reclaim them. A new replica is not preemptible while fewer than `min` are live.
-2. A replica that ended (failed, killed, its node lost) is replaced: the endpoint heals. One
-   that keeps failing (`MAX_FAILURES` in `FAILURE_WINDOW_S`) is not started again; the
-   endpoint says why (`trouble`) until its owner removes or recreates it.
-3. Scaling down drains one replica at a time, a preemptible one first and the newest first: the
+2. A replica that ended (failed, killed, its node lost) is replaced: the endpoint heals. While
+   replicas keep failing (`MAX_FAILURES` in `FAILURE_WINDOW_S`) none is started; the endpoint
+   says why (`trouble`), and tries again once the failures are older.
+3. A replica nearing its time limit (within `rotate_s` of it) is retiring: it serves on, but
+   does not count, so its successor is started; once enough of the others run, the retiring
+   one is drained (rule 4) before its limit would cut its requests.
+4. Scaling down drains one replica at a time, a preemptible one first and the newest first: the
    gateway stops sending it requests at once, and it is stopped `DRAIN_S` later (SIGTERM: the
    engine finishes what it has in flight before it exits). A waiting replica (not started) is
    withdrawn at once.
@@ -36,6 +39,7 @@ class Bounds:
     max_replicas: int
     concurrency: int  # requests one replica serves at once
     idle_timeout_s: float
+    rotate_s: float = 0.0  # a replica this close to its time limit is replaced (rule 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,7 @@ class ReplicaNow:
     started: bool  # running (or being started): it may hold requests
     preemptible: bool
     draining_since: float | None = None
+    ends_at: float | None = None  # when its time limit runs out (a started one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,16 +86,21 @@ def scale(bounds: Bounds, replicas: list[ReplicaNow], load: Load, now: float) ->
         if r.draining_since is not None and now - r.draining_since >= DRAIN_S
     )
     live = [r for r in replicas if r.draining_since is None]
+    retiring = [r for r in live if r.ends_at is not None and r.ends_at - now <= bounds.rotate_s]
+    live = [r for r in live if r not in retiring]
     if len(live) < wanted:
         if load.failures >= MAX_FAILURES:
             trouble = (
                 f"{load.failures} replicas failed in the last {FAILURE_WINDOW_S / 60:.0f} "
-                "minutes: no more are started (see their jobs' logs)"
+                "minutes: no more are started for now (see their jobs' logs)"
             )
             return Scaling(wanted, stop=drained, trouble=trouble)
         steady = sum(1 for r in live if not r.preemptible)
         start = tuple(steady + i >= bounds.min_replicas for i in range(wanted - len(live)))
         return Scaling(wanted, start=start, stop=drained)
+    if retiring and sum(1 for r in live if r.started) >= wanted:  # its successor runs
+        oldest = min(retiring, key=lambda r: (r.ends_at or 0.0, r.job_id))
+        return Scaling(wanted, drain=(oldest.job_id,), stop=drained)
     if len(live) > wanted:
         victim = _victim(live)
         if not victim.started:

@@ -14,9 +14,8 @@ applied each second by `scale_endpoints` on the control loop): the first `min_re
 not preemptible, the rest are; a replica that ends is replaced; with `min_replicas` 0 the
 endpoint scales to zero after `idle_timeout_s` without requests, and the next request waits
 for a cold start (gateway). Replicas the control loop starts run as whoever made the endpoint.
-A replica runs for at most `time_limit_s` (what its allocation reserves, as for any job); one
-that reaches it is replaced like one that failed — with one replica, requests then wait for
-the new one's start (next: start the successor before the limit).
+A replica runs for at most `time_limit_s` (what its allocation reserves, as for any job): its
+successor is started up to ten minutes before that, and it is drained once the successor runs.
 
 Who may (domain.permissions): ENDPOINT_READ to see a project's endpoints, ENDPOINT_MANAGE to
 create or remove one. Removing one cancels its replicas; its usage records stay.

@@ -378,7 +378,7 @@ def _key_usage(world: World, key: str) -> dict[str, Any]:
 def _engine_process(job_id: int) -> psutil.Process:
     """The replica's engine (its Python process, inside its sandbox)."""
     for process in psutil.process_iter(["cmdline"]):
-        if process.info["cmdline"][1:4] == ["-m", "aifactory.recipes.dutch_gpt", "serve"]:
+        if (process.info["cmdline"] or [])[1:4] == ["-m", "aifactory.recipes.dutch_gpt", "serve"]:
             with contextlib.suppress(psutil.Error):
                 if process.environ().get("AIFACTORY_JOB_ID") == str(job_id):
                     return process

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from fractions import Fraction
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from aifactory.accounting import ledger
 from aifactory.domain.ledger import EntryKind
-from aifactory.domain.money import NANOCENTS_PER_EURO, cents_of, cents_of_nanocents
+from aifactory.domain.money import token_cost_and_subsidy_cents
 from aifactory.store.db import Database
 from aifactory.store.models import InferenceKey, InferenceUsage, LedgerEntry
 
@@ -104,7 +103,7 @@ def _book_hour(session: Session, hour: float) -> int:
     posted = 0
     for key_id, allocation_id, pct, name, n, prompt, completion, nanocents in session.execute(stmt):
         assert allocation_id is not None  # the query keeps paid requests only
-        exact = Fraction(int(nanocents), NANOCENTS_PER_EURO)
+        cost, subsidy = token_cost_and_subsidy_cents([(int(nanocents), pct)])
         posted += ledger.post(
             session,
             allocation_id=allocation_id,
@@ -117,8 +116,8 @@ def _book_hour(session: Session, hour: float) -> int:
                 f"key {name}: {n} requests, {int(prompt)} prompt + {int(completion)} "
                 f"completion tokens, {when} UTC"
             ),
-            cost_cents=cents_of_nanocents(int(nanocents)),
-            subsidy_cents=cents_of(exact * pct / 100),
+            cost_cents=cost,
+            subsidy_cents=subsidy,
         )
     return posted
 

@@ -13,6 +13,7 @@ sum of records rounded one by one. Whole seconds (`whole_seconds`) are for showi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
@@ -116,3 +117,12 @@ def exact_euros_text(nanocents: int) -> str:
     value = (Decimal(nanocents) / NANOCENTS_PER_EURO).normalize()
     text = format(value, "f")
     return text if "." in text and len(text.split(".")[1]) >= 2 else str(value.quantize(CENT))
+
+
+def token_cost_and_subsidy_cents(priced: Iterable[tuple[int, int]]) -> tuple[int, int]:
+    """The cost of (nano-cents, subsidy %) parts and the subsidy on it, each its exact sum
+    rounded once to the cent."""
+    parts = [(Fraction(nanocents, NANOCENTS_PER_EURO), pct) for nanocents, pct in priced]
+    cost = sum((euros for euros, _ in parts), Fraction(0))
+    subsidy = sum((euros * pct / 100 for euros, pct in parts), Fraction(0))
+    return cents_of(cost), cents_of(subsidy)

@@ -21,14 +21,13 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any, Literal
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from aifactory.accounting.reports import JOULES_PER_KWH
-from aifactory.domain.money import NANOCENTS_PER_EURO, cents_of, hours_of_ms, whole_seconds
+from aifactory.domain.money import hours_of_ms, token_cost_and_subsidy_cents, whole_seconds
 from aifactory.domain.permissions import Action
 from aifactory.domain.statements import AtTerms, cost_and_subsidy_cents
 from aifactory.errors import InvalidInput
@@ -246,11 +245,7 @@ def _token_sums(
 
 def _token_row(project: str, model: str, key: str, parts: list[Any]) -> TokenRow:
     """From (subsidy %, requests, prompt, completion, nano-cents) by rate: money rounded once."""
-    cost = sum((Fraction(int(p[4] or 0), NANOCENTS_PER_EURO) for p in parts), Fraction(0))
-    subsidy = sum(
-        (Fraction(int(p[4] or 0), NANOCENTS_PER_EURO) * int(p[0]) / 100 for p in parts),
-        Fraction(0),
-    )
+    cost, subsidy = token_cost_and_subsidy_cents((int(p[4] or 0), int(p[0])) for p in parts)
     return TokenRow(
         project,
         model,
@@ -258,8 +253,8 @@ def _token_row(project: str, model: str, key: str, parts: list[Any]) -> TokenRow
         sum(int(p[1]) for p in parts),
         sum(int(p[2] or 0) for p in parts),
         sum(int(p[3] or 0) for p in parts),
-        cents_of(cost),
-        cents_of(subsidy),
+        cost,
+        subsidy,
         sum(int(p[4] or 0) for p in parts),
     )
 

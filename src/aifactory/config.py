@@ -74,6 +74,19 @@ class Settings(BaseSettings):
         description="how long a request at /v1 waits for a replica of its model to start "
         "(an endpoint scaled to zero), before it is answered 503",
     )
+    sessions_domain: str = Field(
+        "localhost",
+        pattern=r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$",
+        description="the domain whose subdomains s<ID>.<domain> are the interactive sessions' "
+        "own web origins (a wildcard DNS name, and certificate, pointing at the facility; "
+        "'localhost' needs neither: browsers resolve *.localhost here)",
+    )
+    public_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^/?#]+$",
+        description="the portal's address as browsers reach it (where a session's origin sends "
+        "someone to sign in); default: http(s)://<sessions domain>:<port>",
+    )
     gateway_queue_s: float = Field(
         30.0,
         ge=0,

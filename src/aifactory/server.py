@@ -28,6 +28,7 @@ from aifactory.cli.config import config_path as cli_config_path
 from aifactory.config import Settings
 from aifactory.control.builds import BuilderConfig, EnvironmentBuilder
 from aifactory.control.endpoints import EndpointScaler
+from aifactory.control.interactive import SessionCuller
 from aifactory.control.loop import ControlLoop
 from aifactory.control.samples import Sampler
 from aifactory.domain.tenancy import FacilityRole
@@ -41,12 +42,14 @@ from aifactory.executors.slurm.commands import SlurmClient, SlurmConfig
 from aifactory.executors.slurm.executor import SlurmExecutor, SlurmExecutorConfig
 from aifactory.faces.state import AppState
 from aifactory.gateway import routes as gateway_routes
+from aifactory.gateway.session_proxy import SessionProxy
 from aifactory.governance import erasure
 from aifactory.scheduler import Policy, policy_named
 from aifactory.services import passwords
 from aifactory.services.auth import issue_token
 from aifactory.services.bootstrap import bootstrap
 from aifactory.services.environments import BuildTarget
+from aifactory.services.interactive import purge_passes
 from aifactory.services.login import purge_sessions
 from aifactory.software import layout
 from aifactory.store import flags
@@ -199,10 +202,11 @@ def _inside(path: Path, directory: Path) -> bool:
 def housekeeping(settings: Settings, db: Database) -> Callable[[float], None]:
     """What the acting control loop does each tick besides scheduling: erasures and
     retention, the dashboard's minute samples, the endpoints' replicas (each second), the
-    gateway's tokens into the ledger (each hour that ended), and ended browser sessions
-    (hourly)."""
+    gateway's tokens into the ledger (each hour that ended), idle interactive sessions (each
+    10 s), and ended browser sessions and session passes (hourly)."""
     sample = Sampler(db, every_s=settings.sample_s)
     scale = EndpointScaler(db, settings.jobs_dir)
+    cull = SessionCuller(db, settings.jobs_dir)
     book_tokens = TokenBooker(db)
     purged = [-1.0]
 
@@ -210,11 +214,13 @@ def housekeeping(settings: Settings, db: Database) -> Callable[[float], None]:
         erasure.advance(db, now, data_root=settings.datasets_dir, jobs_dir=settings.jobs_dir)
         sample(now)
         scale(now)
+        cull(now)
         book_tokens(now)
         if now - purged[0] >= SESSIONS_PURGE_EVERY_S:
             purged[0] = now
             with db.session() as session:
                 purge_sessions(session, now=now)
+                purge_passes(session, now=now)
 
     return run
 
@@ -404,6 +410,8 @@ def app_for(facility: Facility) -> FastAPI:
         gateway_cold_start_s=facility.settings.gateway_cold_start_s,
         gateway_queue_s=facility.settings.gateway_queue_s,
         endpoints_refused=SLURM_ENDPOINTS if facility.settings.executor == "slurm" else None,
+        sessions_domain=facility.settings.sessions_domain,
+        public_url=facility.settings.public_url,
     )
     app = facility_app(
         state,
@@ -428,6 +436,7 @@ def facility_app(
     )
     app.include_router(gateway_routes.router)  # /v1: the OpenAI-compatible gateway
     portal.install(app)
+    app.add_middleware(SessionProxy, state=state)  # outermost: sessions' own origins
     return app
 
 

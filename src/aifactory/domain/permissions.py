@@ -104,6 +104,7 @@ class Action(enum.StrEnum):
     # inference
     ENDPOINT_READ = "endpoint.read"
     ENDPOINT_MANAGE = "endpoint.manage"
+    SESSION_USE = "session.use"
     INFERENCE_KEY_MANAGE = "inference_key.manage"
 
 
@@ -220,6 +221,12 @@ MATRIX: dict[Action, Rule] = {
     ),
     Action.ENDPOINT_MANAGE: _rule(
         "serve the project's models: create or remove its inference endpoints", ADM, OWN, MEM
+    ),
+    Action.SESSION_USE: _rule(
+        "open a session's notebook or terminal (members: the sessions they started; owners: "
+        "any of the project's)",
+        OWN,
+        MEM,
     ),
     Action.INFERENCE_KEY_MANAGE: _rule(
         "create or revoke the project's inference keys (a key is shown once)", ADM, OWN

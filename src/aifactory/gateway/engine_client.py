@@ -12,7 +12,7 @@ most `MAX_HEAD` bytes, a whole answer's body `MAX_BODY`, one line of a stream `M
 whole answer must come within the client's timeout; anything else is an `EngineGone` (an
 OSError), which the gateway treats as the replica not answering.
 
-The client owns its descriptor of the replica's socket (routes.open_engine_socket) and
+The client owns its descriptor of the replica's socket (executors.job_socket.open_job_socket) and
 connects through `/proc/self/fd/N`: once `retire`d it makes no new connection, and the
 descriptor is closed only with the client (`close`), so its number is never reused under it.
 A kept connection may have been closed by the engine meanwhile (it closes idle ones): a

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import json
 import os
-import stat
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from aifactory.executors.job_socket import open_job_socket
 from aifactory.faces.state import AppState, StateDep
 from aifactory.gateway.engine_client import EngineClient
 from aifactory.gateway.limits import limits
@@ -329,29 +329,10 @@ def _passed_on(line: str, event: dict[str, Any], wanted: Wanted) -> str:
     return "data: " + json.dumps(event, ensure_ascii=False, separators=(",", ":"))
 
 
-def open_engine_socket(socket: Path) -> int:
-    """A descriptor of exactly the replica's own socket: opened without following a link from
-    its directory (the facility's path up to the job's directory, the job's own below), and it
-    must be a socket of the directory's owner, the job's identity. Connecting through
-    `/proc/self/fd/N` then reaches that inode, even if the name is swapped later: a job never
-    points the facility, which connects as root, at another socket."""
-    directory = os.open(socket.parent, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
-    try:
-        fd = os.open(socket.name, os.O_PATH | os.O_NOFOLLOW, dir_fd=directory)
-        owner = os.fstat(directory).st_uid
-    finally:
-        os.close(directory)
-    found = os.fstat(fd)
-    if not stat.S_ISSOCK(found.st_mode) or found.st_uid != owner:
-        os.close(fd)
-        raise OSError(f"{socket} is not the replica's own socket")
-    return fd
-
-
 @contextlib.contextmanager
 def engine_socket(socket: Path) -> Iterator[str]:
-    """The path to connect to for `socket` (open_engine_socket), while the block runs."""
-    fd = open_engine_socket(socket)
+    """The path to connect to for `socket` (open_job_socket), while the block runs."""
+    fd = open_job_socket(socket)
     try:
         yield f"/proc/self/fd/{fd}"
     finally:
@@ -366,7 +347,7 @@ def _engine(socket: Path) -> EngineClient:
     client = _engines.get(socket)
     if client is None:
         client = _engines[socket] = EngineClient(
-            open_engine_socket(socket), timeout_s=ENGINE_TIMEOUT_S
+            open_job_socket(socket), timeout_s=ENGINE_TIMEOUT_S
         )
     return client
 

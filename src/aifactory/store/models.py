@@ -746,3 +746,41 @@ class InferenceUsage(Base):
     allocation_id: Mapped[int | None] = mapped_column(ForeignKey("allocations.id"))
     cost_nanocents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     subsidy_pct: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class InteractiveSession(Base):
+    """A JupyterLab (or shell) session (issue 20): a job of its project whose notebook server
+    listens on a Unix socket in the job's directory; the facility proxies to it with the
+    server's own token, and stops it when idle (control.sessions)."""
+
+    __tablename__ = "interactive_sessions"
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    idle_timeout_s: Mapped[float] = mapped_column(Float)
+    notebook_token: Mapped[str] = mapped_column(String(64))  # the server's; never shown
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+    # What its server said when last asked (control.sessions): the idle clock and culling.
+    checked_at: Mapped[float | None] = mapped_column(Float)
+    last_activity_at: Mapped[float | None] = mapped_column(Float)
+    connections: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    busy_kernels: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    culled_reason: Mapped[str | None] = mapped_column(Text)  # why the facility stopped it
+
+
+class SessionPass(Base):
+    """What lets a browser into one session's origin: a one-use ticket from the portal
+    (`ticket`, a minute) traded there for a cookie (`cookie`); only SHA-256s are kept."""
+
+    __tablename__ = "session_passes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(8))
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+    used_at: Mapped[float | None] = mapped_column(Float)
+    # What it came from ends it too: the portal sign-in, or the API token that asked for it.
+    web_session_id: Mapped[int | None] = mapped_column(Integer)
+    api_token_id: Mapped[int | None] = mapped_column(Integer)

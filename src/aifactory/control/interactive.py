@@ -1,0 +1,190 @@
+"""The idle culler, on the acting control loop: every `every_s`, ask each running session's
+notebook server what it did last (kernels, terminals, API calls) and whether a kernel is busy
+or connected; record it (the session page's "idle for"), and stop a session idle for its
+timeout as a cancel does (SIGTERM, grace), with the reason on the session and its job.
+
+The servers are the projects' code: each is asked over its own socket (executors.job_socket),
+on probe threads, for at most `PROBE_S`, outside any transaction; what they answered is
+recorded the next round. A server that does not answer tells nothing new: what it said last
+holds for `STALE_ROUNDS` rounds, then only that it was in use until it last answered (idle
+since its start if it never did). A crash between rounds loses nothing: the next asks again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aifactory.domain import interactive
+from aifactory.domain.interactive import Activity, cull_reason, idleness
+from aifactory.domain.jobfiles import work_dir
+from aifactory.domain.jobs import JobState
+from aifactory.executors.job_socket import open_job_socket
+from aifactory.governance import audit
+from aifactory.governance.removal import stop_jobs
+from aifactory.store.db import Database
+from aifactory.store.jobs import lock_job
+from aifactory.store.models import InteractiveSession, Job
+
+log = logging.getLogger("aifactory.sessions")
+ACTOR = "idle culler"
+PROBE_S = 3.0
+MAX_ANSWER = 1024 * 1024
+STALE_ROUNDS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    job_id: int
+    started_at: float
+    socket: Path
+    token: str
+
+
+Probe = Callable[[Running], Activity | None]
+
+
+class SessionCuller:
+    def __init__(
+        self, db: Database, jobs_dir: Path, *, every_s: float = 10.0, probe: Probe | None = None
+    ) -> None:
+        self.db = db
+        self.jobs_dir = jobs_dir
+        self.every_s = every_s
+        self.probe = probe or ask_server
+        self._last = float("-inf")
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="session-probe")
+        self._asked: dict[int, Future[Activity | None]] = {}
+
+    def __call__(self, now: float) -> None:
+        """Record what the servers answered since the last round, cull, and ask again: the
+        loop never waits for a server (one that hangs holds a probe thread, for `PROBE_S`)."""
+        if now - self._last < self.every_s:
+            return
+        self._last = now
+        answered = {
+            job_id: future.result()
+            for job_id, future in self._asked.items()
+            if future.done() and future.exception() is None
+        }
+        waiting = {j: f for j, f in self._asked.items() if not f.done()}
+        running = self._running()
+        if running:
+            with self.db.session() as session:
+                for one in running:
+                    _record(session, one, answered.get(one.job_id), now, self.every_s)
+        asked = {
+            r.job_id: self._pool.submit(self.probe, r) for r in running if r.job_id not in waiting
+        }
+        self._asked = waiting | asked
+
+    def _running(self) -> list[Running]:
+        with self.db.read() as session:
+            rows = session.execute(
+                select(Job.id, Job.started_at, InteractiveSession.notebook_token)
+                .join(InteractiveSession, InteractiveSession.job_id == Job.id)
+                .where(Job.state == JobState.RUNNING.value, Job.cancel_requested.is_(False))
+            ).all()
+        return [
+            Running(
+                job_id,
+                started_at or 0.0,
+                work_dir(self.jobs_dir / str(job_id)) / interactive.SOCKET,
+                token,
+            )
+            for job_id, started_at, token in rows
+        ]
+
+
+def _record(
+    session: Session, running: Running, said: Activity | None, now: float, every_s: float
+) -> None:
+    row = session.get(InteractiveSession, running.job_id)
+    job = lock_job(session, running.job_id)
+    if row is None or job is None or job.state != JobState.RUNNING.value or job.cancel_requested:
+        return
+    if said is not None:
+        row.checked_at = now
+        claimed = said.last_activity_at
+        row.last_activity_at = min(claimed, now) if claimed is not None else None
+        row.connections = said.connections
+        row.busy_kernels = said.busy_kernels
+    seen = _seen(row, now, every_s)
+    idle = idleness(seen, started_at=running.started_at)
+    reason = cull_reason(idle, idle_timeout_s=row.idle_timeout_s, now=now)
+    if reason is None:
+        return
+    row.culled_reason = reason
+    stopped = stop_jobs(session, [job], why=reason, now=now, actor=ACTOR)
+    audit.append(session, stopped.events, at=now)
+    log.info("session %d: %s", running.job_id, reason)
+
+
+def _seen(row: InteractiveSession, now: float, every_s: float) -> Activity | None:
+    """What it last said; once that is stale (its server stopped answering), only that it
+    was in use until it last answered."""
+    if row.checked_at is None:
+        return None
+    if now - row.checked_at > STALE_ROUNDS * every_s:
+        return Activity(max(row.last_activity_at or 0.0, row.checked_at))
+    return Activity(row.last_activity_at, row.connections, row.busy_kernels)
+
+
+def ask_server(running: Running) -> Activity | None:
+    """What the session's server says of itself (`/api/status`, `/api/kernels`), or None."""
+    try:
+        fd = open_job_socket(running.socket)
+    except OSError:
+        return None
+    base = interactive.base_path(running.job_id)
+    headers = {"Authorization": f"token {running.token}"}
+    try:
+        transport = httpx.HTTPTransport(uds=f"/proc/self/fd/{fd}")
+        with httpx.Client(transport=transport, timeout=PROBE_S) as client:
+            status = _json(client, f"http://session{base}api/status", headers)
+            kernels = _json(client, f"http://session{base}api/kernels", headers)
+    except (httpx.HTTPError, OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+    if not isinstance(status, dict) or not isinstance(kernels, list):
+        return None
+    busy = sum(1 for k in kernels if isinstance(k, dict) and k.get("execution_state") == "busy")
+    return Activity(
+        _moment(status.get("last_activity")),
+        connections=int(status.get("connections") or 0),
+        busy_kernels=busy,
+    )
+
+
+def _json(client: httpx.Client, url: str, headers: dict[str, str]) -> object:
+    deadline = time.monotonic() + PROBE_S
+    with client.stream("GET", url, headers=headers) as answer:
+        if answer.status_code != 200:
+            raise ValueError(f"{url}: {answer.status_code}")
+        body = b""
+        for chunk in answer.iter_bytes():
+            body += chunk
+            if len(body) > MAX_ANSWER or time.monotonic() > deadline:
+                raise ValueError("answer too long or too slow")
+    return json.loads(body)
+
+
+def _moment(value: object) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

@@ -31,6 +31,7 @@ from aifactory.api.routers import (
     money,
     programmes,
     proposals,
+    sessions,
     software,
     tenancy,
     whatif,
@@ -113,6 +114,7 @@ def create_app(
         whatif.router,
         software.router,
         inference.router,
+        sessions.router,
     )
     for router in routers:
         api.include_router(router)

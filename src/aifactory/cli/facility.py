@@ -191,6 +191,7 @@ def up(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--policy") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # each request to a session's server
     try:
         settings = Settings(
             host=host,

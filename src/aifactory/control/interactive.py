@@ -42,6 +42,7 @@ ACTOR = "idle culler"
 PROBE_S = 3.0
 MAX_ANSWER = 1024 * 1024
 STALE_ROUNDS = 3
+SOON_S = 1.0  # how often a session whose server has not answered yet is asked
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +67,14 @@ class SessionCuller:
         self._last = float("-inf")
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="session-probe")
         self._asked: dict[int, Future[Activity | None]] = {}
+        self._asked_at: dict[int, float] = {}
 
     def __call__(self, now: float) -> None:
         """Record what the servers answered since the last round, cull, and ask again: the
-        loop never waits for a server (one that hangs holds a probe thread, for `PROBE_S`)."""
-        if now - self._last < self.every_s:
+        loop never waits for a server (one that hangs holds a probe thread, for `PROBE_S`).
+        A session whose server has not answered yet is asked each second (it is "ready"
+        within moments of its start); the others each `every_s`."""
+        if now - self._last < SOON_S:
             return
         self._last = now
         answered = {
@@ -80,14 +84,21 @@ class SessionCuller:
         }
         waiting = {j: f for j, f in self._asked.items() if not f.done()}
         running = self._running()
+        due = []
         if running:
             with self.db.session() as session:
                 for one in running:
-                    _record(session, one, answered.get(one.job_id), now, self.every_s)
-        asked = {
-            r.job_id: self._pool.submit(self.probe, r) for r in running if r.job_id not in waiting
-        }
-        self._asked = waiting | asked
+                    said = answered.get(one.job_id)
+                    fresh = _record(session, one, said, now, self.every_s)
+                    if one.job_id not in waiting and (
+                        not fresh or now - self._asked_at.get(one.job_id, -1e18) >= self.every_s
+                    ):
+                        due.append(one)
+        for one in due:
+            self._asked_at[one.job_id] = now
+        self._asked = waiting | {r.job_id: self._pool.submit(self.probe, r) for r in due}
+        alive = {r.job_id for r in running}
+        self._asked_at = {j: t for j, t in self._asked_at.items() if j in alive}
 
     def _running(self) -> list[Running]:
         with self.db.read() as session:
@@ -109,11 +120,16 @@ class SessionCuller:
 
 def _record(
     session: Session, running: Running, said: Activity | None, now: float, every_s: float
-) -> None:
+) -> bool:
+    """Keep what its server said, and stop it if it has been idle too long; whether its
+    server has ever answered."""
     row = session.get(InteractiveSession, running.job_id)
+    starting = said is None and row is not None and row.checked_at is None
+    if starting and row is not None and now - running.started_at < row.idle_timeout_s:
+        return False  # still starting: nothing to record, nothing to cull yet
     job = lock_job(session, running.job_id)
     if row is None or job is None or job.state != JobState.RUNNING.value or job.cancel_requested:
-        return
+        return True
     if said is not None:
         row.checked_at = now
         claimed = said.last_activity_at
@@ -124,11 +140,12 @@ def _record(
     idle = idleness(seen, started_at=running.started_at)
     reason = cull_reason(idle, idle_timeout_s=row.idle_timeout_s, now=now)
     if reason is None:
-        return
+        return row.checked_at is not None
     row.culled_reason = reason
     stopped = stop_jobs(session, [job], why=reason, now=now, actor=ACTOR)
     audit.append(session, stopped.events, at=now)
     log.info("session %d: %s", running.job_id, reason)
+    return True
 
 
 def _seen(row: InteractiveSession, now: float, every_s: float) -> Activity | None:

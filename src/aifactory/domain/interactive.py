@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 SOCKET = ".aifactory-notebook.sock"  # in the job's own directory (hidden in the file browser)
 BASE_PATH = "/sessions/{id}/"  # the notebook server's base URL, on the session's own origin
+ENTER = "_aifactory/enter"  # below the base path: where a ticket is traded for a cookie
 MIN_IDLE_S, MAX_IDLE_S = 60.0, 7 * 86400.0
 DEFAULT_IDLE_S = 1800.0
 
@@ -28,6 +29,20 @@ class Kind(enum.StrEnum):
         return "lab" if self is Kind.JUPYTER else "terminals/1"
 
 
+@dataclass(frozen=True, slots=True)
+class SessionSpec:
+    project: str | None
+    kind: Kind = Kind.JUPYTER
+    gpus: int = 0
+    cpus: int = 1
+    memory_mb: int = 4096
+    time_limit_s: int = 8 * 3600
+    idle_timeout_s: float = DEFAULT_IDLE_S
+    datasets: tuple[str, ...] = ()
+    environment: str | None = None
+    gpu_model: str | None = None
+
+
 def base_path(job_id: int) -> str:
     return BASE_PATH.format(id=job_id)
 
@@ -37,6 +52,12 @@ def origin(job_id: int, *, domain: str, scheme: str, port: int | None) -> str:
     default = {"http": 80, "https": 443}.get(scheme)
     shown = "" if port is None or port == default else f":{port}"
     return f"{scheme}://s{job_id}.{domain}{shown}"
+
+
+def enter_url(job_id: int, ticket: str, *, domain: str, scheme: str, port: int | None) -> str:
+    """The one-use link into a session: its origin, where the ticket is traded."""
+    where = origin(job_id, domain=domain, scheme=scheme, port=port)
+    return f"{where}{base_path(job_id)}{ENTER}?ticket={ticket}"
 
 
 def job_of_host(host: str, domain: str) -> int | None:

@@ -23,6 +23,13 @@ from aifactory.domain import names
 from aifactory.domain.arrays import parse_array
 from aifactory.domain.datasets import ENV_PREFIX
 from aifactory.domain.images import IMAGE_REF
+from aifactory.domain.interactive import (
+    DEFAULT_IDLE_S,
+    MAX_IDLE_S,
+    MIN_IDLE_S,
+    Kind,
+    SessionSpec,
+)
 from aifactory.domain.jobs import JobSpec, JobState, Network
 
 # Every name (users, organisations, projects, programmes, calls, sites, tokens): domain.names.
@@ -270,3 +277,45 @@ class JobCancelMany(Request):
     mine: bool = Field(False, description="only your own jobs")
     project: Name | None = Field(None, description="only this project's jobs")
     dry_run: bool = Field(False, description="say what would be cancelled; change nothing")
+
+
+class SessionStart(Request):
+    """An interactive session: JupyterLab (or a shell in it) as a job of the project."""
+
+    project: Name | None = None
+    kind: Kind = Field(Kind.JUPYTER, description="jupyter (JupyterLab) or shell (a terminal)")
+    gpus: int = Field(0, ge=0, le=64)
+    cpus: int = Field(1, ge=1, le=4096)
+    memory_mb: int = Field(4096, ge=256, le=64 * 1024 * 1024)
+    gpu_model: str | None = Field(None, min_length=1, max_length=64)
+    time_limit_s: int = Field(8 * 3600, ge=60, le=30 * 86400)
+    idle_timeout_s: float = Field(
+        DEFAULT_IDLE_S,
+        ge=MIN_IDLE_S,
+        le=MAX_IDLE_S,
+        allow_inf_nan=False,
+        description="stopped after this long with no kernel activity and no connection",
+    )
+    datasets: list[Annotated[str, Field(pattern=DATASET_REF)]] = Field(
+        default_factory=list,
+        max_length=16,
+        description="datasets it reads: name or name@version; each path comes in "
+        "AIFACTORY_DATASET_<NAME>",
+    )
+    environment: Name | None = Field(
+        None, description="a Python environment with jupyterlab (default: the facility's)"
+    )
+
+    def spec(self) -> SessionSpec:
+        return SessionSpec(
+            project=self.project,
+            kind=self.kind,
+            gpus=self.gpus,
+            cpus=self.cpus,
+            memory_mb=self.memory_mb,
+            gpu_model=self.gpu_model,
+            time_limit_s=self.time_limit_s,
+            idle_timeout_s=self.idle_timeout_s,
+            datasets=tuple(self.datasets),
+            environment=self.environment,
+        )

@@ -53,7 +53,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 COOKIE = "aifactory_s"  # the pass of one session's origin (host-only)
 FACILITY_COOKIES = frozenset({COOKIE, "aifactory_session"})  # never passed on
-ENTER = "_aifactory/enter"
 AUTH_TTL_S = 10.0  # a pass checked once is trusted this long (revocations land within it)
 AUTH_KEPT = 4096
 HOP_BY_HOP = frozenset(
@@ -131,7 +130,7 @@ class SessionProxy:
             else:
                 await _plain(scope, send, 404, "not found")
             return
-        if path == base + ENTER and scope["type"] == "http":
+        if path == base + interactive.ENTER and scope["type"] == "http":
             await self._enter(job_id, scope, send)
             return
         route = await self._route(job_id, scope)

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from aifactory.accounting.budget import tariff_of
 from aifactory.domain import interactive
-from aifactory.domain.interactive import Activity, Kind, idleness
+from aifactory.domain.interactive import Activity, SessionSpec, idleness
 from aifactory.domain.jobfiles import work_dir
 from aifactory.domain.jobs import ACTIVE, JobSpec, JobState
 from aifactory.domain.ledger import EntryKind
@@ -65,20 +65,6 @@ NOTEBOOK_SCRIPT = (
     "--ServerApp.root_dir=. --LabApp.extension_manager=readonly --LabApp.news_url=None "
     "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class SessionSpec:
-    project: str | None
-    kind: Kind = Kind.JUPYTER
-    gpus: int = 0
-    cpus: int = 1
-    memory_mb: int = 4096
-    time_limit_s: int = 8 * 3600
-    idle_timeout_s: float = interactive.DEFAULT_IDLE_S
-    datasets: tuple[str, ...] = ()
-    environment: str | None = None
-    gpu_model: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

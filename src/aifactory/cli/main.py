@@ -25,6 +25,7 @@ from aifactory.cli import (
     permissions,
     queue_control,
     recipes,
+    sessions,
     sim,
     software,
     tenancy,
@@ -73,6 +74,7 @@ audit.register(app)
 datasets.register(app)
 software.register(app)
 inference.register(app)
+sessions.register(app)
 gdpr.register(app)
 permissions.register(app)
 recipes.register(app)

@@ -1,6 +1,6 @@
 """A small synchronous SDK over /api/v1. Responses are the API's JSON objects, as dicts;
 files (PDF, CSV, charts) come back as bytes. The accounting calls live in client.accounting,
-the audit log's in client.audit."""
+the audit log's in client.audit, the interactive sessions' in client.sessions."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from aifactory.client.audit import AuditCalls
 from aifactory.client.datasets import DatasetCalls
 from aifactory.client.gdpr import GdprCalls
 from aifactory.client.inference import InferenceCalls
+from aifactory.client.sessions import SessionCalls
 from aifactory.client.software import SoftwareCalls
 
 Json = dict[str, Any]
@@ -36,7 +37,15 @@ class Unreachable(Exception):
     pass
 
 
-class Client(AccountingCalls, AuditCalls, DatasetCalls, GdprCalls, InferenceCalls, SoftwareCalls):
+class Client(
+    AccountingCalls,
+    AuditCalls,
+    DatasetCalls,
+    GdprCalls,
+    InferenceCalls,
+    SessionCalls,
+    SoftwareCalls,
+):
     def __init__(
         self,
         url: str,

@@ -247,7 +247,7 @@ class SessionProxy:
             await _starting(scope, send)
             return
         request = server.client.build_request(
-            scope["method"], target, headers=headers, content=_body(receive)
+            scope["method"], target, headers=headers, content=await _body(receive)
         )
         server.in_flight += 1
         try:
@@ -461,16 +461,25 @@ def _own_cookie(value: str) -> str | None:
     return "; ".join(p for p in parts if not p.lower().startswith("domain="))
 
 
-async def _body(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-        chunk = message.get("body", b"")
-        if chunk:
-            yield chunk
-        if not message.get("more_body"):
-            return
+async def _body(receive: Receive) -> bytes | AsyncIterator[bytes]:
+    """The request's body: bytes when it came in one piece (sent with its length), else
+    streamed on as it comes (chunked)."""
+    first = await receive()
+    if first["type"] == "http.disconnect" or not first.get("more_body"):
+        return bytes(first.get("body", b""))
+
+    async def rest() -> AsyncIterator[bytes]:
+        yield bytes(first.get("body", b""))
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            if message.get("body"):
+                yield bytes(message["body"])
+            if not message.get("more_body"):
+                return
+
+    return rest()
 
 
 async def _redirect(send: Send, location: str) -> None:

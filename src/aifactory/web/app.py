@@ -18,6 +18,7 @@ from aifactory.web.pages import (
     nodes,
     projects,
     proposals,
+    sessions,
     software,
     usage,
     whatif,
@@ -36,6 +37,7 @@ PAGES = (
     datasets.router,
     software.router,
     inference.router,
+    sessions.router,
     audit.router,
     whatif.router,
 )

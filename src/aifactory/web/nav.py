@@ -27,6 +27,7 @@ MENU: tuple[NavItem, ...] = (
     NavItem("Datasets", "/datasets", Action.DATASET_READ),
     NavItem("Software", "/software", None),
     NavItem("Inference", "/inference", Action.ENDPOINT_READ),
+    NavItem("Sessions", "/sessions", Action.JOB_SUBMIT),
     NavItem("Audit log", "/audit", Action.AUDIT_READ),
     NavItem("What-if", "/whatif", Action.SCHEDULER_WHATIF),
 )

@@ -8,7 +8,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 # Three set-ups share .venv, each one adding to the one before: `setup` what running a facility
-# needs (make run), `llm` PyTorch for the recipes (docs/recipes.md), `setup-dev` those and the
+# needs (make run; JupyterLab for interactive sessions included), `llm` PyTorch for the recipes
+# (docs/recipes.md), `setup-dev` those and the
 # tools the tests need (make test). Each leaves a stamp named after pyproject.toml's content and
 # also the stamps of the set-ups it contains, so `make run` after `make test` installs nothing
 # and `make test` after `make run` adds what is missing.
@@ -31,12 +32,12 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(RUN_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[sessions]'
 	$(call stamp,$(RUN_STAMP))
 
 $(LLM_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[llm]'
+	$(BIN)/pip install --quiet -e '.[llm,sessions]'
 	$(call stamp,$(RUN_STAMP) $(LLM_STAMP))
 
 $(DEV_STAMP): pyproject.toml | $(BIN)/python

@@ -1,14 +1,15 @@
 """THE permission test: every cell of the matrix (domain.permissions) through the real API.
 
 One facility per module (SQLite; the matrix does not depend on the database): organisation acme
-with project `p` (owen owner, mia member, vic viewer), one user per facility role with no
-project (ada admin, olga operator, rita reviewer, fiona finance, audrey auditor), open call `c1`,
-allocation `p-research`, a job of mia's, dataset `p-data` and an erasure of another of p's
-datasets. Each action has an exercise that does it through its real endpoint as one user, on a
-fresh object where the action changes one (made by the bootstrap admin, `root`). A role in the
-action's row gets a 2xx; any other gets the refusal docs/permissions.md promises: 404 where the
-role sees neither `p` nor the object and a project role could have allowed it, else 403 naming
-the roles that may. A new Action fails `test_every_action_has_an_exercise` until it has one.
+with project `p` (owen owner, mia member, vic viewer), one user per facility role with no project
+(ada admin, olga operator, rita reviewer, fiona finance, audrey auditor), open call `c1`,
+allocation `p-research`, a job of mia's, a running session of mia's, dataset `p-data` and an
+erasure of another of p's datasets. Each action has an exercise that does it through its real
+endpoint as one user, on a fresh object where the action changes one (made by the bootstrap admin,
+`root`). A role in the action's row gets a 2xx; any other gets the refusal docs/permissions.md
+promises: 404 where the role sees neither `p` nor the object and a project role could have allowed
+it, else 403 naming the roles that may. A new Action fails `test_every_action_has_an_exercise`
+until it has one.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class Facility:
     tokens: dict[str, str]
     data_root: Path
     job: int = 0  # mia's job in p
+    session: int = 0  # mia's session in p, running
     erasure: int = 0  # of version 1 of p's dataset p-erased
     numbers: Iterator[int] = field(default_factory=itertools.count)
 
@@ -159,6 +161,11 @@ def facility(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) ->
         _build(world)
         with db.session() as session:  # mia's job has trained something to serve
             session.execute(update(Job).where(Job.id == world.job).values(state="SUCCEEDED"))
+            session.execute(  # and her session runs (no notebook server is needed to open it)
+                update(Job)
+                .where(Job.id == world.session)
+                .values(state="RUNNING", admitted_at=NOW.timestamp(), started_at=NOW.timestamp())
+            )
         yield world
     db.dispose()
 
@@ -186,6 +193,7 @@ def _build(world: Facility) -> None:
     world.ok(root, "POST", "/calls", call)
     world.ok(root, "POST", "/allocations", _allocation(NOW, NOW + 180 * DAY))
     world.job = world.submitted_job()
+    world.session = world.ok("mia", "POST", "/sessions", {"project": "p"})["id"]
     world.ok(root, "POST", "/datasets", world.dataset_body("p-data"))
     world.ok(root, "POST", "/datasets", world.dataset_body("p-erased"))
     env = {"name": "p-env", "project": "p", "requirements": "aifprobe==1.0\n"}
@@ -357,6 +365,9 @@ EXERCISES: dict[Action, Exercise] = {
     Action.ENDPOINT_MANAGE: lambda f, u: f.do(
         u, "POST", "/endpoints", {"name": f.unique("model"), "project": "p", "source_job": f.job}
     ),
+    # mia's own session: the member who started it may, as may any owner of p (the service
+    # turns away other members as if it did not exist, a rule the matrix does not hold)
+    Action.SESSION_USE: lambda f, u: f.do(u, "POST", f"/sessions/{f.session}/open"),
     Action.INFERENCE_KEY_MANAGE: lambda f, u: f.do(
         u, "POST", "/inference-keys", {"name": f.unique("key"), "project": "p"}
     ),

@@ -76,6 +76,9 @@ LIGHT = [
     ["usage"],
     ["permissions"],
     ["recipes"],
+    ["session", "start", "--gpus", "1", "--memory", "8G", "--idle-timeout", "30m"],
+    ["session", "list"],
+    ["session", "open", "1"],
 ]
 LOCAL = (["permissions"], ["recipes"])  # they answer without the facility
 

@@ -20,7 +20,7 @@ import typer
 
 from aifactory.cli.context import client
 from aifactory.cli.formats import print_json, printable, table, when
-from aifactory.cli.units import JsonFlag, megabytes, note, parse_duration
+from aifactory.cli.units import JsonFlag, megabytes, parse_duration
 from aifactory.client import Client
 from aifactory.domain.interactive import Kind
 
@@ -108,7 +108,7 @@ def start(
             environment=environment,
         )
         if open_it:
-            note(_started(found), as_json=True)
+            typer.echo(_started(found), err=True)
             _open(api, _ready(api, found), browser=True, as_json=as_json)
             return
     if as_json:
@@ -129,14 +129,14 @@ def _started(found: Json) -> str:
 def _ready(api: Client, found: Json) -> Json:
     """The session once ready or ended; Ctrl-C stops the waiting, not the session."""
     sid = found["id"]
-    note(f"waiting for session {sid} to be ready (Ctrl-C stops waiting, not it)", as_json=True)
+    typer.echo(f"waiting for session {sid} to be ready (Ctrl-C stops waiting, not it)", err=True)
     try:
         return api.wait_session_ready(sid, timeout_s=None)
     except KeyboardInterrupt:
-        note(
+        typer.echo(
             f"session {sid} keeps its place: `aifactory session open {sid}` once it runs, "
             f"`aifactory session stop {sid}` to give it up",
-            as_json=True,
+            err=True,
         )
         raise typer.Abort() from None
 
@@ -264,14 +264,14 @@ def _open(api: Client, found: Json, *, browser: bool, as_json: bool) -> None:
         typer.echo(url)
     once = "the link works once, within a minute"
     if not browser:
-        note(f"{once}: open it in your browser", as_json=True)
+        typer.echo(f"{once}: open it in your browser", err=True)
     elif not _has_display():
-        note(f"{once}: no display here to open it on, open it in your browser", as_json=True)
+        typer.echo(f"{once}: no display here to open it on, open it in your browser", err=True)
     else:
         import webbrowser  # only when a browser is asked for: start-up stays lean
 
         opened = webbrowser.open(url)
-        note(once if opened else f"{once}: no browser found, open it in yours", as_json=True)
+        typer.echo(once if opened else f"{once}: no browser found, open it in yours", err=True)
 
 
 def _has_display() -> bool:

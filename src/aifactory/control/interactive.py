@@ -42,6 +42,7 @@ ACTOR = "idle culler"
 PROBE_S = 3.0
 MAX_ANSWER = 1024 * 1024
 STALE_ROUNDS = 3
+QUIET = "no_track_activity=1"
 SOON_S = 1.0  # how often a session whose server has not answered yet is asked
 
 
@@ -169,8 +170,9 @@ def ask_server(running: Running) -> Activity | None:
     try:
         transport = httpx.HTTPTransport(uds=f"/proc/self/fd/{fd}")
         with httpx.Client(transport=transport, timeout=PROBE_S) as client:
-            status = _json(client, f"http://session{base}api/status", headers)
-            kernels = _json(client, f"http://session{base}api/kernels", headers)
+            # asking is no activity (the server counts API calls, but not with this flag)
+            status = _json(client, f"http://session{base}api/status?{QUIET}", headers)
+            kernels = _json(client, f"http://session{base}api/kernels?{QUIET}", headers)
     except (httpx.HTTPError, OSError, ValueError):
         return None
     finally:

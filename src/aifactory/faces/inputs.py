@@ -283,7 +283,9 @@ class SessionStart(Request):
     """An interactive session: JupyterLab (or a shell in it) as a job of the project."""
 
     project: Name | None = None
-    kind: Kind = Field(Kind.JUPYTER, description="jupyter (JupyterLab) or shell (a terminal)")
+    kind: Annotated[Kind, Field(strict=False)] = Field(
+        Kind.JUPYTER, description="jupyter (JupyterLab) or shell (a terminal)"
+    )
     gpus: int = Field(0, ge=0, le=64)
     cpus: int = Field(1, ge=1, le=4096)
     memory_mb: int = Field(4096, ge=256, le=64 * 1024 * 1024)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Annotated, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Literal, cast
 
 import typer
 
@@ -13,6 +13,9 @@ from aifactory.cli.config import config_path, load, save
 from aifactory.cli.context import client
 from aifactory.cli.formats import print_json, table
 from aifactory.cli.units import JsonFlag
+
+if TYPE_CHECKING:
+    from aifactory.config import Settings
 
 facility_app = typer.Typer(
     help="The facility: nodes, queue, admission (operators).", invoke_without_command=True
@@ -241,15 +244,33 @@ def up(
         typer.echo(f"admin token: {facility.admin_token}")
         if not load():
             typer.echo(f"(saved for the CLI in {save(url, facility.admin_token)})")
-    _say_portal(url, data_dir, facility.admin_password, first_start=bool(facility.admin_token))
+    portal = portal_url(settings, url)
+    _say_portal(portal, data_dir, facility.admin_password, first_start=bool(facility.admin_token))
     if facility.sandbox is not None:
         typer.echo(f"sandbox: {facility.sandbox.describe()}", err=True)
     typer.echo(
-        f"aifactory is up at {url} (portal: {url}/, API docs: {url}/api/v1/docs); data in "
+        f"aifactory is up at {url} (portal: {portal}/, API docs: {url}/api/v1/docs); data in "
         f"{data_dir.resolve()}; CLI config: {config_path()}",
         err=True,
     )
     serve(facility)
+
+
+def portal_url(settings: Settings, url: str) -> str:
+    """Where browsers reach the portal: `public_url`, else `url` on the sessions' domain when
+    that is this machine's (`localhost`: sessions are s<ID>.localhost, and a session sends a
+    visitor who is not signed in to the portal there: the same name keeps one sign-in)."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    local = url.startswith(("http://127.0.0.1:", "http://localhost:"))
+    if local and settings.sessions_domain == "localhost":
+        return "http://localhost:" + url.rsplit(":", 1)[1]
+    typer.echo(
+        "warning: set AIFACTORY_PUBLIC_URL (the portal's address): sessions on "
+        f"s<ID>.{settings.sessions_domain} send visitors who are not signed in there",
+        err=True,
+    )
+    return url
 
 
 def _say_portal(url: str, data_dir: Path, password: str | None, *, first_start: bool) -> None:

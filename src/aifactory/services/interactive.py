@@ -257,9 +257,9 @@ def open_ticket(
     cookie there); refused while the session does not run."""
     job = _may_use(session, principal, job_id)
     if JobState(job.state) is not JobState.RUNNING or job.cancel_requested:
+        now_is = "being stopped" if job.cancel_requested else job.state.lower()
         raise Conflict(
-            f"session {job_id} is {job.state.lower()}: it can be opened while it runs",
-            field="session_id",
+            f"session {job_id} is {now_is}: it can be opened while it runs", field="session_id"
         )
     plain = secrets.token_urlsafe(32)
     token_id = None
@@ -408,8 +408,9 @@ def _view(session: Session, job: Job, row: InteractiveSession, now: float) -> Se
 
 
 def _cost_so_far(session: Session, job: Job, now: float) -> int:
-    """What its attempts cost: those settled as the ledger has them, the running one at its
-    allocation's programme's tariff (before any subsidy, as a charge is)."""
+    """What its attempts cost: those settled as the ledger has them, the running one at the
+    tariff of the programme that reserved it (else of the project's payer now), before any
+    subsidy, as a charge is."""
     settled = session.scalar(
         select(func.coalesce(func.sum(LedgerEntry.cost_cents), 0)).where(
             LedgerEntry.job_id == job.id, LedgerEntry.kind == EntryKind.SETTLE.value
@@ -426,6 +427,18 @@ def _cost_so_far(session: Session, job: Job, now: float) -> int:
         .order_by(LedgerEntry.id.desc())
         .limit(1)
     ).scalar()
+    if programme is None:  # not reserved (budgets not enforced): the project's payer now
+        programme = session.execute(
+            select(Programme)
+            .join(Allocation, Allocation.programme_id == Programme.id)
+            .where(
+                Allocation.project_id == job.project_id,
+                Allocation.valid_from <= now,
+                Allocation.valid_to > now,
+            )
+            .order_by(Allocation.valid_to, Allocation.id)
+            .limit(1)
+        ).scalar()
     if programme is None:
         return total
     tariff = tariff_of(programme)

@@ -57,10 +57,12 @@ def get_session(
 
 @router.delete("/sessions/{session_id}", response_model=SessionOut)
 def stop_session(
-    session_id: SessionId, session: WriteSession, user: CurrentUser, now: Now
+    session_id: SessionId, session: WriteSession, state: StateDep, user: CurrentUser, now: Now
 ) -> SessionOut:
     """Stop it as a job is cancelled: SIGTERM, then its grace; its GPUs go back."""
-    return SessionOut.of(sessions.stop_session(session, user, session_id, now=now), now)
+    stopped = sessions.stop_session(session, user, session_id, now=now)
+    session.info["after_commit"] = state.on_submit  # the loop stops it now, not next tick
+    return SessionOut.of(stopped, now)
 
 
 @router.post("/sessions/{session_id}/open", response_model=SessionOpened)

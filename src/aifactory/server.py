@@ -411,6 +411,9 @@ def app_for(facility: Facility) -> FastAPI:
         gateway_queue_s=facility.settings.gateway_queue_s,
         endpoints_refused=SLURM_ENDPOINTS if facility.settings.executor == "slurm" else None,
         sessions_domain=facility.settings.sessions_domain,
+        open_shell=(
+            facility.executor.open_shell if isinstance(facility.executor, LocalExecutor) else None
+        ),
         public_url=facility.settings.public_url,
     )
     app = facility_app(

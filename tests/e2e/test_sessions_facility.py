@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -266,3 +268,72 @@ def test_an_idle_session_is_stopped_with_the_reason_and_its_gpus_go_back(world: 
     assert done["state"] == "SUCCEEDED"
     events = [e["reason"] for e in world.ann.job(sid)["events"]]
     assert any("idle for" in (r or "") for r in events)
+
+
+def cli(world: World, user: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {
+        **world.facility.env,
+        "AIFACTORY_URL": world.facility.url,
+        "AIFACTORY_TOKEN": world.tokens[user],
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "aifactory", *args],
+        input=stdin, capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+
+
+def test_exec_runs_in_the_jobs_sandbox_as_the_job(world: World, session: dict[str, Any]) -> None:
+    sid = session["id"]
+    script = (
+        "id -u; echo $CUDA_VISIBLE_DEVICES; cat $AIFACTORY_DATASET_CORPUS/data.txt; "
+        "tr -d '\\0' < /proc/1/cmdline; echo; "
+        f"test -e {world.facility.data_dir}/aifactory.db && echo SEES-FACILITY; "
+        "cat; exit 7"
+    )
+    done = cli(world, "ann", "exec", str(sid), "--", "sh", "-c", script, stdin="from stdin\n")
+    assert done.returncode == 7, done.stderr
+    uid, gpu, corpus, init, rest = done.stdout.split("\n", 4)
+    assert uid != "0"
+    assert gpu in ("0", "1", "2")  # its one GPU of the three
+    assert corpus == CORPUS.strip()
+    assert "bwrap" in init  # its PID namespace: pid 1 is the sandbox's
+    assert "SEES-FACILITY" not in rest
+    assert rest.strip() == "from stdin"
+    events = world.ann.audit(action="job.exec")
+    assert any(e["object"] == f"job:{sid}" and e["actor"] == "ann" for e in events)
+
+
+def test_exec_is_for_who_submitted_the_job_and_the_projects_owners(
+    world: World, session: dict[str, Any]
+) -> None:
+    sid = session["id"]
+    other = cli(world, "bob", "exec", str(sid), "--", "true")
+    assert other.returncode != 0
+    assert "not found" in other.stderr
+    member = cli(world, "mia", "exec", str(sid), "--", "true")
+    assert member.returncode != 0
+    assert "only who submitted the job" in member.stderr
+    with pytest.raises(ApiError) as refused:
+        world.bob.exec(sid, ["true"])
+    assert refused.value.status == 404
+    ended = world.ann.submit(["true"], project="nlp")
+    world.ann.wait(ended["id"], timeout_s=60)
+    with pytest.raises(ApiError) as over:
+        world.ann.exec(ended["id"], ["true"])
+    assert over.value.status == 409
+
+
+def test_attach_is_a_terminal_in_the_job(world: World, session: dict[str, Any]) -> None:
+    shell = world.ann.job_shell(session["id"], ["sh", "-i"], tty=True, rows=30, cols=100)
+    try:
+        shell.send(b"stty size; echo $((6*7))-in-the-job\r")
+        seen = b""
+        chunks = shell.output()
+        while b"42-in-the-job" not in seen:
+            seen += next(chunks)
+        assert b"30 100" in seen  # its terminal has this one's size
+        shell.send(b"exit 3\r")
+        rest = b"".join(chunks)
+        assert shell.exit_code == 3, (seen + rest).decode(errors="replace")
+    finally:
+        shell.close()

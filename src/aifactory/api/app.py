@@ -26,6 +26,7 @@ from aifactory.api.routers import (
     facility,
     gdpr,
     inference,
+    job_shell,
     jobs,
     me,
     money,
@@ -121,6 +122,7 @@ def create_app(
     app.include_router(api)
     errors.install(app, pages=pages)
     docs.install(app, prefix=API_PREFIX)
+    job_shell.install(app, API_PREFIX)  # a WebSocket: outside the router's HTTP dependencies
     app.add_middleware(
         BodySizeLimit,
         max_bytes=max_body_bytes,

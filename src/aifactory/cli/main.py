@@ -21,6 +21,7 @@ from aifactory.cli import (
     facility,
     gdpr,
     inference,
+    job_shell,
     jobs,
     permissions,
     queue_control,
@@ -75,6 +76,7 @@ datasets.register(app)
 software.register(app)
 inference.register(app)
 sessions.register(app)
+job_shell.register(app)
 gdpr.register(app)
 permissions.register(app)
 recipes.register(app)

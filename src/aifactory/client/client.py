@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import httpx
+
+if TYPE_CHECKING:
+    from websockets.sync.client import ClientConnection
 
 from aifactory.client.accounting import AccountingCalls
 from aifactory.client.audit import AuditCalls
 from aifactory.client.datasets import DatasetCalls
 from aifactory.client.gdpr import GdprCalls
 from aifactory.client.inference import InferenceCalls
+from aifactory.client.job_shell import ShellCalls
 from aifactory.client.sessions import SessionCalls
 from aifactory.client.software import SoftwareCalls
 
@@ -44,6 +48,7 @@ class Client(
     GdprCalls,
     InferenceCalls,
     SessionCalls,
+    ShellCalls,
     SoftwareCalls,
 ):
     def __init__(
@@ -112,6 +117,19 @@ class Client(
                 for line in response.iter_lines():
                     yield line + "\n"
         except httpx.TransportError as exc:
+            raise Unreachable(f"cannot reach the facility at {self.url}: {exc}") from exc
+
+    def _websocket(self, path: str) -> ClientConnection:
+        from websockets.sync.client import connect
+
+        url = "ws" + self.url.removeprefix("http") + "/api/v1" + path
+        token = self._http.headers.get("Authorization")
+        try:
+            return connect(
+                url, additional_headers={"Authorization": token} if token else None,
+                max_size=None, open_timeout=30,
+            ).__enter__()  # fmt: skip  # closed by its JobShell
+        except OSError as exc:
             raise Unreachable(f"cannot reach the facility at {self.url}: {exc}") from exc
 
     def _send(

@@ -4,7 +4,10 @@ are mixed into it and reach the API only through these methods."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:
+    from websockets.sync.client import ClientConnection
 
 
 class Plumbing:
@@ -30,4 +33,8 @@ class Plumbing:
 
     def _lines(self, path: str, *, params: dict[str, Any] | None = None) -> Iterator[str]:
         """A GET whose answer streams lines (JSON Lines)."""
+        raise NotImplementedError
+
+    def _websocket(self, path: str) -> ClientConnection:
+        """A WebSocket to the API (its first message: refused, ApiError)."""
         raise NotImplementedError

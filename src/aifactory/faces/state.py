@@ -14,6 +14,7 @@ from aifactory.faces.group_commit import GroupCommitter
 from aifactory.faces.principal_cache import PrincipalCache
 from aifactory.scheduler import Policy
 from aifactory.services.environments import BuildTarget
+from aifactory.services.job_shell import ShellOpener
 from aifactory.services.jobs import LogLocator
 from aifactory.services.session import Database, Session
 
@@ -51,6 +52,9 @@ class AppState:
     # (s<ID>.<domain>) and where the portal is (gateway.session_proxy).
     sessions_domain: str = "localhost"
     public_url: str | None = None
+    # Starts a command in a running job's sandbox (the local executor's); None: this
+    # facility's executor cannot (Slurm, for now), and `exec`/`attach` are refused.
+    open_shell: ShellOpener | None = None
     principals: PrincipalCache = field(init=False)
     committer: GroupCommitter = field(init=False)
 

@@ -31,6 +31,7 @@ from aifactory.domain.nodes import Node
 from aifactory.domain.resources import Resources
 from aifactory.executors.base import Attempt, Launch, NodeOffer, Observation, Outcome, Phase
 from aifactory.executors.local import gpus
+from aifactory.executors.local.enter import Shell, open_shell
 from aifactory.executors.local.jobdir import JobDir, read_json, write_json
 from aifactory.executors.sandbox import cgroups, environment
 from aifactory.executors.sandbox.container import TINI, find_runtime
@@ -132,6 +133,14 @@ class LocalExecutor:
         if attempt.number == 1 and not own.root.exists() and JobDir(home).launch.exists():
             return JobDir(home)  # started before attempts had directories of their own
         return own
+
+    def open_shell(
+        self, job_id: int, attempt: int, command: list[str], *, tty: bool, rows: int, cols: int
+    ) -> Shell:
+        """`command` in the running attempt's sandbox (executors.local.enter)."""
+        return open_shell(
+            self.jobdir(Attempt(job_id, attempt)), command, tty=tty, rows=rows, cols=cols
+        )
 
     def log_path(self, job_id: int) -> Path:
         """The latest attempt's log; earlier attempts keep theirs in their own directories."""

@@ -1,0 +1,182 @@
+"""A command run inside a running job's sandbox (`aifactory exec`, `aifactory attach`).
+
+It joins what the job's own command runs in, so it can do no more than the job: the job's
+namespaces (user, mount, PID, network, IPC, UTS, cgroup) through nsenter, with the sandbox's
+root; the project's identity (no capabilities, no new privileges: setpriv); the job's control
+group and CPUs (its memory and process limits count it, and it is killed with the job); the
+job's environment and working directory. It lives in the job's PID namespace, so it ends when
+the attempt does. A job in an image (a container) is not entered this way.
+
+The attempt is named by its own records (launch.json, started.json), which the facility
+writes; the sandbox's init is checked to be still the child of the attempt's bubblewrap, so a
+recycled PID is never entered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import pty
+import shutil
+import struct
+import subprocess
+import termios
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aifactory.executors.local.jobdir import JobDir, read_json
+from aifactory.executors.sandbox import cgroups
+from aifactory.executors.sandbox.launcher import enter_group
+
+NAMESPACES = ("--user", "--mount", "--pid", "--net", "--ipc", "--uts", "--cgroup")
+
+
+class CannotEnter(RuntimeError):
+    """Why the job's sandbox cannot be entered now (said to the caller as it is)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """How to start a command in the attempt's sandbox: `argv(command)` with `env`, and
+    `prepare` between fork and exec (as root: into the job's control group)."""
+
+    init_pid: int
+    uid: int
+    gid: int
+    cwd: str
+    env: dict[str, str]
+    join: tuple[str, ...]
+    cpus: tuple[int, ...]
+
+    def argv(self, command: list[str]) -> list[str]:
+        return [
+            _tool("nsenter"), f"--target={self.init_pid}", *NAMESPACES, "--root",
+            f"--setuid={self.uid}", f"--setgid={self.gid}", "--",
+            "/usr/bin/setpriv", "--no-new-privs", "--",
+            "/usr/bin/env", f"--chdir={self.cwd}", "--", *command,
+        ]  # fmt: skip
+
+    def prepare(self) -> Callable[[], None]:
+        join, cpus = self.join, self.cpus
+        return lambda: enter_group(join, cpus)
+
+
+def entry(jobdir: JobDir) -> Entry:
+    """How to enter the attempt whose directory is `jobdir`, while it runs."""
+    launch = read_json(jobdir.launch)
+    started = read_json(jobdir.started)
+    if not launch or not started or jobdir.exit.exists():
+        raise CannotEnter("the job is not running here")
+    if launch.get("image") is not None:
+        raise CannotEnter("the job runs in a container image: exec into it is not supported")
+    if not launch.get("sandboxed", True):
+        raise CannotEnter("the job runs without a sandbox (a benchmark's baseline)")
+    init, outer = started.get("init_pid"), started.get("pid")
+    if not isinstance(init, int) or not isinstance(outer, int) or _parent(init) != outer:
+        raise CannotEnter("the job's sandbox has ended")
+    sandbox = launch["sandbox"]
+    identity = sandbox["identity"]
+    group = _group(launch)
+    return Entry(
+        init_pid=init,
+        uid=int(identity["uid"]),
+        gid=int(identity["gid"]),
+        cwd=str(sandbox["cwd"]),
+        env={str(k): str(v) for k, v in (sandbox.get("env") or {}).items()},
+        join=tuple(group.join_files()) if group is not None else (),
+        cpus=tuple(int(c) for c in launch.get("cpu_affinity") or ()),
+    )
+
+
+def _group(launch: dict[str, object]) -> cgroups.JobGroup | None:
+    version, name = cgroups.detect(), launch.get("cgroup")
+    if version is None or not isinstance(name, str):
+        return None
+    return cgroups.job_group(version, name)
+
+
+def _parent(pid: int) -> int | None:
+    """The parent of `pid` (from /proc: the fields after the command's closing parenthesis)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name, path="/usr/bin:/bin:/usr/sbin:/sbin")
+    if found is None:
+        raise CannotEnter(f"{name} (util-linux) is not installed on this host")
+    return found
+
+
+@dataclass
+class Shell:
+    """A command started in a sandbox: write its input to `stdin`, read its output (stdout
+    and stderr, one stream; a terminal's with `tty`) from `output`."""
+
+    proc: subprocess.Popen[bytes]
+    stdin: int
+    output: int
+    tty: bool
+
+    def resize(self, rows: int, cols: int) -> None:
+        if self.tty:
+            fcntl.ioctl(self.output, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def close_input(self) -> None:
+        if self.tty:
+            os.write(self.stdin, b"\x04")  # end of input, as a terminal says it
+        elif self.stdin >= 0:
+            os.close(self.stdin)
+            self.stdin = -1
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()  # nsenter; what it started goes with the session's hang-up
+        self.proc.wait()
+        for fd in {self.stdin, self.output} - {-1}:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def start(entry: Entry, command: list[str], *, tty: bool, rows: int = 24, cols: int = 80) -> Shell:
+    """Start `command` in the sandbox `entry` names; a terminal of its own with `tty`."""
+    prepare = entry.prepare()
+    env = {**entry.env, "TERM": entry.env.get("TERM") or "xterm-256color"} if tty else entry.env
+    if tty:
+        master, slave = pty.openpty()
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        try:
+            # A session of its own inside the sandbox, the terminal its controlling one:
+            # job control then never looks for a process group outside its PID namespace.
+            inside = ["/usr/bin/setsid", "--ctty", "--wait", "--", *command]
+            proc = subprocess.Popen(
+                entry.argv(inside), stdin=slave, stdout=slave, stderr=slave, env=env,
+                start_new_session=True, preexec_fn=prepare,
+            )  # fmt: skip
+        finally:
+            os.close(slave)
+        return Shell(proc, master, master, tty=True)
+    read_out, write_out = os.pipe2(os.O_CLOEXEC)
+    read_in, write_in = os.pipe2(os.O_CLOEXEC)
+    try:
+        proc = subprocess.Popen(
+            entry.argv(command), stdin=read_in, stdout=write_out, stderr=write_out, env=env,
+            start_new_session=True, preexec_fn=prepare,
+        )  # fmt: skip
+    finally:
+        os.close(write_out)
+        os.close(read_in)
+    return Shell(proc, write_in, read_out, tty=False)
+
+
+def open_shell(
+    jobdir: JobDir, command: list[str], *, tty: bool, rows: int = 24, cols: int = 80
+) -> Shell:
+    """`command` started in the sandbox of the attempt whose directory is `jobdir`."""
+    return start(entry(jobdir), command, tty=tty, rows=rows, cols=cols)

@@ -231,6 +231,11 @@ SLURM_ENDPOINTS = (
     "its node, out of the gateway's reach: endpoints need the local executor for now "
     "(docs/inference.md)"
 )
+SLURM_SESSIONS = (
+    "this facility runs its jobs on Slurm, and a session's notebook server listens on a Unix "
+    "socket on its node, out of the facility's reach: interactive sessions, exec and attach "
+    "need the local executor for now (docs/sessions.md)"
+)
 FIRST_PASSWORD_FILE = "initial-admin-password"  # noqa: S105 - a file name
 
 
@@ -410,6 +415,7 @@ def app_for(facility: Facility) -> FastAPI:
         gateway_cold_start_s=facility.settings.gateway_cold_start_s,
         gateway_queue_s=facility.settings.gateway_queue_s,
         endpoints_refused=SLURM_ENDPOINTS if facility.settings.executor == "slurm" else None,
+        sessions_refused=SLURM_SESSIONS if facility.settings.executor == "slurm" else None,
         sessions_domain=facility.settings.sessions_domain,
         open_shell=(
             facility.executor.open_shell if isinstance(facility.executor, LocalExecutor) else None

@@ -94,6 +94,13 @@ def test_jobs_run_on_slurm_with_their_outcomes(
             api.create_endpoint("served", project="default", source_job=ok["id"])
         assert refused.value.status == 409
         assert "endpoints need the local executor" in str(refused.value)
+        with pytest.raises(ApiError) as no_session:  # a notebook's socket: the same
+            api.start_session(project="default")
+        assert no_session.value.status == 409
+        assert "sessions, exec and attach need the local executor" in str(no_session.value)
+        with pytest.raises(ApiError) as no_exec:
+            api.exec(ok["id"], ["true"])
+        assert no_exec.value.status in (409, 404)
     ran = slurm_job_of(facility, slurm, ok["id"])
     assert ran.account == "default"  # the project's Slurm account, made for it
     assert ran.tres["gres/gpu"] == 2

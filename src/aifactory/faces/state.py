@@ -48,6 +48,8 @@ class AppState:
     # Why this facility serves no endpoints (a Slurm facility: a node's Unix socket is out of the
     # gateway's reach), or None.
     endpoints_refused: str | None = None
+    # Why this facility starts no interactive sessions (a Slurm facility, for now), or None.
+    sessions_refused: str | None = None
     # config.Settings.sessions_domain / public_url: the interactive sessions' own origins
     # (s<ID>.<domain>) and where the portal is (gateway.session_proxy).
     sessions_domain: str = "localhost"

@@ -206,6 +206,8 @@ def _start(
     and the status to answer with."""
     try:
         body = SessionStart.model_validate_json(json.dumps(start_input(typed)))
+        if state.sessions_refused is not None:
+            raise Conflict(state.sessions_refused, field="kind")
         with state.db.session() as session:
             started = service.start_session(
                 session,

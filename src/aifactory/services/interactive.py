@@ -37,6 +37,7 @@ from aifactory.domain.permissions import Action, Role
 from aifactory.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from aifactory.governance import audit
 from aifactory.services.auth import hash_token, principal_of
+from aifactory.services.gateway import price_of
 from aifactory.services.jobs import cancel_job, get_job, submit_job
 from aifactory.services.principal import Principal
 from aifactory.store.models import (
@@ -428,17 +429,9 @@ def _cost_so_far(session: Session, job: Job, now: float) -> int:
         .limit(1)
     ).scalar()
     if programme is None:  # not reserved (budgets not enforced): the project's payer now
-        programme = session.execute(
-            select(Programme)
-            .join(Allocation, Allocation.programme_id == Programme.id)
-            .where(
-                Allocation.project_id == job.project_id,
-                Allocation.valid_from <= now,
-                Allocation.valid_to > now,
-            )
-            .order_by(Allocation.valid_to, Allocation.id)
-            .limit(1)
-        ).scalar()
+        payer = price_of(session, job.project_id, now).allocation_id
+        allocation = session.get(Allocation, payer) if payer is not None else None
+        programme = session.get(Programme, allocation.programme_id) if allocation else None
     if programme is None:
         return total
     tariff = tariff_of(programme)

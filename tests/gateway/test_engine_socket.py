@@ -49,7 +49,7 @@ def test_a_link_in_its_place_is_refused(tmp_path: Path, listening: Path) -> None
     work.mkdir()
     (work / "engine.sock").symlink_to(listening)
     with (
-        pytest.raises(OSError, match="not the replica's own socket"),
+        pytest.raises(OSError, match="not the job's own socket"),
         engine_socket(work / "engine.sock"),
     ):
         pass
@@ -65,7 +65,7 @@ def test_a_socket_of_another_owner_is_refused(tmp_path: Path) -> None:
     try:
         os.chown(work / "engine.sock", 12345, 12345, follow_symlinks=False)
         with (
-            pytest.raises(OSError, match="not the replica's own socket"),
+            pytest.raises(OSError, match="not the job's own socket"),
             engine_socket(work / "engine.sock"),
         ):
             pass

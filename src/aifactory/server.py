@@ -210,17 +210,24 @@ def housekeeping(settings: Settings, db: Database) -> Callable[[float], None]:
     book_tokens = TokenBooker(db)
     purged = [-1.0]
 
-    def run(now: float) -> None:
-        erasure.advance(db, now, data_root=settings.datasets_dir, jobs_dir=settings.jobs_dir)
-        sample(now)
-        scale(now)
-        cull(now)
-        book_tokens(now)
+    def purge(now: float) -> None:
         if now - purged[0] >= SESSIONS_PURGE_EVERY_S:
             purged[0] = now
             with db.session() as session:
                 purge_sessions(session, now=now)
                 purge_passes(session, now=now)
+
+    def advance(now: float) -> None:
+        erasure.advance(db, now, data_root=settings.datasets_dir, jobs_dir=settings.jobs_dir)
+
+    steps = (advance, sample, scale, cull, book_tokens, purge)
+
+    def run(now: float) -> None:
+        for step in steps:  # each on its own: one that fails leaves the others their turn
+            try:
+                step(now)
+            except Exception:
+                log.exception("housekeeping: %s failed", getattr(step, "__name__", step))
 
     return run
 

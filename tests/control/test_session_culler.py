@@ -4,13 +4,24 @@ job, never waits for a server, and does not take a server's word forever."""
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from aifactory.control.interactive import STALE_ROUNDS, Running, SessionCuller
+from aifactory.control.interactive import (
+    MAX_COUNT,
+    PROBE_S,
+    STALE_ROUNDS,
+    Running,
+    SessionCuller,
+    ask_server,
+)
+from aifactory.domain import interactive
 from aifactory.domain.interactive import Activity, SessionSpec
 from aifactory.domain.jobs import JobState
 from aifactory.services.auth import principal_of
@@ -153,3 +164,74 @@ def test_the_loop_never_waits_for_a_server(facility: Database) -> None:
     culler(T0 + 2)  # its question is still out: not asked twice
     assert len(servers.asked) <= 1
     servers.hang.clear()
+
+
+class LyingServer:
+    """A session's server that is the project's code, on a real socket: it answers `reply`
+    to whatever it is asked but its kernels (none), a byte every `drip_s` if set."""
+
+    def __init__(self, path: Path, reply: bytes, drip_s: float = 0.0) -> None:
+        self.reply, self.drip_s = reply, drip_s
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(path))
+        self.listener.listen(8)
+        self.stopped = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                asked = conn.recv(65536)
+                reply = _answer([]) if b"/api/kernels" in asked else self.reply
+                try:
+                    if self.drip_s:
+                        for byte in reply:
+                            if self.stopped.wait(self.drip_s):
+                                return
+                            conn.sendall(bytes([byte]))
+                    else:
+                        conn.sendall(reply)
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.listener.close()
+
+
+def _answer(body: object) -> bytes:
+    data = json.dumps(body).encode()
+    return b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n" + data
+
+
+def test_a_server_claiming_absurd_counts_breaks_nothing(facility: Database, tmp_path: Path) -> None:
+    sid, other = a_session(facility), a_session(facility)
+    for job_id in (sid, other):
+        (tmp_path / str(job_id) / "work").mkdir(parents=True)
+    status = {"connections": 10**30, "last_activity": "2026-01-01T00:00:00Z"}
+    liar = LyingServer(tmp_path / str(sid) / "work" / interactive.SOCKET, _answer(status))
+    try:
+        said = ask_server(Running(sid, T0, tmp_path / str(sid) / "work" / interactive.SOCKET, "t"))
+        assert said is not None
+        assert said.connections == MAX_COUNT  # within reason: a column holds it
+        culler = SessionCuller(facility, tmp_path, every_s=EVERY_S)
+        rounds(culler, T0 + 1, T0 + 2)
+        rounds(culler, T0 + IDLE_S + 5)  # the other, never answering, is still culled
+        assert row(facility, other)[1].cancel_requested
+    finally:
+        liar.stop()
+
+
+def test_a_server_that_answers_a_byte_at_a_time_is_cut_off(tmp_path: Path) -> None:
+    path = tmp_path / "slow.sock"
+    drip = LyingServer(path, _answer({"connections": 0}), drip_s=0.2)
+    try:
+        began = time.monotonic()
+        assert ask_server(Running(1, T0, path, "t")) is None
+        assert time.monotonic() - began < PROBE_S + 1
+    finally:
+        drip.stop()

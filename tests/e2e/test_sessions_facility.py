@@ -337,3 +337,27 @@ def test_attach_is_a_terminal_in_the_job(world: World, session: dict[str, Any]) 
         assert shell.exit_code == 3, (seen + rest).decode(errors="replace")
     finally:
         shell.close()
+
+
+def test_commands_that_read_nothing_hold_nothing_and_end_with_their_exchange(
+    world: World, session: dict[str, Any]
+) -> None:
+    sid = session["id"]
+    shells = [world.ann.job_shell(sid, ["sleep", "120"]) for _ in range(3)]
+    try:
+        for shell in shells:  # more than a pipe holds: the writes wait, in no thread
+            shell.send(b"x" * 256 * 1024)
+        began = time.monotonic()
+        assert world.bob.sessions() == []  # the API answers meanwhile
+        assert time.monotonic() - began < 5
+    finally:
+        for shell in shells:
+            shell.close()
+    deadline = time.monotonic() + 20  # a write waits at most WRITE_S: then the exchange ends
+    while True:
+        seen: list[bytes] = []
+        world.ann.exec(sid, ["ps", "-eo", "args"], output=seen.append)
+        if b"sleep 120" not in b"".join(seen) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert b"sleep 120" not in b"".join(seen)  # killed with their exchange

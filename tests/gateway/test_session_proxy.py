@@ -76,8 +76,11 @@ class HostileServer:
             [
                 ("Content-Type", "application/json"),
                 ("Set-Cookie", "mine=1; Path=/; Domain=localhost"),
+                ("Set-Cookie", "spaced=1; Path=/; Domain\t =localhost"),
                 ("Set-Cookie", f"{PORTAL_COOKIE}=forged; Path=/"),
                 ("Set-Cookie", "aifactory_s=forged; Path=/"),
+                ("Set-Cookie", "AIFACTORY_login=forged; Path=/"),
+                ("Set-Cookie", "__Host-aifactory_s=forged; Path=/; Secure"),
             ]
         )
         return Response(HTTPStatus.OK, "OK", headers, body.encode())
@@ -206,7 +209,7 @@ def test_the_server_gets_its_own_token_never_the_facilitys_cookies(world: World)
     assert cookie not in answer.text
     # What it may set: cookies of its own origin (no Domain); never the facility's.
     set_cookies = answer.headers.get_list("set-cookie")
-    assert set_cookies == ["mine=1; Path=/"]
+    assert set_cookies == ["mine=1; Path=/", "spaced=1; Path=/"]
 
 
 def test_an_api_token_of_someone_who_may_use_it_works_and_is_not_passed_on(world: World) -> None:
@@ -315,3 +318,29 @@ def test_websockets_pass_frames_both_ways_from_the_sessions_own_pages(world: Wor
     assert cookie not in json.dumps(headers)
     with pytest.raises(InvalidStatus):  # another site's page: refused before any upgrade
         asyncio.run(talk("http://evil.example"))
+
+
+def test_a_change_comes_from_the_sessions_own_pages_only(world: World) -> None:
+    """Another session's page (same site under a real domain) posts with the victim's cookie:
+    refused before the server sees it; the session's own pages and API clients pass."""
+    cookie = world.enter()
+    path = f"/sessions/{world.session_id}/api/shutdown"
+    base = {"Cookie": f"aifactory_s={cookie}", "Accept": "application/json"}
+    before = len(world.hostile.seen)
+    for forged in (
+        {"Origin": f"http://{world.host(world.other_id)}"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Sec-Fetch-Site": "cross-site"},
+    ):
+        answer = httpx.post(
+            world.server.url + path, headers={"Host": world.host(), **base, **forged}, timeout=10
+        )
+        assert answer.status_code == 403, forged
+    assert len(world.hostile.seen) == before  # none reached it
+    own = {"Origin": f"http://{world.host()}", "Sec-Fetch-Site": "same-origin"}
+    for allowed in (own, {}):  # its own page; a client that is no page
+        answer = httpx.post(
+            world.server.url + path, headers={"Host": world.host(), **base, **allowed}, timeout=10
+        )
+        assert answer.status_code == 200, allowed

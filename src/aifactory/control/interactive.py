@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,7 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -41,6 +41,7 @@ log = logging.getLogger("aifactory.sessions")
 ACTOR = "idle culler"
 PROBE_S = 3.0
 MAX_ANSWER = 1024 * 1024
+MAX_COUNT = 1_000_000
 STALE_ROUNDS = 3
 QUIET = "no_track_activity=1"
 SOON_S = 1.0  # how often a session whose server has not answered yet is asked
@@ -84,13 +85,13 @@ class SessionCuller:
             if future.done() and future.exception() is None
         }
         waiting = {j: f for j, f in self._asked.items() if not f.done()}
+        self._asked = waiting  # what was answered is taken, whatever happens next
         running = self._running()
         due = []
         if running:
             with self.db.session() as session:
                 for one in running:
-                    said = answered.get(one.job_id)
-                    fresh = _record(session, one, said, now, self.every_s)
+                    fresh = _record_apart(session, one, answered.get(one.job_id), now, self.every_s)
                     if one.job_id not in waiting and (
                         not fresh or now - self._asked_at.get(one.job_id, -1e18) >= self.every_s
                     ):
@@ -117,6 +118,19 @@ class SessionCuller:
             )
             for job_id, started_at, token in rows
         ]
+
+
+def _record_apart(
+    session: Session, running: Running, said: Activity | None, now: float, every_s: float
+) -> bool:
+    """`_record` in a savepoint of its own: one session whose record fails (what its server
+    said, or its state) leaves the others' and the round's."""
+    try:
+        with session.begin_nested():
+            return _record(session, running, said, now, every_s)
+    except Exception:
+        log.exception("session %d: could not record what its server said", running.job_id)
+        return True
 
 
 def _record(
@@ -160,44 +174,58 @@ def _seen(row: InteractiveSession, now: float, every_s: float) -> Activity | Non
 
 
 def ask_server(running: Running) -> Activity | None:
-    """What the session's server says of itself (`/api/status`, `/api/kernels`), or None."""
-    try:
-        fd = open_job_socket(running.socket)
-    except OSError:
-        return None
+    """What the session's server says of itself (`/api/status`, `/api/kernels`), or None:
+    both asked within `PROBE_S` in all, whatever the server does (it is the project's code)."""
+    deadline = time.monotonic() + PROBE_S
     base = interactive.base_path(running.job_id)
-    headers = {"Authorization": f"token {running.token}"}
     try:
-        transport = httpx.HTTPTransport(uds=f"/proc/self/fd/{fd}")
-        with httpx.Client(transport=transport, timeout=PROBE_S) as client:
-            # asking is no activity (the server counts API calls, but not with this flag)
-            status = _json(client, f"http://session{base}api/status?{QUIET}", headers)
-            kernels = _json(client, f"http://session{base}api/kernels?{QUIET}", headers)
-    except (httpx.HTTPError, OSError, ValueError):
+        # asking is no activity (the server counts API calls, but not with this flag)
+        status = _get(running, f"{base}api/status?{QUIET}", deadline)
+        kernels = _get(running, f"{base}api/kernels?{QUIET}", deadline)
+    except (OSError, ValueError):
         return None
-    finally:
-        os.close(fd)
     if not isinstance(status, dict) or not isinstance(kernels, list):
         return None
     busy = sum(1 for k in kernels if isinstance(k, dict) and k.get("execution_state") == "busy")
     return Activity(
         _moment(status.get("last_activity")),
-        connections=int(status.get("connections") or 0),
-        busy_kernels=busy,
+        connections=_count(status.get("connections")),
+        busy_kernels=min(busy, MAX_COUNT),
     )
 
 
-def _json(client: httpx.Client, url: str, headers: dict[str, str]) -> object:
-    deadline = time.monotonic() + PROBE_S
-    with client.stream("GET", url, headers=headers) as answer:
-        if answer.status_code != 200:
-            raise ValueError(f"{url}: {answer.status_code}")
-        body = b""
-        for chunk in answer.iter_bytes():
-            body += chunk
-            if len(body) > MAX_ANSWER or time.monotonic() > deadline:
-                raise ValueError("answer too long or too slow")
+def _get(running: Running, target: str, deadline: float) -> object:
+    """One HTTP/1.0 GET on the server's own socket (it closes after answering), read to its
+    end before `deadline`; its JSON body."""
+    fd = open_job_socket(running.socket)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(max(0.01, deadline - time.monotonic()))
+            conn.connect(f"/proc/self/fd/{fd}")
+            conn.sendall(
+                f"GET {target} HTTP/1.0\r\nHost: session\r\n"
+                f"Authorization: token {running.token}\r\n\r\n".encode()
+            )
+            answer = bytearray()
+            while chunk := conn.recv(65536):
+                answer += chunk
+                left = deadline - time.monotonic()
+                if len(answer) > MAX_ANSWER or left <= 0:
+                    raise ValueError("answer too long or too slow")
+                conn.settimeout(left)
+    finally:
+        os.close(fd)
+    head, _, body = bytes(answer).partition(b"\r\n\r\n")
+    if not head.startswith((b"HTTP/1.0 200", b"HTTP/1.1 200")):
+        raise ValueError(f"{target}: {head[:40]!r}")
     return json.loads(body)
+
+
+def _count(value: object) -> int:
+    """A count the server claims, kept within reason (a column holds it)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return 0
+    return max(0, min(value, MAX_COUNT))
 
 
 def _moment(value: object) -> float | None:

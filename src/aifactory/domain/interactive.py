@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 SOCKET = ".aifactory-notebook.sock"  # in the job's own directory (hidden in the file browser)
 BASE_PATH = "/sessions/{id}/"  # the notebook server's base URL, on the session's own origin
+TOKEN_ENV = "JUPYTER_TOKEN"  # noqa: S105 - the variable's name (job views hide its value)
 ENTER = "_aifactory/enter"  # below the base path: where a ticket is traded for a cookie
 MIN_IDLE_S, MAX_IDLE_S = 60.0, 7 * 86400.0
 DEFAULT_IDLE_S = 1800.0

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import os
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
@@ -79,6 +80,8 @@ WS_HEADERS_DROPPED = HOP_BY_HOP | {
     "origin",
 }
 WS_MAX_MESSAGE = 64 * 1024 * 1024
+MAX_WEBSOCKETS = 64  # open at once per session (kernels, terminals; each tab has a few)
+SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 TIMEOUT = httpx.Timeout(connect=5.0, read=600.0, write=600.0, pool=10.0)
 CLIENT_IDLE_S = 60.0
 
@@ -102,6 +105,7 @@ class SessionProxy:
         self.state = state
         self._passes: dict[tuple[str, int], tuple[sessions.Route, float]] = {}
         self._servers: dict[int, _Server] = {}
+        self._sockets: Counter[int] = Counter()  # open WebSockets by session
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
@@ -136,6 +140,9 @@ class SessionProxy:
         route = await self._route(job_id, scope)
         if route is None:
             await self._unauthenticated(job_id, scope, send)
+            return
+        if scope["type"] == "http" and not _from_its_own_pages(scope):
+            await _plain(scope, send, 403, "a change to a session comes from its own pages only")
             return
         if scope["type"] == "websocket":
             await self._websocket(route, scope, receive, send)
@@ -315,11 +322,15 @@ class SessionProxy:
         if _header(scope, "origin") not in (None, f"{scheme}://{host}"):
             await send({"type": "websocket.close", "code": 1008})  # another site's page
             return
+        if self._sockets[route.job_id] >= MAX_WEBSOCKETS:
+            await send({"type": "websocket.close", "code": 1013})  # try again later
+            return
         try:
             fd = open_job_socket(route.socket)
         except OSError:
             await send({"type": "websocket.close", "code": 1011})
             return
+        self._sockets[route.job_id] += 1
         target = scope["raw_path"].decode("latin-1") if scope.get("raw_path") else scope["path"]
         if scope.get("query_string"):
             target += "?" + scope["query_string"].decode("latin-1")
@@ -331,6 +342,7 @@ class SessionProxy:
                 origin=None,
                 subprotocols=_subprotocols(scope),
                 max_size=WS_MAX_MESSAGE,
+                max_queue=2,  # what the server sends waits in its socket, not in memory here
                 compression=None,
                 open_timeout=10,
             ) as upstream:
@@ -341,6 +353,9 @@ class SessionProxy:
                 await send({"type": "websocket.close", "code": 1011})
         finally:
             os.close(fd)
+            self._sockets[route.job_id] -= 1
+            if not self._sockets[route.job_id]:
+                del self._sockets[route.job_id]
 
 
 async def _pump(upstream: ClientConnection, receive: Receive, send: Send) -> None:
@@ -452,13 +467,30 @@ def _downstream_headers(items: list[tuple[str, str]]) -> list[tuple[bytes, bytes
 
 
 def _own_cookie(value: str) -> str | None:
-    """A cookie the session's server sets, kept to its own host: no Domain attribute, and
-    never one of the facility's names."""
-    parts = [p.strip() for p in value.split(";")]
-    name = parts[0].split("=", 1)[0].strip()
-    if not name or name in FACILITY_COOKIES or name.lower().startswith("__host-aifactory"):
+    """A cookie the session's server sets, kept to its own host: no Domain attribute (however
+    spelt), and never a name of the facility's (aifactory…, with or without a prefix)."""
+    name, *attributes = value.split(";")
+    plain = name.split("=", 1)[0].strip().lower()
+    for prefix in ("__host-", "__secure-"):
+        plain = plain.removeprefix(prefix)
+    if not plain or plain.startswith("aifactory"):
         return None
-    return "; ".join(p for p in parts if not p.lower().startswith("domain="))
+    kept = [a for a in attributes if a.split("=", 1)[0].strip().lower() != "domain"]
+    return ";".join([name, *kept])
+
+
+def _from_its_own_pages(scope: Scope) -> bool:
+    """A request that may change something (not GET, HEAD, OPTIONS) comes from the session's
+    own pages, or from no page at all (an API client): never from another site's page, such
+    as another session's (browsers say where from: Origin, Sec-Fetch-Site)."""
+    if scope["method"] in SAFE:
+        return True
+    origin = _header(scope, "origin")
+    scheme = "https" if scope.get("scheme") == "https" else "http"
+    if origin is not None and origin != f"{scheme}://{_header(scope, 'host')}":
+        return False
+    fetched = _header(scope, "sec-fetch-site")
+    return fetched is None or fetched in ("same-origin", "none")
 
 
 async def _body(receive: Receive) -> bytes | AsyncIterator[bytes]:

@@ -133,7 +133,7 @@ def start_session(
     job_spec = JobSpec(
         name=f"{spec.kind.value}-session",
         command=("sh", "-c", NOTEBOOK_SCRIPT, _python(spec.environment), interactive.SOCKET),
-        env={"JUPYTER_TOKEN": token},
+        env={interactive.TOKEN_ENV: token},
         gpus_per_node=spec.gpus,
         cpus_per_node=spec.cpus,
         memory_mb_per_node=spec.memory_mb,

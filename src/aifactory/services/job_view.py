@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from aifactory.domain.interactive import TOKEN_ENV
 from aifactory.domain.placement import NodeShare, placement_of
 from aifactory.store.models import Job, Project, User
 from aifactory.store.names import names_of
@@ -57,6 +58,9 @@ class JobView:
     placement: dict[str, NodeShare] = field(default_factory=dict)
 
 
+HIDDEN = "(hidden: a session's notebook token)"
+
+
 def views_of(session: Session, jobs: Iterable[Job]) -> list[JobView]:
     """Views of a page of jobs, in order: two name queries, whatever the page holds."""
     jobs = list(jobs)
@@ -81,7 +85,7 @@ def _view(job: Job, project: str, owner: str) -> JobView:
         state=job.state,
         state_reason=job.state_reason,
         command=list(job.command),
-        env=dict(job.env),
+        env={k: HIDDEN if k == TOKEN_ENV else v for k, v in job.env.items()},
         working_dir=job.working_dir,
         gpus_per_node=job.gpus_per_node,
         nodes=job.nodes,

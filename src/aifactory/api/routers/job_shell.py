@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import os
+from collections import Counter
 from dataclasses import replace
 from typing import Any
 
@@ -31,6 +32,9 @@ from aifactory.services.job_shell import shell_target
 
 READ_BYTES = 65536
 QUEUED = 64
+WRITE_S = 10.0  # a command that takes none of its waiting input this long: the end
+MAX_SHELLS_PER_USER = 8  # per API process
+_open_shells: Counter[int] = Counter()  # user id → commands they have running through here
 FIRST_MESSAGE_S = 30.0
 
 
@@ -42,7 +46,7 @@ async def job_exec(websocket: WebSocket, job_id: int) -> None:
     state: AppState = websocket.app.state.aifactory
     await websocket.accept()
     try:
-        shell = await _open(websocket, state, job_id)
+        shell, user_id = await _open(websocket, state, job_id)
     except AifactoryError as refused:
         await _refuse(websocket, refused)
         return
@@ -51,6 +55,7 @@ async def job_exec(websocket: WebSocket, job_id: int) -> None:
     try:
         await _pump(websocket, shell)
     finally:
+        _open_shells[user_id] -= 1
         await run_in_threadpool(shell.close)
     if websocket.client_state is WebSocketState.CONNECTED:
         with contextlib.suppress(Exception):
@@ -58,7 +63,7 @@ async def job_exec(websocket: WebSocket, job_id: int) -> None:
             await websocket.close()
 
 
-async def _open(websocket: WebSocket, state: AppState, job_id: int) -> Shell:
+async def _open(websocket: WebSocket, state: AppState, job_id: int) -> tuple[Shell, int]:
     header = websocket.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     asked = await asyncio.wait_for(websocket.receive_text(), FIRST_MESSAGE_S)
@@ -74,22 +79,30 @@ async def _open(websocket: WebSocket, state: AppState, job_id: int) -> Shell:
     rows, cols = _size(request.get("rows", 24), "rows"), _size(request.get("cols", 80), "cols")
     source = websocket.client.host if websocket.client else None
 
-    def check() -> int:
+    def check() -> tuple[int, int]:
         with state.db.session() as session:
             principal = authenticate(session, token if scheme.lower() == "bearer" else None, now)
             principal = replace(principal, source=source)
-            return shell_target(session, principal, job_id, command, tty=tty, now=now)
+            attempt = shell_target(session, principal, job_id, command, tty=tty, now=now)
+            return attempt, principal.user_id
 
     now = state.clock()
-    attempt = await run_in_threadpool(check)
+    attempt, user_id = await run_in_threadpool(check)
     if state.open_shell is None:
         raise Conflict("this facility's executor cannot run a command in a job (Slurm: not yet)")
+    if _open_shells[user_id] >= MAX_SHELLS_PER_USER:
+        raise Conflict(
+            f"you have {MAX_SHELLS_PER_USER} commands running in jobs: end one first",
+            field="command",
+        )
     try:
-        return await run_in_threadpool(
+        shell = await run_in_threadpool(
             state.open_shell, job_id, attempt, command, tty=tty, rows=rows, cols=cols
         )
     except CannotEnter as reason:
         raise Conflict(f"job {job_id}: {reason}") from None
+    _open_shells[user_id] += 1
+    return shell, user_id
 
 
 def _size(value: Any, field: str) -> int:
@@ -108,6 +121,8 @@ async def _pump(websocket: WebSocket, shell: Shell) -> None:
     def readable() -> None:
         try:
             data = os.read(shell.output, READ_BYTES)
+        except BlockingIOError:
+            return
         except OSError:  # a terminal whose processes are gone: EIO
             data = b""
         chunks.put_nowait(data)
@@ -115,6 +130,8 @@ async def _pump(websocket: WebSocket, shell: Shell) -> None:
             loop.remove_reader(shell.output)
             paused[0] = bool(data)
 
+    for fd in {shell.output, shell.stdin} - {-1}:
+        os.set_blocking(fd, False)  # the event loop reads and writes them: never a thread
     loop.add_reader(shell.output, readable)
 
     async def down() -> None:
@@ -134,7 +151,7 @@ async def _pump(websocket: WebSocket, shell: Shell) -> None:
                 return
             if message.get("bytes") is not None:
                 if shell.stdin >= 0:
-                    await run_in_threadpool(os.write, shell.stdin, message["bytes"])
+                    await _write(loop, shell.stdin, message["bytes"])
             elif message.get("text") is not None:
                 _control(shell, message["text"])
 
@@ -148,6 +165,23 @@ async def _pump(websocket: WebSocket, shell: Shell) -> None:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.gather(sending, receiving)
+
+
+async def _write(loop: asyncio.AbstractEventLoop, fd: int, data: bytes) -> None:
+    """All of `data` to the command's input, as fast as it reads it: meanwhile no more input
+    is taken from the client (its sends wait); a command that takes none of it for
+    `WRITE_S` ends the exchange (TimeoutError): a client gone meanwhile is noticed then."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            writable = loop.create_future()
+            loop.add_writer(fd, writable.set_result, None)
+            try:
+                await asyncio.wait_for(writable, WRITE_S)
+            finally:
+                loop.remove_writer(fd)
 
 
 def _control(shell: Shell, text: str) -> None:

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from aifactory.executors.local.jobdir import JobDir, read_json
 from aifactory.executors.sandbox import cgroups
 from aifactory.executors.sandbox.launcher import enter_group
@@ -136,8 +138,17 @@ class Shell:
             self.stdin = -1
 
     def close(self) -> None:
+        """The command and what it started (still its descendants) are killed, then nsenter:
+        none of it outlives the exchange (what it detached ends with the job)."""
+        try:
+            started = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.Error:
+            started = []
+        for process in started:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
         if self.proc.poll() is None:
-            self.proc.kill()  # nsenter; what it started goes with the session's hang-up
+            self.proc.kill()
         self.proc.wait()
         for fd in {self.stdin, self.output} - {-1}:
             with contextlib.suppress(OSError):

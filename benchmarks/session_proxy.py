@@ -4,8 +4,9 @@ A real facility (`python -m aifactory up`, SQLite, the local executor, the real 
 the job's sandbox). In one run:
 
 - start: from `POST /sessions` to JupyterLab's page answering 200 through the proxy (the
-  session is queued, admitted, started, its server comes up, the portal's ticket is traded
-  for the session's cookie), for `--starts` sessions one after another on an idle facility;
+  session is queued, admitted, started, its server comes up, the link's page is shown and its
+  button trades the ticket for the session's cookie), for `--starts` sessions one after
+  another on an idle facility;
 - a 1 MB notebook saved (`PUT api/contents`), `--saves` times, through the proxy and directly
   on the server's socket (with its token, as the proxy reaches it), interleaved; p50/p99;
 - a kernel round trip (an `execute_request` of `pass` until its `execute_reply`, on one open
@@ -32,7 +33,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect, unix_connect
@@ -71,7 +72,12 @@ def start_and_open(facility: FacilityProcess, api: Client) -> tuple[float, int, 
     browser = httpx.Client(
         base_url=facility.url, headers={"Host": parts.netloc}, timeout=60, follow_redirects=False
     )
-    entered = browser.get(f"{parts.path}?{parts.query}")
+    assert browser.get(f"{parts.path}?{parts.query}").status_code == 200  # whose, as whom
+    entered = browser.post(
+        parts.path,
+        data={"ticket": dict(parse_qsl(parts.query))["ticket"]},
+        headers={"Origin": f"http://{parts.netloc}"},
+    )  # its button
     assert entered.status_code == 303, entered.text
     browser.headers["Cookie"] = entered.headers["set-cookie"].split(";")[0]
     while browser.get(f"/sessions/{sid}/lab", headers={"Accept": "text/html"}).status_code != 200:

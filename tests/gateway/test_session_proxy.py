@@ -123,12 +123,23 @@ class World:
             admin = principal_of(s, user_by_name(s, "admin"))
             return open_ticket(s, admin, session_id or self.session_id, now=time.time())
 
+    def post(self, path: str, *, session_id: int | None = None, **kw: Any) -> httpx.Response:
+        headers = {"Host": self.host(session_id), **kw.pop("headers", {})}
+        return httpx.post(self.server.url + path, headers=headers, timeout=10, **kw)
+
+    def trade(self, ticket: str, session_id: int | None = None, **headers: str) -> httpx.Response:
+        """The confirmation page's button: its POST, from its own page."""
+        sid = session_id or self.session_id
+        own = {"Origin": f"http://{self.host(sid)}", **headers}
+        return self.post(
+            f"/sessions/{sid}/_aifactory/enter", session_id=sid, data={"ticket": ticket},
+            headers=own,
+        )  # fmt: skip
+
     def enter(self, session_id: int | None = None) -> str:
         """The cookie of the session's origin, through a fresh ticket."""
         sid = session_id or self.session_id
-        entered = self.get(
-            f"/sessions/{sid}/_aifactory/enter?ticket={self.ticket(sid)}", session_id=sid
-        )
+        entered = self.trade(self.ticket(sid), sid)
         assert entered.status_code == 303, entered.text
         return entered.headers["set-cookie"].split(";")[0].split("=", 1)[1]
 
@@ -179,7 +190,15 @@ def world(live_server: LiveServer) -> Iterator[World]:
 def test_a_ticket_is_traded_once_for_a_cookie_of_the_sessions_origin_alone(world: World) -> None:
     ticket = world.ticket()
     path = f"/sessions/{world.session_id}/_aifactory/enter?ticket={ticket}"
-    entered = world.get(path)
+    shown = world.get(path)  # first whose session it opens, and as whom
+    assert shown.status_code == 200
+    assert f"Open session {world.session_id}?" in shown.text
+    assert "signed in as\n<b>admin</b>" in shown.text
+    assert shown.headers["x-frame-options"] == "DENY"  # no page frames it to click it
+    assert shown.headers["referrer-policy"] == "same-origin"  # its ticket goes nowhere else
+    elsewhere = world.trade(ticket, Origin="http://s999.localhost")  # another page's button
+    assert elsewhere.status_code == 403
+    entered = world.trade(ticket)
     assert entered.status_code == 303
     assert entered.headers["location"] == f"/sessions/{world.session_id}/lab"
     cookie = entered.headers["set-cookie"]
@@ -187,9 +206,10 @@ def test_a_ticket_is_traded_once_for_a_cookie_of_the_sessions_origin_alone(world
     assert "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie
     assert "Domain" not in cookie
-    assert world.get(path).status_code == 404  # once
-    other = f"/sessions/{world.other_id}/_aifactory/enter?ticket={world.ticket()}"
-    assert world.get(other, session_id=world.other_id).status_code == 404  # another's ticket
+    assert world.trade(ticket).status_code == 404  # once
+    assert world.get(path).status_code == 404
+    other = world.ticket()
+    assert world.trade(other, world.other_id).status_code == 404  # another session's door
 
 
 def test_the_server_gets_its_own_token_never_the_facilitys_cookies(world: World) -> None:

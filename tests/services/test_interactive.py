@@ -146,6 +146,9 @@ def test_a_ticket_is_used_once_within_its_minute_for_its_session_only(world: Dat
     plain = ticket(world, "mia", job_id)
     with pytest.raises(NotFound):
         cookie(world, plain, other)  # another session's door
+    with world.read() as s:  # what it opens, said before it is used, and not used by it
+        shown = sessions.ticket_of(s, plain, job_id, now=T0 + 25)
+    assert (shown.job_id, shown.project, shown.owner, shown.user) == (job_id, "lab", "mia", "mia")
     pass_ = cookie(world, plain, job_id)
     with pytest.raises(NotFound):
         cookie(world, plain, job_id)  # once

@@ -103,6 +103,10 @@ def test_open_lands_on_jupyterlab_on_the_sessions_origin_and_a_cell_sees_its_gpu
     with page.context.expect_page() as opening:
         page.get_by_role("link", name="Open").click()
     lab = opening.value
+    # first whose session the link opens, and as whom: its button goes on
+    expect(lab.get_by_role("heading", name=f"Open session {started.id}?")).to_be_visible()
+    expect(lab.get_by_text("signed in as admin")).to_be_visible()
+    lab.get_by_role("button", name="Open").click()
     lab.wait_for_url(f"{started.origin}/sessions/{started.id}/lab**", timeout=60_000)
     expect(lab.locator("#jp-main-dock-panel")).to_be_visible(timeout=60_000)
 

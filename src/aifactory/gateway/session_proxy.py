@@ -3,8 +3,9 @@
 A request whose Host is `s<ID>.<sessions domain>` is a session's (domain.interactive.origin),
 whatever its path; everything else goes on to the facility's app. On a session's origin:
 
-- `/sessions/ID/_aifactory/enter?ticket=…` trades the portal's one-use ticket for a cookie of
-  this origin alone (HttpOnly, SameSite=Lax), and lands on the notebook;
+- `/sessions/ID/_aifactory/enter?ticket=…` says whose session the portal's one-use ticket
+  opens, and as whom; its button (a POST from that page) trades the ticket for a cookie of this
+  origin alone (HttpOnly, SameSite=Lax) and lands on the notebook;
 - any other request needs that cookie, or an API token (`Authorization: Bearer`), of someone
   who may use the session now (services.interactive: checked again at most `AUTH_TTL_S`
   later); without one a page load is sent to the portal to sign in and come back, anything
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import os
 import time
 from collections import Counter
@@ -135,7 +137,10 @@ class SessionProxy:
                 await _plain(scope, send, 404, "not found")
             return
         if path == base + interactive.ENTER and scope["type"] == "http":
-            await self._enter(job_id, scope, send)
+            if scope["method"] == "POST":
+                await self._enter(job_id, scope, receive, send)
+            else:
+                await self._confirm(job_id, scope, send)
             return
         route = await self._route(job_id, scope)
         if route is None:
@@ -151,10 +156,28 @@ class SessionProxy:
 
     # ---- who ---------------------------------------------------------------------------
 
-    async def _enter(self, job_id: int, scope: Scope, send: Send) -> None:
-        ticket = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("ticket") or [""])[
-            0
-        ]
+    async def _confirm(self, job_id: int, scope: Scope, send: Send) -> None:
+        """A link's first step: whose session it opens, and as whom, with a button that
+        trades the ticket. A link someone else made (a ticket lets in whoever holds it) is
+        not followed without the browser's user seeing that it is not theirs."""
+        ticket = _query(scope).get("ticket", "")
+        try:
+            found = await anyio.to_thread.run_sync(self._ticket, ticket, job_id)
+        except AifactoryError as refused:
+            await _plain(scope, send, 404, refused.message)
+            return
+        await _page(send, _confirmation(found, ticket))
+
+    def _ticket(self, ticket: str, job_id: int) -> sessions.Ticket:
+        with self.state.db.read() as session:
+            return sessions.ticket_of(session, ticket, job_id, now=self.state.clock())
+
+    async def _enter(self, job_id: int, scope: Scope, receive: Receive, send: Send) -> None:
+        if not _from_its_own_pages(scope):
+            await _plain(scope, send, 403, "a session is entered from its own page only")
+            return
+        form = await _small_form(receive)
+        ticket = form.get("ticket", "")
         try:
             cookie, kind = await anyio.to_thread.run_sync(self._trade, ticket, job_id)
         except AifactoryError as refused:
@@ -402,6 +425,65 @@ def _header(scope: Scope, name: str) -> str | None:
         if key.lower() == wanted:
             return bytes(value).decode("latin-1")
     return None
+
+
+def _query(scope: Scope) -> dict[str, str]:
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return {k: v[0] for k, v in query.items() if v}
+
+
+async def _small_form(receive: Receive, most: int = 4096) -> dict[str, str]:
+    """A form's fields (application/x-www-form-urlencoded), at most `most` bytes of it."""
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        body += message.get("body", b"")
+        if len(body) > most:
+            return {}
+        if not message.get("more_body"):
+            break
+    return {k: v[0] for k, v in parse_qs(body.decode("latin-1")).items() if v}
+
+
+def _confirmation(found: sessions.Ticket, ticket: str) -> bytes:
+    what = "JupyterLab" if found.kind == interactive.Kind.JUPYTER.value else "a terminal"
+    mine = found.owner == found.user
+    whose = "your session" if mine else f"the session {html.escape(found.owner)} started"
+    return f"""<!doctype html><html lang="en"><meta charset="utf-8">
+<title>Open session {found.job_id}</title>
+<style>body{{font:16px system-ui,sans-serif;max-width:36em;margin:4em auto;padding:0 1em}}
+button{{font:inherit;padding:.5em 1.5em}}</style>
+<h1>Open session {found.job_id}?</h1>
+<p>This opens {whose} in project <b>{html.escape(found.project)}</b> ({what}), signed in as
+<b>{html.escape(found.user)}</b>: what you do there is done as {html.escape(found.user)}.</p>
+<form method="post"><input type="hidden" name="ticket" value="{html.escape(ticket)}">
+<button type="submit" autofocus>Open</button></form>
+<p>Did someone send you this link? Then close this page: it is not yours to open.</p>
+</html>""".encode()
+
+
+async def _page(send: Send, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/html; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                (b"cache-control", b"no-store"),
+                (b"referrer-policy", b"same-origin"),  # no-referrer: its POST's Origin null
+                (b"x-frame-options", b"DENY"),
+                (
+                    b"content-security-policy",
+                    b"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                    b"frame-ancestors 'none'",
+                ),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _subprotocols(scope: Scope) -> list[Subprotocol] | None:

@@ -11,7 +11,7 @@ the portal's cookie is not sent there. A browser gets in by a one-use ticket tha
 (or the API) makes for someone who may use the session, traded on the session's origin for a
 cookie of that origin alone (gateway.session_proxy). Who may use one (Action.SESSION_USE):
 the one who started it, and the project's owners; each use is checked again on every request
-(a cached minute at most), and ends with the sign-in or API token it came from.
+(trusted 10 s at most), and ends with the sign-in or API token it came from.
 """
 
 from __future__ import annotations
@@ -289,13 +289,35 @@ def open_ticket(
     return plain
 
 
-def enter(session: Session, ticket: str, job_id: int, *, now: float) -> str:
-    """Trade a ticket for the cookie of the session's origin (once, within its minute)."""
-    found = session.scalars(
-        select(SessionPass)
-        .where(SessionPass.token_hash == hash_token(ticket), SessionPass.kind == TICKET)
-        .with_for_update()
-    ).first()
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """What a ticket opens, said before it is used: whose session, and as whom."""
+
+    job_id: int
+    project: str
+    kind: str
+    owner: str  # who started the session
+    user: str  # who the ticket lets in: the browser acts as them there
+
+
+def ticket_of(session: Session, ticket: str, job_id: int, *, now: float) -> Ticket:
+    """The ticket, if it is live and for this session (NotFound otherwise); not used up."""
+    found = _live_ticket(session, ticket, job_id, now, lock=False)
+    row = session.get(InteractiveSession, job_id)
+    user = session.get(User, found.user_id)
+    if row is None or user is None:
+        raise NotFound("this link opens no session")
+    project = session.get(Project, row.project_id)
+    return Ticket(job_id, project.name if project else "?", row.kind, row.created_by, user.name)
+
+
+def _live_ticket(
+    session: Session, ticket: str, job_id: int, now: float, *, lock: bool
+) -> SessionPass:
+    stmt = select(SessionPass).where(
+        SessionPass.token_hash == hash_token(ticket), SessionPass.kind == TICKET
+    )
+    found = session.scalars(stmt.with_for_update() if lock else stmt).first()
     if (
         found is None
         or found.job_id != job_id
@@ -303,6 +325,12 @@ def enter(session: Session, ticket: str, job_id: int, *, now: float) -> str:
         or found.expires_at <= now
     ):
         raise NotFound("this link into the session has been used or has expired: open it again")
+    return found
+
+
+def enter(session: Session, ticket: str, job_id: int, *, now: float) -> str:
+    """Trade a ticket for the cookie of the session's origin (once, within its minute)."""
+    found = _live_ticket(session, ticket, job_id, now, lock=True)
     found.used_at = now
     plain = secrets.token_urlsafe(32)
     session.add(

@@ -15,11 +15,12 @@ from sqlalchemy.orm import Session
 from aifactory.domain.jobs import JobState
 from aifactory.domain.permissions import Action, Role
 from aifactory.errors import Conflict, InvalidInput, PermissionDenied
-from aifactory.executors.local.enter import Shell
+from aifactory.executors.local.enter import CannotEnter, Shell
 from aifactory.governance import audit
 from aifactory.services.jobs import get_job
 from aifactory.services.principal import Principal
 
+__all__ = ["Shell", "ShellOpener", "shell_target", "start_in_job"]
 MAX_ARGS = 256
 MAX_ARG = 32 * 1024
 
@@ -69,3 +70,20 @@ def shell_target(
         at=now,
     )
     return job.attempts
+
+
+def start_in_job(
+    opener: ShellOpener,
+    job_id: int,
+    attempt: int,
+    command: list[str],
+    *,
+    tty: bool,
+    rows: int,
+    cols: int,
+) -> Shell:
+    """`command` started in the attempt's sandbox; Conflict saying why where it cannot be."""
+    try:
+        return opener(job_id, attempt, command, tty=tty, rows=rows, cols=cols)
+    except CannotEnter as reason:
+        raise Conflict(f"job {job_id}: {reason}") from None

@@ -25,10 +25,9 @@ from starlette.websockets import WebSocketState
 
 from aifactory.api.errors import STATUS
 from aifactory.errors import AifactoryError, Conflict, InvalidInput
-from aifactory.executors.local.enter import CannotEnter, Shell
 from aifactory.faces.state import AppState
 from aifactory.services.auth import authenticate
-from aifactory.services.job_shell import shell_target
+from aifactory.services.job_shell import Shell, shell_target, start_in_job
 
 READ_BYTES = 65536
 QUEUED = 64
@@ -95,12 +94,9 @@ async def _open(websocket: WebSocket, state: AppState, job_id: int) -> tuple[She
             f"you have {MAX_SHELLS_PER_USER} commands running in jobs: end one first",
             field="command",
         )
-    try:
-        shell = await run_in_threadpool(
-            state.open_shell, job_id, attempt, command, tty=tty, rows=rows, cols=cols
-        )
-    except CannotEnter as reason:
-        raise Conflict(f"job {job_id}: {reason}") from None
+    shell = await run_in_threadpool(
+        start_in_job, state.open_shell, job_id, attempt, command, tty=tty, rows=rows, cols=cols
+    )
     _open_shells[user_id] += 1
     return shell, user_id
 

@@ -4,7 +4,8 @@
 #           tini (its static build), which run jobs in OCI images.
 #   (none)  that, and what the test suite needs: PostgreSQL's server, and Slurm with munge,
 #           slurmdbd and MariaDB's server binary (the tests start a real PostgreSQL server and
-#           a real one-host Slurm cluster of their own, with accounting so that sacct works),
+#           a real one-host Slurm cluster of their own, with accounting so that sacct works,
+#           and socat, which relays a session's notebook server from a node),
 #           Debian's Chromium, which the portal's browser tests drive headless, and a static
 #           busybox, from which the container tests make their images.
 # Debian/Ubuntu, as root or with sudo. Fast and silent when all is there.
@@ -26,6 +27,7 @@ have slurmd || missing+=(slurmd)
 have slurmdbd || missing+=(slurmdbd)
 have mariadbd || missing+=(mariadb-server-core)
 have chromium || missing+=(chromium)
+have socat || missing+=(socat)  # a Slurm node's relay to a session (docs/sessions.md)
 { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; } || missing+=(busybox-static)  # static
 for tool in sbatch squeue sacct scontrol scancel sinfo; do
   have "$tool" || { missing+=(slurm-client); break; }

@@ -141,6 +141,18 @@ class Settings(BaseSettings):
     slurm_accounts: bool = Field(
         True, description="slurm executor: submit under a Slurm account named after the project"
     )
+    slurm_relay_ports: str = Field(
+        "42000-42999",
+        pattern=r"^\d{4,5}(-\d{4,5})?$",
+        description="slurm executor: the TCP ports of the nodes a session's relay may listen on "
+        "(the control plane must reach them: docs/sessions.md)",
+    )
+    session_python: Path | None = Field(
+        None,
+        description="the Python, with JupyterLab, that interactive sessions run without an "
+        "environment of their own (default: the facility's; on Slurm, a path every node has, "
+        "under /usr or a sandbox software root)",
+    )
     node_sites: dict[str, str] = Field(
         default_factory=dict,
         description='slurm executor: node name pattern → site, e.g. {"gpu-de-*": "frankfurt"}',
@@ -183,6 +195,12 @@ class Settings(BaseSettings):
             ipaddress.ip_network(proxy)  # its ValueError names the value, for `up` to show
         return found
 
+    @field_validator("slurm_relay_ports")
+    @classmethod
+    def _relay_ports(cls, given: str) -> str:
+        port_range(given)  # its ValueError says what a range is
+        return given
+
     @field_validator(
         "sandbox_software", "sandbox_workdir_roots", "package_find_links", mode="before"
     )
@@ -219,3 +237,12 @@ class Settings(BaseSettings):
     @property
     def jobs_dir(self) -> Path:
         return (self.job_dirs or self.data_dir / "jobs").resolve()
+
+
+def port_range(text: str) -> tuple[int, int]:
+    """`42000-42099` (or one port) → the first and last; ValueError for anything else."""
+    first, _, last = text.partition("-")
+    low, high = int(first), int(last or first)
+    if not 1024 <= low <= high <= 65535:
+        raise ValueError(f"{text!r} is not a range of ports from 1024 to 65535 (e.g. 42000-42099)")
+    return low, high

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 from aifactory.accounting.tokens import TokenBooker
 from aifactory.api.app import DEFAULT_MAX_BODY, Background, create_app
 from aifactory.cli.config import config_path as cli_config_path
-from aifactory.config import Settings
+from aifactory.config import Settings, port_range
 from aifactory.control.builds import BuilderConfig, EnvironmentBuilder
 from aifactory.control.endpoints import EndpointScaler
 from aifactory.control.interactive import SessionCuller
@@ -33,6 +34,7 @@ from aifactory.control.loop import ControlLoop
 from aifactory.control.samples import Sampler
 from aifactory.domain.tenancy import FacilityRole
 from aifactory.executors.base import Executor
+from aifactory.executors.job_socket import ServerFinder
 from aifactory.executors.local.executor import LocalConfig, LocalExecutor
 from aifactory.executors.sandbox import check as sandbox_check
 from aifactory.executors.sandbox.check import SandboxReport
@@ -104,7 +106,7 @@ def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facilit
         clock,
         tick_s=settings.tick_s,
         enforce_budgets=settings.enforce_budgets,
-        housekeeping=housekeeping(settings, db),
+        housekeeping=housekeeping(settings, db, served=served_by(executor)),
         software_dir=settings.software_dir,
     )
     return Facility(
@@ -199,14 +201,23 @@ def _inside(path: Path, directory: Path) -> bool:
     return path.resolve().is_relative_to(directory.resolve())
 
 
-def housekeeping(settings: Settings, db: Database) -> Callable[[float], None]:
+def served_by(executor: Executor) -> ServerFinder | None:
+    """Where the executor's jobs' servers are reached (a session's notebook server)."""
+    if isinstance(executor, LocalExecutor | SlurmExecutor):
+        return executor.served
+    return None
+
+
+def housekeeping(
+    settings: Settings, db: Database, *, served: ServerFinder | None = None
+) -> Callable[[float], None]:
     """What the acting control loop does each tick besides scheduling: erasures and
     retention, the dashboard's minute samples, the endpoints' replicas (each second), the
     gateway's tokens into the ledger (each hour that ended), idle interactive sessions (each
     10 s), and ended browser sessions and session passes (hourly)."""
     sample = Sampler(db, every_s=settings.sample_s)
     scale = EndpointScaler(db, settings.jobs_dir)
-    cull = SessionCuller(db, settings.jobs_dir)
+    cull = SessionCuller(db, settings.jobs_dir, served=served)
     book_tokens = TokenBooker(db)
     purged = [-1.0]
 
@@ -237,11 +248,6 @@ SLURM_ENDPOINTS = (
     "this facility runs its jobs on Slurm, and a replica's engine listens on a Unix socket on "
     "its node, out of the gateway's reach: endpoints need the local executor for now "
     "(docs/inference.md)"
-)
-SLURM_SESSIONS = (
-    "this facility runs its jobs on Slurm, and a session's notebook server listens on a Unix "
-    "socket on its node, out of the facility's reach: interactive sessions, exec and attach "
-    "need the local executor for now (docs/sessions.md)"
 )
 FIRST_PASSWORD_FILE = "initial-admin-password"  # noqa: S105 - a file name
 
@@ -317,6 +323,7 @@ def make_executor(settings: Settings, instance: str = "0") -> Executor:
                 open_network=settings.open_network,
                 pids_max=settings.sandbox_pids_max,
                 gpu_device_pattern=settings.gpu_device_pattern,
+                relay_ports=port_range(settings.slurm_relay_ports),
             ),
             SlurmClient(
                 SlurmConfig(conf=str(settings.slurm_conf) if settings.slurm_conf else None)
@@ -422,10 +429,13 @@ def app_for(facility: Facility) -> FastAPI:
         gateway_cold_start_s=facility.settings.gateway_cold_start_s,
         gateway_queue_s=facility.settings.gateway_queue_s,
         endpoints_refused=SLURM_ENDPOINTS if facility.settings.executor == "slurm" else None,
-        sessions_refused=SLURM_SESSIONS if facility.settings.executor == "slurm" else None,
+        served=served_by(facility.executor),
+        session_python=str(facility.settings.session_python or sys.executable),
         sessions_domain=facility.settings.sessions_domain,
         open_shell=(
-            facility.executor.open_shell if isinstance(facility.executor, LocalExecutor) else None
+            facility.executor.open_shell
+            if isinstance(facility.executor, LocalExecutor | SlurmExecutor)
+            else None
         ),
         public_url=facility.settings.public_url,
     )

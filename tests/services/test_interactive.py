@@ -4,8 +4,6 @@ from; what a running session costs so far."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from sqlalchemy import select
 
@@ -31,7 +29,6 @@ from tests.conftest import seed_facility
 from tests.services.money_rows import a_programme, an_allocation
 
 T0 = 1_767_225_600.0
-JOBS = Path("/srv/jobs")
 
 
 def who(db: Database, name: str) -> Principal:
@@ -65,7 +62,7 @@ def started(db: Database, user: str = "mia", *, running: bool = True, gpus: int 
         if running:
             job = s.get(Job, view.id)
             assert job is not None
-            job.state, job.started_at = JobState.RUNNING.value, T0 + 10
+            job.state, job.started_at, job.attempts = JobState.RUNNING.value, T0 + 10, 1
         return view.id
 
 
@@ -81,7 +78,7 @@ def cookie(db: Database, plain: str, job_id: int, now: float = T0 + 30) -> str:
 
 def route(db: Database, plain: str, job_id: int, now: float = T0 + 40) -> sessions.Route | None:
     with db.read() as s:
-        return sessions.route_by_cookie(s, plain, job_id, jobs_dir=JOBS, now=now)
+        return sessions.route_by_cookie(s, plain, job_id, now=now)
 
 
 def test_a_session_is_a_job_of_its_project_running_jupyterlab_on_its_socket(
@@ -158,7 +155,7 @@ def test_a_ticket_is_used_once_within_its_minute_for_its_session_only(world: Dat
     found = route(world, pass_, job_id)
     assert found is not None
     assert found.user == "mia"
-    assert found.socket == JOBS / str(job_id) / "work" / ".aifactory-notebook.sock"
+    assert (found.job_id, found.attempt) == (job_id, 1)  # its running attempt's server
     assert route(world, pass_, other) is None  # a cookie opens its own session only
     assert route(world, "forged", job_id) is None
     with world.read() as s:

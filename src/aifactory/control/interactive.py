@@ -3,7 +3,8 @@ notebook server what it did last (kernels, terminals, API calls) and whether a k
 or connected; record it (the session page's "idle for"), and stop a session idle for its
 timeout as a cancel does (SIGTERM, grace), with the reason on the session and its job.
 
-The servers are the projects' code: each is asked over its own socket (executors.job_socket),
+The servers are the projects' code: each is asked over its own socket (executors.job_socket;
+on Slurm, through its node's relay),
 on probe threads, for at most `PROBE_S`, outside any transaction; what they answered is
 recorded the next round. A server that does not answer tells nothing new: what it said last
 holds for `STALE_ROUNDS` rounds, then only that it was in use until it last answered (idle
@@ -14,8 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,7 +31,7 @@ from aifactory.domain import interactive
 from aifactory.domain.interactive import Activity, cull_reason, idleness
 from aifactory.domain.jobfiles import work_dir
 from aifactory.domain.jobs import JobState
-from aifactory.executors.job_socket import open_job_socket
+from aifactory.executors.job_socket import JobServer, ServerFinder, connect
 from aifactory.governance import audit
 from aifactory.governance.removal import stop_jobs
 from aifactory.store.db import Database
@@ -51,7 +52,7 @@ SOON_S = 1.0  # how often a session whose server has not answered yet is asked
 class Running:
     job_id: int
     started_at: float
-    socket: Path
+    server: JobServer | None  # None: not reachable yet (its relay has not said its port)
     token: str
 
 
@@ -60,10 +61,17 @@ Probe = Callable[[Running], Activity | None]
 
 class SessionCuller:
     def __init__(
-        self, db: Database, jobs_dir: Path, *, every_s: float = 10.0, probe: Probe | None = None
+        self,
+        db: Database,
+        jobs_dir: Path,
+        *,
+        every_s: float = 10.0,
+        probe: Probe | None = None,
+        served: ServerFinder | None = None,
     ) -> None:
         self.db = db
         self.jobs_dir = jobs_dir
+        self.served = served  # None: each session's socket in its directory under jobs_dir
         self.every_s = every_s
         self.probe = probe or ask_server
         self._last = float("-inf")
@@ -105,19 +113,22 @@ class SessionCuller:
     def _running(self) -> list[Running]:
         with self.db.read() as session:
             rows = session.execute(
-                select(Job.id, Job.started_at, InteractiveSession.notebook_token)
+                select(Job.id, Job.attempts, Job.started_at, InteractiveSession.notebook_token)
                 .join(InteractiveSession, InteractiveSession.job_id == Job.id)
                 .where(Job.state == JobState.RUNNING.value, Job.cancel_requested.is_(False))
             ).all()
         return [
-            Running(
-                job_id,
-                started_at or 0.0,
-                work_dir(self.jobs_dir / str(job_id)) / interactive.SOCKET,
-                token,
-            )
-            for job_id, started_at, token in rows
+            Running(job_id, started_at or 0.0, self._server(job_id, attempt), token)
+            for job_id, attempt, started_at, token in rows
         ]
+
+    def _server(self, job_id: int, attempt: int) -> JobServer | None:
+        if self.served is not None:
+            try:
+                return self.served(job_id, attempt, interactive.SOCKET)
+            except (OSError, ValueError):  # its relay's keys unreadable: not reachable
+                return None
+        return work_dir(self.jobs_dir / str(job_id)) / interactive.SOCKET
 
 
 def _record_apart(
@@ -197,28 +208,32 @@ def ask_server(running: Running) -> Activity | None:
 def _get(running: Running, target: str, deadline: float) -> object:
     """One HTTP/1.0 GET on the server's own socket (it closes after answering), read to its
     end before `deadline`; its JSON body."""
-    fd = open_job_socket(running.socket)
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(max(0.01, deadline - time.monotonic()))
-            conn.connect(f"/proc/self/fd/{fd}")
-            conn.sendall(
-                f"GET {target} HTTP/1.0\r\nHost: session\r\n"
-                f"Authorization: token {running.token}\r\n\r\n".encode()
-            )
-            answer = bytearray()
-            while chunk := conn.recv(65536):
-                answer += chunk
-                left = deadline - time.monotonic()
-                if len(answer) > MAX_ANSWER or left <= 0:
-                    raise ValueError("answer too long or too slow")
-                conn.settimeout(left)
-    finally:
-        os.close(fd)
+    if running.server is None:
+        raise OSError("not reachable yet")
+    with connect(running.server, max(0.01, deadline - time.monotonic())) as conn:
+        conn.sendall(
+            f"GET {target} HTTP/1.0\r\nHost: session\r\n"
+            f"Authorization: token {running.token}\r\n\r\n".encode()
+        )
+        answer = bytearray()
+        while chunk := _read(conn):
+            answer += chunk
+            left = deadline - time.monotonic()
+            if len(answer) > MAX_ANSWER or left <= 0:
+                raise ValueError("answer too long or too slow")
+            conn.settimeout(left)
     head, _, body = bytes(answer).partition(b"\r\n\r\n")
     if not head.startswith((b"HTTP/1.0 200", b"HTTP/1.1 200")):
         raise ValueError(f"{target}: {head[:40]!r}")
     return json.loads(body)
+
+
+def _read(conn: socket.socket) -> bytes:
+    """The next bytes; b"" at the end (a relay's TLS may end without its closing alert)."""
+    try:
+        return conn.recv(65536)
+    except ssl.SSLEOFError:
+        return b""
 
 
 def _count(value: object) -> int:

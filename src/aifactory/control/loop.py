@@ -39,6 +39,7 @@ from aifactory.control.placement import DeviceBook
 from aifactory.control.reconcile import Move, Plan, plan_for
 from aifactory.control.snapshot import read_snapshot, without_foreign
 from aifactory.control.verdicts import VerdictKeeper
+from aifactory.domain import interactive
 from aifactory.domain.arrays import ID_ENV, INDEX_ENV
 from aifactory.domain.jobs import ACTIVE, WAITING, JobState
 from aifactory.domain.placement import placement_of, stored_placement
@@ -58,7 +59,14 @@ from aifactory.store.jobs import (
     switch_job_state,
 )
 from aifactory.store.leases import release, try_acquire
-from aifactory.store.models import DatasetVersion, Job, JobDataset, Node, Project
+from aifactory.store.models import (
+    DatasetVersion,
+    InteractiveSession,
+    Job,
+    JobDataset,
+    Node,
+    Project,
+)
 from aifactory.store.names import names_of
 from aifactory.store.nodes import offer_only, upsert_node
 from aifactory.store.sites import known_site
@@ -249,8 +257,15 @@ class ControlLoop:
             jobs = jobs_in_states(session, sorted(ACTIVE))
             names = names_of(session, Project, {job.project_id for job in jobs})
             data = _dataset_paths(session, [job.id for job in jobs if job.uses_datasets])
+            notebooks = _sessions(session, [job.id for job in jobs])
             active = [
-                _active(job, names.get(job.project_id), data.get(job.id), self.software_dir)
+                _active(
+                    job,
+                    names.get(job.project_id),
+                    data.get(job.id),
+                    self.software_dir,
+                    serves=interactive.SOCKET if job.id in notebooks else None,
+                )
                 for job in jobs
             ]
         if not active:
@@ -430,7 +445,8 @@ class ControlLoop:
             project = session.get(Project, row.project_id)  # loaded by _reserve already
             data = _dataset_paths(session, [row.id]).get(row.id) if row.uses_datasets else None
             owner = project.name if project else None
-            launches.append(_active(row, owner, data, self.software_dir).launch)
+            serves = interactive.SOCKET if _sessions(session, [row.id]) else None
+            launches.append(_active(row, owner, data, self.software_dir, serves=serves).launch)
             if row.uses_datasets:
                 admission.record_access(session, row, now=now)
         return launches
@@ -506,6 +522,15 @@ def _dataset_paths(session: Session, job_ids: list[int]) -> dict[int, tuple[str,
     return found
 
 
+def _sessions(session: Session, job_ids: list[int]) -> set[int]:
+    """Those of the jobs that are interactive sessions: their notebook server's socket is
+    reached by the facility (Launch.serves)."""
+    if not job_ids:
+        return set()
+    stmt = select(InteractiveSession.job_id).where(InteractiveSession.job_id.in_(job_ids))
+    return set(session.scalars(stmt))
+
+
 def _software(job: Job, software_dir: Path | None) -> dict[str, str]:
     """Where the job's environment or image lies (software.layout), if it has one."""
     if software_dir is None:
@@ -529,6 +554,8 @@ def _active(
     project: str | None = None,
     datasets: tuple[str, ...] | None = None,
     software_dir: Path | None = None,
+    *,
+    serves: str | None = None,
 ) -> ActiveJob:
     placement = {
         node_id: NodeSlice(list(share.gpu_ids), list(share.cpu_ids), share.memory_mb)
@@ -546,6 +573,7 @@ def _active(
         datasets=datasets or (),
         network=job.network,
         inputs=tuple(job.inputs or ()),
+        serves=serves,
         **_software(job, software_dir),
     )
     return ActiveJob(job.id, JobState(job.state), job.cancel_requested, job.preempt_reason, launch)

@@ -67,6 +67,9 @@ class Launch:
     # (its rootfs/ and image.json), run by the OCI runtime instead of bubblewrap. At most one.
     environment: str | None = None
     image: str | None = None
+    # A Unix socket in its own directory that the facility connects to (a session's notebook
+    # server): on Slurm, relayed to a port of its node (executors.slurm.relay).
+    serves: str | None = None
 
     @property
     def job_id(self) -> int:

@@ -1,4 +1,6 @@
-"""A job's own Unix socket, as the facility (root) opens it: an engine's, a notebook's.
+"""A job's own server, as the facility (root) reaches it: an engine's, a notebook's. On this
+host it is a Unix socket in the job's directory; on a Slurm node, the same socket relayed to a
+TCP port of the node behind mutual TLS (executors.slurm.relay): a `Relayed`.
 
 The socket lies in the job's directory, which the job controls: it could put a link there, or
 swap the socket, to point the facility at another socket (another tenant's, the facility's
@@ -10,8 +12,27 @@ inode, even if the name is swapped later.
 from __future__ import annotations
 
 import os
+import socket as sockets
+import ssl
 import stat
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Relayed:
+    """A job's socket reached over the network: trust exactly the relay `context` names."""
+
+    host: str
+    port: int
+    context: ssl.SSLContext
+
+
+JobServer = Path | Relayed
+# Where an attempt's server of a given socket name is reached (an executor's `served`); None:
+# not yet (the job has not started it, or its relay has not said its port).
+ServerFinder = Callable[[int, int, str], JobServer | None]
 
 
 def open_job_socket(socket: Path) -> int:
@@ -31,3 +52,26 @@ def open_job_socket(socket: Path) -> int:
         os.close(fd)
         raise OSError(f"{socket} is not the job's own socket")
     return fd
+
+
+def connect(server: JobServer, timeout_s: float) -> sockets.socket:
+    """A connected stream to the job's server, TLS done when it is relayed."""
+    if isinstance(server, Relayed):
+        raw = sockets.create_connection((server.host, server.port), timeout=timeout_s)
+        try:
+            return server.context.wrap_socket(raw, server_hostname=server.host)
+        except BaseException:
+            raw.close()
+            raise
+    fd = open_job_socket(server)
+    try:
+        conn = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+        conn.settimeout(timeout_s)
+        try:
+            conn.connect(f"/proc/self/fd/{fd}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+    finally:
+        os.close(fd)

@@ -3,6 +3,7 @@ read session and a write session."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from aifactory.domain.jobfiles import work_dir
+from aifactory.executors.job_socket import JobServer, ServerFinder
 from aifactory.faces.group_commit import GroupCommitter
 from aifactory.faces.principal_cache import PrincipalCache
 from aifactory.scheduler import Policy
@@ -48,8 +51,12 @@ class AppState:
     # Why this facility serves no endpoints (a Slurm facility: a node's Unix socket is out of the
     # gateway's reach), or None.
     endpoints_refused: str | None = None
-    # Why this facility starts no interactive sessions (a Slurm facility, for now), or None.
-    sessions_refused: str | None = None
+    # config.Settings.session_python: the Python (with JupyterLab) sessions run without an
+    # environment of their own.
+    session_python: str = sys.executable
+    # Where a session's notebook server is reached (the executor's `served`: a socket here,
+    # a relay on a Slurm node); None: its socket in the job's directory under `jobs_dir`.
+    served: ServerFinder | None = None
     # config.Settings.sessions_domain / public_url: the interactive sessions' own origins
     # (s<ID>.<domain>) and where the portal is (gateway.session_proxy).
     sessions_domain: str = "localhost"
@@ -59,6 +66,13 @@ class AppState:
     open_shell: ShellOpener | None = None
     principals: PrincipalCache = field(init=False)
     committer: GroupCommitter = field(init=False)
+
+    def session_server(self, job_id: int, attempt: int, socket: str) -> JobServer | None:
+        if self.served is not None:
+            return self.served(job_id, attempt, socket)
+        if self.jobs_dir is None:
+            return None
+        return work_dir(self.jobs_dir / str(job_id)) / socket
 
     def __post_init__(self) -> None:
         self.principals = PrincipalCache(ttl_s=self.auth_cache_s)

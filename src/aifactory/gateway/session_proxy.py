@@ -36,13 +36,13 @@ from urllib.parse import parse_qs, quote
 
 import anyio
 import httpx
-from websockets.asyncio.client import ClientConnection, unix_connect
+from websockets.asyncio.client import ClientConnection, connect, unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.typing import Subprotocol
 
 from aifactory.domain import interactive
 from aifactory.errors import AifactoryError, NotFound
-from aifactory.executors.job_socket import open_job_socket
+from aifactory.executors.job_socket import JobServer, Relayed, open_job_socket
 from aifactory.faces.state import AppState
 from aifactory.services import interactive as sessions
 from aifactory.services.auth import authenticate
@@ -90,7 +90,8 @@ CLIENT_IDLE_S = 60.0
 
 @dataclass(slots=True)
 class _Server:
-    """One session server's HTTP client, over its own descriptor of the socket."""
+    """One session server's HTTP client, over its own descriptor of the socket (-1: over
+    the network, to its node's relay)."""
 
     fd: int
     client: httpx.AsyncClient
@@ -233,16 +234,21 @@ class SessionProxy:
 
     def _check(self, cookie: str | None, bearer: str | None, job_id: int) -> sessions.Route | None:
         now = self.state.clock()
-        jobs_dir = self.state.jobs_dir
-        assert jobs_dir is not None
         with self.state.db.read() as session:
             if cookie:
-                return sessions.route_by_cookie(session, cookie, job_id, jobs_dir=jobs_dir, now=now)
+                return sessions.route_by_cookie(session, cookie, job_id, now=now)
             try:
                 principal = authenticate(session, bearer, now)
             except AifactoryError:
                 return None
-            return sessions.route_for(session, principal, job_id, jobs_dir=jobs_dir)
+            return sessions.route_for(session, principal, job_id)
+
+    def _where(self, route: sessions.Route) -> JobServer:
+        """The session's server (OSError: not reachable yet)."""
+        found = self.state.session_server(route.job_id, route.attempt, interactive.SOCKET)
+        if found is None:
+            raise OSError("the session's server is not reachable yet")
+        return found
 
     async def _unauthenticated(self, job_id: int, scope: Scope, send: Send) -> None:
         """A page load goes to the portal (sign in, then back through a ticket); the rest 401."""
@@ -311,11 +317,16 @@ class SessionProxy:
         self._sweep()
         server = self._servers.get(route.job_id)
         if server is None:
-            fd = open_job_socket(route.socket)
-            transport = httpx.AsyncHTTPTransport(uds=f"/proc/self/fd/{fd}")
-            client = httpx.AsyncClient(
-                transport=transport, base_url="http://session", timeout=TIMEOUT
-            )
+            where = self._where(route)
+            if isinstance(where, Relayed):
+                fd = -1
+                transport = httpx.AsyncHTTPTransport(verify=where.context)
+                base = f"https://{_netloc(where)}"
+            else:
+                fd = open_job_socket(where)
+                transport = httpx.AsyncHTTPTransport(uds=f"/proc/self/fd/{fd}")
+                base = "http://session"
+            client = httpx.AsyncClient(transport=transport, base_url=base, timeout=TIMEOUT)
             server = self._servers[route.job_id] = _Server(fd, client, time.monotonic())
         return server
 
@@ -349,7 +360,8 @@ class SessionProxy:
             await send({"type": "websocket.close", "code": 1013})  # try again later
             return
         try:
-            fd = open_job_socket(route.socket)
+            where = self._where(route)
+            fd = -1 if isinstance(where, Relayed) else open_job_socket(where)
         except OSError:
             await send({"type": "websocket.close", "code": 1011})
             return
@@ -357,25 +369,34 @@ class SessionProxy:
         target = scope["raw_path"].decode("latin-1") if scope.get("raw_path") else scope["path"]
         if scope.get("query_string"):
             target += "?" + scope["query_string"].decode("latin-1")
+        options: dict[str, Any] = {
+            "additional_headers": _upstream_headers(scope, route.token, drop=WS_HEADERS_DROPPED),
+            "origin": None,
+            "subprotocols": _subprotocols(scope),
+            "max_size": WS_MAX_MESSAGE,
+            "max_queue": 2,  # what the server sends waits in its socket, not in memory here
+            "compression": None,
+            "open_timeout": 10,
+        }
+        if isinstance(where, Relayed):
+            opened = connect(
+                f"wss://{_netloc(where)}{target}",
+                ssl=where.context,
+                server_hostname=where.host,
+                **options,
+            )
+        else:
+            opened = unix_connect(f"/proc/self/fd/{fd}", uri=f"ws://{host}{target}", **options)
         try:
-            async with unix_connect(
-                f"/proc/self/fd/{fd}",
-                uri=f"ws://{host}{target}",
-                additional_headers=_upstream_headers(scope, route.token, drop=WS_HEADERS_DROPPED),
-                origin=None,
-                subprotocols=_subprotocols(scope),
-                max_size=WS_MAX_MESSAGE,
-                max_queue=2,  # what the server sends waits in its socket, not in memory here
-                compression=None,
-                open_timeout=10,
-            ) as upstream:
+            async with opened as upstream:
                 await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
                 await _pump(upstream, receive, send)
         except (OSError, InvalidHandshake, InvalidStatus, TimeoutError):
             with contextlib.suppress(Exception):
                 await send({"type": "websocket.close", "code": 1011})
         finally:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
             self._sockets[route.job_id] -= 1
             if not self._sockets[route.job_id]:
                 del self._sockets[route.job_id]
@@ -655,7 +676,12 @@ async def _close(server: _Server) -> None:
     try:
         await server.client.aclose()
     finally:
-        os.close(server.fd)
+        if server.fd >= 0:
+            os.close(server.fd)
+
+
+def _netloc(where: Relayed) -> str:
+    return f"[{where.host}]:{where.port}" if ":" in where.host else f"{where.host}:{where.port}"
 
 
 def _closing_on_shutdown(send: Send, close: Callable[[], Awaitable[None]]) -> Send:

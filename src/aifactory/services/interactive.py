@@ -21,7 +21,6 @@ import secrets
 import sys
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -29,7 +28,6 @@ from sqlalchemy.orm import Session
 from aifactory.accounting.budget import tariff_of
 from aifactory.domain import interactive
 from aifactory.domain.interactive import Activity, SessionSpec, idleness
-from aifactory.domain.jobfiles import work_dir
 from aifactory.domain.jobs import ACTIVE, JobSpec, JobState
 from aifactory.domain.ledger import EntryKind
 from aifactory.domain.money import cost_cents, ms_of_seconds
@@ -111,10 +109,11 @@ class SessionView:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """Where the proxy passes a session's requests: its server's socket and token."""
+    """Whose session's server (its job's attempt) the proxy passes requests to, with its
+    token, for whom."""
 
     job_id: int
-    socket: Path
+    attempt: int
     token: str
     user: str
 
@@ -126,13 +125,21 @@ def start_session(
     *,
     now: float,
     idempotency_key: str | None = None,
+    python: str = sys.executable,
 ) -> SessionView:
-    """Submit the session's job: JupyterLab in the job's sandbox, on its own socket."""
+    """Submit the session's job: JupyterLab in the job's sandbox, on its own socket; run by
+    `python` (the facility's, mounted read-only in the sandbox) or its environment's."""
     _check(spec)
     token = secrets.token_hex(32)
     job_spec = JobSpec(
         name=f"{spec.kind.value}-session",
-        command=("sh", "-c", NOTEBOOK_SCRIPT, _python(spec.environment), interactive.SOCKET),
+        command=(
+            "sh",
+            "-c",
+            NOTEBOOK_SCRIPT,
+            "python" if spec.environment else python,
+            interactive.SOCKET,
+        ),
         env={interactive.TOKEN_ENV: token},
         gpus_per_node=spec.gpus,
         cpus_per_node=spec.cpus,
@@ -184,11 +191,6 @@ def _check(spec: SessionSpec) -> None:
             "environment that has the package jupyterlab",
             field="environment",
         )
-
-
-def _python(environment: str | None) -> str:
-    """The facility's Python (mounted read-only in the sandbox), or the environment's."""
-    return "python" if environment else sys.executable
 
 
 def list_sessions(
@@ -347,9 +349,7 @@ def enter(session: Session, ticket: str, job_id: int, *, now: float) -> str:
     return plain
 
 
-def route_by_cookie(
-    session: Session, cookie: str, job_id: int, *, jobs_dir: Path, now: float
-) -> Route | None:
+def route_by_cookie(session: Session, cookie: str, job_id: int, *, now: float) -> Route | None:
     """Where the request of the holder of this cookie goes, if it still lets them in: the pass
     is live, what it came from (sign-in, API token) too, and they may still use the session."""
     found = session.execute(
@@ -362,17 +362,15 @@ def route_by_cookie(
     grant, user = found
     if grant.job_id != job_id or grant.expires_at <= now or not _source_live(session, grant, now):
         return None
-    return _route(session, principal_of(session, user), job_id, jobs_dir)
+    return _route(session, principal_of(session, user), job_id)
 
 
-def route_for(
-    session: Session, principal: Principal, job_id: int, *, jobs_dir: Path
-) -> Route | None:
+def route_for(session: Session, principal: Principal, job_id: int) -> Route | None:
     """Where an API client's request goes (a bearer token on the session's origin)."""
-    return _route(session, principal, job_id, jobs_dir)
+    return _route(session, principal, job_id)
 
 
-def _route(session: Session, principal: Principal, job_id: int, jobs_dir: Path) -> Route | None:
+def _route(session: Session, principal: Principal, job_id: int) -> Route | None:
     try:
         job = _may_use(session, principal, job_id)
     except (NotFound, PermissionDenied):
@@ -380,8 +378,7 @@ def _route(session: Session, principal: Principal, job_id: int, jobs_dir: Path) 
     row = session.get(InteractiveSession, job_id)
     if row is None or JobState(job.state) is not JobState.RUNNING:
         return None
-    socket = work_dir(jobs_dir / str(job_id)) / interactive.SOCKET
-    return Route(job_id, socket, row.notebook_token, principal.name)
+    return Route(job_id, job.attempts, row.notebook_token, principal.name)
 
 
 def _source_live(session: Session, grant: SessionPass, now: float) -> bool:

@@ -6,16 +6,23 @@ jobs are reported as load and never touched."""
 from __future__ import annotations
 
 import json
+import os
+import ssl
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
+import httpx
 import pytest
 
 from aifactory.domain.resources import Resources
 from aifactory.executors.base import Attempt, Launch, NodeSlice, Observation, Outcome, Phase
+from aifactory.executors.job_socket import Relayed
+from aifactory.executors.local.enter import Shell
+from aifactory.executors.slurm import relay
 from aifactory.executors.slurm.commands import SlurmClient
 from aifactory.executors.slurm.executor import SlurmExecutor, SlurmExecutorConfig
 from aifactory.executors.slurm.script import job_name
@@ -24,6 +31,7 @@ from tests.slurm_cluster import SlurmCluster
 
 pytestmark = pytest.mark.slow
 _ids = iter(range(1000, 100_000))
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -203,3 +211,144 @@ def test_a_job_runs_in_its_environment_by_path_and_an_image_is_refused(
 def log_of(executor: SlurmExecutor, job: Launch) -> str:
     path = executor.log_path(job.job_id)
     return path.read_text() if path.exists() else "(no log)"
+
+
+SERVER = """
+import http.server, os, socketserver
+class Answer(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("hello from job " + os.environ["AIFACTORY_JOB_ID"]).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def address_string(self):
+        return "relay"
+    def log_message(self, *args):
+        pass
+socketserver.UnixStreamServer(".server.sock", Answer).serve_forever()
+"""
+
+
+def test_a_served_socket_is_reached_through_its_relay_and_by_the_facility_alone(
+    executor: SlurmExecutor,
+) -> None:
+    """A session's socket on its node: relayed to a port of the range behind mutual TLS with
+    the attempt's own keys; without the facility's certificate the relay takes nothing."""
+    job = replace(launch(["/usr/bin/python3", "-c", SERVER]), serves=".server.sock")
+    executor.start(job)
+    until(executor, job.attempt, Phase.RUNNING)
+    server = wait_for(
+        lambda: executor.served(job.job_id, 1, ".server.sock"),
+        lambda: f"its relay: {log_of(executor, job)}",
+    )
+    assert isinstance(server, Relayed)
+    low, high = executor.config.relay_ports
+    assert low <= server.port <= high
+    url = f"https://{server.host}:{server.port}/"
+
+    def answer() -> str | None:
+        try:
+            return httpx.get(url, verify=server.context, timeout=5).text
+        except httpx.TransportError:
+            return None  # the server has not made its socket yet
+
+    assert wait_for(answer, "the server through the relay") == f"hello from job {job.job_id}"
+    keys = executor.attempt_dir(job.attempt)
+    stranger = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    stranger.check_hostname = False
+    stranger.load_verify_locations(cafile=str(keys / relay.SERVER_CERT))
+    with pytest.raises(httpx.TransportError):  # no client certificate: refused
+        httpx.get(url, verify=stranger, timeout=5)
+    other = relay.self_signed("someone")
+    (keys.parent / "other.pem").write_bytes(other.both)
+    stranger.load_cert_chain(str(keys.parent / "other.pem"))
+    with pytest.raises(httpx.TransportError):  # another certificate: refused
+        httpx.get(url, verify=stranger, timeout=5)
+    server_key, client_key = os.stat(keys / relay.SERVER_KEY), os.stat(keys / relay.CLIENT_KEY)
+    assert (server_key.st_mode & 0o777, client_key.st_mode & 0o777) == (0o400, 0o400)
+    assert (server_key.st_uid, client_key.st_uid) == (executor.identity(1).uid, 0)
+    assert executor.served(job.job_id, 1, "another.sock") is None  # it relays its one socket
+
+
+def test_exec_runs_in_the_jobs_sandbox_on_its_node_and_in_no_other_projects(
+    executor: SlurmExecutor,
+) -> None:
+    mine = launch(["sleep", "60"])
+    theirs = replace(launch(["sleep", "60"]), project_id=2)
+    for job in (mine, theirs):
+        executor.start(job)
+    for job in (mine, theirs):
+        until(executor, job.attempt, Phase.RUNNING)
+        wait_for(lambda job=job: init_pid(executor, job), "its sandbox")
+    command = [
+        "sh",
+        "-c",
+        'echo "$GREETING $AIFACTORY_JOB_ID"; id -u; pwd; ls /proc | grep -c "^[0-9]"',
+    ]
+    shell = executor.open_shell(mine.job_id, 1, command, tty=False, rows=24, cols=80)
+    said, code = read_all(shell)
+    assert code == 0, said
+    greeting, uid, cwd, processes = said.splitlines()
+    assert code == 0, said
+    assert greeting == f"hallo {mine.job_id}"
+    assert int(uid) == executor.identity(1).uid
+    assert cwd == str(executor.work(mine.job_id))
+    assert int(processes) < 10  # its sandbox's PID namespace, not the node's
+
+    shell = executor.open_shell(
+        mine.job_id,
+        1,
+        ["sh", "-c", "test -t 0 && echo a terminal; stty size"],
+        tty=True,
+        rows=30,
+        cols=100,
+    )
+    said, code = read_all(shell)
+    assert (code, "a terminal" in said, "30 100" in said) == (0, True, True), said
+
+    # its own record pointed at another project's sandbox: the kernel lets the identity in
+    # to none but its own
+    status = executor.attempt_dir(mine.attempt) / "job" / "status.json"
+    status.write_text(json.dumps({"child-pid": init_pid(executor, theirs)}))
+    shell = executor.open_shell(mine.job_id, 1, ["id", "-u"], tty=False, rows=24, cols=80)
+    said, code = read_all(shell)
+    assert code != 0, said
+    assert "Permission denied" in said
+
+
+def init_pid(executor: SlurmExecutor, job: Launch) -> int | None:
+    path = executor.attempt_dir(job.attempt) / "job" / "status.json"
+    try:
+        return int(json.loads(path.read_text())["child-pid"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def read_all(shell: Shell, timeout_s: float = 30) -> tuple[str, int]:
+    out = bytearray()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(shell.output, 65536)
+            except OSError:  # a terminal's end
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out.decode(errors="replace"), shell.proc.wait(timeout=10)
+    finally:
+        shell.close()
+
+
+def wait_for(
+    check: Callable[[], T | None], what: str | Callable[[], str], timeout_s: float = 30
+) -> T:
+    deadline = time.monotonic() + timeout_s
+    while (found := check()) is None:
+        assert time.monotonic() < deadline, (
+            f"timed out waiting for {what() if callable(what) else what}"
+        )
+        time.sleep(0.2)
+    return found

@@ -10,7 +10,6 @@ from aifactory.api.deps import CurrentUser, Now, ReadSession, StateDep, WriteSes
 from aifactory.api.schemas import MAX_ID
 from aifactory.api.session_schemas import SessionOpened, SessionOut
 from aifactory.domain import interactive
-from aifactory.errors import Conflict
 from aifactory.faces.inputs import Name, SessionStart
 from aifactory.services import interactive as sessions
 from aifactory.services.auth import hash_token
@@ -29,10 +28,13 @@ def start_session(
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=128)] = None,
 ) -> SessionOut:
     """JupyterLab as a job of the project: queued, scheduled and billed as any job."""
-    if state.sessions_refused is not None:
-        raise Conflict(state.sessions_refused, field="kind")
     view = sessions.start_session(
-        session, user, body.spec(), now=now, idempotency_key=idempotency_key
+        session,
+        user,
+        body.spec(),
+        now=now,
+        idempotency_key=idempotency_key,
+        python=state.session_python,
     )
     session.info["after_commit"] = state.on_submit
     return SessionOut.of(view, now)

@@ -25,6 +25,7 @@ import termios
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -125,6 +126,8 @@ class Shell:
     stdin: int
     output: int
     tty: bool
+    term_s: float = 0.0  # asked to end (SIGTERM) this long before it is killed: srun ends its
+    # step on the node when asked, not when killed
 
     def resize(self, rows: int, cols: int) -> None:
         if self.tty:
@@ -140,6 +143,10 @@ class Shell:
     def close(self) -> None:
         """The command and what it started (still its descendants) are killed, then nsenter:
         none of it outlives the exchange (what it detached ends with the job)."""
+        if self.term_s and self.proc.poll() is None:
+            self.proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=self.term_s)
         try:
             started = psutil.Process(self.proc.pid).children(recursive=True)
         except psutil.Error:
@@ -157,18 +164,40 @@ class Shell:
 
 def start(entry: Entry, command: list[str], *, tty: bool, rows: int = 24, cols: int = 80) -> Shell:
     """Start `command` in the sandbox `entry` names; a terminal of its own with `tty`."""
-    prepare = entry.prepare()
     env = {**entry.env, "TERM": entry.env.get("TERM") or "xterm-256color"} if tty else entry.env
+    # With a terminal, a session of its own inside the sandbox, the terminal its controlling
+    # one: job control then never looks for a process group outside its PID namespace.
+    inside = ["/usr/bin/setsid", "--ctty", "--wait", "--", *command] if tty else command
+    return spawn(
+        entry.argv(inside), env=env, tty=tty, rows=rows, cols=cols, prepare=entry.prepare()
+    )
+
+
+def spawn(
+    argv: list[str],
+    *,
+    env: dict[str, str],
+    tty: bool,
+    rows: int = 24,
+    cols: int = 80,
+    prepare: Callable[[], None] | None = None,
+    user: tuple[int, int] | None = None,
+    controlling: bool = False,
+) -> Shell:
+    """`argv` in a session of its own, its input and output a terminal (`tty`) or pipes;
+    `prepare` between fork and exec; as `user` (uid, gid; no other groups); `controlling`:
+    the terminal is its controlling one (a program that passes on its window size)."""
+    as_user: dict[str, Any] = (
+        {"user": user[0], "group": user[1], "extra_groups": []} if user is not None else {}
+    )
     if tty:
         master, slave = pty.openpty()
         fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        before = _with_terminal(prepare) if controlling else prepare
         try:
-            # A session of its own inside the sandbox, the terminal its controlling one:
-            # job control then never looks for a process group outside its PID namespace.
-            inside = ["/usr/bin/setsid", "--ctty", "--wait", "--", *command]
             proc = subprocess.Popen(
-                entry.argv(inside), stdin=slave, stdout=slave, stderr=slave, env=env,
-                start_new_session=True, preexec_fn=prepare,
+                argv, stdin=slave, stdout=slave, stderr=slave, env=env,
+                start_new_session=True, preexec_fn=before, **as_user,
             )  # fmt: skip
         finally:
             os.close(slave)
@@ -177,13 +206,22 @@ def start(entry: Entry, command: list[str], *, tty: bool, rows: int = 24, cols: 
     read_in, write_in = os.pipe2(os.O_CLOEXEC)
     try:
         proc = subprocess.Popen(
-            entry.argv(command), stdin=read_in, stdout=write_out, stderr=write_out, env=env,
-            start_new_session=True, preexec_fn=prepare,
+            argv, stdin=read_in, stdout=write_out, stderr=write_out, env=env,
+            start_new_session=True, preexec_fn=prepare, **as_user,
         )  # fmt: skip
     finally:
         os.close(write_out)
         os.close(read_in)
     return Shell(proc, write_in, read_out, tty=False)
+
+
+def _with_terminal(prepare: Callable[[], None] | None) -> Callable[[], None]:
+    def before() -> None:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # after setsid: standard input's terminal
+        if prepare is not None:
+            prepare()
+
+    return before
 
 
 def open_shell(

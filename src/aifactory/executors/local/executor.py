@@ -142,6 +142,11 @@ class LocalExecutor:
             self.jobdir(Attempt(job_id, attempt)), command, tty=tty, rows=rows, cols=cols
         )
 
+    def served(self, job_id: int, attempt: int, socket: str) -> Path:  # noqa: ARG002
+        # (every attempt of a job works in the same directory)
+        """A job's own socket (a session's notebook server): in its directory, on this host."""
+        return self.work(job_id) / socket
+
     def log_path(self, job_id: int) -> Path:
         """The latest attempt's log; earlier attempts keep theirs in their own directories."""
         numbers = (p.name.removeprefix("attempt-") for p in self.home(job_id).glob("attempt-*"))

@@ -17,6 +17,7 @@ Asking about or cancelling a job Slurm no longer knows is not an error.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -134,6 +135,19 @@ class SlurmClient:
             env["SLURM_CONF"] = self.config.conf
         env.update(self.config.env)
         return env
+
+    def program(self, tool: str) -> str:
+        """Where `tool` is: in bin_dir, or found on the tools' PATH."""
+        if self.config.bin_dir:
+            return os.path.join(self.config.bin_dir, tool)
+        return shutil.which(tool, path=self.config.path) or tool
+
+    def tool_env(self, user: str) -> dict[str, str]:
+        """What the tools need, for a tool run as `user` (no more of this process's)."""
+        home = "/"
+        with contextlib.suppress(KeyError):
+            home = pwd.getpwnam(user).pw_dir
+        return {**self._env, "USER": user, "LOGNAME": user, "HOME": home}
 
     def output(
         self,

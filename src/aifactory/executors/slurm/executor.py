@@ -27,6 +27,7 @@ import fnmatch
 import json
 import logging
 import os
+import pwd
 import stat
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,6 +40,8 @@ from aifactory.domain.jobs import Network
 from aifactory.domain.nodes import Node
 from aifactory.domain.resources import Resources
 from aifactory.executors.base import Attempt, Launch, NodeOffer, Observation, Outcome, Phase
+from aifactory.executors.job_socket import Relayed
+from aifactory.executors.local.enter import CannotEnter, Shell
 from aifactory.executors.sandbox import environment
 from aifactory.executors.sandbox.identity import (
     Identities,
@@ -50,9 +53,17 @@ from aifactory.executors.sandbox.job import JobPaths, job_sandbox
 from aifactory.executors.sandbox.paths import inside
 from aifactory.executors.sandbox.software import host_software
 from aifactory.executors.sandbox.spec import PathBinder, SandboxSpec, bwrap_options
+from aifactory.executors.slurm import relay
 from aifactory.executors.slurm.commands import AccountingDisabled, SlurmClient, SlurmError
+from aifactory.executors.slurm.enter import (
+    MAX_OPTIONS,
+    Step,
+    open_step,
+    sandbox_settings,
+)
 from aifactory.executors.slurm.parse import SlurmJob, SlurmNode
 from aifactory.executors.slurm.script import (
+    Relay,
     Where,
     attempt_of,
     batch_script,
@@ -84,6 +95,7 @@ class SlurmExecutorConfig:
     pids_max: int = 8192  # processes of a project's identity on a node (ulimit -u)
     gpu_device_pattern: str = "/dev/nvidia{index}"  # a GPU's device node by its gres index
     path: str = "/usr/local/bin:/usr/bin:/bin"  # the jobs' PATH in their sandboxes
+    relay_ports: tuple[int, int] = (42000, 42999)  # a session's relay on its node (relay.py)
 
 
 class SlurmExecutor:
@@ -100,6 +112,7 @@ class SlurmExecutor:
         config.jobs_dir.mkdir(parents=True, exist_ok=True)
         config.jobs_dir.chmod(TRAVERSE)
         self._models: dict[str, str | None] = {}  # node → GPU model, from the last inventory
+        self._addresses: dict[str, str] = {}  # node → its address (NodeAddr), likewise
         self._foreign: dict[str, Resources] = {}
         self._foreign_at = -FOREIGN_MAX_AGE_S * 2
         self._accounts: set[tuple[str, str]] = set()  # (account, user) known to be ready
@@ -123,6 +136,7 @@ class SlurmExecutor:
         models = [m for m, n in node.gpus.items() if n]
         model = models[0] if len(models) == 1 else None
         self._models[node.name] = model
+        self._addresses[node.name] = node.address or node.name
         offer = Node(
             id=node.name,
             site=self.site_of(node.name),
@@ -258,6 +272,7 @@ class SlurmExecutor:
             workdir_roots=self.workdir_roots,
             gpu_device_pattern=self.config.gpu_device_pattern,
             pids_max=self.config.pids_max,
+            publish=self._relay(launch),
         )
         as_user = identity.name if identity.uid != os.geteuid() else None
         slurm_id = self.client.submit(script, options, as_user=as_user)
@@ -302,8 +317,39 @@ class SlurmExecutor:
         paths = {target: str(where.file(target)) for target, _ in spec.files}
         for target, content in spec.files:
             _write_file(where.file(target), content, 0o444)
+        node = sorted(launch.placement)[0]  # where the batch script runs
+        _write_json(where.attempt_dir / NODE, {"node": node, "serves": launch.serves})
+        if launch.serves is not None:
+            self._relay_keys(where, identity)
         options = bwrap_options(spec, PathBinder(paths, lenient_software=True))
         _write_file(where.args, "\0".join(options) + "\0", 0o400, identity)
+
+    def _relay(self, launch: Launch) -> Relay | None:
+        if launch.serves is None:
+            return None
+        return Relay(self.work(launch.job_id) / launch.serves, self.config.relay_ports)
+
+    def _relay_keys(self, where: Where, identity: Identity) -> None:
+        """The attempt's own pair of keys (relay.py): the relay's for the identity, the
+        facility's for root; each side's certificate readable by the other."""
+        server, client = relay.self_signed("aifactory relay"), relay.self_signed("aifactory")
+        _write_file(where.relay_file(relay.SERVER_KEY), server.both, 0o400, identity)
+        _write_file(where.relay_file(relay.SERVER_CERT), server.certificate, 0o444)
+        _write_file(where.relay_file(relay.CLIENT_KEY), client.both, 0o400)
+        _write_file(where.relay_file(relay.CLIENT_CERT), client.certificate, 0o444)
+
+    def served(self, job_id: int, attempt: int, socket: str) -> Relayed | None:
+        """Where the attempt's relay of `socket` listens, once it has said so; the node's
+        address as Slurm knows it (NodeAddr)."""
+        where = self.attempt_dir(Attempt(job_id, attempt))
+        record = self._record(Attempt(job_id, attempt), "started.json")
+        port = relay.port_of(_read_json(record.parent / relay.RECORD))
+        placed = _read_json(where / NODE)  # the facility's own record
+        if port is None or placed is None or placed.get("serves") != socket:
+            return None
+        name = str(placed.get("node"))
+        address = self._addresses.get(name, name)
+        return Relayed(address, port, relay.client_context(where))
 
     def _account(self, project: str | None, identity: Identity) -> str | None:
         """The project's Slurm account, made the first time (with the project's identity in
@@ -483,6 +529,42 @@ class SlurmExecutor:
             reason=f"{why}; from its exit record",
         )
 
+    # ---- into a running attempt -------------------------------------------------------------
+    def open_shell(
+        self, job_id: int, attempt: int, command: list[str], *, tty: bool, rows: int, cols: int
+    ) -> Shell:
+        """`command` in the running attempt's sandbox on its node (executors.slurm.enter)."""
+        step = self._step(Attempt(job_id, attempt))
+        return open_step(
+            step,
+            command,
+            srun=self.client.program("srun"),
+            tool_env=self.client.tool_env(_user_name(step.uid)),
+            tty=tty,
+            rows=rows,
+            cols=cols,
+        )
+
+    def _step(self, attempt: Attempt) -> Step:
+        where = self.attempt_dir(attempt)
+        slurm_id = self._slurm_id(attempt)
+        placed = _read_json(where / NODE)
+        status = _read_json(self._record(attempt, "status.json"))  # bubblewrap's
+        if slurm_id is None or placed is None or self._record(attempt, "exit.json").exists():
+            raise CannotEnter("the job is not running")
+        pid = (status or {}).get("child-pid")
+        if not isinstance(pid, int) or pid <= 1:
+            raise CannotEnter("the job's sandbox has not started yet")
+        own = os.stat(where / "job")  # the identity's directory
+        try:
+            descriptor = os.open(where / "sandbox.args", os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(descriptor, "rb") as recorded:
+                options = recorded.read(MAX_OPTIONS)
+        except OSError:
+            raise CannotEnter("the job's sandbox has no options recorded") from None
+        env, cwd = sandbox_settings(options)
+        return Step(slurm_id, str(placed["node"]), pid, own.st_uid, own.st_gid, env, cwd)
+
     # ---- stop ----------------------------------------------------------------------------
     def cancel(self, attempt: Attempt) -> None:
         _touch(self.attempt_dir(attempt) / "cancel", time.time())
@@ -579,6 +661,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 TRAVERSE = 0o711  # the facility's directories on the shared file system: reached, not listed
 REFUSED = "refused.json"
+NODE = "node.json"  # the node its batch script runs on, and the socket it relays
 MAX_RECORD = 64 * 1024
 
 
@@ -596,13 +679,24 @@ def _owned_dir(path: Path, identity: Identity) -> None:
         os.chown(path, identity.uid, identity.gid)
 
 
-def _write_file(path: Path, content: str, mode: int, owner: Identity | None = None) -> None:
+def _write_file(path: Path, content: str | bytes, mode: int, owner: Identity | None = None) -> None:
+    """Written private first (a key is never readable by others, even for a moment)."""
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(content)
+    tmp.unlink(missing_ok=True)
+    descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(content.encode() if isinstance(content, str) else content)
     if owner is not None and owner.uid != os.geteuid():
         os.chown(tmp, owner.uid, owner.gid)
     tmp.chmod(mode)
     os.replace(tmp, path)
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 def _number(value: object) -> float | None:

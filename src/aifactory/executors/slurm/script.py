@@ -14,7 +14,9 @@ files to the attempt's own directory (`job/`, the identity's) on the shared file
 shell (the facility's preemption and time-limit warning, `scancel --signal=TERM --batch`) is
 passed on to the command's process group in the sandbox, which then has the grace period to
 checkpoint before Slurm kills it. A working directory the user named is checked again on the
-node: it must be the identity's own.
+node: it must be the identity's own. A job whose socket the facility reaches (a session's
+notebook server) gets a relay first (executors.slurm.relay): socat on the first free port of
+the range, behind mutual TLS, its port recorded in `relay.json`; no free port, no run.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aifactory.executors.base import Attempt, Launch
+from aifactory.executors.slurm import relay
 
 NAME = re.compile(r"^aif-([0-9a-z]+)-(\d+)-(\d+)$")
 
@@ -50,6 +53,14 @@ def time_limit_minutes(seconds: int) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class Relay:
+    """The job's socket to publish on its node, and the ports it may take."""
+
+    socket: Path
+    ports: tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
 class Where:
     """Where an attempt's files go (on the file system the cluster's nodes share): the
     facility's records in `attempt_dir`, the identity's in its `job/`."""
@@ -69,6 +80,9 @@ class Where:
     @property
     def args(self) -> Path:
         return self.attempt_dir / "sandbox.args"
+
+    def relay_file(self, name: str) -> Path:
+        return self.attempt_dir / name
 
     def file(self, target: str) -> Path:
         """Where the facility's file for `target` (/etc/passwd…) lies for bubblewrap."""
@@ -122,22 +136,27 @@ def batch_script(
     workdir_roots: Sequence[str] = (),
     gpu_device_pattern: str = "/dev/nvidia{index}",
     pids_max: int = 8192,
+    publish: Relay | None = None,
 ) -> str:
     """The batch script: record the start, run the command in its sandbox, pass SIGTERM on,
-    record the end. `checked_dir`: a working directory to check on the node (the user's)."""
+    record the end. `checked_dir`: a working directory to check on the node (the user's);
+    `publish`: a socket of the job the facility reaches through a relay."""
     own = shlex.quote(str(where.own))
     args = shlex.quote(str(where.args))
     command = shlex.join(launch.command)
     before, _, after = gpu_device_pattern.partition("{index}")
     device = f'{shlex.quote(before)}"$gpu"{shlex.quote(after)}' if _ else shlex.quote(before)
     check = _workdir_check(checked_dir, workdir_roots) if checked_dir else ""
+    check += _relay(publish, where) if publish else ""
     return f"""#!/bin/bash
 # aifactory job {launch.job_id}, attempt {launch.attempt.number} (written by the Slurm executor)
 export PATH=/usr/bin:/bin
 dir={own}
 record() {{ printf '%s\\n' "$2" > "$dir/$1.tmp" && mv "$dir/$1.tmp" "$dir/$1"; }}
 record started.json "{{\\"started_at\\": $(date +%s.%N), \\"slurm_job_id\\": ${{SLURM_JOB_ID:-0}}}}"
+relay=
 finish() {{
+  [ -n "$relay" ] && kill "$relay" 2>/dev/null
   record exit.json "{{\\"exit_code\\": $1, \\"ended_at\\": $(date +%s.%N)}}"
   exit "$1"
 }}
@@ -172,6 +191,36 @@ CONTROL_NODES = (
     "/dev/nvidia-uvm-tools",
     "/dev/nvidia-modeset",
 )
+
+
+def _relay(publish: Relay, where: Where) -> str:
+    """socat on the first port of the range it can listen on (it says so on its log, which sed
+    reads, unbuffered, keeping only that line); each connection TLS-checked and passed to the
+    job's socket. Its port in relay.json."""
+    low, high = publish.ports
+    options = (
+        f",reuseaddr,fork,max-children=256,cert={where.relay_file(relay.SERVER_KEY)},"
+        f"cafile={where.relay_file(relay.CLIENT_CERT)},verify=1"
+    )
+    address = f'"OPENSSL-LISTEN:$port"{shlex.quote(options)}'
+
+    target = shlex.quote(f"UNIX-CONNECT:{publish.socket}")
+    up = '"$dir/relay.up"'
+    no_socat = shlex.quote("aifactory: no socat on this node to relay the session")
+    no_port = shlex.quote(f"aifactory: no free port from {low} to {high} to relay the session")
+    return f"""[ -x /usr/bin/socat ] || {{ echo {no_socat} "($(hostname))"; finish 1; }}
+for port in $(seq {int(low)} {int(high)}); do
+  rm -f {up}
+  /usr/bin/socat -d -d {address} {target} \\
+    2> >(sed -u -n "/ N listening on /w $dir/relay.up") &
+  relay=$!
+  while kill -0 "$relay" 2>/dev/null && [ ! -s {up} ]; do sleep 0.05; done
+  [ -s {up} ] && kill -0 "$relay" 2>/dev/null && break
+  relay=
+done
+[ -n "$relay" ] || {{ echo {no_port} "($(hostname))"; finish 1; }}
+record {relay.RECORD} "{{\\"port\\": $port}}"
+"""
 
 
 def _workdir_check(path: str, roots: Sequence[str]) -> str:

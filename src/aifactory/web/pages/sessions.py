@@ -206,8 +206,6 @@ def _start(
     and the status to answer with."""
     try:
         body = SessionStart.model_validate_json(json.dumps(start_input(typed)))
-        if state.sessions_refused is not None:
-            raise Conflict(state.sessions_refused, field="kind")
         with state.db.session() as session:
             started = service.start_session(
                 session,
@@ -215,6 +213,7 @@ def _start(
                 body.spec(),
                 now=state.clock(),
                 idempotency_key=typed["idempotency_key"].strip() or None,
+                python=state.session_python,
             )
             return started.id
     except ValidationError as exc:

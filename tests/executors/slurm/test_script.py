@@ -8,7 +8,9 @@ import subprocess
 from pathlib import Path
 
 from aifactory.executors.base import Attempt, Launch, NodeSlice
-from aifactory.executors.slurm.script import Where, batch_script, sbatch_options
+from aifactory.executors.slurm import relay
+from aifactory.executors.slurm.enter import sandbox_settings
+from aifactory.executors.slurm.script import Relay, Where, batch_script, sbatch_options
 
 
 def a_launch(command: list[str], working_dir: str | None = None) -> Launch:
@@ -76,3 +78,27 @@ def node_check(script: str) -> str:
     """The lines that check the user's working directory on the node."""
     start = script.index('real="$(realpath')
     return "\n".join(script[start:].split("\n")[:3])
+
+
+def test_a_served_socket_gets_its_relay_first_and_others_none(tmp_path: Path) -> None:
+    """The relay listens on the first free port of the range, from the socket's directory (a
+    socket's path is short), trusting the attempt's facility certificate only; a job that
+    serves nothing runs no relay."""
+    where = Where(tmp_path / "attempt-2", tmp_path / "work")
+    socket = tmp_path / "a dir" / ".notebook.sock"
+    script = batch_script(a_launch(["true"]), where, publish=Relay(socket, (42100, 42109)))
+    assert subprocess.run(["bash", "-n"], input=script, text=True, check=False).returncode == 0
+    assert "for port in $(seq 42100 42109)" in script
+    assert f"(cd '{tmp_path}/a dir' && exec /usr/bin/socat" in script
+    assert "UNIX-CONNECT:.notebook.sock" in script
+    assert f"cafile={where.attempt_dir}/{relay.CLIENT_CERT},verify=1" in script
+    assert script.index("socat") < script.index("/usr/bin/bwrap --args")  # before the job
+    assert "socat" not in batch_script(a_launch(["true"]), where)
+
+
+def test_the_sandboxs_environment_and_directory_are_read_back_from_its_options() -> None:
+    options = "\0".join(
+        ["--unshare-pid", "--setenv", "A", "1", "--chdir", "/w", "--setenv", "B", "x y", ""]
+    )
+    assert sandbox_settings(options.encode()) == ({"A": "1", "B": "x y"}, "/w")
+    assert sandbox_settings(b"--setenv\0A") == ({}, "/")  # cut short: nothing half-read

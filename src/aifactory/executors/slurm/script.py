@@ -204,14 +204,16 @@ def _relay(publish: Relay, where: Where) -> str:
     )
     address = f'"OPENSSL-LISTEN:$port"{shlex.quote(options)}'
 
-    target = shlex.quote(f"UNIX-CONNECT:{publish.socket}")
+    # from the socket's directory: a socket's path must be short (108 bytes), a job's need not
+    where_socket = shlex.quote(str(publish.socket.parent))
+    target = shlex.quote(f"UNIX-CONNECT:{publish.socket.name}")
     up = '"$dir/relay.up"'
     no_socat = shlex.quote("aifactory: no socat on this node to relay the session")
     no_port = shlex.quote(f"aifactory: no free port from {low} to {high} to relay the session")
     return f"""[ -x /usr/bin/socat ] || {{ echo {no_socat} "($(hostname))"; finish 1; }}
 for port in $(seq {int(low)} {int(high)}); do
   rm -f {up}
-  /usr/bin/socat -d -d {address} {target} \\
+  (cd {where_socket} && exec /usr/bin/socat -d -d {address} {target}) \\
     2> >(sed -u -n "/ N listening on /w $dir/relay.up") &
   relay=$!
   while kill -0 "$relay" 2>/dev/null && [ ! -s {up} ]; do sleep 0.05; done

@@ -22,3 +22,9 @@ def test_settings_refuse_a_range_that_is_none() -> None:
         Settings(slurm_relay_ports="42010-42000")
     with pytest.raises(ValidationError, match="slurm_relay_ports"):
         Settings(slurm_relay_ports="ports")
+
+
+def test_the_relays_one_peer_is_an_address() -> None:
+    assert Settings(slurm_relay_from="10.1.0.5").slurm_relay_from == "10.1.0.5/32"
+    with pytest.raises(ValidationError, match="slurm_relay_from"):
+        Settings(slurm_relay_from="control-plane")

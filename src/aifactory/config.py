@@ -147,6 +147,12 @@ class Settings(BaseSettings):
         description="slurm executor: the TCP ports of the nodes a session's relay may listen on "
         "(the control plane must reach them: docs/sessions.md)",
     )
+    slurm_relay_from: str | None = Field(
+        None,
+        description="slurm executor: the control plane's address as the nodes see it "
+        "(e.g. 10.1.0.5/32): a session's relay takes connections from it alone; default: "
+        "from anywhere the node's firewall lets through (mutual TLS still checks each)",
+    )
     session_python: Path | None = Field(
         None,
         description="the Python, with JupyterLab, that interactive sessions run without an "
@@ -194,6 +200,13 @@ class Settings(BaseSettings):
         for proxy in found:
             ipaddress.ip_network(proxy)  # its ValueError names the value, for `up` to show
         return found
+
+    @field_validator("slurm_relay_from")
+    @classmethod
+    def _relay_from(cls, given: str | None) -> str | None:
+        if given is None:
+            return None
+        return str(ipaddress.ip_network(given, strict=False))  # its ValueError names it
 
     @field_validator("slurm_relay_ports")
     @classmethod

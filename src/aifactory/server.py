@@ -324,6 +324,7 @@ def make_executor(settings: Settings, instance: str = "0") -> Executor:
                 pids_max=settings.sandbox_pids_max,
                 gpu_device_pattern=settings.gpu_device_pattern,
                 relay_ports=port_range(settings.slurm_relay_ports),
+                relay_from=settings.slurm_relay_from,
             ),
             SlurmClient(
                 SlurmConfig(conf=str(settings.slurm_conf) if settings.slurm_conf else None)

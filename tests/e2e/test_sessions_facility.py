@@ -308,6 +308,30 @@ def test_exec_runs_in_the_jobs_sandbox_as_the_job(world: World, session: dict[st
     assert any(e["object"] == f"job:{sid}" and e["actor"] == "ann" for e in events)
 
 
+def test_the_jobs_environment_reaches_its_command_only_never_the_way_in(world: World) -> None:
+    """The way into a sandbox runs as root (nsenter): a job's LD_PRELOAD there would run the
+    job's library as root. The dynamic loader names a library it cannot find once for each
+    program given it: here only the command in the sandbox."""
+    missing = "/nonexistent/aifactory-hostile.so"
+    job = world.ann.submit(["sleep", "60"], project="nlp", env={"LD_PRELOAD": missing})
+    until_running(world, job["id"])
+    try:
+        done = cli(world, "ann", "exec", str(job["id"]), "--", "/bin/echo", "in")
+        assert done.returncode == 0, done.stderr
+        said = done.stdout + done.stderr
+        assert said.count(missing) == 1, said  # the command's; not nsenter's, setpriv's, env's
+        assert "in" in done.stdout
+    finally:
+        world.ann.cancel(job["id"])
+
+
+def until_running(world: World, job_id: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while world.ann.job(job_id)["state"] != "RUNNING":
+        assert time.monotonic() < deadline, world.ann.job(job_id)
+        time.sleep(0.3)
+
+
 def test_exec_is_for_who_submitted_the_job_and_the_projects_owners(
     world: World, session: dict[str, Any]
 ) -> None:

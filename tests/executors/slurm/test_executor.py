@@ -5,10 +5,13 @@ jobs are reported as load and never touched."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
+import socketserver
 import ssl
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -271,50 +274,87 @@ def test_a_served_socket_is_reached_through_its_relay_and_by_the_facility_alone(
     assert executor.served(job.job_id, 1, "another.sock") is None  # it relays its one socket
 
 
-def test_exec_runs_in_the_jobs_sandbox_on_its_node_and_in_no_other_projects(
+def test_a_socket_swapped_for_a_link_leads_the_relay_nowhere(
+    executor: SlurmExecutor, shared_tmp: Path
+) -> None:
+    """The relay runs outside the job's sandbox, as its identity: a link in place of the
+    socket, to a socket of the node the identity may open (here one that answers anyone),
+    must not reach it: the relay sees the socket's directory alone."""
+    outside = shared_tmp / "outside.sock"
+    server = socketserver.ThreadingUnixStreamServer(str(outside), _Outside)
+    outside.chmod(0o777)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        link = f"ln -s {outside} .server.sock && sleep 60"
+        job = replace(launch(["sh", "-c", link]), serves=".server.sock")
+        executor.start(job)
+        until(executor, job.attempt, Phase.RUNNING)
+        found = wait_for(lambda: executor.served(job.job_id, 1, ".server.sock"), "its relay")
+        assert (executor.work(job.job_id) / ".server.sock").is_symlink()
+        url = f"https://{found.host}:{found.port}/"
+        for _ in range(3):
+            with pytest.raises(httpx.TransportError):
+                httpx.get(url, verify=found.context, timeout=5)
+            time.sleep(0.5)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _Outside(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"a socket of the node")
+
+    def address_string(self) -> str:
+        return "outside"
+
+
+MISSING = "/nonexistent/aifactory-hostile.so"
+
+
+def test_exec_runs_in_the_jobs_sandbox_on_its_node_and_in_no_other_job(
     executor: SlurmExecutor,
 ) -> None:
-    mine = launch(["sleep", "60"])
+    """In the job's sandbox as its identity, with its environment: given to the command
+    alone (the dynamic loader names a missing LD_PRELOAD once per program given it: srun,
+    and python on the node before the sandbox, must not be). Its record pointed at another
+    job's sandbox, of another project or its own, gets nowhere."""
+    mine = replace(launch(["sleep", "60"]), env={"GREETING": "hallo", "LD_PRELOAD": MISSING})
     theirs = replace(launch(["sleep", "60"]), project_id=2)
-    for job in (mine, theirs):
+    sibling = launch(["sleep", "60"])  # the same project's, so the same identity
+    for job in (mine, theirs, sibling):
         executor.start(job)
-    for job in (mine, theirs):
+    for job in (mine, theirs, sibling):
         until(executor, job.attempt, Phase.RUNNING)
         wait_for(lambda job=job: init_pid(executor, job), "its sandbox")
-    command = [
-        "sh",
-        "-c",
-        'echo "$GREETING $AIFACTORY_JOB_ID"; id -u; pwd; ls /proc | grep -c "^[0-9]"',
-    ]
-    shell = executor.open_shell(mine.job_id, 1, command, tty=False, rows=24, cols=80)
+    said, code = read_all(
+        executor.open_shell(mine.job_id, 1, ["true"], tty=False, rows=24, cols=80)
+    )
+    assert (code, said.count(MISSING)) == (0, 1), said  # true's own: nothing before it had it
+    script = 'echo "$GREETING $AIFACTORY_JOB_ID"; id -u; pwd; ls /proc | grep -c "^[0-9]"'
+    shell = executor.open_shell(mine.job_id, 1, ["sh", "-c", script], tty=False, rows=24, cols=80)
     said, code = read_all(shell)
     assert code == 0, said
-    greeting, uid, cwd, processes = said.splitlines()
-    assert code == 0, said
+    greeting, uid, cwd, processes = [line for line in said.splitlines() if MISSING not in line]
     assert greeting == f"hallo {mine.job_id}"
     assert int(uid) == executor.identity(1).uid
     assert cwd == str(executor.work(mine.job_id))
     assert int(processes) < 10  # its sandbox's PID namespace, not the node's
 
-    shell = executor.open_shell(
-        mine.job_id,
-        1,
-        ["sh", "-c", "test -t 0 && echo a terminal; stty size"],
-        tty=True,
-        rows=30,
-        cols=100,
-    )
+    sizes = ["sh", "-c", "test -t 0 && echo a terminal; stty size"]
+    shell = executor.open_shell(mine.job_id, 1, sizes, tty=True, rows=30, cols=100)
     said, code = read_all(shell)
     assert (code, "a terminal" in said, "30 100" in said) == (0, True, True), said
 
-    # its own record pointed at another project's sandbox: the kernel lets the identity in
-    # to none but its own
     status = executor.attempt_dir(mine.attempt) / "job" / "status.json"
-    status.write_text(json.dumps({"child-pid": init_pid(executor, theirs)}))
-    shell = executor.open_shell(mine.job_id, 1, ["id", "-u"], tty=False, rows=24, cols=80)
-    said, code = read_all(shell)
-    assert code != 0, said
-    assert "Permission denied" in said
+    for other in (theirs, sibling):
+        status.write_text(json.dumps({"child-pid": init_pid(executor, other)}))
+        shell = executor.open_shell(mine.job_id, 1, ["id", "-u"], tty=False, rows=24, cols=80)
+        said, code = read_all(shell)
+        assert code != 0, said
+        assert "is not of this job" in said
 
 
 def init_pid(executor: SlurmExecutor, job: Launch) -> int | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aifactory.executors.base import Attempt, Launch, NodeSlice
 from aifactory.executors.slurm import relay
-from aifactory.executors.slurm.enter import sandbox_settings
+from aifactory.executors.slurm.node_enter import sandbox_settings
 from aifactory.executors.slurm.script import Relay, Where, batch_script, sbatch_options
 
 
@@ -86,11 +86,14 @@ def test_a_served_socket_gets_its_relay_first_and_others_none(tmp_path: Path) ->
     serves nothing runs no relay."""
     where = Where(tmp_path / "attempt-2", tmp_path / "work")
     socket = tmp_path / "a dir" / ".notebook.sock"
-    script = batch_script(a_launch(["true"]), where, publish=Relay(socket, (42100, 42109)))
+    publish = Relay(socket, (42100, 42109), "10.1.0.5/32")
+    script = batch_script(a_launch(["true"]), where, publish=publish)
     assert subprocess.run(["bash", "-n"], input=script, text=True, check=False).returncode == 0
     assert "for port in $(seq 42100 42109)" in script
-    assert f"(cd '{tmp_path}/a dir' && exec /usr/bin/socat" in script
+    walls = f"--ro-bind '{tmp_path}/a dir' '{tmp_path}/a dir' --chdir '{tmp_path}/a dir'"
+    assert walls in script  # its own bubblewrap: that directory, /usr and its keys only
     assert "UNIX-CONNECT:.notebook.sock" in script
+    assert f"range=10.1.0.5/32,cert={where.attempt_dir}/{relay.SERVER_KEY}," in script
     assert f"cafile={where.attempt_dir}/{relay.CLIENT_CERT},verify=1" in script
     assert script.index("socat") < script.index("/usr/bin/bwrap --args")  # before the job
     assert "socat" not in batch_script(a_launch(["true"]), where)

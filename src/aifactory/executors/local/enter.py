@@ -34,6 +34,7 @@ from aifactory.executors.sandbox import cgroups
 from aifactory.executors.sandbox.launcher import enter_group
 
 NAMESPACES = ("--user", "--mount", "--pid", "--net", "--ipc", "--uts", "--cgroup")
+HOST_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}  # of the facility's tools on the way in
 
 
 class CannotEnter(RuntimeError):
@@ -53,12 +54,16 @@ class Entry:
     join: tuple[str, ...]
     cpus: tuple[int, ...]
 
-    def argv(self, command: list[str]) -> list[str]:
+    def argv(self, command: list[str], env: dict[str, str]) -> list[str]:
+        """nsenter runs as root: the job's environment (LD_PRELOAD, anything the user set)
+        is given to the last program only, inside the sandbox as the identity (`env -i`);
+        the programs before it run with `HOST_ENV` alone."""
+        pairs = [f"{name}={value}" for name, value in env.items() if "=" not in name]
         return [
             _tool("nsenter"), f"--target={self.init_pid}", *NAMESPACES, "--root",
             f"--setuid={self.uid}", f"--setgid={self.gid}", "--",
             "/usr/bin/setpriv", "--no-new-privs", "--",
-            "/usr/bin/env", f"--chdir={self.cwd}", "--", *command,
+            "/usr/bin/env", "-i", f"--chdir={self.cwd}", "--", *pairs, *command,
         ]  # fmt: skip
 
     def prepare(self) -> Callable[[], None]:
@@ -168,9 +173,8 @@ def start(entry: Entry, command: list[str], *, tty: bool, rows: int = 24, cols: 
     # With a terminal, a session of its own inside the sandbox, the terminal its controlling
     # one: job control then never looks for a process group outside its PID namespace.
     inside = ["/usr/bin/setsid", "--ctty", "--wait", "--", *command] if tty else command
-    return spawn(
-        entry.argv(inside), env=env, tty=tty, rows=rows, cols=cols, prepare=entry.prepare()
-    )
+    argv = entry.argv(inside, env)
+    return spawn(argv, env=HOST_ENV, tty=tty, rows=rows, cols=cols, prepare=entry.prepare())
 
 
 def spawn(

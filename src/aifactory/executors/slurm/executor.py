@@ -55,12 +55,7 @@ from aifactory.executors.sandbox.software import host_software
 from aifactory.executors.sandbox.spec import PathBinder, SandboxSpec, bwrap_options
 from aifactory.executors.slurm import relay
 from aifactory.executors.slurm.commands import AccountingDisabled, SlurmClient, SlurmError
-from aifactory.executors.slurm.enter import (
-    MAX_OPTIONS,
-    Step,
-    open_step,
-    sandbox_settings,
-)
+from aifactory.executors.slurm.enter import Step, open_step
 from aifactory.executors.slurm.parse import SlurmJob, SlurmNode
 from aifactory.executors.slurm.script import (
     Relay,
@@ -96,6 +91,7 @@ class SlurmExecutorConfig:
     gpu_device_pattern: str = "/dev/nvidia{index}"  # a GPU's device node by its gres index
     path: str = "/usr/local/bin:/usr/bin:/bin"  # the jobs' PATH in their sandboxes
     relay_ports: tuple[int, int] = (42000, 42999)  # a session's relay on its node (relay.py)
+    relay_from: str | None = None  # the control plane's network address: the relay's only peer
 
 
 class SlurmExecutor:
@@ -322,12 +318,15 @@ class SlurmExecutor:
         if launch.serves is not None:
             self._relay_keys(where, identity)
         options = bwrap_options(spec, PathBinder(paths, lenient_software=True))
-        _write_file(where.args, "\0".join(options) + "\0", 0o400, identity)
+        # root's, read by the identity's group (bubblewrap on the node, exec's node_enter.py):
+        # the identity cannot rewrite what its sandbox, or a command entering it, is given
+        _write_file(where.args, "\0".join(options) + "\0", 0o440, group=identity)
 
     def _relay(self, launch: Launch) -> Relay | None:
         if launch.serves is None:
             return None
-        return Relay(self.work(launch.job_id) / launch.serves, self.config.relay_ports)
+        socket = self.work(launch.job_id) / launch.serves
+        return Relay(socket, self.config.relay_ports, self.config.relay_from)
 
     def _relay_keys(self, where: Where, identity: Identity) -> None:
         """The attempt's own pair of keys (relay.py): the relay's for the identity, the
@@ -343,7 +342,7 @@ class SlurmExecutor:
         address as Slurm knows it (NodeAddr)."""
         where = self.attempt_dir(Attempt(job_id, attempt))
         record = self._record(Attempt(job_id, attempt), "started.json")
-        port = relay.port_of(_read_json(record.parent / relay.RECORD))
+        port = relay.port_of(_read_json(record.parent / relay.RECORD), self.config.relay_ports)
         placed = _read_json(where / NODE)  # the facility's own record
         if port is None or placed is None or placed.get("serves") != socket:
             return None
@@ -555,15 +554,17 @@ class SlurmExecutor:
         pid = (status or {}).get("child-pid")
         if not isinstance(pid, int) or pid <= 1:
             raise CannotEnter("the job's sandbox has not started yet")
-        own = os.stat(where / "job")  # the identity's directory
         try:
-            descriptor = os.open(where / "sandbox.args", os.O_RDONLY | os.O_NOFOLLOW)
-            with os.fdopen(descriptor, "rb") as recorded:
-                options = recorded.read(MAX_OPTIONS)
-        except OSError:
-            raise CannotEnter("the job's sandbox has no options recorded") from None
-        env, cwd = sandbox_settings(options)
-        return Step(slurm_id, str(placed["node"]), pid, own.st_uid, own.st_gid, env, cwd)
+            own = os.stat(where / "job")  # the identity's directory
+        except FileNotFoundError:
+            raise CannotEnter(
+                "the job runs in an older layout: exec into it is not supported"
+            ) from None
+        if own.st_uid in (0, os.geteuid()):
+            raise CannotEnter("the job's directory is not its identity's")
+        return Step(
+            slurm_id, str(placed["node"]), pid, own.st_uid, own.st_gid, where / "sandbox.args"
+        )
 
     # ---- stop ----------------------------------------------------------------------------
     def cancel(self, attempt: Attempt) -> None:
@@ -679,8 +680,16 @@ def _owned_dir(path: Path, identity: Identity) -> None:
         os.chown(path, identity.uid, identity.gid)
 
 
-def _write_file(path: Path, content: str | bytes, mode: int, owner: Identity | None = None) -> None:
-    """Written private first (a key is never readable by others, even for a moment)."""
+def _write_file(
+    path: Path,
+    content: str | bytes,
+    mode: int,
+    owner: Identity | None = None,
+    *,
+    group: Identity | None = None,
+) -> None:
+    """Written private first (a key is never readable by others, even for a moment); the
+    `owner`'s, or root's with the `group` identity's group."""
     tmp = path.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
     descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -688,6 +697,8 @@ def _write_file(path: Path, content: str | bytes, mode: int, owner: Identity | N
         out.write(content.encode() if isinstance(content, str) else content)
     if owner is not None and owner.uid != os.geteuid():
         os.chown(tmp, owner.uid, owner.gid)
+    if group is not None and group.uid != os.geteuid():
+        os.chown(tmp, -1, group.gid)
     tmp.chmod(mode)
     os.replace(tmp, path)
 

@@ -81,7 +81,9 @@ def self_signed(name: str) -> KeyPair:
     )
 
 
-def port_of(record: dict[str, Any] | None) -> int | None:
-    """The port relay.json names, if it is sane (the identity writes it)."""
+def port_of(record: dict[str, Any] | None, ports: tuple[int, int]) -> int | None:
+    """The port relay.json names, if it is one of the relays' (the identity writes it: it
+    makes the facility connect to no other port of the node)."""
     port = (record or {}).get("port")
-    return port if isinstance(port, int) and 0 < port < 65536 else None
+    low, high = ports
+    return port if isinstance(port, int) and low <= port <= high else None

@@ -58,6 +58,7 @@ class Relay:
 
     socket: Path
     ports: tuple[int, int]
+    allow_from: str | None = None  # the control plane's address (socat's range=), if known
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,24 +197,35 @@ CONTROL_NODES = (
 def _relay(publish: Relay, where: Where) -> str:
     """socat on the first port of the range it can listen on (it says so on its log, which sed
     reads, unbuffered, keeping only that line); each connection TLS-checked and passed to the
-    job's socket. Its port in relay.json."""
+    job's socket. Its port in relay.json. socat runs in a bubblewrap of its own that shows it
+    /usr, its two key files and the socket's directory, and no more: the socket is the job's
+    (the job may swap it for a link), so a link to another socket of the node (munge, a
+    daemon the sandbox hides) leads nowhere. It takes connections only from `allow_from`, if
+    the operators named the control plane's address (a neighbour cannot fill its slots)."""
     low, high = publish.ports
-    options = (
-        f",reuseaddr,fork,max-children=256,cert={where.relay_file(relay.SERVER_KEY)},"
-        f"cafile={where.relay_file(relay.CLIENT_CERT)},verify=1"
-    )
+    key, trusted = where.relay_file(relay.SERVER_KEY), where.relay_file(relay.CLIENT_CERT)
+    allowed = f",range={publish.allow_from}" if publish.allow_from else ""
+    options = f",reuseaddr,fork,max-children=256{allowed},cert={key},cafile={trusted},verify=1"
     address = f'"OPENSSL-LISTEN:$port"{shlex.quote(options)}'
-
+    directory = str(publish.socket.parent)
     # from the socket's directory: a socket's path must be short (108 bytes), a job's need not
-    where_socket = shlex.quote(str(publish.socket.parent))
     target = shlex.quote(f"UNIX-CONNECT:{publish.socket.name}")
+    walls = shlex.join(
+        [
+            "/usr/bin/bwrap", "--unshare-all", "--share-net", "--die-with-parent",
+            "--ro-bind", "/usr", "/usr", "--ro-bind-try", "/lib", "/lib",
+            "--ro-bind-try", "/lib64", "/lib64", "--ro-bind-try", "/etc/ssl", "/etc/ssl",
+            "--ro-bind", str(key), str(key), "--ro-bind", str(trusted), str(trusted),
+            "--ro-bind", directory, directory, "--chdir", directory, "--dev", "/dev", "--",
+        ]
+    )  # fmt: skip
     up = '"$dir/relay.up"'
     no_socat = shlex.quote("aifactory: no socat on this node to relay the session")
     no_port = shlex.quote(f"aifactory: no free port from {low} to {high} to relay the session")
     return f"""[ -x /usr/bin/socat ] || {{ echo {no_socat} "($(hostname))"; finish 1; }}
 for port in $(seq {int(low)} {int(high)}); do
   rm -f {up}
-  (cd {where_socket} && exec /usr/bin/socat -d -d {address} {target}) \\
+  {walls} /usr/bin/socat -d -d {address} {target} \\
     2> >(sed -u -n "/ N listening on /w $dir/relay.up") &
   relay=$!
   while kill -0 "$relay" 2>/dev/null && [ ! -s {up} ]; do sleep 0.05; done

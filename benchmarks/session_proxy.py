@@ -10,7 +10,11 @@ the job's sandbox). In one run:
 - a 1 MB notebook saved (`PUT api/contents`), `--saves` times, through the proxy and directly
   on the server's socket (with its token, as the proxy reaches it), interleaved; p50/p99;
 - a kernel round trip (an `execute_request` of `pass` until its `execute_reply`, on one open
-  kernel WebSocket each way), `--trips` times, interleaved; p50/p99.
+  kernel WebSocket each way), `--trips` times, interleaved; p50/p99;
+- the same two through the relay a Slurm node puts in front of the server (the batch
+  script's own commands, `executors.slurm.script.relay_commands`: socat in its bubblewrap,
+  mutual TLS with fresh keys), on this host, without the proxy: what the relay adds to the
+  direct path (on a Slurm facility the proxy's share comes on top, plus the network's).
 
     .venv/bin/python benchmarks/session_proxy.py [--starts 3] [--saves 50] [--trips 300]
 
@@ -25,7 +29,9 @@ import asyncio
 import json
 import os
 import platform
+import ssl
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,6 +52,8 @@ from tests.e2e.process import FacilityProcess  # noqa: E402
 from aifactory.client import Client  # noqa: E402
 from aifactory.domain import interactive  # noqa: E402
 from aifactory.executors.job_socket import open_job_socket  # noqa: E402
+from aifactory.executors.slurm import relay  # noqa: E402
+from aifactory.executors.slurm.script import Relay, Where, relay_commands  # noqa: E402
 from aifactory.store.db import Database  # noqa: E402
 from aifactory.store.models import InteractiveSession  # noqa: E402
 
@@ -102,6 +110,47 @@ def direct(facility: FacilityProcess, sid: int) -> tuple[httpx.Client, str, int]
     return client, token, fd
 
 
+RELAY_PORTS = (43000, 43099)
+
+
+def relayed(
+    facility: FacilityProcess, sid: int, token: str, keys: Path
+) -> tuple[httpx.Client, ssl.SSLContext, int, subprocess.Popen[bytes]]:
+    """The server behind a Slurm node's relay, started by the batch script's own commands;
+    a client of it (the facility's certificate, the server's token), its TLS context, port."""
+    where = Where(keys, keys)
+    where.own.mkdir(parents=True)
+    server, facility_key = relay.self_signed("aifactory relay"), relay.self_signed("aifactory")
+    for name, content in (
+        (relay.SERVER_KEY, server.both), (relay.SERVER_CERT, server.certificate),
+        (relay.CLIENT_KEY, facility_key.both), (relay.CLIENT_CERT, facility_key.certificate),
+    ):  # fmt: skip
+        where.relay_file(name).write_bytes(content)
+    socket = facility.data_dir / "jobs" / str(sid) / "work" / interactive.SOCKET
+    harness = (
+        f"dir={where.own}\n"
+        'record() { printf \'%s\\n\' "$2" > "$dir/$1"; }\n'
+        'finish() { exit "$1"; }\n'
+        "relay=\n" + relay_commands(Relay(socket, RELAY_PORTS), where) + 'wait "$relay"\n'
+    )
+    process = subprocess.Popen(["bash", "-c", harness], start_new_session=True)
+    record = where.own / relay.RECORD
+    deadline = time.monotonic() + 10
+    while not record.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the relay did not start")
+        time.sleep(0.05)
+    port = json.loads(record.read_text())["port"]
+    context = relay.client_context(keys)
+    client = httpx.Client(
+        base_url=f"https://127.0.0.1:{port}",
+        verify=context,
+        headers={"Authorization": f"token {token}"},
+        timeout=60,
+    )
+    return client, context, port, process
+
+
 def notebook_of(size: int) -> dict[str, Any]:
     line = "x" * 99 + "\n"
     source = line * (size // len(line))
@@ -114,13 +163,15 @@ def notebook_of(size: int) -> dict[str, Any]:
     }
 
 
-def saves(proxied: httpx.Client, own: httpx.Client, sid: int, n: int) -> dict[str, list[float]]:
+def saves(
+    proxied: httpx.Client, own: httpx.Client, relaying: httpx.Client, sid: int, n: int
+) -> dict[str, list[float]]:
     body = json.dumps(notebook_of(1_000_000)).encode()
     path = f"/sessions/{sid}/api/contents/bench.ipynb"
-    timed: dict[str, list[float]] = {"proxy": [], "direct": []}
+    timed: dict[str, list[float]] = {"proxy": [], "direct": [], "relay": []}
     headers = {"Content-Type": "application/json"}
     for _ in range(n):
-        for name, client in (("proxy", proxied), ("direct", own)):
+        for name, client in (("proxy", proxied), ("direct", own), ("relay", relaying)):
             began = time.perf_counter()
             answer = client.put(path, content=body, headers=headers)
             timed[name].append((time.perf_counter() - began) * 1000)
@@ -153,12 +204,19 @@ async def round_trip(ws: ClientConnection) -> float:
 
 
 async def trips(
-    facility: FacilityProcess, proxied: httpx.Client, sid: int, token: str, fd: int, n: int
+    facility: FacilityProcess,
+    proxied: httpx.Client,
+    sid: int,
+    token: str,
+    fd: int,
+    relay_at: tuple[int, ssl.SSLContext],
+    n: int,
 ) -> dict[str, list[float]]:
     kernel = proxied.post(f"/sessions/{sid}/api/kernels", json={"name": "python3"}).json()["id"]
     host = str(proxied.headers["Host"])
     path = f"/sessions/{sid}/api/kernels/{kernel}/channels?session_id="  # one per connection
-    timed: dict[str, list[float]] = {"proxy": [], "direct": []}
+    timed: dict[str, list[float]] = {"proxy": [], "direct": [], "relay": []}
+    port, context = relay_at
     async with (
         connect(
             f"ws://{host}{path}proxied", host="127.0.0.1", port=facility.port,
@@ -169,13 +227,18 @@ async def trips(
             f"/proc/self/fd/{fd}", uri=f"ws://{host}{path}direct",
             additional_headers={"Authorization": f"token {token}"}, max_size=None,
         ) as own,
+        connect(
+            f"wss://127.0.0.1:{port}{path}relayed", ssl=context,
+            additional_headers={"Authorization": f"token {token}"}, max_size=None,
+        ) as far,
     ):  # fmt: skip
-        for ws in (via, own):  # the kernel is ready and each path warm
+        for ws in (via, own, far):  # the kernel is ready and each path warm
             for _ in range(5):
                 await round_trip(ws)
         for _ in range(n):
             timed["proxy"].append(await round_trip(via))
             timed["direct"].append(await round_trip(own))
+            timed["relay"].append(await round_trip(far))
     return timed
 
 
@@ -219,13 +282,19 @@ def run(facility: FacilityProcess, args: argparse.Namespace) -> dict[str, Any]:
                 while api.session(sid)["ended_at"] is None:
                     time.sleep(0.1)
         own, token, fd = direct(facility, sid)
+        far, context, port, relaying = relayed(facility, sid, token, facility.data_dir / "relay")
         try:
-            saved = saves(browser, own, sid, args.saves)
-            tripped = asyncio.run(trips(facility, browser, sid, token, fd, args.trips))
+            saved = saves(browser, own, far, sid, args.saves)
+            tripped = asyncio.run(
+                trips(facility, browser, sid, token, fd, (port, context), args.trips)
+            )
         finally:
             own.close()
+            far.close()
             browser.close()
             os.close(fd)
+            os.killpg(relaying.pid, 15)
+            relaying.wait()
     return {
         "start_s": {"each": starts, "median": statistics.median(starts)},
         "save_1mb_ms": {k: stats(v) for k, v in saved.items()},
@@ -237,16 +306,21 @@ def print_table(result: dict[str, Any]) -> None:
     starts = ", ".join(f"{s:.1f}" for s in result["start_s"]["each"])
     print(f"start → JupyterLab through the proxy: median {result['start_s']['median']:.1f} s")
     print(f"  (each: {starts} s)")
-    print(f"{'':28} {'proxy p50':>10} {'p99':>8} {'direct p50':>11} {'p99':>8} {'added p50':>10}")
+    print(
+        f"{'':28} {'direct p50':>11} {'p99':>8} {'proxy p50':>10} {'p99':>8} {'added':>8} "
+        f"{'relay p50':>10} {'p99':>8} {'added':>8}"
+    )
     for name, key in (
         ("1 MB notebook save (ms)", "save_1mb_ms"),
         ("kernel round trip (ms)", "kernel_round_trip_ms"),
     ):
         row = result[key]
-        added = row["proxy"]["p50"] - row["direct"]["p50"]
+        base = row["direct"]["p50"]
         print(
-            f"{name:28} {row['proxy']['p50']:10.2f} {row['proxy']['p99']:8.2f} "
-            f"{row['direct']['p50']:11.2f} {row['direct']['p99']:8.2f} {added:+10.2f}"
+            f"{name:28} {base:11.2f} {row['direct']['p99']:8.2f} "
+            f"{row['proxy']['p50']:10.2f} {row['proxy']['p99']:8.2f} "
+            f"{row['proxy']['p50'] - base:+8.2f} {row['relay']['p50']:10.2f} "
+            f"{row['relay']['p99']:8.2f} {row['relay']['p50'] - base:+8.2f}"
         )
     print(f"machine: {result['machine']}")
 

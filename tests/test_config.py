@@ -28,3 +28,5 @@ def test_the_relays_one_peer_is_an_address() -> None:
     assert Settings(slurm_relay_from="10.1.0.5").slurm_relay_from == "10.1.0.5/32"
     with pytest.raises(ValidationError, match="slurm_relay_from"):
         Settings(slurm_relay_from="control-plane")
+    with pytest.raises(ValidationError, match="IPv4"):  # socat's relay listens on IPv4
+        Settings(slurm_relay_from="fd00::5")

@@ -206,7 +206,10 @@ class Settings(BaseSettings):
     def _relay_from(cls, given: str | None) -> str | None:
         if given is None:
             return None
-        return str(ipaddress.ip_network(given, strict=False))  # its ValueError names it
+        network = ipaddress.ip_network(given, strict=False)  # its ValueError names it
+        if network.version != 4:
+            raise ValueError(f"{given}: the relay listens on IPv4: give an IPv4 address")
+        return str(network)
 
     @field_validator("slurm_relay_ports")
     @classmethod

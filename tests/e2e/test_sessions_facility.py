@@ -8,14 +8,16 @@ session is stopped with the reason shown, and its GPUs go back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -313,16 +315,50 @@ def test_the_jobs_environment_reaches_its_command_only_never_the_way_in(world: W
     job's library as root. The dynamic loader names a library it cannot find once for each
     program given it: here only the command in the sandbox."""
     missing = "/nonexistent/aifactory-hostile.so"
-    job = world.ann.submit(["sleep", "60"], project="nlp", env={"LD_PRELOAD": missing})
+    secret = f"secret-{uuid.uuid4().hex}"
+    env = {"LD_PRELOAD": missing, "AIF_SECRET": secret}
+    job = world.ann.submit(["sleep", "60"], project="nlp", env=env)
     until_running(world, job["id"])
     try:
         done = cli(world, "ann", "exec", str(job["id"]), "--", "/bin/echo", "in")
         assert done.returncode == 0, done.stderr
         said = done.stdout + done.stderr
-        assert said.count(missing) == 1, said  # the command's; not nsenter's, setpriv's, env's
+        assert said.count(missing) == 1, said  # echo's; not nsenter's, setpriv's, python's
         assert "in" in done.stdout
+        # while a command runs, its environment is on no command line of the host (nsenter
+        # waits as root for as long: any host account could read its command line)
+        waiting = cli_started(world, "ann", "exec", str(job["id"]), "--", "sh", "-c", "sleep 3")
+        try:
+            seen = command_lines_until(lambda: waiting.poll() is not None)
+        finally:
+            waiting.communicate(timeout=30)
+        assert any("sleep 3" in line for line in seen)  # it was looked for while it ran
+        assert not any(secret in line for line in seen)
+        shown = cli(world, "ann", "exec", str(job["id"]), "--", "sh", "-c", "echo $AIF_SECRET")
+        assert secret in shown.stdout  # the command has it
     finally:
         world.ann.cancel(job["id"])
+
+
+def cli_started(world: World, user: str, *args: str) -> subprocess.Popen[str]:
+    env = {**world.facility.env, "AIFACTORY_URL": world.facility.url}
+    env["AIFACTORY_TOKEN"] = world.tokens[user]
+    return subprocess.Popen(
+        [sys.executable, "-m", "aifactory", *args], env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def command_lines_until(done: Callable[[], bool]) -> list[str]:
+    """Every process's command line on this host, looked at again and again until `done`."""
+    seen: list[str] = []
+    while not done():
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    seen.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        time.sleep(0.05)
+    return seen
 
 
 def until_running(world: World, job_id: int, timeout_s: float = 60) -> None:

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import pty
 import shutil
 import struct
 import subprocess
+import sys
 import termios
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +37,16 @@ from aifactory.executors.sandbox.launcher import enter_group
 
 NAMESPACES = ("--user", "--mount", "--pid", "--net", "--ipc", "--uts", "--cgroup")
 HOST_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}  # of the facility's tools on the way in
+EXEC_WITH = """import json, os, sys
+with os.fdopen(int(sys.argv[1])) as given:
+    spec = json.load(given)
+os.chdir(spec["cwd"])
+try:
+    os.execvpe(sys.argv[2], sys.argv[2:], spec["env"])
+except OSError as exc:
+    print(f"aifactory: {sys.argv[2]}: {exc.strerror}", file=sys.stderr)
+    sys.exit(127)
+"""  # the command's exec, with the job's environment and working directory (Entry.argv)
 
 
 class CannotEnter(RuntimeError):
@@ -54,16 +66,17 @@ class Entry:
     join: tuple[str, ...]
     cpus: tuple[int, ...]
 
-    def argv(self, command: list[str], env: dict[str, str]) -> list[str]:
-        """nsenter runs as root: the job's environment (LD_PRELOAD, anything the user set)
-        is given to the last program only, inside the sandbox as the identity (`env -i`);
-        the programs before it run with `HOST_ENV` alone."""
-        pairs = [f"{name}={value}" for name, value in env.items() if "=" not in name]
+    def argv(self, command: list[str], given: int) -> list[str]:
+        """nsenter runs as root, and waits as root for as long as the command runs: the
+        job's environment (LD_PRELOAD, anything the user set) is neither its environment nor
+        on its command line (any host account reads those). The facility's Python, inside
+        the sandbox as the identity, reads it from the descriptor `given` and execs the
+        command with it; what runs before has `HOST_ENV` alone."""
         return [
             _tool("nsenter"), f"--target={self.init_pid}", *NAMESPACES, "--root",
             f"--setuid={self.uid}", f"--setgid={self.gid}", "--",
             "/usr/bin/setpriv", "--no-new-privs", "--",
-            "/usr/bin/env", "-i", f"--chdir={self.cwd}", "--", *pairs, *command,
+            sys.executable, "-I", "-c", EXEC_WITH, str(given), *command,
         ]  # fmt: skip
 
     def prepare(self) -> Callable[[], None]:
@@ -173,8 +186,16 @@ def start(entry: Entry, command: list[str], *, tty: bool, rows: int = 24, cols: 
     # With a terminal, a session of its own inside the sandbox, the terminal its controlling
     # one: job control then never looks for a process group outside its PID namespace.
     inside = ["/usr/bin/setsid", "--ctty", "--wait", "--", *command] if tty else command
-    argv = entry.argv(inside, env)
-    return spawn(argv, env=HOST_ENV, tty=tty, rows=rows, cols=cols, prepare=entry.prepare())
+    given = os.memfd_create("aifactory-exec", 0)
+    try:
+        os.write(given, json.dumps({"env": env, "cwd": entry.cwd}).encode())
+        os.lseek(given, 0, os.SEEK_SET)
+        return spawn(
+            entry.argv(inside, given), env=HOST_ENV, tty=tty, rows=rows, cols=cols,
+            prepare=entry.prepare(), pass_fds=(given,),
+        )  # fmt: skip
+    finally:
+        os.close(given)
 
 
 def spawn(
@@ -187,6 +208,7 @@ def spawn(
     prepare: Callable[[], None] | None = None,
     user: tuple[int, int] | None = None,
     controlling: bool = False,
+    pass_fds: tuple[int, ...] = (),
 ) -> Shell:
     """`argv` in a session of its own, its input and output a terminal (`tty`) or pipes;
     `prepare` between fork and exec; as `user` (uid, gid; no other groups); `controlling`:
@@ -201,7 +223,7 @@ def spawn(
         try:
             proc = subprocess.Popen(
                 argv, stdin=slave, stdout=slave, stderr=slave, env=env,
-                start_new_session=True, preexec_fn=before, **as_user,
+                start_new_session=True, preexec_fn=before, pass_fds=pass_fds, **as_user,
             )  # fmt: skip
         finally:
             os.close(slave)
@@ -211,7 +233,7 @@ def spawn(
     try:
         proc = subprocess.Popen(
             argv, stdin=read_in, stdout=write_out, stderr=write_out, env=env,
-            start_new_session=True, preexec_fn=prepare, **as_user,
+            start_new_session=True, preexec_fn=prepare, pass_fds=pass_fds, **as_user,
         )  # fmt: skip
     finally:
         os.close(write_out)

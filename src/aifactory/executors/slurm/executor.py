@@ -318,13 +318,16 @@ class SlurmExecutor:
         if launch.serves is not None:
             self._relay_keys(where, identity)
         options = bwrap_options(spec, PathBinder(paths, lenient_software=True))
-        # root's, read by the identity's group (bubblewrap on the node, exec's node_enter.py):
-        # the identity cannot rewrite what its sandbox, or a command entering it, is given
-        _write_file(where.args, "\0".join(options) + "\0", 0o440, group=identity)
+        # the identity's alone (its environment may hold secrets; a group may be shared): what
+        # it could rewrite there reaches only its own sandbox (node_enter.py gives it to the
+        # command's exec alone)
+        _write_file(where.args, "\0".join(options) + "\0", 0o400, identity)
 
     def _relay(self, launch: Launch) -> Relay | None:
         if launch.serves is None:
             return None
+        if "/" in launch.serves or launch.serves in ("", ".", ".."):
+            raise ValueError(f"a served socket is a name in the job's directory: {launch.serves}")
         socket = self.work(launch.job_id) / launch.serves
         return Relay(socket, self.config.relay_ports, self.config.relay_from)
 
@@ -680,16 +683,8 @@ def _owned_dir(path: Path, identity: Identity) -> None:
         os.chown(path, identity.uid, identity.gid)
 
 
-def _write_file(
-    path: Path,
-    content: str | bytes,
-    mode: int,
-    owner: Identity | None = None,
-    *,
-    group: Identity | None = None,
-) -> None:
-    """Written private first (a key is never readable by others, even for a moment); the
-    `owner`'s, or root's with the `group` identity's group."""
+def _write_file(path: Path, content: str | bytes, mode: int, owner: Identity | None = None) -> None:
+    """Written private first (a key is never readable by others, even for a moment)."""
     tmp = path.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
     descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -697,8 +692,6 @@ def _write_file(
         out.write(content.encode() if isinstance(content, str) else content)
     if owner is not None and owner.uid != os.geteuid():
         os.chown(tmp, owner.uid, owner.gid)
-    if group is not None and group.uid != os.geteuid():
-        os.chown(tmp, -1, group.gid)
     tmp.chmod(mode)
     os.replace(tmp, path)
 

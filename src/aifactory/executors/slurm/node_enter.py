@@ -15,8 +15,9 @@ cannot be joined: the kernel refuses its namespaces.
 
 The command is then a child (the PID namespace takes new processes only) with the sandbox's
 environment and working directory, read from bubblewrap's options the facility wrote
-(`SANDBOX_ARGS`, root's, readable by the identity's group) and Slurm's variables of the batch
-step; given to the command's exec alone, never to anything before it. It gets no new
+(`SANDBOX_ARGS`) and Slurm's variables of the batch step; given to the command's exec alone,
+never to anything before it. Everything of the process is read through one descriptor of its
+/proc directory: a PID recycled meanwhile is never another process's. It gets no new
 privileges, default signals, and with `TTY` a session of its own with the terminal (srun's
 --pty); it keeps the identity's uid, so its exec leaves it no capabilities.
 """
@@ -55,9 +56,9 @@ def sandbox_settings(options: bytes) -> tuple[dict[str, str], str]:
     return env, cwd
 
 
-def node_variables(pid: str) -> dict[str, str]:
+def node_variables(proc: int) -> dict[str, str]:
     """Slurm's variables of the batch step (its GPUs), as the batch script passed them in."""
-    with open(f"/proc/{pid}/environ", "rb") as environ:
+    with os.fdopen(os.open("environ", os.O_RDONLY, dir_fd=proc), "rb") as environ:
         pairs = environ.read(MAX_ARGS).split(b"\0")
     found = {}
     for pair in pairs:
@@ -75,28 +76,31 @@ def main(pid: str, options_path: str, tty: bool, command: list[str]) -> int:
             error = ctypes.get_errno()
             raise OSError(error, f"cannot join the job's sandbox: {os.strerror(error)}")
 
+    if not command:
+        raise OSError("no command")
     job = os.environ.get("SLURM_JOB_ID", "")
-    with open(f"/proc/{pid}/cgroup") as groups:
+    proc = os.open(f"/proc/{int(pid)}", os.O_RDONLY | os.O_DIRECTORY)
+    with os.fdopen(os.open("cgroup", os.O_RDONLY, dir_fd=proc)) as groups:
         if not job.isdigit() or f"/job_{job}/" not in groups.read():
             raise OSError(f"process {pid} is not of this job")
     with open(options_path, "rb") as recorded:
         env, cwd = sandbox_settings(recorded.read(MAX_ARGS))
-    env = {**node_variables(pid), **env}
+    env = {**env, **node_variables(proc)}  # Slurm's win, as in the batch script
     if tty:
         env.setdefault("TERM", "xterm-256color")
-    inner = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY)
+    inner = os.open("ns/user", os.O_RDONLY, dir_fd=proc)
     outer = fcntl.ioctl(inner, NS_GET_PARENT)
     others = [
-        os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY)
+        os.open(f"ns/{kind}", os.O_RDONLY, dir_fd=proc)
         for kind in KINDS
-        if os.stat(f"/proc/{pid}/ns/{kind}").st_ino != os.stat(f"/proc/self/ns/{kind}").st_ino
+        if os.stat(f"ns/{kind}", dir_fd=proc).st_ino != os.stat(f"/proc/self/ns/{kind}").st_ino
     ]
-    root = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY)
+    root = os.open("root", os.O_RDONLY | os.O_DIRECTORY, dir_fd=proc)
     for fd in (outer, *others, inner):
         join(fd)
     os.fchdir(root)
     os.chroot(".")
-    for fd in (inner, outer, *others, root):
+    for fd in (inner, outer, *others, root, proc):
         os.close(fd)
     if tty:  # the command's own session takes the terminal
         before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -105,8 +109,9 @@ def main(pid: str, options_path: str, tty: bool, command: list[str]) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, PASSED)  # none lost between fork and handlers
     child = os.fork()
     if child == 0:
-        for number in (*PASSED, signal.SIGPIPE, signal.SIGXFSZ):
-            signal.signal(number, signal.SIG_DFL)
+        for number in signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}:
+            with contextlib.suppress(OSError, ValueError):  # the real-time ones glibc keeps
+                signal.signal(number, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
         if tty:
             os.setsid()

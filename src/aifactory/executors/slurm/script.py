@@ -148,7 +148,7 @@ def batch_script(
     before, _, after = gpu_device_pattern.partition("{index}")
     device = f'{shlex.quote(before)}"$gpu"{shlex.quote(after)}' if _ else shlex.quote(before)
     check = _workdir_check(checked_dir, workdir_roots) if checked_dir else ""
-    check += _relay(publish, where) if publish else ""
+    check += relay_commands(publish, where) if publish else ""
     return f"""#!/bin/bash
 # aifactory job {launch.job_id}, attempt {launch.attempt.number} (written by the Slurm executor)
 export PATH=/usr/bin:/bin
@@ -194,7 +194,7 @@ CONTROL_NODES = (
 )
 
 
-def _relay(publish: Relay, where: Where) -> str:
+def relay_commands(publish: Relay, where: Where) -> str:
     """socat on the first port of the range it can listen on (it says so on its log, which sed
     reads, unbuffered, keeping only that line); each connection TLS-checked and passed to the
     job's socket. Its port in relay.json. socat runs in a bubblewrap of its own that shows it
@@ -215,6 +215,9 @@ def _relay(publish: Relay, where: Where) -> str:
             "/usr/bin/bwrap", "--unshare-all", "--share-net", "--die-with-parent",
             "--ro-bind", "/usr", "/usr", "--ro-bind-try", "/lib", "/lib",
             "--ro-bind-try", "/lib64", "/lib64", "--ro-bind-try", "/etc/ssl", "/etc/ssl",
+            "--ro-bind-try", "/etc/pki/tls", "/etc/pki/tls",  # OpenSSL's settings elsewhere,
+            "--ro-bind-try", "/etc/crypto-policies", "/etc/crypto-policies",  # the site's
+            "--proc", "/proc",  # and whether the node runs FIPS
             "--ro-bind", str(key), str(key), "--ro-bind", str(trusted), str(trusted),
             "--ro-bind", directory, directory, "--chdir", directory, "--dev", "/dev", "--",
         ]

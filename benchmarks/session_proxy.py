@@ -116,24 +116,40 @@ RELAY_PORTS = (43000, 43099)
 def relayed(
     facility: FacilityProcess, sid: int, token: str, keys: Path
 ) -> tuple[httpx.Client, ssl.SSLContext, int, subprocess.Popen[bytes]]:
-    """The server behind a Slurm node's relay, started by the batch script's own commands;
-    a client of it (the facility's certificate, the server's token), its TLS context, port."""
+    """The server behind a Slurm node's relay, started by the batch script's own commands as
+    the session's identity (as on a node); a client of it (the facility's certificate, the
+    server's token), its TLS context, port."""
+    socket = facility.data_dir / "jobs" / str(sid) / "work" / interactive.SOCKET
+    owner = socket.parent.stat()
+    for above in (
+        facility.data_dir,
+        socket.parent.parent.parent,
+        socket.parent.parent,
+        keys.parent,
+    ):
+        above.chmod(0o711)  # traversable by the identity, as the Slurm executor lays them out
+    keys.mkdir(mode=0o711)
     where = Where(keys, keys)
-    where.own.mkdir(parents=True)
+    where.own.mkdir()
+    os.chown(where.own, owner.st_uid, owner.st_gid)
     server, facility_key = relay.self_signed("aifactory relay"), relay.self_signed("aifactory")
     for name, content in (
         (relay.SERVER_KEY, server.both), (relay.SERVER_CERT, server.certificate),
         (relay.CLIENT_KEY, facility_key.both), (relay.CLIENT_CERT, facility_key.certificate),
     ):  # fmt: skip
         where.relay_file(name).write_bytes(content)
-    socket = facility.data_dir / "jobs" / str(sid) / "work" / interactive.SOCKET
+    os.chown(where.relay_file(relay.SERVER_KEY), owner.st_uid, owner.st_gid)
+    where.relay_file(relay.CLIENT_KEY).chmod(0o400)  # the facility's
     harness = (
         f"dir={where.own}\n"
         'record() { printf \'%s\\n\' "$2" > "$dir/$1"; }\n'
         'finish() { exit "$1"; }\n'
         "relay=\n" + relay_commands(Relay(socket, RELAY_PORTS), where) + 'wait "$relay"\n'
     )
-    process = subprocess.Popen(["bash", "-c", harness], start_new_session=True)
+    process = subprocess.Popen(
+        ["bash", "-c", harness], start_new_session=True, user=owner.st_uid, group=owner.st_gid,
+        extra_groups=[],
+    )  # fmt: skip
     record = where.own / relay.RECORD
     deadline = time.monotonic() + 10
     while not record.exists():
@@ -282,7 +298,8 @@ def run(facility: FacilityProcess, args: argparse.Namespace) -> dict[str, Any]:
                 while api.session(sid)["ended_at"] is None:
                     time.sleep(0.1)
         own, token, fd = direct(facility, sid)
-        far, context, port, relaying = relayed(facility, sid, token, facility.data_dir / "relay")
+        keys = Path(tempfile.mkdtemp(prefix="aif-bench-relay-")) / "attempt"
+        far, context, port, relaying = relayed(facility, sid, token, keys)
         try:
             saved = saves(browser, own, far, sid, args.saves)
             tripped = asyncio.run(

@@ -27,7 +27,8 @@ JOIN = (Path(__file__).parent / "node_enter.py").read_text()
 @dataclass(frozen=True, slots=True)
 class Step:
     """Where and as whom the command runs: the attempt's Slurm job, its node, its sandbox's
-    init there, the identity (uid, gid) and the sandbox's environment and directory."""
+    init there, the identity (uid, gid) and the sandbox's options (what node_enter.py gives
+    the command: its environment and directory)."""
 
     slurm_id: int
     node: str

@@ -316,7 +316,7 @@ class SlurmExecutor:
         node = sorted(launch.placement)[0]  # where the batch script runs
         _write_json(where.attempt_dir / NODE, {"node": node, "serves": launch.serves})
         if launch.serves is not None:
-            self._relay_keys(where, identity)
+            self._relay_keys(where, identity, launch.time_limit_s)
         options = bwrap_options(spec, PathBinder(paths, lenient_software=True))
         # the identity's alone (its environment may hold secrets; a group may be shared): what
         # it could rewrite there reaches only its own sandbox (node_enter.py gives it to the
@@ -331,10 +331,11 @@ class SlurmExecutor:
         socket = self.work(launch.job_id) / launch.serves
         return Relay(socket, self.config.relay_ports, self.config.relay_from)
 
-    def _relay_keys(self, where: Where, identity: Identity) -> None:
+    def _relay_keys(self, where: Where, identity: Identity, valid_s: float) -> None:
         """The attempt's own pair of keys (relay.py): the relay's for the identity, the
         facility's for root; each side's certificate readable by the other."""
-        server, client = relay.self_signed("aifactory relay"), relay.self_signed("aifactory")
+        server = relay.self_signed("aifactory relay", valid_s)
+        client = relay.self_signed("aifactory", valid_s)
         _write_file(where.relay_file(relay.SERVER_KEY), server.both, 0o400, identity)
         _write_file(where.relay_file(relay.SERVER_CERT), server.certificate, 0o444)
         _write_file(where.relay_file(relay.CLIENT_KEY), client.both, 0o400)

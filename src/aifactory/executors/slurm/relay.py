@@ -31,7 +31,7 @@ SERVER_CERT = "relay-server.crt"  # what the facility trusts
 CLIENT_KEY = "relay-client.pem"  # the facility's certificate and key: root's, 0400
 CLIENT_CERT = "relay-client.crt"  # what the relay trusts
 RECORD = "relay.json"  # the port it listens on, in the attempt's `job/` (the relay writes it)
-VALID_DAYS = 30  # longer than any time limit; the keys are the attempt's alone anyway
+MARGIN = datetime.timedelta(days=1)  # beyond the attempt's time limit (a late start, a clock)
 
 
 def client_context(attempt_dir: Path) -> ssl.SSLContext:
@@ -55,8 +55,9 @@ class KeyPair:
         return self.certificate + self.key
 
 
-def self_signed(name: str) -> KeyPair:
-    """A P-256 key and a self-signed certificate for it, valid from a minute ago."""
+def self_signed(name: str, valid_s: float = 86_400.0) -> KeyPair:
+    """A P-256 key and a self-signed certificate for it, valid from a minute ago for
+    `valid_s` and a day more (an attempt's keys: its time limit)."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.UTC)
@@ -67,7 +68,7 @@ def self_signed(name: str) -> KeyPair:
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
+        .not_valid_after(now + datetime.timedelta(seconds=valid_s) + MARGIN)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .sign(key, hashes.SHA256())
     )

@@ -4,9 +4,8 @@ or connected; record it (the session page's "idle for"), and stop a session idle
 timeout as a cancel does (SIGTERM, grace), with the reason on the session and its job.
 
 The servers are the projects' code: each is asked over its own socket (executors.job_socket;
-on Slurm, through its node's relay),
-on probe threads, for at most `PROBE_S`, outside any transaction; what they answered is
-recorded the next round. A server that does not answer tells nothing new: what it said last
+on Slurm, through its node's relay), on probe threads, for at most `PROBE_S`, outside any
+transaction; what they answered is recorded the next round. A server that does not answer tells nothing new: what it said last
 holds for `STALE_ROUNDS` rounds, then only that it was in use until it last answered (idle
 since its start if it never did). A crash between rounds loses nothing: the next asks again.
 """

@@ -7,7 +7,8 @@ The servers are the projects' code: each is asked over its own socket (executors
 on Slurm, through its node's relay), on probe threads, for at most `PROBE_S`, outside any
 transaction; what they answered is recorded the next round. A server that does not answer
 tells nothing new: what it said last holds for `STALE_ROUNDS` rounds, then only that it was
-in use until it last answered (idle since its start if it never did). A crash between rounds loses nothing: the next asks again.
+in use until it last answered (idle since its start if it never did). A crash between rounds
+loses nothing: the next asks again.
 """
 
 from __future__ import annotations

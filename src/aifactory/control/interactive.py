@@ -29,9 +29,8 @@ from sqlalchemy.orm import Session
 
 from aifactory.domain import interactive
 from aifactory.domain.interactive import Activity, cull_reason, idleness
-from aifactory.domain.jobfiles import work_dir
 from aifactory.domain.jobs import JobState
-from aifactory.executors.job_socket import JobServer, ServerFinder, connect
+from aifactory.executors.job_socket import JobServer, ServerFinder, connect, sockets_in
 from aifactory.governance import audit
 from aifactory.governance.removal import stop_jobs
 from aifactory.store.db import Database
@@ -70,8 +69,7 @@ class SessionCuller:
         served: ServerFinder | None = None,
     ) -> None:
         self.db = db
-        self.jobs_dir = jobs_dir
-        self.served = served  # None: each session's socket in its directory under jobs_dir
+        self.served = served or sockets_in(jobs_dir)  # default: the sockets on this host
         self.every_s = every_s
         self.probe = probe or ask_server
         self._last = float("-inf")
@@ -123,12 +121,10 @@ class SessionCuller:
         ]
 
     def _server(self, job_id: int, attempt: int) -> JobServer | None:
-        if self.served is not None:
-            try:
-                return self.served(job_id, attempt, interactive.SOCKET)
-            except (OSError, ValueError):  # its relay's keys unreadable: not reachable
-                return None
-        return work_dir(self.jobs_dir / str(job_id)) / interactive.SOCKET
+        try:
+            return self.served(job_id, attempt, interactive.SOCKET)
+        except (OSError, ValueError):  # its relay's keys unreadable: not reachable
+            return None
 
 
 def _record_apart(

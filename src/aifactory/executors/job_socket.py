@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from aifactory.domain.jobfiles import work_dir
+
 
 @dataclass(frozen=True, slots=True)
 class Relayed:
@@ -33,6 +35,11 @@ JobServer = Path | Relayed
 # Where an attempt's server of a given socket name is reached (an executor's `served`); None:
 # not yet (the job has not started it, or its relay has not said its port).
 ServerFinder = Callable[[int, int, str], JobServer | None]
+
+
+def sockets_in(jobs_dir: Path) -> ServerFinder:
+    """Jobs' sockets on this host: in each job's own directory under `jobs_dir`."""
+    return lambda job_id, _attempt, socket: work_dir(jobs_dir / str(job_id)) / socket
 
 
 def open_job_socket(socket: Path) -> int:

@@ -11,8 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from aifactory.domain.jobfiles import work_dir
-from aifactory.executors.job_socket import JobServer, ServerFinder
+from aifactory.executors.job_socket import JobServer, ServerFinder, sockets_in
 from aifactory.faces.group_commit import GroupCommitter
 from aifactory.faces.principal_cache import PrincipalCache
 from aifactory.scheduler import Policy
@@ -72,7 +71,7 @@ class AppState:
             return self.served(job_id, attempt, socket)
         if self.jobs_dir is None:
             return None
-        return work_dir(self.jobs_dir / str(job_id)) / socket
+        return sockets_in(self.jobs_dir)(job_id, attempt, socket)
 
     def __post_init__(self) -> None:
         self.principals = PrincipalCache(ttl_s=self.auth_cache_s)

@@ -486,24 +486,24 @@ button{{font:inherit;padding:.5em 1.5em}}</style>
 
 
 async def _page(send: Send, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", b"text/html; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-                (b"cache-control", b"no-store"),
-                (b"referrer-policy", b"same-origin"),  # no-referrer: its POST's Origin null
-                (b"x-frame-options", b"DENY"),
-                (
-                    b"content-security-policy",
-                    b"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-                    b"frame-ancestors 'none'",
-                ),
-            ],
-        }
-    )
+    await _whole(
+        send, 200, body,
+        (b"content-type", b"text/html; charset=utf-8"),
+        (b"cache-control", b"no-store"),
+        (b"referrer-policy", b"same-origin"),  # no-referrer: its POST's Origin null
+        (b"x-frame-options", b"DENY"),
+        (
+            b"content-security-policy",
+            b"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+            b"frame-ancestors 'none'",
+        ),
+    )  # fmt: skip
+
+
+async def _whole(send: Send, status: int, body: bytes, *headers: tuple[bytes, bytes]) -> None:
+    """An answer of the proxy's own, in one piece, with its length."""
+    length = (b"content-length", str(len(body)).encode())
+    await send({"type": "http.response.start", "status": status, "headers": [*headers, length]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -618,14 +618,7 @@ async def _body(receive: Receive) -> bytes | AsyncIterator[bytes]:
 
 
 async def _redirect(send: Send, location: str) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 303,
-            "headers": [(b"location", location.encode()), (b"content-length", b"0")],
-        }
-    )
-    await send({"type": "http.response.body", "body": b""})
+    await _whole(send, 303, b"", (b"location", location.encode()))
 
 
 async def _plain(scope: Scope, send: Send, status: int, text: str) -> None:
@@ -633,18 +626,8 @@ async def _plain(scope: Scope, send: Send, status: int, text: str) -> None:
         await send({"type": "websocket.close", "code": 1008})
         return
     body = text.encode() + b"\n"
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-                (b"cache-control", b"no-store"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    plain = (b"content-type", b"text/plain; charset=utf-8")
+    await _whole(send, status, body, plain, (b"cache-control", b"no-store"))
 
 
 async def _starting(scope: Scope, send: Send) -> None:
@@ -657,19 +640,12 @@ async def _starting(scope: Scope, send: Send) -> None:
         b"<title>Starting</title><p>The session's server is starting (or has stopped): this "
         b"page tries again every 2 seconds.</p>"
     )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 502,
-            "headers": [
-                (b"content-type", b"text/html; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", b"2"),
-                (b"cache-control", b"no-store"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await _whole(
+        send, 502, body,
+        (b"content-type", b"text/html; charset=utf-8"),
+        (b"retry-after", b"2"),
+        (b"cache-control", b"no-store"),
+    )  # fmt: skip
 
 
 async def _close(server: _Server) -> None:

@@ -345,8 +345,8 @@ class SlurmExecutor:
         """Where the attempt's relay of `socket` listens, once it has said so; the node's
         address as Slurm knows it (NodeAddr)."""
         where = self.attempt_dir(Attempt(job_id, attempt))
-        record = self._record(Attempt(job_id, attempt), "started.json")
-        port = relay.port_of(_read_json(record.parent / relay.RECORD), self.config.relay_ports)
+        recorded = _read_json(self._record(Attempt(job_id, attempt), relay.RECORD))
+        port = relay.port_of(recorded, self.config.relay_ports)
         placed = _read_json(where / NODE)  # the facility's own record
         if port is None or placed is None or placed.get("serves") != socket:
             return None

@@ -65,6 +65,23 @@ class ApiToken(Base):
     revoked_at: Mapped[float | None] = mapped_column(Float)
 
 
+class UserIdentity(Base):
+    """A federated identity (OIDC: issuer + `sub`, stable for life) that signs in as this user.
+
+    One user may link several (their institution's, a federation proxy's); an identity belongs to
+    one user only."""
+
+    __tablename__ = "user_identities"
+    __table_args__ = (UniqueConstraint("issuer", "subject"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    issuer: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str] = mapped_column(String(255))
+    provider: Mapped[str] = mapped_column(String(32))  # the configured provider it came through
+    created_at: Mapped[float] = mapped_column(Float)
+    last_sign_in_at: Mapped[float | None] = mapped_column(Float)
+
+
 class Organisation(Base):
     __tablename__ = "organisations"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -25,7 +25,7 @@ TORCH  ?= torch==2.13.0
 # The stamps of an older pyproject.toml go; then these stamps are made.
 stamp = find $(VENV) -maxdepth 1 -name '.installed-*' ! -name '*-$(HASH)' -delete && touch $(1)
 
-.PHONY: setup llm setup-dev run test lint typecheck pytest system-deps run-deps bench clean
+.PHONY: setup llm setup-dev run test lint typecheck pytest system-deps run-deps bench clean oidc-provider
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,12 @@ run-deps:
 
 system-deps:
 	bash scripts/install-system-deps.sh
+
+# A test OpenID provider (node-oidc-provider) for trying federated sign-in by hand, on
+# http://127.0.0.1:9000 with oidc-provider/example.json's accounts and clients
+# (oidc-provider/README.md). The tests start their own (tests/oidc_provider.py).
+oidc-provider:
+	cd oidc-provider && npm ci --no-audit --no-fund && node server.mjs example.json
 
 lint: setup-dev
 	$(BIN)/ruff check src tests benchmarks

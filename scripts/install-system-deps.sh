@@ -6,8 +6,9 @@
 #           slurmdbd and MariaDB's server binary (the tests start a real PostgreSQL server and
 #           a real one-host Slurm cluster of their own, with accounting so that sacct works,
 #           and socat, which relays a session's notebook server from a node),
-#           Debian's Chromium, which the portal's browser tests drive headless, and a static
-#           busybox, from which the container tests make their images.
+#           Debian's Chromium, which the portal's browser tests drive headless, a static
+#           busybox, from which the container tests make their images, and Node.js with npm,
+#           which run the tests' OpenID provider (oidc-provider/).
 # Debian/Ubuntu, as root or with sudo. Fast and silent when all is there.
 set -euo pipefail
 
@@ -28,6 +29,10 @@ have slurmdbd || missing+=(slurmdbd)
 have mariadbd || missing+=(mariadb-server-core)
 have chromium || missing+=(chromium)
 have socat || missing+=(socat)  # a Slurm node's relay to a session (docs/sessions.md)
+# Node.js and npm run the tests' OpenID provider (oidc-provider/, tests/oidc_provider.py); it
+# needs Node.js 20.19 or later, newer than Debian 12's own nodejs 18 (the tests say so).
+have node || missing+=(nodejs)
+have npm || missing+=(npm)
 { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; } || missing+=(busybox-static)  # static
 for tool in sbatch squeue sacct scontrol scancel sinfo; do
   have "$tool" || { missing+=(slurm-client); break; }

@@ -29,6 +29,7 @@ from aifactory.services.bootstrap import bootstrap
 from aifactory.store.db import Database
 from aifactory.store.migrate import upgrade
 from aifactory.store.nodes import upsert_node
+from tests.oidc_provider import OidcProvider
 from tests.postgres import create_database, free_port, postgres_server
 from tests.slurm_cluster import SlurmCluster, running_cluster
 
@@ -201,3 +202,18 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
         yield cluster
     finally:
         running.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def oidc_provider() -> Iterator[OidcProvider]:
+    """A real OpenID provider (node-oidc-provider, tests/oidc_provider.py) for the session, with
+    its default accounts and clients; fails, never skips, when Node.js is not installed. A test
+    that restarts it (other keys) must restart it again with the defaults when done."""
+    try:
+        provider = OidcProvider().start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield provider
+    finally:
+        provider.__exit__(None, None, None)

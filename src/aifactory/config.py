@@ -87,6 +87,11 @@ class Settings(BaseSettings):
         description="the portal's address as browsers reach it (where a session's origin sends "
         "someone to sign in); default: http(s)://<sessions domain>:<port>",
     )
+    oidc_providers: Path | None = Field(
+        None,
+        description="a TOML file of the OpenID providers people sign in with, in the portal and "
+        "with `aifactory login --sso` (docs/federated-access.md); none: local accounts only",
+    )
     gateway_queue_s: float = Field(
         30.0,
         ge=0,

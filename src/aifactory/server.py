@@ -51,6 +51,8 @@ from aifactory.services import passwords
 from aifactory.services.auth import issue_token
 from aifactory.services.bootstrap import bootstrap
 from aifactory.services.environments import BuildTarget
+from aifactory.services.federated.oidc import OidcClient
+from aifactory.services.federated.providers import ProviderConfig, load_providers
 from aifactory.services.interactive import purge_passes
 from aifactory.services.login import purge_sessions
 from aifactory.software import layout
@@ -78,10 +80,13 @@ class Facility:
     clock: Callable[[], float] = time.time  # the API's and the control loop's one clock
     sandbox: SandboxReport | None = None  # the local sandbox as checked at the start
     builder: EnvironmentBuilder | None = None  # builds environments (control.builds)
+    # The OpenID providers of settings.oidc_providers, checked at the start.
+    sign_in_providers: tuple[ProviderConfig, ...] = ()
 
 
 def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facility:
     sandbox = check_sandbox() if settings.executor == "local" else None
+    providers = load_providers(settings.oidc_providers) if settings.oidc_providers else ()
     keep_private(settings)
     url = settings.resolved_database_url
     upgrade(url)
@@ -119,6 +124,7 @@ def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facilit
         admin_password=password,
         sandbox=sandbox,
         builder=make_builder(settings, db, clock),
+        sign_in_providers=providers,
     )
 
 
@@ -439,6 +445,7 @@ def app_for(facility: Facility) -> FastAPI:
             else None
         ),
         public_url=facility.settings.public_url,
+        sign_in={p.name: OidcClient(p) for p in facility.sign_in_providers},
     )
     app = facility_app(
         state,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from aifactory.accounting.reports import (
     report_csv,
     report_json,
 )
+from aifactory.domain.access_modes import AccessFact, AccessMode
 from aifactory.domain.statements import ReportInput, UsageFact, WaitFact
 
 HOUR = 3600.0
@@ -255,3 +257,28 @@ def test_svg_charts_of_an_empty_period_say_no_usage(tmp_path: Path) -> None:
 def test_unknown_chart_format_is_refused(report: FunderReport, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="png, svg"):
         report_charts(report, tmp_path, fmt="gif")
+
+
+def test_the_funding_split_and_time_to_access_per_mode() -> None:
+    eu = replace(USAGE[0], funding="eu")  # 8 GPU-h
+    national = replace(USAGE[2], funding="national")  # 1 GPU-h
+    # Fast Lane, submitted Friday 2 Jan 2026 (clock starts that day): 4 working days to
+    # Thursday 8 Jan; access on Wednesday 7 Jan is within, on Friday 9 Jan is late.
+    submitted = START + 24 * HOUR + 9 * HOUR
+    due = 1_767_913_200.0  # 2026-01-09T00:00+01:00: the end of Thursday 8 January
+    access = tuple(  # Wednesday is the 3rd working day, Friday the 5th
+        AccessFact(AccessMode.FAST_LANE, submitted, at, due, days)
+        for at, days in (
+            (START + 6 * 24 * HOUR + 12 * HOUR, 3),
+            (START + 8 * 24 * HOUR + 12 * HOUR, 5),
+        )
+    )
+    data = ReportInput(START, END, 10, 0.0, usage=(eu, national, USAGE[4]), access=access)
+    report = build_report(data)
+    assert report.gpu_hours_by_funding == {"(none)": 1.0, "eu": 8.0, "national": 1.0}
+    kept = report.time_to_access["fast_lane"]
+    assert (kept.service_days, kept.proposals, kept.within) == (4, 2, 1)
+    assert kept.median_working_days == 4.0
+    figures = json.loads(report_json(report))
+    assert figures["time_to_access"]["fast_lane"]["share_within"] == 0.5
+    assert figures["gpu_hours_by_funding"]["eu"] == 8.0

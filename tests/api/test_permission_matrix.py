@@ -15,6 +15,7 @@ until it has one.
 from __future__ import annotations
 
 import itertools
+import json
 import shutil
 import ssl
 from collections.abc import Callable, Iterator
@@ -273,6 +274,28 @@ def _image_import(f: Facility, user: str) -> httpx.Response:
     return f.api.post("/images", content=tar.read_bytes(), params={"name": name}, headers=headers)
 
 
+A_MONTH: dict[str, Any] = {"from": "2025-01-01", "to": "2025-02-01"}
+
+
+def _federation_import(f: Facility, user: str) -> httpx.Response:
+    """A dry run of one award for a new project: authorised and checked in full, kept never."""
+    award = {
+        "award_id": f.unique("award"),
+        "project_id": "upstream-1",
+        "project_name": f.unique("fed"),
+        "organisation_name": "acme",
+        "organisation_kind": "university",
+        "pi_issuer": "https://idp.example.org/",
+        "pi_subject": "ada",
+        "gpu_hours": 10,
+        "start": iso(NOW)[:10],
+        "end": iso(NOW + DAY)[:10],
+        "programme": "research",
+    }
+    body = {"source": "a.json", "format": "json", "content": json.dumps([award]), "dry_run": True}
+    return f.do(user, "POST", "/federation/imports", body)
+
+
 def _grant(f: Facility, user: str) -> httpx.Response:
     body = {"project": "q", "purpose": f.unique("research"), "until": iso(NOW + 30 * DAY)}
     return f.do(user, "POST", "/datasets/p-data/grants", body)
@@ -337,6 +360,8 @@ EXERCISES: dict[Action, Exercise] = {
     Action.REPORT_EXPORT: lambda f, u: f.do(
         u, "GET", "/reports/funder", **{"from": "2025-01-01", "to": "2025-02-01"}
     ),
+    Action.FEDERATION_IMPORT: _federation_import,
+    Action.FEDERATION_EXPORT: lambda f, u: f.do(u, "GET", "/federation/usage", **A_MONTH),
     Action.AUDIT_READ: lambda f, u: f.do(u, "GET", "/audit"),
     Action.AUDIT_VERIFY: lambda f, u: f.do(u, "GET", "/audit/verify"),
     Action.DATASET_READ: lambda f, u: f.do(u, "GET", "/datasets/p-data"),
@@ -385,6 +410,8 @@ WITHOUT_PROJECT = {
     Action.PROGRAMME_EDIT,
     Action.CALL_CREATE,
     Action.REPORT_EXPORT,
+    Action.FEDERATION_IMPORT,
+    Action.FEDERATION_EXPORT,
     Action.AUDIT_READ,
     Action.AUDIT_VERIFY,
     Action.PROCESSING_RECORDS_EXPORT,

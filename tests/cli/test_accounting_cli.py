@@ -24,6 +24,7 @@ from aifactory.cli.main import app
 from aifactory.cli.units import moment
 from aifactory.client import ApiError, Client
 from aifactory.client.accounting import CHARTS
+from aifactory.domain.access_modes import due_day
 from aifactory.store.db import Database
 from tests.conftest import LiveServer
 
@@ -176,6 +177,36 @@ def test_a_proposal_from_submission_to_award(cli: Cli, admin: Client) -> None:
     for cell in ("vision", "research", "300"):
         assert cell in row
     assert cli.json("calls")[0]["awarded_gpu_hours"] == 300
+
+
+def test_a_playground_call_awards_at_once_and_the_list_shows_deadlines(
+    cli: Cli, admin: Client
+) -> None:
+    admin.create_organisation("spark", "startup")
+    admin.create_project("shop", "spark")
+    made = cli.ok(
+        "calls", "create", "pg", "--programme", "startup", "--title", "Playground",
+        "--opens", day(-1), "--closes", day(30), "--budget-gpu-hours", "500",
+        "--mode", "playground", "--ceiling-gpu-hours", "100", "--funding", "eu",
+    )  # fmt: skip
+    assert made.strip() == "call pg created: 500 GPU-h under startup, playground (EU)"
+    cli.ok(
+        "calls", "create", "fl", "--programme", "startup", "--title", "Fast lane",
+        "--opens", day(-1), "--closes", day(30), "--budget-gpu-hours", "500",
+        "--mode", "fast_lane",
+    )  # fmt: skip
+    asked = ("--project", "shop", "--title", "Try", "--abstract", "A.", "--justification", "J.")
+    awarded = cli.ok("proposals", "submit", "--call", "pg", "--gpu-hours", "50", *asked)
+    assert "awarded at once as allocation shop-pg" in awarded
+    over = cli("proposals", "submit", "--call", "pg", "--gpu-hours", "150", *asked)
+    assert isinstance(over.exception, ApiError)
+    assert "at most 100 GPU-h" in over.exception.message
+    waiting = cli.json("proposals", "submit", "--call", "fl", "--gpu-hours", "50", *asked)
+    assert (waiting["access_mode"], waiting["late"]) == ("fast_lane", False)
+    row = next(line for line in cli.ok("proposals").splitlines() if "fl " in line)
+    due = due_day(datetime.fromisoformat(waiting["deadline"]).timestamp())
+    assert due.isoformat() in row  # the Amsterdam day its answer is due
+    assert "LATE" not in row
 
 
 def test_allocations_create_adjust_and_ledger(cli: Cli, admin: Client) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from aifactory.client.client import Client
+from aifactory.domain.access_modes import due_day
 from tests.api.helpers import Tenants
 from tests.web.conftest import PortalSession
 
@@ -232,3 +233,43 @@ def test_an_admin_opens_a_call_and_rejects_with_a_reason(world: World) -> None:
     assert "say why the proposal is rejected" in no_reason.text
     assert admin.post(f"/proposals/{pid}/reject", {"note": "Out of scope."}).status_code == 303
     assert world.admin.proposal(pid)["state"] == "rejected"
+
+
+def test_a_playground_call_opened_in_the_form_awards_at_once_and_shows_when_due(
+    world: World,
+) -> None:
+    admin = world.as_("admin")
+    admin.get("/proposals")
+    call = {
+        "name": "pg",
+        "programme": "research",
+        "title": "Playground",
+        "opens_at": NOW.strftime("%Y-%m-%d"),
+        "closes_at": (NOW + 10 * DAY).strftime("%Y-%m-%d"),
+        "budget_gpu_hours": "500",
+        "access_mode": "playground",
+        "funding": "eu",
+    }
+    no_ceiling = admin.post("/proposals/calls", call)
+    assert no_ceiling.status_code == 422
+    assert 'id="ceiling_gpu_hours-error">a playground call needs a per-proposal ceiling' in (
+        no_ceiling.text
+    )
+    assert admin.post("/proposals/calls", {**call, "ceiling_gpu_hours": "200"}).status_code == 303
+    listing = admin.get("/proposals")
+    assert "playground · EU" in listing.text
+    assert "at most 200 GPU-h each" in listing.text
+
+    owen = world.as_("owen")
+    owen.get("/proposals/new")
+    asked = {**APPLICATION, "call": "pg", "requested_gpu_hours": "150", "requested_days": "30"}
+    sent = owen.post("/proposals/new", asked)
+    assert sent.status_code == 303, sent.text
+    page = owen.get(sent.headers["location"])
+    assert 'class="state state-awarded"' in page.text
+    assert 'id="mode">playground<' in page.text
+    assert 'id="allocation">proj-a-pg<' in page.text
+    (stored,) = world.admin.proposals()
+    assert stored["late"] is False
+    due = due_day(datetime.fromisoformat(stored["deadline"]).timestamp()).isoformat()
+    assert f'class="due">{due}<' in owen.get("/proposals").text

@@ -11,6 +11,13 @@ period length); a programme's *pool share* is its delivered share of all GPU-hou
 next to the share of capacity it was promised. Usage with no programme (metering only) is
 shown under "(none)". Waiting-time percentiles are nearest-rank: the smallest observed wait
 with at least p % of the waits at or below it (numpy's "inverted_cdf" method).
+
+Access modes (domain.access_modes): *time to access* is, per mode with a service level, how
+many proposals got access in the period, how many within their deadline, and the median working
+days from the clock's start (submission; a Large Scale cut-off) to access. The *funding split*
+is delivered GPU-hours by who funds the call the paying allocation came from: "eu" or
+"national" (an allocation made outside any call is national); usage no allocation paid for is
+"(none)".
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import io
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +35,7 @@ from typing import Any
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from aifactory.domain.access_modes import TimeToAccess, time_to_access
 from aifactory.domain.money import HOUR_S
 from aifactory.domain.statements import ReportInput, UsageFact
 
@@ -70,6 +78,8 @@ class FunderReport:
     energy_kwh_modelled: float
     co2_kg: float
     pool_share: dict[str, PoolShare]
+    gpu_hours_by_funding: dict[str, float] = field(default_factory=dict)
+    time_to_access: dict[str, TimeToAccess] = field(default_factory=dict)
 
 
 # -- building -------------------------------------------------------------------------------
@@ -101,6 +111,8 @@ def build_report(data: ReportInput) -> FunderReport:
         energy_kwh_modelled=modelled / JOULES_PER_KWH,
         co2_kg=energy_kwh * data.grid_g_per_kwh / 1000,
         pool_share=_pool_share(by_programme, data.promised_share),
+        gpu_hours_by_funding=_hours_by(clipped, lambda f: f.funding or NO_PROGRAMME),
+        time_to_access=time_to_access(data.access),
     )
 
 
@@ -214,6 +226,17 @@ def _report_dict(report: FunderReport) -> dict[str, Any]:
         "pool_share": {
             name: {"delivered": round(share.delivered, 4), "promised": round(share.promised, 4)}
             for name, share in report.pool_share.items()
+        },
+        "gpu_hours_by_funding": _rounded(report.gpu_hours_by_funding, 3),
+        "time_to_access": {
+            mode: {
+                "service_working_days": kept.service_days,
+                "proposals": kept.proposals,
+                "within": kept.within,
+                "share_within": round(kept.share_within, 4),
+                "median_working_days": kept.median_working_days,
+            }
+            for mode, kept in report.time_to_access.items()
         },
     }
 

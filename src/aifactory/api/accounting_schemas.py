@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from aifactory.api.schemas import Name, Request
 from aifactory.api.units import Moment, moment_at, money
+from aifactory.domain.access_modes import AccessMode, CallTerms, Funding, Track
 from aifactory.domain.ledger import EntryKind
 from aifactory.domain.money import CENT, gpu_hours
 from aifactory.domain.programmes import ProposalState
@@ -72,6 +73,9 @@ class ProgrammeBody(Request):
         0.0, description="requests up to this are awarded at once; 0: never"
     )
     starter_days: int = Field(30, description="how long a starter allocation lasts, 1–3660")
+    track: Annotated[Track, Field(strict=False)] | None = Field(
+        None, description="science, innovation (free) or industry (pay per use); none: no track"
+    )
 
     def spec(self) -> ProgrammeSpec:
         return ProgrammeSpec(
@@ -88,6 +92,7 @@ class ProgrammeBody(Request):
             starter_days=self.starter_days,
             prompt_token_tariff=self.prompt_token_tariff,
             completion_token_tariff=self.completion_token_tariff,
+            track=self.track,
         )
 
 
@@ -110,6 +115,7 @@ class ProgrammeOut(BaseModel):
     capacity_share: float
     starter_gpu_hours: float
     starter_days: int
+    track: str | None
     created_at: datetime
 
     @classmethod
@@ -129,6 +135,7 @@ class ProgrammeOut(BaseModel):
             capacity_share=programme.capacity_share,
             starter_gpu_hours=programme.starter_gpu_hours,
             starter_days=programme.starter_days,
+            track=programme.track,
             created_at=_at(programme.created_at),
         )
 
@@ -140,6 +147,30 @@ class CallCreate(Request):
     opens_at: Moment
     closes_at: Moment
     budget_gpu_hours: Hours
+    access_mode: Annotated[AccessMode, Field(strict=False)] = Field(
+        AccessMode.REVIEWED, description="reviewed, playground, fast_lane or large_scale"
+    )
+    ceiling_gpu_hours: Hours | None = Field(
+        None, description="most a proposal may get; a playground needs one, fast lane ≤ 50000"
+    )
+    min_days: int | None = Field(None, description="shortest allocation; none: the mode's")
+    max_days: int | None = Field(None, description="longest allocation; none: the mode's")
+    cutoff_days: list[int] = Field(
+        default_factory=list, max_length=28, description="large scale: days of the month, 1–28"
+    )
+    funding: Annotated[Funding, Field(strict=False)] = Field(
+        Funding.NATIONAL, description="who pays for its capacity: eu or national"
+    )
+
+    def terms(self) -> CallTerms:
+        return CallTerms(
+            mode=self.access_mode,
+            ceiling_gpu_hours=self.ceiling_gpu_hours,
+            min_days=self.min_days,
+            max_days=self.max_days,
+            cutoff_days=tuple(self.cutoff_days),
+            funding=self.funding,
+        )
 
 
 class CallOut(BaseModel):
@@ -152,10 +183,16 @@ class CallOut(BaseModel):
     budget_gpu_hours: float
     awarded_gpu_hours: float = Field(description="awarded so far from its proposals")
     left_gpu_hours: float
+    access_mode: AccessMode
+    ceiling_gpu_hours: float | None
+    min_days: int | None
+    max_days: int | None
+    cutoff_days: list[int]
+    funding: Funding
 
     @classmethod
     def of(cls, view: CallView) -> CallOut:
-        call = view.call
+        call, terms = view.call, view.call.terms
         return cls(
             name=call.name,
             programme=view.programme,
@@ -166,6 +203,12 @@ class CallOut(BaseModel):
             budget_gpu_hours=call.budget_gpu_hours,
             awarded_gpu_hours=view.awarded_gpu_hours,
             left_gpu_hours=view.left_gpu_hours,
+            access_mode=terms.mode,
+            ceiling_gpu_hours=terms.ceiling_gpu_hours,
+            min_days=terms.min_days,
+            max_days=terms.max_days,
+            cutoff_days=list(terms.cutoff_days),
+            funding=terms.funding,
         )
 
 
@@ -182,6 +225,9 @@ class ProposalSubmit(Request):
     gpu_model: GpuModel | None = None
     planned_datasets: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
         default_factory=list, max_length=100, description="names of the datasets it will use"
+    )
+    requested_days: int | None = Field(
+        None, description="how long, in days, within the call's durations; none: its longest"
     )
 
 
@@ -243,9 +289,13 @@ class ProposalOut(BaseModel):
     decision_note: str | None
     allocation: str | None = Field(description="the allocation it was awarded as")
     reviews: list[ReviewOut]
+    requested_days: int | None
+    access_mode: AccessMode
+    deadline: datetime | None = Field(description="when its answer is due; none: no deadline")
+    late: bool = Field(description="answered, or still open, after its deadline")
 
     @classmethod
-    def of(cls, view: ProposalView) -> ProposalOut:
+    def of(cls, view: ProposalView, now: float) -> ProposalOut:
         p = view.proposal
         return cls(
             id=p.id,
@@ -265,6 +315,10 @@ class ProposalOut(BaseModel):
             decision_note=p.decision_note,
             allocation=view.allocation,
             reviews=[ReviewOut.of(r) for r in view.reviews],
+            requested_days=p.requested_days,
+            access_mode=AccessMode(view.mode),
+            deadline=_at(view.deadline),
+            late=view.late(now),
         )
 
 

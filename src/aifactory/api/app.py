@@ -24,6 +24,7 @@ from aifactory.api.routers import (
     datasets,
     efficiency,
     facility,
+    federation,
     gdpr,
     inference,
     job_shell,
@@ -33,6 +34,7 @@ from aifactory.api.routers import (
     programmes,
     proposals,
     sessions,
+    sign_in,
     software,
     tenancy,
     whatif,
@@ -109,6 +111,7 @@ def create_app(
         proposals.router,
         allocations.router,
         money.router,
+        federation.router,
         audit.router,
         datasets.router,
         gdpr.router,
@@ -116,6 +119,7 @@ def create_app(
         software.router,
         inference.router,
         sessions.router,
+        sign_in.router,
     )
     for router in routers:
         api.include_router(router)

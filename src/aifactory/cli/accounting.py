@@ -151,6 +151,7 @@ def calls_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             "budget\nGPU-h",
             "awarded",
             "left",
+            "mode",
             "open",
             "title",
         ],
@@ -163,6 +164,7 @@ def calls_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
                 hours(c["budget_gpu_hours"]),
                 hours(c["awarded_gpu_hours"]),
                 hours(c["left_gpu_hours"]),
+                _mode(c),
                 "yes" if c["open"] else "no",
                 c["title"],
             ]
@@ -171,6 +173,12 @@ def calls_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         spare=("awarded", "open", "programme"),  # awarded: budget - left
         last_wraps_to=24,
     )
+
+
+def _mode(call: dict[str, Any]) -> str:
+    """A call's access mode, with "(EU)" where the EU funds it."""
+    mode = str(call.get("access_mode", "reviewed")).replace("_", " ")
+    return f"{mode} (EU)" if call.get("funding") == "eu" else mode
 
 
 @calls_app.command("create")
@@ -182,9 +190,35 @@ def call_create(
     opens: Annotated[str, when_option("--opens", "YYYY-MM-DD (UTC) or ISO 8601")],
     closes: Annotated[str, when_option("--closes", "YYYY-MM-DD (UTC) or ISO 8601")],
     budget: Annotated[float, typer.Option("--budget-gpu-hours", help="GPU-hours it may award")],
+    mode: Annotated[
+        str, typer.Option("--mode", help="reviewed, playground, fast_lane or large_scale")
+    ] = "reviewed",
+    ceiling: Annotated[
+        float | None,
+        typer.Option("--ceiling-gpu-hours", help="most per proposal (playground: required)"),
+    ] = None,
+    min_days: Annotated[
+        int | None, typer.Option("--min-days", help="shortest allocation; default: the mode's")
+    ] = None,
+    max_days: Annotated[
+        int | None, typer.Option("--max-days", help="longest allocation; default: the mode's")
+    ] = None,
+    cutoffs: Annotated[
+        list[int] | None,
+        typer.Option("--cutoff-day", help="large scale: a day of the month, 1–28 (repeatable)"),
+    ] = None,
+    funding: Annotated[str, typer.Option("--funding", help="eu or national")] = "national",
     as_json: JsonFlag = False,
 ) -> None:
-    """Open a call for proposals (admins)."""
+    """Open a call for proposals in an access mode (admins)."""
+    terms = {
+        "access_mode": mode,
+        "ceiling_gpu_hours": ceiling,
+        "min_days": min_days,
+        "max_days": max_days,
+        "cutoff_days": cutoffs or None,
+        "funding": funding,
+    }
     with client(ctx) as api:
         call = api.create_call(
             name,
@@ -193,11 +227,13 @@ def call_create(
             opens_at=opens,
             closes_at=closes,
             budget_gpu_hours=budget,
+            terms=terms,
         )
     if as_json:
         print_json(call)
     else:
-        typer.echo(f"call {call['name']} created: {hours(budget)} GPU-h under {programme}")
+        mode = "" if call["access_mode"] == "reviewed" else f", {_mode(call)}"
+        typer.echo(f"call {call['name']} created: {hours(budget)} GPU-h under {programme}{mode}")
 
 
 # ---- allocations -----------------------------------------------------------------------------

@@ -173,6 +173,15 @@ def up(
             "(repeatable; default: none, the connecting address is the client's)",
         ),
     ] = None,
+    oidc_providers: Annotated[
+        Path | None,
+        typer.Option(
+            "--oidc-providers",
+            envvar="AIFACTORY_OIDC_PROVIDERS",
+            help="a TOML file of the identity providers people sign in with "
+            "(docs/federated-access.md); default: local accounts only",
+        ),
+    ] = None,
 ) -> None:
     """Start a facility: API and control loop here; jobs on this machine (local executor) or
     on the Slurm cluster this machine is a client of (--executor slurm)."""
@@ -186,6 +195,7 @@ def up(
     from aifactory.executors.slurm.commands import SlurmError
     from aifactory.scheduler import policy_named
     from aifactory.server import build, serve
+    from aifactory.services.federated.providers import ProvidersError
 
     if executor not in ("local", "slurm"):
         raise typer.BadParameter("must be local or slurm", param_hint="--executor")
@@ -219,6 +229,7 @@ def up(
             software_root=software_root,
             package_index=package_index,
             container_runtime=container_runtime,
+            oidc_providers=oidc_providers,
         )
         if package_find_links:
             settings = settings.model_copy(update={"package_find_links": package_find_links})
@@ -238,6 +249,9 @@ def up(
         raise typer.Exit(1) from None
     except (SandboxUnavailable, SandboxConfigError) as exc:
         typer.echo(f"error: no sandbox for jobs: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except ProvidersError as exc:
+        typer.echo(f"error: the sign-in providers: {exc}", err=True)
         raise typer.Exit(1) from None
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     if facility.admin_token:

@@ -19,6 +19,7 @@ from aifactory.cli import (
     datasets,
     eff,
     facility,
+    federation,
     gdpr,
     inference,
     job_shell,
@@ -32,6 +33,7 @@ from aifactory.cli import (
     tenancy,
 )
 from aifactory.client import ApiError, Unreachable
+from aifactory.client.sso import SignInFailed
 
 app = typer.Typer(
     help="aifactory: run jobs on a sovereign, shared GPU facility.",
@@ -71,6 +73,7 @@ tenancy.register(app)
 facility.register(app)
 sim.register(app)
 accounting.register(app)
+federation.register(app)
 audit.register(app)
 datasets.register(app)
 software.register(app)
@@ -91,6 +94,8 @@ def main() -> None:
         _fail(as_json, 1, status=exc.status, error=exc.code, field=_field(exc), text=_one_line(exc))
     except Unreachable as exc:
         _fail(as_json, 1, status=None, error="unreachable", field=None, text=str(exc))
+    except SignInFailed as exc:
+        _fail(as_json, 1, status=None, error="sign_in", field=None, text=str(exc))
     except typer.TyperException as exc:  # the parser's: bad options, missing arguments
         if type(exc).__name__ == "NoArgsIsHelpError":  # the help is printed already
             sys.exit(exc.exit_code)

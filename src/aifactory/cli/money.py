@@ -262,6 +262,27 @@ def _print_report(r: dict[str, Any]) -> None:
             ["kind", "GPU-h"],
             [[k, hours(v)] for k, v in r["gpu_hours_by_org_kind"].items()],
         )
+    if r.get("gpu_hours_by_funding"):
+        table(
+            "by funding (EU-call vs national-call)",
+            ["funding", "GPU-h"],
+            [[k, hours(v)] for k, v in r["gpu_hours_by_funding"].items()],
+        )
+    if r.get("time_to_access"):
+        table(
+            "time to access by access mode",
+            ["mode", "service level", "proposals", "within", "median"],
+            [
+                [
+                    mode.replace("_", " "),
+                    f"{t['service_working_days']} working days",
+                    t["proposals"],
+                    f"{t['within']} ({t['share_within']:.0%})",
+                    f"{t['median_working_days']:g} working days",
+                ]
+                for mode, t in r["time_to_access"].items()
+            ],
+        )
 
 
 def _share(share: dict[str, float] | None, key: str) -> str:

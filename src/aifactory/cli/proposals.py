@@ -1,7 +1,12 @@
-"""Proposal commands: submit to an open call, assign reviewers, review, award or reject."""
+"""Proposal commands: submit to an open call, assign reviewers, review, award or reject.
+
+The list shows each proposal's deadline under its call's service level as the Amsterdam day
+its answer is due, marked LATE where the answer came — or, still open, is — past it.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -9,6 +14,7 @@ import typer
 from aifactory.cli.context import client
 from aifactory.cli.formats import print_json, table
 from aifactory.cli.units import From, JsonFlag, To, day, hours, minute
+from aifactory.domain.access_modes import due_day
 
 ProposalId = Annotated[int, typer.Argument(metavar="ID")]
 app = typer.Typer(help="Proposals: ask a call for GPU-hours; review; award or reject.")
@@ -41,6 +47,7 @@ def proposals_list(
             "asked\nGPU-h",
             "state",
             "submitted",
+            "due",
             "reviews",
             "allocation",
             "title",
@@ -53,6 +60,7 @@ def proposals_list(
                 hours(p["requested_gpu_hours"]),
                 p["state"],
                 day(p["submitted_at"]),
+                _due(p),
                 _reviews_done(p["reviews"]),
                 p["allocation"],
                 p["title"],
@@ -62,6 +70,15 @@ def proposals_list(
         spare=("reviews", "submitted", "allocation"),
         last_wraps_to=24,
     )
+
+
+def _due(proposal: dict[str, Any]) -> str:
+    """The day the answer is due ("-": no service level), with LATE where it is late."""
+    deadline = proposal.get("deadline")
+    if not deadline:
+        return "-"
+    shown = due_day(datetime.fromisoformat(deadline).timestamp()).isoformat()
+    return f"{shown} LATE" if proposal.get("late") else shown
 
 
 def _reviews_done(reviews: list[dict[str, Any]]) -> str:
@@ -83,6 +100,7 @@ def proposal_show(ctx: typer.Context, proposal_id: ProposalId, as_json: JsonFlag
         f"  asks     {hours(p['requested_gpu_hours'])} GPU-h of {p['gpu_model'] or 'any GPU model'}"
     )
     typer.echo(f"  by       {p['submitted_by']} at {minute(p['submitted_at'])}")
+    typer.echo(f"  mode     {p['access_mode'].replace('_', ' ')}, due {_due(p)}")
     if p["planned_datasets"]:
         typer.echo(f"  datasets {', '.join(p['planned_datasets'])}")
     if p["decided_at"]:
@@ -121,9 +139,13 @@ def proposal_submit(
     datasets: Annotated[
         list[str] | None, typer.Option("--dataset", help="a dataset it will use (repeatable)")
     ] = None,
+    days: Annotated[
+        int | None, typer.Option("--days", help="how long, within the call's durations")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Ask a call for GPU-hours; a small first request may be awarded at once."""
+    """Ask a call for GPU-hours; a small first request, or one to a playground call within
+    its ceiling, may be awarded at once."""
     with client(ctx) as api:
         p = api.submit_proposal(
             call=call,
@@ -134,6 +156,7 @@ def proposal_submit(
             requested_gpu_hours=gpu_hours,
             gpu_model=gpu_model,
             planned_datasets=datasets or [],
+            requested_days=days,
         )
     if as_json:
         print_json(p)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from aifactory.cli.config import resolve, save
+from aifactory.cli.config import facility_url, resolve, save
 from aifactory.cli.context import client
 from aifactory.cli.formats import print_json, table, when
 from aifactory.cli.units import JsonFlag
@@ -21,6 +21,7 @@ token_app = typer.Typer(help="Your API tokens.")
 
 def register(app: typer.Typer) -> None:
     app.command()(login)
+    app.command()(logout)
     app.command()(whoami)
     app.add_typer(org_app, name="org")
     app.add_typer(project_app, name="project")
@@ -32,17 +33,34 @@ def register(app: typer.Typer) -> None:
 def login(
     ctx: typer.Context,
     url: Annotated[str | None, typer.Option(help="the facility's address")] = None,
-    token: Annotated[
-        str | None, typer.Option(help="an API token (afy_...)", prompt=True, hide_input=True)
+    token: Annotated[str | None, typer.Option(help="an API token (afy_...)")] = None,
+    sso: Annotated[
+        bool, typer.Option("--sso", help="sign in with your institution's account, in a browser")
+    ] = False,
+    provider: Annotated[
+        str | None, typer.Option(help="with --sso: which of the facility's providers")
     ] = None,
 ) -> None:
-    """Check a token against the facility and save both for later commands."""
+    """Sign in: with your institution (--sso), or check a token; saved for later commands."""
     obj = ctx.find_root().obj or {}
+    if sso:
+        from aifactory.cli.sso_login import sign_in  # the CLI starts fast without it
+
+        sign_in(facility_url(url or obj.get("url")), provider)
+        return
+    token = token or typer.prompt("Token", hide_input=True)
     target = resolve(url or obj.get("url"), token)
     with Client(target.url, target.token) as api:
         me = api.me()
     path = save(target.url, target.token or "")
     typer.echo(f"logged in to {target.url} as {me['name']} (saved in {path})")
+
+
+def logout() -> None:
+    """Revoke the saved token (and, after --sso, the provider's refresh token) and forget it."""
+    from aifactory.cli.sso_login import sign_out
+
+    sign_out()
 
 
 def whoami(ctx: typer.Context, as_json: JsonFlag = False) -> None:
@@ -208,6 +226,53 @@ def user_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         ["id", "name", "email", "role"],
         [[u["id"], u["name"], u["email"], u["facility_role"]] for u in users],
     )
+
+
+@user_app.command("requests")
+def user_requests(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Admins: first sign-ins through an institution that wait for approval (and the decided)."""
+    with client(ctx) as api:
+        found = api.sign_in_requests()
+    if as_json:
+        print_json(found)
+        return
+    table(
+        None,
+        ["id", "provider", "name", "email", "institution", "asked", "decision"],
+        [
+            [
+                r["id"],
+                r["provider"],
+                r["name"] or "-",
+                r["email"] or "-",
+                r["home_organisation"] or "-",
+                when(r["requested_at"]),
+                r["outcome"] or "waiting",
+            ]
+            for r in found
+        ],
+    )
+
+
+@user_app.command("approve")
+def user_approve(ctx: typer.Context, request: int, as_json: JsonFlag = False) -> None:
+    """Admins: let a waiting person in (their account is made now; they sign in again)."""
+    _decide(ctx, request, approve=True, as_json=as_json)
+
+
+@user_app.command("reject")
+def user_reject(ctx: typer.Context, request: int, as_json: JsonFlag = False) -> None:
+    """Admins: turn a waiting first sign-in down (later sign-ins are refused)."""
+    _decide(ctx, request, approve=False, as_json=as_json)
+
+
+def _decide(ctx: typer.Context, request: int, *, approve: bool, as_json: bool) -> None:
+    with client(ctx) as api:
+        decided = api.decide_sign_in_request(request, approve=approve)
+    if as_json:
+        print_json(decided)
+    else:
+        typer.echo(f"sign-in request {decided['id']} {decided['outcome']}")
 
 
 @token_app.command("create")

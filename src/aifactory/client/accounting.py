@@ -58,7 +58,10 @@ class AccountingCalls(Plumbing):
         opens_at: Moment,
         closes_at: Moment,
         budget_gpu_hours: float,
+        terms: Json | None = None,
     ) -> Json:
+        """Open a call; `terms` its access mode and settings (access_mode, ceiling_gpu_hours,
+        min_days, max_days, cutoff_days, funding: see the API), left out for a reviewed call."""
         body = {
             "name": name,
             "programme": programme,
@@ -66,6 +69,7 @@ class AccountingCalls(Plumbing):
             "opens_at": iso(opens_at),
             "closes_at": iso(closes_at),
             "budget_gpu_hours": budget_gpu_hours,
+            **_some(terms or {}),
         }
         result: Json = self._call("POST", "/calls", json=body)
         return result
@@ -93,8 +97,10 @@ class AccountingCalls(Plumbing):
         requested_gpu_hours: float,
         gpu_model: str | None = None,
         planned_datasets: Sequence[str] = (),
+        requested_days: int | None = None,
     ) -> Json:
-        """Ask an open call for GPU-hours; a small first request may come back awarded."""
+        """Ask an open call for GPU-hours (for `requested_days` where its mode fixes how long);
+        a small first request, or one to a playground call, may come back awarded."""
         body = {
             "call": call,
             "project": project,
@@ -104,6 +110,7 @@ class AccountingCalls(Plumbing):
             "requested_gpu_hours": requested_gpu_hours,
             "gpu_model": gpu_model,
             "planned_datasets": list(planned_datasets),
+            "requested_days": requested_days,
         }
         result: Json = self._call("POST", "/proposals", json=_some(body))
         return result

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 from aifactory.client.accounting import AccountingCalls
 from aifactory.client.audit import AuditCalls
 from aifactory.client.datasets import DatasetCalls
+from aifactory.client.federation import FederationCalls
 from aifactory.client.gdpr import GdprCalls
 from aifactory.client.inference import InferenceCalls
 from aifactory.client.job_shell import ShellCalls
@@ -45,6 +46,7 @@ class Client(
     AccountingCalls,
     AuditCalls,
     DatasetCalls,
+    FederationCalls,
     GdprCalls,
     InferenceCalls,
     SessionCalls,
@@ -383,6 +385,25 @@ class Client(
 
     def revoke_token(self, token_id: int) -> Json:
         result: Json = self._call("DELETE", f"/tokens/{token_id}")
+        return result
+
+    # ---- federated sign-in (client.sso drives the provider's side) -----------------------
+    def sign_in_providers(self) -> list[Json]:
+        result: list[Json] = self._call("GET", "/auth/providers")
+        return result
+
+    def sso_token(self, provider: str, id_token: str) -> Json:
+        body = {"provider": provider, "id_token": id_token}
+        result: Json = self._call("POST", "/auth/sso/token", json=body)
+        return result
+
+    def sign_in_requests(self) -> list[Json]:
+        result: list[Json] = self._call("GET", "/sign-in-requests")
+        return result
+
+    def decide_sign_in_request(self, request_id: int, *, approve: bool) -> Json:
+        verb = "approve" if approve else "reject"
+        result: Json = self._call("POST", f"/sign-in-requests/{request_id}/{verb}")
         return result
 
     def efficiency(self, job_id: int) -> Json:

@@ -85,6 +85,8 @@ class Action(enum.StrEnum):
     INVOICE_READ = "invoice.read"
     INVOICE_ISSUE = "invoice.issue"
     REPORT_EXPORT = "report.export"
+    FEDERATION_IMPORT = "federation.import"
+    FEDERATION_EXPORT = "federation.export"
     # audit
     AUDIT_READ = "audit.read"
     AUDIT_VERIFY = "audit.verify"
@@ -182,6 +184,12 @@ MATRIX: dict[Action, Rule] = {
     Action.INVOICE_READ: _rule("see and download invoices", ADM, FIN, OWN, MEM, VIEW),
     Action.INVOICE_ISSUE: _rule("issue a closed month's invoice, never redone", ADM, FIN),
     Action.REPORT_EXPORT: _rule("export funder reports", ADM, OPS, FIN),
+    Action.FEDERATION_IMPORT: _rule(
+        "import awards from an upstream allocation portal (docs/federation.md)", ADM
+    ),
+    Action.FEDERATION_EXPORT: _rule(
+        "export usage per upstream award and month for an upstream portal", ADM, FIN
+    ),
     Action.AUDIT_READ: _rule(
         "read the audit log (project roles: their project's events)", ADM, AUD, OWN, MEM
     ),

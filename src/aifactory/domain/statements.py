@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 
+from aifactory.domain.access_modes import AccessFact
 from aifactory.domain.money import NANOCENTS_PER_EURO, cents_of, exact_euros
 
 
@@ -125,6 +126,7 @@ class UsageFact:
     energy_measured: bool
     started_at: float
     ended_at: float
+    funding: str = ""  # "eu" | "national" (domain.access_modes.Funding); "" when none paid
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,3 +146,4 @@ class ReportInput:
     promised_share: dict[str, float] = field(default_factory=dict)  # programme → share 0..1
     usage: tuple[UsageFact, ...] = ()
     waits: tuple[WaitFact, ...] = ()
+    access: tuple[AccessFact, ...] = ()  # proposals given access in the period (issue 21)

@@ -16,6 +16,7 @@ from aifactory.faces.group_commit import GroupCommitter
 from aifactory.faces.principal_cache import PrincipalCache
 from aifactory.scheduler import Policy
 from aifactory.services.environments import BuildTarget
+from aifactory.services.federated.oidc import OidcClient
 from aifactory.services.job_shell import ShellOpener
 from aifactory.services.jobs import LogLocator
 from aifactory.services.session import Database, Session
@@ -63,6 +64,8 @@ class AppState:
     # Starts a command in a running job's sandbox (the local executor's); None: this
     # facility's executor cannot (Slurm, for now), and `exec`/`attach` are refused.
     open_shell: ShellOpener | None = None
+    # config.Settings.oidc_providers: the OpenID providers people sign in with, by name.
+    sign_in: dict[str, OidcClient] = field(default_factory=dict)
     principals: PrincipalCache = field(init=False)
     committer: GroupCommitter = field(init=False)
 

@@ -1,9 +1,8 @@
 """Signing in to the portal: login providers, and the browser sessions they open.
 
 A provider turns what the person gives into a `User`. Two are built in (user name + password,
-and an API token); a federated login (OIDC, as research and education federations use) is a
-`RedirectProvider`: the portal sends the browser to the identity provider and, on its way back,
-asks the provider which user that was. Whatever the provider, what follows is the same: a
+and an API token); a federated sign-in (OpenID Connect, as research and education federations
+use) is in `services.federated`. Whatever the provider, what follows is the same: a
 session row, a random cookie token kept only as its SHA-256, a CSRF token for the forms, and
 the same `Principal` the API builds from a token, so the permission matrix is the one check.
 """
@@ -60,18 +59,6 @@ class FormProvider(Protocol):
     fields: tuple[FormField, ...]
 
     def verify(self, session: Session, form: Mapping[str, str], now: float) -> Identified: ...
-
-
-class RedirectProvider(Protocol):
-    """Signs in through another site (OIDC): `start` gives the address to send the browser to;
-    `finish` gets the query it comes back with. None is built in yet (see docs/portal.md)."""
-
-    name: str
-    label: str
-
-    def start(self, *, state: str, return_url: str) -> str: ...
-
-    def finish(self, session: Session, query: Mapping[str, str], now: float) -> User: ...
 
 
 class PasswordLogin:

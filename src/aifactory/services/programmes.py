@@ -6,13 +6,19 @@ Invariants: prices are never negative or absurd (`Tariff.problem`) and are kept 
 text, never floats; the capacity shares of all programmes sum to at most 1; a call closes
 after it opens and has a positive GPU-hour budget, which its awards never exceed
 (services.proposals checks that when it awards).
+
+Access modes (domain.access_modes): a call runs in one mode (reviewed, playground, fast lane,
+large scale) with its terms — per-proposal ceiling, allocation length, Large Scale cut-offs and
+who funds it (EU or national) — checked when the call is made and stored with their defaults
+filled in. A programme's track (science, innovation: free; industry: paid per use) must agree
+with its prices: a free track charges nothing after subsidy, a paid one charges something.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -21,6 +27,14 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from aifactory.domain.access_modes import (
+    AccessMode,
+    CallTerms,
+    Funding,
+    Track,
+    terms_problems,
+    terms_with_defaults,
+)
 from aifactory.domain.money import CENT, gpu_hours, gpu_seconds, token_tariff_problem
 from aifactory.domain.permissions import Action
 from aifactory.domain.programmes import Tariff, Window
@@ -55,6 +69,7 @@ class ProgrammeSpec:
     starter_days: int = 30
     prompt_token_tariff: Decimal = Decimal(0)  # € per million tokens through the gateway
     completion_token_tariff: Decimal = Decimal(0)
+    track: Track | None = None  # None: no AI Factory track
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +91,7 @@ class ProgrammeView:
     created_at: float
     prompt_token_tariff: str  # € per million tokens
     completion_token_tariff: str
+    track: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +105,7 @@ class CallRecord:
     closes_at: float
     budget_gpu_hours: float
     created_at: float
+    terms: CallTerms = field(default_factory=CallTerms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +183,7 @@ def _terms(programme: Programme) -> dict[str, Any]:
         "priority_weight": programme.priority_weight,
         "capacity_share": programme.capacity_share,
         "max_gpus_per_job": programme.max_gpus_per_job,
+        "track": programme.track,
     }
 
 
@@ -191,6 +209,7 @@ def _programme_view(programme: Programme) -> ProgrammeView:
         created_at=programme.created_at,
         prompt_token_tariff=programme.prompt_token_tariff,
         completion_token_tariff=programme.completion_token_tariff,
+        track=programme.track,
     )
 
 
@@ -215,6 +234,7 @@ def _apply(programme: Programme, spec: ProgrammeSpec) -> None:
     programme.capacity_share = spec.capacity_share
     programme.starter_gpu_hours = spec.starter_gpu_hours
     programme.starter_days = spec.starter_days
+    programme.track = spec.track.value if spec.track is not None else None
 
 
 def price_text(price: Decimal) -> str:
@@ -241,6 +261,7 @@ def _spec_problems(spec: ProgrammeSpec) -> Iterator[tuple[str, str]]:
     yield from ((f, reason) for f, ok, reason in rules if not ok)
     yield from _tariff_problems(spec)
     yield from _limit_problems(spec)
+    yield from _track_problems(spec)
 
 
 def _tariff_problems(spec: ProgrammeSpec) -> Iterator[tuple[str, str]]:
@@ -287,6 +308,17 @@ def _limit_problems(spec: ProgrammeSpec) -> Iterator[tuple[str, str]]:
     yield from ((f, reason) for f, ok, reason in rules if not ok)
 
 
+def _track_problems(spec: ProgrammeSpec) -> Iterator[tuple[str, str]]:
+    """A free track charges nothing after subsidy; a paid one charges something."""
+    if spec.track is None:
+        return
+    charges = spec.subsidy_pct < 100 and any(p > 0 for p in spec.gpu_tariffs.values())
+    if spec.track.free and charges:
+        yield "track", f"the {spec.track} track is free: set subsidy_pct 100 or GPU prices 0"
+    if not spec.track.free and not charges:
+        yield "track", f"the {spec.track} track pays per use: it needs a GPU price to charge"
+
+
 def _check_capacity(session: Session, share: float, *, name: str) -> None:
     """The other programmes' shares plus this one's may not exceed the whole facility."""
     others = session.scalar(
@@ -311,11 +343,16 @@ def create_call(
     opens_at: float,
     closes_at: float,
     budget_gpu_hours: float,
+    terms: CallTerms = CallTerms(),
     now: float,
 ) -> CallView:
+    """Open a call; `terms` say its access mode (default: a plain reviewed call)."""
     principal.authorize(Action.CALL_CREATE)
     found = programme_by_name(session, programme)
     _check_call(title, Window(opens_at, closes_at), budget_gpu_hours)
+    for field_name, reason in terms_problems(terms, budget_gpu_hours):
+        raise InvalidInput(reason, field=field_name)
+    terms = terms_with_defaults(terms)
     call = Call(
         name=name,
         programme_id=found.id,
@@ -325,6 +362,7 @@ def create_call(
         budget_gpu_hours=budget_gpu_hours,
         created_at=now,
     )
+    _store_terms(call, terms)
     insert_unique(session, call, f"a call named {name!r} already exists", "name")
     audit.record(
         session,
@@ -333,7 +371,13 @@ def create_call(
         object=f"call:{name}",
         at=now,
         source=principal.source,
-        detail={"programme": found.name, "budget_gpu_hours": budget_gpu_hours},
+        detail={
+            "programme": found.name,
+            "budget_gpu_hours": budget_gpu_hours,
+            "access_mode": call.access_mode,
+            "ceiling_gpu_hours": call.ceiling_gpu_hours,
+            "funding": call.funding,
+        },
     )
     return CallView(_call_record(call), found.name, 0, call_is_open(call, now))
 
@@ -375,6 +419,27 @@ def _call_record(call: Call) -> CallRecord:
         closes_at=call.closes_at,
         budget_gpu_hours=call.budget_gpu_hours,
         created_at=call.created_at,
+        terms=call_terms(call),
+    )
+
+
+def _store_terms(call: Call, terms: CallTerms) -> None:
+    call.access_mode = terms.mode.value
+    call.ceiling_gpu_hours = terms.ceiling_gpu_hours
+    call.min_days, call.max_days = terms.min_days, terms.max_days
+    call.cutoff_days = list(terms.cutoff_days) or None
+    call.funding = terms.funding.value
+
+
+def call_terms(call: Call) -> CallTerms:
+    """A stored call's terms (a call made before access modes is a plain reviewed one)."""
+    return CallTerms(
+        mode=AccessMode(call.access_mode or AccessMode.REVIEWED),
+        ceiling_gpu_hours=call.ceiling_gpu_hours,
+        min_days=call.min_days,
+        max_days=call.max_days,
+        cutoff_days=tuple(call.cutoff_days or ()),
+        funding=Funding(call.funding or Funding.NATIONAL),
     )
 
 

@@ -4,6 +4,11 @@ the allocation it became (services.proposals checks who sees the proposal at all
 Reviews (PROPOSAL_READ, on top of the matrix): reviewer names are shown to those who assign
 reviewers (PROPOSAL_ASSIGN) and to a reviewer for their own review; the applicant's members see
 the scores and comments of finished reviews, without names; a reviewer sees no one else's.
+
+Service level (domain.access_modes): each view carries its call's access mode and the
+proposal's deadline; it is *answered* when rejected, or when its award gives access (the later
+of the award and the allocation's start). `late(now)` says whether the answer came, or is still
+missing, after the deadline; a withdrawn proposal is never late.
 """
 
 from __future__ import annotations
@@ -13,8 +18,12 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from aifactory.domain.access_modes import deadline, is_late
 from aifactory.domain.permissions import Action, Role, allowed
+from aifactory.domain.programmes import ProposalState
+from aifactory.services import public_holidays
 from aifactory.services.principal import Principal
+from aifactory.services.programmes import call_terms
 from aifactory.store.models import Allocation, Call, Programme, Project, Proposal, Review, User
 
 
@@ -39,6 +48,7 @@ class ProposalRecord:
     requested_gpu_hours: float
     gpu_model: str | None
     planned_datasets: list[str]
+    requested_days: int | None
     state: str  # a ProposalState value
     submitted_at: float
     decided_at: float | None
@@ -54,6 +64,14 @@ class ProposalView:
     submitted_by: str
     reviews: tuple[ReviewView, ...]
     allocation: str | None  # the allocation it was awarded as
+    mode: str = "reviewed"  # its call's access mode
+    deadline: float | None = None  # when its answer is due; None: no service level
+    answered_at: float | None = None  # rejected, or access given; None while open
+
+    def late(self, now: float) -> bool:
+        if self.proposal.state == ProposalState.WITHDRAWN.value:
+            return False
+        return is_late(self.deadline, self.answered_at, now)
 
 
 def reads_all_of(principal: Principal, project_id: int | None) -> bool:
@@ -76,7 +94,7 @@ def views_of(
     names = {
         row[0]: row[1:]
         for row in session.execute(
-            select(Proposal.id, Call.name, Programme.name, Project.name, User.name)
+            select(Proposal.id, Call, Programme.name, Project.name, User.name)
             .join(Call, Call.id == Proposal.call_id)
             .join(Programme, Programme.id == Call.programme_id)
             .join(Project, Project.id == Proposal.project_id)
@@ -85,12 +103,49 @@ def views_of(
         )
     }
     reviews = _reviews(session, principal, proposals)
-    stmt = select(Allocation.proposal_id, Allocation.name).where(Allocation.proposal_id.in_(ids))
-    awarded = {pid: name for pid, name in session.execute(stmt)}
+    stmt = select(Allocation.proposal_id, Allocation.name, Allocation.valid_from).where(
+        Allocation.proposal_id.in_(ids)
+    )
+    awarded = {pid: (name, start) for pid, name, start in session.execute(stmt)}
     return [
-        ProposalView(_record(p), *names[p.id], reviews.get(p.id, ()), awarded.get(p.id))
+        _view(p, *names[p.id], reviews.get(p.id, ()), *awarded.get(p.id, (None, None)))
         for p in proposals
     ]
+
+
+def _view(
+    proposal: Proposal,
+    call: Call,
+    programme: str,
+    project: str,
+    submitted_by: str,
+    reviews: tuple[ReviewView, ...],
+    allocation: str | None,
+    allocation_starts: float | None,
+) -> ProposalView:
+    terms = call_terms(call)
+    due = deadline(terms, proposal.submitted_at, public_holidays.dutch)
+    return ProposalView(
+        proposal=_record(proposal),
+        call=call.name,
+        programme=programme,
+        project=project,
+        submitted_by=submitted_by,
+        reviews=reviews,
+        allocation=allocation,
+        mode=terms.mode.value,
+        deadline=due.at if due is not None else None,
+        answered_at=_answered_at(proposal, allocation_starts),
+    )
+
+
+def _answered_at(proposal: Proposal, allocation_starts: float | None) -> float | None:
+    """When the applicant got their answer: access for an award, the decision otherwise."""
+    if proposal.decided_at is None:
+        return None
+    if allocation_starts is None:
+        return proposal.decided_at
+    return max(proposal.decided_at, allocation_starts)
 
 
 def _record(proposal: Proposal) -> ProposalRecord:
@@ -103,6 +158,7 @@ def _record(proposal: Proposal) -> ProposalRecord:
         requested_gpu_hours=proposal.requested_gpu_hours,
         gpu_model=proposal.gpu_model,
         planned_datasets=list(proposal.planned_datasets),
+        requested_days=proposal.requested_days,
         state=proposal.state,
         submitted_at=proposal.submitted_at,
         decided_at=proposal.decided_at,

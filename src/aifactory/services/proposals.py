@@ -7,7 +7,16 @@ with its AWARD ledger entry, and the awards of one call never exceed the call's 
 Starter rule: a request of at most the programme's `starter_gpu_hours` (when above 0) is
 awarded at once by "auto", valid from now for `starter_days`, without a quota — unless the
 call has no budget left for it or the project already holds an allocation of the programme
-then, in which case it waits for an admin like any other.
+then, in which case it waits for an admin like any other. It applies to reviewed calls only:
+the access modes set their own pace.
+
+Access modes (domain.access_modes): a request may not exceed its call's per-proposal ceiling,
+and an award must last as long as the call's mode allows. A Playground request is decided at
+submission, first come, first served: within the ceiling and the call's remaining budget it is
+awarded at once (an allocation from now for the requested days, or the call's longest); else
+it is refused with a 4xx naming `requested_gpu_hours` and nothing is stored — a Playground
+does not queue, the applicant asks a reviewed mode instead. Each proposal's view carries its
+deadline under the call's service level, and whether it is late (services.proposal_views).
 
 Conflict of interest: a reviewer who is a member of any project of the applicant's
 organisation may not be assigned, nor review if that membership came later.
@@ -27,6 +36,14 @@ from collections.abc import Sequence
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
+from aifactory.domain.access_modes import (
+    AccessMode,
+    AutoAward,
+    CallTerms,
+    duration_problem,
+    playground_award,
+)
+from aifactory.domain.money import gpu_hours as hours_of
 from aifactory.domain.money import gpu_seconds
 from aifactory.domain.permissions import Action, Role, allowed, who_may
 from aifactory.domain.programmes import ProposalState, conflict_of_interest
@@ -41,6 +58,7 @@ from aifactory.services.programmes import (
     awarded_by_call,
     call_by_name,
     call_is_open,
+    call_terms,
     hours_text,
     time_text,
 )
@@ -63,8 +81,10 @@ from aifactory.store.models import (
 
 AUTO = "auto"
 STARTER_NOTE = "auto-approved starter allocation"
+PLAYGROUND_NOTE = "playground: first come, first served"
 DAY_S = 86400
 MAX_DATASETS = 100
+MAX_DAYS = 3660  # an allocation's length, for a call whose mode does not bound it
 
 
 def submit_proposal(
@@ -79,15 +99,20 @@ def submit_proposal(
     requested_gpu_hours: float,
     gpu_model: str | None = None,
     planned_datasets: Sequence[str] = (),
+    requested_days: int | None = None,
     now: float,
 ) -> ProposalView:
+    """Ask `call` for GPU-hours (for `requested_days` where its mode fixes durations)."""
     applicant = project_by_name(session, principal, project, action=Action.PROPOSAL_SUBMIT)
     found = call_by_name(session, call)
     _check_open(found, now)
     programme = _programme_of(session, found)
     allocations.check_eligible(session, applicant, programme)
     _check_request(found, requested_gpu_hours, gpu_model, planned_datasets)
+    terms = call_terms(found)
+    _check_terms(terms, requested_gpu_hours, requested_days)
     _check_texts({"title": title, "abstract": abstract, "justification": justification})
+    playground = _playground_award(session, found, terms, requested_gpu_hours, requested_days, now)
     proposal = Proposal(
         call_id=found.id,
         project_id=applicant.id,
@@ -97,14 +122,75 @@ def submit_proposal(
         requested_gpu_hours=requested_gpu_hours,
         gpu_model=gpu_model,
         planned_datasets=list(planned_datasets),
+        requested_days=requested_days,
         state=ProposalState.SUBMITTED.value,
         submitted_by=principal.user_id,
         submitted_at=now,
     )
     session.add(proposal)
     session.flush()
-    _maybe_starter(session, proposal, now=now)
+    if playground is not None:
+        _award_playground(session, proposal, playground, now=now)
+    elif terms.mode is AccessMode.REVIEWED:
+        _maybe_starter(session, proposal, now=now)
     return view_of(session, principal, proposal)
+
+
+def _award_playground(
+    session: Session, proposal: Proposal, decided: AutoAward, *, now: float
+) -> None:
+    """Award at once; a project that already holds an allocation of the programme then is
+    refused (one at a time), naming the project."""
+    window = (decided.valid_from, decided.valid_to)
+    grant = Grant(decided.gpu_hours, *window, 0, proposal.gpu_model)
+    try:
+        _award(session, proposal, grant, actor=AUTO, source=None, note=PLAYGROUND_NOTE, now=now)
+    except InvalidInput as exc:
+        field_name = "project" if exc.field == "valid_from" else exc.field
+        raise InvalidInput(exc.message, field=field_name) from exc
+
+
+def _check_terms(terms: CallTerms, requested: float, days: int | None) -> None:
+    """The request within the call's ceiling, and its length within the mode's durations
+    (a Playground's ceiling is the award rule's to name)."""
+    ceiling = terms.ceiling_gpu_hours
+    if terms.mode is not AccessMode.PLAYGROUND and ceiling is not None and requested > ceiling:
+        raise InvalidInput(
+            f"a {terms.mode} call awards at most {ceiling:g} GPU-h a proposal",
+            field="requested_gpu_hours",
+        )
+    if days is not None and not 1 <= days <= MAX_DAYS:
+        raise InvalidInput(f"must be 1–{MAX_DAYS} days", field="requested_days")
+    problem = None if days is None else duration_problem(terms, days)
+    if problem is not None:
+        raise InvalidInput(problem, field="requested_days")
+
+
+def _playground_award(
+    session: Session,
+    call: Call,
+    terms: CallTerms,
+    requested: float,
+    days: int | None,
+    now: float,
+) -> AutoAward | None:
+    """A Playground call's award, decided before anything is stored; None for other modes."""
+    if terms.mode is not AccessMode.PLAYGROUND:
+        return None
+    left_gpu_s = _left_gpu_s(session, call)
+    _, longest = terms.days()
+    assert longest is not None  # a Playground's durations are bounded
+    decided = playground_award(
+        terms,
+        requested_gpu_hours=requested,
+        left_gpu_hours=hours_of(left_gpu_s),
+        days=days if days is not None else longest,
+        now=now,
+    )
+    if isinstance(decided, AutoAward):
+        return decided
+    field_name, reason = decided
+    raise InvalidInput(f"call {call.name}: {reason}", field=field_name)
 
 
 def _check_open(call: Call, now: float) -> None:
@@ -195,6 +281,7 @@ def _award(
     _check_move(proposal, ProposalState.AWARDED)
     allocations.check_grant(grant)
     call = _call_of(session, proposal)
+    _check_grant_terms(call_terms(call), grant)
     _check_call_budget(session, call, grant.gpu_hours)
     project = session.get(Project, proposal.project_id)
     assert project is not None  # a foreign key
@@ -224,12 +311,27 @@ def _award(
     return allocation
 
 
-def _check_call_budget(session: Session, call: Call, gpu_hours: float) -> None:
-    # Lock the call (PostgreSQL; SQLite writers are serial): two awards at once cannot both
-    # take the call's last GPU-hours.
+def _check_grant_terms(terms: CallTerms, grant: Grant) -> None:
+    ceiling = terms.ceiling_gpu_hours
+    if ceiling is not None and grant.gpu_hours > ceiling:
+        raise InvalidInput(
+            f"a {terms.mode} call awards at most {ceiling:g} GPU-h a proposal", field="gpu_hours"
+        )
+    problem = duration_problem(terms, (grant.valid_to - grant.valid_from) / DAY_S)
+    if problem is not None:
+        raise InvalidInput(problem, field="valid_to")
+
+
+def _left_gpu_s(session: Session, call: Call) -> int:
+    """GPU-seconds the call can still award, with the call locked (PostgreSQL; SQLite writers
+    are serial): two awards at once cannot both take the call's last GPU-hours."""
     session.execute(select(Call.id).where(Call.id == call.id).with_for_update())
     awarded = awarded_by_call(session, [call.id]).get(call.id, 0)
-    left = gpu_seconds(call.budget_gpu_hours) - awarded
+    return gpu_seconds(call.budget_gpu_hours) - awarded
+
+
+def _check_call_budget(session: Session, call: Call, gpu_hours: float) -> None:
+    left = _left_gpu_s(session, call)
     if gpu_seconds(gpu_hours) > left:
         raise InvalidInput(
             f"call {call.name} has {hours_text(max(left, 0))} GPU-h left", field="gpu_hours"

@@ -8,6 +8,11 @@ from when the job entered the queue — its submission, or its requeue after a p
 preempted job's earlier run never counts as waiting — and its programme is that of the
 allocation its attempt's reservation was taken from ("" when none).
 
+Each usage fact also carries who funds it: the funding ("eu" | "national") of the call the
+paying allocation was awarded from, "national" for an allocation made outside any call, "" when
+none paid. An *access* is a proposal of a call with a service level whose award gave access in
+the period — at the later of the award and the allocation's start — with its deadline.
+
 Facility GPUs are those of the schedulable nodes now, and promised shares the programmes'
 capacity shares now: the store keeps no history of either.
 """
@@ -22,15 +27,27 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from aifactory.accounting.reports import FunderReport, build_report
+from aifactory.domain.access_modes import (
+    AccessFact,
+    AccessMode,
+    Funding,
+    deadline,
+    local_day,
+    working_days_between,
+)
 from aifactory.domain.jobs import JobState
 from aifactory.domain.ledger import EntryKind
 from aifactory.domain.money import MS_PER_S
 from aifactory.domain.permissions import Action
+from aifactory.domain.programmes import ProposalState
 from aifactory.domain.statements import ReportInput, UsageFact, WaitFact
 from aifactory.errors import InvalidInput
+from aifactory.services import public_holidays
 from aifactory.services.principal import Principal
+from aifactory.services.programmes import call_terms
 from aifactory.store.models import (
     Allocation,
+    Call,
     Job,
     JobEvent,
     LedgerEntry,
@@ -38,6 +55,7 @@ from aifactory.store.models import (
     Organisation,
     Programme,
     Project,
+    Proposal,
     UsageRecord,
 )
 
@@ -57,6 +75,7 @@ def funder_report(
         promised_share=_promised_shares(session),
         usage=tuple(usage_facts(session, start, end)),
         waits=tuple(wait_facts(session, start, end)),
+        access=tuple(access_facts(session, start, end)),
     )
     return build_report(data)
 
@@ -77,15 +96,26 @@ def usage_facts(session: Session, start: float, end: float) -> Iterator[UsageFac
     """Every usage record that may touch [start, end): one of zero length ending at `start`
     counts, so the filter keeps records ending there and leaves the clipping to the report."""
     stmt = (
-        select(UsageRecord, Project.name, Organisation.name, Organisation.kind, Programme.name)
+        select(
+            UsageRecord,
+            Project.name,
+            Organisation.name,
+            Organisation.kind,
+            Programme.name,
+            Allocation.id,
+            Call.funding,
+        )
         .join(Project, Project.id == UsageRecord.project_id)
         .join(Organisation, Organisation.id == Project.organisation_id)
         .outerjoin(Allocation, Allocation.id == UsageRecord.allocation_id)
         .outerjoin(Programme, Programme.id == Allocation.programme_id)
+        .outerjoin(Proposal, Proposal.id == Allocation.proposal_id)
+        .outerjoin(Call, Call.id == Proposal.call_id)
         .where(UsageRecord.started_at < end, UsageRecord.ended_at >= start)
         .order_by(UsageRecord.id)
     )
-    for record, project, organisation, kind, programme in session.execute(stmt):
+    rows = session.execute(stmt)
+    for record, project, organisation, kind, programme, allocation, funding in rows:
         yield UsageFact(
             job_id=record.job_id,
             project=project,
@@ -98,7 +128,31 @@ def usage_facts(session: Session, start: float, end: float) -> Iterator[UsageFac
             energy_measured=record.energy_measured,
             started_at=record.started_at,
             ended_at=record.ended_at,
+            funding=funding or (Funding.NATIONAL.value if allocation is not None else ""),
         )
+
+
+def access_facts(session: Session, start: float, end: float) -> Iterator[AccessFact]:
+    """Each award of a call with a service level that gave access in [start, end)."""
+    stmt = (
+        select(Proposal.submitted_at, Proposal.decided_at, Allocation.valid_from, Call)
+        .join(Call, Call.id == Proposal.call_id)
+        .join(Allocation, Allocation.proposal_id == Proposal.id)
+        .where(
+            Proposal.state == ProposalState.AWARDED.value,
+            Call.access_mode != AccessMode.REVIEWED.value,
+            Proposal.decided_at < end,
+            Allocation.valid_to > start,  # access later than its end cannot be in the period
+        )
+        .order_by(Proposal.id)
+    )
+    for submitted_at, decided_at, valid_from, call in session.execute(stmt):
+        terms = call_terms(call)
+        due = deadline(terms, submitted_at, public_holidays.dutch)
+        access_at = max(decided_at or submitted_at, valid_from)
+        if due is not None and start <= access_at < end:
+            days = working_days_between(due.clock_from, local_day(access_at), public_holidays.dutch)
+            yield AccessFact(terms.mode, submitted_at, access_at, due.at, days)
 
 
 @dataclass(frozen=True, slots=True)

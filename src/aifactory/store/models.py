@@ -82,6 +82,37 @@ class UserIdentity(Base):
     last_sign_in_at: Mapped[float | None] = mapped_column(Float)
 
 
+class SignInAttempt(Base):
+    """A federated sign-in under way. What finishing it needs stays here, not in the browser
+    (the PKCE verifier, the nonce), and is used once: a replayed state finds nothing."""
+
+    __tablename__ = "sign_in_attempts"
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    nonce: Mapped[str] = mapped_column(String(64))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    # Set when a signed-in user links an identity to their account (not a sign-in).
+    link_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class SignInRequest(Base):
+    """A person's first sign-in, waiting for an admin where the provider asks for approval."""
+
+    __tablename__ = "sign_in_requests"
+    __table_args__ = (UniqueConstraint("issuer", "subject"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    issuer: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str] = mapped_column(String(255))
+    claims: Mapped[dict[str, Any]] = mapped_column(JSON)
+    requested_at: Mapped[float] = mapped_column(Float)
+    decided_at: Mapped[float | None] = mapped_column(Float)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str | None] = mapped_column(String(16))  # approved | rejected
+
+
 class Organisation(Base):
     __tablename__ = "organisations"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -108,6 +139,9 @@ class Member(Base):
     )
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[float] = mapped_column(Float)
+    # The sign-in provider whose entitlement rules granted this membership (it follows the
+    # entitlements at each sign-in); None: granted by a person, and left alone by sign-ins.
+    entitled_by: Mapped[str | None] = mapped_column(String(32))
 
 
 class Node(Base):
@@ -269,6 +303,9 @@ class Programme(Base):
     capacity_share: Mapped[float] = mapped_column(Float)
     starter_gpu_hours: Mapped[float] = mapped_column(Float)  # auto-approve up to this; 0: never
     starter_days: Mapped[int] = mapped_column(Integer)
+    # Who it serves (domain.access_modes.Track: science, innovation free; industry paid); None:
+    # no AI Factory track (issue 21).
+    track: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[float] = mapped_column(Float)
 
 
@@ -281,6 +318,13 @@ class Call(Base):
     opens_at: Mapped[float] = mapped_column(Float)
     closes_at: Mapped[float] = mapped_column(Float)
     budget_gpu_hours: Mapped[float] = mapped_column(Float)
+    # Access mode and its terms (domain.access_modes, issue 21); calls made before are "reviewed".
+    access_mode: Mapped[str] = mapped_column(String(16), server_default="reviewed")
+    ceiling_gpu_hours: Mapped[float | None] = mapped_column(Float)  # per proposal
+    min_days: Mapped[int | None] = mapped_column(Integer)  # an allocation's length
+    max_days: Mapped[int | None] = mapped_column(Integer)
+    cutoff_days: Mapped[list[int] | None] = mapped_column(JSON)  # Large Scale: days of the month
+    funding: Mapped[str] = mapped_column(String(16), server_default="national")  # eu | national
     created_at: Mapped[float] = mapped_column(Float)
 
 
@@ -295,6 +339,7 @@ class Proposal(Base):
     requested_gpu_hours: Mapped[float] = mapped_column(Float)
     gpu_model: Mapped[str | None] = mapped_column(String(64))
     planned_datasets: Mapped[list[str]] = mapped_column(JSON)
+    requested_days: Mapped[int | None] = mapped_column(Integer)  # within the call's durations
     state: Mapped[str] = mapped_column(String(16))
     submitted_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     submitted_at: Mapped[float] = mapped_column(Float)
@@ -443,6 +488,46 @@ class IssuedInvoice(Base):
     lines: Mapped[list[Any]] = mapped_column(JSON)
     csv: Mapped[str] = mapped_column(Text)
     pdf: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+# ---- federation with an upstream allocation portal (services.federation) -----------------
+
+
+class FederationImport(Base):
+    """One file of award records imported (or refused as a whole, never stored then): who, when,
+    which file (its name and SHA-256) and what each record did (`outcomes`)."""
+
+    __tablename__ = "federation_imports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    at: Mapped[float] = mapped_column(Float, index=True)
+    source: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    format: Mapped[str] = mapped_column(String(8))
+    created: Mapped[int] = mapped_column(Integer)
+    updated: Mapped[int] = mapped_column(Integer)
+    unchanged: Mapped[int] = mapped_column(Integer)
+    refused: Mapped[int] = mapped_column(Integer)
+    outcomes: Mapped[list[Any]] = mapped_column(JSON)  # per record: award, outcome, reason
+
+
+class FederationAward(Base):
+    """An upstream award and the allocation it became: the upstream's id is the idempotency
+    key, and its terms as last applied (`gpu_s`, window) tell a changed record from a resend."""
+
+    __tablename__ = "federation_awards"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    award_id: Mapped[str] = mapped_column(String(128), unique=True)
+    upstream_project_id: Mapped[str] = mapped_column(String(128), index=True)
+    allocation_id: Mapped[int] = mapped_column(ForeignKey("allocations.id"), unique=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    pi_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    gpu_s: Mapped[int] = mapped_column(BigInteger)
+    valid_from: Mapped[float] = mapped_column(Float)
+    valid_to: Mapped[float] = mapped_column(Float)
+    import_id: Mapped[int] = mapped_column(ForeignKey("federation_imports.id"))  # last change
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
 
 
 # ---- audit log (governance.audit) ----------------------------------------------------------

@@ -14,6 +14,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from aifactory import __version__
+from aifactory.faces.state import AppState
 from aifactory.services.login import SignedIn
 from aifactory.web import charts
 from aifactory.web.nav import navigation
@@ -113,4 +114,17 @@ def render(
     )
     response = templates.TemplateResponse(request, template, context, status_code=status_code)
     response.headers.update(SECURITY_HEADERS)
+    if providers := _sign_in_origins(request):
+        # Signing out (and linking an identity) posts a form that the portal answers with a
+        # redirect to the provider; browsers hold that redirect to form-action too.
+        policy = SECURITY_HEADERS["Content-Security-Policy"]
+        response.headers["Content-Security-Policy"] = policy.replace(
+            "form-action 'self'", f"form-action 'self' {' '.join(providers)}"
+        )
     return response
+
+
+def _sign_in_origins(request: Request) -> list[str]:
+    state = getattr(request.app.state, "aifactory", None)
+    clients = state.sign_in.values() if isinstance(state, AppState) else ()
+    return sorted({origin for client in clients for origin in client.origins()})

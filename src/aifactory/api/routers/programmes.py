@@ -55,6 +55,7 @@ def create_call(body: CallCreate, session: WriteSession, user: CurrentUser, now:
         opens_at=body.opens_at.timestamp(),
         closes_at=body.closes_at.timestamp(),
         budget_gpu_hours=body.budget_gpu_hours,
+        terms=body.terms(),
         now=now,
     )
     return CallOut.of(created)

@@ -37,26 +37,30 @@ def submit_proposal(
         requested_gpu_hours=body.requested_gpu_hours,
         gpu_model=body.gpu_model,
         planned_datasets=body.planned_datasets,
+        requested_days=body.requested_days,
         now=now,
     )
-    return ProposalOut.of(submitted)
+    return ProposalOut.of(submitted, now)
 
 
 @router.get("", response_model=list[ProposalOut])
 def list_proposals(
     session: ReadSession,
     user: CurrentUser,
+    now: Now,
     call: str | None = None,
     project: str | None = None,
     state: ProposalState | None = None,
 ) -> list[ProposalOut]:
     found = service.list_proposals(session, user, call=call, project=project, state=state)
-    return [ProposalOut.of(p) for p in found]
+    return [ProposalOut.of(p, now) for p in found]
 
 
 @router.get("/{proposal_id}", response_model=ProposalOut)
-def show_proposal(proposal_id: ProposalId, session: ReadSession, user: CurrentUser) -> ProposalOut:
-    return ProposalOut.of(service.get_proposal(session, user, proposal_id))
+def show_proposal(
+    proposal_id: ProposalId, session: ReadSession, user: CurrentUser, now: Now
+) -> ProposalOut:
+    return ProposalOut.of(service.get_proposal(session, user, proposal_id), now)
 
 
 @router.post("/{proposal_id}/reviewers", status_code=201, response_model=ProposalOut)
@@ -70,7 +74,7 @@ def assign_reviewer(
     assigned = service.assign_reviewer(
         session, user, proposal_id=proposal_id, reviewer=body.reviewer, now=now
     )
-    return ProposalOut.of(assigned)
+    return ProposalOut.of(assigned, now)
 
 
 @router.post("/{proposal_id}/reviews", response_model=ProposalOut)
@@ -81,7 +85,7 @@ def review(
     reviewed = service.review(
         session, user, proposal_id=proposal_id, score=body.score, comment=body.comment, now=now
     )
-    return ProposalOut.of(reviewed)
+    return ProposalOut.of(reviewed, now)
 
 
 @router.post("/{proposal_id}/award", status_code=201, response_model=AllocationOut)
@@ -109,11 +113,11 @@ def reject(
     proposal_id: ProposalId, body: RejectBody, session: WriteSession, user: CurrentUser, now: Now
 ) -> ProposalOut:
     rejected = service.reject(session, user, proposal_id=proposal_id, note=body.note, now=now)
-    return ProposalOut.of(rejected)
+    return ProposalOut.of(rejected, now)
 
 
 @router.post("/{proposal_id}/withdraw", response_model=ProposalOut)
 def withdraw(
     proposal_id: ProposalId, session: WriteSession, user: CurrentUser, now: Now
 ) -> ProposalOut:
-    return ProposalOut.of(service.withdraw(session, user, proposal_id=proposal_id, now=now))
+    return ProposalOut.of(service.withdraw(session, user, proposal_id=proposal_id, now=now), now)

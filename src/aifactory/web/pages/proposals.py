@@ -7,19 +7,25 @@ which reviewers would be in conflict (a member of any project of the applicant's
 domain.programmes), before an admin assigns and to a reviewer whose membership came later; and
 it asks for a declaration of no conflict that a reviewer ticks with each review.
 
+Access modes (domain.access_modes): a call is opened in a mode with its terms; each proposal
+shows its mode, the Amsterdam day its answer is due and whether it is late. A Playground request
+is awarded (or refused) as it is submitted, so the applicant lands on an awarded proposal.
+
 Forms post here, are checked for CSRF (`SignedPost`) and on bad input re-render with the
 service's message next to the field it names (`form_problem`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
+from aifactory.domain.access_modes import AccessMode, CallTerms, Funding, due_day
 from aifactory.domain.permissions import Action
 from aifactory.domain.programmes import ProposalState
 from aifactory.errors import AifactoryError, InvalidInput
@@ -28,6 +34,7 @@ from aifactory.faces.state import StateDep
 from aifactory.services import programmes, proposals, tenancy
 from aifactory.services.login import SignedIn
 from aifactory.services.proposal_detail import proposal_detail
+from aifactory.services.proposal_views import ProposalView
 from aifactory.services.session import Session
 from aifactory.web.forms import valid
 from aifactory.web.nav import may_somewhere
@@ -38,7 +45,22 @@ from aifactory.web.templating import render
 router = APIRouter(include_in_schema=False)
 Text = Annotated[str, Form()]
 DAY = timedelta(days=1)
-CALL_FIELDS = ("name", "programme", "title", "opens_at", "closes_at", "budget_gpu_hours")
+CALL_FIELDS = (
+    "name",
+    "programme",
+    "title",
+    "opens_at",
+    "closes_at",
+    "budget_gpu_hours",
+    "access_mode",
+    "ceiling_gpu_hours",
+    "min_days",
+    "max_days",
+    "cutoff_days",
+    "funding",
+)
+MODES = [(m.value, m.value.replace("_", " ")) for m in AccessMode]
+FUNDERS = [(Funding.NATIONAL.value, "national"), (Funding.EU.value, "EU (EuroHPC)")]
 PROPOSAL_FIELDS = (
     "call",
     "project",
@@ -48,11 +70,29 @@ PROPOSAL_FIELDS = (
     "requested_gpu_hours",
     "gpu_model",
     "planned_datasets",
+    "requested_days",
 )
 AWARD_FIELDS = ("gpu_hours", "valid_from", "valid_to", "quota_gpus", "gpu_model", "note")
 
 
 # ---- calls and the list of proposals ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """A proposal's deadline as shown: the Amsterdam day it is due, and whether it is late."""
+
+    day: str
+    late: bool
+
+
+def due_of(views: Iterable[ProposalView], now: float) -> dict[int, Due]:
+    """By proposal id, for those whose call has a service level."""
+    return {
+        v.proposal.id: Due(due_day(v.deadline).isoformat(), v.late(now))
+        for v in views
+        if v.deadline is not None
+    }
 
 
 @router.get("/proposals")
@@ -75,7 +115,12 @@ def _index(
         found = proposals.list_proposals(session, me)
         names = [(p.name, f"{p.name}: {p.title}") for p in programmes.list_programmes(session, me)]
     today = datetime.fromtimestamp(now, UTC)
-    defaults = {"opens_at": day_text(today), "closes_at": day_text(today + 30 * DAY)}
+    defaults = {
+        "opens_at": day_text(today),
+        "closes_at": day_text(today + 30 * DAY),
+        "access_mode": AccessMode.REVIEWED.value,
+        "funding": Funding.NATIONAL.value,
+    }
     return render(
         request,
         "proposals/index.html",
@@ -84,7 +129,10 @@ def _index(
         title="Calls and proposals",
         calls=list(reversed(calls)),
         proposals=list(reversed(found)),
+        due=due_of(found, now),
         programmes=names,
+        modes=MODES,
+        funders=FUNDERS,
         may_open_call=me.may(Action.CALL_CREATE),
         may_apply=may_somewhere(me, Action.PROPOSAL_SUBMIT),
         errors=errors or {},
@@ -103,14 +151,16 @@ def open_call(
     opens_at: Text = "",
     closes_at: Text = "",
     budget_gpu_hours: Text = "",
+    access_mode: Text = "reviewed",
+    ceiling_gpu_hours: Text = "",
+    min_days: Text = "",
+    max_days: Text = "",
+    cutoff_days: Text = "",
+    funding: Text = "national",
 ) -> Response:
-    typed = dict(
-        zip(
-            CALL_FIELDS,
-            (name, programme, title, opens_at, closes_at, budget_gpu_hours),
-            strict=True,
-        )
-    )
+    given = (name, programme, title, opens_at, closes_at, budget_gpu_hours)
+    terms_given = (access_mode, ceiling_gpu_hours, min_days, max_days, cutoff_days, funding)
+    typed = dict(zip(CALL_FIELDS, (*given, *terms_given), strict=True))
     try:
         with state.db.session() as session:
             programmes.create_call(
@@ -122,12 +172,53 @@ def open_call(
                 opens_at=moment(opens_at, "opens_at"),
                 closes_at=moment(closes_at, "closes_at"),
                 budget_gpu_hours=number(budget_gpu_hours, "budget_gpu_hours"),
+                terms=_terms(typed),
                 now=state.clock(),
             )
     except AifactoryError as exc:
         errors, status = form_problem(exc, CALL_FIELDS)
         return _index(request, signed, state, status_code=status, errors=errors, form=typed)
     return see_other("/proposals")
+
+
+def _terms(typed: dict[str, str]) -> CallTerms:
+    """A call's terms from the form; an empty box leaves the setting to its mode."""
+    try:
+        mode = AccessMode(typed["access_mode"])
+    except ValueError:
+        raise InvalidInput("choose an access mode", field="access_mode") from None
+    try:
+        funder = Funding(typed["funding"])
+    except ValueError:
+        raise InvalidInput("choose national or EU", field="funding") from None
+    ceiling = typed["ceiling_gpu_hours"].strip()
+    cutoffs = [d for d in typed["cutoff_days"].replace(",", " ").split() if d]
+    return CallTerms(
+        mode=mode,
+        ceiling_gpu_hours=number(ceiling, "ceiling_gpu_hours") if ceiling else None,
+        min_days=_maybe_whole(typed["min_days"], "min_days"),
+        max_days=_maybe_whole(typed["max_days"], "max_days"),
+        cutoff_days=tuple(whole(d, "cutoff_days") for d in cutoffs),
+        funding=funder,
+    )
+
+
+def _call_terms_text(call: programmes.CallView) -> str:
+    """What an applicant needs to know of a call to choose it."""
+    terms, left = call.call.terms, f"{call.left_gpu_hours:,.0f} GPU-h left"
+    if terms.mode is AccessMode.REVIEWED:
+        return left
+    low, high = terms.days()
+    parts = [terms.mode.value.replace("_", " "), left]
+    if terms.ceiling_gpu_hours is not None:
+        parts.append(f"at most {terms.ceiling_gpu_hours:,.0f} GPU-h each")
+    if low is not None and high is not None:
+        parts.append(f"{low}–{high} days")
+    return ", ".join(parts)
+
+
+def _maybe_whole(text: str, field: str) -> int | None:
+    return whole(text, field) if text.strip() else None
 
 
 # ---- applying --------------------------------------------------------------------------------
@@ -152,7 +243,7 @@ def _new(
         me.authorize(Action.PROPOSAL_SUBMIT)  # refused, saying who may
     with state.db.read() as session:
         calls = [
-            (c.call.name, f"{c.call.name}: {c.call.title} ({c.left_gpu_hours:,.0f} GPU-h left)")
+            (c.call.name, f"{c.call.name}: {c.call.title} ({_call_terms_text(c)})")
             for c in programmes.list_calls(session, me, now=now)
             if c.open_now
         ]
@@ -184,9 +275,10 @@ def submit_proposal(
     requested_gpu_hours: Text = "",
     gpu_model: Text = "",
     planned_datasets: Text = "",
+    requested_days: Text = "",
 ) -> Response:
     given = (call, project, title, abstract, justification, requested_gpu_hours, gpu_model)
-    typed = dict(zip(PROPOSAL_FIELDS, (*given, planned_datasets), strict=True))
+    typed = dict(zip(PROPOSAL_FIELDS, (*given, planned_datasets, requested_days), strict=True))
     try:
         with state.db.session() as session:
             view = proposals.submit_proposal(
@@ -200,6 +292,7 @@ def submit_proposal(
                 requested_gpu_hours=number(requested_gpu_hours, "requested_gpu_hours"),
                 gpu_model=gpu_model.strip() or None,
                 planned_datasets=[d.strip() for d in planned_datasets.split(",") if d.strip()],
+                requested_days=_maybe_whole(requested_days, "requested_days"),
                 now=state.clock(),
             )
             proposal_id = view.proposal.id
@@ -233,12 +326,15 @@ def _detail(
     me, now = signed.principal, state.clock()
     with state.db.read() as session:
         detail = proposal_detail(session, me, proposal_id)
+        calls = programmes.list_calls(session, me, now=now)
     p = detail.view.proposal
     today = datetime.fromtimestamp(now, UTC)
+    terms = next(c.call.terms for c in calls if c.call.name == detail.view.call)
+    days = p.requested_days or terms.days()[1] or 180  # what was asked, else the longest allowed
     defaults = {
         "gpu_hours": f"{p.requested_gpu_hours:g}",
         "valid_from": day_text(today),
-        "valid_to": day_text(today + 180 * DAY),
+        "valid_to": day_text(today + days * DAY),
         "quota_gpus": "0",
         "gpu_model": p.gpu_model or "",
     }
@@ -252,6 +348,7 @@ def _detail(
         title=f"Proposal {p.id}: {p.title}",
         d=detail,
         p=p,
+        due=due_of([detail.view], now).get(p.id),
         submitted=submitted,
         may_assign=submitted and me.may(Action.PROPOSAL_ASSIGN, project),
         may_review=submitted and detail.my_review is not None,

@@ -1,0 +1,96 @@
+"""`aifactory login --sso` as a person runs it: the CLI prints an address, the person signs in
+there (the provider's real pages, walked with httpx), the CLI saves a short-lived token; when
+that token ends the next command renews it at the provider by itself; `aifactory logout`
+revokes it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import select
+
+from aifactory.store.models import ApiToken
+from tests.federated_portal import Federated, federated_fixture  # noqa: F401 - the fixture
+from tests.oidc_provider import complete_device_login
+
+ADDRESS = re.compile(r"^\s+(http\S+)$", re.MULTILINE)
+
+
+def aifactory(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aifactory", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_login_sso_signs_in_through_the_browser_renews_and_logs_out(
+    federated: Federated, tmp_path: Path
+) -> None:
+    config = tmp_path / "cli.json"
+    env = {**os.environ, "AIFACTORY_CONFIG": str(config), "AIFACTORY_URL": federated.url}
+    env.pop("AIFACTORY_TOKEN", None)
+    login = subprocess.Popen(
+        [sys.executable, "-m", "aifactory", "login", "--sso"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert login.stdout is not None
+    printed = ""
+    while not ADDRESS.search(printed):
+        line = login.stdout.readline()
+        assert line, f"the CLI ended without an address: {printed}"
+        printed += line
+    address = ADDRESS.search(printed)
+    assert address is not None
+    complete_device_login(federated.provider, address.group(1), "anna", "anna-password")
+    rest, _ = login.communicate(timeout=60)
+    assert login.returncode == 0, printed + rest
+    assert "as a.devries through SURFconext (test)" in rest
+    saved = json.loads(config.read_text())
+    assert saved["token"].startswith("afy_")
+    assert saved["sso"]["refresh_token"]
+    assert oct(config.stat().st_mode & 0o777) == "0o600"
+
+    whoami = aifactory(env, "whoami")
+    assert whoami.returncode == 0, whoami.stderr
+    assert whoami.stdout.startswith("a.devries (user)")
+
+    # The facility token ends: the next command gets the next one from the provider.
+    first = saved["token"]
+    saved["sso"]["expires_at"] = "2020-01-01T00:00:00+00:00"
+    config.write_text(json.dumps(saved))
+    renewed = aifactory(env, "whoami")
+    assert renewed.returncode == 0, renewed.stderr
+    assert renewed.stdout.startswith("a.devries (user)")
+    again = json.loads(config.read_text())
+    assert again["token"] != first
+    assert again["sso"]["expires_at"] != "2020-01-01T00:00:00+00:00"
+
+    out = aifactory(env, "logout")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(config.read_text())["token"] == ""
+    with federated.server.db.read() as session:
+        revoked = session.get(ApiToken, again["sso"]["token_id"])
+        assert revoked is not None
+        assert revoked.revoked_at is not None
+        assert revoked.revoked_at <= time.time()
+        names = set(session.scalars(select(ApiToken.name)))
+    assert "sso-surf" in names
+    # The provider's refresh token is revoked too: renewing with it is refused.
+    again["sso"]["expires_at"] = "2020-01-01T00:00:00+00:00"
+    config.write_text(json.dumps(again))
+    ended = aifactory(env, "whoami")
+    assert ended.returncode == 1
+    assert "login --sso" in ended.stderr

@@ -90,6 +90,10 @@ def test_user_names_come_from_what_the_person_is_called_and_are_unique() -> None
     taken = {"jdevries", "jdevries-2"}
     assert user_name(claims(preferred_username="JdeVries"), taken.__contains__) == "jdevries-3"
     assert user_name(claims(email="jörg.müller@uva.nl"), taken.__contains__) == "jorg.muller"
+    assert user_name(claims(name="Zoë de Vries"), taken.__contains__) == "zoe-de-vries"
+    assert user_name(claims(email="Ada.Lovelace+hpc@uva.nl"), set().__contains__) == (
+        "ada.lovelace-hpc"
+    )
     assert user_name(claims(), taken.__contains__) == "s-1"
     assert user_name(claims(preferred_username="日本"), taken.__contains__) == "s-1"
 

@@ -17,7 +17,6 @@ from aifactory.domain.federation import (
     month_of,
     months,
     parse_awards,
-    user_name_stem,
 )
 from aifactory.domain.tenancy import OrgKind
 
@@ -145,17 +144,3 @@ def test_months_cut_a_period_at_each_first_of_the_month() -> None:
     assert list(months(at("2026-12-01"), at("2027-01-01"))) == [
         (at("2026-12-01"), at("2027-01-01"))
     ]
-
-
-@pytest.mark.parametrize(
-    ("identity", "stem"),
-    [
-        (FederatedIdentity("i", "s", "Ada", "Ada.Lovelace+hpc@uva.nl"), "ada.lovelace-hpc"),
-        (FederatedIdentity("i", "s", "Zoë de Vries", None), "zo-de-vries"),
-        (FederatedIdentity("i", "s", None, None), "pi"),
-    ],
-)
-def test_a_pi_gets_a_user_name_from_their_email_or_name(
-    identity: FederatedIdentity, stem: str
-) -> None:
-    assert user_name_stem(identity) == stem

@@ -97,9 +97,10 @@ def home_organisation(
 
 def user_name(claims: Claims, taken: Callable[[str], bool]) -> str:
     """A facility user name for a new person: their preferred user name, else their e-mail's
-    local part, else the provider's subject, made a valid name and unique with a number."""
-    base = _as_name(claims.preferred_username) or _as_name(_local_part(claims.email))
-    base = base or _as_name(claims.subject) or "user"
+    local part, else their name, else the provider's subject, made a valid name and unique with
+    a number. Only a label: the identity (issuer + subject) is what signs in."""
+    sources = (claims.preferred_username, _local_part(claims.email), claims.name, claims.subject)
+    base = next((name for name in map(_as_name, sources) if name), "user")
     for number in range(1, 10_000):
         candidate = base if number == 1 else f"{base[: MAX_LENGTH - 1 - len(str(number))]}-{number}"
         if not taken(candidate):

@@ -23,7 +23,6 @@ import csv
 import io
 import json
 import math
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -267,18 +266,6 @@ class _Cells:
 
 def _midnight(day: date) -> float:
     return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
-
-
-def user_name_stem(pi: FederatedIdentity) -> str:
-    """A facility user name for a PI met first in an award: their email's local part, else
-    their name, else "pi", cut to the name rule (domain.names); the service numbers it if
-    taken. Only a label: the identity (issuer + subject) is what signs in."""
-    for source in (pi.email.partition("@")[0] if pi.email else "", pi.name or ""):
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "-", source.strip().lower())
-        stem = stem.lstrip("._-")[:56].rstrip("._-")  # room for "-9999"
-        if stem:
-            return stem
-    return "pi"
 
 
 # ---- what an import does with a record ----------------------------------------------------

@@ -36,6 +36,8 @@ from sqlalchemy.orm import Session
 
 from aifactory.accounting import ledger
 from aifactory.accounting.budget import raise_alerts
+from aifactory.domain import federated_identity as identity
+from aifactory.domain.federated_identity import Claims
 from aifactory.domain.federation import (
     FORMATS,
     AwardRecord,
@@ -44,7 +46,6 @@ from aifactory.domain.federation import (
     RecordProblem,
     Terms,
     parse_awards,
-    user_name_stem,
 )
 from aifactory.domain.ledger import EntryKind
 from aifactory.domain.money import MS_PER_S, gpu_seconds
@@ -319,8 +320,9 @@ class _Applier:
         ).first()
         if found is not None:
             return found
+        person = Claims(pi.issuer, pi.subject, name=pi.name, email=pi.email)
         user = User(
-            name=self._free_user_name(user_name_stem(pi)),
+            name=identity.user_name(person, self._user_name_taken),
             email=pi.email,
             facility_role=FacilityRole.USER.value,
             created_at=self.now,
@@ -342,12 +344,8 @@ class _Applier:
         self._audit("user.identity.link", f"user:{user.name}", None, detail)
         return user
 
-    def _free_user_name(self, stem: str) -> str:
-        taken = set(self.session.scalars(select(User.name).where(User.name.startswith(stem))))
-        n = 1
-        while (name := stem if n == 1 else f"{stem}-{n}") in taken:
-            n += 1
-        return name
+    def _user_name_taken(self, name: str) -> bool:
+        return self.session.scalars(select(User.id).where(User.name == name)).first() is not None
 
     def _project(self, record: AwardRecord, pi: User) -> Project:
         """The project linked to the upstream one, else the one of that name in the same

@@ -4,6 +4,9 @@ token for the CLI through the device flow, exchange it)."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -121,3 +124,29 @@ def federated_fixture(
             session.add(Project(name="climate-llm", organisation_id=org.id, created_at=time.time()))
         yield Federated(server, oidc_provider, client, keys_clock)
     db.dispose()
+
+
+ADDRESS = re.compile(r"^\s+(http\S+)$", re.MULTILINE)
+
+
+def cli_sso_login(provider: OidcProvider, env: dict[str, str], user: str) -> str:
+    """`aifactory login --sso` as a person runs it: the CLI prints an address, the person signs
+    in there (the provider's pages, walked with httpx); returns what the CLI printed."""
+    login = subprocess.Popen(
+        [sys.executable, "-m", "aifactory", "login", "--sso"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert login.stdout is not None
+    with login.stdout:
+        printed = ""
+        while not (address := ADDRESS.search(printed)):
+            line = login.stdout.readline()
+            assert line, f"the CLI ended without an address: {printed}"
+            printed += line
+        complete_device_login(provider, address.group(1), user, f"{user}-password")
+        printed += login.stdout.read()
+    assert login.wait(timeout=60) == 0, printed
+    return printed

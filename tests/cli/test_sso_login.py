@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -16,10 +15,11 @@ from pathlib import Path
 from sqlalchemy import select
 
 from aifactory.store.models import ApiToken
-from tests.federated_portal import Federated, federated_fixture  # noqa: F401 - the fixture
-from tests.oidc_provider import complete_device_login
-
-ADDRESS = re.compile(r"^\s+(http\S+)$", re.MULTILINE)
+from tests.federated_portal import (  # noqa: F401 - the fixture
+    Federated,
+    cli_sso_login,
+    federated_fixture,
+)
 
 
 def aifactory(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -39,25 +39,8 @@ def test_login_sso_signs_in_through_the_browser_renews_and_logs_out(
     config = tmp_path / "cli.json"
     env = {**os.environ, "AIFACTORY_CONFIG": str(config), "AIFACTORY_URL": federated.url}
     env.pop("AIFACTORY_TOKEN", None)
-    login = subprocess.Popen(
-        [sys.executable, "-m", "aifactory", "login", "--sso"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert login.stdout is not None
-    printed = ""
-    while not ADDRESS.search(printed):
-        line = login.stdout.readline()
-        assert line, f"the CLI ended without an address: {printed}"
-        printed += line
-    address = ADDRESS.search(printed)
-    assert address is not None
-    complete_device_login(federated.provider, address.group(1), "anna", "anna-password")
-    rest, _ = login.communicate(timeout=60)
-    assert login.returncode == 0, printed + rest
-    assert "as a.devries through SURFconext (test)" in rest
+    printed = cli_sso_login(federated.provider, env, "anna")
+    assert "as a.devries through SURFconext (test)" in printed
     saved = json.loads(config.read_text())
     assert saved["token"].startswith("afy_")
     assert saved["sso"]["refresh_token"]

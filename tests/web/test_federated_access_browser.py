@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,10 +18,10 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.process import FacilityProcess
-from tests.oidc_provider import OidcProvider, complete_device_login, web_client
+from tests.federated_portal import cli_sso_login
+from tests.oidc_provider import OidcProvider, web_client
 
 ROOT = Path(__file__).resolve().parents[2]
-ADDRESS = re.compile(r"^\s+(http\S+)$", re.MULTILINE)
 
 
 @pytest.fixture
@@ -96,22 +95,7 @@ def test_a_researcher_signs_in_applies_to_a_playground_call_is_awarded_and_runs_
     # The CLI, by the device flow: the same person, no token copied.
     anna = {**os.environ, "AIFACTORY_URL": facility.url, "AIFACTORY_CONFIG": str(tmp_path / "a")}
     anna.pop("AIFACTORY_TOKEN", None)
-    login = subprocess.Popen(
-        [sys.executable, "-m", "aifactory", "login", "--sso"],
-        env=anna,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert login.stdout is not None
-    printed = ""
-    while not (found := ADDRESS.search(printed)):
-        line = login.stdout.readline()
-        assert line, printed
-        printed += line
-    complete_device_login(oidc_provider, found.group(1), "anna", "anna-password")
-    assert login.wait(timeout=60) == 0, printed + login.stdout.read()
-    login.stdout.close()
+    cli_sso_login(oidc_provider, anna, "anna")
 
     # A Playground request within the ceiling is awarded at once; a job runs on it.
     proposal = json.loads(

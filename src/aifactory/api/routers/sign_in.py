@@ -4,7 +4,7 @@ provider's ID token for a short-lived facility token, and admins' approvals of f
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
@@ -74,28 +74,19 @@ def list_requests(session: ReadSession, user: CurrentUser) -> list[SignInRequest
     return [_out(r) for r in federated.list_requests(session, user)]
 
 
-@router.post("/sign-in-requests/{request_id}/approve", response_model=SignInRequestOut)
-def approve(
+@router.post("/sign-in-requests/{request_id}/{decision}", response_model=SignInRequestOut)
+def decide(
     request_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    decision: Literal["approve", "reject"],
     session: WriteSession,
     user: CurrentUser,
     now: Now,
     state: StateDep,
 ) -> SignInRequestOut:
+    """Admins: let a waiting person in (their account is made now), or turn them down."""
     configs = {name: c.config for name, c in state.sign_in.items()}
-    return _out(federated.decide(session, user, configs, request_id, approve=True, now=now))
-
-
-@router.post("/sign-in-requests/{request_id}/reject", response_model=SignInRequestOut)
-def reject(
-    request_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-    session: WriteSession,
-    user: CurrentUser,
-    now: Now,
-    state: StateDep,
-) -> SignInRequestOut:
-    configs = {name: c.config for name, c in state.sign_in.items()}
-    return _out(federated.decide(session, user, configs, request_id, approve=False, now=now))
+    approve = decision == "approve"
+    return _out(federated.decide(session, user, configs, request_id, approve=approve, now=now))
 
 
 def _out(view: RequestView) -> SignInRequestOut:

@@ -132,5 +132,16 @@ def load_providers(path: Path) -> tuple[ProviderConfig, ...]:
         for provider in providers:
             provider.secret()  # a secret file that cannot be read stops the start, not a sign-in
         return providers
-    except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
+    except ValidationError as exc:
+        reasons = "; ".join(f"{_where(e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ProvidersError(f"{path}: {reasons}") from exc
+    except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ProvidersError(f"{path}: {exc}") from exc
+
+
+def _where(location: tuple[int | str, ...]) -> str:
+    """`provider[0].entitlements[1].match`: where in the file, as a person reads it."""
+    text = ""
+    for part in location:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text.lstrip(".")

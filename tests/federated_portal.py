@@ -21,6 +21,8 @@ from aifactory.services.federated.oidc import OidcClient
 from aifactory.services.federated.providers import ProviderConfig, RuleConfig
 from aifactory.store.db import Database
 from aifactory.store.models import Organisation, Project
+from aifactory.web.pages import login
+from aifactory.web.throttle import Throttle
 from tests.conftest import FakeClock, LiveServer, serving
 from tests.oidc_provider import (
     CLI_CLIENT_ID,
@@ -89,9 +91,11 @@ class Federated:
 
 @pytest.fixture(name="federated")
 def federated_fixture(
-    sqlite_url: str, tmp_path: Path, oidc_provider: OidcProvider
+    sqlite_url: str, tmp_path: Path, oidc_provider: OidcProvider, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Federated]:
-    """A live portal (SQLite) that trusts the test provider, with a web client of its own."""
+    """A live portal (SQLite) that trusts the test provider, with a web client of its own (and
+    its own count of sign-ins started: every test comes from 127.0.0.1)."""
+    monkeypatch.setattr(login, "STARTS", Throttle(limit=30, window_s=600.0))
     db = Database(sqlite_url)
     with serving(db, tmp_path) as server:
         registered = oidc_provider.register_client(
@@ -111,7 +115,7 @@ def federated_fixture(
             cli_client_id=CLI_CLIENT_ID,
             scopes=SCOPES,
             organisation_kinds={"uva.nl": OrgKind.UNIVERSITY},
-            entitlements=[RuleConfig(match=PROJECT_RULE)],
+            entitlements=[RuleConfig(match=PROJECT_RULE, projects=["climate-llm"])],
             allow_http=True,
         )
         keys_clock = FakeClock(time.time())

@@ -24,7 +24,7 @@ CONFIG = ProviderConfig(
     client_id="portal",
     client_secret="s3cret",
     approval="admin",
-    default_organisation_kind="university",
+    organisation_kinds={"uva.nl": "university", "tudelft.nl": "university"},  # type: ignore[dict-item]
 )
 ANNA = Claims(
     "https://connect.surfconext.example", "anna-1", name="Anna", home_organisation="uva.nl"

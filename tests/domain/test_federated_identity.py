@@ -20,7 +20,9 @@ from aifactory.domain.names import NAME
 from aifactory.domain.tenancy import OrgKind, ProjectRole
 
 SURF = EntitlementRule(
-    re.compile(r"urn:mace:surf\.nl:aifactory:(?P<project>[^:]+):(?P<role>owner|member|viewer)")
+    re.compile(r"urn:mace:surf\.nl:aifactory:(?P<project>[^:]+):(?P<role>owner|member|viewer)"),
+    projects=frozenset({"dutch-llm", "speech"}),
+    prefix="surf-",
 )
 LAB = EntitlementRule(re.compile(r"urn:mace:uva\.nl:group:nlp-lab"), "nlp", ProjectRole.MEMBER)
 
@@ -57,6 +59,15 @@ def test_the_highest_role_wins_whatever_the_order() -> None:
     assert grants(reversed(held), [SURF]) == (Grant("dutch-llm", ProjectRole.OWNER),)
 
 
+def test_a_rule_grants_only_the_projects_the_operator_let_it() -> None:
+    reach = [
+        "urn:mace:surf.nl:aifactory:surf-speech:member",  # the prefix
+        "urn:mace:surf.nl:aifactory:anna-pg:owner",  # someone's personal project: not listed
+        "urn:mace:surf.nl:aifactory:admin-project:owner",
+    ]
+    assert grants(reach, [SURF]) == (Grant("surf-speech", ProjectRole.MEMBER),)
+
+
 def test_a_rule_matches_the_whole_entitlement_and_a_project_must_be_a_name() -> None:
     assert grants(["xurn:mace:uva.nl:group:nlp-lab"], [LAB]) == ()
     assert grants(["urn:mace:uva.nl:group:nlp-lab:extra"], [LAB]) == ()
@@ -73,17 +84,16 @@ def test_grants_name_valid_projects_once_each(entitlements: list[str]) -> None:
 
 def test_the_home_organisation_is_the_domain_with_its_configured_kind() -> None:
     kinds = {"uva.nl": OrgKind.UNIVERSITY, "tno.nl": OrgKind.RESEARCH_INSTITUTE}
-    assert home_organisation(claims(home_organisation="UvA.nl"), kinds, None) == (
+    assert home_organisation(claims(home_organisation="UvA.nl"), kinds) == (
         "uva.nl",
         OrgKind.UNIVERSITY,
     )
-    assert home_organisation(claims(home_organisation="startup.io"), kinds, None) is None
-    assert home_organisation(claims(home_organisation="startup.io"), kinds, OrgKind.STARTUP) == (
-        "startup.io",
-        OrgKind.STARTUP,
-    )
+    # a domain the provider is not trusted for is no home, whatever the provider says
+    assert home_organisation(claims(home_organisation="startup.io"), kinds) is None
     for bad in (None, "", "not a domain", "uva", "../etc", "a" * 80 + ".nl"):
-        assert home_organisation(claims(home_organisation=bad), kinds, OrgKind.SME) is None
+        assert (
+            home_organisation(claims(home_organisation=bad), kinds | {"uva": OrgKind.SME}) is None
+        )
 
 
 def test_user_names_come_from_what_the_person_is_called_and_are_unique() -> None:

@@ -17,9 +17,19 @@ from joserfc.jwk import KeySet, RSAKey
 from sqlalchemy import select
 
 from aifactory.services.login import open_session
-from aifactory.store.models import ApiToken, AuditEvent, Member, Project, User, UserIdentity
+from aifactory.store.models import (
+    ApiToken,
+    AuditEvent,
+    Member,
+    Project,
+    SignInAttempt,
+    User,
+    UserIdentity,
+)
+from aifactory.web.pages import login
 from aifactory.web.pages.login import STATE_COOKIE
 from aifactory.web.session import COOKIE
+from aifactory.web.throttle import Throttle
 from tests.federated_portal import Federated, federated_fixture  # noqa: F401 - the fixture
 from tests.oidc_provider import (
     KEYS,
@@ -79,6 +89,18 @@ def test_a_replayed_or_foreign_state_signs_in_nobody(federated: Federated) -> No
         foreign = victim.get(callback)
         assert foreign.status_code == 401
         assert "The sign-in expired" in foreign.text
+
+
+def test_sign_ins_started_from_one_address_are_throttled(
+    federated: Federated, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anyone may start a sign-in, and each keeps an attempt for ten minutes: not unboundedly."""
+    monkeypatch.setattr(login, "STARTS", Throttle(limit=2, window_s=600.0))
+    with federated.browser() as browser:
+        assert [browser.get("/login/surf/start").status_code for _ in range(3)] == [303, 303, 429]
+        assert "Too many sign-ins from your address" in browser.get("/login/surf/start").text
+    with federated.server.db.read() as session:
+        assert len(session.scalars(select(SignInAttempt)).all()) == 2
 
 
 def test_an_institution_the_facility_does_not_serve_is_told_so(federated: Federated) -> None:

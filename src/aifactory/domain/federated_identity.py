@@ -44,11 +44,16 @@ class EntitlementRule:
 
     The project and role come from the rule, or from the pattern's named groups `project` and
     `role` (e.g. `urn:mace:surf.nl:aifactory:(?P<project>[^:]+):(?P<role>owner|member|viewer)`).
+    A project named by the entitlement must also be one the operator let the rule grant: in
+    `projects`, or beginning with `prefix` — whoever writes entitlements (an institution, a
+    collaboration's manager) must not reach every project, personal ones included.
     """
 
     pattern: re.Pattern[str]
     project: str | None = None
     role: ProjectRole | None = None
+    projects: frozenset[str] = frozenset()
+    prefix: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,18 +85,21 @@ def _granted(rule: EntitlementRule, entitlement: str) -> Grant | None:
     role_text = rule.role.value if rule.role else groups.get("role")
     if not project or not NAME.fullmatch(project) or role_text not in set(ProjectRole):
         return None
+    if rule.project is None and not _may_grant(rule, project):
+        return None
     return Grant(project, ProjectRole(role_text))
 
 
-def home_organisation(
-    claims: Claims, kinds: Mapping[str, OrgKind], default_kind: OrgKind | None
-) -> tuple[str, OrgKind] | None:
+def _may_grant(rule: EntitlementRule, project: str) -> bool:
+    return project in rule.projects or (rule.prefix is not None and project.startswith(rule.prefix))
+
+
+def home_organisation(claims: Claims, kinds: Mapping[str, OrgKind]) -> tuple[str, OrgKind] | None:
     """The organisation a person's home domain stands for, and its kind; None when the domain is
-    missing or malformed, or not listed and no default kind is configured."""
+    missing, malformed, or not one the provider is trusted for (`kinds`: its list, as
+    Shibboleth scopes an IdP: a provider cannot place people in another's institution)."""
     domain = (claims.home_organisation or "").strip().lower()
-    if not _DOMAIN.fullmatch(domain):
-        return None
-    kind = kinds.get(domain, default_kind)
+    kind = kinds.get(domain) if _DOMAIN.fullmatch(domain) else None
     return None if kind is None else (domain, kind)
 
 

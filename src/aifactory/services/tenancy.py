@@ -228,6 +228,7 @@ def add_member(
         if role is not ProjectRole.OWNER:
             _keep_an_owner(session, found, existing, field="role")
         before, existing.role = existing.role, role.value
+        existing.entitled_by = None  # a person's choice now: sign-ins leave it alone
         member = existing
     else:
         before, member = None, add_membership(session, found, target, role, now=now)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from aifactory.domain.federated_identity import Claims
-from aifactory.domain.tenancy import OrgKind
+from aifactory.domain.tenancy import OrgKind, ProjectRole
 from aifactory.errors import Conflict, PermissionDenied, Unauthenticated
 from aifactory.services.auth import principal_of
 from aifactory.services.bootstrap import bootstrap
@@ -18,6 +18,7 @@ from aifactory.services.federated import sign_in as federated
 from aifactory.services.federated.cli_tokens import issue_cli_token
 from aifactory.services.federated.oidc import Authorization
 from aifactory.services.federated.providers import ProviderConfig, RuleConfig
+from aifactory.services.tenancy import add_member
 from aifactory.store.db import Database
 from aifactory.store.models import (
     AuditEvent,
@@ -40,7 +41,8 @@ CONFIG = ProviderConfig(
     organisation_kinds={"uva.nl": OrgKind.UNIVERSITY},
     entitlements=[
         RuleConfig(
-            match=r"urn:mace:surf\.nl:aifactory:(?P<project>[^:]+):(?P<role>owner|member|viewer)"
+            match=r"urn:mace:surf\.nl:aifactory:(?P<project>[^:]+):(?P<role>owner|member|viewer)",
+            projects=["dutch-llm", "speech", "nope"],
         )
     ],
 )
@@ -156,6 +158,23 @@ def test_entitlements_follow_the_person_but_leave_what_people_granted(
     }
 
 
+def test_a_role_a_person_set_is_theirs_and_no_sign_in_reverts_it(facility: Database) -> None:
+    with facility.session() as session:
+        federated.sign_in(session, CONFIG, entitled(ANNA, "dutch-llm:owner"), now=NOW)
+        admin = principal_of(
+            session, session.scalars(select(User).where(User.name == "admin")).one()
+        )
+        add_member(
+            session, admin, project="dutch-llm", user="admin", role=ProjectRole.OWNER, now=NOW
+        )
+        add_member(
+            session, admin, project="dutch-llm", user="anna", role=ProjectRole.VIEWER, now=NOW
+        )
+    with facility.session() as session:  # the entitlement still says owner
+        federated.sign_in(session, CONFIG, entitled(ANNA, "dutch-llm:owner"), now=NOW + 1)
+    assert roles(facility, "anna")["dutch-llm"] == ("viewer", None)
+
+
 def test_an_entitled_membership_is_removed_when_another_owner_remains(
     facility: Database,
 ) -> None:
@@ -189,8 +208,8 @@ def test_with_approval_a_first_sign_in_waits_for_an_admin(facility: Database) ->
     with facility.session() as session:
         assert federated.sign_in(session, config, ANNA, now=NOW) is None
         assert federated.sign_in(session, config, ANNA, now=NOW + 1) is None  # one request
-        with pytest.raises(PermissionDenied, match="waits"):
-            issue_cli_token(session, config, ANNA, now=NOW, source=None)
+        waiting = issue_cli_token(session, config, ANNA, id_token="t-1", now=NOW, source=None)
+        assert waiting is None
         assert len(session.scalars(select(SignInRequest)).all()) == 1
         assert session.scalars(select(User).where(User.name == "anna")).first() is None
         admin = principal_of(session, session.scalars(select(User)).one())
@@ -245,8 +264,20 @@ def test_an_identity_links_to_one_account_only(facility: Database) -> None:
 
 def test_a_cli_sign_in_gets_a_token_that_lives_an_hour(facility: Database) -> None:
     with facility.session() as session:
-        issued = issue_cli_token(session, CONFIG, ANNA, now=NOW, source="10.0.0.1")
+        issued = issue_cli_token(
+            session, CONFIG, ANNA, id_token="id-token-1", now=NOW, source="10.0.0.1"
+        )
+        assert issued is not None
         assert issued.user == "anna"
         assert issued.plain.startswith("afy_")
         assert issued.row.expires_at == NOW + 3600
         assert issued.row.name == "sso-surf"
+
+
+def test_an_id_token_is_exchanged_once(facility: Database) -> None:
+    with facility.session() as session:
+        assert issue_cli_token(session, CONFIG, ANNA, id_token="tok", now=NOW, source=None)
+    with facility.session() as session, pytest.raises(Unauthenticated, match="already"):
+        issue_cli_token(session, CONFIG, ANNA, id_token="tok", now=NOW + 60, source=None)
+    with facility.session() as session:  # long after: forgotten, but by then far too old
+        assert issue_cli_token(session, CONFIG, ANNA, id_token="tok", now=NOW + 7200, source=None)

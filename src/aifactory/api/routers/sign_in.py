@@ -17,10 +17,10 @@ from aifactory.api.sign_in_schemas import (
     SsoExchange,
     SsoTokenIssued,
 )
-from aifactory.errors import NotFound, Unauthenticated
+from aifactory.errors import NotFound, PermissionDenied, Unauthenticated
 from aifactory.faces.state import AppState
 from aifactory.services.federated import sign_in as federated
-from aifactory.services.federated.cli_tokens import issue_cli_token
+from aifactory.services.federated.cli_tokens import ID_TOKEN_MAX_AGE_S, issue_cli_token
 from aifactory.services.federated.sign_in import RequestView
 
 router = APIRouter(tags=["sign-in"])
@@ -59,13 +59,23 @@ def _exchange(state: AppState, body: SsoExchange, source: str | None) -> SsoToke
             f"{client.label} is for the portal only: sign in there", field="provider"
         )
     claims = client.claims(
-        body.id_token, audience=client.config.cli_client_id, nonce=None, now=state.clock()
+        body.id_token,
+        audience=client.config.cli_client_id,
+        nonce=None,
+        now=state.clock(),
+        max_age_s=ID_TOKEN_MAX_AGE_S,
     )
     with state.db.session() as session:
-        issued = issue_cli_token(session, client.config, claims, now=state.clock(), source=source)
-    return SsoTokenIssued(
-        **TokenOut.of(issued.row).model_dump(), token=issued.plain, user=issued.user
-    )
+        issued = issue_cli_token(
+            session, client.config, claims, id_token=body.id_token, now=state.clock(), source=source
+        )
+    if issued is None:  # the request for approval is committed: now say so
+        raise PermissionDenied(
+            "your first sign-in waits for the facility's administrators to approve it",
+            field="id_token",
+        )
+    out = TokenOut.of(issued.row).model_dump()
+    return SsoTokenIssued(**out, token=issued.plain, user=issued.user)
 
 
 @router.get("/sign-in-requests", response_model=list[SignInRequestOut])

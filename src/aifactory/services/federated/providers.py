@@ -16,6 +16,7 @@ from aifactory.domain.names import LOWER_CASE_PATTERN
 from aifactory.domain.tenancy import OrgKind, ProjectRole
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+RESERVED_NAMES = frozenset({"password", "token"})  # services.login.BUILT_IN
 
 
 class ProvidersError(ValueError):
@@ -39,6 +40,12 @@ class RuleConfig(BaseModel):
     match: str = Field(description="a regular expression the whole entitlement must match")
     project: str | None = None
     role: ProjectRole | None = None
+    projects: list[str] = Field(
+        default_factory=list, description="the projects a (?P<project>…) group may name"
+    )
+    project_prefix: str | None = Field(
+        None, min_length=1, description="…or the beginning every such project's name has"
+    )
 
     @field_validator("match")
     @classmethod
@@ -54,12 +61,23 @@ class RuleConfig(BaseModel):
         groups = re.compile(self.match).groupindex
         if self.project is None and "project" not in groups:
             raise ValueError("give `project`, or a (?P<project>…) group in `match`")
+        if self.project is None and not self.projects and self.project_prefix is None:
+            raise ValueError(
+                "say which projects the (?P<project>…) group may name: `projects = [...]` or "
+                '`project_prefix = "..."` (entitlements must not reach every project)'
+            )
         if self.role is None and "role" not in groups:
             raise ValueError("give `role`, or a (?P<role>…) group in `match`")
         return self
 
     def rule(self) -> EntitlementRule:
-        return EntitlementRule(re.compile(self.match), self.project, self.role)
+        return EntitlementRule(
+            re.compile(self.match),
+            self.project,
+            self.role,
+            frozenset(self.projects),
+            self.project_prefix,
+        )
 
 
 class ProviderConfig(BaseModel):
@@ -68,7 +86,7 @@ class ProviderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=LOWER_CASE_PATTERN, max_length=32)
     label: str = Field(min_length=1, max_length=80)
-    issuer: str
+    issuer: str = Field(max_length=255)
     client_id: str = Field(min_length=1)
     client_secret: str | None = Field(None, description="or client_secret_file")
     client_secret_file: Path | None = None
@@ -82,13 +100,25 @@ class ProviderConfig(BaseModel):
         True, description="a new person gets a project of their own, in their organisation"
     )
     organisation_kinds: dict[str, OrgKind] = Field(
-        default_factory=dict, description="home domain (schac_home_organization) → kind"
-    )
-    default_organisation_kind: OrgKind | None = Field(
-        None, description="kind of an unlisted home domain; none: unlisted domains are refused"
+        default_factory=dict,
+        description="the home domains (schac_home_organization) this provider is trusted for, "
+        "each with its organisation's kind; a person of another is refused unless an "
+        "entitlement grants them a project",
     )
     entitlements: list[RuleConfig] = Field(default_factory=list)
     allow_http: bool = Field(False, description="plain http, on loopback only (tests, demos)")
+
+    @field_validator("name")
+    @classmethod
+    def _not_built_in(cls, name: str) -> str:
+        if name in RESERVED_NAMES:
+            raise ValueError(f"{name!r} is a built-in sign-in (password, token): choose another")
+        return name
+
+    @field_validator("organisation_kinds")
+    @classmethod
+    def _domains_in_lower_case(cls, kinds: dict[str, OrgKind]) -> dict[str, OrgKind]:
+        return {domain.strip().lower(): kind for domain, kind in kinds.items()}
 
     @model_validator(mode="after")
     def _sound(self) -> ProviderConfig:

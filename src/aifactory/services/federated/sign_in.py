@@ -272,9 +272,7 @@ def _provision(
 ) -> User:
     """A new user for a person's first sign-in: linked to the identity, and (where configured)
     with a project of their own in their home organisation to try the facility in."""
-    home = identity.home_organisation(
-        claims, config.organisation_kinds, config.default_organisation_kind
-    )
+    home = identity.home_organisation(claims, config.organisation_kinds)
     entitled = identity.grants(claims.entitlements, config.rules())
     if home is None and not entitled:
         where = claims.home_organisation or "no institution named"
@@ -284,12 +282,15 @@ def _provision(
         )
     user = User(
         name=identity.user_name(claims, lambda name: _taken(session, User, name)),
-        email=claims.email,
+        email=claims.email if claims.email_verified else None,  # only an address they own
         facility_role=FacilityRole.USER.value,
         created_at=now,
     )
-    session.add(user)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(user)
+    except IntegrityError as exc:  # another first sign-in took that name this very moment
+        raise Conflict("someone signed in with the same name just now: sign in again") from exc
     _add_identity(session, config, user, claims, now=now)
     audit.record(
         session,

@@ -44,6 +44,8 @@ PROVIDERS: dict[str, FormProvider] = {p.name: p for p in BUILT_IN}
 # Argon2 takes ~64 MiB and a good part of a second a check: a few at a time, whoever posts.
 SLOW_CHECKS = threading.BoundedSemaphore(4)
 GUESSES = Throttle(limit=10, window_s=900.0)  # failed sign-ins per address
+# Federated sign-ins started per address: each keeps an attempt for 10 minutes, asked by anyone.
+STARTS = Throttle(limit=30, window_s=600.0)
 
 
 def _login_page(
@@ -100,6 +102,14 @@ async def start_federated_login(
     """Off to the identity provider; its answer must come back to this browser (the state
     cookie) and to an attempt we keep (used once, with the PKCE verifier and the nonce)."""
     client = _provider(state, provider)
+    source = request.client.host if request.client else ""
+    wait_s = STARTS.wait_s(source, state.clock())
+    if wait_s > 0:
+        error = (
+            f"Too many sign-ins from your address: try again in {max(1, round(wait_s / 60))} min."
+        )
+        return _login_page(request, next_url=next, error=error, status=429)
+    STARTS.failed(source, state.clock())  # counted: started, whether it is finished or not
     back = _callback(request, state, provider)
     try:
         url, sent = await run_in_threadpool(_begin, state, client, back, None)

@@ -61,6 +61,26 @@ def test_login_sso_signs_in_through_the_browser_renews_and_logs_out(
     assert again["token"] != first
     assert again["sso"]["expires_at"] != "2020-01-01T00:00:00+00:00"
 
+    # Two commands at once when it ends: one renews, the other takes what it saved (a second
+    # use of the refresh token would make the provider end the whole grant).
+    again["sso"]["expires_at"] = "2020-01-01T00:00:00+00:00"
+    config.write_text(json.dumps(again))
+    both = [
+        subprocess.Popen(
+            [sys.executable, "-m", "aifactory", "whoami"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for command in both:
+        out, err = command.communicate(timeout=60)
+        assert command.returncode == 0, err
+        assert out.startswith("a.devries (user)")
+    again = json.loads(config.read_text())
+
     out = aifactory(env, "logout")
     assert out.returncode == 0, out.stderr
     assert json.loads(config.read_text())["token"] == ""

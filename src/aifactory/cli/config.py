@@ -3,9 +3,13 @@ then the config file `login` writes ($AIFACTORY_CONFIG or ~/.config/aifactory/co
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,10 +43,10 @@ def resolve(url: str | None, token: str | None) -> Target:
     if given:
         return Target(url=url, token=given)
     sso = load_sso()
-    if sso is not None and saved.get("url") == url and _ending(sso):
+    if sso is not None and saved.get("url") == url and ending(sso):
         from aifactory.cli.sso_login import renew_saved  # only then: the CLI starts fast
 
-        return Target(url=url, token=renew_saved(url, sso))
+        return Target(url=url, token=renew_saved(url))
     return Target(url=url, token=saved.get("token"))
 
 
@@ -65,7 +69,8 @@ def _read() -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _ending(sso: dict[str, Any], margin_s: float = 60.0) -> bool:
+def ending(sso: dict[str, Any], margin_s: float = 60.0) -> bool:
+    """Whether the saved facility token ends within `margin_s` (then it is renewed first)."""
     try:
         ends = datetime.fromisoformat(str(sso["expires_at"])).timestamp()
     except (KeyError, ValueError):
@@ -74,16 +79,34 @@ def _ending(sso: dict[str, Any], margin_s: float = 60.0) -> bool:
 
 
 def save(url: str, token: str, sso: dict[str, Any] | None = None) -> Path:
+    """Written whole or not at all (a new file put in place), 0600: it holds a token."""
     path = config_path()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # a file there before keeps its mode otherwise: it holds a token
     data: dict[str, Any] = {"url": url, "token": token}
     if sso is not None:
         data["sso"] = sso
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=".config-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as handle:  # mkstemp makes it 0600
+            json.dump(data, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
     return path
+
+
+@contextmanager
+def renewing() -> Iterator[None]:
+    """One process at a time renews the saved sign-in: a provider that rotates refresh tokens
+    ends the whole grant when one is used twice."""
+    path = config_path()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def forget() -> Path:

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from aifactory.cli.config import forget, load, load_sso, save
+from aifactory.cli.config import ending, forget, load, load_sso, renewing, save
 from aifactory.client import sso
 from aifactory.client.sso import Provider, SignedIn, SignInFailed
 
@@ -24,32 +24,41 @@ def sign_in(url: str, provider_name: str | None) -> None:
     typer.echo(f"logged in to {url} as {signed.user} through {provider.label} (saved in {path})")
 
 
-def renew_saved(url: str, saved: dict[str, Any]) -> str:
-    """A fresh facility token from the saved provider refresh token (resolve calls this)."""
-    provider = _provider_of(saved)
-    refresh = saved.get("refresh_token")
-    if not isinstance(refresh, str) or not refresh:
-        raise SignInFailed("your sign-in has ended: run `aifactory login --sso` again")
-    signed = sso.renew(url, provider, refresh)
-    save(url, signed.token, _saved(provider, signed))
-    return signed.token
+def renew_saved(url: str) -> str:
+    """A fresh facility token from the saved provider refresh token (resolve calls this); one
+    process renews, others then read what it saved."""
+    with renewing():
+        saved = load_sso()
+        if saved is None:
+            raise SignInFailed("you are logged out: run `aifactory login --sso`")
+        if not ending(saved):  # another command renewed it while this one waited
+            return load().get("token", "")
+        provider = _provider_of(saved)
+        refresh = saved.get("refresh_token")
+        if not isinstance(refresh, str) or not refresh:
+            raise SignInFailed("your sign-in has ended: run `aifactory login --sso` again")
+        signed = sso.renew(url, provider, refresh)
+        save(url, signed.token, _saved(provider, signed))
+        return signed.token
 
 
 def sign_out() -> None:
-    saved, url = load_sso(), load().get("url")
-    if saved is not None and url is not None:
-        signed = SignedIn(
-            token=load().get("token", ""),
-            token_id=int(saved.get("token_id", 0)),
-            expires_at=str(saved.get("expires_at", "")),
-            user=str(saved.get("user", "")),
-            provider=str(saved.get("provider", "")),
-            refresh_token=saved.get("refresh_token"),
-        )
-        if signed.token and signed.token_id:
-            sso.sign_out(url, signed, _provider_of(saved))
+    """Forget the tokens here first, whatever happens after; then revoke them where they were
+    issued (a facility or provider out of reach leaves them to expire: said so)."""
+    saved, url, token = load_sso(), load().get("url"), load().get("token", "")
     path = forget()
     typer.echo(f"logged out (token removed from {path})")
+    if saved is None or url is None or not token or not saved.get("token_id"):
+        return
+    signed = SignedIn(
+        token=token,
+        token_id=int(saved["token_id"]),
+        expires_at=str(saved.get("expires_at", "")),
+        user=str(saved.get("user", "")),
+        provider=str(saved.get("provider", "")),
+        refresh_token=saved.get("refresh_token"),
+    )
+    sso.sign_out(url, signed, _provider_of(saved))
 
 
 def _choose(found: list[Provider], name: str | None) -> Provider:

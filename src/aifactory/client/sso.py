@@ -122,7 +122,7 @@ def exchange(url: str, provider: Provider, tokens: Json) -> SignedIn:
     """A facility token for the person the provider's ID token names."""
     id_token = tokens.get("id_token")
     if not isinstance(id_token, str):
-        raise SignInFailed(f"{provider.label} sent no ID token")
+        raise SignInFailed(f"{provider.label} sent no ID token: run `aifactory login --sso` again")
     with Client(url) as api:
         issued = api.sso_token(provider.name, id_token)
     return SignedIn(
@@ -182,6 +182,8 @@ def _metadata(provider: Provider) -> Json:
         found: Json = answer.json()
     except (httpx.HTTPError, ValueError) as exc:
         raise Unreachable(f"{provider.label} ({provider.issuer}) could not be reached") from exc
+    if not isinstance(found, dict) or found.get("issuer") != provider.issuer:
+        raise SignInFailed(f"{provider.issuer} answered with another provider's description")
     return found
 
 

@@ -25,7 +25,7 @@ TORCH  ?= torch==2.13.0
 # The stamps of an older pyproject.toml go; then these stamps are made.
 stamp = find $(VENV) -maxdepth 1 -name '.installed-*' ! -name '*-$(HASH)' -delete && touch $(1)
 
-.PHONY: setup llm setup-dev run test lint typecheck pytest system-deps run-deps bench clean oidc-provider
+.PHONY: setup llm setup-dev run test lint typecheck pytest system-deps run-deps bench clean oidc-provider test-node-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -74,7 +74,12 @@ lint: setup-dev
 typecheck: setup-dev
 	$(BIN)/mypy
 
-pytest: setup-dev system-deps
+# The tests' OpenID provider's npm packages (tests/oidc_provider.py): installed here, before
+# the tests, not inside one test's time limit.
+test-node-deps: setup-dev system-deps
+	$(BIN)/python -c "from tests.oidc_provider import ensure_node_modules; ensure_node_modules()"
+
+pytest: setup-dev system-deps test-node-deps
 	$(BIN)/pytest
 
 test: lint typecheck pytest

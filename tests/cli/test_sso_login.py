@@ -75,8 +75,8 @@ def test_login_sso_signs_in_through_the_browser_renews_and_logs_out(
         )
         for _ in range(2)
     ]
-    for command in both:
-        out, err = command.communicate(timeout=60)
+    answers = [command.communicate(timeout=60) for command in both]  # all read, then checked
+    for command, (out, err) in zip(both, answers, strict=True):
         assert command.returncode == 0, err
         assert out.startswith("a.devries (user)")
     again = json.loads(config.read_text())

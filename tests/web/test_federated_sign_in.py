@@ -228,6 +228,14 @@ def test_an_expired_id_token_is_refused(federated: Federated) -> None:
     assert "expired" in refused.json()["message"]
 
 
+def test_an_id_token_is_taken_only_while_fresh(federated: Federated) -> None:
+    token = federated.cli_id_token("anna")
+    federated.server.state.clock = lambda: time.time() + 11 * 60  # unexpired, but not fresh
+    refused = federated.exchange(token)
+    assert refused.status_code == 401
+    assert "too old (iat)" in refused.json()["message"]
+
+
 def test_a_token_signed_with_another_key_is_refused(federated: Federated) -> None:
     genuine = federated.cli_id_token("anna")
     claims = jwt.decode(genuine, _provider_keys(federated)).claims

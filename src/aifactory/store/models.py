@@ -97,15 +97,6 @@ class SignInAttempt(Base):
     expires_at: Mapped[float] = mapped_column(Float, index=True)
 
 
-class ExchangedIdToken(Base):
-    """An ID token the CLI exchanged for a facility token (its SHA-256): used once, then kept
-    until no exchange would take it any more (services.federated.cli_tokens)."""
-
-    __tablename__ = "exchanged_id_tokens"
-    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    expires_at: Mapped[float] = mapped_column(Float, index=True)
-
-
 class SignInRequest(Base):
     """A person's first sign-in, waiting for an admin where the provider asks for approval."""
 

@@ -208,7 +208,7 @@ def test_with_approval_a_first_sign_in_waits_for_an_admin(facility: Database) ->
     with facility.session() as session:
         assert federated.sign_in(session, config, ANNA, now=NOW) is None
         assert federated.sign_in(session, config, ANNA, now=NOW + 1) is None  # one request
-        waiting = issue_cli_token(session, config, ANNA, id_token="t-1", now=NOW, source=None)
+        waiting = issue_cli_token(session, config, ANNA, now=NOW, source=None)
         assert waiting is None
         assert len(session.scalars(select(SignInRequest)).all()) == 1
         assert session.scalars(select(User).where(User.name == "anna")).first() is None
@@ -264,20 +264,9 @@ def test_an_identity_links_to_one_account_only(facility: Database) -> None:
 
 def test_a_cli_sign_in_gets_a_token_that_lives_an_hour(facility: Database) -> None:
     with facility.session() as session:
-        issued = issue_cli_token(
-            session, CONFIG, ANNA, id_token="id-token-1", now=NOW, source="10.0.0.1"
-        )
+        issued = issue_cli_token(session, CONFIG, ANNA, now=NOW, source="10.0.0.1")
         assert issued is not None
         assert issued.user == "anna"
         assert issued.plain.startswith("afy_")
         assert issued.row.expires_at == NOW + 3600
         assert issued.row.name == "sso-surf"
-
-
-def test_an_id_token_is_exchanged_once(facility: Database) -> None:
-    with facility.session() as session:
-        assert issue_cli_token(session, CONFIG, ANNA, id_token="tok", now=NOW, source=None)
-    with facility.session() as session, pytest.raises(Unauthenticated, match="already"):
-        issue_cli_token(session, CONFIG, ANNA, id_token="tok", now=NOW + 60, source=None)
-    with facility.session() as session:  # long after: forgotten, but by then far too old
-        assert issue_cli_token(session, CONFIG, ANNA, id_token="tok", now=NOW + 7200, source=None)

@@ -66,9 +66,7 @@ def _exchange(state: AppState, body: SsoExchange, source: str | None) -> SsoToke
         max_age_s=ID_TOKEN_MAX_AGE_S,
     )
     with state.db.session() as session:
-        issued = issue_cli_token(
-            session, client.config, claims, id_token=body.id_token, now=state.clock(), source=source
-        )
+        issued = issue_cli_token(session, client.config, claims, now=state.clock(), source=source)
     if issued is None:  # the request for approval is committed: now say so
         raise PermissionDenied(
             "your first sign-in waits for the facility's administrators to approve it",

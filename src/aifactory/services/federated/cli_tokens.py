@@ -2,8 +2,11 @@
 public CLI client through the device flow, exchanged for a short-lived facility token.
 
 Short-lived on purpose: the CLI gets the next one by refreshing at the provider, so a person
-their institution has signed off loses the facility within the hour. An ID token is exchanged
-once, and only within `ID_TOKEN_MAX_AGE_S` of its issue: one that leaks is worth nothing.
+their institution has signed off loses the facility within the hour. The exchange takes only
+ID tokens issued in the last `ID_TOKEN_MAX_AGE_S` (the CLI exchanges one at once), so one that
+leaks is soon worth nothing. Not "each once": a provider may issue byte-identical ID tokens for
+two refreshes in one second (same claims, same `iat`, a deterministic signature), which a
+once-only rule would refuse.
 """
 
 from __future__ import annotations
@@ -11,20 +14,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from aifactory.domain.federated_identity import Claims
-from aifactory.errors import Unauthenticated
 from aifactory.governance import audit
-from aifactory.services.auth import hash_token, issue_token
+from aifactory.services.auth import issue_token
 from aifactory.services.federated import sign_in as federated
 from aifactory.services.federated.providers import ProviderConfig
-from aifactory.store.models import ApiToken, ExchangedIdToken
+from aifactory.store.models import ApiToken
 
 CLI_TOKEN_TTL_S = 3600.0
-ID_TOKEN_MAX_AGE_S = 3600.0  # the exchange takes ID tokens issued within the last hour
-REMEMBERED_S = ID_TOKEN_MAX_AGE_S + 120.0  # and remembers each used one as long (+ leeway)
+ID_TOKEN_MAX_AGE_S = 600.0  # the exchange takes ID tokens issued within the last 10 minutes
 EXPIRED_KEPT_S = 7 * 86400.0  # ended CLI tokens stay listed a week, then go
 
 
@@ -40,13 +40,11 @@ def issue_cli_token(
     config: ProviderConfig,
     claims: Claims,
     *,
-    id_token: str,
     now: float,
     source: str | None,
 ) -> Issued | None:
     """A facility token for the person; None while their first sign-in waits for approval
     (the request is written in `session`: commit it, then tell them)."""
-    _use_once(session, id_token, now=now)
     user = federated.sign_in(session, config, claims, now=now)
     if user is None:
         return None
@@ -68,16 +66,3 @@ def issue_cli_token(
         source=source,
     )
     return Issued(row, plain, user.name)
-
-
-def _use_once(session: Session, id_token: str, *, now: float) -> None:
-    session.execute(delete(ExchangedIdToken).where(ExchangedIdToken.expires_at < now))
-    try:
-        with session.begin_nested():
-            session.add(
-                ExchangedIdToken(token_hash=hash_token(id_token), expires_at=now + REMEMBERED_S)
-            )
-    except IntegrityError as exc:
-        raise Unauthenticated(
-            "this ID token was exchanged already: sign in again", field="id_token"
-        ) from exc

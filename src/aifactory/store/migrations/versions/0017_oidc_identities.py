@@ -1,4 +1,4 @@
-"""federated sign-in: identities linked to users, attempts, approvals, exchanged ID tokens
+"""federated sign-in: identities linked to users, sign-in attempts, approvals
 
 Revision ID: 0017
 Revises: 0016
@@ -68,15 +68,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sign_in_requests")),
         sa.UniqueConstraint("issuer", "subject", name=op.f("uq_sign_in_requests_issuer")),
     )
-    op.create_table(
-        "exchanged_id_tokens",
-        sa.Column("token_hash", sa.String(64), nullable=False),
-        sa.Column("expires_at", sa.Float(), nullable=False),
-        sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_exchanged_id_tokens")),
-    )
-    op.create_index(
-        op.f("ix_exchanged_id_tokens_expires_at"), "exchanged_id_tokens", ["expires_at"]
-    )
     with op.batch_alter_table("members") as batch:
         batch.add_column(sa.Column("entitled_by", sa.String(32), nullable=True))
 
@@ -85,8 +76,6 @@ def downgrade() -> None:
     with op.batch_alter_table("members") as batch:
         batch.drop_column("entitled_by")
     op.drop_table("sign_in_requests")
-    op.drop_index(op.f("ix_exchanged_id_tokens_expires_at"), table_name="exchanged_id_tokens")
-    op.drop_table("exchanged_id_tokens")
     op.drop_index(op.f("ix_sign_in_attempts_expires_at"), table_name="sign_in_attempts")
     op.drop_table("sign_in_attempts")
     op.drop_index(op.f("ix_user_identities_user_id"), table_name="user_identities")

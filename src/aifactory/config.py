@@ -28,6 +28,17 @@ class Settings(BaseSettings):
         description="reverse proxies (IP addresses or networks, comma-separated) whose "
         "X-Forwarded-For and -Proto are believed; none: the connecting address is the client",
     )
+    metrics_token: str | None = Field(
+        None,
+        min_length=16,
+        description="a bearer token Prometheus scrapes /metrics with (docs/metrics.md); with "
+        "neither this nor metrics_from, only loopback may scrape",
+    )
+    metrics_from: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="networks (CIDRs, comma-separated) that may scrape /metrics, as the client "
+        "address is seen through trusted_proxies; with a token too, both are asked",
+    )
     executor: Literal["local", "slurm"] = "local"
     virtual_gpus: int | None = Field(None, ge=0, le=1024, description="declare GPU slots")
     cpus: int | None = Field(None, ge=1, description="CPU slots (default: this machine's)")
@@ -183,6 +194,16 @@ class Settings(BaseSettings):
     enforce_budgets: bool = Field(
         True, description="hold GPU jobs their project's allocations cannot pay for"
     )
+    # Node health (docs/operating.md): a failing node is drained by the check itself.
+    health_check_s: float = Field(
+        30.0, ge=0, description="how often each node's health is checked (0: never)"
+    )
+    health_min_free_gb: float = Field(
+        2.0,
+        ge=0,
+        description="local executor: the jobs dir's free space below which the node fails "
+        "its health check (0: not checked)",
+    )
     vat_pct: int = Field(21, ge=0, le=100, description="VAT on invoices (NL standard rate)")
     grid_g_per_kwh: float = Field(
         270.0, ge=0, le=2000, description="grid carbon intensity for CO2 figures (g/kWh)"
@@ -194,8 +215,31 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     paused: bool = Field(False, description="start with admission paused")
     workers: int = Field(1, ge=1, le=64, description="API worker processes")
+    # Notifications (docs/notifications.md): e-mail through SMTP, signed webhooks.
+    smtp_host: str | None = Field(None, description="the SMTP server (none: no e-mail is sent)")
+    smtp_port: int | None = Field(
+        None, ge=1, le=65535, description="default: 465 with smtp_tls=tls, else 587 (25: none)"
+    )
+    smtp_tls: Literal["none", "starttls", "tls"] = Field(
+        "starttls", description="starttls (submission), tls (implicit, port 465) or none"
+    )
+    smtp_username: str | None = Field(None, description="SMTP AUTH user (none: no AUTH)")
+    smtp_password: str | None = Field(None, description="SMTP AUTH password")
+    smtp_from: str = Field(
+        "aifactory@localhost", min_length=3, max_length=254, description="the From address"
+    )
+    smtp_timeout_s: float = Field(30.0, gt=0, le=600)
+    webhook_destinations: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="where webhooks may go (comma-separated): host suffixes (example.org "
+        "allows hooks.example.org) and networks (10.0.0.0/8, for address literals); none: "
+        "no webhooks",
+    )
+    notify_poll_s: float = Field(
+        2.0, gt=0, le=300, description="how often the notifier looks for deliveries due"
+    )
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "metrics_from", mode="before")
     @classmethod
     def _proxy_addresses(cls, given: str | list[str]) -> list[str]:
         """Addresses and networks only: uvicorn would take a name (or a typo) as a literal that
@@ -205,6 +249,18 @@ class Settings(BaseSettings):
         for proxy in found:
             ipaddress.ip_network(proxy)  # its ValueError names the value, for `up` to show
         return found
+
+    @field_validator("webhook_destinations", mode="before")
+    @classmethod
+    def _destinations(cls, given: str | list[str]) -> list[str]:
+        items = [given] if isinstance(given, str) else given
+        return [p for item in items for p in re.split(r"[,\s]+", str(item)) if p]
+
+    @property
+    def smtp_port_or_default(self) -> int:
+        if self.smtp_port is not None:
+            return self.smtp_port
+        return {"tls": 465, "starttls": 587}.get(self.smtp_tls, 25)
 
     @field_validator("slurm_relay_from")
     @classmethod

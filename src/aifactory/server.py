@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import uvicorn
@@ -28,13 +28,18 @@ from aifactory.api.app import DEFAULT_MAX_BODY, Background, create_app
 from aifactory.cli.config import config_path as cli_config_path
 from aifactory.config import Settings, port_range
 from aifactory.control.builds import BuilderConfig, EnvironmentBuilder
+from aifactory.control.deliveries import SmtpConfig
 from aifactory.control.endpoints import EndpointScaler
 from aifactory.control.interactive import SessionCuller
 from aifactory.control.loop import ControlLoop
+from aifactory.control.node_health import HealthCheck
+from aifactory.control.notifier import Notifier, NotifierConfig
 from aifactory.control.samples import Sampler
 from aifactory.domain.tenancy import FacilityRole
 from aifactory.executors.base import Executor
+from aifactory.executors.health import AllOf, DiskSpace, HealthProbe, NodeControl, NvmlHealth
 from aifactory.executors.job_socket import ServerFinder
+from aifactory.executors.local import gpus
 from aifactory.executors.local.executor import LocalConfig, LocalExecutor
 from aifactory.executors.sandbox import check as sandbox_check
 from aifactory.executors.sandbox.check import SandboxReport
@@ -42,6 +47,7 @@ from aifactory.executors.sandbox.identity import Identities, IdentityConfig
 from aifactory.executors.sandbox.software import host_software
 from aifactory.executors.slurm.commands import SlurmClient, SlurmConfig
 from aifactory.executors.slurm.executor import SlurmExecutor, SlurmExecutorConfig
+from aifactory.executors.slurm.nodes import SlurmNodes
 from aifactory.faces.state import AppState
 from aifactory.gateway import routes as gateway_routes
 from aifactory.gateway.session_proxy import SessionProxy
@@ -55,6 +61,8 @@ from aifactory.services.federated.oidc import OidcClient
 from aifactory.services.federated.providers import ProviderConfig, load_providers
 from aifactory.services.interactive import purge_passes
 from aifactory.services.login import purge_sessions
+from aifactory.services.metrics import ScrapeAccess
+from aifactory.services.metrics_exposition import ProcessMetrics
 from aifactory.software import layout
 from aifactory.store import flags
 from aifactory.store.db import Database, is_sqlite
@@ -82,6 +90,9 @@ class Facility:
     builder: EnvironmentBuilder | None = None  # builds environments (control.builds)
     # The OpenID providers of settings.oidc_providers, checked at the start.
     sign_in_providers: tuple[ProviderConfig, ...] = ()
+    notifier: Notifier | None = None  # sends the notifications' outbox (control.notifier)
+    # This process's metrics: the control loop's ticks and the API's requests (/metrics).
+    metrics: ProcessMetrics = field(default_factory=ProcessMetrics)
 
 
 def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facility:
@@ -104,6 +115,7 @@ def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facilit
         flags.set_open_network(session, settings.open_network)
     executor = make_executor(settings, instance)
     executor.inventory()  # an executor that cannot reach its nodes fails here, plainly
+    metrics = ProcessMetrics()
     loop = ControlLoop(
         db,
         executor,
@@ -111,8 +123,11 @@ def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facilit
         clock,
         tick_s=settings.tick_s,
         enforce_budgets=settings.enforce_budgets,
-        housekeeping=housekeeping(settings, db, served=served_by(executor)),
+        housekeeping=housekeeping(
+            settings, db, served=served_by(executor), health=node_health(settings, executor)
+        ),
         software_dir=settings.software_dir,
+        timed=metrics.loop_timed,
     )
     return Facility(
         settings,
@@ -125,7 +140,24 @@ def build(settings: Settings, clock: Callable[[], float] = time.time) -> Facilit
         sandbox=sandbox,
         builder=make_builder(settings, db, clock),
         sign_in_providers=providers,
+        notifier=Notifier(db, notifier_config(settings), clock),
+        metrics=metrics,
     )
+
+
+def notifier_config(settings: Settings) -> NotifierConfig:
+    smtp = None
+    if settings.smtp_host:
+        smtp = SmtpConfig(
+            settings.smtp_host,
+            settings.smtp_port_or_default,
+            settings.smtp_tls,
+            settings.smtp_from,
+            settings.smtp_username,
+            settings.smtp_password,
+            settings.smtp_timeout_s,
+        )
+    return NotifierConfig(smtp, tuple(settings.webhook_destinations), poll_s=settings.notify_poll_s)
 
 
 def make_builder(
@@ -214,13 +246,41 @@ def served_by(executor: Executor) -> ServerFinder | None:
     return None
 
 
+def node_health(settings: Settings, executor: Executor) -> HealthProbe | None:
+    """The probe of the executor's nodes (docs/operating.md); None: no health checks."""
+    if settings.health_check_s <= 0:
+        return None
+    if isinstance(executor, SlurmExecutor):
+        return SlurmNodes(executor.client, executor.config.partition)
+    if not isinstance(executor, LocalExecutor):
+        return None
+    found = [] if settings.virtual_gpus is not None else [g.uuid for g in gpus.discover()]
+    probes: list[HealthProbe] = [NvmlHealth(executor.node_id, found)]
+    if settings.health_min_free_gb > 0:
+        free = int(settings.health_min_free_gb * 1000**3)
+        probes.append(DiskSpace(executor.node_id, settings.jobs_dir, free))
+    return AllOf(*probes)
+
+
+def node_control(executor: Executor) -> NodeControl | None:
+    """Where an operator's drain goes besides the database: Slurm's own drain."""
+    if isinstance(executor, SlurmExecutor):
+        return SlurmNodes(executor.client, executor.config.partition)
+    return None
+
+
 def housekeeping(
-    settings: Settings, db: Database, *, served: ServerFinder | None = None
+    settings: Settings,
+    db: Database,
+    *,
+    served: ServerFinder | None = None,
+    health: HealthProbe | None = None,
 ) -> Callable[[float], None]:
     """What the acting control loop does each tick besides scheduling: erasures and
     retention, the dashboard's minute samples, the endpoints' replicas (each second), the
     gateway's tokens into the ledger (each hour that ended), idle interactive sessions (each
-    10 s), and ended browser sessions and session passes (hourly)."""
+    10 s), ended browser sessions and session passes (hourly), and the nodes' health
+    (`health`, every health_check_s: control.node_health)."""
     sample = Sampler(db, every_s=settings.sample_s)
     scale = EndpointScaler(db, settings.jobs_dir)
     cull = SessionCuller(db, settings.jobs_dir, served=served)
@@ -237,7 +297,9 @@ def housekeeping(
     def advance(now: float) -> None:
         erasure.advance(db, now, data_root=settings.datasets_dir, jobs_dir=settings.jobs_dir)
 
-    steps = (advance, sample, scale, cull, book_tokens, purge)
+    steps: tuple[Callable[[float], None], ...] = (advance, sample, scale, cull, book_tokens, purge)
+    if health is not None:
+        steps += (HealthCheck(db, health, every_s=settings.health_check_s),)
 
     def run(now: float) -> None:
         for step in steps:  # each on its own: one that fails leaves the others their turn
@@ -446,11 +508,19 @@ def app_for(facility: Facility) -> FastAPI:
         ),
         public_url=facility.settings.public_url,
         sign_in={p.name: OidcClient(p) for p in facility.sign_in_providers},
+        webhook_destinations=tuple(facility.settings.webhook_destinations),
+        node_control=node_control(facility.executor),
+        metrics_access=ScrapeAccess(
+            facility.settings.metrics_token, tuple(facility.settings.metrics_from)
+        ),
+        process_metrics=facility.metrics,
     )
     app = facility_app(
         state,
         max_body_bytes=facility.settings.max_body_bytes,
-        background=lambda: _control_loop_running(facility.loop, facility.builder),
+        background=lambda: _control_loop_running(
+            facility.loop, facility.builder, facility.notifier
+        ),
     )
     gc.collect()
     gc.freeze()  # start-up objects never need collecting: keeps collections short
@@ -491,7 +561,7 @@ def _with_gateway(state: AppState, background: Background | None) -> Background:
 
 @contextmanager
 def _control_loop_running(
-    loop: ControlLoop, builder: EnvironmentBuilder | None = None
+    loop: ControlLoop, builder: EnvironmentBuilder | None = None, notifier: Notifier | None = None
 ) -> Iterator[None]:
     """Reconcile and register nodes before the first request, then loop on a thread (and
     build environments on another)."""
@@ -500,6 +570,8 @@ def _control_loop_running(
     thread = threading.Thread(target=loop.run, args=(stop,), name="control-loop", daemon=True)
     thread.start()
     building = None
+    if notifier is not None:  # never in the loop's way: it only reads and sends the outbox
+        threading.Thread(target=notifier.run, args=(stop,), name="notifier", daemon=True).start()
     if builder is not None:
         building = threading.Thread(target=builder.run, args=(stop,), name="builds", daemon=True)
         building.start()

@@ -264,6 +264,14 @@ def _review(f: Facility, user: str) -> httpx.Response:
     return f.do(user, "POST", f"/proposals/{f.assigned(user)}/reviews", body)
 
 
+def _node_drain(f: Facility, user: str) -> httpx.Response:
+    """Drain the facility's node; root resumes it at once, for the jobs of other cells."""
+    (node,) = f.ok("root", "GET", "/nodes")
+    response = f.do(user, "POST", f"/nodes/{node['id']}/drain", {"reason": "matrix test"})
+    f.ok("root", "POST", f"/nodes/{node['id']}/resume")
+    return response
+
+
 def _image_import(f: Facility, user: str) -> httpx.Response:
     """The busybox image (tests.software.imagetars), under a fresh name."""
     tar = f.data_root.parent / "busybox.tar"
@@ -306,6 +314,7 @@ EXERCISES: dict[Action, Exercise] = {
     Action.SITE_MANAGE: lambda f, u: f.do(
         u, "PUT", f"/sites/{f.unique('site')}", {"country": "NL"}
     ),
+    Action.NODE_DRAIN: _node_drain,
     Action.SCHEDULER_WHATIF: lambda f, u: f.do(
         u,
         "POST",
@@ -402,6 +411,7 @@ EXERCISES: dict[Action, Exercise] = {
 WITHOUT_PROJECT = {
     Action.FACILITY_PAUSE,
     Action.SITE_MANAGE,
+    Action.NODE_DRAIN,
     Action.USER_CREATE,
     Action.USER_LIST,
     Action.TOKEN_MANAGE,

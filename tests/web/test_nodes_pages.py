@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from aifactory.client import Client
 from aifactory.domain.jobs import JobState
 from aifactory.store.jobs import switch_job_state
 from aifactory.store.models import Job, Node
@@ -188,3 +189,15 @@ def test_the_refresh_fragment_is_the_picture_alone_and_marks_a_drained_node(
     assert "node-1 (drained)" in fragment.text
     assert "no: drained" in fragment.text
     assert "0 of 8 GPUs busy" in fragment.text
+
+
+def test_a_drain_shows_its_reason_and_who_drained_it(
+    pages: Callable[[str], PortalSession], tenants: Tenants, live_server: LiveServer
+) -> None:
+    with Client(live_server.url, tenants.tokens["olga"]) as olga:
+        olga.drain_node("node-1", reason="cooling <fault>")
+
+    fragment = pages(tenants.tokens["carol"]).get("/nodes/picture")
+
+    assert "no: drained</span> by olga: cooling &lt;fault&gt;" in fragment.text
+    assert "<title>drained: cooling &lt;fault&gt;</title>" in fragment.text

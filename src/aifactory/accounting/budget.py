@@ -21,11 +21,13 @@ from sqlalchemy.orm import Session, aliased
 
 from aifactory.accounting import ledger
 from aifactory.accounting.metering import Metered, meter
+from aifactory.domain import notices
 from aifactory.domain.jobs import ACTIVE, JobState
 from aifactory.domain.ledger import Balance, EntryKind, entry_key
 from aifactory.domain.money import cost_cents, hours_of_ms, ms_of_seconds, share_cents
 from aifactory.domain.placement import Placement, gpus_of, placement_of
 from aifactory.domain.programmes import Funds, Tariff, Window, payer, thresholds_crossed
+from aifactory.store import outbox
 from aifactory.store.models import (
     Allocation,
     AllocationAlert,
@@ -337,6 +339,18 @@ def raise_alerts(session: Session, allocation_id: int, *, now: float) -> None:
             )
         )
         log.warning(message)
+        if allocation is not None:
+            _tell_owners(session, allocation, threshold, message, now=now)
+
+
+def _tell_owners(
+    session: Session, allocation: Allocation, threshold: int, message: str, *, now: float
+) -> None:
+    """The project's owners hear of it, in this transaction (store.outbox)."""
+    project = session.get(Project, allocation.project_id)
+    name = project.name if project else str(allocation.project_id)
+    notice = notices.allocation_used(allocation.id, allocation.name, name, threshold, message)
+    outbox.notify(session, notice, outbox.owners_of(session, allocation.project_id), now=now)
 
 
 def tariff_of(programme: Programme) -> Tariff:

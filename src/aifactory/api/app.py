@@ -30,7 +30,10 @@ from aifactory.api.routers import (
     job_shell,
     jobs,
     me,
+    metrics,
     money,
+    nodes,
+    notifications,
     programmes,
     proposals,
     sessions,
@@ -102,11 +105,13 @@ def create_app(
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(one_value_each)])
     routers = (
         facility.router,
+        nodes.router,
         jobs.router,
         jobs.queue_router,
         efficiency.router,
         tenancy.router,
         me.router,
+        notifications.router,
         programmes.router,
         proposals.router,
         allocations.router,
@@ -132,4 +137,5 @@ def create_app(
         max_bytes=max_body_bytes,
         uploads={f"{API_PREFIX}{software.IMAGE_UPLOAD_PATH}": MAX_IMAGE_BYTES},
     )
+    metrics.install(app)  # /metrics, and every request timed by its route (outermost)
     return app

@@ -305,7 +305,20 @@ class NodeOut(Response):
     gpu_model: str | None
     cpus: int
     memory_mb: int
-    schedulable: bool
+    schedulable: bool = Field(description="offered by its executor and not drained")
+    drain_reason: str | None = Field(None, description="why it is drained; None: it is not")
+    drained_by: str | None = Field(None, description="the operator who drained it, or `health`")
+    drained_at: float | None = Field(None, description="drained since (UNIX seconds)")
+    health_problem: str | None = Field(
+        None, description="what its latest health check found; None: it passed (or none ran)"
+    )
+    health_checked_at: float | None = Field(None, description="its latest health check")
+
+
+class NodeDrain(Request):
+    reason: str = Field(
+        min_length=1, max_length=500, description="why: shown wherever the node is shown"
+    )
 
 
 class SiteOut(BaseModel):

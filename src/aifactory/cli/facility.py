@@ -12,6 +12,7 @@ import typer
 from aifactory.cli.config import config_path, load, save
 from aifactory.cli.context import client
 from aifactory.cli.formats import print_json, table
+from aifactory.cli.nodes import drain_text
 from aifactory.cli.units import JsonFlag
 
 if TYPE_CHECKING:
@@ -354,7 +355,7 @@ def show(ctx: typer.Context, as_json: JsonFlag = False) -> None:
                 n["gpu_model"],
                 n["cpus"],
                 n["memory_mb"],
-                n["schedulable"],
+                n["schedulable"] if n.get("drained_at") is None else f"no: {drain_text(n)}",
             ]
             for n in found["nodes"]
         ],

@@ -24,6 +24,8 @@ from aifactory.cli import (
     inference,
     job_shell,
     jobs,
+    nodes,
+    notifications,
     permissions,
     queue_control,
     recipes,
@@ -71,6 +73,7 @@ jobs.register(app)
 queue_control.register(app)
 tenancy.register(app)
 facility.register(app)
+nodes.register(app)
 sim.register(app)
 accounting.register(app)
 federation.register(app)
@@ -84,6 +87,7 @@ gdpr.register(app)
 permissions.register(app)
 recipes.register(app)
 eff.register(app)
+notifications.register(app)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
+from urllib.parse import quote
 
 import httpx
 
@@ -20,6 +21,7 @@ from aifactory.client.federation import FederationCalls
 from aifactory.client.gdpr import GdprCalls
 from aifactory.client.inference import InferenceCalls
 from aifactory.client.job_shell import ShellCalls
+from aifactory.client.notifications import NotificationCalls
 from aifactory.client.sessions import SessionCalls
 from aifactory.client.software import SoftwareCalls
 
@@ -49,6 +51,7 @@ class Client(
     FederationCalls,
     GdprCalls,
     InferenceCalls,
+    NotificationCalls,
     SessionCalls,
     ShellCalls,
     SoftwareCalls,
@@ -163,6 +166,19 @@ class Client(
 
     def set_admission(self, *, paused: bool) -> Json:
         result: Json = self._call("PUT", "/facility/admission", json={"paused": paused})
+        return result
+
+    def nodes(self) -> list[Json]:
+        result: list[Json] = self._call("GET", "/nodes")
+        return result
+
+    def drain_node(self, node: str, *, reason: str) -> Json:
+        path = f"/nodes/{quote(node, safe='')}/drain"
+        result: Json = self._call("POST", path, json={"reason": reason})
+        return result
+
+    def resume_node(self, node: str) -> Json:
+        result: Json = self._call("POST", f"/nodes/{quote(node, safe='')}/resume")
         return result
 
     def sites(self) -> list[Json]:

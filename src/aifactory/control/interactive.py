@@ -27,15 +27,16 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from aifactory.domain import interactive
+from aifactory.domain import interactive, notices
 from aifactory.domain.interactive import Activity, cull_reason, idleness
 from aifactory.domain.jobs import JobState
 from aifactory.executors.job_socket import JobServer, ServerFinder, connect, sockets_in
 from aifactory.governance import audit
 from aifactory.governance.removal import stop_jobs
+from aifactory.store import outbox
 from aifactory.store.db import Database
 from aifactory.store.jobs import lock_job
-from aifactory.store.models import InteractiveSession, Job
+from aifactory.store.models import InteractiveSession, Job, Project
 
 log = logging.getLogger("aifactory.sessions")
 ACTOR = "idle culler"
@@ -165,9 +166,17 @@ def _record(
         return row.checked_at is not None
     row.culled_reason = reason
     stopped = stop_jobs(session, [job], why=reason, now=now, actor=ACTOR)
+    _tell(session, row, reason, now=now)
     audit.append(session, stopped.events, at=now)
     log.info("session %d: %s", running.job_id, reason)
     return True
+
+
+def _tell(session: Session, row: InteractiveSession, reason: str, *, now: float) -> None:
+    """Who started the session hears why it was stopped (store.outbox)."""
+    project = session.get(Project, row.project_id)
+    notice = notices.session_culled(row.job_id, project.name if project else "", reason)
+    outbox.notify(session, notice, outbox.user_named(session, row.created_by), now=now)
 
 
 def _seen(row: InteractiveSession, now: float, every_s: float) -> Activity | None:

@@ -80,6 +80,7 @@ INVENTORY_EVERY_S = 30.0  # how often nodes are read again (drained, returned, r
 Clock = Callable[[], float]
 Housekeeping = Callable[[float], None]  # given the time; runs while this loop holds the lease
 Scheduler = Callable[[Snapshot, Policy, float], list[Decision]]
+Timed = Callable[[str, float], None]  # ("tick" | "admission", seconds): where metrics go
 
 
 class LeaseLost(RuntimeError):
@@ -123,8 +124,10 @@ class ControlLoop:
         enforce_budgets: bool = False,
         housekeeping: Housekeeping | None = None,
         software_dir: Path | None = None,
+        timed: Timed | None = None,
     ) -> None:
         self.db = db
+        self.timed = timed  # a seam: the composition root's metrics (services.metrics_exposition)
         self.software_dir = software_dir  # where jobs' environments and images lie (software/)
         self.executor = executor
         self.policy = policy
@@ -167,6 +170,7 @@ class ControlLoop:
         """One round; returns False while another loop holds the lease."""
         if not self._hold_lease():
             return False
+        began = time.perf_counter()
         if not self._registered:
             self._register_nodes()
             self._settle_orphans()
@@ -179,6 +183,8 @@ class ControlLoop:
         if self.clock() - self._checkpointed_at >= CHECKPOINT_EVERY_S:
             self.db.checkpoint()
             self._checkpointed_at = self.clock()
+        if self.timed is not None:
+            self.timed("tick", time.perf_counter() - began)
         return True
 
     # ---- lease ---------------------------------------------------------------------------
@@ -334,6 +340,7 @@ class ControlLoop:
     def _schedule(self, *, paused: bool) -> None:
         """One round: every waiting job judged in one place (scheduler.verdict.decide); here
         only carried out. While admission is paused the verdicts are still kept, nothing acts."""
+        began = time.perf_counter()
         now = self.clock()
         with self.db.read() as session:
             snapshot = read_snapshot(
@@ -363,6 +370,8 @@ class ControlLoop:
             launches = self._admit(session, [d for d in decisions if isinstance(d, Start | Hold)])
             if found.verdicts is not None:
                 self._verdicts.keep(session, found.verdicts, now)
+        if self.timed is not None:
+            self.timed("admission", time.perf_counter() - began)
         for attempt in stops:
             log.info("preempting job %s (attempt %s)", attempt.job_id, attempt.number)
             self.executor.preempt(attempt)

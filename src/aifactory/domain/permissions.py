@@ -56,6 +56,7 @@ class Action(enum.StrEnum):
     FACILITY_PAUSE = "facility.pause"
     SCHEDULER_WHATIF = "scheduler.whatif"
     SITE_MANAGE = "site.manage"
+    NODE_DRAIN = "node.drain"
     USER_CREATE = "user.create"
     USER_LIST = "user.list"
     TOKEN_MANAGE = "token.manage"  # noqa: S105 - an action name, not a secret
@@ -129,6 +130,9 @@ MATRIX: dict[Action, Rule] = {
         "replay a trace or the facility's job history under other scheduler settings", ADM, OPS
     ),
     Action.SITE_MANAGE: _rule("define sites and their countries, place nodes in them", ADM, OPS),
+    Action.NODE_DRAIN: _rule(
+        "drain a node (running work finishes, nothing new starts there) and resume it", ADM, OPS
+    ),
     Action.USER_CREATE: _rule("create users and set facility roles", ADM),
     Action.USER_LIST: _rule("list every user", ADM, OPS),
     Action.TOKEN_MANAGE: _rule(

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from aifactory.executors.health import NodeControl
 from aifactory.executors.job_socket import JobServer, ServerFinder, sockets_in
 from aifactory.faces.group_commit import GroupCommitter
 from aifactory.faces.principal_cache import PrincipalCache
@@ -19,6 +20,8 @@ from aifactory.services.environments import BuildTarget
 from aifactory.services.federated.oidc import OidcClient
 from aifactory.services.job_shell import ShellOpener
 from aifactory.services.jobs import LogLocator
+from aifactory.services.metrics import ScrapeAccess
+from aifactory.services.metrics_exposition import ProcessMetrics
 from aifactory.services.session import Database, Session
 
 
@@ -64,8 +67,17 @@ class AppState:
     # Starts a command in a running job's sandbox (the local executor's); None: this
     # facility's executor cannot (Slurm, for now), and `exec`/`attach` are refused.
     open_shell: ShellOpener | None = None
+    # Passes operators' node drains to the executor (`scontrol` on Slurm); None: the
+    # facility's own placement is all there is (services.nodes).
+    node_control: NodeControl | None = None
+    # config.Settings.webhook_destinations: where people's webhooks may go (none: nowhere).
+    webhook_destinations: tuple[str, ...] = ()
     # config.Settings.oidc_providers: the OpenID providers people sign in with, by name.
     sign_in: dict[str, OidcClient] = field(default_factory=dict)
+    # config.Settings.metrics_token / metrics_from: who may scrape /metrics; and this process's
+    # own metrics (its requests, its control loop's ticks), which the composition root shares.
+    metrics_access: ScrapeAccess = field(default_factory=ScrapeAccess)
+    process_metrics: ProcessMetrics = field(default_factory=ProcessMetrics)
     principals: PrincipalCache = field(init=False)
     committer: GroupCommitter = field(init=False)
 

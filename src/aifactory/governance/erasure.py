@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from aifactory.domain import notices
 from aifactory.domain.datasets import ErasureTrigger, VersionState
 from aifactory.domain.erasure import ClosureState, ErasureState, check_transition
 from aifactory.domain.erasure import report_digest as digest_of
@@ -47,6 +48,7 @@ from aifactory.governance.removal import (
     stop_jobs,
     tree_size,
 )
+from aifactory.store import outbox
 from aifactory.store.db import Database
 from aifactory.store.models import (
     Dataset,
@@ -231,6 +233,7 @@ def finish_erasure(db: Database, erasure_id: int, now: float, *, jobs_dir: Path)
         erasure.completed_at = now
         version.state = VersionState.ERASED.value
         version.erased_at = version.erased_at or now
+        _tell(session, erasure, dataset, version.version, now=now)
         audit.record(
             session,
             actor=ACTOR,
@@ -247,6 +250,17 @@ def finish_erasure(db: Database, erasure_id: int, now: float, *, jobs_dir: Path)
             },
         )
         return ErasureState.DONE
+
+
+def _tell(
+    session: Session, erasure: Erasure, dataset: Dataset, version: int, *, now: float
+) -> None:
+    """Who asked for it and the dataset's project owners hear it is done (store.outbox)."""
+    notice = notices.erasure_completed(erasure.id, dataset.name, version, erasure.trigger)
+    people = outbox.user_named(session, erasure.requested_by)
+    outbox.notify(
+        session, notice, people + outbox.owners_of(session, dataset.owner_project_id), now=now
+    )
 
 
 def _locked(session: Session, erasure_id: int) -> tuple[Erasure, DatasetVersion, Dataset]:

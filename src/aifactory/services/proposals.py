@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
+from aifactory.domain import notices
 from aifactory.domain.access_modes import (
     AccessMode,
     AutoAward,
@@ -67,6 +68,7 @@ from aifactory.services.proposal_views import ProposalView as ProposalView
 from aifactory.services.proposal_views import ReviewView as ReviewView
 from aifactory.services.proposal_views import reads_all_of, view_of, views_of
 from aifactory.services.tenancy import project_by_name, user_by_name
+from aifactory.store import outbox
 from aifactory.store.models import (
     Allocation,
     Call,
@@ -298,6 +300,7 @@ def _award(
         source=source,
     )
     _decide(proposal, ProposalState.AWARDED, note=note, now=now)
+    _tell(session, proposal, project.name, "awarded", now=now)
     audit.record(
         session,
         actor=actor,
@@ -345,6 +348,8 @@ def reject(
     if not note.strip():
         raise InvalidInput("say why the proposal is rejected", field="note")
     _decide(proposal, ProposalState.REJECTED, note=note.strip(), now=now)
+    project = session.get(Project, proposal.project_id)
+    _tell(session, proposal, project.name if project else "", "rejected", now=now)
     audit.record(
         session,
         actor=principal.name,
@@ -366,6 +371,15 @@ def withdraw(
     note = f"withdrawn by {principal.name}"
     _decide(proposal, ProposalState.WITHDRAWN, note=note, now=now)
     return view_of(session, principal, proposal)
+
+
+def _tell(session: Session, proposal: Proposal, project: str, outcome: str, *, now: float) -> None:
+    """The applicant and the project's owners hear of the decision (store.outbox)."""
+    notice = notices.proposal_decided(
+        proposal.id, proposal.title, project, outcome, proposal.decision_note or ""
+    )
+    people = [proposal.submitted_by, *outbox.owners_of(session, proposal.project_id)]
+    outbox.notify(session, notice, people, now=now)
 
 
 def _check_move(proposal: Proposal, to: ProposalState) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from aifactory.domain.jobs import TERMINAL, JobState, check_transition
+from aifactory.store import outbox
 from aifactory.store.models import Job, JobEvent
 
 
@@ -47,6 +48,8 @@ def switch_job_state(
         setattr(job, name, value)
     if target in TERMINAL and job.ended_at is None:
         job.ended_at = now  # e.g. cancelled while waiting: it ended now
+    if target in TERMINAL:
+        outbox.tell_job_ended(session, job, now=now)  # in this transaction: never lost
 
 
 def request_preemption(session: Session, job: Job, reason: str, *, now: float, actor: str) -> None:

@@ -155,8 +155,17 @@ class Node(Base):
     gpu_ids: Mapped[list[str]] = mapped_column(JSON)
     cpus: Mapped[int] = mapped_column(Integer)
     memory_mb: Mapped[int] = mapped_column(Integer)
+    # Offered by its executor and not drained: the one flag every reader of capacity checks.
     schedulable: Mapped[bool] = mapped_column(Boolean)
     updated_at: Mapped[float] = mapped_column(Float)
+    # A drain (store.nodes.drain/resume write these three together; None: not drained):
+    # why, who ("health": the health check) and since when.
+    drain_reason: Mapped[str | None] = mapped_column(Text)
+    drained_by: Mapped[str | None] = mapped_column(String(128))
+    drained_at: Mapped[float | None] = mapped_column(Float)
+    # The latest health check: what failed (None: it passed, or none ran yet) and when.
+    health_problem: Mapped[str | None] = mapped_column(Text)
+    health_checked_at: Mapped[float | None] = mapped_column(Float)
 
 
 class Job(Base):
@@ -886,3 +895,44 @@ class SessionPass(Base):
     # What it came from ends it too: the portal sign-in, or the API token that asked for it.
     web_session_id: Mapped[int | None] = mapped_column(Integer)
     api_token_id: Mapped[int | None] = mapped_column(Integer)
+
+
+# ---- notifications (domain.notifications; store.outbox; control.notifier) ---------------
+
+
+class NotificationPreference(Base):
+    """What one person wants to hear of, and how; no row: `domain.notifications.Preferences()`.
+    The webhook secret signs each delivery, so it is kept as given (the database is the
+    facility's alone, DESIGN §8)."""
+
+    __tablename__ = "notification_preferences"
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    events: Mapped[list[str]] = mapped_column(JSON)
+    email: Mapped[bool] = mapped_column(Boolean)
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
+    webhook_secret: Mapped[str | None] = mapped_column(String(128))
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class OutboxNotification(Base):
+    """The outbox: one delivery (an event, a user, a channel), written in the transaction of
+    the change it tells of, sent later by the notifier: pending → sent | failed (given up)."""
+
+    __tablename__ = "notification_outbox"
+    __table_args__ = (Index("ix_notification_outbox_due", "state", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_key: Mapped[str] = mapped_column(String(255), unique=True)
+    event: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(300))
+    text: Mapped[str] = mapped_column(Text)
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[float] = mapped_column(Float)
+    sent_at: Mapped[float | None] = mapped_column(Float)
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -12,9 +12,9 @@ from aifactory.store.models import Node
 
 def offer_only(session: Session, *, executor: str, node_ids: set[str]) -> None:
     """Nodes of this executor it no longer offers (drained, down, gone) take no new work; those
-    it offers again do."""
+    it offers again do, unless drained here (control.drains)."""
     for row in session.scalars(select(Node).where(Node.executor == executor)):
-        row.schedulable = row.id in node_ids
+        row.schedulable = row.id in node_ids and row.drained_at is None
 
 
 def upsert_node(

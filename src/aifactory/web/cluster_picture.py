@@ -52,6 +52,9 @@ class NodeInfo:
     cpus: int
     memory_mb: int
     schedulable: bool
+    drain_reason: str | None = None  # None: not drained (services.nodes)
+    drained_by: str | None = None  # an operator's name, or "health"
+    health_problem: str | None = None  # what its latest health check found
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +154,17 @@ def of_cluster(cluster: ClusterView) -> Picture:
     """The picture of the cluster as services.nodes showed it to the viewer."""
     nodes = [
         NodeInfo(
-            n.id, n.site, n.country, n.gpu_model, n.gpu_ids, n.cpus, n.memory_mb, n.schedulable
+            n.id,
+            n.site,
+            n.country,
+            n.gpu_model,
+            n.gpu_ids,
+            n.cpus,
+            n.memory_mb,
+            n.schedulable,
+            n.drain.reason if n.drain else None,
+            n.drain.by if n.drain else None,
+            n.health_problem,
         )
         for n in cluster.nodes
     ]
@@ -275,7 +288,9 @@ def _row(row: Row, y: int) -> str:
     css = "node" if node.schedulable else "node node-drained"
     parts = [
         f'<g class="{css}" data-node="{escape(node.id)}">',
-        f'<text class="node-label" x="{PAD}" y="{y + CELL / 2 + 5:.0f}">{escape(label)}</text>',
+        f'<text class="node-label" x="{PAD}" y="{y + CELL / 2 + 5:.0f}">{escape(label)}'
+        + (f"<title>drained: {escape(node.drain_reason)}</title>" if node.drain_reason else "")
+        + "</text>",
     ]
     if not row.cells:
         parts.append(

@@ -250,6 +250,13 @@ class SlurmClient:
     def nodes(self) -> list[SlurmNode]:
         return parse_nodes(self.output("scontrol", ["--oneliner", "--details", "show", "node"]))
 
+    def update_node(self, name: str, *, state: str, reason: str | None = None) -> None:
+        """`scontrol update nodename=… state=…` (DRAIN needs a reason; RESUME takes none)."""
+        args = ["update", f"nodename={name}", f"state={state}"]
+        if reason is not None:
+            args.append(f"reason={reason}")
+        self.output("scontrol", args)
+
     def partitions(self) -> list[SlurmPartition]:
         return parse_partitions(self.output("scontrol", ["--oneliner", "show", "partition"]))
 

@@ -32,22 +32,24 @@ class Target:
     token: str | None
 
 
-def facility_url(url: str | None) -> str:
-    return url or os.environ.get("AIFACTORY_URL") or load().get("url") or DEFAULT_URL
+def facility_url(url: str | None, saved: dict[str, Any] | None = None) -> str:
+    found = (saved if saved is not None else _read()).get("url")
+    return url or os.environ.get("AIFACTORY_URL") or (str(found) if found else DEFAULT_URL)
 
 
 def resolve(url: str | None, token: str | None) -> Target:
-    saved = load()
-    url = facility_url(url)
+    saved = _read()  # the file, once
+    url = facility_url(url, saved)
     given = token or os.environ.get("AIFACTORY_TOKEN")
     if given:
         return Target(url=url, token=given)
-    sso = load_sso()
-    if sso is not None and saved.get("url") == url and ending(sso):
+    sso = saved.get("sso")
+    if isinstance(sso, dict) and saved.get("url") == url and ending(sso):
         from aifactory.cli.sso_login import renew_saved  # only then: the CLI starts fast
 
         return Target(url=url, token=renew_saved(url))
-    return Target(url=url, token=saved.get("token"))
+    token_saved = saved.get("token")
+    return Target(url=url, token=str(token_saved) if token_saved is not None else None)
 
 
 def load() -> dict[str, str]:

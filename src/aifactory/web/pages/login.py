@@ -166,11 +166,17 @@ async def finish_federated_login(request: Request, provider: str, state: StateDe
 
 
 def _callback(request: Request, state: AppState, provider: str) -> str:
-    """The redirect URI registered at the provider: on the portal's public address when one
-    is configured, else on the address this browser used."""
+    """The redirect URI registered at the provider."""
+    return _portal_address(request, state, "finish_federated_login", provider=provider)
+
+
+def _portal_address(request: Request, state: AppState, route: str, **params: str) -> str:
+    """A portal address as the provider must see it: on the public address when one is
+    configured, else on the address this browser used."""
+    found = request.url_for(route, **params)
     if state.public_url:
-        return f"{state.public_url.rstrip('/')}/login/{provider}/callback"
-    return str(request.url_for("finish_federated_login", provider=provider))
+        return state.public_url.rstrip("/") + found.path
+    return str(found)
 
 
 def _provider(state: AppState, name: str) -> OidcClient:
@@ -327,11 +333,7 @@ async def logout(request: Request, signed: SignedPost, state: StateDep) -> Respo
     cookie = request.cookies.get(COOKIE, "")
     await run_in_threadpool(_close, state, cookie)
     client = state.sign_in.get(signed.provider)
-    back = (
-        f"{state.public_url.rstrip('/')}/login"
-        if state.public_url
-        else str(request.url_for("login_form"))
-    )
+    back = _portal_address(request, state, "login_form")
     ended = await run_in_threadpool(client.end_session_url, back) if client else None
     response = RedirectResponse(ended or "/login", status_code=303)
     clear_session_cookie(response)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import email
+import email.policy
 import json
 import threading
 import time
-from email.message import Message
+from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -22,13 +23,16 @@ class Mailbox:
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
-        self.messages: list[Message] = []
+        self.messages: list[EmailMessage] = []
         self._controller: Controller | None = None
 
     async def handle_DATA(self, server: object, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's name
         content = envelope.content
         raw = content if isinstance(content, bytes) else str(content).encode()
-        self.messages.append(email.message_from_bytes(raw))
+        # As a mail client reads it: folded headers unfolded, the body decoded.
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        self.messages.append(message)
         return "250 OK"
 
     def start(self) -> Mailbox:
@@ -41,10 +45,10 @@ class Mailbox:
             self._controller.stop()
             self._controller = None
 
-    def to(self, address: str) -> list[Message]:
+    def to(self, address: str) -> list[EmailMessage]:
         return [m for m in self.messages if m["To"] == address]
 
-    def wait_for(self, count: int, timeout_s: float = 20) -> list[Message]:
+    def wait_for(self, count: int, timeout_s: float = 20) -> list[EmailMessage]:
         deadline = time.monotonic() + timeout_s
         while len(self.messages) < count and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from aifactory.client import Client
 from aifactory.domain.jobs import JobState
@@ -201,3 +202,32 @@ def test_a_drain_shows_its_reason_and_who_drained_it(
 
     assert "no: drained</span> by olga: cooling &lt;fault&gt;" in fragment.text
     assert "<title>drained: cooling &lt;fault&gt;</title>" in fragment.text
+
+
+def test_a_planned_window_is_announced_on_every_page_and_listed_under_the_cluster(
+    pages: Callable[[str], PortalSession], tenants: Tenants, live_server: LiveServer
+) -> None:
+    soon = time.time() + 3600
+    with Client(live_server.url, tenants.tokens["olga"]) as olga:
+        made = olga.create_maintenance(
+            nodes=["node-1"],
+            begins_at=_iso(soon),
+            ends_at=_iso(soon + 7200),
+            reason="cooling <pipes>",
+        )
+    carol = pages(tenants.tokens["carol"])
+    for path in ("/", "/jobs", "/nodes"):
+        page = carol.get(path)
+        assert "Maintenance planned:</strong>" in page.text, path
+        assert "node-1" in page.text
+        assert "cooling &lt;pipes&gt;." in page.text
+    listed = carol.get("/nodes").text
+    assert f"<td>{made['id']}</td>" in listed
+    assert "<td>upcoming</td>" in listed
+    with Client(live_server.url, tenants.tokens["olga"]) as olga:
+        olga.cancel_maintenance(made["id"])
+    assert "Maintenance planned" not in carol.get("/").text
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat()

@@ -29,6 +29,7 @@ from aifactory.api.routers import (
     inference,
     job_shell,
     jobs,
+    maintenance,
     me,
     metrics,
     money,
@@ -106,6 +107,7 @@ def create_app(
     routers = (
         facility.router,
         nodes.router,
+        maintenance.router,
         jobs.router,
         jobs.queue_router,
         efficiency.router,

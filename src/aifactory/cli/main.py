@@ -24,6 +24,7 @@ from aifactory.cli import (
     inference,
     job_shell,
     jobs,
+    maintenance,
     nodes,
     notifications,
     permissions,
@@ -74,6 +75,7 @@ queue_control.register(app)
 tenancy.register(app)
 facility.register(app)
 nodes.register(app)
+maintenance.register(app)
 sim.register(app)
 accounting.register(app)
 federation.register(app)

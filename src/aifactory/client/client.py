@@ -181,6 +181,22 @@ class Client(
         result: Json = self._call("POST", f"/nodes/{quote(node, safe='')}/resume")
         return result
 
+    def maintenance(self, *, everything: bool = False) -> list[Json]:
+        params = {"all": "true"} if everything else None
+        result: list[Json] = self._call("GET", "/maintenance", params=params)
+        return result
+
+    def create_maintenance(
+        self, *, nodes: list[str] | None, begins_at: str, ends_at: str, reason: str
+    ) -> Json:
+        body = {"nodes": nodes, "begins_at": begins_at, "ends_at": ends_at, "reason": reason}
+        result: Json = self._call("POST", "/maintenance", json=body)
+        return result
+
+    def cancel_maintenance(self, window_id: int) -> Json:
+        result: Json = self._call("POST", f"/maintenance/{window_id}/cancel")
+        return result
+
     def sites(self) -> list[Json]:
         result: list[Json] = self._call("GET", "/sites")
         return result

@@ -27,6 +27,7 @@ from aifactory.scheduler import NodeView, PendingJob, RunningJob, Snapshot
 from aifactory.scheduler.estimates import RuntimeHistory, from_latest
 from aifactory.scheduler.snapshot import Admission, ProjectView
 from aifactory.scheduler.usage import WEEK_S
+from aifactory.store import maintenance
 from aifactory.store.models import Allocation, Job, Node, Programme, Project
 from aifactory.store.sites import site_countries
 
@@ -80,6 +81,7 @@ def read_snapshot(
         admission=_admission(session, (*pending, *held), now, budgets_enforced)
         if holds
         else Admission(),
+        maintenance=maintenance.in_force(session, now, [n.id for n in nodes]),
     )
 
 

@@ -80,3 +80,35 @@ def session_culled(job_id: int, project: str, reason: str) -> Notice:
         f"Your interactive session {job_id} of project {project} was stopped: {reason}.{FOOTER}",
         {"job": job_id, "project": project, "reason": reason},
     )
+
+
+def maintenance(
+    window_id: int, nodes: str, begins: str, ends: str, reason: str, *, cancelled: bool = False
+) -> Notice:
+    """`nodes`, `begins`, `ends`: as people read them ("all nodes", "2026-12-08 06:00 UTC")."""
+    if cancelled:
+        return Notice(
+            Event.MAINTENANCE,
+            f"maintenance:{window_id}:cancelled",
+            f"Maintenance {window_id} is called off",
+            f"The maintenance of {nodes} from {begins} to {ends} ({reason}) is called off: "
+            f"work is scheduled there as usual.{FOOTER}",
+            {"maintenance": window_id, "state": "cancelled", "nodes": nodes, "reason": reason},
+        )
+    return Notice(
+        Event.MAINTENANCE,
+        f"maintenance:{window_id}:announced",
+        f"Maintenance from {begins} to {ends}",  # the nodes in the text: a subject stays short
+        f"{nodes.capitalize()} will be out of service from {begins} to {ends}: {reason}.\n"
+        "No job starts there that would run into it by its time limit: a shorter limit lets "
+        "yours run before it; others start after it. Jobs already running are not "
+        f"stopped by the scheduler.{FOOTER}",
+        {
+            "maintenance": window_id,
+            "state": "announced",
+            "nodes": nodes,
+            "begins": begins,
+            "ends": ends,
+            "reason": reason,
+        },
+    )

@@ -29,6 +29,7 @@ class Event(StrEnum):
     PROPOSAL_DECIDED = "proposal_decided"
     ERASURE_COMPLETED = "erasure_completed"
     SESSION_CULLED = "session_culled"
+    MAINTENANCE = "maintenance"  # a window announced or called off
 
 
 class Channel(StrEnum):

@@ -6,18 +6,21 @@ it, when enough nodes have room, with running and planned jobs ending when the p
 them to (by learned runtime estimates under fair-share, by user time limits otherwise). Jobs
 often end sooner and backfill starts small jobs early, so the estimate is usually cautious;
 but a later arrival can also be ordered ahead, so it is an estimate, never a promise. Only the
-first `PLANNED` jobs of the queue get one.
+first `PLANNED` jobs of the queue get one. Maintenance windows count: a job starts on a node
+only if its time limit ends before the node's next window, so a window can push an estimate
+past its end, and the reason names the window.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from aifactory.domain.resources import Resources
-from aifactory.scheduler import shortfall
+from aifactory.scheduler import maintenance, shortfall
 from aifactory.scheduler.estimates import expected_end
 from aifactory.scheduler.fairshare import overuse_penalty
 from aifactory.scheduler.placement import FreeIndex
@@ -52,7 +55,9 @@ def explain(
     notes = _fairness_notes(snapshot, policy, now) if learned else {}
     out = {}
     for position, job in enumerate(queue, start=1):
-        reason = _reason(job, position, free_now, capacity, models, policy.name, after_round)
+        reason = _windowed(job, snapshot.maintenance, now, free_now, models) or _reason(
+            job, position, free_now, capacity, models, policy.name, after_round
+        )
         reason += notes.get(job.job_id, "")
         out[job.job_id] = Explanation(job.job_id, position, reason, starts.get(job.job_id))
     return out
@@ -79,6 +84,42 @@ def _reason(
         return "fits now: starts at the next scheduling round unless an earlier job takes it"
     ahead = f"; {position - 1} job(s) ahead in the queue" if position > 1 else ""
     return shortfall.waiting(job, free_now.free, capacity.free, models) + ahead
+
+
+def _windowed(
+    job: PendingJob,
+    windows: Sequence[maintenance.Window],
+    now: float,
+    free_now: FreeIndex,
+    models: Mapping[str, NodeKind],
+) -> str | None:
+    """Why a job that fits the free room waits for maintenance; None when none is the cause."""
+    barred = maintenance.barred(windows, now, job.time_limit_s)
+    if not barred or free_now.place(job, models) is None:
+        return None
+    if free_now.place(job, models, barred) is not None:
+        return None
+    window = min(
+        (w for w in windows if w.clashes(now, job.time_limit_s)),
+        key=lambda w: (w.begins_at, w.window_id),
+    )
+    about = f" ({window.reason})" if window.reason else ""
+    if window.active(now):
+        when = f"its nodes are in maintenance until {_moment(window.ends_at)}{about}"
+    else:
+        when = (
+            f"maintenance begins at {_moment(window.begins_at)} on the nodes with room{about}, "
+            f"and its time limit of {_hours(job.time_limit_s)} would run into it"
+        )
+    return f"{when}: it starts after {_moment(window.ends_at)}, or sooner where room frees up"
+
+
+def _moment(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:g} h" if math.isfinite(seconds) else "none"
 
 
 def _fairness_notes(snapshot: Snapshot, policy: Policy, now: float) -> dict[int, str]:
@@ -117,16 +158,23 @@ def _plan(
         for r in snapshot.running
     ]
     heapq.heapify(releases)
+    windows = snapshot.maintenance
+    window_ends = maintenance.ends_after(windows, now)
     clock, starts = now, {}
     for job in queue:
-        placement = index.place(job, models)
-        while placement is None and releases:
-            clock = max(clock, releases[0][0])
+        placement = index.place(job, models, maintenance.barred(windows, clock, job.time_limit_s))
+        while placement is None:
+            upcoming = [releases[0][0]] if releases else []
+            upcoming += [end for end in window_ends if end > clock][:1]
+            if not upcoming:
+                break
+            clock = max(clock, min(upcoming))
             while releases and releases[0][0] <= clock:
                 _, _, freed = heapq.heappop(releases)
                 index.give({n: r for n, r in freed.items() if n in index.free})
-            placement = index.place(job, models)
-        if placement is None:  # cannot happen for a job that fits an empty facility
+            barred = maintenance.barred(windows, clock, job.time_limit_s)
+            placement = index.place(job, models, barred)
+        if placement is None:  # never room outside maintenance, even on an empty facility
             continue
         starts[job.job_id] = clock
         index.take(placement)

@@ -43,6 +43,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from aifactory.domain.resources import Resources
+from aifactory.scheduler import maintenance
 from aifactory.scheduler.decisions import Decision, Preempt, Start
 from aifactory.scheduler.estimates import expected_end
 from aifactory.scheduler.placement import FreeIndex, can_host
@@ -103,9 +104,8 @@ def _strict_plan(snapshot: Snapshot, plan: NodePlan, reclaim: Reclaim) -> NodePl
     strict = NodePlan(snapshot, plan.now, lambda run: run.started_at + run.time_limit_s)
     for job, nodes in reclaim.started:
         strict.start(job, nodes, job.time_limit_s)
-    for node_id, blocks in plan.blocks.items():
-        for begin, end, hard in blocks:
-            strict.reserve((node_id,), begin, end, hard=hard)
+    for node_id, begin, end, hard in plan.reserved:  # maintenance it holds already
+        strict.reserve((node_id,), begin, end, hard=hard)
     return strict
 
 
@@ -168,10 +168,11 @@ def _reclaim(snapshot: Snapshot, plan: NodePlan, decisions: list[Decision]) -> R
     for job in waiting:
         if held[job.project] + job.gpus > quotas[job.project]:
             continue
-        placement = FreeIndex(dict(future)).place(job, plan.kinds)
+        barred = maintenance.barred(snapshot.maintenance, plan.now, job.time_limit_s)
+        placement = FreeIndex(dict(future)).place(job, plan.kinds, barred)
         victims: list[RunningJob] = []
         if placement is None:
-            victims = _victims(job, snapshot, plan, future, held, quotas, taken)
+            victims = _victims(job, snapshot, plan, future, held, quotas, taken, barred)
             if not victims:
                 continue
             for victim in victims:
@@ -179,7 +180,7 @@ def _reclaim(snapshot: Snapshot, plan: NodePlan, decisions: list[Decision]) -> R
                 held[victim.project] -= victim.gpus
                 taken.add(victim.job_id)
                 decisions.append(Preempt(victim.job_id, f"reclaimed for project {job.project}"))
-            placement = FreeIndex(dict(future)).place(job, plan.kinds)
+            placement = FreeIndex(dict(future)).place(job, plan.kinds, barred)
             assert placement is not None  # _victims returns only a set that makes room
         held[job.project] += job.gpus
         done.handled.add(job.job_id)
@@ -190,8 +191,9 @@ def _reclaim(snapshot: Snapshot, plan: NodePlan, decisions: list[Decision]) -> R
             plan.start(job, nodes, job.time_limit_s)
             done.started.append((job, nodes))
             decisions.append(Start(job.job_id, dict(placement)))
-        else:  # the room coming free is this job's: nobody else may start there
-            plan.reserve(nodes, plan.now, math.inf, hard=True)
+        else:  # the room coming free is this job's (up to any maintenance): nobody else's
+            for node_id in nodes:
+                plan.reserve((node_id,), plan.now, plan.next_window(node_id), hard=True)
             done.waiting.add(job.project)
     return done
 
@@ -210,6 +212,7 @@ def _victims(
     held: Mapping[str, int],
     quotas: Mapping[str, int],
     taken: set[int],
+    barred: frozenset[str],
 ) -> list[RunningJob]:
     """Borrowed jobs to preempt so that `job` fits: on each node the newest borrowers until
     the job fits there, then the nodes whose victims lose the least work; [] if no lawful
@@ -223,6 +226,8 @@ def _victims(
                 on_node[node_id].append(run)
     options: list[tuple[float, str, list[RunningJob]]] = []
     for node_id, room in future.items():
+        if node_id in barred:
+            continue
         if not job.per_node <= plan.capacity[node_id] or not can_host(job, plan.kinds[node_id]):
             continue
         budget, here = dict(spare), []

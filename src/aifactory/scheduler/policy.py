@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from aifactory.scheduler import maintenance
 from aifactory.scheduler.backfill import Reservation, reserve
 from aifactory.scheduler.decisions import Decision, Start
 from aifactory.scheduler.fairshare import FairshareKnobs, order, schedule_fairshare
@@ -89,10 +90,12 @@ def _fifo(snapshot: Snapshot, policy: Policy, now: float) -> list[Decision]:
     started: list[tuple[PendingJob, Start]] = []
     # Free capacity only shrinks within a call: a shape that found no room finds none later.
     no_room: set[tuple[object, ...]] = set()
+    windows = snapshot.maintenance
     for job in queue:
+        barred = maintenance.barred(windows, now, job.time_limit_s)
         # 2. Before the first blocked job, start everything that fits.
         if reservation is None:
-            placement = index.place(job, models) if index.could_fit(job) else None
+            placement = index.place(job, models, barred) if index.could_fit(job) else None
             if placement is not None:
                 index.take(placement)
                 started.append((job, Start(job.job_id, placement)))
@@ -109,10 +112,10 @@ def _fifo(snapshot: Snapshot, policy: Policy, now: float) -> list[Decision]:
             continue
         # 4. Backfill: fit now and never delay the reservation.
         ends_in_time = now + job.time_limit_s <= reservation.start_at
-        shape = (job.per_node, job.nodes, job.gpu_model, ends_in_time)
+        shape = (job.per_node, job.nodes, job.gpu_model, ends_in_time, barred)
         if shape in no_room or not index.could_fit(job):
             continue
-        excluded = frozenset() if ends_in_time else reservation.nodes
+        excluded = barred if ends_in_time else barred | reservation.nodes
         placement = index.place(job, models, excluded)
         if placement is None:
             no_room.add(shape)

@@ -2,9 +2,11 @@
 
 It knows, per node, what is free now, when each running job should release its part (by the
 caller's `end_of`: the user limit for Slurm, a learned estimate for fair-share) and which
-future windows are reserved. `earliest(job, duration)` finds the first moment `job.nodes`
-nodes each have the job's per-node resources free for `duration` seconds, outside every
-reservation; `start` and `reserve` update the plan as the policy decides. Reservations hold
+future windows are reserved: by the policy, or by maintenance (always hard: a job may run up to
+a maintenance window only if its time limit ends before it). `earliest(job, duration)` finds
+the first moment `job.nodes` nodes each have the job's per-node resources free for `duration`
+seconds, outside every reservation; `start` and `reserve` update the plan as the policy
+decides. Reservations hold
 whole nodes, as Slurm's backfill does ("even if jobs don't require whole nodes"). A *hard*
 reservation is one a job may precede only if it ends by its time limit (`limit`), not merely
 by its estimate, before the reservation begins.
@@ -24,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aifactory.domain.resources import Resources
+from aifactory.scheduler import maintenance
 from aifactory.scheduler.placement import FreeIndex, can_host
 from aifactory.scheduler.snapshot import PendingJob, RunningJob, Snapshot
 
@@ -58,6 +61,13 @@ class NodePlan:
             timeline.sort(key=lambda release: release[0])
         self.blocks: dict[str, list[tuple[float, float, bool]]] = {}
         self.block_ends: dict[str, list[float]] = {}
+        # The policy's own reservations (`reserve`), apart from maintenance, which the plan
+        # holds from the start.
+        self.reserved: list[tuple[str, float, float, bool]] = []
+        self.windows = maintenance.by_node(snapshot.maintenance, self.free)
+        for node_id, spans in self.windows.items():
+            for begin, end in spans:
+                self._block(node_id, begin, end, hard=True)
         self._tables: dict[Shape, list[Entry]] = {}
         self._entries: dict[Shape, dict[str, Entry]] = {}
         self._fits: dict[Shape, dict[str, float]] = {}
@@ -176,9 +186,18 @@ class NodePlan:
         self, nodes: tuple[str, ...], begin: float, end: float, *, hard: bool = False
     ) -> None:
         for node_id in nodes:
-            bisect.insort(self.blocks.setdefault(node_id, []), (begin, end, hard))
-            bisect.insort(self.block_ends.setdefault(node_id, []), end)
+            self.reserved.append((node_id, begin, end, hard))
+            self._block(node_id, begin, end, hard=hard)
             self._refresh(node_id, room_changed=False)
+
+    def _block(self, node_id: str, begin: float, end: float, *, hard: bool) -> None:
+        bisect.insort(self.blocks.setdefault(node_id, []), (begin, end, hard))
+        bisect.insort(self.block_ends.setdefault(node_id, []), end)
+
+    def next_window(self, node_id: str) -> float:
+        """When the node's next maintenance begins (∞: none planned); now if one is on."""
+        spans = self.windows.get(node_id)
+        return maintenance.next_begin(spans, self.now) if spans else float("inf")
 
     # ---- the per-shape tables --------------------------------------------------------------
     def _table(self, job: PendingJob) -> list[Entry]:

@@ -17,6 +17,7 @@ from aifactory.domain.jobs import JobState
 from aifactory.domain.money import ms_of_seconds
 from aifactory.domain.programmes import Funds
 from aifactory.domain.resources import Resources
+from aifactory.scheduler.maintenance import Window
 
 if TYPE_CHECKING:
     from aifactory.scheduler.estimates import RuntimeEstimates
@@ -141,6 +142,8 @@ class Snapshot:
     # job or release a held one (scheduler.verdict).
     held: tuple[PendingJob, ...] = ()
     admission: Admission = field(default_factory=Admission)
+    # Maintenance windows not yet over: no job starts on their nodes that would run into one.
+    maintenance: tuple[Window, ...] = ()
 
     def project(self, name: str) -> ProjectView:
         found = self.projects.get(name)

@@ -8,11 +8,15 @@ again with its original submit time, to start over. Like the live facility, the 
 keeps each project's decayed usage and a `RuntimeHistory` of finished jobs for the snapshot;
 the scheduler never sees a true duration — except `oracle`, which is handed them on purpose.
 Snapshots of who runs and who waits are taken every `sample_s` for the fairness metric.
+Maintenance windows are in every snapshot, as live; the end of a window is an instant too,
+since work held back by it may start then.
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +26,7 @@ from aifactory.domain.resources import Resources
 from aifactory.scheduler import NodeView, PendingJob, Policy, RunningJob, Snapshot, Start
 from aifactory.scheduler.decisions import Decision, Preempt
 from aifactory.scheduler.estimates import RuntimeEstimates, RuntimeHistory
+from aifactory.scheduler.maintenance import Window
 from aifactory.scheduler.snapshot import ProjectView
 from aifactory.scheduler.usage import DecayedUsage
 from aifactory.sim.traces import TraceJob
@@ -99,6 +104,7 @@ class Simulator:
         sample_s: float = 3600.0,
         progress: Callable[[int], None] | None = None,
         quotas: Mapping[str, int] | None = None,
+        maintenance: Sequence[Window] = (),
     ) -> None:
         self.jobs = sorted(jobs, key=lambda j: (j.submit, j.job_id))
         self.nodes = nodes
@@ -124,13 +130,16 @@ class Simulator:
         self.project_names = sorted({job.project for job in self.jobs} | set(quotas))
         self.quotas = quotas
         self.grace_s = policy.fairshare.preemption_grace_s
+        self.maintenance = tuple(sorted(maintenance, key=lambda w: (w.begins_at, w.window_id)))
+        self.window_ends = sorted({w.ends_at for w in self.maintenance})
 
     def run(self) -> SimResult:
         began = time.perf_counter()
         result = SimResult([], [], sum(n.capacity.gpus for n in self.nodes))
         next_arrival, next_sample = 0, self.jobs[0].submit if self.jobs else 0.0
-        while next_arrival < len(self.jobs) or self.ends:
-            now = self._next_instant(next_arrival)
+        now = -math.inf
+        while next_arrival < len(self.jobs) or self.ends or self.pending:
+            now = self._next_instant(next_arrival, now)
             self.usage.advance(now, self.holding)
             while next_sample <= now:
                 result.samples.append(self._sample(next_sample))
@@ -139,17 +148,27 @@ class Simulator:
             next_arrival = self._arrive_until(now, next_arrival)
             if self.pending:
                 self._decide(now, result)
-            if not self.ends and next_arrival >= len(self.jobs):
+            if not self.ends and next_arrival >= len(self.jobs) and not self._window_after(now):
                 break  # nothing runs, nothing comes: what waits can never start
         result.unfinished = len(self.pending)
         result.wall_s = time.perf_counter() - began
         return result
 
-    def _next_instant(self, next_arrival: int) -> float:
+    def _next_instant(self, next_arrival: int, now: float) -> float:
         candidates = [self.ends[0][0]] if self.ends else []
         if next_arrival < len(self.jobs):
             candidates.append(self.jobs[next_arrival].submit)
+        if self.pending and (window_end := self._window_after(now)) is not None:
+            candidates.append(window_end)
         return min(candidates)
+
+    def _window_after(self, now: float) -> float | None:
+        """The first end of a maintenance window after `now`, if work waits for one."""
+        found = bisect.bisect_right(self.window_ends, now)
+        return self.window_ends[found] if found < len(self.window_ends) else None
+
+    def _live_windows(self, now: float) -> tuple[Window, ...]:
+        return tuple(w for w in self.maintenance if w.ends_at > now)
 
     def _complete_until(self, now: float, result: SimResult) -> None:
         while self.ends and self.ends[0][0] <= now:
@@ -187,6 +206,7 @@ class Simulator:
             self.free,
             projects=self._projects(),
             runtimes=self.runtimes,
+            maintenance=self._live_windows(now) if self.maintenance else (),
         )
         began = time.perf_counter()
         decisions = self.scheduler(snapshot, self.policy, now)

@@ -936,3 +936,21 @@ class OutboxNotification(Base):
     next_attempt_at: Mapped[float] = mapped_column(Float)
     sent_at: Mapped[float | None] = mapped_column(Float)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class MaintenanceWindow(Base):
+    """Nodes out of service from `begins_at` to `ends_at` (scheduler.maintenance), announced to
+    users when created. `nodes` is a list of node ids, or ["*"]: every node, those added later
+    too. Cancelled windows stay, with who cancelled them and when, for the record."""
+
+    __tablename__ = "maintenance_windows"
+    __table_args__ = (Index("ix_maintenance_windows_ends_at", "ends_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nodes: Mapped[list[str]] = mapped_column(JSON)
+    begins_at: Mapped[float] = mapped_column(Float)
+    ends_at: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[float] = mapped_column(Float)
+    cancelled_by: Mapped[str | None] = mapped_column(String(128))
+    cancelled_at: Mapped[float | None] = mapped_column(Float)

@@ -15,6 +15,7 @@ from markupsafe import Markup
 
 from aifactory import __version__
 from aifactory.faces.state import AppState
+from aifactory.services import maintenance
 from aifactory.services.login import SignedIn
 from aifactory.web import charts
 from aifactory.web.nav import navigation
@@ -106,6 +107,7 @@ def render(
     **context: Any,
 ) -> HTMLResponse:
     context.update(
+        announcements=_announcements(request) if signed else [],
         me=signed.principal if signed else None,
         signed=signed,
         csrf_token=signed.csrf_token if signed else "",
@@ -122,6 +124,15 @@ def render(
             "form-action 'self'", f"form-action 'self' {' '.join(providers)}"
         )
     return response
+
+
+def _announcements(request: Request) -> list[maintenance.WindowView]:
+    """Maintenance on now or soon: a banner on every page for everyone signed in."""
+    state = getattr(request.app.state, "aifactory", None)
+    if not isinstance(state, AppState):
+        return []
+    with state.db.read() as session:
+        return maintenance.announced(session, now=state.clock())
 
 
 def _sign_in_origins(request: Request) -> list[str]:

@@ -3,7 +3,7 @@
 Who holds a GPU is shown as far as the viewer may read that project's jobs: services.nodes
 decides and hides the rest, web.cluster_picture draws anyone else's GPUs as "another project".
 The picture and the table under it are one fragment, `/nodes/picture`, that htmx fetches again
-every 10 seconds.
+every 10 seconds. Under it, the maintenance windows not over yet (services.maintenance).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from aifactory.faces.state import StateDep
-from aifactory.services import nodes
+from aifactory.services import maintenance, nodes
 from aifactory.services.principal import Principal
 from aifactory.web import cluster_picture
 from aifactory.web.session import Signed
@@ -27,7 +27,9 @@ REFRESH_S = 10
 @router.get("/nodes")
 def nodes_page(request: Request, signed: Signed, state: StateDep) -> Response:
     context = _context(state, signed.principal)
-    return render(request, "nodes/index.html", signed, title="Cluster", **context)
+    with state.db.read() as session:
+        windows = maintenance.listed(session, signed.principal, now=state.clock())
+    return render(request, "nodes/index.html", signed, title="Cluster", windows=windows, **context)
 
 
 @router.get("/nodes/picture")

@@ -314,6 +314,11 @@ def from_script(*lines: str, name: str = "job.sh") -> dict[str, Any]:
         (["#AIF --memory-mb 2048 --cpus 2 --nodes 1"], {"memory_mb": 2048, "cpus": 2, "nodes": 1}),
         (["#AIF --time-limit 2h", "#SBATCH --time=30"], {"time_limit_s": 7200}),  # ours win
         (["#SBATCH --job-name=x", "#AIF --name y"], {"name": "y"}),
+        (["#AIF --notify"], {"notify": True}),
+        (["#SBATCH --mail-type=END,FAIL --mail-user=me@uva.nl"], {"notify": True}),
+        (["#SBATCH --mail-type=TIME_LIMIT_90"], {"notify": True}),
+        (["#SBATCH --mail-type=BEGIN"], {}),  # the facility tells no starts
+        (["#SBATCH --mail-type=ALL", "#SBATCH --mail-type=NONE"], {"notify": False}),
         (
             ["", "# SBATCH --gpus=2 (a comment: a space after #)", "#SBATCH --cpus-per-task=2"],
             {"cpus": 2},

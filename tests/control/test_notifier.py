@@ -51,6 +51,32 @@ def notifier(db: Database, port: int, clock: FakeClock | None = None) -> Notifie
     return Notifier(db, NotifierConfig(smtp, HOOKS), clock or FakeClock(T0 + DAY))
 
 
+def test_a_job_submitted_with_notify_is_told_though_its_owner_follows_no_job_ends(
+    world: Database, mailbox: Mailbox
+) -> None:
+    with world.session() as s:
+        told = JobSpec(name="told", command=("true",), notify=True)
+        quiet = JobSpec(name="quiet", command=("true",))
+        job = submit_job(s, who(s, "alice"), told, project="lab", idempotency_key=None, now=T0)
+        other = submit_job(s, who(s, "alice"), quiet, project="lab", idempotency_key=None, now=T0)
+    with world.session() as s:
+        cancel_job(s, who(s, "alice"), job.job.id, now=T0 + 1)
+        cancel_job(s, who(s, "alice"), other.job.id, now=T0 + 1)
+    sender = notifier(world, mailbox.port)
+    assert sender.step() == 1
+    (mail,) = mailbox.messages
+    assert (mail["To"], mail["Subject"]) == (
+        "alice@example.org",
+        f"Job {job.job.id} (told) CANCELLED",
+    )
+    with world.session() as s:  # e-mail off in her preferences: nothing, even when asked
+        set_preferences(s, who(s, "alice"), email=False, now=T0)
+        again = submit_job(s, who(s, "alice"), told, project="lab", idempotency_key=None, now=T0)
+    with world.session() as s:
+        cancel_job(s, who(s, "alice"), again.job.id, now=T0 + 2)
+    assert sender.step() == 0
+
+
 def test_a_job_that_ends_mails_the_user_who_opted_in_once(
     world: Database, mailbox: Mailbox
 ) -> None:

@@ -47,6 +47,16 @@ class FacilityProcess:
         self.password: str | None = None  # the first admin's portal password
         self.starts = 0
 
+    def mail_to(self, port: int) -> None:
+        """Send notifications to a test SMTP server on 127.0.0.1 (tests.mailbox), quickly."""
+        self.env.update(
+            AIFACTORY_SMTP_HOST="127.0.0.1",
+            AIFACTORY_SMTP_PORT=str(port),
+            AIFACTORY_SMTP_TLS="none",
+            AIFACTORY_SMTP_FROM="facility@example.org",
+            AIFACTORY_NOTIFY_POLL_S="0.2",
+        )
+
     def start(self, timeout_s: float = 30) -> None:
         self.starts += 1
         log = open(self.data_dir / f"server-{self.starts}.log", "w")  # noqa: SIM115

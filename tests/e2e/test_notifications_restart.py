@@ -24,13 +24,7 @@ def facility(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[FacilityProcess,
     box = Mailbox().start()
     process = FacilityProcess(tmp_path / "data", sqlite_url, virtual_gpus=2, cpus=4)
     process.data_dir.mkdir()
-    process.env.update(
-        AIFACTORY_SMTP_HOST="127.0.0.1",
-        AIFACTORY_SMTP_PORT=str(box.port),
-        AIFACTORY_SMTP_TLS="none",
-        AIFACTORY_SMTP_FROM="facility@example.org",
-        AIFACTORY_NOTIFY_POLL_S="0.2",
-    )
+    process.mail_to(box.port)
     yield process, box
     process.stop()
     process.kill_leftover_jobs()

@@ -13,6 +13,7 @@ from aifactory.scheduler import schedule as run_policy
 from aifactory.scheduler.explain import explain
 from aifactory.scheduler.maintenance import Window, barred, by_node, next_begin
 from aifactory.scheduler.policy import SIM_ONLY
+from aifactory.scheduler.profile import NodePlan
 from aifactory.scheduler.snapshot import ProjectView
 
 HOUR = 3600.0
@@ -118,3 +119,36 @@ def test_windows_merge_per_node_and_bar_only_clashing_jobs() -> None:
     assert barred([WINDOW, other], 0.0, 2 * HOUR) == frozenset()
     assert barred([WINDOW, other], 0.0, 2.5 * HOUR) == {"n1"}
     assert barred([WINDOW, other], 5 * HOUR, 10 * HOUR) == frozenset()
+
+
+@pytest.mark.parametrize("name", ["slurm", "fairshare"])
+def test_a_gang_keeps_its_reservation_when_one_of_its_nodes_has_a_window(name: str) -> None:
+    # n2 is busy until 150 s; n1 is serviced from 100 s to 200 s: the 2-node gang can start at
+    # 200 s at the earliest, and a long job must not take n2's room in front of it.
+    busy = RunningJob(1, "q", {"n2": Resources(4, 1, 1000)}, 0.0, 150.0)
+    gang_job = PendingJob(2, "p", -10.0, Resources(8, 1, 1000), nodes=2, time_limit_s=60.0)
+    long = PendingJob(3, "p", 0.0, Resources(4, 1, 1000), time_limit_s=10_000.0)
+    window = Window(frozenset({"n1"}), 100.0, 200.0, "fw", 1)
+    snapshot = Snapshot(NODES, running=(busy,), pending=(gang_job, long), maintenance=(window,))
+    plan = NodePlan(snapshot, 0.0, lambda run: run.started_at + run.time_limit_s)
+    slot = plan.earliest(gang_job, 60.0)
+    assert slot is not None
+    assert slot.start_at == 200.0
+    assert run_policy(snapshot, NAMED[name], 0.0) == []  # the long job would delay the gang
+
+
+def test_the_reason_names_the_window_on_the_nodes_the_job_may_use() -> None:
+    nodes = (
+        NodeView("h1", Resources(8, 32, 64_000), "h100"),
+        NodeView("a1", Resources(8, 32, 64_000), "a100"),
+    )
+    wants_h100 = PendingJob(
+        1, "p", 0.0, Resources(8, 1, 1000), gpu_model="h100", time_limit_s=3 * HOUR
+    )
+    windows = (
+        Window(frozenset({"a1"}), -HOUR, 30 * HOUR, "a100 rack rewiring", 1),
+        Window(frozenset({"h1"}), 2 * HOUR, 4 * HOUR, "h100 firmware", 2),
+    )
+    found = explain(Snapshot(nodes, pending=(wants_h100,), maintenance=windows), 0.0)[1]
+    assert "(h100 firmware)" in found.reason
+    assert found.estimated_start == 4 * HOUR

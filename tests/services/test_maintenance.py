@@ -146,7 +146,8 @@ def test_cancelling_tells_those_told_and_is_kept_for_the_record(world: Database)
             reason="cooling",
             now=T0,
         )
-    with world.session() as s:
+    with world.session() as s:  # alice's work is done; she was told, so she is told again
+        s.execute(update(Job).values(state=JobState.CANCELLED.value))
         called_off = maintenance.cancel(s, who(s, "olga"), made.id, now=T0 + 10)
         again = maintenance.cancel(s, who(s, "olga"), made.id, now=T0 + 20)  # no second notice
     assert (called_off.state, called_off.cancelled_by, called_off.notified) == (
@@ -184,6 +185,9 @@ def test_only_admins_and_operators_plan_maintenance(world: Database) -> None:
         (None, T0 - DAY, T0, "r", "begins_at", "in the past"),
         (None, T0 + H, T0 + H, "r", "ends_at", "end after it begins"),
         (None, T0, T0 + 40 * DAY, "r", "ends_at", "at most 31 days"),
+        (None, T0 + 400 * DAY, T0 + 401 * DAY, "r", "begins_at", "at most a year ahead"),
+        (None, T0 - 200, T0 - 100, "r", "ends_at", "after now"),
+        (None, T0, T0 + H, "two\nlines", "reason", "one line"),
         (None, T0, T0 + H, "  ", "reason", "say why"),
         (["node-1", "node-9"], T0, T0 + H, "r", "nodes", "no such node: node-9"),
         ([], T0, T0 + H, "r", "nodes", "at least one node"),

@@ -8,8 +8,9 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from aifactory.api.units import Moment, moment_at
+from aifactory.domain.node_health import REASON_MAX
 from aifactory.faces.inputs import Request
-from aifactory.services.maintenance import REASON_MAX, WindowView
+from aifactory.services.maintenance import WindowView
 
 NodeId = Annotated[str, Field(min_length=1, max_length=128)]
 

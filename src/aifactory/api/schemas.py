@@ -56,6 +56,7 @@ class JobOut(Response):
     environment_key: str | None = Field(None, description="…its build, as settled at submission")
     image: str | None = Field(None, description="the container image it runs in")
     image_digest: str | None = Field(None, description="…its digest, as settled at submission")
+    notify: bool = Field(False, description="its owner is told when it ends")
     inputs: list[int]
     after_ok: list[int]
     after_any: list[int]
@@ -98,6 +99,7 @@ class JobOut(Response):
             environment_key=job.environment_key,
             image=job.image,
             image_digest=job.image_digest,
+            notify=job.notify,
             inputs=list(job.inputs or []),
             after_ok=_after(job.after, "ok"),
             after_any=_after(job.after, "any"),

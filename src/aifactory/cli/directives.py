@@ -6,8 +6,9 @@ takes `aifactory submit`'s own options; `#SBATCH` the common Slurm options, tran
 (docs/jobfiles.md has the table). What is not understood is an error naming the line, never
 skipped: a job that runs with less than its script asked for is worse than one that does not
 start. Options that change nothing about how the job runs (`--output`, `--mail-user`) are
-dropped with a warning. Where both kinds set a field, `#AIF` wins (it is written for this
-facility); among lines of one kind the later wins, as with sbatch.
+dropped with a warning; `--mail-type` with an end (END, FAIL, ALL…) asks to be told of the
+end. Where both kinds set a field, `#AIF` wins (it is written for this facility); among lines
+of one kind the later wins, as with sbatch.
 
 Words: a *field* is named as the API's `JobSubmit` names it (`gpus`, `time_limit_s`).
 Pure: the script's text in; fields, the line each came from, warnings and problems out.
@@ -229,6 +230,7 @@ _OURS: dict[str, _Option] = {
     "--network": _set("network"),
     "--preemptible": _flag("preemptible", True),
     "--not-preemptible": _flag("preemptible", False),
+    "--notify": _flag("notify", True),
     "--priority": _set("priority", _whole),
     "--dataset": _set("datasets"),
     "--input": _set("inputs", _whole),
@@ -305,7 +307,21 @@ _LOG_NOTE = (
     "is ignored: a job's output (stdout and stderr together) is kept in its log, read with "
     "`aifactory logs JOB`"
 )
-_MAIL_NOTE = "is ignored: the facility sends no mail; follow a job with `submit --wait`"
+_MAIL_USER_NOTE = "is ignored: mail goes to the address on your account"
+# Slurm's mail types that mean "tell me when it is over": the facility tells every end at once.
+_END_MAIL = frozenset({"END", "FAIL", "ALL", "REQUEUE", "INVALID_DEPEND", "STAGE_OUT"})
+
+
+def _mail_type(text: str) -> list[tuple[str, Any]]:
+    """`--mail-type=END,FAIL` → notify of the job's end; NONE → not; BEGIN alone → nothing
+    (the facility tells no starts)."""
+    kinds = {kind.strip().upper() for kind in text.split(",") if kind.strip()}
+    if "NONE" in kinds:
+        return [("notify", False)]
+    ends = kinds & _END_MAIL or {k for k in kinds if k.startswith("TIME_LIMIT")}
+    return [("notify", True)] if ends else []
+
+
 _SLURM: dict[str, _Option] = {
     "--gpus": _Option(lambda v: _gpus(v or "", "_gpus_total")),
     "--gpus-per-node": _Option(lambda v: _gpus(v or "", "gpus")),
@@ -324,8 +340,8 @@ _SLURM: dict[str, _Option] = {
     "--array": _set("array"),
     "--output": _Option(lambda _: [], note=_LOG_NOTE),
     "--error": _Option(lambda _: [], note=_LOG_NOTE),
-    "--mail-type": _Option(lambda _: [], note=_MAIL_NOTE),
-    "--mail-user": _Option(lambda _: [], note=_MAIL_NOTE),
+    "--mail-type": _Option(lambda v: _mail_type(v or "")),
+    "--mail-user": _Option(lambda _: [], note=_MAIL_USER_NOTE),
 }
 _SLURM_SHORT = {
     "-G": "--gpus",

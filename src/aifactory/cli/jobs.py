@@ -95,6 +95,13 @@ def submit(
         ),
     ] = None,
     priority: Annotated[int | None, typer.Option(show_default="0")] = None,
+    notify: Annotated[
+        bool,
+        typer.Option(
+            "--notify",
+            help="tell me when it ends (e-mail/webhook, as `aifactory notifications prefs`)",
+        ),
+    ] = False,
     dataset: Annotated[
         list[str] | None,
         typer.Option(
@@ -203,6 +210,7 @@ def submit(
         "idempotency_key": ("--idempotency-key", idempotency_key),
         "environment": ("--environment", environment),
         "image": ("--image", image),
+        "notify": ("--notify", True if notify else None),
     }
     flags = {field: pair for field, pair in given.items() if pair[1] is not None}
     source = _job_file(command, script, as_json=as_json)
@@ -286,7 +294,7 @@ def _command_spec(
         priority=value.get("priority", 0),
         idempotency_key=value.get("idempotency_key"),
     )
-    for field in ("network", "preemptible"):
+    for field in ("network", "preemptible", "notify"):
         if field in value:
             spec[field] = value[field]
     reads = list(value.get("inputs", []))

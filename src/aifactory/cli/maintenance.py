@@ -29,8 +29,11 @@ def when(text: str) -> str:
         return datetime.now(UTC).isoformat()
     found = _RELATIVE.fullmatch(text)
     if found:
-        step = timedelta(**{_UNIT[found.group(2)]: int(found.group(1))})
-        return (datetime.now(UTC) + step).isoformat()
+        try:
+            step = timedelta(**{_UNIT[found.group(2)]: int(found.group(1))})
+            return (datetime.now(UTC) + step).isoformat()
+        except OverflowError:
+            raise typer.BadParameter(f"{text!r} is too far ahead") from None
     return moment(text)
 
 

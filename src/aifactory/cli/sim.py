@@ -40,25 +40,39 @@ def register(app: typer.Typer) -> None:
 
 def sim(
     trace: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="itp-merged, itp-cluster04, openb, or a CSV path "
             "(submit_time,duration,gpus,[nodes],[project],[user],"
             "[time_limit],[name])"
         ),
-    ],
+    ] = None,
+    synthetic: Annotated[
+        str | None,
+        typer.Option(
+            help="a generated workload instead of a trace: a setting (syn-l85-q8-gang-s1), "
+            "key=value overrides (jobs=2000,load=0.9,seed=3) or a TOML file; "
+            "docs/scheduler.md lists the keys"
+        ),
+    ] = None,
     policies: Annotated[
         str, typer.Option(help=f"comma list of {', '.join(POLICY_NAMES)}")
     ] = "fifo,slurm,fairshare,oracle",
-    gpus: Annotated[int | None, typer.Option(help="GPUs to replay on (8-GPU nodes)")] = None,
-    jobs: Annotated[int | None, typer.Option(help="only the first N jobs")] = None,
+    gpus: Annotated[
+        int | None, typer.Option(help="GPUs to replay on (8-GPU nodes; --synthetic: its gpus=)")
+    ] = None,
+    jobs: Annotated[
+        int | None, typer.Option(help="only the first N jobs (--synthetic: its jobs=)")
+    ] = None,
     openb_dir: Annotated[
         Path | None, typer.Option("--openb-dir", help="folder with the openb CSV files")
     ] = None,
     baseline: Annotated[
         str | None, typer.Option(help="policy the ratios compare to (default: slurm)")
     ] = None,
-    seed: Annotated[int, typer.Option(help="seed of the user time-limit model")] = 1,
+    seed: Annotated[
+        int, typer.Option(help="seed of the user time-limit model (a --synthetic spec has seed=)")
+    ] = 1,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the figures here")] = None,
     plot: Annotated[
         Path | None, typer.Option(help="write a PNG: JCT CDF and utilisation over time")
@@ -85,16 +99,17 @@ def sim(
             f"unknown policy {unknown[0]!r}; known: {', '.join(POLICIES)}", param_hint="--policies"
         )
     sizes = _sizes(sweep_gpus) if sweep_gpus is not None else None
+    source, hint = _source(trace, synthetic)
     try:
         work = workload(
-            trace,
+            source,
             gpus=gpus or (sizes[0] if sizes else None),
             jobs=jobs,
             openb_dir=openb_dir,
             seed=seed,
         )
     except TraceError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--trace") from None
+        raise typer.BadParameter(str(exc), param_hint=hint) from None
     if sizes is not None:
         _sweep(work, sizes, names, gpu_cost, json_out)
         return
@@ -111,6 +126,15 @@ def sim(
 
         plot_runs(runs, f"{result['trace']}: {result['jobs']} jobs on {result['gpus']} GPUs", plot)
         console.print(f"wrote {plot}")
+
+
+def _source(trace: str | None, synthetic: str | None) -> tuple[str, str]:
+    """What to replay, as `scenarios.workload` names it, and the option that named it."""
+    if (trace is None) == (synthetic is None):
+        raise typer.BadParameter("give a --trace or a --synthetic workload, not both")
+    if synthetic is not None:
+        return f"synthetic:{synthetic}", "--synthetic"
+    return str(trace), "--trace"
 
 
 def _sizes(text: str) -> list[int]:

@@ -96,6 +96,8 @@ class JobSpec:
     # facility's, or an imported OCI image, by name; at most one. None: the facility's Python.
     environment: str | None = None
     image: str | None = None
+    # Tell its owner when it ends, whatever events their preferences name (on their channels).
+    notify: bool = False
 
     @property
     def per_node(self) -> Resources:

@@ -97,9 +97,10 @@ def maintenance(
         )
     return Notice(
         Event.MAINTENANCE,
-        f"maintenance:{window_id}:announced",
+        maintenance_key(window_id),
         f"Maintenance from {begins} to {ends}",  # the nodes in the text: a subject stays short
-        f"{nodes.capitalize()} will be out of service from {begins} to {ends}: {reason}.\n"
+        f"{nodes[:1].upper()}{nodes[1:]} will be out of service from {begins} to {ends}: "
+        f"{reason}.\n"
         "No job starts there that would run into it by its time limit: a shorter limit lets "
         "yours run before it; others start after it. Jobs already running are not "
         f"stopped by the scheduler.{FOOTER}",
@@ -112,3 +113,8 @@ def maintenance(
             "reason": reason,
         },
     )
+
+
+def maintenance_key(window_id: int) -> str:
+    """The announcement's key (a cancellation reaches whoever it reached)."""
+    return f"maintenance:{window_id}:announced"

@@ -66,8 +66,10 @@ class Preferences:
     email: bool = True
     webhook_url: str | None = None
 
-    def channels_for(self, event: Event, *, has_email: bool) -> list[Channel]:
-        if event not in self.events:
+    def channels_for(self, event: Event, *, has_email: bool, asked: bool = False) -> list[Channel]:
+        """`asked`: the person asked for this one event (a job's `notify`), so it goes out on
+        their channels even if their events leave it out."""
+        if event not in self.events and not asked:
             return []
         found = [Channel.EMAIL] if self.email and has_email else []
         return found + ([Channel.WEBHOOK] if self.webhook_url else [])

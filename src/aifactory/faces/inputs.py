@@ -140,6 +140,11 @@ class JobSubmit(Request):
         "%N (at most N running at once); each task's index is in AIFACTORY_ARRAY_INDEX",
     )
 
+    notify: bool = Field(
+        False,
+        description="tell its owner when it ends (e-mail and/or webhook, as their "
+        "notification preferences say), even if they do not follow every job's end",
+    )
     environment: Name | None = Field(
         None,
         description="a Python environment of the project's or the facility's "
@@ -212,6 +217,7 @@ class JobSubmit(Request):
             network=self.network,
             environment=self.environment,
             image=self.image,
+            notify=self.notify,
             inputs=tuple(dict.fromkeys(self.inputs)),
             array_indices=parse_array(self.array).indices if self.array else (),
             array_throttle=parse_array(self.array).throttle if self.array else None,

@@ -23,7 +23,7 @@ from aifactory.domain.resources import Resources
 from aifactory.scheduler import maintenance, shortfall
 from aifactory.scheduler.estimates import expected_end
 from aifactory.scheduler.fairshare import overuse_penalty
-from aifactory.scheduler.placement import FreeIndex
+from aifactory.scheduler.placement import FreeIndex, can_host
 from aifactory.scheduler.policy import Policy, queue_order
 from aifactory.scheduler.snapshot import NodeKind, PendingJob, Snapshot
 
@@ -99,8 +99,14 @@ def _windowed(
         return None
     if free_now.place(job, models, barred) is not None:
         return None
+    # The window to name: one on a node that has room for the job now.
+    with_room = {
+        node_id
+        for node_id, room in free_now.free.items()
+        if job.per_node <= room and can_host(job, models[node_id])
+    }
     window = min(
-        (w for w in windows if w.clashes(now, job.time_limit_s)),
+        (w for w in windows if w.clashes(now, job.time_limit_s) and w.nodes & with_room),
         key=lambda w: (w.begins_at, w.window_id),
     )
     about = f" ({window.reason})" if window.reason else ""

@@ -79,13 +79,3 @@ def next_begin(spans: Spans, after: float) -> float:
 def ends_after(windows: Sequence[Window], now: float) -> list[float]:
     """When windows not yet over end, in order: the moments held-back work may start."""
     return sorted({w.ends_at for w in windows if w.ends_at > now})
-
-
-def effect(
-    windows: Sequence[Window], start: float, limit: float, ignoring: Iterable[str] = ()
-) -> Window | None:
-    """The first window (by begin) that keeps a job of `limit` s from starting at `start` on
-    some node, for telling its user why it waits."""
-    skip = set(ignoring)
-    clashing = [w for w in windows if w.clashes(start, limit) and not w.nodes <= skip]
-    return min(clashing, key=lambda w: (w.begins_at, w.window_id), default=None)

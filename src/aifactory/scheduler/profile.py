@@ -106,7 +106,14 @@ class NodePlan:
         slot = self._gang_at(table, count, span, lower)
         if slot is not None:
             return slot
-        each = {self._clear_of_blocks(e[4], e[0], span) for e in table}
+        # Candidate starts: each node's first clear moment, and each moment a node comes clear
+        # again after one of its reservations or windows (a gang may fit only then).
+        each = set()
+        for entry in table:
+            each.add(self._clear_of_blocks(entry[4], entry[0], span))
+            for end in self.block_ends.get(entry[4], ()):
+                if end > lower and end >= entry[0]:
+                    each.add(self._clear_of_blocks(entry[4], end, span))
         for at in sorted(t for t in each if t > lower):
             if math.isinf(at):
                 break

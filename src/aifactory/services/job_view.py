@@ -53,6 +53,7 @@ class JobView:
     environment_key: str | None = None
     image: str | None = None
     image_digest: str | None = None
+    notify: bool = False  # its owner is told when it ends
     inputs: list[int] = field(default_factory=list)
     after: list[Any] = field(default_factory=list)  # as stored: [{"after": …, "job": id}]
     placement: dict[str, NodeShare] = field(default_factory=dict)
@@ -112,6 +113,7 @@ def _view(job: Job, project: str, owner: str) -> JobView:
         environment_key=job.environment_key,
         image=job.image,
         image_digest=job.image_digest,
+        notify=job.notify,
         inputs=list(job.inputs or []),
         after=list(job.after or []),
         placement=placement_of(job.placement),

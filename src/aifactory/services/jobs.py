@@ -395,6 +395,7 @@ def _new_job(spec: JobSpec, project_id: int, user_id: int, key: str | None, now:
         array_throttle=spec.array_throttle,
         environment=spec.environment,
         image=spec.image,
+        notify=spec.notify,
         idempotency_key=key,
         submitted_at=now,
         updated_at=now,

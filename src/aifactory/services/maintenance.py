@@ -6,7 +6,8 @@ the operators who drain nodes) is audited and announced in the same transaction:
 work on the facility (a job waiting, held or running) is notified through the outbox, and the
 portal and CLI show upcoming windows to all. The answer tells the operator which running jobs
 would, by their limits, still be running when the window begins: the scheduler does not stop
-them, the operator decides. Calling a window off is audited and announced the same way.
+them, the operator decides. Calling a window off is audited and announced the same way, to
+those told of it and those with work then.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from aifactory.domain import notices
 from aifactory.domain.jobs import ACTIVE, WAITING
+from aifactory.domain.node_health import reason_problem
 from aifactory.domain.permissions import Action
 from aifactory.domain.placement import placement_of
 from aifactory.errors import Conflict, InvalidInput, NotFound
@@ -27,11 +29,11 @@ from aifactory.governance import audit
 from aifactory.services.principal import Principal
 from aifactory.store import outbox
 from aifactory.store.maintenance import EVERY_NODE
-from aifactory.store.models import Job, MaintenanceWindow, Node
+from aifactory.store.models import Job, MaintenanceWindow, Node, OutboxNotification
 
 LONGEST_S = 31 * 24 * 3600.0  # a longer outage is a decommissioning: drain the nodes
+FURTHEST_S = 366 * 24 * 3600.0  # planned at most a year ahead
 PAST_SLACK_S = 300.0  # "from now" typed a minute ago is still now
-REASON_MAX = 500
 ANNOUNCE_AHEAD_S = 14 * 24 * 3600.0  # the portal's banner shows windows this close
 
 
@@ -169,16 +171,18 @@ def nodes_text(nodes: Sequence[str]) -> str:
 def _checked(begins_at: float, ends_at: float, reason: str, now: float) -> str:
     if begins_at < now - PAST_SLACK_S:
         raise InvalidInput("a window cannot begin in the past", field="begins_at")
-    if ends_at <= begins_at:
-        raise InvalidInput("a window must end after it begins", field="ends_at")
+    if begins_at > now + FURTHEST_S:
+        raise InvalidInput("a window is planned at most a year ahead", field="begins_at")
+    if ends_at <= max(begins_at, now):
+        raise InvalidInput("a window must end after it begins, and after now", field="ends_at")
     if ends_at - begins_at > LONGEST_S:
         raise InvalidInput(
             "a window lasts at most 31 days; for longer, drain the nodes", field="ends_at"
         )
-    reason = reason.strip()
-    if not reason or len(reason) > REASON_MAX:
-        raise InvalidInput(f"say why, in 1 to {REASON_MAX} characters", field="reason")
-    return reason
+    problem = reason_problem(reason)
+    if problem is not None:
+        raise InvalidInput(problem, field="reason")
+    return reason.strip()
 
 
 def _known_nodes(session: Session, nodes: Sequence[str] | None) -> tuple[str, ...]:
@@ -197,10 +201,22 @@ def _known_nodes(session: Session, nodes: Sequence[str] | None) -> tuple[str, ..
 def _announce(
     session: Session, row: MaintenanceWindow, *, now: float, cancelled: bool = False
 ) -> int:
-    """Everyone with work on the facility now hears of it (the portal shows it to all)."""
-    owners = session.scalars(
-        select(Job.user_id).where(Job.state.in_([s.value for s in (*ACTIVE, *WAITING)])).distinct()
+    """Everyone with work on the facility now hears of it (the portal shows it to all); that
+    it is called off, also everyone who was told of it."""
+    owners = set(
+        session.scalars(
+            select(Job.user_id)
+            .where(Job.state.in_([s.value for s in (*ACTIVE, *WAITING)]))
+            .distinct()
+        )
     )
+    if cancelled:
+        told = f"{notices.maintenance_key(row.id)}/%"
+        owners.update(
+            session.scalars(
+                select(OutboxNotification.user_id).where(OutboxNotification.delivery_key.like(told))
+            )
+        )
     notice = notices.maintenance(
         row.id,
         nodes_text(row.nodes),
@@ -209,7 +225,7 @@ def _announce(
         row.reason,
         cancelled=cancelled,
     )
-    return outbox.notify(session, notice, list(owners), now=now)
+    return outbox.notify(session, notice, sorted(owners), now=now)
 
 
 def _affected(session: Session, row: MaintenanceWindow) -> tuple[AffectedJob, ...]:

@@ -105,6 +105,7 @@ class Simulator:
         progress: Callable[[int], None] | None = None,
         quotas: Mapping[str, int] | None = None,
         maintenance: Sequence[Window] = (),
+        shares: Mapping[str, float] | None = None,
     ) -> None:
         self.jobs = sorted(jobs, key=lambda j: (j.submit, j.job_id))
         self.nodes = nodes
@@ -129,6 +130,7 @@ class Simulator:
         quotas = quotas or {}
         self.project_names = sorted({job.project for job in self.jobs} | set(quotas))
         self.quotas = quotas
+        self.shares = shares or {}  # entitled shares by project (allocations); missing: 1
         self.grace_s = policy.fairshare.preemption_grace_s
         self.maintenance = tuple(sorted(maintenance, key=lambda w: (w.begins_at, w.window_id)))
         self.window_ends = sorted({w.ends_at for w in self.maintenance})
@@ -148,7 +150,8 @@ class Simulator:
             next_arrival = self._arrive_until(now, next_arrival)
             if self.pending:
                 self._decide(now, result)
-            if not self.ends and next_arrival >= len(self.jobs) and not self._window_after(now):
+            no_window = self._window_after(now) is None
+            if not self.ends and next_arrival >= len(self.jobs) and no_window:
                 break  # nothing runs, nothing comes: what waits can never start
         result.unfinished = len(self.pending)
         result.wall_s = time.perf_counter() - began
@@ -220,7 +223,9 @@ class Simulator:
     def _projects(self) -> dict[str, ProjectView]:
         usage = self.usage.usage
         return {
-            name: ProjectView(name, 1.0, self.quotas.get(name, 0), usage.get(name, 0.0))
+            name: ProjectView(
+                name, self.shares.get(name, 1.0), self.quotas.get(name, 0), usage.get(name, 0.0)
+            )
             for name in self.project_names
         }
 

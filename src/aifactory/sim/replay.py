@@ -32,7 +32,9 @@ def replay(
     runs = []
     for name in policies:
         tick = (lambda n, name=name: progress(name, n)) if progress else None
-        result = Simulator(work.jobs, work.nodes, POLICIES[name], schedule, progress=tick).run()
+        result = Simulator(
+            work.jobs, work.nodes, POLICIES[name], schedule, progress=tick, shares=work.shares
+        ).run()
         runs.append(PolicyRun(name, result, summarise(result)))
     return runs
 

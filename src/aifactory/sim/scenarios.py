@@ -1,8 +1,9 @@
-"""Named workloads (the scenarios of the shared traces README) and generic CSV files."""
+"""Named workloads (the scenarios of the shared traces README), generic CSV files and
+synthetic workloads (`synthetic:SPEC`, `sim/synthetic.py`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from aifactory.scheduler import NodeView
@@ -21,6 +22,7 @@ from aifactory.sim.traces import (
 
 OPENB_PODS = "openb_pod_list_default.csv"
 OPENB_NODES = "openb_node_list_gpu_node.csv"
+SYNTHETIC = "synthetic:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,7 @@ class Workload:
     name: str
     jobs: list[TraceJob]
     nodes: tuple[NodeView, ...]
+    shares: dict[str, float] = field(default_factory=dict)  # by project; empty: equal shares
 
 
 def workload(
@@ -38,7 +41,11 @@ def workload(
     openb_dir: Path | None = None,
     seed: int = 1,
 ) -> Workload:
-    """`trace`: itp-merged, itp-cluster04 (or itp-clusterNN), openb, or a generic CSV path."""
+    """`trace`: itp-merged, itp-cluster04 (or itp-clusterNN), openb, a generic CSV path, or
+    `synthetic:SPEC` (`synthetic.parse_spec`; `gpus` and `jobs` override the spec's, `seed`
+    does not apply: the spec carries its own)."""
+    if trace.startswith(SYNTHETIC):
+        return _synthetic(trace, gpus=gpus, jobs=jobs)
     found, default_gpus, node_sizes = _load(trace, openb_dir)
     chosen = with_limits(first(found, jobs), seed=seed)
     if node_sizes is None or gpus is not None:
@@ -47,6 +54,18 @@ def workload(
             raise TraceError(f"{trace}: say how many GPUs to replay it on (--gpus)")
         node_sizes = [GPUS_PER_NODE] * max(1, total // GPUS_PER_NODE)
     return Workload(trace, chosen, cluster(node_sizes))
+
+
+def _synthetic(trace: str, *, gpus: int | None, jobs: int | None) -> Workload:
+    # imported here: the generator builds on this module's Workload
+    from aifactory.sim.synthetic import generate, parse_spec
+
+    spec = parse_spec(trace.removeprefix(SYNTHETIC))
+    if gpus is not None:
+        spec = replace(spec, gpus=gpus)
+    if jobs is not None:
+        spec = replace(spec, jobs=jobs)
+    return replace(generate(spec), name=trace)
 
 
 def _load(

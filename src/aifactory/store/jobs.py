@@ -116,6 +116,7 @@ class NewJob:
     image: str | None = None
     image_digest: str | None = None
     endpoint_id: int | None = None
+    notify: bool = False
     id: int = 0
 
 

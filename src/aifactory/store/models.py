@@ -238,6 +238,8 @@ class Job(Base):
     image_digest: Mapped[str | None] = mapped_column(String(80), index=True)
     # A replica of an inference endpoint (its engine), or None.
     endpoint_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    # Its owner asked to be told of its end (store.outbox.tell_job_ended).
+    notify: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class JobEvent(Base):

@@ -31,12 +31,15 @@ FAILED = "failed"
 PREFERENCES_CACHE = "aifactory.notification_preferences"
 
 
-def notify(session: Session, notice: Notice, user_ids: Iterable[int], *, now: float) -> int:
-    """Queue the notice for each user on the channels they chose; how many were queued."""
+def notify(
+    session: Session, notice: Notice, user_ids: Iterable[int], *, now: float, asked: bool = False
+) -> int:
+    """Queue the notice for each user on the channels they chose; how many were queued.
+    `asked`: they asked for this one (Preferences.channels_for)."""
     wanted = [
         (user_id, channel)
         for user_id in sorted(set(user_ids))
-        for channel in _channels(session, user_id, notice.event)
+        for channel in _channels(session, user_id, notice.event, asked=asked)
     ]
     keys = {delivery_key(notice.key, u, c): (u, c) for u, c in wanted}
     if not keys:
@@ -55,8 +58,9 @@ def notify(session: Session, notice: Notice, user_ids: Iterable[int], *, now: fl
 
 
 def tell_job_ended(session: Session, job: Job, *, now: float) -> None:
-    """The job's owner hears of its end if they asked to (nothing is read otherwise)."""
-    if not _channels(session, job.user_id, Event.JOB_ENDED):
+    """The job's owner hears of its end if they asked to, for this job (`notify`) or for
+    every job (their preferences); nothing is read otherwise."""
+    if not _channels(session, job.user_id, Event.JOB_ENDED, asked=job.notify):
         return
     project = session.get(Project, job.project_id)
     notice = notices.job_ended(
@@ -67,7 +71,7 @@ def tell_job_ended(session: Session, job: Job, *, now: float) -> None:
         job.exit_code,
         job.state_reason,
     )
-    notify(session, notice, [job.user_id], now=now)
+    notify(session, notice, [job.user_id], now=now, asked=job.notify)
 
 
 def preferences_of(session: Session, user_id: int) -> Preferences:
@@ -107,11 +111,14 @@ def user_named(session: Session, name: str) -> list[int]:
     return [] if found is None else [found]
 
 
-def _channels(session: Session, user_id: int, event: Event) -> list[Channel]:
+def _channels(
+    session: Session, user_id: int, event: Event, *, asked: bool = False
+) -> list[Channel]:
     user = session.get(User, user_id)
     if user is None:
         return []
-    return preferences_of(session, user_id).channels_for(event, has_email=bool(user.email))
+    prefs = preferences_of(session, user_id)
+    return prefs.channels_for(event, has_email=bool(user.email), asked=asked)
 
 
 def _row(

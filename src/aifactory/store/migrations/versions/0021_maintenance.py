@@ -17,6 +17,14 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    create_windows_table()
+
+
+def create_windows_table() -> None:
+    """Also called by 0023: this revision first shipped empty (a reserved number), so a
+    database upgraded then is past 0021 without the table."""
+    if sa.inspect(op.get_bind()).has_table("maintenance_windows"):
+        return
     op.create_table(
         "maintenance_windows",
         sa.Column("id", sa.Integer(), nullable=False),

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from aifactory.accounting import ledger
 from aifactory.accounting.budget import raise_alerts
 from aifactory.control.deliveries import SmtpConfig
-from aifactory.control.notifier import Notifier, NotifierConfig
+from aifactory.control.notifier import Notifier, NotifierConfig, tell_expiries
 from aifactory.domain.jobs import JobSpec
 from aifactory.domain.ledger import EntryKind
 from aifactory.errors import InvalidInput
@@ -175,3 +175,23 @@ def test_mail_waits_while_the_server_is_down_and_goes_once_it_is_up(world: Datab
         box.stop()
     (mail,) = box.messages
     assert mail["Subject"] == f"Proposal {pid} (Protein folding): rejected"
+
+
+def test_an_allocation_that_expires_is_told_to_its_projects_owners_once(world: Database) -> None:
+    with world.session() as s:
+        s.execute(update(User).where(User.name == "admin").values(email="admin@example.org"))
+    # The default project's starter allocation runs 90 days from T0 (admin owns the project).
+    with world.session() as s:
+        assert tell_expiries(s, T0) == 0  # the first look only sets the mark
+    with world.session() as s:
+        assert tell_expiries(s, T0 + 89 * DAY) == 0
+    with world.session() as s:
+        assert tell_expiries(s, T0 + 91 * DAY) == 1
+    with world.session() as s:
+        assert tell_expiries(s, T0 + 92 * DAY) == 0
+    with world.read() as s:
+        (row,) = s.scalars(
+            select(OutboxNotification).where(OutboxNotification.event == "allocation_expired")
+        )
+    assert row.subject == "Allocation default-starter has expired"
+    assert "expired at 2024-02-12" in row.text

@@ -1,6 +1,7 @@
 """The idle culler against the store (control.interactive): it records what each running
 session's server says, stops one idle for its timeout with the reason on the session and its
-job, never waits for a server, and does not take a server's word forever."""
+job and tells who started it, never waits for a server, and does not take a server's word
+forever."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from aifactory.control.interactive import (
     MAX_COUNT,
@@ -28,7 +29,14 @@ from aifactory.services.auth import principal_of
 from aifactory.services.interactive import start_session
 from aifactory.services.tenancy import user_by_name
 from aifactory.store.db import Database
-from aifactory.store.models import AuditEvent, InteractiveSession, Job, JobEvent
+from aifactory.store.models import (
+    AuditEvent,
+    InteractiveSession,
+    Job,
+    JobEvent,
+    OutboxNotification,
+    User,
+)
 from tests.conftest import seed_facility
 
 T0 = 1_800_000_000.0
@@ -98,6 +106,8 @@ def test_a_session_used_now_and_then_runs_on(facility: Database) -> None:
 
 
 def test_an_idle_session_is_stopped_once_with_its_reason(facility: Database) -> None:
+    with facility.session() as s:
+        s.execute(update(User).where(User.name == "admin").values(email="admin@example.org"))
     servers = Servers()
     culler = SessionCuller(facility, Path("/srv/jobs"), every_s=EVERY_S, probe=servers)
     sid, busy = a_session(facility), a_session(facility)
@@ -116,6 +126,9 @@ def test_an_idle_session_is_stopped_once_with_its_reason(facility: Database) -> 
         audited = list(s.scalars(select(AuditEvent).where(AuditEvent.object == f"job:{sid}")))
     assert sum("idle for" in (e or "") for e in events) == 1
     assert [a.actor for a in audited if a.action == "job.cancel"] == ["idle culler"]
+    with facility.read() as s:  # who started it is told, once (the admin has an e-mail)
+        told = list(s.scalars(select(OutboxNotification.subject)))
+    assert told == [f"Session {sid} was stopped"]
 
 
 def test_a_server_that_never_answers_is_idle_since_its_start(facility: Database) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from pypdf import PdfReader
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 
 from aifactory.domain.datasets import ErasureTrigger
 from aifactory.domain.erasure import report_digest
@@ -24,7 +24,15 @@ from aifactory.governance.removal import OutsideRoot, remove_tree
 from aifactory.services import erasure as service
 from aifactory.services.erasure import ErasureView
 from aifactory.store.db import Database
-from aifactory.store.models import AuditEvent, DatasetVersion, Erasure, Job, JobEvent
+from aifactory.store.models import (
+    AuditEvent,
+    DatasetVersion,
+    Erasure,
+    Job,
+    JobEvent,
+    OutboxNotification,
+    User,
+)
 from tests.governance.gdpr_world import (
     DAY,
     T0,
@@ -395,3 +403,27 @@ def test_removal_never_follows_a_link_swapped_in_for_the_data(tmp_path: Path) ->
     with pytest.raises(OutsideRoot):
         remove_tree(root / "lab2" / "data", root)
     assert (theirs / "keep.txt").exists()
+
+
+def test_who_asked_and_the_datasets_owners_are_told_once_it_is_done(world: World) -> None:
+    with world.db.session() as s:
+        for name in ("admin", "owen", "alice"):
+            s.execute(update(User).where(User.name == name).values(email=f"{name}@example.org"))
+    view = world.request("admin")
+    assert told(world.db) == []  # recorded, not done
+    world.advance()
+    world.advance(NOW + 60)  # nothing new to tell
+    subject = "Dataset nl-books version 1 erased"
+    assert told(world.db) == [("admin", subject), ("owen", subject)]  # not alice: a member
+    assert world.erasure(view.erasure.id).state == "done"
+
+
+def told(db: Database) -> list[tuple[str, str]]:
+    with db.read() as s:
+        rows = s.execute(
+            select(User.name, OutboxNotification.subject)
+            .join(User, User.id == OutboxNotification.user_id)
+            .where(OutboxNotification.event == "erasure_completed")
+            .order_by(User.name)
+        )
+        return [(name, subject) for name, subject in rows]

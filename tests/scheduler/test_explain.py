@@ -155,3 +155,23 @@ def test_why_a_job_can_never_start_names_what_no_node_has() -> None:
     assert too_big.startswith("can never start here: needs 2 GPU(s), 4 CPU(s) and 64000 MB")
     assert "CPU slots (the largest has 2)" in too_big
     assert "MB of memory (the largest has 16000)" in too_big
+
+
+def test_a_job_only_drained_nodes_could_hold_says_which_and_why() -> None:
+    h100 = NodeView(
+        "gpu-07",
+        Resources(8, 32, 64_000),
+        "h100",
+        schedulable=False,
+        out_of_service="drained by olga: PSU swap",
+    )
+    a100 = NodeView("gpu-01", Resources(8, 32, 64_000), "a100")
+    wants = replace(pending(1, 8, 60, submitted=1), gpu_model="h100")
+    found = explain(Snapshot(nodes=(h100, a100), pending=(wants,)), now=10.0, policy=FIFO)[1]
+    assert found.reason.startswith("waiting for nodes out of service: needs 8 GPU(s) of model")
+    assert found.reason.endswith("can hold it: gpu-07 (drained by olga: PSU swap)")
+    assert found.estimated_start is None
+    too_big = replace(wants, per_node=Resources(16, 1, 1000))  # no node, drained or not
+    assert explain(Snapshot(nodes=(h100, a100), pending=(too_big,)), 10.0, FIFO)[
+        1
+    ].reason.startswith("can never start here")

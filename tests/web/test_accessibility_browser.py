@@ -29,6 +29,7 @@ PAGES = [
     "/audit",
     "/whatif",
     "/account",
+    "/account/notifications",
 ]
 
 

@@ -19,6 +19,7 @@ from aifactory.accounting import budget
 from aifactory.domain.arrays import array_state
 from aifactory.domain.dependencies import After, Dependency
 from aifactory.domain.jobs import ACTIVE, JobState
+from aifactory.domain.node_health import HEALTH
 from aifactory.domain.placement import placement_of
 from aifactory.domain.programmes import Award, Entitlement, entitlements
 from aifactory.domain.resources import Resources
@@ -56,6 +57,7 @@ def read_snapshot(
             row.gpu_model,
             row.schedulable,
             country=countries.get(row.site),
+            out_of_service=None if row.schedulable else _why_out(row),
         )
         for row in session.scalars(select(Node).order_by(Node.id))
     )
@@ -83,6 +85,13 @@ def read_snapshot(
         else Admission(),
         maintenance=maintenance.in_force(session, now, [n.id for n in nodes]),
     )
+
+
+def _why_out(row: Node) -> str:
+    if row.drained_at is None:
+        return "not offered by its executor"
+    by = "its health check" if row.drained_by == HEALTH else row.drained_by
+    return f"drained by {by}: {row.drain_reason}"
 
 
 def dependency_states(session: Session, job_ids: list[int]) -> dict[int, JobState]:

@@ -25,7 +25,7 @@ from aifactory.scheduler.estimates import expected_end
 from aifactory.scheduler.fairshare import overuse_penalty
 from aifactory.scheduler.placement import FreeIndex, can_host
 from aifactory.scheduler.policy import Policy, queue_order
-from aifactory.scheduler.snapshot import NodeKind, PendingJob, Snapshot
+from aifactory.scheduler.snapshot import NodeKind, NodeView, PendingJob, Snapshot
 
 PLANNED = 500
 
@@ -56,7 +56,7 @@ def explain(
     out = {}
     for position, job in enumerate(queue, start=1):
         reason = _windowed(job, snapshot.maintenance, now, free_now, models) or _reason(
-            job, position, free_now, capacity, models, policy.name, after_round
+            job, position, free_now, capacity, snapshot.nodes, models, policy.name, after_round
         )
         reason += notes.get(job.job_id, "")
         out[job.job_id] = Explanation(job.job_id, position, reason, starts.get(job.job_id))
@@ -68,13 +68,16 @@ def _reason(
     position: int,
     free_now: FreeIndex,
     capacity: FreeIndex,
+    nodes: Sequence[NodeView],
     models: Mapping[str, NodeKind],
     policy: str,
     after_round: bool,
 ) -> str:
     """Named by shortfall: what is short, on the nodes the job may use at all."""
     if capacity.place(job, models) is None:
-        return shortfall.never(job, capacity.free, models)
+        return shortfall.out_of_service(job, nodes, models) or shortfall.never(
+            job, capacity.free, models
+        )
     if free_now.place(job, models) is not None and after_round:
         return (
             f"fits the free room, but the {policy} policy keeps it for the "

@@ -11,11 +11,11 @@ nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from aifactory.domain.resources import Resources
 from aifactory.scheduler.placement import can_host
-from aifactory.scheduler.snapshot import NodeKind, PendingJob
+from aifactory.scheduler.snapshot import NodeKind, NodeView, PendingJob
 
 DIMENSIONS = (("gpus", "GPUs"), ("cpus", "CPU slots"), ("memory_mb", "MB of memory"))
 
@@ -45,6 +45,23 @@ def never(job: PendingJob, capacity: Mapping[str, Resources], kinds: Mapping[str
         too_small = "; ".join(short) or "all of it on one node"
         return f"can never start here: needs {ask(job)}; no node is that big in {too_small}"
     return f"can never start here: needs {ask(job)}"
+
+
+def out_of_service(
+    job: PendingJob, nodes: Sequence[NodeView], kinds: Mapping[str, NodeKind]
+) -> str | None:
+    """When only nodes out of service (drained) could take it: which, and why; else None."""
+    hosts = [n for n in nodes if can_host(job, kinds[n.id]) and job.per_node <= n.capacity]
+    up = sum(1 for n in hosts if n.schedulable)
+    if len(hosts) < job.nodes or up >= job.nodes:
+        return None
+    down = [n for n in hosts if not n.schedulable]
+    named = "; ".join(f"{n.id} ({n.out_of_service or 'out of service'})" for n in down[:5])
+    more = f" and {len(down) - 5} more" if len(down) > 5 else ""
+    return (
+        f"waiting for nodes out of service: needs {ask(job)}, and only nodes out of service "
+        f"can hold it: {named}{more}"
+    )
 
 
 def waiting(

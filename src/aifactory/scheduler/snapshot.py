@@ -30,6 +30,8 @@ class NodeView:
     gpu_model: str | None = None
     schedulable: bool = True
     country: str | None = None  # of the node's site (ISO alpha-2), for data residency
+    # Why an unschedulable node takes no work, for people ("drained: PSU swap"); None: not said.
+    out_of_service: str | None = None
 
     @property
     def kind(self) -> NodeKind:

@@ -16,6 +16,7 @@ from aifactory.web.pages import (
     jobs,
     login,
     nodes,
+    notifications,
     projects,
     proposals,
     sessions,
@@ -27,6 +28,7 @@ from aifactory.web.pages import (
 STATIC_DIR = Path(__file__).parent / "static"
 PAGES = (
     login.router,
+    notifications.router,
     dashboard.router,
     jobs.router,
     nodes.router,

@@ -47,10 +47,12 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     settings = [(name, replace(spec, jobs=args.jobs)) for name, spec in family(seeds)]
     began = time.perf_counter()
+    runs = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        runs = list(pool.map(_run, settings))
-    for name, figures in runs:
-        print(f"{name}: " + ", ".join(f"{k} {v:.3g}" for k, v in ratios(figures).items()))
+        for name, figures in pool.map(_run, settings):  # in order, each as soon as it is done
+            runs.append((name, figures))
+            said = ", ".join(f"{k} {v:.3g}" for k, v in ratios(figures).items())
+            print(f"{name} ({time.perf_counter() - began:.0f} s): {said}", flush=True)
     summary = distribution([ratios(figures) for _, figures in runs])
     checks = targets(summary)
     _print(runs, summary, checks)

@@ -33,6 +33,7 @@ from aifactory.store.models import Job, MaintenanceWindow, Node, OutboxNotificat
 
 LONGEST_S = 31 * 24 * 3600.0  # a longer outage is a decommissioning: drain the nodes
 FURTHEST_S = 366 * 24 * 3600.0  # planned at most a year ahead
+MAX_LISTED = 500
 PAST_SLACK_S = 300.0  # "from now" typed a minute ago is still now
 ANNOUNCE_AHEAD_S = 14 * 24 * 3600.0  # the portal's banner shows windows this close
 
@@ -128,11 +129,12 @@ def cancel(session: Session, principal: Principal, window_id: int, *, now: float
 def listed(
     session: Session, principal: Principal, *, now: float, everything: bool = False
 ) -> list[WindowView]:
-    """Windows not over and not called off, soonest first; `everything`: all, newest first.
+    """Windows not over and not called off, soonest first; `everything`: all (the newest
+    `MAX_LISTED`), newest first.
     Anyone signed in may see them (they are announcements)."""
     del principal
     if everything:
-        stmt = select(MaintenanceWindow).order_by(MaintenanceWindow.id.desc())
+        stmt = select(MaintenanceWindow).order_by(MaintenanceWindow.id.desc()).limit(MAX_LISTED)
     else:
         stmt = (
             select(MaintenanceWindow)

@@ -32,6 +32,9 @@ class NodeView:
     country: str | None = None  # of the node's site (ISO alpha-2), for data residency
     # Why an unschedulable node takes no work, for people ("drained: PSU swap"); None: not said.
     out_of_service: str | None = None
+    # The network block the node sits in (a leaf switch or NVLink domain: nodes in one block
+    # talk at full bandwidth); None: the facility declares no topology (scheduler.topology).
+    block: str | None = None
 
     @property
     def kind(self) -> NodeKind:
@@ -87,6 +90,9 @@ class PendingJob:
     after: tuple[Dependency, ...] = ()  # earlier jobs it waits for (domain.dependencies)
     array_id: int | None = None  # a task of this array (domain.arrays) …
     array_throttle: int | None = None  # … of which at most this many may run at once
+    # A gang that must run inside one network block (asked by its user); without it a gang
+    # still prefers one block, but takes several rather than wait (scheduler.topology).
+    one_block: bool = False
 
     @property
     def gpu_ms(self) -> int:

@@ -41,6 +41,7 @@ class Finished:
     job: TraceJob
     start: float
     end: float
+    nodes: tuple[str, ...] = ()  # where it ran (its last run, if it was preempted)
 
     @property
     def wait(self) -> float:
@@ -86,9 +87,15 @@ class TrueRuntimes:
         return min(self.jobs[job.job_id].duration, job.time_limit_s)
 
 
-def cluster(gpus_per_node: Sequence[int]) -> tuple[NodeView, ...]:
+def cluster(gpus_per_node: Sequence[int], block_nodes: int = 0) -> tuple[NodeView, ...]:
+    """Nodes `n0000`, …; with `block_nodes`, in network blocks of that many (`b000`, …)."""
     return tuple(
-        NodeView(f"n{i:04d}", Resources(g, g * CPUS_PER_GPU + 8, MEMORY_MB), "gpu")
+        NodeView(
+            f"n{i:04d}",
+            Resources(g, g * CPUS_PER_GPU + 8, MEMORY_MB),
+            "gpu",
+            block=f"b{i // block_nodes:03d}" if block_nodes > 0 else None,
+        )
         for i, g in enumerate(gpus_per_node)
     )
 
@@ -190,7 +197,7 @@ class Simulator:
                 self.pending[job_id] = _pending(job)
                 continue
             self.history.record(job.user, job.project, held.time_limit_s, end - held.started_at)
-            result.finished.append(Finished(job, self.starts[job_id], end))
+            result.finished.append(Finished(job, self.starts[job_id], end, tuple(held.placement)))
             if self.progress:
                 self.progress(1)
 
@@ -283,4 +290,5 @@ def _pending(job: TraceJob) -> PendingJob:
         time_limit_s=job.time_limit if job.time_limit is not None else float("inf"),
         preemptible=job.preemptible,
         user=job.user,
+        one_block=job.one_block,
     )

@@ -36,6 +36,7 @@ class TraceJob:
     time_limit: float | None = None
     name: str = ""
     preemptible: bool = False
+    one_block: bool = False  # a gang that must run inside one network block
 
     @property
     def gpus_per_node(self) -> int:

@@ -16,14 +16,21 @@ rooms = st.dictionaries(
     min_size=1,
 )
 jobs = st.builds(
-    lambda gpus, cpus, mem, nodes, model: PendingJob(
-        1, "p", 0.0, Resources(gpus, cpus, mem), nodes=nodes, gpu_model=model
+    lambda gpus, cpus, mem, nodes, model, one_block: PendingJob(
+        1,
+        "p",
+        0.0,
+        Resources(gpus, cpus, mem),
+        nodes=nodes,
+        gpu_model=model,
+        one_block=one_block,
     ),
     st.integers(0, 8),
     st.integers(0, 16),
     st.integers(0, 4),
     st.integers(1, 4),
     st.sampled_from([None, "h100", "a100"]),
+    st.booleans(),
 )
 
 
@@ -32,7 +39,13 @@ jobs = st.builds(
 def test_index_placement_equals_the_reference_scan(
     free: dict[str, Resources], job: PendingJob, data: st.DataObject
 ) -> None:
-    models = {n: NodeKind(data.draw(st.sampled_from(["h100", "a100"]))) for n in free}
+    blocks = data.draw(st.sampled_from([(None,), ("b1", "b2"), ("b1", "b2", "b3", None)]))
+    models = {
+        n: NodeKind(
+            data.draw(st.sampled_from(["h100", "a100"])), None, data.draw(st.sampled_from(blocks))
+        )
+        for n in free
+    }
     excluded = frozenset(data.draw(st.lists(st.sampled_from(sorted(free)), max_size=3)))
     index = FreeIndex(dict(free))
     assert index.place(job, models, excluded) == place(job, free, models, excluded)

@@ -60,6 +60,9 @@ class FairshareKnobs:
     reservations: int = 1
     promises: int = 256  # starving jobs that hold a hard reservation at once (the first in line)
     preemption_grace_s: float = 60.0  # SIGTERM → SIGKILL for a preempted job (executors, sim)
+    # A gang waits for one network block if that lets it start within this many times its
+    # estimated runtime of its first start across blocks (scheduler.topology).
+    block_patience: float = 1.0
 
 
 def schedule_fairshare(
@@ -87,7 +90,8 @@ def schedule_fairshare(
                 break
             if not plan.room_now(job):
                 continue
-        slot = plan.earliest(job, estimate, job.time_limit_s)
+        patience = knobs.block_patience * estimate
+        slot = plan.earliest(job, estimate, job.time_limit_s, patience=patience)
         if slot is None:
             continue
         if slot.start_at <= now:

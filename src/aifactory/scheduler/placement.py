@@ -1,7 +1,8 @@
 """Where a job goes: `nodes` distinct nodes that each have its per-node resources free.
 
 Best fit: among the nodes that can take the job, the ones with the fewest free GPUs first (then
-fewest CPUs, then id), so big holes stay whole for big jobs.
+fewest CPUs, then id), so big holes stay whole for big jobs. A gang's nodes are then chosen
+by network block (scheduler.topology): one block if any holds it, else as few as can.
 
 `place` states the rule plainly (a scan of every node); `FreeIndex.place` finds the same
 placement from free-GPU buckets and is what the policies call. Property tests hold the two
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aifactory.domain.resources import Resources
+from aifactory.scheduler import topology
 from aifactory.scheduler.snapshot import NodeKind, PendingJob
 
 
@@ -27,10 +29,9 @@ def place(
         for node_id, room in free.items()
         if node_id not in excluded and job.per_node <= room and can_host(job, kinds[node_id])
     ]
-    if len(candidates) < job.nodes:
-        return None
     candidates.sort(key=lambda n: (free[n].gpus, free[n].cpus, free[n].memory_mb, n))
-    return {node_id: job.per_node for node_id in candidates[: job.nodes]}
+    chosen = topology.choose(candidates, job.nodes, kinds, one_block=job.one_block)
+    return None if chosen is None else {node_id: job.per_node for node_id in chosen}
 
 
 def can_host(job: PendingJob, kind: NodeKind) -> bool:
@@ -69,6 +70,21 @@ class FreeIndex:
         kinds: Mapping[str, NodeKind],
         excluded: frozenset[str] = frozenset(),
     ) -> dict[str, Resources] | None:
+        chosen = self._best(job, kinds, excluded, job.nodes)
+        if len(chosen) < job.nodes:
+            return None
+        if job.nodes > 1 and any(kind.block is not None for kind in kinds.values()):
+            every = self._best(job, kinds, excluded, len(self.free))
+            found = topology.choose(every, job.nodes, kinds, one_block=job.one_block)
+            if found is None:
+                return None
+            chosen = found
+        return {node_id: job.per_node for node_id in chosen}
+
+    def _best(
+        self, job: PendingJob, kinds: Mapping[str, NodeKind], excluded: frozenset[str], most: int
+    ) -> list[str]:
+        """Up to `most` nodes that can take the job, best fit first."""
         chosen: list[str] = []
         for gpus in sorted(g for g in self.buckets if g >= job.per_node.gpus):
             fitting = [
@@ -78,14 +94,14 @@ class FreeIndex:
             ]
             if not fitting:
                 continue
-            wanted = job.nodes - len(chosen)
+            wanted = most - len(chosen)
             if wanted == 1:  # the common case: the best node, without sorting them all
                 chosen.append(min(fitting, key=self._tie_break))
             else:
                 chosen.extend(sorted(fitting, key=self._tie_break)[:wanted])
-            if len(chosen) == job.nodes:
-                return {node_id: job.per_node for node_id in chosen}
-        return None
+            if len(chosen) == most:
+                break
+        return chosen
 
     def _tie_break(self, node_id: str) -> tuple[int, int, str]:
         room = self.free[node_id]

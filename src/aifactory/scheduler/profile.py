@@ -22,11 +22,12 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from aifactory.domain.resources import Resources
-from aifactory.scheduler import maintenance
+from aifactory.scheduler import maintenance, topology
 from aifactory.scheduler.placement import FreeIndex, can_host
 from aifactory.scheduler.snapshot import PendingJob, RunningJob, Snapshot
 
@@ -50,7 +51,13 @@ class NodePlan:
         self.free = snapshot.free_by_node()
         self.index = FreeIndex(self.free)  # shares `free`: a quick "any room now?"
         self.kinds = snapshot.kinds()
+        self.topology = any(kind.block is not None for kind in self.kinds.values())
         self.capacity = {n.id: n.capacity for n in snapshot.nodes if n.id in self.free}
+        # Idle nodes (nothing running) per block: a lone job goes where fewest are, so idle
+        # nodes gather in few blocks, where gangs find them together.
+        self.idle: Counter[str | None] = Counter(
+            self.kinds[n].block for n in self.free if self.topology and self._is_idle(n)
+        )
         self.releases: dict[str, list[tuple[float, Resources]]] = {n: [] for n in self.free}
         for job in snapshot.running:
             end = max(end_of(job), now + SOON_S)
@@ -73,37 +80,82 @@ class NodePlan:
         self._fits: dict[Shape, dict[str, float]] = {}
 
     # ---- queries ---------------------------------------------------------------------------
-    def earliest(self, job: PendingJob, duration: float, limit: float | None = None) -> Slot | None:
-        """The first slot for `job`; None if it can never fit (too big, no such nodes)."""
+    def earliest(
+        self,
+        job: PendingJob,
+        duration: float,
+        limit: float | None = None,
+        *,
+        one_block: bool | None = None,
+        patience: float = 0.0,
+    ) -> Slot | None:
+        """The first slot for `job`; None if it can never fit (too big, no such nodes).
+
+        `one_block`: whether it must be inside one block (None: as the job asks). A gang
+        that only prefers one block takes the first slot inside one if it begins within
+        `patience` seconds of the first slot across blocks (like Slurm's `--switches=1@time`).
+        """
+        slot = self._earliest(job, duration, limit, one_block)
+        if patience <= 0 or slot is None or one_block is not None or not self._scattered(slot):
+            return slot
+        inside = self._earliest(job, duration, limit, True)
+        if inside is not None and inside.start_at <= slot.start_at + patience:
+            return inside
+        return slot
+
+    def _scattered(self, slot: Slot) -> bool:
+        return self.topology and topology.blocks_spanned(slot.nodes, self.kinds) > 1
+
+    def _earliest(
+        self, job: PendingJob, duration: float, limit: float | None, one_block: bool | None
+    ) -> Slot | None:
         table = self._table(job)
         if len(table) < job.nodes:
             return None
         span = (duration, duration if limit is None else limit)
         if job.nodes == 1:
             return self._earliest_single(table, span)
-        return self._earliest_gang(table, job.nodes, span)
+        one_block = (job.one_block if one_block is None else one_block) and self.topology
+        if one_block and max(Counter(self.kinds[e[4]].block for e in table).values()) < job.nodes:
+            return None  # no block has that many nodes that could take it
+        return self._earliest_gang(table, job.nodes, span, one_block)
 
     def _earliest_single(self, table: list[Entry], span: tuple[float, float]) -> Slot | None:
         best, best_node = math.inf, ""
-        for entry in table:
+        for position, entry in enumerate(table):
             if entry[0] >= best:
                 break
             start = self._clear_of_blocks(entry[4], entry[0], span)
             if start < best:
                 best, best_node = start, entry[4]
                 if start <= self.now:
+                    if self.topology:
+                        best_node = self._in_busiest_block(table, position, span)
                     break
         return Slot(best, (best_node,)) if math.isfinite(best) else None
 
+    def _in_busiest_block(self, table: list[Entry], first: int, span: tuple[float, float]) -> str:
+        """Of the nodes as good as `table[first]` (free now, as much room), the one in the
+        block with the fewest idle nodes; the first such in the table on a tie."""
+        opens, gpus = table[first][0], table[first][1]
+        best, best_idle = table[first][4], self.idle[self.kinds[table[first][4]].block]
+        for entry in table[first + 1 :]:
+            if entry[0] != opens or entry[1] != gpus or best_idle == 0:
+                break
+            idle = self.idle[self.kinds[entry[4]].block]
+            if idle < best_idle and self._clear_of_blocks(entry[4], self.now, span) <= self.now:
+                best, best_idle = entry[4], idle
+        return best
+
     def _earliest_gang(
-        self, table: list[Entry], count: int, span: tuple[float, float]
+        self, table: list[Entry], count: int, span: tuple[float, float], one_block: bool
     ) -> Slot | None:
         # No gang starts before `count` nodes could each start it on their own: try that
         # moment first (found without looking at nodes that open later), then every later one.
         lower = self._kth_start(table, count, span)
         if math.isinf(lower):
             return None
-        slot = self._gang_at(table, count, span, lower)
+        slot = self._gang_at(table, count, span, lower, one_block)
         if slot is not None:
             return slot
         # Candidate starts: each node's first clear moment, and each moment a node comes clear
@@ -117,7 +169,7 @@ class NodePlan:
         for at in sorted(t for t in each if t > lower):
             if math.isinf(at):
                 break
-            slot = self._gang_at(table, count, span, at)
+            slot = self._gang_at(table, count, span, at, one_block)
             if slot is not None:
                 return slot
         return None
@@ -135,17 +187,24 @@ class NodePlan:
         return -smallest[0] if len(smallest) == count else math.inf
 
     def _gang_at(
-        self, table: list[Entry], count: int, span: tuple[float, float], at: float
+        self,
+        table: list[Entry],
+        count: int,
+        span: tuple[float, float],
+        at: float,
+        one_block: bool,
     ) -> Slot | None:
-        chosen: list[str] = []
+        """`count` nodes clear at `at`: the first in the table, or by block (topology)."""
+        clear: list[str] = []
         for entry in table:
             if entry[0] > at:
                 break  # the table is sorted by when nodes open
             if self._clear_of_blocks(entry[4], at, span) == at:
-                chosen.append(entry[4])
-                if len(chosen) == count:
-                    return Slot(at, tuple(chosen))
-        return None
+                clear.append(entry[4])
+                if len(clear) == count and not self.topology:
+                    return Slot(at, tuple(clear))
+        chosen = topology.choose(clear, count, self.kinds, one_block=one_block)
+        return None if chosen is None else Slot(at, tuple(chosen))
 
     def _clear_of_blocks(self, node_id: str, at: float, span: tuple[float, float]) -> float:
         """The first moment from `at` when the node has no reservation for the job's span
@@ -184,6 +243,9 @@ class NodePlan:
     # ---- changes ---------------------------------------------------------------------------
     def start(self, job: PendingJob, nodes: tuple[str, ...], duration: float) -> None:
         end = self.now + max(duration, SOON_S)
+        if self.topology:
+            for node_id in nodes:
+                self.idle[self.kinds[node_id].block] -= self._is_idle(node_id)
         self.index.take({node_id: job.per_node for node_id in nodes})
         for node_id in nodes:
             bisect.insort(self.releases[node_id], (end, job.per_node), key=lambda r: r[0])
@@ -200,6 +262,9 @@ class NodePlan:
     def _block(self, node_id: str, begin: float, end: float, *, hard: bool) -> None:
         bisect.insort(self.blocks.setdefault(node_id, []), (begin, end, hard))
         bisect.insort(self.block_ends.setdefault(node_id, []), end)
+
+    def _is_idle(self, node_id: str) -> bool:
+        return self.free[node_id] == self.capacity[node_id]
 
     def next_window(self, node_id: str) -> float:
         """When the node's next maintenance begins (∞: none planned); now if one is on."""

@@ -38,15 +38,17 @@ class NodeView:
 
     @property
     def kind(self) -> NodeKind:
-        return NodeKind(self.gpu_model, self.country)
+        return NodeKind(self.gpu_model, self.country, self.block)
 
 
 @dataclass(frozen=True, slots=True)
 class NodeKind:
-    """What, besides free room, decides whether a node may take a job."""
+    """What, besides free room, decides whether a node may take a job (its GPU model, its
+    country), and where a gang's nodes had best be (its block)."""
 
     gpu_model: str | None = None
     country: str | None = None
+    block: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

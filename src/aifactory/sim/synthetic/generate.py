@@ -94,9 +94,19 @@ def _submissions(
         kind = rng.choices(kinds, cum_weights=cum)[0]
         gpus = rng.choices(sizes, cum_weights=size_cum)[0]
         preemptible = rng.random() < spec.preemptible_share
-        out.append([_job(spec, kind, gpus, preemptible, rng) for _ in range(count)])
+        one_block = _requires_block(spec, gpus, rng)
+        out.append([_job(spec, kind, gpus, preemptible, rng, one_block) for _ in range(count)])
         left -= count
     return out
+
+
+def _requires_block(spec: SyntheticSpec, gpus: int, rng: random.Random) -> bool:
+    """Whether a gang's jobs require one block (no draw without the option: the seed's other
+    draws stay as they were)."""
+    if spec.one_block_share == 0:
+        return False
+    nodes = math.ceil(gpus / spec.gpus_per_node)
+    return 1 < nodes <= spec.block_nodes and rng.random() < spec.one_block_share
 
 
 def _burst_length(spec: SyntheticSpec, rng: random.Random) -> int:
@@ -108,7 +118,12 @@ def _burst_length(spec: SyntheticSpec, rng: random.Random) -> int:
 
 
 def _job(
-    spec: SyntheticSpec, kind: _Kind, gpus: int, preemptible: bool, rng: random.Random
+    spec: SyntheticSpec,
+    kind: _Kind,
+    gpus: int,
+    preemptible: bool,
+    rng: random.Random,
+    one_block: bool = False,
 ) -> TraceJob:
     q = spec.estimate_quality
     runtime = runtime_at(spec, math.sqrt(q) * kind.score + math.sqrt(1 - q) * rng.gauss(0, 1))
@@ -123,6 +138,7 @@ def _job(
         time_limit=max(kind.limit, rung(runtime)),
         name=kind.name,
         preemptible=preemptible,
+        one_block=one_block,
     )
 
 
@@ -174,7 +190,7 @@ def generate(spec: SyntheticSpec) -> Workload:
     times = _arrivals(spec, len(submitted), work, random.Random(f"{spec.seed}:arrivals"))
     stamped = ((job, at) for group, at in zip(submitted, times, strict=True) for job in group)
     jobs = [replace(job, job_id=i, submit=at) for i, (job, at) in enumerate(stamped, start=1)]
-    nodes = cluster([spec.gpus_per_node] * (spec.gpus // spec.gpus_per_node))
+    nodes = cluster([spec.gpus_per_node] * (spec.gpus // spec.gpus_per_node), spec.block_nodes)
     return Workload(f"synthetic:{describe(spec)}", jobs, nodes, shares=shares(spec))
 
 

@@ -63,6 +63,11 @@ class SyntheticSpec:
       overestimate_sigma: σ of that factor's logarithm; factors are clipped to [1, 50].
       overestimate_cover: standard spreads (normal-score units) of the kind's runtime above its
         characteristic that a user's expectation covers.
+    Topology
+      block_nodes: nodes per network block (`b000`, … in node order, the last one possibly
+        smaller); 0: the facility declares no topology.
+      one_block_share: share of gang submissions (more than one node, at most a block) whose
+        jobs require one block, 0–1; the rest prefer one.
     Other
       preemptible_share: share of submissions whose jobs may be preempted, 0–1.
       seed: the random seed: the same spec and seed give the same jobs.
@@ -93,6 +98,8 @@ class SyntheticSpec:
     overestimate_sigma: float = 0.8
     overestimate_cover: float = 1.0
     preemptible_share: float = 0.3
+    block_nodes: int = 0
+    one_block_share: float = 0.0
     seed: int = 1
 
     def __post_init__(self) -> None:
@@ -136,6 +143,8 @@ _RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     "overestimate_sigma": _between(0, 10),
     "overestimate_cover": _between(0, 10),
     "preemptible_share": _between(0, 1),
+    "block_nodes": _at_least(0),
+    "one_block_share": _between(0, 1),
 }
 
 
@@ -151,6 +160,8 @@ def _field_problems(spec: SyntheticSpec) -> Iterator[str]:
     if any(not 0 < w < math.inf for w in spec.weights):
         yield "weights must all be above 0"
     yield from _mix_problems(spec)
+    if spec.one_block_share > 0 and spec.block_nodes == 0:
+        yield "one_block_share needs block_nodes (a facility with network blocks)"
 
 
 def _rate_problem(spec: SyntheticSpec) -> str | None:

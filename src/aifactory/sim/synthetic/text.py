@@ -147,6 +147,7 @@ _CONVERT: dict[str, Callable[[str, object], object]] = {
             "tenants",
             "users_per_tenant",
             "kinds_per_user",
+            "block_nodes",
             "seed",
         )
     },

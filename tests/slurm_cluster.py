@@ -62,6 +62,10 @@ class ClusterSpec:
     name: str = "aiftest"
     min_job_age_s: int = 300  # how long slurmctld (squeue, scontrol) remembers a finished job
     accounting: bool = True  # MariaDB + slurmdbd, so that sacct works
+    # The network (topology/tree): the nodes under each leaf switch, `leaf0`, `leaf1`…, joined
+    # by a spine when there are several; () declares no topology. One leaf by default: every
+    # node in one block places jobs as no topology would.
+    leaves: tuple[tuple[str, ...], ...] = (("n1", "n2"),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +204,7 @@ def _lay_out(spec: ClusterSpec, root: Path) -> SlurmCluster:
     conf = root / "slurm.conf"
     conf.write_text(slurm_conf(spec, root, ports, user))
     (root / "gres.conf").write_text(gres_conf(spec, root))
+    (root / "topology.conf").write_text(topology_conf(spec))
     (root / "cgroup.conf").write_text(cgroup_conf())
     dbd_conf = root / "slurmdbd.conf"
     dbd_conf.write_text(slurmdbd_conf(root, ports, user))
@@ -268,6 +273,7 @@ def slurm_conf(spec: ClusterSpec, root: Path, ports: Mapping[str, int], user: st
         "JobAcctGatherType=jobacct_gather/linux",
         "JobAcctGatherFrequency=task=2",
         *accounting,
+        *(["TopologyPlugin=topology/tree"] if spec.leaves else []),
         "MpiDefault=none",
         "ReturnToService=2",
         "KillWait=2",
@@ -295,6 +301,16 @@ def cgroup_conf() -> str:
         "ConstrainSwapSpace=yes",
         "ConstrainDevices=no",
     ]
+    return "\n".join(lines) + "\n"
+
+
+def topology_conf(spec: ClusterSpec) -> str:
+    leaves = [f"leaf{i}" for i in range(len(spec.leaves))]
+    lines = [
+        f"SwitchName={s} Nodes={','.join(n)}" for s, n in zip(leaves, spec.leaves, strict=True)
+    ]
+    if len(leaves) > 1:
+        lines.append(f"SwitchName=spine Switches={','.join(leaves)}")
     return "\n".join(lines) + "\n"
 
 

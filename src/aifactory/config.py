@@ -186,7 +186,7 @@ class Settings(BaseSettings):
         7 * 86400.0, gt=0, description="how fast past GPU use fades in fair-share (half-life)"
     )
     starvation_after_s: float = Field(
-        24 * 3600.0, gt=0, description="fairshare: a job waiting this long goes first"
+        72 * 3600.0, gt=0, description="fairshare: a job waiting this long goes first"
     )
     fairness_weight: float = Field(
         1.0, ge=0, le=8, description="fairshare: how hard over-use of a fair share counts"

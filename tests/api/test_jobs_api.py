@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import concurrent.futures
+import time
+from dataclasses import replace
 from datetime import datetime
 
 import httpx
 import pytest
 
 from aifactory.client.client import ApiError, Client
+from aifactory.store.flags import set_open_network
+from aifactory.store.nodes import upsert_node
 from tests.api.helpers import OK_JOB, assert_error
-from tests.conftest import LiveServer
+from tests.conftest import TEST_NODE, LiveServer
 
 FULL_SPEC = {
     "name": "train-llm",
@@ -317,3 +321,26 @@ def test_control_loop_is_woken_only_by_a_real_submission(
 
     api.post("/jobs", json={**OK_JOB, "idempotency_key": "x"}, headers=admin_headers)  # replay
     assert len(live_server.submissions) == 1
+
+
+def test_a_gang_may_require_one_network_block_and_is_refused_if_none_is_that_large(
+    live_server: LiveServer, api: httpx.Client, admin_headers: dict[str, str]
+) -> None:
+    with live_server.db.session() as session:
+        set_open_network(session, True)  # a gang reaches its other nodes over the network
+        for i, block in enumerate(["leaf-a", "leaf-a", "leaf-b"]):
+            node = replace(TEST_NODE, id=f"gpu-{i}", block=block)
+            upsert_node(session, node, executor="local", gpu_ids=["0"], now=time.time())
+    gang = {"name": "allreduce", "command": ["true"], "gpus": 8, "nodes": 2, "network": "open"}
+    gang["one_block"] = True
+
+    response = api.post("/jobs", json=gang, headers=admin_headers)
+    assert response.status_code == 201, response.text
+    assert response.json()["one_block"] is True
+    assert api.get(f"/jobs/{response.json()['id']}", headers=admin_headers).json()["one_block"]
+
+    too_wide = api.post("/jobs", json={**gang, "nodes": 3}, headers=admin_headers)
+    body = assert_error(too_wide, 422, "one_block")
+    assert "the largest block has 2 nodes of this shape" in body["message"]
+    spread = api.post("/jobs", json={**gang, "nodes": 3, "one_block": False}, headers=admin_headers)
+    assert spread.status_code == 201, spread.text

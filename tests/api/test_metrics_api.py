@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from aifactory.client.client import Client
 from aifactory.services.metrics import ScrapeAccess
+from aifactory.store.models import Node
 from tests.api.helpers import assert_error, bearer
 from tests.conftest import LiveServer
 
@@ -50,12 +51,25 @@ def test_a_scrape_counts_what_the_api_reports_and_lists_what_the_docs_list(
     assert families["aifactory_queue_gpus"].samples[0].value == 2
     gpus = {s.labels["status"]: s.value for s in families["aifactory_gpus"].samples}
     assert gpus == {"busy": 0, "free": 8, "unschedulable": 0}
+    assert families["aifactory_gangs_running"].samples[0].value == 0
+    assert families["aifactory_gangs_running_across_blocks"].samples[0].value == 0
+    assert families["aifactory_block_idle_nodes"].samples == []  # no topology declared
     routes = {s.labels["route"] for s in families["aifactory_http_requests"].samples}
     assert "/api/v1/jobs/{job_id}" in routes
     assert not any(str(jobs[1]) in route for route in routes), routes  # a template, not a path
     assert {n for n in families if not n.endswith("_created")} == documented()
     charted = re.findall(r"aifactory_\w+", DASHBOARD.read_text(encoding="utf-8"))
     assert {re.sub(r"_(bucket|count|sum|total)$", "", n) for n in charted} <= documented()
+
+
+def test_a_scrape_counts_each_blocks_idle_nodes(live_server: LiveServer) -> None:
+    with live_server.db.session() as session:
+        session.get_one(Node, "node-1").block = "leaf0"
+
+    families = scraped(live_server)
+
+    idle = {s.labels["block"]: s.value for s in families["aifactory_block_idle_nodes"].samples}
+    assert idle == {"leaf0": 1}
 
 
 def test_a_scrape_needs_the_token_or_the_network_when_configured(

@@ -319,6 +319,10 @@ def from_script(*lines: str, name: str = "job.sh") -> dict[str, Any]:
         (["#SBATCH --mail-type=TIME_LIMIT_90"], {"notify": True}),
         (["#SBATCH --mail-type=BEGIN"], {}),  # the facility tells no starts
         (["#SBATCH --mail-type=ALL", "#SBATCH --mail-type=NONE"], {"notify": False}),
+        (["#AIF --nodes 2 --one-block"], {"nodes": 2, "one_block": True}),
+        (["#SBATCH --switches=1"], {"one_block": True}),
+        (["#SBATCH --switches=1@2:00:00"], {}),  # Slurm gives way after the wait: a preference
+        (["#SBATCH --switches=2"], {}),  # at most two blocks: the scheduler's own preference
         (
             ["", "# SBATCH --gpus=2 (a comment: a space after #)", "#SBATCH --cpus-per-task=2"],
             {"cpus": 2},

@@ -4,9 +4,12 @@ while does not stop scheduling."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from aifactory.control.loop import INVENTORY_EVERY_S, ControlLoop
+from aifactory.control.snapshot import read_snapshot
 from aifactory.domain.jobs import JobState
 from aifactory.executors.base import NodeOffer
 from aifactory.scheduler import Policy
@@ -83,3 +86,20 @@ def test_an_unreachable_executor_does_not_stop_scheduling(
     assert loop.tick()
     assert job(db, job_id).state == JobState.ADMITTED.value
     assert schedulable(db)  # as last read
+
+
+def test_a_nodes_network_block_reaches_the_schedulers_snapshot(
+    db: Database, loop: ControlLoop, executor: DrainableExecutor, clock: FakeClock
+) -> None:
+    with db.read() as session:
+        (before,) = read_snapshot(session).nodes
+    assert before.block is None  # offered without topology
+
+    executor.node = replace(executor.node, block="leaf3")
+    clock.advance(INVENTORY_EVERY_S)
+    loop.tick()
+
+    with db.read() as session:
+        assert session.get_one(Node, "fake-1").block == "leaf3"
+        (after,) = read_snapshot(session).nodes
+    assert after.block == "leaf3"

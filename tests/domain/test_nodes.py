@@ -226,3 +226,25 @@ def test_resources_are_hashable_values() -> None:
     assert {Resources(1, 2, 3), Resources(1, 2, 3)} == {Resources(1, 2, 3)}
     with pytest.raises(dataclasses.FrozenInstanceError):
         Resources().gpus = 1  # type: ignore[misc]
+
+
+# ---- one network block ---------------------------------------------------------------------
+BLOCKS = tuple(
+    dataclasses.replace(node(f"n{i}"), block=block)
+    for i, block in enumerate(["b1", "b1", "b1", "b2", "b2"])
+)
+
+
+def test_a_gang_that_must_stay_in_one_block_needs_a_block_that_large() -> None:
+    inside = dataclasses.replace(spec(gpus=8, nodes=4), one_block=True)
+    assert why_never_fits(inside, BLOCKS) == Unfit(
+        "one_block",
+        "asks for 4 nodes inside one network block; the largest block has 3 nodes of this shape",
+    )
+    assert why_never_fits(dataclasses.replace(inside, nodes=3), BLOCKS) is None
+    assert why_never_fits(dataclasses.replace(inside, one_block=False), BLOCKS) is None
+
+
+def test_one_block_asks_nothing_of_a_facility_without_topology() -> None:
+    inside = dataclasses.replace(spec(gpus=8, nodes=2), one_block=True)
+    assert why_never_fits(inside, FACILITY) is None

@@ -107,6 +107,7 @@ def test_jobs_run_on_slurm_with_their_outcomes(
         nodes = {n["id"]: n for n in api.facility()["nodes"]}
         assert set(nodes) == {"n1", "n2"}
         assert {(n["gpus"], n["gpu_model"], n["cpus"]) for n in nodes.values()} == {(4, "h100", 8)}
+        assert {n["block"] for n in nodes.values()} == {"leaf0"}  # Slurm's topology: one leaf
         spec = {"gpus": 2, "time_limit_s": 300, "memory_mb": 512}
         ok = api.submit(["bash", "-c", 'echo "gpus $CUDA_VISIBLE_DEVICES"; echo hallo'], **spec)
         bad = api.submit(["bash", "-c", "exit 4"], **spec)

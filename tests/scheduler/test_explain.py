@@ -175,3 +175,29 @@ def test_a_job_only_drained_nodes_could_hold_says_which_and_why() -> None:
     assert explain(Snapshot(nodes=(h100, a100), pending=(too_big,)), 10.0, FIFO)[
         1
     ].reason.startswith("can never start here")
+
+
+def test_a_gang_that_must_stay_in_one_block_is_told_what_it_waits_for() -> None:
+    # Two blocks of two nodes; one node busy in each: two nodes have room, in two blocks.
+    nodes = tuple(
+        NodeView(f"n{i}", Resources(8, 32, 64_000), "h100", block=block)
+        for i, block in enumerate(["b1", "b1", "b2", "b2"])
+    )
+    running = tuple(
+        RunningJob(i, "p", {node: Resources(8, 1, 1000)}, 0.0, 3600.0)
+        for i, node in ((1, "n0"), (2, "n2"))
+    )
+    gang = PendingJob(9, "p", 0.0, Resources(8, 1, 1000), nodes=2, one_block=True)
+    said = explain(Snapshot(nodes, running, (gang,)), 10.0, FIFO)[9]
+    assert said.reason == (
+        "waiting for 2 nodes with room inside one network block (it asked for one block); "
+        "at most 1 have room in any one block now"
+    )
+    assert said.estimated_start == 3600.0  # when a block is whole again
+    spread = explain(Snapshot(nodes, running, (replace(gang, one_block=False),)), 10.0, FIFO)
+    assert spread[9].reason.startswith("fits now")
+    too_big = explain(Snapshot(nodes, (), (replace(gang, nodes=3),)), 10.0, FIFO)[9]
+    assert too_big.reason == (
+        "can never start here: it must run inside one network block, and no block has 3 "
+        "nodes of its shape (the largest has 2)"
+    )

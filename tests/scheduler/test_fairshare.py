@@ -118,6 +118,20 @@ def test_a_starving_job_goes_first_and_holds_a_hard_reservation() -> None:
     assert started_gpus(schedule(short, policy, now)) == [(3, {"n1": 2})]
 
 
+def test_by_default_a_job_starves_after_three_days() -> None:
+    """Room for one 8-GPU job. After two days job 1 (8 GPUs × 10 h) still yields to the smaller
+    job 2; after three it starves and goes first (72 h: docs/scheduler.md, the family)."""
+    snap = snapshot(
+        [a_node("n1")],
+        pending=[
+            a_job(1, "p").gpus(8).limit(10 * HOUR).submitted(0),
+            a_job(2, "q").gpus(8).limit(HOUR).submitted(0),
+        ],
+    )
+    assert started_gpus(schedule(snap, FAIRSHARE, 48 * HOUR)) == [(2, {"n1": 8})]
+    assert started_gpus(schedule(snap, FAIRSHARE, 72 * HOUR)) == [(1, {"n1": 8})]
+
+
 def test_only_the_first_starving_jobs_hold_promises() -> None:
     """One promise at most (and no soft reservation): starving job 1 holds n1 from the running
     job's limit (2 h); starving job 2 holds none, so a long small job may start on n2 now.

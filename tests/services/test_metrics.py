@@ -108,6 +108,62 @@ def test_figures_count_jobs_queue_waits_gpus_ledger_energy_and_tokens(db: Databa
     assert EntryKind.TOKENS.value not in {kind for _, kind in found.ledger_gpu_hours}
 
 
+def a_node(node_id: str, block: str | None, *, schedulable: bool = True) -> Node:
+    return Node(
+        id=node_id,
+        site="NL",
+        pool="default",
+        executor="slurm",
+        gpus=4,
+        gpu_model="h100",
+        gpu_ids=[],
+        cpus=8,
+        memory_mb=1,
+        schedulable=schedulable,
+        updated_at=NOW,
+        block=block,
+    )
+
+
+def test_figures_show_gangs_across_blocks_and_each_blocks_idle_nodes(db: Database) -> None:
+    """leaf0: node-1 (seeded) and a; leaf1: b, c (drained), d; e has no block. A gang inside
+    leaf0, one over b and e (across), one job alone on d, one job waiting."""
+    seed_facility(db, NOW - H)
+    share = {"gpus": 1, "cpus": 1, "memory_mb": 1, "gpu_ids": []}
+    with db.session() as session:
+        session.get_one(Node, "node-1").block = "leaf0"
+        session.add_all(
+            [
+                a_node("a", "leaf0"),
+                a_node("b", "leaf1"),
+                a_node("c", "leaf1", schedulable=False),
+                a_node("d", "leaf1"),
+                a_node("e", None),
+            ]
+        )
+        project = session.scalars(select(Project).where(Project.name == "default")).one()
+        user = session.scalars(select(User).where(User.name == "admin")).one()
+        placements = [
+            (JobState.RUNNING, ["node-1", "a"]),
+            (JobState.ADMITTED, ["b", "e"]),
+            (JobState.RUNNING, ["d"]),
+        ]
+        for state, on in placements:
+            job = a_job(session, project_id=project.id, user_id=user.id, submitted_at=NOW - H)
+            job.state, job.placement = state.value, dict.fromkeys(on, share)
+        a_job(session, project_id=project.id, user_id=user.id, submitted_at=NOW - H)
+
+    with db.read() as session:
+        found = read_figures(session, NOW)
+
+    assert (found.gangs, found.gangs_across_blocks) == (2, 1)
+    assert found.block_idle_nodes == {"leaf0": 0, "leaf1": 0}
+    with db.session() as session:
+        session.get_one(Node, "c").schedulable = True  # resumed: idle, in leaf1
+    with db.read() as session:
+        assert read_figures(session, NOW).block_idle_nodes == {"leaf0": 0, "leaf1": 1}
+
+
 def test_the_control_loop_times_its_ticks_and_its_admission_rounds(db: Database) -> None:
     clock, metrics = FakeClock(), ProcessMetrics()
     with db.session() as session:

@@ -190,6 +190,19 @@ def test_the_refresh_fragment_is_the_picture_alone_and_marks_a_drained_node(
     assert "node-1 (drained)" in fragment.text
     assert "no: drained" in fragment.text
     assert "0 of 8 GPUs busy" in fragment.text
+    assert '<th scope="col">Block</th>' not in fragment.text  # no topology declared
+
+
+def test_the_table_shows_each_nodes_network_block_once_one_is_declared(
+    pages: Callable[[str], PortalSession], tenants: Tenants, live_server: LiveServer
+) -> None:
+    with live_server.db.session() as session:
+        session.get_one(Node, "node-1").block = "leaf3"
+
+    fragment = pages(tenants.tokens["carol"]).get("/nodes/picture")
+
+    assert '<th scope="col">Block</th>' in fragment.text
+    assert "<td>leaf3</td>" in fragment.text
 
 
 def test_a_drain_shows_its_reason_and_who_drained_it(

@@ -57,6 +57,7 @@ class JobOut(Response):
     image: str | None = Field(None, description="the container image it runs in")
     image_digest: str | None = Field(None, description="…its digest, as settled at submission")
     notify: bool = Field(False, description="its owner is told when it ends")
+    one_block: bool = Field(False, description="it must run inside one network block")
     inputs: list[int]
     after_ok: list[int]
     after_any: list[int]
@@ -100,6 +101,7 @@ class JobOut(Response):
             image=job.image,
             image_digest=job.image_digest,
             notify=job.notify,
+            one_block=job.one_block,
             inputs=list(job.inputs or []),
             after_ok=_after(job.after, "ok"),
             after_any=_after(job.after, "any"),
@@ -315,6 +317,11 @@ class NodeOut(Response):
         None, description="what its latest health check found; None: it passed (or none ran)"
     )
     health_checked_at: float | None = Field(None, description="its latest health check")
+    block: str | None = Field(
+        None,
+        description="its network block (leaf switch, NVLink domain), where multi-node jobs "
+        "had best run; None: no topology declared",
+    )
 
 
 class NodeDrain(Request):

@@ -231,6 +231,7 @@ _OURS: dict[str, _Option] = {
     "--preemptible": _flag("preemptible", True),
     "--not-preemptible": _flag("preemptible", False),
     "--notify": _flag("notify", True),
+    "--one-block": _flag("one_block", True),
     "--priority": _set("priority", _whole),
     "--dataset": _set("datasets"),
     "--input": _set("inputs", _whole),
@@ -322,6 +323,14 @@ def _mail_type(text: str) -> list[tuple[str, Any]]:
     return [("notify", True)] if ends else []
 
 
+def _switches(text: str) -> list[tuple[str, Any]]:
+    """`--switches=1`: inside one network block (a leaf switch). With `@max-time`, or more
+    switches, Slurm itself gives way: here that is the scheduler's own preference for one
+    block, so nothing is asked."""
+    count, _, wait = text.partition("@")
+    return [("one_block", True)] if _whole(count) == 1 and not wait else []
+
+
 _SLURM: dict[str, _Option] = {
     "--gpus": _Option(lambda v: _gpus(v or "", "_gpus_total")),
     "--gpus-per-node": _Option(lambda v: _gpus(v or "", "gpus")),
@@ -342,6 +351,7 @@ _SLURM: dict[str, _Option] = {
     "--error": _Option(lambda _: [], note=_LOG_NOTE),
     "--mail-type": _Option(lambda v: _mail_type(v or "")),
     "--mail-user": _Option(lambda _: [], note=_MAIL_USER_NOTE),
+    "--switches": _Option(lambda v: _switches(v or "")),
 }
 _SLURM_SHORT = {
     "-G": "--gpus",

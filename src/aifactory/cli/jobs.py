@@ -102,6 +102,14 @@ def submit(
             help="tell me when it ends (e-mail/webhook, as `aifactory notifications prefs`)",
         ),
     ] = False,
+    one_block: Annotated[
+        bool,
+        typer.Option(
+            "--one-block",
+            help="a job on several nodes runs inside one network block, waiting for one if "
+            "need be (default: preferred, not waited for)",
+        ),
+    ] = False,
     dataset: Annotated[
         list[str] | None,
         typer.Option(
@@ -211,6 +219,7 @@ def submit(
         "environment": ("--environment", environment),
         "image": ("--image", image),
         "notify": ("--notify", True if notify else None),
+        "one_block": ("--one-block", True if one_block else None),
     }
     flags = {field: pair for field, pair in given.items() if pair[1] is not None}
     source = _job_file(command, script, as_json=as_json)
@@ -294,7 +303,7 @@ def _command_spec(
         priority=value.get("priority", 0),
         idempotency_key=value.get("idempotency_key"),
     )
-    for field in ("network", "preemptible", "notify"):
+    for field in ("network", "preemptible", "notify", "one_block"):
         if field in value:
             spec[field] = value[field]
     reads = list(value.get("inputs", []))

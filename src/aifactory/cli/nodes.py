@@ -33,13 +33,16 @@ def show(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     if as_json:
         print_json(found)
         return
+    blocks = any(n.get("block") for n in found)  # shown where a topology is declared
+    block = ["block"] if blocks else []
     table(
         "nodes",
-        ["id", "site", "gpus", "model", "state", "since", "health", "reason"],
+        ["id", "site", *block, "gpus", "model", "state", "since", "health", "reason"],
         [
             [
                 n["id"],
                 n["site"],
+                *([n.get("block")] if blocks else []),
                 n["gpus"],
                 n["gpu_model"],
                 state_of(n),
@@ -49,7 +52,7 @@ def show(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             ]
             for n in found
         ],
-        spare=["site", "model", "since", "health"],
+        spare=["site", "model", "since", "health", "block"],
         last_wraps_to=40,
     )
 

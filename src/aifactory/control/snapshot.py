@@ -58,6 +58,7 @@ def read_snapshot(
             row.schedulable,
             country=countries.get(row.site),
             out_of_service=None if row.schedulable else _why_out(row),
+            block=row.block,
         )
         for row in session.scalars(select(Node).order_by(Node.id))
     )
@@ -279,6 +280,7 @@ _PENDING_COLUMNS = (
     Job.after,
     Job.array_id,
     Job.array_throttle,
+    Job.one_block,
 )
 
 
@@ -314,6 +316,7 @@ def _pending(job: Any, project: str) -> PendingJob:
         after=tuple(Dependency(After(d["after"]), int(d["job"])) for d in job.after or ()),
         array_id=job.array_id,
         array_throttle=job.array_throttle,
+        one_block=job.one_block,
     )
 
 

@@ -98,6 +98,8 @@ class JobSpec:
     image: str | None = None
     # Tell its owner when it ends, whatever events their preferences name (on their channels).
     notify: bool = False
+    # A gang that must run inside one network block (scheduler.topology; Slurm's --switches=1).
+    one_block: bool = False
 
     @property
     def per_node(self) -> Resources:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -16,6 +17,9 @@ class Node:
     capacity: Resources
     gpu_model: str | None = None
     pool: str = "default"
+    # Its network block (leaf switch or NVLink domain), as its executor reports it; None: the
+    # facility declares no topology for it.
+    block: str | None = None
 
     def could_ever_host(self, spec: JobSpec) -> bool:
         wrong_model = spec.gpus_per_node > 0 and spec.gpu_model not in (None, self.gpu_model)
@@ -62,4 +66,20 @@ def why_never_fits(spec: JobSpec, nodes: Iterable[Node]) -> Unfit | None:
         return Unfit(
             "nodes", f"asks for {spec.nodes} nodes of this shape; the facility has {hosts}"
         )
-    return None
+    return _why_no_block_fits(spec, nodes)
+
+
+def _why_no_block_fits(spec: JobSpec, nodes: list[Node]) -> Unfit | None:
+    """A gang that must run inside one block needs a block with enough nodes of its shape
+    (nodes without a block count as one block together, as the scheduler counts them)."""
+    if not spec.one_block or spec.nodes < 2 or all(n.block is None for n in nodes):
+        return None
+    per_block = Counter(n.block for n in nodes if n.could_ever_host(spec))
+    most = max(per_block.values(), default=0)
+    if most >= spec.nodes:
+        return None
+    return Unfit(
+        "one_block",
+        f"asks for {spec.nodes} nodes inside one network block; the largest block has {most} "
+        "nodes of this shape",
+    )

@@ -145,6 +145,12 @@ class JobSubmit(Request):
         description="tell its owner when it ends (e-mail and/or webhook, as their "
         "notification preferences say), even if they do not follow every job's end",
     )
+    one_block: bool = Field(
+        False,
+        description="a job on several nodes must run inside one network block (leaf switch "
+        "or NVLink domain): it waits for one rather than spread (Slurm's --switches=1); "
+        "without it the scheduler still prefers one block",
+    )
     environment: Name | None = Field(
         None,
         description="a Python environment of the project's or the facility's "
@@ -218,6 +224,7 @@ class JobSubmit(Request):
             environment=self.environment,
             image=self.image,
             notify=self.notify,
+            one_block=self.one_block,
             inputs=tuple(dict.fromkeys(self.inputs)),
             array_indices=parse_array(self.array).indices if self.array else (),
             array_throttle=parse_array(self.array).throttle if self.array else None,

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from aifactory.domain.resources import Resources
@@ -75,6 +76,12 @@ def _reason(
 ) -> str:
     """Named by shortfall: what is short, on the nodes the job may use at all."""
     if capacity.place(job, models) is None:
+        if _spread_fits(job, capacity, models):
+            most = _most_in_one_block(job, capacity.free, models)
+            return (
+                f"can never start here: it must run inside one network block, and no block "
+                f"has {job.nodes} nodes of its shape (the largest has {most})"
+            )
         return shortfall.out_of_service(job, nodes, models) or shortfall.never(
             job, capacity.free, models
         )
@@ -86,7 +93,29 @@ def _reason(
     if free_now.place(job, models) is not None:
         return "fits now: starts at the next scheduling round unless an earlier job takes it"
     ahead = f"; {position - 1} job(s) ahead in the queue" if position > 1 else ""
+    if _spread_fits(job, free_now, models):
+        most = _most_in_one_block(job, free_now.free, models)
+        return (
+            f"waiting for {job.nodes} nodes with room inside one network block (it asked for "
+            f"one block); at most {most} have room in any one block now" + ahead
+        )
     return shortfall.waiting(job, free_now.free, capacity.free, models) + ahead
+
+
+def _spread_fits(job: PendingJob, room: FreeIndex, models: Mapping[str, NodeKind]) -> bool:
+    """It would fit `room` if it did not require one block."""
+    return job.one_block and room.place(replace(job, one_block=False), models) is not None
+
+
+def _most_in_one_block(
+    job: PendingJob, room: Mapping[str, Resources], models: Mapping[str, NodeKind]
+) -> int:
+    per_block = Counter(
+        models[node_id].block
+        for node_id, free in room.items()
+        if job.per_node <= free and can_host(job, models[node_id])
+    )
+    return max(per_block.values(), default=0)
 
 
 def _windowed(

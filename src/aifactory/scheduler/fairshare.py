@@ -55,7 +55,10 @@ HOUR_S = 3600.0
 
 @dataclass(frozen=True, slots=True)
 class FairshareKnobs:
-    starvation_after_s: float = 24 * HOUR_S
+    # 72 h, not 24 h: starving jobs (mostly big gangs) go first at any cost to others, and on
+    # the synthetic family (docs/scheduler.md) 24 h cost more average wait and Jain than it
+    # saved in p99 wait; 6 h was worse still, 96 h began to lose p99.
+    starvation_after_s: float = 72 * HOUR_S
     fairness_weight: float = 1.0
     reservations: int = 1
     promises: int = 256  # starving jobs that hold a hard reservation at once (the first in line)

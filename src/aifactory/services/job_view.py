@@ -54,6 +54,7 @@ class JobView:
     image: str | None = None
     image_digest: str | None = None
     notify: bool = False  # its owner is told when it ends
+    one_block: bool = False  # it must run inside one network block
     inputs: list[int] = field(default_factory=list)
     after: list[Any] = field(default_factory=list)  # as stored: [{"after": …, "job": id}]
     placement: dict[str, NodeShare] = field(default_factory=dict)
@@ -114,6 +115,7 @@ def _view(job: Job, project: str, owner: str) -> JobView:
         image=job.image,
         image_digest=job.image_digest,
         notify=job.notify,
+        one_block=job.one_block,
         inputs=list(job.inputs or []),
         after=list(job.after or []),
         placement=placement_of(job.placement),

@@ -396,6 +396,7 @@ def _new_job(spec: JobSpec, project_id: int, user_id: int, key: str | None, now:
         environment=spec.environment,
         image=spec.image,
         notify=spec.notify,
+        one_block=spec.one_block,
         idempotency_key=key,
         submitted_at=now,
         updated_at=now,

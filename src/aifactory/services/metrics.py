@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from aifactory.domain.jobs import ACTIVE, WAITING
 from aifactory.domain.ledger import EntryKind
-from aifactory.domain.placement import placement_of
+from aifactory.domain.placement import Placement, placement_of
 from aifactory.errors import PermissionDenied, Unauthenticated
 from aifactory.store import flags
 from aifactory.store.models import (
@@ -106,6 +106,9 @@ class FacilityFigures:
     ledger_gpu_hours: dict[tuple[str, str], float]  # (programme, kind) → GPU-hours
     energy_kwh: dict[str, float]  # GPU model → kWh metered
     inference_tokens: dict[str, int]  # project → tokens through the gateway
+    gangs: int  # active jobs over several nodes
+    gangs_across_blocks: int  # of them, those whose nodes span several network blocks
+    block_idle_nodes: dict[str, int]  # block → schedulable nodes no active job is on
 
 
 def read_figures(session: Session, now: float) -> FacilityFigures:
@@ -113,6 +116,9 @@ def read_figures(session: Session, now: float) -> FacilityFigures:
     programmes = programme_of_projects(session, now)
     waiting_jobs, waiting_gpus, oldest = _queue(session, now)
     buckets, count, total = _waits(session)
+    nodes = list(session.scalars(select(Node).order_by(Node.id)))
+    placed = _placements(session)
+    gangs = [p for p in placed if len(p) > 1]
     return FacilityFigures(
         jobs=_jobs(session, programmes),
         waiting_jobs=waiting_jobs,
@@ -121,11 +127,14 @@ def read_figures(session: Session, now: float) -> FacilityFigures:
         wait_buckets=buckets,
         wait_count=count,
         wait_sum_s=total,
-        gpus=_gpus(session),
+        gpus=_gpus(nodes, placed),
         admission_paused=flags.admission_paused(session),
         ledger_gpu_hours=_ledger(session),
         energy_kwh=_energy(session),
         inference_tokens=_tokens(session),
+        gangs=len(gangs),
+        gangs_across_blocks=_across_blocks(nodes, gangs),
+        block_idle_nodes=_block_idle_nodes(nodes, placed),
     )
 
 
@@ -176,14 +185,19 @@ def _waits(session: Session) -> tuple[tuple[tuple[float, int], ...], int, float]
     return buckets, int(count), float(total or 0.0)
 
 
-def _gpus(session: Session) -> tuple[Gpus, ...]:
-    busy: dict[str, int] = {}
+def _placements(session: Session) -> list[Placement]:
+    """The active jobs' placements (bounded by the GPUs, see the module's invariants)."""
     placed = session.scalars(select(Job.placement).where(Job.state.in_([s.value for s in ACTIVE])))
+    return [placement_of(p) for p in placed]
+
+
+def _gpus(nodes: Sequence[Node], placed: Sequence[Placement]) -> tuple[Gpus, ...]:
+    busy: dict[str, int] = {}
     for placement in placed:
-        for node_id, share in placement_of(placement).items():
+        for node_id, share in placement.items():
             busy[node_id] = busy.get(node_id, 0) + share.gpus
     found = []
-    for node in session.scalars(select(Node).order_by(Node.id)):
+    for node in nodes:
         used = min(busy.get(node.id, 0), node.gpus)
         idle = node.gpus - used
         found.append(
@@ -196,6 +210,25 @@ def _gpus(session: Session) -> tuple[Gpus, ...]:
             )
         )
     return tuple(found)
+
+
+def _across_blocks(nodes: Sequence[Node], gangs: Sequence[Placement]) -> int:
+    """Gangs on nodes of several blocks: their collectives cross the spine. Nodes without a
+    block count as one block together, as the scheduler counts them (scheduler.topology)."""
+    block = {n.id: n.block for n in nodes}
+    return sum(1 for gang in gangs if len({block.get(node_id) for node_id in gang}) > 1)
+
+
+def _block_idle_nodes(nodes: Sequence[Node], placed: Sequence[Placement]) -> dict[str, int]:
+    """Every block's idle nodes (0 included): few in each of many blocks is fragmentation,
+    the gangs that need one block wait for it. Nodes without a block are left out."""
+    used = {node_id for placement in placed for node_id in placement}
+    idle: dict[str, int] = {}
+    for node in nodes:
+        if node.block is not None:
+            free = node.schedulable and node.id not in used
+            idle[node.block] = idle.get(node.block, 0) + int(free)
+    return idle
 
 
 def _ledger(session: Session) -> dict[tuple[str, str], float]:

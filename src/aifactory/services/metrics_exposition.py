@@ -108,6 +108,7 @@ def facility_families(f: FacilityFigures) -> Iterator[Metric]:
         for status, n in (("busy", g.busy), ("free", g.free), ("unschedulable", g.unschedulable)):
             gpus.add_metric([g.node, g.gpu_model, status], n)
     yield gpus
+    yield from _topology_families(f)
     yield GaugeMetricFamily(
         "aifactory_admission_paused", "1 while operators hold admission", value=f.admission_paused
     )
@@ -133,6 +134,26 @@ def facility_families(f: FacilityFigures) -> Iterator[Metric]:
     for project, n in sorted(f.inference_tokens.items()):
         tokens.add_metric([project], n)
     yield tokens
+
+
+def _topology_families(f: FacilityFigures) -> Iterator[Metric]:
+    """How well gangs sit in the network, and how fragmented its blocks' idle nodes are."""
+    yield GaugeMetricFamily(
+        "aifactory_gangs_running", "Admitted or running jobs over several nodes", value=f.gangs
+    )
+    yield GaugeMetricFamily(
+        "aifactory_gangs_running_across_blocks",
+        "Of them, those whose nodes span several network blocks",
+        value=f.gangs_across_blocks,
+    )
+    idle = GaugeMetricFamily(
+        "aifactory_block_idle_nodes",
+        "Schedulable nodes no job is on, by network block",
+        labels=["block"],
+    )
+    for block, n in sorted(f.block_idle_nodes.items()):
+        idle.add_metric([block], n)
+    yield idle
 
 
 def _job_families(f: FacilityFigures) -> Iterator[Metric]:

@@ -65,6 +65,7 @@ class NodeView:
     drain: Drain | None = None  # None: not drained
     health_problem: str | None = None  # what its latest health check found; None: passed
     health_checked_at: float | None = None  # None: never checked
+    block: str | None = None  # its network block; None: no topology declared
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,7 @@ class NodeStatus:
     drained_at: float | None
     health_problem: str | None
     health_checked_at: float | None
+    block: str | None  # its network block; None: no topology declared
 
     @classmethod
     def of(cls, n: Node) -> NodeStatus:
@@ -103,6 +105,7 @@ class NodeStatus:
             n.drained_at,
             n.health_problem,
             n.health_checked_at,
+            n.block,
         )
 
 
@@ -131,6 +134,7 @@ def cluster(session: Session, principal: Principal) -> ClusterView:
             drain=drains.drain_of(n),
             health_problem=n.health_problem,
             health_checked_at=n.health_checked_at,
+            block=n.block,
         )
         for n in session.scalars(select(Node).order_by(Node.id))
     )

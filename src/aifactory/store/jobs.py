@@ -117,6 +117,7 @@ class NewJob:
     image_digest: str | None = None
     endpoint_id: int | None = None
     notify: bool = False
+    one_block: bool = False
     id: int = 0
 
 

@@ -166,6 +166,8 @@ class Node(Base):
     # The latest health check: what failed (None: it passed, or none ran yet) and when.
     health_problem: Mapped[str | None] = mapped_column(Text)
     health_checked_at: Mapped[float | None] = mapped_column(Float)
+    # Its network block as its executor last reported it (None: no topology declared).
+    block: Mapped[str | None] = mapped_column(String(128))
 
 
 class Job(Base):
@@ -240,6 +242,8 @@ class Job(Base):
     endpoint_id: Mapped[int | None] = mapped_column(Integer, index=True)
     # Its owner asked to be told of its end (store.outbox.tell_job_ended).
     notify: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A gang that must run inside one network block (scheduler.topology).
+    one_block: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class JobEvent(Base):

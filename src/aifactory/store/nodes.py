@@ -29,6 +29,7 @@ def upsert_node(
     row.gpu_ids = gpu_ids
     row.cpus = node.capacity.cpus
     row.memory_mb = node.capacity.memory_mb
+    row.block = node.block
     row.updated_at = now
     session.add(row)
 
@@ -44,6 +45,7 @@ def node_values(session: Session, *, schedulable_only: bool = True) -> list[Node
         table.c.gpus,
         table.c.cpus,
         table.c.memory_mb,
+        table.c.block,
     ).order_by(table.c.id)
     if schedulable_only:
         stmt = stmt.where(table.c.schedulable.is_(True))
@@ -54,6 +56,7 @@ def node_values(session: Session, *, schedulable_only: bool = True) -> list[Node
             pool=r.pool,
             gpu_model=r.gpu_model,
             capacity=Resources(r.gpus, r.cpus, r.memory_mb),
+            block=r.block,
         )
         for r in session.execute(stmt)
     ]

@@ -55,6 +55,7 @@ class NodeInfo:
     drain_reason: str | None = None  # None: not drained (services.nodes)
     drained_by: str | None = None  # an operator's name, or "health"
     health_problem: str | None = None  # what its latest health check found
+    block: str | None = None  # its network block; None: no topology declared
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +133,11 @@ class Picture:
     def busy(self) -> int:
         return sum(r.busy for r in self.rows)
 
+    @property
+    def blocks(self) -> bool:
+        """Whether any node has a network block (the table shows the column only then)."""
+        return any(r.node.block for r in self.rows)
+
 
 def colours(project_ids: Iterable[int]) -> dict[int, str]:
     """Each project its palette colour by id; a clash takes the next free one (while any is)."""
@@ -165,6 +171,7 @@ def of_cluster(cluster: ClusterView) -> Picture:
             n.drain.reason if n.drain else None,
             n.drain.by if n.drain else None,
             n.health_problem,
+            n.block,
         )
         for n in cluster.nodes
     ]

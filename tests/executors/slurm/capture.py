@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from aifactory.executors.slurm.commands import SlurmClient, SlurmConfig, run_process
-from tests.slurm_cluster import SlurmCluster, running_cluster
+from tests.slurm_cluster import ClusterSpec, SlurmCluster, running_cluster
 
 CAPTURED = Path(__file__).parent / "captured"
 SLEEP = "#!/bin/sh\nsleep 600\n"
@@ -60,6 +60,7 @@ def main() -> None:
         client = SlurmClient(SlurmConfig(conf=str(cluster.conf)), runner=recorder)
         roles = run_scenario(cluster, client, recorder)
         commands = capture(client, recorder, roles)
+    commands["topology.txt"] = capture_topology()
     (CAPTURED / "scenario.json").write_text(
         json.dumps({"roles": roles, "commands": commands}, indent=2) + "\n"
     )
@@ -147,6 +148,17 @@ def capture(client: SlurmClient, recorder: Recorder, roles: dict[str, int]) -> d
         (CAPTURED / name).write_text(recorder.stdout)
         commands[name] = recorder.command()
     return commands
+
+
+def capture_topology() -> str:
+    """`scontrol show topology` on a cluster of two leaf switches under a spine (a second,
+    small cluster: the scenario's keeps both nodes in one block)."""
+    spec = ClusterSpec(accounting=False, leaves=(("n1",), ("n2",)))
+    with running_cluster(spec) as cluster:
+        recorder = Recorder(cluster.root)
+        SlurmClient(SlurmConfig(conf=str(cluster.conf)), runner=recorder).topology()
+    (CAPTURED / "topology.txt").write_text(recorder.stdout)
+    return recorder.command()
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from aifactory.executors.slurm.commands import (
 from aifactory.executors.slurm.parse import SlurmJob
 from aifactory.executors.slurm.values import ExitStatus
 from tests.executors.slurm.conftest import Jobs
-from tests.slurm_cluster import SlurmCluster
+from tests.slurm_cluster import ClusterSpec, SlurmCluster, running_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -150,10 +150,22 @@ def test_a_controller_that_does_not_answer_is_unreachable(
     with pytest.raises(SlurmError) as err:
         client.queue()
     assert err.value.unreachable
+    with pytest.raises(SlurmError) as err:
+        client.topology()  # not read as "no topology": that would unset every node's block
+    assert err.value.unreachable
     impatient = SlurmClient(SlurmConfig(conf=str(conf), timeout_s=0.5))
     with pytest.raises(SlurmError, match="timed out") as err:
         impatient.queue()
     assert (err.value.returncode, err.value.unreachable) == (None, True)
+
+
+def test_topology_gives_each_node_its_leaf_switch(slurm_client: SlurmClient) -> None:
+    assert slurm_client.topology() == {"n1": "leaf0", "n2": "leaf0"}
+
+
+def test_a_cluster_without_topology_has_no_blocks() -> None:
+    with running_cluster(ClusterSpec(accounting=False, leaves=())) as cluster:
+        assert SlurmClient(SlurmConfig(conf=str(cluster.conf))).topology() == {}
 
 
 def test_sacct_without_accounting_storage_says_so(

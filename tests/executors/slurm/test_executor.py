@@ -92,6 +92,7 @@ def test_inventory_maps_nodes_gpus_and_sites(executor: SlurmExecutor) -> None:
     assert offers["n1"].node.gpu_model == "h100"
     assert offers["n1"].gpu_ids == ["0", "1", "2", "3"]
     assert (offers["n1"].node.site, offers["n2"].node.site) == ("NL", "DE-site")
+    assert {o.node.block for o in offers.values()} == {"leaf0"}  # the cluster's one leaf switch
 
 
 def test_an_attempt_runs_on_its_placement_and_succeeds(

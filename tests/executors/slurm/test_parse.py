@@ -20,6 +20,7 @@ from aifactory.executors.slurm.parse import (
     parse_partitions,
     parse_queue,
     parse_submitted,
+    parse_topology,
 )
 from aifactory.executors.slurm.states import JOB_STATES, base_state, job_phase
 from aifactory.executors.slurm.values import ExitStatus
@@ -219,6 +220,44 @@ def test_scontrol_partitions() -> None:
     assert (partition.name, partition.default, partition.up) == ("aif", True, True)
     assert partition.nodes == ("n1", "n2")
     assert partition.max_time_s is None
+
+
+def test_scontrol_topology_gives_each_node_its_leaf_switch() -> None:
+    # captured: leaf0 (n1) and leaf1 (n2) under a spine, whose Level 1 line names both nodes
+    assert parse_topology(captured("topology.txt")) == {"n1": "leaf0", "n2": "leaf1"}
+
+
+def test_topology_of_racks_in_hostlists() -> None:
+    text = (
+        "SwitchName=s0 Level=0 LinkSpeed=1 Nodes=gpu[001-002]\n"
+        "SwitchName=s1 Level=0 LinkSpeed=1 Nodes=gpu[003-004],spare1\n"
+        "SwitchName=s2 Level=1 LinkSpeed=1 Nodes=gpu[001-004],spare1 Switches=s[0-1]\n"
+        "SwitchName=s3 Level=0 LinkSpeed=1 Nodes=gpu004\n"  # a second rail: the first leaf holds
+    )
+    assert parse_topology(text) == {
+        "gpu001": "s0",
+        "gpu002": "s0",
+        "gpu003": "s1",
+        "gpu004": "s1",
+        "spare1": "s1",
+    }
+
+
+def test_topology_of_nvlink_blocks() -> None:
+    # topology/block (Slurm 23.11+): a block a line; aggregated blocks join them and are none
+    text = (
+        "BlockName=b1 BlockIndex=0 Nodes=n[1-4] BlockSize=4\n"
+        "BlockName=b2 BlockIndex=1 Nodes=n[5-8] BlockSize=4\n"
+        "AggregatedBlock=b1,b2 BlockIndex=2 Nodes=n[1-8] BlockSize=8\n"
+    )
+    blocks = parse_topology(text)
+    assert (blocks["n1"], blocks["n4"], blocks["n5"], len(blocks)) == ("b1", "b1", "b2", 8)
+
+
+def test_no_topology_declared_gives_no_blocks() -> None:
+    # Slurm 22.05 without a topology plugin prints nothing on stdout (its error on stderr)
+    assert parse_topology("") == {}
+    assert parse_topology("SwitchName=s0 Level=0 LinkSpeed=1\n") == {}  # a leaf without nodes
 
 
 def test_scontrol_job_details() -> None:

@@ -39,6 +39,7 @@ from aifactory.executors.slurm.parse import (
     parse_partitions,
     parse_queue,
     parse_submitted,
+    parse_topology,
 )
 from aifactory.executors.slurm.values import format_time
 
@@ -47,6 +48,8 @@ Runner = Callable[
 ]
 IDS_PER_CALL = 500  # keeps command lines short on a busy cluster
 _GONE = ("Invalid job id specified", "already completing or completed")
+# How scontrol says the cluster declares no topology (Slurm 22.05 prints it and exits 0).
+_NO_TOPOLOGY = "no topology"
 _UNREACHABLE = (
     "Unable to contact slurm controller",
     "Socket timed out",
@@ -157,10 +160,12 @@ class SlurmClient:
         stdin: str | None = None,
         env: Mapping[str, str] | None = None,
         as_user: str | None = None,
+        failed: Callable[[str], bool] | None = None,
     ) -> str:
         """Run one tool and return its standard output; raise SlurmError if it fails.
         `as_user`: run it as that user (runuser; the caller is root), so that Slurm runs the
-        job under that user's identity."""
+        job under that user's identity. `failed`: whether its stderr says it failed though it
+        exited 0 (some scontrol commands do)."""
         program = os.path.join(self.config.bin_dir, tool) if self.config.bin_dir else tool
         argv = [program, *args]
         if as_user is not None:
@@ -172,7 +177,7 @@ class SlurmClient:
             raise SlurmError(argv, None, f"no answer within {self.config.timeout_s:g} s") from exc
         except FileNotFoundError as exc:
             raise SlurmError(argv, None, f"{tool} not found: is Slurm's client installed?") from exc
-        if done.returncode != 0:
+        if done.returncode != 0 or (failed is not None and failed(done.stderr)):
             error = AccountingDisabled if _accounting_off(done.stderr) else SlurmError
             raise error(argv, done.returncode, done.stderr)
         return done.stdout
@@ -260,6 +265,17 @@ class SlurmClient:
     def partitions(self) -> list[SlurmPartition]:
         return parse_partitions(self.output("scontrol", ["--oneliner", "show", "partition"]))
 
+    def topology(self) -> dict[str, str]:
+        """Each node's network block (parse_topology); {} where no topology is declared.
+        Other failures raise: a block missed by chance would read as a block gone."""
+        try:
+            text = self.output("scontrol", ["show", "topology"], failed=_topology_failed)
+        except SlurmError as exc:
+            if _NO_TOPOLOGY in exc.stderr.lower():
+                return {}
+            raise
+        return parse_topology(text)
+
     def show_job(self, job_id: int) -> JobDetails | None:
         """One job in detail (per-node CPUs and GPU indices); None once slurmctld forgot it."""
         args = ["--oneliner", "--details", "show", "job", str(job_id)]
@@ -294,6 +310,12 @@ class SlurmClient:
             if exc.returncode is not None and any(s in exc.stderr for s in _GONE):
                 return ""
             raise
+
+
+def _topology_failed(stderr: str) -> bool:
+    """scontrol (22.05) exits 0 when it cannot load the topology: `slurm_load_topo error: …`."""
+    said = stderr.lower()
+    return "error" in said and _NO_TOPOLOGY not in said
 
 
 def _accounting_off(stderr: str) -> bool:

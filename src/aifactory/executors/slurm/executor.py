@@ -117,17 +117,20 @@ class SlurmExecutor:
 
     # ---- what the cluster offers ---------------------------------------------------------
     def inventory(self) -> list[NodeOffer]:
+        """The usable nodes (of our partition), each in its block of Slurm's topology."""
         offers = []
-        for node in self.client.nodes():
+        nodes = self.client.nodes()
+        blocks = self.client.topology()
+        for node in nodes:
             if self.config.partition and self.config.partition not in node.partitions:
                 continue
             if not node.usable:
                 log.info("node %s is %s: not offered", node.name, node.state)
                 continue
-            offers.append(self._offer(node))
+            offers.append(self._offer(node, blocks.get(node.name)))
         return offers
 
-    def _offer(self, node: SlurmNode) -> NodeOffer:
+    def _offer(self, node: SlurmNode, block: str | None) -> NodeOffer:
         gpus = sum(node.gpus.values())
         models = [m for m, n in node.gpus.items() if n]
         model = models[0] if len(models) == 1 else None
@@ -139,6 +142,7 @@ class SlurmExecutor:
             capacity=Resources(gpus, node.cpus, node.memory_mb),
             gpu_model=model,
             pool=self.config.partition or "default",
+            block=block,
         )
         return NodeOffer(offer, [str(i) for i in range(gpus)])
 

@@ -6,8 +6,8 @@ the parser and the command line can never disagree:
 - `squeue --noheader --states=all -O <QUEUE_FIELDS, each with suffix "|">` → `parse_queue`
 - `sacct --noheader --parsable2 --format=<ACCOUNTING_FIELDS>` → `parse_accounting`
 - `scontrol -o -d show job <id>` → `parse_job_details`; `scontrol -o -d show node` →
-  `parse_nodes`; `scontrol -o show partition` → `parse_partitions`; `sbatch --parsable` →
-  `parse_submitted`.
+  `parse_nodes`; `scontrol -o show partition` → `parse_partitions`; `scontrol show topology`
+  → `parse_topology`; `sbatch --parsable` → `parse_submitted`.
 
 Free text goes last: a job's name is the last field and its comment the one before, so a `|` in
 a name cannot shift the other fields (a `|` in a comment of a job not ours can still garble that
@@ -411,3 +411,28 @@ def parse_partitions(text: str) -> list[SlurmPartition]:
             )
         )
     return partitions
+
+
+def parse_topology(text: str) -> dict[str, str]:
+    """The output of `scontrol show topology` → each node's network block.
+
+    topology/tree prints a switch a line (`SwitchName=s0 Level=0 LinkSpeed=1 Nodes=n[1-2]`);
+    a node's block is its leaf switch, the one at Level 0 (higher levels join switches).
+    topology/block prints `BlockName=b1 BlockIndex=0 Nodes=n[1-4] BlockSize=4` (its
+    `AggregatedBlock` lines join blocks and are not one). Nothing printed: no blocks. A node
+    under two leaves (several rails) keeps the first.
+    """
+    blocks: dict[str, str] = {}
+    for line in text.splitlines():
+        kv = parse_key_values(line)
+        name = _block_name(kv)
+        if name:
+            for node in expand_hostlist(kv.get("Nodes", "")):
+                blocks.setdefault(node, name)
+    return blocks
+
+
+def _block_name(kv: Mapping[str, str]) -> str:
+    if "SwitchName" in kv:
+        return kv["SwitchName"] if kv.get("Level") == "0" else ""
+    return kv.get("BlockName", "")

@@ -76,14 +76,10 @@ def _reason(
 ) -> str:
     """Named by shortfall: what is short, on the nodes the job may use at all."""
     if capacity.place(job, models) is None:
-        if _spread_fits(job, capacity, models):
-            most = _most_in_one_block(job, capacity.free, models)
-            return (
-                f"can never start here: it must run inside one network block, and no block "
-                f"has {job.nodes} nodes of its shape (the largest has {most})"
-            )
-        return shortfall.out_of_service(job, nodes, models) or shortfall.never(
-            job, capacity.free, models
+        return (
+            _no_block_now(job, nodes, models)
+            or shortfall.out_of_service(job, nodes, models)
+            or shortfall.never(job, capacity.free, models)
         )
     if free_now.place(job, models) is not None and after_round:
         return (
@@ -105,6 +101,38 @@ def _reason(
 def _spread_fits(job: PendingJob, room: FreeIndex, models: Mapping[str, NodeKind]) -> bool:
     """It would fit `room` if it did not require one block."""
     return job.one_block and room.place(replace(job, one_block=False), models) is not None
+
+
+def _no_block_now(
+    job: PendingJob, nodes: Sequence[NodeView], models: Mapping[str, NodeKind]
+) -> str | None:
+    """Why a gang that must run inside one block cannot start even on an empty facility,
+    when enough nodes could hold it spread: a block waits for nodes out of service (the
+    block that needs the fewest back; submission counted every node), or none is that
+    large. None: not such a gang, or too big even spread (the shortfall says why)."""
+    if not job.one_block or job.nodes < 2 or all(n.block is None for n in nodes):
+        return None
+    blocks: dict[str | None, list[NodeView]] = {}
+    for node in nodes:
+        if _could_host(job, node, models):
+            blocks.setdefault(node.block, []).append(node)
+    if sum(map(len, blocks.values())) < job.nodes:
+        return None
+    for group in sorted(blocks.values(), key=lambda group: -sum(n.schedulable for n in group)):
+        why = shortfall.out_of_service(job, group, models)
+        if why is not None:
+            block = group[0].block
+            where = f"block {block}" if block is not None else "the nodes without a block"
+            return f"{why} (it must run inside one network block: {where})"
+    most = max(map(len, blocks.values()))
+    return (
+        f"can never start here: it must run inside one network block, and no block has "
+        f"{job.nodes} nodes of its shape (the largest has {most})"
+    )
+
+
+def _could_host(job: PendingJob, node: NodeView, models: Mapping[str, NodeKind]) -> bool:
+    return job.per_node <= node.capacity and can_host(job, models[node.id])
 
 
 def _most_in_one_block(

@@ -231,7 +231,7 @@ def _victims(
         if lawful and run.job_id not in taken and run.project != job.project:
             for node_id in run.placement:
                 on_node[node_id].append(run)
-    options: list[tuple[float, str, list[RunningJob]]] = []
+    options: list[Option] = []
     for node_id, room in future.items():
         if node_id in barred:
             continue
@@ -249,9 +249,28 @@ def _victims(
             lost = sum(run.gpus * max(0.0, plan.now - run.started_at) for run in here)
             options.append((lost, node_id, here))
     options.sort(key=lambda option: (option[0], option[1]))
-    budget, nodes = dict(spare), 0
+    if not (job.one_block and plan.topology):
+        found = _pick(options, spare, job.nodes)
+        return found[1] if found is not None else []
+    # A gang that must stay in one block: the block where making room costs least.
+    by_block: dict[str | None, list[Option]] = defaultdict(list)
+    for option in options:
+        by_block[plan.kinds[option[1]].block].append(option)
+    picks = [p for group in by_block.values() if (p := _pick(group, spare, job.nodes))]
+    return min(picks, key=lambda pick: pick[0])[1] if picks else []
+
+
+Option = tuple[float, str, list[RunningJob]]  # work lost, node, the victims that free it
+
+
+def _pick(
+    options: list[Option], spare: Mapping[str, int], count: int
+) -> tuple[float, list[RunningJob]] | None:
+    """The cheapest `count` nodes (in the options' order) whose victims the borrowers' spare
+    GPUs allow, with the work they lose; None if there are not that many."""
+    budget, nodes, lost = dict(spare), 0, 0.0
     chosen: dict[int, RunningJob] = {}
-    for _, _, here in options:
+    for cost, _, here in options:
         new = [run for run in here if run.job_id not in chosen]
         need: dict[str, int] = defaultdict(int)
         for run in new:
@@ -261,10 +280,10 @@ def _victims(
         for project, gpus in need.items():
             budget[project] -= gpus
         chosen.update((run.job_id, run) for run in new)
-        nodes += 1
-        if nodes == job.nodes:
-            return list(chosen.values())
-    return []
+        nodes, lost = nodes + 1, lost + cost
+        if nodes == count:
+            return lost, list(chosen.values())
+    return None
 
 
 # ---- 2 + 3. the order ----------------------------------------------------------------------

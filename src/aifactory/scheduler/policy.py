@@ -112,7 +112,16 @@ def _fifo(snapshot: Snapshot, policy: Policy, now: float) -> list[Decision]:
             continue
         # 4. Backfill: fit now and never delay the reservation.
         ends_in_time = now + job.time_limit_s <= reservation.start_at
-        shape = (job.per_node, job.nodes, job.gpu_model, ends_in_time, barred)
+        # Everything placement looks at: where its data may go, whether it needs one block.
+        shape = (
+            job.per_node,
+            job.nodes,
+            job.gpu_model,
+            job.countries,
+            job.one_block,
+            ends_in_time,
+            barred,
+        )
         if shape in no_room or not index.could_fit(job):
             continue
         excluded = barred if ends_in_time else barred | reservation.nodes

@@ -22,7 +22,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -115,10 +115,28 @@ class NodePlan:
         span = (duration, duration if limit is None else limit)
         if job.nodes == 1:
             return self._earliest_single(table, span)
-        one_block = (job.one_block if one_block is None else one_block) and self.topology
-        if one_block and max(Counter(self.kinds[e[4]].block for e in table).values()) < job.nodes:
+        if (job.one_block if one_block is None else one_block) and self.topology:
+            return self._earliest_in_one_block(table, job.nodes, span)
+        return self._earliest_gang(table, job.nodes, span, False)
+
+    def _earliest_in_one_block(
+        self, table: list[Entry], count: int, span: tuple[float, float]
+    ) -> Slot | None:
+        """The first moment some block has `count` nodes clear: each block's own first (a
+        search over its nodes alone, not every node's moments), then the choice among the
+        blocks clear at the earliest of them."""
+        blocks: dict[str | None, list[Entry]] = defaultdict(list)
+        for entry in table:
+            blocks[self.kinds[entry[4]].block].append(entry)
+        first = math.inf
+        for entries in blocks.values():
+            if len(entries) >= count:
+                slot = self._earliest_gang(entries, count, span, False)
+                if slot is not None:
+                    first = min(first, slot.start_at)
+        if math.isinf(first):
             return None  # no block has that many nodes that could take it
-        return self._earliest_gang(table, job.nodes, span, one_block)
+        return self._gang_at(table, count, span, first, True)
 
     def _earliest_single(self, table: list[Entry], span: tuple[float, float]) -> Slot | None:
         best, best_node = math.inf, ""

@@ -10,6 +10,12 @@ the scheduler never sees a true duration — except `oracle`, which is handed th
 Snapshots of who runs and who waits are taken every `sample_s` for the fairness metric.
 Maintenance windows are in every snapshot, as live; the end of a window is an instant too,
 since work held back by it may start then.
+
+The policy is not asked at an instant where its answer is known to be empty (`_may_decide`):
+every Start needs `nodes` nodes that each have the job's GPUs free now, and only fair-share's
+quota reclaim preempts. So when no waiting job's (GPUs per node, nodes) finds that many nodes
+in the tally of free GPUs, and no quota can be reclaimed, the call would start nothing and
+stop nothing; skipping it changes no decision and spares a plan of every node (issue 22).
 """
 
 from __future__ import annotations
@@ -18,12 +24,12 @@ import bisect
 import heapq
 import math
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from aifactory.domain.resources import Resources
-from aifactory.scheduler import NodeView, PendingJob, Policy, RunningJob, Snapshot, Start
+from aifactory.scheduler import NodeView, PendingJob, Policy, RunningJob, Snapshot, Start, schedule
 from aifactory.scheduler.decisions import Decision, Preempt
 from aifactory.scheduler.estimates import RuntimeEstimates, RuntimeHistory
 from aifactory.scheduler.maintenance import Window
@@ -70,11 +76,12 @@ class SimResult:
     finished: list[Finished]
     samples: list[Sample]
     total_gpus: int
-    decision_s: list[float] = field(default_factory=list)
+    decision_s: list[float] = field(default_factory=list)  # each call of the policy
     wall_s: float = 0.0
     unfinished: int = 0
     preemptions: int = 0
     lost_gpu_s: float = 0.0  # GPU-seconds of work thrown away by preemption
+    capped: bool = False  # stopped at `max_wall_s`: `unfinished` counts every job not done
 
 
 class TrueRuntimes:
@@ -113,6 +120,7 @@ class Simulator:
         quotas: Mapping[str, int] | None = None,
         maintenance: Sequence[Window] = (),
         shares: Mapping[str, float] | None = None,
+        max_wall_s: float | None = None,
     ) -> None:
         self.jobs = sorted(jobs, key=lambda j: (j.submit, j.job_id))
         self.nodes = nodes
@@ -120,11 +128,14 @@ class Simulator:
         self.scheduler = scheduler
         self.sample_s = sample_s
         self.progress = progress
+        self.max_wall_s = max_wall_s if max_wall_s is not None else math.inf
         self.by_id = {job.job_id: job for job in self.jobs}
         self.pending: dict[int, PendingJob] = {}
         self.running: dict[int, RunningJob] = {}
         self.starts: dict[int, float] = {}
         self.free = {n.id: n.capacity for n in nodes if n.schedulable}  # kept as jobs start/end
+        self.free_gpus = Counter(room.gpus for room in self.free.values())  # nodes by free GPUs
+        self.asks: Counter[tuple[int, int]] = Counter()  # waiting (GPUs per node, nodes)
         self.ends: list[tuple[float, int, int]] = []  # heap of (end time, job id, run number)
         self.runs: dict[int, int] = {}  # job id → its current run number (older ends are void)
         self.stopping: set[int] = set()  # preempted, ending after the grace period
@@ -141,6 +152,10 @@ class Simulator:
         self.grace_s = policy.fairshare.preemption_grace_s
         self.maintenance = tuple(sorted(maintenance, key=lambda w: (w.begins_at, w.window_id)))
         self.window_ends = sorted({w.ends_at for w in self.maintenance})
+        # Only `schedule` is known to start jobs only where they fit now and to preempt only
+        # for fair-share quotas; any other scheduler is asked at every instant.
+        reclaims = policy.name == "fairshare" and any(q > 0 for q in quotas.values())
+        self.skips = scheduler is schedule and not reclaims
 
     def run(self) -> SimResult:
         began = time.perf_counter()
@@ -155,12 +170,15 @@ class Simulator:
                 next_sample += self.sample_s
             self._complete_until(now, result)
             next_arrival = self._arrive_until(now, next_arrival)
-            if self.pending:
+            if self.pending and self._may_decide():
                 self._decide(now, result)
             no_window = self._window_after(now) is None
             if not self.ends and next_arrival >= len(self.jobs) and no_window:
                 break  # nothing runs, nothing comes: what waits can never start
-        result.unfinished = len(self.pending)
+            if time.perf_counter() - began > self.max_wall_s:
+                result.capped = True
+                break
+        result.unfinished = len(self.jobs) - len(result.finished)
         result.wall_s = time.perf_counter() - began
         return result
 
@@ -187,14 +205,14 @@ class Simulator:
                 continue  # that run was preempted
             held = self.running.pop(job_id)
             for node_id, used in held.placement.items():
-                self.free[node_id] = self.free[node_id] + used
+                self._set_free(node_id, self.free[node_id] + used)
             self.holding[held.project] -= held.gpus
             job = self.by_id[job_id]
             if job_id in self.stopping:  # preempted: the work is lost, it waits again
                 self.stopping.discard(job_id)
                 result.preemptions += 1
                 result.lost_gpu_s += held.gpus * (end - held.started_at)
-                self.pending[job_id] = _pending(job)
+                self._wait(job)
                 continue
             self.history.record(job.user, job.project, held.time_limit_s, end - held.started_at)
             result.finished.append(Finished(job, self.starts[job_id], end, tuple(held.placement)))
@@ -203,10 +221,27 @@ class Simulator:
 
     def _arrive_until(self, now: float, index: int) -> int:
         while index < len(self.jobs) and self.jobs[index].submit <= now:
-            job = self.jobs[index]
-            self.pending[job.job_id] = _pending(job)
+            self._wait(self.jobs[index])
             index += 1
         return index
+
+    def _wait(self, job: TraceJob) -> None:
+        pending = self.pending[job.job_id] = _pending(job)
+        self.asks[pending.per_node.gpus, pending.nodes] += 1
+
+    def _set_free(self, node_id: str, room: Resources) -> None:
+        self.free_gpus[self.free[node_id].gpus] -= 1
+        self.free_gpus[room.gpus] += 1
+        self.free[node_id] = room
+
+    def _may_decide(self) -> bool:
+        """False only when the policy would surely decide nothing (module docstring)."""
+        if not self.skips:
+            return True
+        for (gpus, nodes), count in self.asks.items():
+            if count and sum(n for free, n in self.free_gpus.items() if free >= gpus) >= nodes:
+                return True
+        return False
 
     def _decide(self, now: float, result: SimResult) -> None:
         snapshot = Snapshot(
@@ -248,6 +283,7 @@ class Simulator:
 
     def _start(self, decision: Start, now: float) -> None:
         pending = self.pending.pop(decision.job_id)
+        self.asks[pending.per_node.gpus, pending.nodes] -= 1
         job = self.by_id[decision.job_id]
         limit = job.time_limit if job.time_limit is not None else float("inf")
         running = RunningJob(
@@ -263,7 +299,7 @@ class Simulator:
         self.holding[job.project] += running.gpus
         self.starts[job.job_id] = now
         for node_id, used in decision.placement.items():
-            self.free[node_id] = self.free[node_id] - used
+            self._set_free(node_id, self.free[node_id] - used)
         run = self.runs.get(job.job_id, 0) + 1
         self.runs[job.job_id] = run
         heapq.heappush(self.ends, (now + min(job.duration, limit), job.job_id, run))

@@ -24,8 +24,13 @@ class PolicyRun:
 
 
 def replay(
-    work: Workload, policies: list[str], progress: Callable[[str, int], None] | None = None
+    work: Workload,
+    policies: list[str],
+    progress: Callable[[str, int], None] | None = None,
+    *,
+    max_wall_s: float | None = None,
 ) -> list[PolicyRun]:
+    """Each policy over the workload; one that runs past `max_wall_s` stops there (capped)."""
     unknown = [p for p in policies if p not in POLICIES]
     if unknown:
         raise ValueError(f"unknown policy {unknown[0]!r}; known: {', '.join(POLICIES)}")
@@ -33,7 +38,13 @@ def replay(
     for name in policies:
         tick = (lambda n, name=name: progress(name, n)) if progress else None
         result = Simulator(
-            work.jobs, work.nodes, POLICIES[name], schedule, progress=tick, shares=work.shares
+            work.jobs,
+            work.nodes,
+            POLICIES[name],
+            schedule,
+            progress=tick,
+            shares=work.shares,
+            max_wall_s=max_wall_s,
         ).run()
         runs.append(PolicyRun(name, result, summarise(result)))
     return runs

@@ -126,7 +126,7 @@ def jain_fairness(samples: Sequence[Sample], total_gpus: int) -> float:
     for sample in samples:
         if not any(sample.waiting.values()):
             continue  # not contended
-        projects = set(sample.running) | set(sample.waiting)
+        projects = sorted(set(sample.running) | set(sample.waiting))  # one order: same sums
         demand = {p: sample.running.get(p, 0) + sample.waiting.get(p, 0) for p in projects}
         entitled = water_fill(total_gpus, demand)
         ratios = [sample.running.get(p, 0) / entitled[p] for p in projects if entitled[p] > 0]

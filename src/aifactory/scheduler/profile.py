@@ -15,6 +15,10 @@ For speed, each job shape gets a table of nodes sorted by the earliest moment th
 there outside any reservation, however short the job (`opens`), then by how little room is
 left (best fit); a single-node search walks it and stops as soon as no later node can do
 better, as a job can never start on a node before it opens.
+
+With network blocks (scheduler.topology) a gang's nodes are chosen by block among those clear
+at a moment; one that must stay in one block is searched block by block; a lone job goes to
+the block with the fewest idle nodes among equally good ones.
 """
 
 from __future__ import annotations
@@ -119,7 +123,7 @@ class NodePlan:
             return self._earliest_single(table, span)
         if (job.one_block if one_block is None else one_block) and self.topology:
             return self._earliest_in_one_block(table, job.nodes, span)
-        return self._earliest_gang(table, job.nodes, span, False)
+        return self._earliest_gang(table, job.nodes, span)
 
     def _earliest_in_one_block(
         self, table: list[Entry], count: int, span: tuple[float, float]
@@ -133,12 +137,12 @@ class NodePlan:
         first = math.inf
         for entries in blocks.values():
             if len(entries) >= count:
-                slot = self._earliest_gang(entries, count, span, False)
+                slot = self._earliest_gang(entries, count, span)
                 if slot is not None:
                     first = min(first, slot.start_at)
         if math.isinf(first):
             return None  # no block has that many nodes that could take it
-        return self._gang_at(table, count, span, first, True)
+        return self._gang_at(table, count, span, first, one_block=True)
 
     def _earliest_single(self, table: list[Entry], span: tuple[float, float]) -> Slot | None:
         best, best_node = math.inf, ""
@@ -168,14 +172,14 @@ class NodePlan:
         return best
 
     def _earliest_gang(
-        self, table: list[Entry], count: int, span: tuple[float, float], one_block: bool
+        self, table: list[Entry], count: int, span: tuple[float, float]
     ) -> Slot | None:
         # No gang starts before `count` nodes could each start it on their own: try that
         # moment first (found without looking at nodes that open later), then every later one.
         lower = self._kth_start(table, count, span)
         if math.isinf(lower):
             return None
-        slot = self._gang_at(table, count, span, lower, one_block)
+        slot = self._gang_at(table, count, span, lower, one_block=False)
         if slot is not None:
             return slot
         # Candidate starts: each node's first clear moment, and each moment a node comes clear
@@ -189,7 +193,7 @@ class NodePlan:
         for at in sorted(t for t in each if t > lower):
             if math.isinf(at):
                 break
-            slot = self._gang_at(table, count, span, at, one_block)
+            slot = self._gang_at(table, count, span, at, one_block=False)
             if slot is not None:
                 return slot
         return None
@@ -212,6 +216,7 @@ class NodePlan:
         count: int,
         span: tuple[float, float],
         at: float,
+        *,
         one_block: bool,
     ) -> Slot | None:
         """`count` nodes clear at `at`: the first in the table, or by block (topology)."""
